@@ -1,0 +1,64 @@
+# geneinr - build, run and test.
+#   make          build build/geneinr
+#   make run      install missing Debian packages (as root), build, run the demo job
+#   make test     install missing packages, build, run the whole test suite
+#   make bench    speed and memory benchmarks (figures go to docs/BENCHMARKS.md)
+#   make asan     build the suite with AddressSanitizer + UBSan and run it
+
+PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
+CC      := gcc
+SAN     ?=
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/nifti \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnifti2 -lznz -lz -lm $(SAN)
+BUILD   ?= build
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps run test bench asan clean
+all: $(BUILD)/geneinr
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/geneinr: $(BUILD)/obj/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/check.h $(LIB_OBJ) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJ) | $(BUILD)/bench
+	$(CC) $(CFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
+	mkdir -p $@
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tools/run_demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@tests/run.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@tools/bench.sh $(BUILD)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    build-asan/geneinr $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
+	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh build-asan
+
+clean:
+	rm -rf build build-asan

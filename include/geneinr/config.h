@@ -1,0 +1,115 @@
+/* config.h - the run configuration: one YAML file plus --set overrides.
+ *
+ * Every option has a default, a documented meaning and a validation. The
+ * schema (key, type, default, allowed values, meaning) lives in one table in
+ * config.c; parsing, --set overrides, validation, the printed reference
+ * (`geneinr config --reference`, docs/CONFIG.md) and the effective-config dump
+ * all come from that table, so they cannot disagree.
+ *
+ * Paths in the config are used as written (relative to the working directory
+ * of the command), like every other command-line tool.
+ */
+#ifndef GENEINR_CONFIG_H
+#define GENEINR_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "geneinr/error.h"
+
+#define GI_PATH_MAX 1024
+#define GI_NAME_MAX 64
+
+enum gi_arch { GI_ARCH_SIREN = 0, GI_ARCH_FOURIER = 1 };           /* "siren", "fourier" */
+enum gi_gene_mode { GI_GENE_CONCAT = 0, GI_GENE_FACTORIZED = 1 };  /* "concat", "factorized" */
+enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding", "spectral" */
+enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
+enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
+enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+
+typedef struct gi_config {
+    char source[GI_PATH_MAX];          /* the YAML file this came from */
+
+    struct {
+        char samples[GI_PATH_MAX];     /* data.samples: sample table CSV (required) */
+        char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
+    } data;
+
+    struct {
+        int arch;                      /* model.arch: siren | fourier */
+        int hidden_layers;             /* model.hidden_layers: number of hidden layers (>= 1) */
+        int width;                     /* model.width: units per hidden layer */
+        float omega0;                  /* model.omega0: SIREN first-layer frequency */
+        float omega_hidden;            /* model.omega_hidden: SIREN hidden-layer frequency */
+        int fourier_features;          /* model.fourier_features: number of random frequencies (fourier arch) */
+        float fourier_scale;           /* model.fourier_scale: std of the frequencies, cycles per unit of normalised coords */
+        int gene_mode;                 /* model.gene_mode: concat | factorized */
+        int gene_code;                 /* model.gene_code: embedding | spectral (concat mode) */
+        int gene_dim;                  /* model.gene_dim: learned gene embedding size (concat+embedding) */
+        int gene_frequencies;          /* model.gene_frequencies: sinusoidal frequencies of the spectral code */
+        int donor_dim;                 /* model.donor_dim: donor embedding size (0 = no donor input) */
+        int anatomy_dim;               /* model.anatomy_dim: anatomical label embedding size */
+    } model;
+
+    struct {
+        int steps;                     /* train.steps: optimizer steps */
+        int batch_size;                /* train.batch_size: samples per step, 0 = full batch */
+        int optimizer;                 /* train.optimizer: adam | adamw */
+        float lr;                      /* train.lr: peak learning rate */
+        float weight_decay;            /* train.weight_decay */
+        float beta1, beta2, eps;       /* train.beta1, train.beta2, train.eps */
+        int schedule;                  /* train.schedule: constant | step | cosine */
+        int warmup_steps;              /* train.warmup_steps: linear warm-up from 0 */
+        float min_lr;                  /* train.min_lr: floor of the cosine schedule */
+        int step_every;                /* train.step_every: step schedule period */
+        float step_gamma;              /* train.step_gamma: step schedule factor */
+        float clip_norm;               /* train.clip_norm: global gradient-norm clip, 0 = off */
+        int val_mode;                  /* train.validation: none | fraction | donor */
+        float val_fraction;            /* train.val_fraction: share of samples held out */
+        char val_donor[GI_NAME_MAX];   /* train.val_donor: donor held out (validation: donor) */
+        int val_every;                 /* train.val_every: steps between validation scores */
+        int patience;                  /* train.patience: validations without improvement before stopping, 0 = never stop early */
+        int checkpoint_every;          /* train.checkpoint_every: steps between checkpoints, 0 = only at the end */
+        int log_every;                 /* train.log_every: steps between progress lines */
+        uint64_t seed;                 /* train.seed */
+    } train;
+
+    struct {
+        char mask[GI_PATH_MAX];        /* render.mask: mask NIfTI defining the grid (required to render) */
+        int batch_voxels;              /* render.batch_voxels: voxels evaluated per batch */
+        char donor[GI_NAME_MAX];       /* render.donor: "average" or a donor name */
+        int nifti;                     /* render.nifti: also write one .nii.gz per gene */
+        int buffer_mb;                 /* render.buffer_mb: bound on the output buffer per rank */
+    } render;
+
+    struct {
+        char out[GI_PATH_MAX];         /* run.out: run folder ("" = runs/<config name>) */
+        int threads;                   /* run.threads: OpenBLAS threads per rank, 0 = cores / ranks */
+    } run;
+} gi_config;
+
+/* Fill every field with its default. */
+void gi_config_defaults(gi_config *c);
+
+/* Load a YAML file over the defaults, then apply overrides ("key.path=value",
+ * each parsed as YAML scalar), then validate everything. Errors name the
+ * file:line (or "--set key") and what is allowed. path may be NULL (defaults
+ * + overrides only). */
+int gi_config_load(gi_config *c, const char *path, const char *const *overrides,
+                   int n_overrides, gi_err *err);
+
+/* Validate a filled config (also called by gi_config_load). */
+int gi_config_validate(const gi_config *c, gi_err *err);
+
+/* The effective config as YAML text (malloc'd, caller frees): stored in
+ * checkpoints and atlases and re-loadable with gi_config_load. */
+char *gi_config_to_yaml(const gi_config *c);
+
+/* Parse YAML text (e.g. from a checkpoint) instead of a file; name is used in
+ * error messages. */
+int gi_config_load_text(gi_config *c, const char *text, const char *name, gi_err *err);
+
+/* The reference of all keys as a Markdown table (key, default, allowed, meaning). */
+void gi_config_print_reference(FILE *f);
+
+#endif

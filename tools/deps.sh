@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian packages geneinr needs (as root), or print the exact
+# apt-get line (otherwise). Quiet when everything is present.
+PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-openmpi-dev
+libnifti2-dev libyaml-dev zlib1g-dev python3-numpy python3-h5py python3-nibabel"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+    echo "geneinr: installing missing Debian packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $missing >/dev/null || {
+        echo "geneinr: apt-get install failed; run: apt-get install -y$missing" >&2; exit 1; }
+else
+    echo "geneinr: missing Debian packages. Run as root:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends$missing" >&2
+    exit 1
+fi
