@@ -80,6 +80,7 @@ typedef struct gi_config {
         char donor[GI_NAME_MAX];       /* render.donor: "average" or a donor name */
         int nifti;                     /* render.nifti: also write one .nii.gz per gene */
         int buffer_mb;                 /* render.buffer_mb: bound on the output buffer per rank */
+        int compress;                  /* render.compress: HDF5 deflate level 0-9 for /expression (0 = none) */
     } render;
 
     struct {

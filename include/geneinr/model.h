@@ -1,0 +1,128 @@
+/* model.h - the conditional implicit neural representation.
+ *
+ * One network maps a point (normalised MNI coordinates, donor, anatomical
+ * label, and in concat mode a gene) to expression. Layout, llm.c style: all
+ * trainable parameters live in one contiguous buffer `params` and their
+ * gradients in `grads` (same layout), so zeroing, checkpointing and the MPI
+ * allreduce are one call each. Non-trained constants (Fourier frequencies,
+ * spectral gene codes) live in `fixed` and are checkpointed too.
+ *
+ * Input vector of the first layer, per point, in this order:
+ *   coords   siren: xyz (3)            fourier: [sin(2 pi B xyz), cos(2 pi B xyz)] (2F)
+ *   donor    donor_dim values: the donor's embedding row, or the mean of all
+ *            rows when the donor index is -1 ("donor average"); absent if donor_dim = 0
+ *   anatomy  anatomy_dim values: the label's embedding row; absent if n_labels = 0
+ *   gene     concat mode only: learned embedding row (gene_dim) or the spectral
+ *            code [sin(2^f pi t_g), cos(2^f pi t_g)], f = 0..F-1 (2F values)
+ * Then hidden_layers layers of `width` units: siren: a = sin(omega * (x W^T + b))
+ * with omega0 on the first layer and omega_hidden after; fourier: ReLU.
+ * Output layer (linear): concat mode -> 1 output (the gene asked for);
+ * factorized mode -> n_genes outputs: row g of the output weight matrix is
+ * gene g's readout embedding, so one trunk pass yields every gene.
+ *
+ * Shapes: activations are row-major (batch, features); weights are
+ * (out, in) row-major; y = x W^T + b computed with cblas_sgemm.
+ *
+ * Parameter buffer order: for each layer l (hidden..., output): W_l, b_l; then
+ * donor embedding [n_donors][donor_dim], anatomy embedding
+ * [n_labels][anatomy_dim], gene embedding [n_genes][gene_dim] (concat+embedding).
+ */
+#ifndef GENEINR_MODEL_H
+#define GENEINR_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "geneinr/error.h"
+
+/* The fixed MNI box that maps millimetres to [-1, 1]^3 (the MNI152 1 mm grid's
+ * extent). Fixed, not the data's range, so a model means the same on any grid. */
+#define GI_MNI_XMIN (-90.0)
+#define GI_MNI_XMAX 90.0
+#define GI_MNI_YMIN (-126.0)
+#define GI_MNI_YMAX 90.0
+#define GI_MNI_ZMIN (-72.0)
+#define GI_MNI_ZMAX 108.0
+
+/* MNI mm -> normalised coordinates. */
+void gi_mni_normalise(double x, double y, double z, float out[3]);
+
+typedef struct gi_model_spec {
+    int arch;                /* GI_ARCH_SIREN | GI_ARCH_FOURIER (config.h) */
+    int gene_mode;           /* GI_GENE_CONCAT | GI_GENE_FACTORIZED */
+    int gene_code;           /* GI_CODE_EMBEDDING | GI_CODE_SPECTRAL (concat) */
+    int hidden_layers, width;
+    float omega0, omega_hidden;
+    int fourier_features;    /* F */
+    float fourier_scale;     /* B ~ N(0, scale^2) */
+    int n_genes, gene_dim, gene_frequencies;
+    int n_donors, donor_dim;
+    int n_labels, anatomy_dim;   /* n_labels = 0: no anatomical input */
+} gi_model_spec;
+
+typedef struct gi_layer {
+    int in, out;
+    size_t w_off, b_off;     /* offsets into params / grads */
+    float omega;             /* siren sine frequency; 0 = ReLU (fourier hidden); output layer: 0 and linear */
+} gi_layer;
+
+typedef struct gi_model {
+    gi_model_spec spec;
+    int n_layers;            /* hidden_layers + 1 */
+    gi_layer *layers;
+    int in_dim;              /* first-layer input width */
+    int n_out;               /* 1 (concat) or n_genes (factorized) */
+    size_t donor_off, anat_off, gene_off;   /* embedding offsets into params */
+    size_t n_params;
+    float *params;
+    float *grads;
+    size_t n_fixed;
+    float *fixed;            /* [F][3] Fourier B, then [n_genes][2*gene_frequencies] spectral codes */
+    size_t fourier_off, code_off;           /* offsets into fixed */
+} gi_model;
+
+/* One batch of points. */
+typedef struct gi_batch {
+    int n;
+    const float *xyz;        /* [n][3] normalised coordinates */
+    const int *donor;        /* [n] donor index, -1 = donor average; NULL if donor_dim = 0 */
+    const int *label;        /* [n] label index in [0, n_labels); NULL if n_labels = 0 */
+    const int *gene;         /* [n] gene index (concat mode only), else NULL */
+} gi_batch;
+
+/* Activations kept for the backward pass, sized for up to max_batch points. */
+typedef struct gi_workspace gi_workspace;
+
+/* Build the layout and initialise parameters deterministically from seed
+ * (SIREN init for siren; He-uniform for fourier; embeddings N(0, 0.1^2);
+ * Fourier B from seed). Spectral codes start at t_g = g / max(1, n_genes-1)
+ * until gi_model_set_gene_positions is called. */
+int gi_model_init(gi_model *m, const gi_model_spec *spec, uint64_t seed, gi_err *err);
+
+/* Allocate the layout only (params zeroed): for loading a checkpoint. */
+int gi_model_alloc(gi_model *m, const gi_model_spec *spec, gi_err *err);
+
+void gi_model_free(gi_model *m);
+
+/* Set the spectral 1-D gene positions t_g in [0, 1] and recompute the codes. */
+void gi_model_set_gene_positions(gi_model *m, const float *t);
+
+gi_workspace *gi_workspace_new(const gi_model *m, int max_batch);
+void gi_workspace_free(gi_workspace *ws);
+
+/* out: [n][n_out]. Keeps what backward needs in ws. */
+void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out);
+
+/* dout: [n][n_out] = dLoss/dout. Accumulates (+=) into m->grads; call right
+ * after gi_model_forward on the same batch and workspace. Points with donor
+ * -1 contribute no donor-embedding gradient. */
+void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout);
+
+/* 1-D spectral ordering of genes (the paper's gene code): positions in [0, 1]
+ * from the Fiedler vector of the normalised Laplacian of the gene affinity
+ * (1 + r) / 2, r = Pearson correlation over samples where both genes are
+ * measured. values: [n][n_genes], NaN = missing. Deterministic sign: gene 0
+ * gets t <= 0.5. With one gene t = 0. */
+int gi_gene_spectral_positions(const float *values, int n, int n_genes, float *t, gi_err *err);
+
+#endif
