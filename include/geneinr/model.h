@@ -118,6 +118,24 @@ void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, fl
  * -1 contribute no donor-embedding gradient. */
 void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout);
 
+/* Named parameter blocks, in buffer order (for debugging, checkpoints and
+ * tests): "layer<l>.W" [out][in], "layer<l>.b" [1][out] for the hidden layers,
+ * "output.W", "output.b", then "donor", "anatomy", "gene" embeddings where
+ * present (blocks of size 0 are not listed). Fills up to max entries of out
+ * (out may be NULL when max = 0) and returns the total number of blocks. */
+typedef struct gi_param_block {
+    char name[24];
+    size_t off;              /* offset into params / grads */
+    int rows, cols;          /* row-major; size = rows * cols */
+} gi_param_block;
+
+int gi_model_param_blocks(const gi_model *m, gi_param_block *out, int max);
+
+/* Input of layer `layer` as kept by the last gi_model_forward on ws:
+ * [n][layers[layer].in], row-major. layer = n_layers - 1 gives the trunk
+ * features that the output layer reads (one row per point). */
+const float *gi_workspace_layer_input(const gi_workspace *ws, int layer);
+
 /* 1-D spectral ordering of genes (the paper's gene code): positions in [0, 1]
  * from the Fiedler vector of the normalised Laplacian of the gene affinity
  * (1 + r) / 2, r = Pearson correlation over samples where both genes are

@@ -1,0 +1,52 @@
+/* checkpoint.h - everything needed to resume training or to render.
+ *
+ * A gi_state is the trained model plus what gives its numbers meaning: the
+ * optimizer moments and step, the best-validation parameters, the per-gene
+ * normalisation, gene/donor names, the anatomy label list and the config.
+ *
+ * HDF5 layout (written serially by one rank, to PATH.tmp then renamed):
+ *   /params /best_params /adam_m /adam_v   float32 [n_params]
+ *   /fixed                                 float32 [n_fixed] (Fourier B, gene codes)
+ *   /gene_mean /gene_std                   float32 [n_genes] (targets = (value - mean) / std)
+ *   /gene_position                         float32 [n_genes] (spectral 1-D position)
+ *   /genes /donors                         variable-length strings
+ *   /label_values                          int32 [n_labels] (anatomy index -> label value)
+ *   root attributes: kind = "checkpoint", geneinr_version, config (YAML),
+ *     step, adam_t, best_step, bad_evals, stopped, best_val, seed, and the
+ *     model spec (arch, gene_mode, ... as integers/floats).
+ * Object timestamps are off, so equal states give byte-identical files.
+ */
+#ifndef GENEINR_CHECKPOINT_H
+#define GENEINR_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "geneinr/error.h"
+#include "geneinr/model.h"
+#include "geneinr/optim.h"
+
+typedef struct gi_state {
+    gi_model model;              /* params = the latest parameters */
+    float *best_params;          /* [n_params] parameters at the best validation score */
+    gi_adam adam;
+    long step;                   /* optimizer steps completed */
+    long best_step;
+    double best_val;             /* best validation MSE (normalised units); INFINITY if none */
+    int bad_evals;               /* validations since the best one */
+    int stopped;                 /* 1 once early stopping has triggered */
+    uint64_t seed;
+    int n_genes;
+    char **genes;
+    float *gene_mean, *gene_std, *gene_position;
+    int n_donors;
+    char **donors;
+    int n_labels;                /* 0 = no anatomical input */
+    int *label_values;
+    char *config_yaml;
+} gi_state;
+
+int gi_checkpoint_save(const gi_state *st, const char *path, gi_err *err);
+int gi_checkpoint_load(gi_state *st, const char *path, gi_err *err);
+void gi_state_free(gi_state *st);
+
+#endif

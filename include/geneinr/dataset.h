@@ -1,0 +1,33 @@
+/* dataset.h - a sample table turned into model inputs and training targets.
+ *
+ * Coordinates are normalised with the fixed MNI box (model.h); targets are
+ * standardised per gene, (value - mean) / std, with mean and std taken over
+ * the training samples only so the validation set stays unseen. Each sample is
+ * assigned to training or validation by the split in the config: a random
+ * fraction (a pure function of seed and sample index, so identical on every
+ * rank and for every rank count) or every sample of one donor.
+ */
+#ifndef GENEINR_DATASET_H
+#define GENEINR_DATASET_H
+
+#include "geneinr/config.h"
+#include "geneinr/error.h"
+#include "geneinr/samples.h"
+
+typedef struct gi_dataset {
+    gi_samples s;            /* the table as read */
+    float *xyz;              /* [n][3] normalised coordinates */
+    int *label;              /* [n] anatomy label index, NULL without data.anatomy */
+    int n_labels;            /* 0 without data.anatomy */
+    int *label_values;       /* [n_labels] */
+    float *y;                /* [n][n_genes] standardised targets, NaN = not measured */
+    float *gene_mean, *gene_std;  /* [n_genes] */
+    unsigned char *is_val;   /* [n] 1 = validation sample */
+    int val_donor;           /* held-out donor index (validation: donor), else -1 */
+    int n_train, n_val;
+} gi_dataset;
+
+int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err);
+void gi_dataset_free(gi_dataset *d);
+
+#endif

@@ -1,0 +1,38 @@
+/* train.h - data-parallel training of the conditional INR over MPI.
+ *
+ * Every rank holds the same model and the whole (small) sample table, and
+ * works on its share of each step's units: a unit is a sample (factorized
+ * mode: all its measured genes at once) or a measured (sample, gene) pair
+ * (concat mode). Gradients of the global mean squared error are summed with
+ * one MPI_Allreduce and every rank takes the same optimizer step, so results
+ * depend on the rank count only through float rounding. Mini-batches are a
+ * pure function of (seed, step) - the same global batch for any rank count and
+ * after a resume - which, with the checkpointed optimizer state, makes a
+ * resumed run bit-identical to an uninterrupted one.
+ *
+ * Output in out_dir: checkpoint.h5 (every train.checkpoint_every steps and at
+ * the end) and train_log.csv (step, loss, val_loss, lr, grad_norm, seconds),
+ * written by rank 0; rank 0 prints a progress line every train.log_every steps.
+ */
+#ifndef GENEINR_TRAIN_H
+#define GENEINR_TRAIN_H
+
+#include <mpi.h>
+
+#include "geneinr/config.h"
+#include "geneinr/error.h"
+
+typedef struct gi_train_result {
+    long steps;              /* optimizer steps completed */
+    double loss;             /* last training MSE (standardised units) */
+    double best_val;         /* best validation MSE, NAN without validation */
+    long best_step;
+    int stopped_early;
+    double seconds;
+} gi_train_result;
+
+/* resume: checkpoint to continue from, or NULL. Collective over comm. */
+int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
+             gi_train_result *res, gi_err *err);
+
+#endif

@@ -1,0 +1,854 @@
+/* atlas.c - the HDF5 atlas: written collectively by all ranks, read serially
+ * (layout in atlas.h).
+ *
+ * Writing has two phases, because of what parallel HDF5 can and cannot do:
+ *   1. gi_atlas_create / gi_atlas_write_slices: every rank opens PATH.tmp
+ *      through the MPI-IO driver. /expression and /mask are created up front at
+ *      their full size with a fill value (NaN / 0), so any chunk nobody writes
+ *      reads as "outside the mask". Each rank writes its own z-slab with a
+ *      collective transfer: parallel HDF5 (>= 1.10.2) can write deflated
+ *      datasets only collectively, so a rank without slices still joins the
+ *      call with an empty selection.
+ *   2. gi_atlas_finish: the parallel file is closed and rank 0 alone reopens it
+ *      with the default (serial) driver to add what MPI-IO cannot write -
+ *      variable-length strings (/genes, /donors, string attributes) - and
+ *      /affine. Then PATH.tmp is renamed to PATH.
+ *
+ * What must stay true:
+ *   - a collective function succeeds on every rank or fails on every rank with
+ *     the same message (agree()); no rank enters the next collective call
+ *     alone, so a failure on one rank never leaves the others hanging.
+ *   - a file at PATH is complete; PATH.tmp is removed on abort or failure.
+ *   - HDF5's automatic error printing is off inside these functions (it would
+ *     print a stack trace for failures we handle); the innermost HDF5 message
+ *     is appended to our own instead.
+ */
+#include "geneinr/atlas.h"
+#include "geneinr/version.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#define ATLAS_LAYOUT                                                                          \
+    "/expression[gene][k][j][i] float32, NaN outside mask; /mask[k][j][i] uint8, 1 inside; " \
+    "/affine maps (i,j,k,1) to MNI mm; /genes and /donors are UTF-8 names"
+
+struct gi_atlas_writer {
+    MPI_Comm comm;                /* our own duplicate of the caller's communicator */
+    int rank, size;
+    char *path, *tmp_path;
+    hid_t file, expr, mask, dxpl; /* -1 when not open */
+    /* Copies of gi_atlas_info for the serial metadata phase (the caller's
+     * memory may be gone by then). */
+    int n_genes, n_donors;
+    char **genes, **donors;
+    int nx, ny, nz;
+    double affine[16];
+    char *units, *normalisation, *config_yaml, *rendered_for, *kind;
+    int compress;
+};
+
+/* ---- HDF5 error handling ------------------------------------------------ */
+
+typedef struct h5_printer {
+    H5E_auto2_t fn;
+    void *data;
+} h5_printer;
+
+/* Switch HDF5's automatic error-stack printing off; h5_loud puts it back. */
+static h5_printer h5_quiet(void)
+{
+    h5_printer p = { NULL, NULL };
+    H5Eget_auto2(H5E_DEFAULT, &p.fn, &p.data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return p;
+}
+
+static void h5_loud(h5_printer p) { H5Eset_auto2(H5E_DEFAULT, p.fn, p.data); }
+
+static herr_t h5_innermost(unsigned n, const H5E_error2_t *e, void *out)
+{
+    if (n == 0 && e->desc && e->desc[0])
+        snprintf(out, 512, "%s", e->desc);
+    return 0;
+}
+
+/* gi_fail with the innermost message of HDF5's current error stack appended.
+ * Call it right after the failing HDF5 call (the next call clears the stack). */
+__attribute__((format(printf, 2, 3)))
+static int h5_fail(gi_err *err, const char *fmt, ...)
+{
+    char what[1024], detail[512] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_innermost, detail);
+    if (detail[0])
+        return gi_fail(err, "%s (HDF5: %s)", what, detail);
+    return gi_fail(err, "%s", what);
+}
+
+/* ---- collective error agreement ----------------------------------------- */
+
+/* Every rank passes its own result (0 or -1). If any rank failed, every rank
+ * gets the message of the lowest failing rank (prefixed with that rank when
+ * there are several) and -1; otherwise 0. Collective over comm. */
+static int agree(MPI_Comm comm, int local_rc, gi_err *err)
+{
+    int rank, size, mine, first;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    mine = local_rc == 0 ? size : rank;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == size)
+        return 0;
+    char msg[sizeof err->msg];
+    if (rank == first)
+        memcpy(msg, err->msg, sizeof msg);
+    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, comm);
+    msg[sizeof msg - 1] = '\0';
+    if (size > 1)
+        return gi_fail(err, "rank %d: %s", first, msg);
+    return gi_fail(err, "%s", msg);
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void free_strings(char **v, int n)
+{
+    if (!v)
+        return;
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Copy n (non-NULL) strings; NULL (with *bad set) if memory runs out. */
+static char **copy_strings(const char *const *src, int n, int *bad)
+{
+    char **v = calloc(n > 0 ? (size_t)n : 1, sizeof *v);
+    if (!v) {
+        *bad = 1;
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!(v[i] = strdup(src[i]))) {
+            free_strings(v, n);
+            *bad = 1;
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* The variable-length UTF-8 string type used for every name and text attribute. */
+static hid_t vlen_utf8(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return -1;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+/* ---- writer: set-up ----------------------------------------------------- */
+
+static void writer_free(gi_atlas_writer *w)
+{
+    if (!w)
+        return;
+    if (w->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&w->comm);
+    free(w->path);
+    free(w->tmp_path);
+    free_strings(w->genes, w->n_genes);
+    free_strings(w->donors, w->n_donors);
+    free(w->units);
+    free(w->normalisation);
+    free(w->config_yaml);
+    free(w->rendered_for);
+    free(w->kind);
+    free(w);
+}
+
+/* Local (not collective): check info and copy it into w. */
+static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info *info, gi_err *err)
+{
+    if (!path || !path[0])
+        return gi_fail(err, "atlas: no output path given");
+    if (!info)
+        return gi_fail(err, "%s: no atlas description given", path);
+    if (info->n_genes < 1 || !info->genes)
+        return gi_fail(err, "%s: an atlas needs at least one gene (got %d)", path, info->n_genes);
+    if (info->n_donors < 0 || (info->n_donors > 0 && !info->donors))
+        return gi_fail(err, "%s: bad donor list (%d donors)", path, info->n_donors);
+    if (info->nx < 1 || info->ny < 1 || info->nz < 1)
+        return gi_fail(err, "%s: bad grid %d x %d x %d", path, info->nx, info->ny, info->nz);
+    /* One chunk is one z-slice; HDF5 chunks must stay below 4 GiB. */
+    if ((uint64_t)info->nx * (uint64_t)info->ny * sizeof(float) >= UINT64_C(4294967295))
+        return gi_fail(err, "%s: a %d x %d z-slice is too large for one HDF5 chunk", path, info->nx, info->ny);
+    if (!info->kind || !info->kind[0])
+        return gi_fail(err, "%s: the atlas kind (\"atlas\" or \"truth\") is not set", path);
+    if (info->compress < 0 || info->compress > 9)
+        return gi_fail(err, "%s: deflate level %d is not in 0-9", path, info->compress);
+    if (info->compress > 0 && (H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0 || H5Zfilter_avail(H5Z_FILTER_SHUFFLE) <= 0))
+        return gi_fail(err, "%s: this HDF5 library has no deflate filter; set compress to 0", path);
+
+    for (int i = 0; i < info->n_genes; i++)
+        if (!info->genes[i])
+            return gi_fail(err, "%s: gene %d has no name", path, i);
+    for (int i = 0; i < info->n_donors; i++)
+        if (!info->donors[i])
+            return gi_fail(err, "%s: donor %d has no name", path, i);
+
+    size_t len = strlen(path);
+    int bad = 0;
+    w->path = strdup(path);
+    w->tmp_path = malloc(len + 5);
+    if (w->tmp_path)
+        snprintf(w->tmp_path, len + 5, "%s.tmp", path);
+    w->n_genes = info->n_genes;
+    w->genes = copy_strings(info->genes, info->n_genes, &bad);
+    w->n_donors = info->n_donors;
+    w->donors = copy_strings(info->donors, info->n_donors, &bad);
+    w->nx = info->nx;
+    w->ny = info->ny;
+    w->nz = info->nz;
+    memcpy(w->affine, info->affine, sizeof w->affine);
+    w->units = dup_or_null(info->units);
+    w->normalisation = dup_or_null(info->normalisation);
+    w->config_yaml = dup_or_null(info->config_yaml);
+    w->rendered_for = dup_or_null(info->rendered_for);
+    w->kind = strdup(info->kind);
+    w->compress = info->compress;
+    if (bad || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
+        (info->normalisation && !w->normalisation) || (info->config_yaml && !w->config_yaml) ||
+        (info->rendered_for && !w->rendered_for))
+        return gi_fail(err, "%s: out of memory", path);
+    return 0;
+}
+
+/* Collective: a chunked dataset of one z-slice per chunk, filled with *fill. */
+static hid_t create_dataset(gi_atlas_writer *w, const char *name, hid_t file_type, int ndim,
+                            const hsize_t *dims, hid_t fill_type, const void *fill, gi_err *err)
+{
+    hsize_t chunk[4];
+    for (int d = 0; d < ndim; d++)
+        chunk[d] = d < ndim - 2 ? 1 : dims[d];
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), space = -1, dset = -1;
+    if (dcpl < 0 || H5Pset_chunk(dcpl, ndim, chunk) < 0 ||
+        (w->compress > 0 && (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)w->compress) < 0)) ||
+        H5Pset_fill_value(dcpl, fill_type, fill) < 0 ||
+        /* Parallel HDF5 allocates every chunk at creation; write the fill
+         * value then, so slices no rank writes read as fill, not garbage. */
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC) < 0) {
+        h5_fail(err, "%s: cannot set up /%s", w->tmp_path, name);
+        goto done;
+    }
+    space = H5Screate_simple(ndim, dims, NULL);
+    if (space < 0) {
+        h5_fail(err, "%s: cannot describe the shape of /%s", w->tmp_path, name);
+        goto done;
+    }
+    dset = H5Dcreate2(w->file, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dset < 0)
+        h5_fail(err, "%s: cannot create /%s", w->tmp_path, name);
+done:
+    if (space >= 0)
+        H5Sclose(space);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    return dset;
+}
+
+/* Collective: create PATH.tmp and its two big datasets. */
+static int writer_open(gi_atlas_writer *w, gi_err *err)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_mpio(fapl, w->comm, MPI_INFO_NULL) < 0) {
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return h5_fail(err, "%s: cannot set up parallel HDF5 access", w->tmp_path);
+    }
+    w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    int rc = w->file < 0 ? h5_fail(err, "%s: cannot create the atlas file", w->tmp_path) : 0;
+    H5Pclose(fapl);
+    if (rc != 0)
+        return -1;
+
+    const float nan_fill = NAN;
+    const unsigned char zero_fill = 0;
+    hsize_t edims[4] = { (hsize_t)w->n_genes, (hsize_t)w->nz, (hsize_t)w->ny, (hsize_t)w->nx };
+    hsize_t mdims[3] = { (hsize_t)w->nz, (hsize_t)w->ny, (hsize_t)w->nx };
+    w->expr = create_dataset(w, "expression", H5T_IEEE_F32LE, 4, edims, H5T_NATIVE_FLOAT, &nan_fill, err);
+    if (w->expr < 0)
+        return -1;
+    w->mask = create_dataset(w, "mask", H5T_STD_U8LE, 3, mdims, H5T_NATIVE_UCHAR, &zero_fill, err);
+    if (w->mask < 0)
+        return -1;
+    w->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (w->dxpl < 0 || H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+        return h5_fail(err, "%s: cannot set up collective writes", w->tmp_path);
+    return 0;
+}
+
+/* Collective: close whatever of the parallel file is open. */
+static int writer_close_parallel(gi_atlas_writer *w, gi_err *err)
+{
+    int rc = 0;
+    if (w->dxpl >= 0 && H5Pclose(w->dxpl) < 0)
+        rc = h5_fail(err, "%s: cannot close the transfer properties", w->tmp_path);
+    if (w->mask >= 0 && H5Dclose(w->mask) < 0 && rc == 0)
+        rc = h5_fail(err, "%s: cannot close /mask", w->tmp_path);
+    if (w->expr >= 0 && H5Dclose(w->expr) < 0 && rc == 0)
+        rc = h5_fail(err, "%s: cannot close /expression", w->tmp_path);
+    if (w->file >= 0 && H5Fclose(w->file) < 0 && rc == 0)
+        rc = h5_fail(err, "%s: cannot close the parallel file", w->tmp_path);
+    w->dxpl = w->mask = w->expr = w->file = -1;
+    return rc;
+}
+
+/* Collective: close, remove PATH.tmp (rank 0), free. */
+static void writer_discard(gi_atlas_writer *w)
+{
+    writer_close_parallel(w, NULL);
+    MPI_Barrier(w->comm); /* everyone has closed before the file goes */
+    if (w->rank == 0)
+        unlink(w->tmp_path);
+    MPI_Barrier(w->comm); /* and it is gone for everyone on return */
+    writer_free(w);
+}
+
+gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas_info *info, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    h5_printer printer = h5_quiet();
+    gi_atlas_writer *w = calloc(1, sizeof *w);
+    int rc;
+    if (w) {
+        w->comm = MPI_COMM_NULL;
+        w->file = w->expr = w->mask = w->dxpl = -1;
+        rc = writer_fill(w, path, info, err);
+    } else {
+        rc = gi_fail(err, "%s: out of memory", path ? path : "atlas");
+    }
+    if (agree(comm, rc, err) != 0) {
+        writer_free(w);
+        h5_loud(printer);
+        return NULL;
+    }
+    MPI_Comm_dup(comm, &w->comm);
+    MPI_Comm_rank(w->comm, &w->rank);
+    MPI_Comm_size(w->comm, &w->size);
+    if (agree(w->comm, writer_open(w, err), err) != 0) {
+        writer_discard(w);
+        h5_loud(printer);
+        return NULL;
+    }
+    h5_loud(printer);
+    return w;
+}
+
+/* ---- writer: slices ------------------------------------------------------ */
+
+/* Collective: write count[] elements at start[] of dset from buf (a block of
+ * exactly that shape), or join with an empty selection when nothing is to be
+ * written (count[zdim] == 0). Selections are agreed before the write so that
+ * either every rank enters H5Dwrite or none does. */
+static int write_block(gi_atlas_writer *w, hid_t dset, const char *name, int ndim, const hsize_t *start,
+                       const hsize_t *count, int empty, hid_t mem_type, const void *buf, gi_err *err)
+{
+    static const unsigned char dummy = 0;
+    hsize_t one = 1;
+    int rc = 0;
+    hid_t fspace = H5Dget_space(dset);
+    hid_t mspace = empty ? H5Screate_simple(1, &one, NULL) : H5Screate_simple(ndim, count, NULL);
+    if (fspace < 0 || mspace < 0)
+        rc = h5_fail(err, "%s: cannot get the dataspace of /%s", w->tmp_path, name);
+    else if (empty ? (H5Sselect_none(fspace) < 0 || H5Sselect_none(mspace) < 0)
+                   : H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0)
+        rc = h5_fail(err, "%s: cannot select slices in /%s", w->tmp_path, name);
+    if (agree(w->comm, rc, err) == 0) {
+        if (H5Dwrite(dset, mem_type, mspace, fspace, w->dxpl, empty ? (const void *)&dummy : buf) < 0)
+            rc = h5_fail(err, "%s: cannot write /%s", w->tmp_path, name);
+        rc = agree(w->comm, rc, err);
+    } else {
+        rc = -1;
+    }
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    return rc;
+}
+
+int gi_atlas_write_slices(gi_atlas_writer *w, int z0, int nzb, const float *expr, const unsigned char *mask,
+                          gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!w)
+        return gi_fail(err, "atlas: write_slices without an open writer");
+    int rc = 0;
+    if (nzb < 0 || z0 < 0 || z0 > w->nz - nzb)
+        rc = gi_fail(err, "%s: slices %d..%d are outside the grid's 0..%d", w->tmp_path, z0, z0 + nzb - 1,
+                     w->nz - 1);
+    else if (nzb > 0 && (!expr || !mask))
+        rc = gi_fail(err, "%s: no data given for slices %d..%d", w->tmp_path, z0, z0 + nzb - 1);
+    if (agree(w->comm, rc, err) != 0)
+        return -1;
+
+    h5_printer printer = h5_quiet();
+    int empty = nzb == 0;
+    hsize_t estart[4] = { 0, (hsize_t)z0, 0, 0 };
+    hsize_t ecount[4] = { (hsize_t)w->n_genes, (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
+    hsize_t mstart[3] = { (hsize_t)z0, 0, 0 };
+    hsize_t mcount[3] = { (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
+    rc = write_block(w, w->expr, "expression", 4, estart, ecount, empty, H5T_NATIVE_FLOAT, expr, err);
+    if (rc == 0)
+        rc = write_block(w, w->mask, "mask", 3, mstart, mcount, empty, H5T_NATIVE_UCHAR, mask, err);
+    h5_loud(printer);
+    return rc;
+}
+
+/* ---- writer: serial metadata phase (rank 0) ----------------------------- */
+
+/* Each put_* reports the failing HDF5 call through h5_fail at once, before
+ * the clean-up calls clear HDF5's error stack. */
+static int put_str_attr(hid_t obj, const char *where, const char *name, const char *value, gi_err *err)
+{
+    hid_t type = vlen_utf8(), space = H5Screate(H5S_SCALAR), attr = -1;
+    int rc = 0;
+    if (type < 0 || space < 0 || (attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(attr, type, &value) < 0)
+        rc = h5_fail(err, "%s: cannot write attribute %s", where, name);
+    if (attr >= 0 && H5Aclose(attr) < 0 && rc == 0)
+        rc = h5_fail(err, "%s: cannot write attribute %s", where, name);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    return rc;
+}
+
+static int put_strings(hid_t file, const char *where, const char *name, char *const *v, int n, gi_err *err)
+{
+    hsize_t dims = (hsize_t)n;
+    hid_t type = vlen_utf8(), space = H5Screate_simple(1, &dims, NULL), dset = -1;
+    int rc = 0;
+    if (type < 0 || space < 0 ||
+        (dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        (n > 0 && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0))
+        rc = h5_fail(err, "%s: cannot write /%s", where, name);
+    if (dset >= 0 && H5Dclose(dset) < 0 && rc == 0)
+        rc = h5_fail(err, "%s: cannot write /%s", where, name);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    return rc;
+}
+
+static int put_affine(hid_t file, const char *where, const double *affine, gi_err *err)
+{
+    hsize_t dims[2] = { 4, 4 };
+    hid_t space = H5Screate_simple(2, dims, NULL), dset = -1;
+    int rc = 0;
+    if (space < 0 ||
+        (dset = H5Dcreate2(file, "affine", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, affine) < 0)
+        rc = h5_fail(err, "%s: cannot write /affine", where);
+    if (dset >= 0 && H5Dclose(dset) < 0 && rc == 0)
+        rc = h5_fail(err, "%s: cannot write /affine", where);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+/* Rank 0 alone: reopen PATH.tmp serially and add names, affine and attributes. */
+static int write_metadata(gi_atlas_writer *w, gi_err *err)
+{
+    const char *where = w->tmp_path;
+    hid_t file = H5Fopen(where, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (file < 0)
+        return h5_fail(err, "%s: cannot reopen to add metadata", where);
+    char created[32];
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
+
+    hid_t expr = -1;
+    int rc = 0;
+    if (put_affine(file, where, w->affine, err) != 0 ||
+        put_strings(file, where, "genes", w->genes, w->n_genes, err) != 0 ||
+        put_strings(file, where, "donors", w->donors, w->n_donors, err) != 0 ||
+        put_str_attr(file, where, "geneinr_version", GENEINR_VERSION, err) != 0 ||
+        put_str_attr(file, where, "created", created, err) != 0 ||
+        (w->config_yaml && put_str_attr(file, where, "config", w->config_yaml, err) != 0) ||
+        (w->rendered_for && put_str_attr(file, where, "rendered_for", w->rendered_for, err) != 0) ||
+        put_str_attr(file, where, "kind", w->kind, err) != 0 ||
+        put_str_attr(file, where, "layout", ATLAS_LAYOUT, err) != 0)
+        rc = -1;
+    else if ((expr = H5Dopen2(file, "expression", H5P_DEFAULT)) < 0)
+        rc = h5_fail(err, "%s: cannot reopen /expression", where);
+    else if ((w->units && put_str_attr(expr, where, "units", w->units, err) != 0) ||
+             (w->normalisation && put_str_attr(expr, where, "normalisation", w->normalisation, err) != 0))
+        rc = -1;
+    if (expr >= 0)
+        H5Dclose(expr);
+    if (H5Fclose(file) < 0 && rc == 0)
+        rc = h5_fail(err, "%s: cannot close after adding metadata", where);
+    return rc;
+}
+
+int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!w)
+        return gi_fail(err, "atlas: finish without an open writer");
+    h5_printer printer = h5_quiet();
+    int rc = agree(w->comm, writer_close_parallel(w, err), err);
+    if (rc == 0) {
+        int rc0 = 0;
+        if (w->rank == 0) {
+            rc0 = write_metadata(w, err);
+            if (rc0 == 0 && rename(w->tmp_path, w->path) != 0)
+                rc0 = gi_fail(err, "%s: cannot rename to %s: %s", w->tmp_path, w->path, strerror(errno));
+        }
+        rc = agree(w->comm, rc0, err); /* also: PATH exists for everyone on return */
+    }
+    if (rc != 0 && w->rank == 0)
+        unlink(w->tmp_path);
+    if (rc != 0)
+        MPI_Barrier(w->comm);
+    writer_free(w);
+    h5_loud(printer);
+    return rc;
+}
+
+void gi_atlas_abort(gi_atlas_writer *w)
+{
+    if (!w)
+        return;
+    h5_printer printer = h5_quiet();
+    writer_discard(w);
+    h5_loud(printer);
+}
+
+/* ---- serial reading ------------------------------------------------------ */
+
+/* Read all strings of a dataset or attribute (variable- or fixed-length). */
+static int read_strings(hid_t obj, int is_attr, char ***out, int *n_out)
+{
+    hid_t ftype = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
+    hid_t space = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
+    hid_t mtype = -1;
+    char **v = NULL;
+    int rc = -1, n = 0;
+    hssize_t np;
+    if (ftype < 0 || space < 0 || H5Tget_class(ftype) != H5T_STRING)
+        goto done;
+    np = H5Sget_simple_extent_npoints(space);
+    if (np < 0 || np > INT32_MAX)
+        goto done;
+    n = (int)np;
+    if (!(v = calloc(n > 0 ? (size_t)n : 1, sizeof *v)) || (mtype = H5Tcopy(ftype)) < 0)
+        goto done;
+    if (H5Tis_variable_str(ftype) > 0) {
+        char **raw = calloc(n > 0 ? (size_t)n : 1, sizeof *raw);
+        herr_t r = !raw ? -1
+                   : n == 0 ? 0
+                   : is_attr ? H5Aread(obj, mtype, raw)
+                             : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
+        if (r >= 0) {
+            rc = 0;
+            for (int i = 0; i < n; i++)
+                if (!(v[i] = strdup(raw[i] ? raw[i] : "")))
+                    rc = -1;
+            if (n > 0)
+                H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
+        }
+        free(raw);
+    } else {
+        size_t size = H5Tget_size(ftype);
+        char *raw = size ? malloc((size_t)(n > 0 ? n : 1) * size) : NULL;
+        herr_t r = !raw ? -1
+                   : n == 0 ? 0
+                   : is_attr ? H5Aread(obj, mtype, raw)
+                             : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
+        if (r >= 0) {
+            rc = 0;
+            for (int i = 0; i < n; i++)
+                if (!(v[i] = strndup(raw + (size_t)i * size, size)))
+                    rc = -1;
+        }
+        free(raw);
+    }
+done:
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    if (space >= 0)
+        H5Sclose(space);
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    if (rc != 0) {
+        free_strings(v, n);
+        return -1;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static int read_name_list(hid_t file, const char *path, const char *name, char ***out, int *n, gi_err *err)
+{
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return gi_fail(err, "%s: not a geneinr atlas (no /%s dataset)", path, name);
+    int rc = read_strings(d, 0, out, n);
+    H5Dclose(d);
+    if (rc != 0)
+        return gi_fail(err, "%s: cannot read /%s as a list of strings", path, name);
+    return 0;
+}
+
+/* One string attribute of the root group, or NULL (not an error) if absent. */
+static int read_root_attr(hid_t file, const char *path, const char *name, char **out, gi_err *err)
+{
+    *out = NULL;
+    if (H5Aexists(file, name) <= 0)
+        return 0;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+    char **v = NULL;
+    int n = 0, rc = a >= 0 ? read_strings(a, 1, &v, &n) : -1;
+    if (a >= 0)
+        H5Aclose(a);
+    if (rc != 0 || n != 1) {
+        free_strings(v, n);
+        return gi_fail(err, "%s: attribute %s is not a single string", path, name);
+    }
+    *out = v[0];
+    free(v);
+    return 0;
+}
+
+/* Read a whole dataset of exactly the given shape into buf as mem_type. */
+static int read_exact(hid_t file, const char *path, const char *name, int ndim, const hsize_t *want,
+                      hid_t mem_type, void *buf, gi_err *err)
+{
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return gi_fail(err, "%s: not a geneinr atlas (no /%s dataset)", path, name);
+    hid_t space = H5Dget_space(d);
+    hsize_t dims[8];
+    int nd = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    int rc = nd == ndim ? 0 : -1;
+    if (rc == 0) {
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        for (int i = 0; i < ndim; i++)
+            if (dims[i] != want[i])
+                rc = -1;
+    }
+    if (space >= 0)
+        H5Sclose(space);
+    if (rc != 0) {
+        H5Dclose(d);
+        return gi_fail(err, "%s: /%s does not have the expected shape", path, name);
+    }
+    if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rc = h5_fail(err, "%s: cannot read /%s", path, name);
+    H5Dclose(d);
+    return rc;
+}
+
+static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
+{
+    if (access(path, R_OK) != 0)
+        return gi_fail(err, "%s: cannot read: %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        return gi_fail(err, "%s: not an HDF5 file", path);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0)
+        return h5_fail(err, "%s: cannot open", path);
+    a->file_id = (long long)file;
+    if (H5Lexists(file, "expression", H5P_DEFAULT) <= 0)
+        return gi_fail(err, "%s: not a geneinr atlas (no /expression dataset)", path);
+
+    /* Shape from /expression: [gene][nz][ny][nx] floats. */
+    hid_t d = H5Dopen2(file, "expression", H5P_DEFAULT);
+    if (d < 0)
+        return h5_fail(err, "%s: cannot open /expression", path);
+    hid_t space = H5Dget_space(d), type = H5Dget_type(d);
+    hsize_t dims[4] = { 0, 0, 0, 0 };
+    int ok = space >= 0 && type >= 0 && H5Tget_class(type) == H5T_FLOAT &&
+             H5Sget_simple_extent_ndims(space) == 4 && H5Sget_simple_extent_dims(space, dims, NULL) == 4;
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    H5Dclose(d);
+    if (!ok)
+        return gi_fail(err, "%s: /expression is not a 4-D floating-point dataset", path);
+    for (int i = 0; i < 4; i++)
+        if (dims[i] > INT32_MAX)
+            return gi_fail(err, "%s: /expression is too large", path);
+    int n_genes = (int)dims[0];
+    a->nz = (int)dims[1];
+    a->ny = (int)dims[2];
+    a->nx = (int)dims[3];
+
+    if (read_name_list(file, path, "genes", &a->genes, &a->n_genes, err) != 0)
+        return -1;
+    if (a->n_genes != n_genes)
+        return gi_fail(err, "%s: /genes has %d names but /expression has %d genes", path, a->n_genes, n_genes);
+    if (H5Lexists(file, "donors", H5P_DEFAULT) > 0) {
+        if (read_name_list(file, path, "donors", &a->donors, &a->n_donors, err) != 0)
+            return -1;
+    } else if (!(a->donors = calloc(1, sizeof *a->donors))) {
+        return gi_fail(err, "%s: out of memory", path);
+    }
+
+    hsize_t adims[2] = { 4, 4 };
+    if (read_exact(file, path, "affine", 2, adims, H5T_NATIVE_DOUBLE, a->affine, err) != 0)
+        return -1;
+    size_t nvox = (size_t)a->nx * (size_t)a->ny * (size_t)a->nz;
+    if (!(a->mask = malloc(nvox)))
+        return gi_fail(err, "%s: out of memory for the mask", path);
+    if (read_exact(file, path, "mask", 3, dims + 1, H5T_NATIVE_UCHAR, a->mask, err) != 0)
+        return -1;
+
+    if (read_root_attr(file, path, "geneinr_version", &a->version, err) != 0 ||
+        read_root_attr(file, path, "kind", &a->kind, err) != 0 ||
+        read_root_attr(file, path, "rendered_for", &a->rendered_for, err) != 0 ||
+        read_root_attr(file, path, "config", &a->config_yaml, err) != 0)
+        return -1;
+    return 0;
+}
+
+int gi_atlas_open(gi_atlas *a, const char *path, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!a)
+        return gi_fail(err, "atlas: nowhere to open %s into", path ? path : "(null)");
+    memset(a, 0, sizeof *a);
+    if (!path || !path[0])
+        return gi_fail(err, "atlas: no file name given");
+    h5_printer printer = h5_quiet();
+    int rc = atlas_load(a, path, err);
+    if (rc != 0)
+        gi_atlas_close(a);
+    h5_loud(printer);
+    return rc;
+}
+
+int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!a || a->file_id <= 0)
+        return gi_fail(err, "atlas: reading a gene from an atlas that is not open");
+    h5_printer printer = h5_quiet();
+    char path[1024] = "atlas";
+    hid_t file = (hid_t)a->file_id;
+    H5Fget_name(file, path, sizeof path);
+    if (g < 0 || g >= a->n_genes || !vol) {
+        h5_loud(printer);
+        if (!vol)
+            return gi_fail(err, "%s: no buffer for gene %d", path, g);
+        return gi_fail(err, "%s: gene index %d is not in 0..%d", path, g, a->n_genes - 1);
+    }
+    hsize_t start[4] = { (hsize_t)g, 0, 0, 0 };
+    hsize_t count[4] = { 1, (hsize_t)a->nz, (hsize_t)a->ny, (hsize_t)a->nx };
+    hid_t d = H5Dopen2(file, "expression", H5P_DEFAULT);
+    hid_t fspace = d >= 0 ? H5Dget_space(d) : -1;
+    hid_t mspace = H5Screate_simple(3, count + 1, NULL);
+    int rc = 0;
+    if (d < 0 || fspace < 0 || mspace < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, vol) < 0)
+        rc = h5_fail(err, "%s: cannot read gene %d (%s) from /expression", path, g, a->genes[g]);
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    if (d >= 0)
+        H5Dclose(d);
+    h5_loud(printer);
+    return rc;
+}
+
+int gi_atlas_gene_index(const gi_atlas *a, const char *name)
+{
+    if (!a || !a->genes || !name)
+        return -1;
+    for (int g = 0; g < a->n_genes; g++)
+        if (strcmp(a->genes[g], name) == 0)
+            return g;
+    return -1;
+}
+
+void gi_atlas_close(gi_atlas *a)
+{
+    if (!a)
+        return;
+    if (a->file_id > 0) {
+        h5_printer printer = h5_quiet();
+        H5Fclose((hid_t)a->file_id);
+        h5_loud(printer);
+    }
+    free_strings(a->genes, a->n_genes);
+    free_strings(a->donors, a->n_donors);
+    free(a->mask);
+    free(a->kind);
+    free(a->rendered_for);
+    free(a->config_yaml);
+    free(a->version);
+    memset(a, 0, sizeof *a);
+}
+
+int gi_h5_has_dataset(const char *path, const char *name)
+{
+    if (!path || !name)
+        return 0;
+    h5_printer printer = h5_quiet();
+    int found = 0;
+    if (H5Fis_hdf5(path) > 0) {
+        hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (file >= 0) {
+            /* H5Lexists fails (rather than says no) when a parent group is missing. */
+            if (H5Lexists(file, name, H5P_DEFAULT) > 0) {
+                hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+                if (d >= 0) {
+                    found = 1;
+                    H5Dclose(d);
+                }
+            }
+            H5Fclose(file);
+        }
+    }
+    h5_loud(printer);
+    return found;
+}

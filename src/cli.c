@@ -1,0 +1,532 @@
+/* cli.c - commands: phantom, train, render, run, info, score, config.
+ *
+ * Phases are visible per command: set-up (config, run folder), compute
+ * (train / render), report. Every command runs under MPI (a plain
+ * `geneinr ...` is a one-rank job); commands that are not parallel do their
+ * work on rank 0. Errors are agreed across ranks before being reported once.
+ */
+#include "geneinr/cli.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "geneinr/atlas.h"
+#include "geneinr/checkpoint.h"
+#include "geneinr/config.h"
+#include "geneinr/dist.h"
+#include "geneinr/nifti.h"
+#include "geneinr/phantom.h"
+#include "geneinr/render.h"
+#include "geneinr/samples.h"
+#include "geneinr/score.h"
+#include "geneinr/train.h"
+#include "geneinr/version.h"
+
+#define MAX_SETS 256
+
+static const char *USAGE =
+    "geneinr " GENEINR_VERSION " - voxel-level whole-brain gene expression maps from sparse tissue samples\n"
+    "with one conditional implicit neural representation, trained data-parallel over MPI.\n"
+    "\n"
+    "usage: geneinr COMMAND [options]      (run under mpirun/srun for several ranks)\n"
+    "\n"
+    "commands:\n"
+    "  phantom --out DIR [--seed N] [--genes G] [--grid 1|2]\n"
+    "                         write the synthetic dataset with known truth (samples.csv, mask.nii.gz,\n"
+    "                         anatomy.nii.gz, truth.h5, README.txt)\n"
+    "  train CONFIG [opts]    train the model; writes OUT/checkpoint.h5 and OUT/train_log.csv\n"
+    "  render CONFIG [opts]   render every gene on the mask's grid into OUT/atlas.h5 (+ NIfTI)\n"
+    "  run CONFIG [opts]      train then render, one job\n"
+    "  info FILE              describe a sample table, NIfTI, checkpoint or atlas\n"
+    "  score ATLAS --truth TRUTH.h5 --samples CSV [--stride N] [--json FILE]\n"
+    "                         accuracy of an atlas against a known truth, and of the nearest-sample map\n"
+    "  config [CONFIG] [--set k=v ...] [--reference]\n"
+    "                         print the effective config (validated), or the reference of all keys\n"
+    "\n"
+    "options of train, render and run:\n"
+    "  --out DIR              run folder (default: run.out, else runs/<config name>)\n"
+    "  --set KEY=VALUE        override a config key, e.g. --set train.steps=500 (repeatable)\n"
+    "  --resume               (train, run) continue from OUT/checkpoint.h5\n"
+    "  --resume-from FILE     (train, run) continue from FILE\n"
+    "  --checkpoint FILE      (render) render this checkpoint instead of OUT/checkpoint.h5\n"
+    "  --nifti                (render, run) also write OUT/nifti/<gene>.nii.gz (= --set render.nifti=true)\n"
+    "\n"
+    "  --help                 this text;  --version  the version\n"
+    "\n"
+    "Config reference: docs/CONFIG.md or `geneinr config --reference`.\n";
+
+typedef struct args {
+    const char *cmd;
+    const char *positional;
+    const char *out;
+    const char *sets[MAX_SETS];
+    int n_sets;
+    int resume;
+    const char *resume_from;
+    const char *checkpoint;
+    int nifti;
+    int reference;
+    const char *truth, *samples, *json;
+    long stride;
+    long seed, genes, grid;
+} args;
+
+typedef struct ctx {
+    MPI_Comm comm;
+    int rank, size;
+} ctx;
+
+static int usage_error(const ctx *x, const char *fmt, const char *what)
+{
+    if (x->rank == 0) {
+        fprintf(stderr, "geneinr: ");
+        fprintf(stderr, fmt, what);
+        fprintf(stderr, "\nRun 'geneinr --help' for usage.\n");
+    }
+    return 2;
+}
+
+static int report(const ctx *x, int rc, const gi_err *err)
+{
+    if (rc != 0 && x->rank == 0)
+        fprintf(stderr, "geneinr: error: %s\n", err->msg);
+    return rc != 0 ? 1 : 0;
+}
+
+static int parse_long(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parse argv after the command. Returns 0, or 2 after printing a usage error. */
+static int parse_args(const ctx *x, int argc, char **argv, args *a)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                         \
+    do {                                                                     \
+        if (!next)                                                           \
+            return usage_error(x, "option %s needs a value", s);             \
+        i++;                                                                 \
+    } while (0)
+        if (!strcmp(s, "--out")) {
+            NEED_VALUE();
+            a->out = next;
+        } else if (!strcmp(s, "--set")) {
+            NEED_VALUE();
+            if (a->n_sets == MAX_SETS)
+                return usage_error(x, "too many --set options (at most %s)", "256");
+            a->sets[a->n_sets++] = next;
+        } else if (!strncmp(s, "--set=", 6)) {
+            if (a->n_sets == MAX_SETS)
+                return usage_error(x, "too many --set options (at most %s)", "256");
+            a->sets[a->n_sets++] = s + 6;
+        } else if (!strcmp(s, "--resume")) {
+            a->resume = 1;
+        } else if (!strcmp(s, "--resume-from")) {
+            NEED_VALUE();
+            a->resume = 1;
+            a->resume_from = next;
+        } else if (!strcmp(s, "--checkpoint")) {
+            NEED_VALUE();
+            a->checkpoint = next;
+        } else if (!strcmp(s, "--nifti")) {
+            a->nifti = 1;
+        } else if (!strcmp(s, "--reference")) {
+            a->reference = 1;
+        } else if (!strcmp(s, "--truth")) {
+            NEED_VALUE();
+            a->truth = next;
+        } else if (!strcmp(s, "--samples")) {
+            NEED_VALUE();
+            a->samples = next;
+        } else if (!strcmp(s, "--json")) {
+            NEED_VALUE();
+            a->json = next;
+        } else if (!strcmp(s, "--stride") || !strcmp(s, "--seed") || !strcmp(s, "--genes") || !strcmp(s, "--grid")) {
+            NEED_VALUE();
+            long v;
+            if (parse_long(next, &v) != 0 || v < 0)
+                return usage_error(x, "option needs a non-negative integer, got '%s'", next);
+            if (!strcmp(s, "--stride"))
+                a->stride = v;
+            else if (!strcmp(s, "--seed"))
+                a->seed = v;
+            else if (!strcmp(s, "--genes"))
+                a->genes = v;
+            else
+                a->grid = v;
+        } else if (s[0] == '-' && s[1] == '-') {
+            return usage_error(x, "unknown option '%s'", s);
+        } else if (!a->positional) {
+            a->positional = s;
+        } else {
+            return usage_error(x, "unexpected argument '%s'", s);
+        }
+#undef NEED_VALUE
+    }
+    return 0;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, gi_err *err)
+{
+    char buf[GI_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return gi_fail(err, "path too long: %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return gi_fail(err, "%s exists and is not a folder", path);
+    return 0;
+}
+
+/* OpenBLAS threads per rank: run.threads, or the node's cores shared by the
+ * ranks on that node. */
+static void set_threads(const ctx *x, const gi_config *c)
+{
+    int threads = c->run.threads;
+    if (threads <= 0) {
+        MPI_Comm node;
+        int local = 1;
+        MPI_Comm_split_type(x->comm, MPI_COMM_TYPE_SHARED, x->rank, MPI_INFO_NULL, &node);
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = (int)(cores / local);
+        if (threads < 1)
+            threads = 1;
+    }
+    openblas_set_num_threads(threads);
+}
+
+/* Config + run folder for train/render/run. */
+static int setup_run(const ctx *x, const args *a, gi_config *c, char *out, gi_err *err)
+{
+    if (!a->positional)
+        return gi_fail(err, "%s needs a CONFIG file (e.g. configs/demo.yaml)", a->cmd);
+    const char *sets[MAX_SETS + 1];
+    int n = 0;
+    for (int i = 0; i < a->n_sets; i++)
+        sets[n++] = a->sets[i];
+    if (a->nifti)
+        sets[n++] = "render.nifti=true";
+    int rc = gi_config_load(c, a->positional, sets, n, err);
+    if (gi_dist_agree(x->comm, rc, err) != 0)
+        return -1;
+    const char *o = a->out ? a->out : c->run.out;
+    if (o[0]) {
+        if (snprintf(out, GI_PATH_MAX, "%s", o) >= GI_PATH_MAX)
+            return gi_fail(err, "run folder path too long");
+    } else {
+        const char *base = strrchr(a->positional, '/');
+        base = base ? base + 1 : a->positional;
+        int len = (int)strcspn(base, ".");
+        snprintf(out, GI_PATH_MAX, "runs/%.*s", len, base);
+    }
+    snprintf(c->run.out, sizeof c->run.out, "%s", out);
+    rc = 0;
+    if (x->rank == 0) {
+        rc = make_dirs(out, err);
+        if (rc == 0) {
+            char path[GI_PATH_MAX + 32];
+            snprintf(path, sizeof path, "%s/config.yaml", out);
+            char *yaml = gi_config_to_yaml(c);
+            FILE *f = yaml ? fopen(path, "w") : NULL;
+            if (!f || fputs(yaml, f) < 0 || fclose(f) != 0)
+                rc = gi_fail(err, "cannot write %s", path);
+            free(yaml);
+        }
+    }
+    if (gi_dist_agree(x->comm, rc, err) != 0)
+        return -1;
+    set_threads(x, c);
+    return 0;
+}
+
+static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_render)
+{
+    gi_config c;
+    gi_err err = {{0}};
+    char out[GI_PATH_MAX];
+    if (setup_run(x, a, &c, out, &err) != 0)
+        return report(x, -1, &err);
+    char ckpt[GI_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
+    if (do_train) {
+        const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
+        gi_train_result tr;
+        if (gi_train(&c, x->comm, out, resume, &tr, &err) != 0)
+            return report(x, -1, &err);
+    } else if (a->resume) {
+        return usage_error(x, "%s does not take --resume", a->cmd);
+    }
+    if (do_render) {
+        gi_render_result rr;
+        const char *from = a->checkpoint ? a->checkpoint : ckpt;
+        if (gi_render(&c, x->comm, out, from, &rr, &err) != 0)
+            return report(x, -1, &err);
+    }
+    return 0;
+}
+
+static int cmd_phantom(const ctx *x, const args *a)
+{
+    gi_err err = {{0}};
+    if (!a->out)
+        return usage_error(x, "%s needs --out DIR", "phantom");
+    gi_phantom_spec s;
+    gi_phantom_defaults(&s);
+    if (a->seed)
+        s.seed = (uint64_t)a->seed;
+    if (a->genes)
+        s.n_genes = (int)a->genes;
+    if (a->grid)
+        s.grid_step = (int)a->grid;
+    if (s.grid_step != 1 && s.grid_step != 2)
+        return usage_error(x, "--grid must be 1 (1 mm) or 2 (2 mm), got %s", a->grid == 0 ? "0" : "another value");
+    if (s.n_genes < 1 || s.n_genes > 1000)
+        return usage_error(x, "--genes must be in 1..1000%s", "");
+    int rc = 0;
+    if (x->rank == 0) {
+        double t0 = MPI_Wtime();
+        rc = gi_phantom_write(a->out, &s, &err);
+        if (rc == 0)
+            printf("phantom: wrote %s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
+                   (unsigned long long)s.seed, s.n_genes, s.grid_step, MPI_Wtime() - t0);
+    }
+    return report(x, gi_dist_agree(x->comm, rc, &err), &err);
+}
+
+static int cmd_score(const ctx *x, const args *a)
+{
+    gi_err err = {{0}};
+    if (!a->positional || !a->truth || !a->samples)
+        return usage_error(x, "%s needs ATLAS --truth TRUTH.h5 --samples CSV", "score");
+    int rc = 0;
+    if (x->rank == 0) {
+        gi_score s;
+        rc = gi_score_atlas(a->positional, a->truth, a->samples, a->stride ? (int)a->stride : 2, &s, &err);
+        if (rc == 0) {
+            gi_score_print(stdout, &s);
+            if (a->json)
+                rc = gi_score_write_json(a->json, &s, &err);
+            gi_score_free(&s);
+        }
+    }
+    return report(x, gi_dist_agree(x->comm, rc, &err), &err);
+}
+
+static void print_affine(const double *A)
+{
+    for (int r = 0; r < 3; r++)
+        printf("    [%8.3f %8.3f %8.3f %9.3f]\n", A[4 * r], A[4 * r + 1], A[4 * r + 2], A[4 * r + 3]);
+}
+
+static void print_names(const char *what, char *const *names, int n)
+{
+    printf("  %s (%d):", what, n);
+    for (int i = 0; i < n && i < 12; i++)
+        printf(" %s", names[i]);
+    printf("%s\n", n > 12 ? " ..." : "");
+}
+
+static int info_checkpoint(const char *path, gi_err *err)
+{
+    gi_state st;
+    if (gi_checkpoint_load(&st, path, err) != 0)
+        return -1;
+    const gi_model_spec *s = &st.model.spec;
+    static const char *arch[] = {"siren", "fourier"}, *mode[] = {"concat", "factorized"},
+                      *code[] = {"embedding", "spectral"};
+    printf("%s: geneinr checkpoint\n", path);
+    printf("  model: %s, %d hidden layers x %d, omega0 %g, omega_hidden %g, gene mode %s", arch[s->arch & 1],
+           s->hidden_layers, s->width, s->omega0, s->omega_hidden, mode[s->gene_mode & 1]);
+    if (s->gene_mode == 0)
+        printf(" (%s code)", code[s->gene_code & 1]);
+    printf("\n  inputs: donor_dim %d, anatomy labels %d (dim %d)\n", s->donor_dim, s->n_labels, s->anatomy_dim);
+    printf("  parameters: %zu\n", st.model.n_params);
+    printf("  steps: %ld%s\n", st.step, st.stopped ? " (stopped early)" : "");
+    if (isfinite(st.best_val))
+        printf("  best validation MSE: %.5f (standardised units) at step %ld\n", st.best_val, st.best_step);
+    print_names("genes", st.genes, st.n_genes);
+    print_names("donors", st.donors, st.n_donors);
+    gi_state_free(&st);
+    return 0;
+}
+
+static int info_atlas(const char *path, gi_err *err)
+{
+    gi_atlas a;
+    if (gi_atlas_open(&a, path, err) != 0)
+        return -1;
+    long inside = 0;
+    for (size_t q = 0; q < (size_t)a.nx * a.ny * a.nz; q++)
+        inside += a.mask[q] != 0;
+    printf("%s: geneinr %s (geneinr %s)\n", path, a.kind ? a.kind : "atlas", a.version ? a.version : "?");
+    printf("  /expression: %d genes x %d x %d x %d (gene, k, j, i), float32; %ld in-mask voxels\n", a.n_genes,
+           a.nz, a.ny, a.nx, inside);
+    if (a.rendered_for)
+        printf("  rendered for: %s\n", a.rendered_for);
+    printf("  affine (voxel i,j,k -> MNI mm):\n");
+    print_affine(a.affine);
+    print_names("genes", a.genes, a.n_genes);
+    print_names("donors", a.donors, a.n_donors);
+    gi_atlas_close(&a);
+    return 0;
+}
+
+static int info_nifti(const char *path, gi_err *err)
+{
+    gi_volume v;
+    if (gi_volume_read(&v, path, 1, err) != 0)
+        return -1;
+    long nonzero = 0;
+    for (size_t q = 0; q < (size_t)v.nx * v.ny * v.nz; q++)
+        nonzero += v.data[q] != 0 && !isnan(v.data[q]);
+    printf("%s: NIfTI volume %d x %d x %d, %ld non-zero voxels\n  affine (voxel i,j,k -> mm):\n", path, v.nx, v.ny,
+           v.nz, nonzero);
+    print_affine(v.affine);
+    gi_volume_free(&v);
+    return 0;
+}
+
+static int info_samples(const char *path, gi_err *err)
+{
+    gi_samples s;
+    if (gi_samples_read_csv(&s, path, err) != 0)
+        return -1;
+    long measured = gi_samples_n_measured(&s);
+    printf("%s: sample table, %d samples x %d genes, %d donors, %.1f%% of values measured\n", path, s.n,
+           s.n_genes, s.n_donors, 100.0 * measured / ((double)s.n * s.n_genes));
+    for (int d = 0; d < s.n_donors; d++) {
+        int cnt = 0;
+        for (int i = 0; i < s.n; i++)
+            cnt += s.donor[i] == d;
+        printf("  donor %-12s %5d samples\n", s.donor_names[d], cnt);
+    }
+    float lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
+    for (int i = 0; i < s.n; i++)
+        for (int k = 0; k < 3; k++) {
+            lo[k] = fminf(lo[k], s.mni[3 * i + k]);
+            hi[k] = fmaxf(hi[k], s.mni[3 * i + k]);
+        }
+    printf("  MNI range: x %.1f..%.1f, y %.1f..%.1f, z %.1f..%.1f mm\n", lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]);
+    if (s.n_annot)
+        print_names("annotation columns", s.annot_names, s.n_annot);
+    print_names("genes", s.gene_names, s.n_genes);
+    gi_samples_free(&s);
+    return 0;
+}
+
+static int cmd_info(const ctx *x, const args *a)
+{
+    gi_err err = {{0}};
+    if (!a->positional)
+        return usage_error(x, "%s needs a FILE", "info");
+    int rc = 0;
+    if (x->rank == 0) {
+        const char *p = a->positional;
+        size_t n = strlen(p);
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        if (access(p, R_OK) != 0)
+            rc = gi_fail(&err, "%s: %s", p, strerror(errno));
+        else if (H5Fis_hdf5(p) > 0)
+            rc = gi_h5_has_dataset(p, "expression") ? info_atlas(p, &err) : info_checkpoint(p, &err);
+        else if ((n > 4 && !strcmp(p + n - 4, ".nii")) || (n > 7 && !strcmp(p + n - 7, ".nii.gz")))
+            rc = info_nifti(p, &err);
+        else
+            rc = info_samples(p, &err);
+    }
+    return report(x, gi_dist_agree(x->comm, rc, &err), &err);
+}
+
+static int cmd_config(const ctx *x, const args *a)
+{
+    if (a->reference) {
+        if (x->rank == 0)
+            gi_config_print_reference(stdout);
+        return 0;
+    }
+    gi_config c;
+    gi_err err = {{0}};
+    int rc = gi_config_load(&c, a->positional, a->sets, a->n_sets, &err);
+    if (rc == 0 && x->rank == 0) {
+        char *yaml = gi_config_to_yaml(&c);
+        fputs(yaml, stdout);
+        free(yaml);
+    }
+    return report(x, rc, &err);
+}
+
+int gi_cli_main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    ctx x = {MPI_COMM_WORLD, 0, 1};
+    MPI_Comm_rank(x.comm, &x.rank);
+    MPI_Comm_size(x.comm, &x.size);
+    args a;
+    memset(&a, 0, sizeof a);
+    int rc;
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    a.cmd = cmd;
+    int wants_help = 0;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            wants_help = 1;
+    if (!cmd || wants_help) {
+        if (x.rank == 0)
+            fputs(USAGE, cmd || wants_help ? stdout : stderr);
+        rc = cmd || wants_help ? 0 : 2;
+    } else if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        if (x.rank == 0)
+            printf("geneinr %s\n", GENEINR_VERSION);
+        rc = 0;
+    } else if ((rc = parse_args(&x, argc, argv, &a)) != 0) {
+        /* usage error already printed */
+    } else if (!strcmp(cmd, "train")) {
+        rc = cmd_train_render(&x, &a, 1, 0);
+    } else if (!strcmp(cmd, "render")) {
+        rc = cmd_train_render(&x, &a, 0, 1);
+    } else if (!strcmp(cmd, "run")) {
+        rc = cmd_train_render(&x, &a, 1, 1);
+    } else if (!strcmp(cmd, "phantom")) {
+        rc = cmd_phantom(&x, &a);
+    } else if (!strcmp(cmd, "info")) {
+        rc = cmd_info(&x, &a);
+    } else if (!strcmp(cmd, "score")) {
+        rc = cmd_score(&x, &a);
+    } else if (!strcmp(cmd, "config")) {
+        rc = cmd_config(&x, &a);
+    } else {
+        rc = usage_error(&x, "unknown command '%s'", cmd);
+    }
+    fflush(stdout);
+    MPI_Finalize();
+    return rc;
+}

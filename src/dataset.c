@@ -1,0 +1,135 @@
+/* dataset.c - sample table -> normalised inputs, standardised targets, split. */
+#include "geneinr/dataset.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "geneinr/anatomy.h"
+#include "geneinr/model.h"
+#include "geneinr/rng.h"
+
+static int attach_anatomy(gi_dataset *d, const char *path, gi_err *err)
+{
+    gi_anatomy a;
+    if (gi_anatomy_load(&a, path, NULL, 0, err) != 0)
+        return -1;
+    d->label = malloc(sizeof *d->label * (size_t)d->s.n);
+    d->label_values = malloc(sizeof *d->label_values * (size_t)a.n_labels);
+    if (!d->label || !d->label_values) {
+        gi_anatomy_free(&a);
+        return gi_fail(err, "out of memory");
+    }
+    memcpy(d->label_values, a.values, sizeof *a.values * (size_t)a.n_labels);
+    d->n_labels = a.n_labels;
+    for (int i = 0; i < d->s.n; i++) {
+        const float *p = d->s.mni + 3 * (size_t)i;
+        d->label[i] = gi_anatomy_index_at(&a, p[0], p[1], p[2]);
+    }
+    gi_anatomy_free(&a);
+    return 0;
+}
+
+static int split(gi_dataset *d, const gi_config *c, gi_err *err)
+{
+    const gi_samples *s = &d->s;
+    d->val_donor = -1;
+    if (c->train.val_mode == GI_VAL_DONOR) {
+        d->val_donor = gi_samples_donor_index(s, c->train.val_donor);
+        if (d->val_donor < 0)
+            return gi_fail(err, "train.val_donor: '%s' is not a donor of %s (donors: %s%s)",
+                           c->train.val_donor, c->data.samples, s->donor_names[0],
+                           s->n_donors > 1 ? ", ..." : "");
+    }
+    for (int i = 0; i < s->n; i++) {
+        int v = 0;
+        if (c->train.val_mode == GI_VAL_FRACTION)
+            v = gi_rng_uniform(c->train.seed, GI_STREAM_SPLIT, (uint64_t)i) < c->train.val_fraction;
+        else if (c->train.val_mode == GI_VAL_DONOR)
+            v = s->donor[i] == d->val_donor;
+        d->is_val[i] = (unsigned char)v;
+        d->n_val += v;
+    }
+    d->n_train = s->n - d->n_val;
+    if (d->n_train < 1)
+        return gi_fail(err, "the validation split leaves no training samples");
+    if (c->train.val_mode != GI_VAL_NONE && d->n_val < 1)
+        return gi_fail(err, "the validation split is empty (train.val_fraction %g of %d samples); "
+                       "raise train.val_fraction or set train.validation: none", c->train.val_fraction, s->n);
+    return 0;
+}
+
+static void standardise(gi_dataset *d)
+{
+    const gi_samples *s = &d->s;
+    int G = s->n_genes;
+    for (int g = 0; g < G; g++) {
+        double sum = 0, sum2 = 0;
+        long cnt = 0;
+        for (int i = 0; i < s->n; i++) {
+            float v = s->values[(size_t)i * G + g];
+            if (d->is_val[i] || isnan(v))
+                continue;
+            sum += v;
+            cnt++;
+        }
+        double mean = cnt ? sum / cnt : 0;
+        for (int i = 0; i < s->n; i++) {
+            float v = s->values[(size_t)i * G + g];
+            if (d->is_val[i] || isnan(v))
+                continue;
+            sum2 += (v - mean) * (v - mean);
+        }
+        double sd = cnt > 1 ? sqrt(sum2 / (cnt - 1)) : 0;
+        if (!(sd > 1e-12))
+            sd = 1; /* constant gene: keep values, avoid dividing by zero */
+        d->gene_mean[g] = (float)mean;
+        d->gene_std[g] = (float)sd;
+        for (int i = 0; i < s->n; i++) {
+            float v = s->values[(size_t)i * G + g];
+            d->y[(size_t)i * G + g] = isnan(v) ? NAN : (float)((v - mean) / sd);
+        }
+    }
+}
+
+int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err)
+{
+    memset(d, 0, sizeof *d);
+    if (!c->data.samples[0])
+        return gi_fail(err, "%s: data.samples is not set (the sample table CSV to train on)",
+                       c->source[0] ? c->source : "config");
+    if (gi_samples_read_csv(&d->s, c->data.samples, err) != 0)
+        return -1;
+    const gi_samples *s = &d->s;
+    size_t n = (size_t)s->n, G = (size_t)s->n_genes;
+    d->xyz = malloc(sizeof *d->xyz * 3 * n);
+    d->y = malloc(sizeof *d->y * n * G);
+    d->gene_mean = malloc(sizeof *d->gene_mean * G);
+    d->gene_std = malloc(sizeof *d->gene_std * G);
+    d->is_val = calloc(n, 1);
+    if (!d->xyz || !d->y || !d->gene_mean || !d->gene_std || !d->is_val) {
+        gi_dataset_free(d);
+        return gi_fail(err, "out of memory for %zu samples", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        gi_mni_normalise(s->mni[3 * i], s->mni[3 * i + 1], s->mni[3 * i + 2], d->xyz + 3 * i);
+    if ((c->data.anatomy[0] && attach_anatomy(d, c->data.anatomy, err) != 0) || split(d, c, err) != 0) {
+        gi_dataset_free(d);
+        return -1;
+    }
+    standardise(d);
+    return 0;
+}
+
+void gi_dataset_free(gi_dataset *d)
+{
+    gi_samples_free(&d->s);
+    free(d->xyz);
+    free(d->label);
+    free(d->label_values);
+    free(d->y);
+    free(d->gene_mean);
+    free(d->gene_std);
+    free(d->is_val);
+    memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,845 @@
+/* model.c - the conditional implicit neural representation (see model.h).
+ *
+ * Design, llm.c style: each layer kind is a *_forward / *_backward pair of
+ * plain functions over float pointers with the shapes in a comment; the
+ * network is a loop over layers. All trainable parameters are one buffer
+ * (m->params), gradients the same layout (m->grads); constants that are not
+ * trained (Fourier frequencies B, spectral gene codes) are m->fixed.
+ *
+ * Invariants that other modules rely on:
+ * - The layout (offsets, n_params, n_fixed) is a pure function of the spec,
+ *   so a checkpoint written by one build is read by the same layout.
+ * - Initialisation is a pure function of (spec, seed): every draw is
+ *   gi_rng_*(seed, stream, counter) with the counter the element's index in
+ *   its block, so nothing depends on call order, ranks or threads.
+ * - Forward/backward are deterministic: the only parallelism is inside
+ *   OpenBLAS sgemm, whose per-element reduction order does not depend on
+ *   timing; every hand-written reduction runs in a fixed sequential order.
+ * - Backward accumulates (+=) into m->grads, so several batches (or an
+ *   allreduce afterwards) compose.
+ *
+ * Layer activations (workspace): x[l] is the input of layer l, z[l] the
+ * pre-activation x W^T + b of hidden layer l (before omega for SIREN); the
+ * output layer writes straight into the caller's `out`.
+ */
+#include "geneinr/model.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "geneinr/config.h"
+#include "geneinr/rng.h"
+
+#define GI_PI 3.14159265358979323846
+
+/* Limits that keep every size product inside size_t and every dimension
+ * inside the int that BLAS takes. */
+#define MAX_DIM (1 << 24)
+#define MAX_HIDDEN_LAYERS 256
+
+/* Init streams of the embeddings: GI_STREAM_INIT + layer index covers the
+ * layers (at most MAX_HIDDEN_LAYERS + 1), these sit above them and below
+ * GI_STREAM_FOURIER, and do not move when the depth changes. */
+#define STREAM_DONOR (GI_STREAM_INIT + 900)
+#define STREAM_ANATOMY (GI_STREAM_INIT + 901)
+#define STREAM_GENE (GI_STREAM_INIT + 902)
+
+/* Column layout of the first layer's input (see model.h). */
+typedef struct input_layout {
+    int coords;              /* 3 (siren) or 2F (fourier), starting at column 0 */
+    int donor_col, donor_w;  /* donor embedding columns */
+    int anat_col, anat_w;    /* anatomy embedding columns */
+    int gene_col, gene_w;    /* gene embedding or spectral code columns */
+    int gene_trained;        /* gene columns come from a trained embedding */
+    int total;
+} input_layout;
+
+static input_layout layout_of(const gi_model_spec *s)
+{
+    input_layout L;
+    L.coords = s->arch == GI_ARCH_FOURIER ? 2 * s->fourier_features : 3;
+    L.donor_col = L.coords;
+    L.donor_w = s->donor_dim;
+    L.anat_col = L.donor_col + L.donor_w;
+    L.anat_w = s->n_labels > 0 ? s->anatomy_dim : 0;
+    L.gene_col = L.anat_col + L.anat_w;
+    L.gene_w = 0;
+    L.gene_trained = 0;
+    if (s->gene_mode == GI_GENE_CONCAT) {
+        L.gene_trained = s->gene_code == GI_CODE_EMBEDDING;
+        L.gene_w = L.gene_trained ? s->gene_dim : 2 * s->gene_frequencies;
+    }
+    L.total = L.gene_col + L.gene_w;
+    return L;
+}
+
+static int dim_ok(int v, int lo)
+{
+    return v >= lo && v <= MAX_DIM;
+}
+
+static int validate_spec(const gi_model_spec *s, gi_err *err)
+{
+    if (!s)
+        return gi_fail(err, "model spec is NULL");
+    if (s->arch != GI_ARCH_SIREN && s->arch != GI_ARCH_FOURIER)
+        return gi_fail(err, "model.arch must be siren (%d) or fourier (%d), got %d",
+                       GI_ARCH_SIREN, GI_ARCH_FOURIER, s->arch);
+    if (s->gene_mode != GI_GENE_CONCAT && s->gene_mode != GI_GENE_FACTORIZED)
+        return gi_fail(err, "model.gene_mode must be concat (%d) or factorized (%d), got %d",
+                       GI_GENE_CONCAT, GI_GENE_FACTORIZED, s->gene_mode);
+    if (s->hidden_layers < 1 || s->hidden_layers > MAX_HIDDEN_LAYERS)
+        return gi_fail(err, "model.hidden_layers must be in [1, %d], got %d",
+                       MAX_HIDDEN_LAYERS, s->hidden_layers);
+    if (!dim_ok(s->width, 1))
+        return gi_fail(err, "model.width must be in [1, %d], got %d", MAX_DIM, s->width);
+    if (s->arch == GI_ARCH_SIREN) {
+        if (!(s->omega0 > 0.0f) || !isfinite(s->omega0))
+            return gi_fail(err, "model.omega0 must be a positive finite number, got %g",
+                           (double)s->omega0);
+        if (!(s->omega_hidden > 0.0f) || !isfinite(s->omega_hidden))
+            return gi_fail(err, "model.omega_hidden must be a positive finite number, got %g",
+                           (double)s->omega_hidden);
+    } else {
+        if (!dim_ok(s->fourier_features, 1) || s->fourier_features > MAX_DIM / 2)
+            return gi_fail(err, "model.fourier_features must be in [1, %d], got %d",
+                           MAX_DIM / 2, s->fourier_features);
+        if (!(s->fourier_scale > 0.0f) || !isfinite(s->fourier_scale))
+            return gi_fail(err, "model.fourier_scale must be a positive finite number, got %g",
+                           (double)s->fourier_scale);
+    }
+    if (!dim_ok(s->n_genes, 1))
+        return gi_fail(err, "the model needs between 1 and %d genes, got %d", MAX_DIM, s->n_genes);
+    if (s->gene_mode == GI_GENE_CONCAT) {
+        if (s->gene_code != GI_CODE_EMBEDDING && s->gene_code != GI_CODE_SPECTRAL)
+            return gi_fail(err, "model.gene_code must be embedding (%d) or spectral (%d), got %d",
+                           GI_CODE_EMBEDDING, GI_CODE_SPECTRAL, s->gene_code);
+        if (s->gene_code == GI_CODE_EMBEDDING && !dim_ok(s->gene_dim, 1))
+            return gi_fail(err, "model.gene_dim must be in [1, %d] for gene_code embedding, got %d",
+                           MAX_DIM, s->gene_dim);
+        if (s->gene_code == GI_CODE_SPECTRAL &&
+            (!dim_ok(s->gene_frequencies, 1) || s->gene_frequencies > 60))
+            return gi_fail(err, "model.gene_frequencies must be in [1, 60] for gene_code spectral, got %d",
+                           s->gene_frequencies);
+    }
+    if (!dim_ok(s->donor_dim, 0))
+        return gi_fail(err, "model.donor_dim must be in [0, %d], got %d", MAX_DIM, s->donor_dim);
+    if (!dim_ok(s->n_donors, 0))
+        return gi_fail(err, "the number of donors must be in [0, %d], got %d", MAX_DIM, s->n_donors);
+    if (s->donor_dim > 0 && s->n_donors < 1)
+        return gi_fail(err, "model.donor_dim is %d but there are no donors (set donor_dim to 0)",
+                       s->donor_dim);
+    if (!dim_ok(s->n_labels, 0))
+        return gi_fail(err, "the number of anatomical labels must be in [0, %d], got %d",
+                       MAX_DIM, s->n_labels);
+    if (s->n_labels > 0 && !dim_ok(s->anatomy_dim, 1))
+        return gi_fail(err, "model.anatomy_dim must be in [1, %d] when anatomical labels are used, got %d",
+                       MAX_DIM, s->anatomy_dim);
+    /* Each term is <= MAX_DIM, so the sum fits an int. */
+    if (layout_of(s).total > MAX_DIM)
+        return gi_fail(err, "the first-layer input width %d exceeds %d", layout_of(s).total, MAX_DIM);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layout */
+
+int gi_model_alloc(gi_model *m, const gi_model_spec *spec, gi_err *err)
+{
+    if (!m)
+        return gi_fail(err, "gi_model_alloc: model is NULL");
+    memset(m, 0, sizeof *m);
+    if (validate_spec(spec, err) != 0)
+        return -1;
+    m->spec = *spec;
+    input_layout L = layout_of(spec);
+    m->in_dim = L.total;
+    m->n_out = spec->gene_mode == GI_GENE_FACTORIZED ? spec->n_genes : 1;
+    m->n_layers = spec->hidden_layers + 1;
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!m->layers)
+        goto oom;
+
+    size_t off = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        gi_layer *ly = &m->layers[l];
+        int last = l == m->n_layers - 1;
+        ly->in = l == 0 ? m->in_dim : spec->width;
+        ly->out = last ? m->n_out : spec->width;
+        ly->w_off = off;
+        off += (size_t)ly->in * (size_t)ly->out;
+        ly->b_off = off;
+        off += (size_t)ly->out;
+        if (last || spec->arch == GI_ARCH_FOURIER)
+            ly->omega = 0.0f;
+        else
+            ly->omega = l == 0 ? spec->omega0 : spec->omega_hidden;
+    }
+    m->donor_off = off;
+    off += (size_t)spec->n_donors * (size_t)L.donor_w;
+    m->anat_off = off;
+    off += (size_t)spec->n_labels * (size_t)L.anat_w;
+    m->gene_off = off;
+    if (L.gene_trained)
+        off += (size_t)spec->n_genes * (size_t)L.gene_w;
+    m->n_params = off;
+
+    m->fourier_off = 0;
+    m->n_fixed = spec->arch == GI_ARCH_FOURIER ? (size_t)spec->fourier_features * 3 : 0;
+    m->code_off = m->n_fixed;
+    if (spec->gene_mode == GI_GENE_CONCAT && spec->gene_code == GI_CODE_SPECTRAL)
+        m->n_fixed += (size_t)spec->n_genes * (size_t)L.gene_w;
+
+    /* Never NULL, even when a buffer is empty, so callers need no special case. */
+    m->params = calloc(m->n_params ? m->n_params : 1, sizeof(float));
+    m->grads = calloc(m->n_params ? m->n_params : 1, sizeof(float));
+    m->fixed = calloc(m->n_fixed ? m->n_fixed : 1, sizeof(float));
+    if (!m->params || !m->grads || !m->fixed)
+        goto oom;
+    return 0;
+oom:
+    gi_model_free(m);
+    return gi_fail(err, "out of memory allocating the model (%d hidden layers of width %d, %d genes)",
+                   spec->hidden_layers, spec->width, spec->n_genes);
+}
+
+void gi_model_free(gi_model *m)
+{
+    if (!m)
+        return;
+    free(m->layers);
+    free(m->params);
+    free(m->grads);
+    free(m->fixed);
+    memset(m, 0, sizeof *m);
+}
+
+/* Append one block (if non-empty) to out[0..max) and count it. */
+static void add_block(gi_param_block *out, int max, int *n, const char *name, size_t off, int rows, int cols)
+{
+    if ((size_t)rows * (size_t)cols == 0)
+        return;
+    if (*n < max) {
+        snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
+        out[*n].off = off;
+        out[*n].rows = rows;
+        out[*n].cols = cols;
+    }
+    (*n)++;
+}
+
+int gi_model_param_blocks(const gi_model *m, gi_param_block *out, int max)
+{
+    int n = 0;
+    char name[24];
+    for (int l = 0; l < m->n_layers; l++) {
+        const gi_layer *ly = &m->layers[l];
+        int last = l == m->n_layers - 1;
+        if (last)
+            snprintf(name, sizeof name, "output.W");
+        else
+            snprintf(name, sizeof name, "layer%d.W", l);
+        add_block(out, max, &n, name, ly->w_off, ly->out, ly->in);
+        if (last)
+            snprintf(name, sizeof name, "output.b");
+        else
+            snprintf(name, sizeof name, "layer%d.b", l);
+        add_block(out, max, &n, name, ly->b_off, 1, ly->out);
+    }
+    input_layout L = layout_of(&m->spec);
+    add_block(out, max, &n, "donor", m->donor_off, m->spec.n_donors, L.donor_w);
+    add_block(out, max, &n, "anatomy", m->anat_off, m->spec.n_labels, L.anat_w);
+    if (L.gene_trained)
+        add_block(out, max, &n, "gene", m->gene_off, m->spec.n_genes, L.gene_w);
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Initialisation */
+
+/* Fill n floats with U(-bound, bound) from (seed, stream), counters from c0. */
+static void fill_uniform(float *p, size_t n, double bound, uint64_t seed, uint64_t stream, uint64_t c0)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((2.0 * gi_rng_uniform(seed, stream, c0 + i) - 1.0) * bound);
+}
+
+static void fill_normal(float *p, size_t n, double std, uint64_t seed, uint64_t stream)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(std * gi_rng_normal(seed, stream, i));
+}
+
+void gi_model_set_gene_positions(gi_model *m, const float *t)
+{
+    const gi_model_spec *s = &m->spec;
+    if (s->gene_mode != GI_GENE_CONCAT || s->gene_code != GI_CODE_SPECTRAL)
+        return;
+    int F = s->gene_frequencies;
+    /* code_g = [sin(2^f pi t_g) for f < F, cos(2^f pi t_g) for f < F] */
+    for (int g = 0; g < s->n_genes; g++) {
+        float *code = m->fixed + m->code_off + (size_t)g * 2 * (size_t)F;
+        for (int f = 0; f < F; f++) {
+            double a = ldexp(1.0, f) * GI_PI * (double)t[g];
+            code[f] = (float)sin(a);
+            code[F + f] = (float)cos(a);
+        }
+    }
+}
+
+int gi_model_init(gi_model *m, const gi_model_spec *spec, uint64_t seed, gi_err *err)
+{
+    if (gi_model_alloc(m, spec, err) != 0)
+        return -1;
+    const gi_model_spec *s = &m->spec;
+    for (int l = 0; l < m->n_layers; l++) {
+        gi_layer *ly = &m->layers[l];
+        float *W = m->params + ly->w_off, *b = m->params + ly->b_off;
+        size_t nw = (size_t)ly->in * (size_t)ly->out;
+        uint64_t stream = GI_STREAM_INIT + (uint64_t)l;
+        int last = l == m->n_layers - 1;
+        double in = (double)ly->in;
+        double wb, bb; /* bounds of W and b; bb = 0 means a zero bias */
+        if (s->arch == GI_ARCH_SIREN) {
+            if (l == 0) {
+                wb = 1.0 / in;
+                bb = 1.0 / in;
+            } else {
+                wb = sqrt(6.0 / in) / (double)s->omega_hidden;
+                bb = last ? 0.0 : 1.0 / sqrt(in);
+            }
+        } else {
+            wb = last ? sqrt(1.0 / in) : sqrt(6.0 / in);
+            bb = 0.0;
+        }
+        fill_uniform(W, nw, wb, seed, stream, 0);
+        if (bb > 0.0)
+            fill_uniform(b, (size_t)ly->out, bb, seed, stream, nw);
+    }
+    input_layout L = layout_of(s);
+    fill_normal(m->params + m->donor_off, (size_t)s->n_donors * (size_t)L.donor_w, 0.1, seed, STREAM_DONOR);
+    fill_normal(m->params + m->anat_off, (size_t)s->n_labels * (size_t)L.anat_w, 0.1, seed, STREAM_ANATOMY);
+    if (L.gene_trained)
+        fill_normal(m->params + m->gene_off, (size_t)s->n_genes * (size_t)L.gene_w, 0.1, seed, STREAM_GENE);
+
+    if (s->arch == GI_ARCH_FOURIER)
+        fill_normal(m->fixed + m->fourier_off, (size_t)s->fourier_features * 3,
+                    (double)s->fourier_scale, seed, GI_STREAM_FOURIER);
+    if (s->gene_mode == GI_GENE_CONCAT && s->gene_code == GI_CODE_SPECTRAL) {
+        float *t = malloc((size_t)s->n_genes * sizeof *t);
+        if (!t) {
+            gi_model_free(m);
+            return gi_fail(err, "out of memory initialising %d gene codes", s->n_genes);
+        }
+        for (int g = 0; g < s->n_genes; g++)
+            t[g] = (float)((double)g / (double)(s->n_genes > 1 ? s->n_genes - 1 : 1));
+        gi_model_set_gene_positions(m, t);
+        free(t);
+    }
+    return 0;
+}
+
+void gi_mni_normalise(double x, double y, double z, float out[3])
+{
+    out[0] = (float)(2.0 * (x - GI_MNI_XMIN) / (GI_MNI_XMAX - GI_MNI_XMIN) - 1.0);
+    out[1] = (float)(2.0 * (y - GI_MNI_YMIN) / (GI_MNI_YMAX - GI_MNI_YMIN) - 1.0);
+    out[2] = (float)(2.0 * (z - GI_MNI_ZMIN) / (GI_MNI_ZMAX - GI_MNI_ZMIN) - 1.0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Workspace */
+
+struct gi_workspace {
+    int max_batch, n_layers;
+    int n;                   /* points in the last forward */
+    float **x;               /* x[l]: input of layer l, [max_batch][layers[l].in] */
+    float **z;               /* z[l]: pre-activation of hidden layer l, [max_batch][width] */
+    float *dz, *dx;          /* backward scratch, [max_batch][max layer width] */
+    float *donor_mean;       /* [donor_dim] */
+};
+
+void gi_workspace_free(gi_workspace *ws)
+{
+    if (!ws)
+        return;
+    for (int l = 0; l < ws->n_layers; l++) {
+        if (ws->x)
+            free(ws->x[l]);
+        if (ws->z)
+            free(ws->z[l]);
+    }
+    free(ws->x);
+    free(ws->z);
+    free(ws->dz);
+    free(ws->dx);
+    free(ws->donor_mean);
+    free(ws);
+}
+
+gi_workspace *gi_workspace_new(const gi_model *m, int max_batch)
+{
+    if (!m || !m->layers || max_batch < 1)
+        return NULL;
+    gi_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    ws->max_batch = max_batch;
+    ws->n_layers = m->n_layers;
+    ws->x = calloc((size_t)m->n_layers, sizeof *ws->x);
+    ws->z = calloc((size_t)m->n_layers, sizeof *ws->z);
+    if (!ws->x || !ws->z)
+        goto fail;
+    size_t nb = (size_t)max_batch;
+    int widest = 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        const gi_layer *ly = &m->layers[l];
+        ws->x[l] = malloc(nb * (size_t)ly->in * sizeof(float));
+        if (!ws->x[l])
+            goto fail;
+        if (l < m->n_layers - 1) {
+            ws->z[l] = malloc(nb * (size_t)ly->out * sizeof(float));
+            if (!ws->z[l])
+                goto fail;
+        }
+        if (ly->in > widest)
+            widest = ly->in;
+        if (ly->out > widest)
+            widest = ly->out;
+    }
+    ws->dz = malloc(nb * (size_t)widest * sizeof(float));
+    ws->dx = malloc(nb * (size_t)widest * sizeof(float));
+    ws->donor_mean = calloc(m->spec.donor_dim > 0 ? (size_t)m->spec.donor_dim : 1, sizeof(float));
+    if (!ws->dz || !ws->dx || !ws->donor_mean)
+        goto fail;
+    return ws;
+fail:
+    gi_workspace_free(ws);
+    return NULL;
+}
+
+const float *gi_workspace_layer_input(const gi_workspace *ws, int layer)
+{
+    if (!ws || layer < 0 || layer >= ws->n_layers)
+        return NULL;
+    return ws->x[layer];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layers */
+
+/* z[n][out] = x[n][in] W[out][in]^T + b[out] */
+static void linear_forward(float *z, const float *x, const float *W, const float *b, int n, int in, int out)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(z + (size_t)i * out, b, (size_t)out * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W, in, 1.0f, z, out);
+}
+
+/* From dz[n][out]: dW[out][in] += dz^T x, db[out] += column sums of dz, and,
+ * if dx is not NULL, dx[n][dx_cols] = dz W[:, dx_col0 : dx_col0 + dx_cols]
+ * (only the input columns someone needs a gradient for). */
+static void linear_backward(float *dx, int dx_col0, int dx_cols, float *dW, float *db, const float *dz,
+                            const float *x, const float *W, int n, int in, int out)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dz, out, x, in, 1.0f, dW, in);
+    for (int i = 0; i < n; i++) {
+        const float *row = dz + (size_t)i * out;
+        for (int j = 0; j < out; j++)
+            db[j] += row[j];
+    }
+    if (dx && dx_cols > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dx_cols, out, 1.0f, dz, out, W + dx_col0, in,
+                    0.0f, dx, dx_cols);
+}
+
+/* a[k] = sin(omega z[k]), k < count */
+static void sine_forward(float *a, const float *z, float omega, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        a[k] = sinf(omega * z[k]);
+}
+
+/* dz[k] = da[k] omega cos(omega z[k]) */
+static void sine_backward(float *dz, const float *da, const float *z, float omega, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        dz[k] = da[k] * omega * cosf(omega * z[k]);
+}
+
+/* a[k] = max(z[k], 0) */
+static void relu_forward(float *a, const float *z, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        a[k] = z[k] > 0.0f ? z[k] : 0.0f;
+}
+
+/* dz[k] = da[k] if z[k] > 0 else 0 */
+static void relu_backward(float *dz, const float *da, const float *z, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        dz[k] = z[k] > 0.0f ? da[k] : 0.0f;
+}
+
+/* feat[n][2F] = [sin(2 pi B xyz), cos(2 pi B xyz)], B[F][3], row stride ld.
+ * No backward: neither B nor the coordinates are trained. */
+static void fourier_forward(float *feat, int ld, const float *xyz, const float *B, int n, int F)
+{
+    for (int i = 0; i < n; i++) {
+        const float *p = xyz + (size_t)i * 3;
+        float *row = feat + (size_t)i * ld;
+        for (int j = 0; j < F; j++) {
+            const float *bj = B + (size_t)j * 3;
+            double a = 2.0 * GI_PI * ((double)bj[0] * p[0] + (double)bj[1] * p[1] + (double)bj[2] * p[2]);
+            row[j] = (float)sin(a);
+            row[F + j] = (float)cos(a);
+        }
+    }
+}
+
+/* mean[dim] = mean over rows of E[rows][dim], a fixed sequential order. */
+static void embedding_mean(float *mean, const float *E, int rows, int dim)
+{
+    for (int k = 0; k < dim; k++) {
+        double s = 0.0;
+        for (int r = 0; r < rows; r++)
+            s += E[(size_t)r * dim + k];
+        mean[k] = (float)(s / rows);
+    }
+}
+
+/* Copy row idx[i] of E[rows][dim] (or `fallback` when idx[i] < 0) into
+ * column block [col, col + dim) of x[n][ld]. */
+static void embedding_forward(float *x, int ld, int col, const float *E, const float *fallback,
+                              const int *idx, int n, int rows, int dim)
+{
+    for (int i = 0; i < n; i++) {
+        const float *src;
+        if (idx[i] < 0) {
+            assert(fallback && idx[i] == -1);
+            src = fallback;
+        } else {
+            assert(idx[i] < rows);
+            src = E + (size_t)idx[i] * dim;
+        }
+        memcpy(x + (size_t)i * ld + col, src, (size_t)dim * sizeof(float));
+    }
+    (void)rows;
+}
+
+/* dE[idx[i]] += dx[i][col : col + dim] for idx[i] >= 0 (the mean row of
+ * idx = -1 is treated as a constant: it gets no gradient). */
+static void embedding_backward(float *dE, const float *dx, int ld, int col, const int *idx, int n, int dim)
+{
+    for (int i = 0; i < n; i++) {
+        if (idx[i] < 0)
+            continue;
+        float *dst = dE + (size_t)idx[i] * dim;
+        const float *src = dx + (size_t)i * ld + col;
+        for (int k = 0; k < dim; k++)
+            dst[k] += src[k];
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Network */
+
+void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out)
+{
+    int n = b->n;
+    ws->n = n > 0 ? n : 0;
+    if (n <= 0)
+        return;
+    assert(n <= ws->max_batch && ws->n_layers == m->n_layers);
+    const gi_model_spec *s = &m->spec;
+    input_layout L = layout_of(s);
+    float *x0 = ws->x[0];
+    int ld = m->in_dim;
+
+    /* First-layer input: coordinates (or their Fourier features), then the
+     * conditioning embeddings. */
+    if (s->arch == GI_ARCH_FOURIER) {
+        fourier_forward(x0, ld, b->xyz, m->fixed + m->fourier_off, n, s->fourier_features);
+    } else {
+        for (int i = 0; i < n; i++)
+            memcpy(x0 + (size_t)i * ld, b->xyz + (size_t)i * 3, 3 * sizeof(float));
+    }
+    if (L.donor_w > 0) {
+        assert(b->donor);
+        const float *E = m->params + m->donor_off;
+        embedding_mean(ws->donor_mean, E, s->n_donors, L.donor_w);
+        embedding_forward(x0, ld, L.donor_col, E, ws->donor_mean, b->donor, n, s->n_donors, L.donor_w);
+    }
+    if (L.anat_w > 0) {
+        assert(b->label);
+        embedding_forward(x0, ld, L.anat_col, m->params + m->anat_off, NULL, b->label, n, s->n_labels, L.anat_w);
+    }
+    if (L.gene_w > 0) {
+        assert(b->gene);
+        const float *E = L.gene_trained ? m->params + m->gene_off : m->fixed + m->code_off;
+        embedding_forward(x0, ld, L.gene_col, E, NULL, b->gene, n, s->n_genes, L.gene_w);
+    }
+
+    for (int l = 0; l < m->n_layers; l++) {
+        const gi_layer *ly = &m->layers[l];
+        const float *W = m->params + ly->w_off, *bias = m->params + ly->b_off;
+        if (l == m->n_layers - 1) {
+            linear_forward(out, ws->x[l], W, bias, n, ly->in, ly->out);
+            break;
+        }
+        linear_forward(ws->z[l], ws->x[l], W, bias, n, ly->in, ly->out);
+        size_t count = (size_t)n * (size_t)ly->out;
+        if (s->arch == GI_ARCH_SIREN)
+            sine_forward(ws->x[l + 1], ws->z[l], ly->omega, count);
+        else
+            relu_forward(ws->x[l + 1], ws->z[l], count);
+    }
+}
+
+void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout)
+{
+    int n = b->n;
+    if (n <= 0)
+        return;
+    assert(n == ws->n);
+    const gi_model_spec *s = &m->spec;
+    input_layout L = layout_of(s);
+
+    /* Input columns of layer 0 that need a gradient: donor, anatomy and a
+     * trained gene embedding are contiguous from donor_col. */
+    int train_end = L.gene_trained ? L.gene_col + L.gene_w : L.gene_col;
+    int dx0_cols = train_end - L.donor_col;
+
+    const float *dz = dout;
+    for (int l = m->n_layers - 1; l >= 0; l--) {
+        const gi_layer *ly = &m->layers[l];
+        const float *W = m->params + ly->w_off;
+        float *dW = m->grads + ly->w_off, *db = m->grads + ly->b_off;
+        if (l > 0) {
+            linear_backward(ws->dx, 0, ly->in, dW, db, dz, ws->x[l], W, n, ly->in, ly->out);
+            /* through the activation of layer l - 1 */
+            const gi_layer *prev = &m->layers[l - 1];
+            size_t count = (size_t)n * (size_t)prev->out;
+            if (s->arch == GI_ARCH_SIREN)
+                sine_backward(ws->dz, ws->dx, ws->z[l - 1], prev->omega, count);
+            else
+                relu_backward(ws->dz, ws->dx, ws->z[l - 1], count);
+            dz = ws->dz;
+        } else {
+            linear_backward(dx0_cols > 0 ? ws->dx : NULL, L.donor_col, dx0_cols, dW, db, dz, ws->x[0], W, n,
+                            ly->in, ly->out);
+        }
+    }
+    if (dx0_cols <= 0)
+        return;
+    /* ws->dx is [n][dx0_cols], column 0 = input column donor_col. */
+    if (L.donor_w > 0)
+        embedding_backward(m->grads + m->donor_off, ws->dx, dx0_cols, 0, b->donor, n, L.donor_w);
+    if (L.anat_w > 0)
+        embedding_backward(m->grads + m->anat_off, ws->dx, dx0_cols, L.anat_col - L.donor_col, b->label, n,
+                           L.anat_w);
+    if (L.gene_trained)
+        embedding_backward(m->grads + m->gene_off, ws->dx, dx0_cols, L.gene_col - L.donor_col, b->gene, n,
+                           L.gene_w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spectral gene positions */
+
+/* LAPACK (Fortran, in libopenblas): eigenpairs of a symmetric matrix with
+ * indices il..iu of the ascending spectrum (MRRR). Used instead of dsyev
+ * because only one eigenvector is needed. */
+void dsyevr_(char *jobz, char *range, char *uplo, int *n, double *a, int *lda, double *vl, double *vu, int *il,
+             int *iu, double *abstol, int *m, double *w, double *z, int *ldz, int *isuppz, double *work,
+             int *lwork, int *iwork, int *liwork, int *info);
+
+/* Pairwise-complete Pearson correlations r[G][G] of the columns of
+ * values[n][G] (NaN = missing), as four BLAS products over the centred data
+ * X (0 where missing) and the mask M:
+ *   N = M^T M, Sx = X^T M, Sxx = (X*X)^T M, Sxy = X^T X
+ * then r_ij = (Sxy - Sx_ij Sx_ji / N) / sqrt((Sxx_ij - Sx_ij^2/N)(Sxx_ji - Sx_ji^2/N)).
+ * Centring each gene by its overall mean first keeps this one-pass formula
+ * well conditioned in double. Pairs with < 3 common samples or no variance
+ * get r = 0. */
+static int pairwise_pearson(const float *values, int n, int G, double *r, gi_err *err)
+{
+    size_t nG = (size_t)n * (size_t)G, GG = (size_t)G * (size_t)G;
+    double *X = malloc(nG * sizeof *X), *Q = malloc(nG * sizeof *Q), *M = malloc(nG * sizeof *M);
+    double *N = malloc(GG * sizeof *N), *Sx = malloc(GG * sizeof *Sx), *Sxx = malloc(GG * sizeof *Sxx);
+    int rc = 0;
+    if (!X || !Q || !M || !N || !Sx || !Sxx) {
+        rc = gi_fail(err, "out of memory computing gene correlations (%d genes, %d samples)", G, n);
+        goto done;
+    }
+    for (int g = 0; g < G; g++) {
+        double sum = 0.0;
+        long cnt = 0;
+        for (int k = 0; k < n; k++) {
+            float v = values[(size_t)k * G + g];
+            if (!isnan(v)) {
+                sum += v;
+                cnt++;
+            }
+        }
+        double mean = cnt ? sum / (double)cnt : 0.0;
+        for (int k = 0; k < n; k++) {
+            float v = values[(size_t)k * G + g];
+            size_t i = (size_t)k * G + g;
+            int ok = !isnan(v);
+            X[i] = ok ? (double)v - mean : 0.0;
+            Q[i] = X[i] * X[i];
+            M[i] = ok ? 1.0 : 0.0;
+        }
+    }
+    if (n > 0) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, M, G, M, G, 0.0, N, G);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, X, G, M, G, 0.0, Sx, G);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, Q, G, M, G, 0.0, Sxx, G);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, X, G, X, G, 0.0, r, G);
+    } else {
+        memset(N, 0, GG * sizeof *N);
+        memset(r, 0, GG * sizeof *r);
+    }
+    for (int i = 0; i < G; i++) {
+        for (int j = i; j < G; j++) {
+            size_t ij = (size_t)i * G + j, ji = (size_t)j * G + i;
+            double cnt = N[ij], v = 0.0;
+            if (cnt >= 3.0) {
+                double sx = Sx[ij], sy = Sx[ji];
+                double vx = Sxx[ij] - sx * sx / cnt, vy = Sxx[ji] - sy * sy / cnt;
+                double cov = r[ij] - sx * sy / cnt;
+                /* no variance (relative to the sum of squares): undefined r */
+                if (vx > 1e-12 * Sxx[ij] && vy > 1e-12 * Sxx[ji] && vx > 0.0 && vy > 0.0) {
+                    v = cov / sqrt(vx * vy);
+                    v = v > 1.0 ? 1.0 : v < -1.0 ? -1.0 : v;
+                }
+            }
+            r[ij] = v;
+            r[ji] = v;
+        }
+    }
+done:
+    free(X);
+    free(Q);
+    free(M);
+    free(N);
+    free(Sx);
+    free(Sxx);
+    return rc;
+}
+
+int gi_gene_spectral_positions(const float *values, int n, int n_genes, float *t, gi_err *err)
+{
+    if (n_genes < 1)
+        return gi_fail(err, "spectral gene positions need at least one gene, got %d", n_genes);
+    if (n < 0)
+        return gi_fail(err, "spectral gene positions: negative sample count %d", n);
+    if (!t || (n > 0 && !values))
+        return gi_fail(err, "spectral gene positions: NULL argument");
+    if (n_genes == 1) {
+        t[0] = 0.0f;
+        return 0;
+    }
+    if (n_genes == 2) {
+        t[0] = 0.0f;
+        t[1] = 1.0f;
+        return 0;
+    }
+    if (n_genes > 46340) /* G*G must fit the int LAPACK takes */
+        return gi_fail(err, "spectral gene positions support at most 46340 genes, got %d", n_genes);
+
+    int G = n_genes, rc = 0;
+    size_t GG = (size_t)G * (size_t)G;
+    double *A = malloc(GG * sizeof *A), *dinv = malloc((size_t)G * sizeof *dinv);
+    double *vec = malloc((size_t)G * sizeof *vec);
+    double *work = NULL;
+    int *iwork = NULL;
+    if (!A || !dinv || !vec) {
+        rc = gi_fail(err, "out of memory for the gene affinity matrix (%d genes)", G);
+        goto done;
+    }
+    if ((rc = pairwise_pearson(values, n, G, A, err)) != 0)
+        goto done;
+
+    /* Affinity (1 + r) / 2 with self-affinity 1 (r_ii = 1), so every degree
+     * is >= 1; then L = I - D^-1/2 A D^-1/2 in place. */
+    for (int i = 0; i < G; i++)
+        A[(size_t)i * G + i] = 1.0;
+    for (size_t k = 0; k < GG; k++)
+        A[k] = 0.5 * (1.0 + A[k]);
+    for (int i = 0; i < G; i++) {
+        double d = 0.0;
+        for (int j = 0; j < G; j++)
+            d += A[(size_t)i * G + j];
+        dinv[i] = 1.0 / sqrt(d);
+    }
+    for (int i = 0; i < G; i++)
+        for (int j = 0; j < G; j++) {
+            size_t ij = (size_t)i * G + j;
+            A[ij] = (i == j ? 1.0 : 0.0) - dinv[i] * A[ij] * dinv[j];
+        }
+
+    /* Second-smallest eigenpair of the (symmetric) L. */
+    char jobz = 'V', range = 'I', uplo = 'U';
+    int nn = G, lda = G, il = 2, iu = 2, found = 0, ldz = G, isuppz[2], info = 0;
+    int lwork = -1, liwork = -1, iwq = 0;
+    double vl = 0.0, vu = 0.0, abstol = 0.0, wq = 0.0;
+    /* the eigenvalue array must hold n entries even though one is found */
+    double *wall = malloc((size_t)G * sizeof *wall);
+    if (!wall) {
+        rc = gi_fail(err, "out of memory for the gene Laplacian eigenvalues");
+        goto done;
+    }
+    dsyevr_(&jobz, &range, &uplo, &nn, A, &lda, &vl, &vu, &il, &iu, &abstol, &found, wall, vec, &ldz, isuppz,
+            &wq, &lwork, &iwq, &liwork, &info);
+    if (info == 0) {
+        lwork = (int)wq + 1;
+        liwork = iwq + 1;
+        work = malloc((size_t)lwork * sizeof *work);
+        iwork = malloc((size_t)liwork * sizeof *iwork);
+        if (!work || !iwork) {
+            free(wall);
+            rc = gi_fail(err, "out of memory for the LAPACK eigensolver workspace");
+            goto done;
+        }
+        dsyevr_(&jobz, &range, &uplo, &nn, A, &lda, &vl, &vu, &il, &iu, &abstol, &found, wall, vec, &ldz,
+                isuppz, work, &lwork, iwork, &liwork, &info);
+    }
+    free(wall);
+    if (info != 0 || found != 1) {
+        rc = gi_fail(err, "the eigensolver (LAPACK dsyevr) failed on the %d-gene Laplacian (info %d)", G, info);
+        goto done;
+    }
+
+    /* Fiedler vector of the random-walk Laplacian: D^-1/2 v; scale to [0, 1]. */
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < G; i++) {
+        vec[i] *= dinv[i];
+        lo = vec[i] < lo ? vec[i] : lo;
+        hi = vec[i] > hi ? vec[i] : hi;
+    }
+    double span = hi - lo;
+    for (int i = 0; i < G; i++)
+        vec[i] = span > 0.0 ? (vec[i] - lo) / span : 0.0;
+    /* Deterministic orientation: gene 0 in the lower half (ties broken by the
+     * first gene off the midpoint). */
+    int flip = 0;
+    for (int i = 0; i < G; i++) {
+        if (vec[i] != 0.5) {
+            flip = vec[i] > 0.5;
+            break;
+        }
+    }
+    for (int i = 0; i < G; i++)
+        t[i] = (float)(flip ? 1.0 - vec[i] : vec[i]);
+done:
+    free(A);
+    free(dinv);
+    free(vec);
+    free(work);
+    free(iwork);
+    return rc;
+}

@@ -1,0 +1,125 @@
+/* optim.c - Adam / AdamW, learning-rate schedules, gradient clipping (see optim.h).
+ *
+ * The update follows PyTorch's torch.optim.Adam / AdamW (non-amsgrad,
+ * non-fused) formulas. Per element, arithmetic is done in double and the
+ * results (parameter, first and second moment) are stored as float; each
+ * element is independent and every reduction (the clipping norm) runs in a
+ * fixed sequential order, so a step is bit-reproducible. The moments are
+ * plain float buffers so a checkpoint can store them and a resumed run
+ * continues bit-identically.
+ */
+#include "geneinr/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GI_PI 3.14159265358979323846
+
+void gi_optim_spec_from_config(gi_optim_spec *o, const gi_config *c)
+{
+    memset(o, 0, sizeof *o);
+    o->optimizer = c->train.optimizer;
+    o->lr = c->train.lr;
+    o->beta1 = c->train.beta1;
+    o->beta2 = c->train.beta2;
+    o->eps = c->train.eps;
+    o->weight_decay = c->train.weight_decay;
+    o->schedule = c->train.schedule;
+    o->warmup_steps = c->train.warmup_steps;
+    o->total_steps = c->train.steps;
+    o->min_lr = c->train.min_lr;
+    o->step_every = c->train.step_every;
+    o->step_gamma = c->train.step_gamma;
+    o->clip_norm = c->train.clip_norm;
+}
+
+int gi_adam_init(gi_adam *a, size_t n, gi_err *err)
+{
+    if (!a)
+        return gi_fail(err, "gi_adam_init: optimizer state is NULL");
+    memset(a, 0, sizeof *a);
+    /* never NULL, even for n = 0 */
+    a->m = calloc(n ? n : 1, sizeof(float));
+    a->v = calloc(n ? n : 1, sizeof(float));
+    if (!a->m || !a->v) {
+        gi_adam_free(a);
+        return gi_fail(err, "out of memory for the Adam moments (%zu parameters)", n);
+    }
+    a->n = n;
+    a->t = 0;
+    return 0;
+}
+
+void gi_adam_free(gi_adam *a)
+{
+    if (!a)
+        return;
+    free(a->m);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+double gi_lr_at(const gi_optim_spec *o, long step)
+{
+    if (step < 0)
+        step = 0;
+    if (o->warmup_steps > 0 && step < o->warmup_steps)
+        return o->lr * (double)(step + 1) / (double)o->warmup_steps;
+    long after = step - (o->warmup_steps > 0 ? o->warmup_steps : 0);
+    switch (o->schedule) {
+    case GI_SCHED_STEP:
+        if (o->step_every <= 0)
+            return o->lr;
+        return o->lr * pow(o->step_gamma, (double)(after / o->step_every));
+    case GI_SCHED_COSINE: {
+        /* lr at the end of warm-up, min_lr at step total_steps and after. */
+        long span = o->total_steps - (o->warmup_steps > 0 ? o->warmup_steps : 0);
+        double p = span > 0 ? (double)after / (double)span : 1.0;
+        if (p > 1.0)
+            p = 1.0;
+        return o->min_lr + (o->lr - o->min_lr) * 0.5 * (1.0 + cos(GI_PI * p));
+    }
+    case GI_SCHED_CONSTANT:
+    default:
+        return o->lr;
+    }
+}
+
+double gi_grad_clip(float *g, size_t n, double max_norm)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)g[i] * (double)g[i];
+    double norm = sqrt(ss);
+    /* A non-finite norm is returned unscaled so the caller can see it. */
+    if (max_norm > 0.0 && norm > max_norm && isfinite(norm)) {
+        double scale = max_norm / norm;
+        for (size_t i = 0; i < n; i++)
+            g[i] = (float)((double)g[i] * scale);
+    }
+    return norm;
+}
+
+void gi_adam_step(gi_adam *a, const gi_optim_spec *o, float *params, const float *grads, double lr)
+{
+    a->t++;
+    double b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
+    double bc1 = 1.0 - pow(b1, (double)a->t);
+    double bc2 = 1.0 - pow(b2, (double)a->t);
+    int decoupled = o->optimizer == GI_OPT_ADAMW;
+    double shrink = decoupled ? 1.0 - lr * wd : 1.0;
+    for (size_t i = 0; i < a->n; i++) {
+        double p = params[i], g = grads[i];
+        if (decoupled)
+            p *= shrink;          /* AdamW: p -= lr * wd * p */
+        else
+            g += wd * p;          /* Adam: L2 penalty in the gradient */
+        double m = b1 * (double)a->m[i] + (1.0 - b1) * g;
+        double v = b2 * (double)a->v[i] + (1.0 - b2) * g * g;
+        p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
+        a->m[i] = (float)m;
+        a->v[i] = (float)v;
+        params[i] = (float)p;
+    }
+}

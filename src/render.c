@@ -1,0 +1,305 @@
+/* render.c - slab-partitioned rendering into the parallel HDF5 atlas (see render.h). */
+#include "geneinr/render.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "geneinr/anatomy.h"
+#include "geneinr/atlas.h"
+#include "geneinr/checkpoint.h"
+#include "geneinr/dist.h"
+#include "geneinr/model.h"
+#include "geneinr/nifti.h"
+
+typedef struct renderer {
+    const gi_config *c;
+    MPI_Comm comm;
+    int rank, size;
+    gi_state st;
+    gi_volume mask;
+    gi_anatomy anat;
+    int have_anat;
+    int donor;               /* -1 = donor average */
+    gi_workspace *ws;
+    int nb_max;
+    float *xyz, *out;
+    int *donors, *labels, *genes;
+    long *where;             /* [nb_max] voxel offset within the round buffer */
+} renderer;
+
+static void renderer_free(renderer *r)
+{
+    gi_state_free(&r->st);
+    gi_volume_free(&r->mask);
+    if (r->have_anat)
+        gi_anatomy_free(&r->anat);
+    gi_workspace_free(r->ws);
+    free(r->xyz);
+    free(r->out);
+    free(r->donors);
+    free(r->labels);
+    free(r->genes);
+    free(r->where);
+}
+
+static int setup(renderer *r, const char *checkpoint, gi_err *err)
+{
+    const gi_config *c = r->c;
+    if (!c->render.mask[0])
+        return gi_fail(err, "%s: render.mask is not set (the NIfTI mask that defines the grid)",
+                       c->source[0] ? c->source : "config");
+    if (gi_checkpoint_load(&r->st, checkpoint, err) != 0)
+        return -1;
+    gi_model *m = &r->st.model;
+    /* Render what validation chose (equal to the last weights without validation). */
+    memcpy(m->params, r->st.best_params, sizeof(float) * m->n_params);
+    if (gi_volume_read(&r->mask, c->render.mask, 1, err) != 0)
+        return gi_fail_prefix(err, "render.mask");
+    if (r->st.n_labels > 0) {
+        if (!c->data.anatomy[0])
+            return gi_fail(err, "%s was trained with an anatomical input; set data.anatomy to the label image",
+                           checkpoint);
+        if (gi_anatomy_load(&r->anat, c->data.anatomy, r->st.label_values, r->st.n_labels, err) != 0)
+            return -1;
+        r->have_anat = 1;
+    }
+    r->donor = -1;
+    if (strcmp(c->render.donor, "average") != 0) {
+        for (int d = 0; d < r->st.n_donors; d++)
+            if (strcmp(r->st.donors[d], c->render.donor) == 0)
+                r->donor = d;
+        if (r->donor < 0)
+            return gi_fail(err, "render.donor: '%s' is not a donor of %s (use \"average\" or one of its donors, "
+                           "e.g. '%s')", c->render.donor, checkpoint, r->st.donors[0]);
+    }
+    r->nb_max = c->render.batch_voxels;
+    r->ws = gi_workspace_new(m, r->nb_max);
+    r->xyz = malloc(sizeof(float) * 3 * (size_t)r->nb_max);
+    r->out = malloc(sizeof(float) * (size_t)r->nb_max * m->n_out);
+    r->donors = malloc(sizeof(int) * (size_t)r->nb_max);
+    r->labels = malloc(sizeof(int) * (size_t)r->nb_max);
+    r->genes = malloc(sizeof(int) * (size_t)r->nb_max);
+    r->where = malloc(sizeof(long) * (size_t)r->nb_max);
+    if (!r->ws || !r->xyz || !r->out || !r->donors || !r->labels || !r->genes || !r->where)
+        return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
+    for (int k = 0; k < r->nb_max; k++)
+        r->donors[k] = r->donor;
+    return 0;
+}
+
+/* Evaluate nb gathered voxels for every gene and scatter into buf
+ * ([G][slices][ny][nx], slice stride `plane` * slices). */
+static void eval_batch(renderer *r, int nb, float *buf, size_t gene_stride)
+{
+    gi_model *m = &r->st.model;
+    int G = r->st.n_genes;
+    gi_batch b = {nb, r->xyz, m->spec.donor_dim ? r->donors : NULL, r->have_anat ? r->labels : NULL, NULL};
+    if (m->spec.gene_mode == GI_GENE_FACTORIZED) {
+        gi_model_forward(m, &b, r->ws, r->out);
+        for (int k = 0; k < nb; k++)
+            for (int g = 0; g < G; g++)
+                buf[g * gene_stride + r->where[k]] = r->out[(size_t)k * G + g] * r->st.gene_std[g] + r->st.gene_mean[g];
+        return;
+    }
+    b.gene = r->genes;
+    for (int g = 0; g < G; g++) {
+        for (int k = 0; k < nb; k++)
+            r->genes[k] = g;
+        gi_model_forward(m, &b, r->ws, r->out);
+        for (int k = 0; k < nb; k++)
+            buf[g * gene_stride + r->where[k]] = r->out[k] * r->st.gene_std[g] + r->st.gene_mean[g];
+    }
+}
+
+/* Render slices [z0, z0 + nzb) into buf and mbuf. */
+static void render_slices(renderer *r, int z0, int nzb, float *buf, unsigned char *mbuf)
+{
+    const gi_volume *v = &r->mask;
+    size_t plane = (size_t)v->nx * v->ny, gene_stride = plane * nzb;
+    int G = r->st.n_genes;
+    for (size_t q = 0; q < gene_stride * G; q++)
+        buf[q] = NAN;
+    int nb = 0;
+    for (int zz = 0; zz < nzb; zz++) {
+        int z = z0 + zz;
+        for (int y = 0; y < v->ny; y++)
+            for (int x = 0; x < v->nx; x++) {
+                size_t off = (size_t)zz * plane + (size_t)y * v->nx + x;
+                float mv = v->data[(size_t)z * plane + (size_t)y * v->nx + x];
+                int inside = mv != 0 && !isnan(mv);
+                mbuf[off] = (unsigned char)inside;
+                if (!inside)
+                    continue;
+                double mm[3];
+                gi_affine_apply(v->affine, x, y, z, mm);
+                gi_mni_normalise(mm[0], mm[1], mm[2], r->xyz + 3 * nb);
+                if (r->have_anat)
+                    r->labels[nb] = gi_anatomy_index_at(&r->anat, mm[0], mm[1], mm[2]);
+                r->where[nb] = (long)off;
+                if (++nb == r->nb_max) {
+                    eval_batch(r, nb, buf, gene_stride);
+                    nb = 0;
+                }
+            }
+    }
+    if (nb)
+        eval_batch(r, nb, buf, gene_stride);
+}
+
+static int write_nifti(renderer *r, const char *out_dir, const char *atlas_path, gi_err *err)
+{
+    char dir[GI_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/nifti", out_dir);
+    if (r->rank == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
+    MPI_Barrier(r->comm);
+    gi_atlas a;
+    if (gi_atlas_open(&a, atlas_path, err) != 0)
+        return -1;
+    float *vol = malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz);
+    int rc = vol ? 0 : gi_fail(err, "out of memory");
+    for (int g = r->rank; rc == 0 && g < a.n_genes; g += r->size) {
+        char name[256], path[GI_PATH_MAX + 300], tmp[GI_PATH_MAX + 320], desc[80];
+        /* Gene symbols are file-name safe in practice; replace anything else. */
+        snprintf(name, sizeof name, "%s", a.genes[g]);
+        for (char *p = name; *p; p++)
+            if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':')
+                *p = '_';
+        snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
+        snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
+        snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], r->c->render.donor);
+        if (gi_atlas_read_gene(&a, g, vol, err) != 0 || gi_volume_write_like(&r->mask, vol, tmp, desc, err) != 0)
+            rc = -1;
+        else if (rename(tmp, path) != 0)
+            rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    }
+    free(vol);
+    gi_atlas_close(&a);
+    return rc;
+}
+
+int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
+              gi_render_result *res, gi_err *err)
+{
+    renderer r;
+    memset(&r, 0, sizeof r);
+    memset(res, 0, sizeof *res);
+    r.c = c;
+    r.comm = comm;
+    MPI_Comm_rank(comm, &r.rank);
+    MPI_Comm_size(comm, &r.size);
+    double t0 = MPI_Wtime();
+    if (gi_dist_agree(comm, setup(&r, checkpoint, err), err) != 0) {
+        renderer_free(&r);
+        return -1;
+    }
+    const gi_volume *v = &r.mask;
+    int G = r.st.n_genes;
+    size_t plane = (size_t)v->nx * v->ny;
+
+    /* Balance slabs by in-mask voxels, not by height. */
+    long *count = calloc((size_t)v->nz, sizeof(long)), total = 0;
+    int *begin = malloc(sizeof(int) * ((size_t)r.size + 1));
+    if (!count || !begin) {
+        free(count);
+        free(begin);
+        renderer_free(&r);
+        return gi_fail(err, "out of memory");
+    }
+    for (int z = 0; z < v->nz; z++)
+        for (size_t q = 0; q < plane; q++) {
+            float mv = v->data[(size_t)z * plane + q];
+            count[z] += mv != 0 && !isnan(mv);
+        }
+    gi_slab_partition(count, v->nz, r.size, begin);
+    int z_lo = begin[r.rank], z_hi = begin[r.rank + 1];
+    long mine = 0;
+    for (int z = z_lo; z < z_hi; z++)
+        mine += count[z];
+    for (int z = 0; z < v->nz; z++)
+        total += count[z];
+    free(count);
+    free(begin);
+
+    size_t per_slice = plane * (size_t)G * sizeof(float);
+    int k = (int)((size_t)c->render.buffer_mb * 1048576 / per_slice);
+    if (k < 1)
+        k = 1;
+    int my_rounds = (z_hi - z_lo + k - 1) / k, rounds;
+    MPI_Allreduce(&my_rounds, &rounds, 1, MPI_INT, MPI_MAX, comm);
+    float *buf = malloc(per_slice * (size_t)k);
+    unsigned char *mbuf = malloc(plane * (size_t)k);
+    int ok = buf && mbuf ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", k, G);
+    if (gi_dist_agree(comm, ok, err) != 0) {
+        free(buf);
+        free(mbuf);
+        renderer_free(&r);
+        return -1;
+    }
+    if (r.rank == 0) {
+        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, up to %d slices per write\n",
+               total, v->nx, v->ny, v->nz, G, r.size, r.size > 1 ? "s" : "", k);
+        fflush(stdout);
+    }
+
+    char atlas_path[GI_PATH_MAX + 32];
+    snprintf(atlas_path, sizeof atlas_path, "%s/atlas.h5", out_dir);
+    char units[GI_PATH_MAX + 64];
+    gi_config cc;
+    const char *units_src = c->data.samples;
+    if (!units_src[0] && gi_config_load_text(&cc, r.st.config_yaml, checkpoint, NULL) == 0)
+        units_src = cc.data.samples;
+    snprintf(units, sizeof units, "the units of the sample table (%s)", units_src);
+    char *yaml = gi_config_to_yaml(c);
+    gi_atlas_info info = {
+        .n_genes = G, .genes = (const char *const *)r.st.genes,
+        .n_donors = r.st.n_donors, .donors = (const char *const *)r.st.donors,
+        .nx = v->nx, .ny = v->ny, .nz = v->nz,
+        .units = units,
+        .normalisation = "model output de-standardised per gene: value = output * gene_std + gene_mean, "
+                         "with the mean and std of the training samples",
+        .config_yaml = yaml, .rendered_for = c->render.donor, .kind = "atlas",
+        .compress = c->render.compress,
+    };
+    memcpy(info.affine, v->affine, sizeof info.affine);
+    gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
+    free(yaml);
+    int rc = w ? 0 : -1;
+    for (int round = 0; rc == 0 && round < rounds; round++) {
+        int z0 = z_lo + round * k, nzb = z_hi - z0 < k ? z_hi - z0 : k;
+        if (nzb < 0)
+            nzb = 0;
+        if (nzb > 0)
+            render_slices(&r, z0, nzb, buf, mbuf);
+        rc = gi_atlas_write_slices(w, nzb > 0 ? z0 : 0, nzb, buf, mbuf, err);
+        if (r.rank == 0 && rounds > 1) {
+            printf("render: round %d/%d\n", round + 1, rounds);
+            fflush(stdout);
+        }
+    }
+    free(buf);
+    free(mbuf);
+    if (w)
+        rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
+    double el = MPI_Wtime() - t0;
+    if (rc == 0 && c->render.nifti)
+        rc = gi_dist_agree(comm, write_nifti(&r, out_dir, atlas_path, err), err);
+    (void)mine;
+    res->voxels = total;
+    res->genes = G;
+    res->seconds = el;
+    res->voxels_per_second = el > 0 ? total / el : 0;
+    if (rc == 0 && r.rank == 0) {
+        printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s); atlas %s\n", total, G, el,
+               res->voxels_per_second, atlas_path);
+        if (c->render.nifti)
+            printf("render: NIfTI maps in %s/nifti/\n", out_dir);
+        fflush(stdout);
+    }
+    renderer_free(&r);
+    return rc;
+}

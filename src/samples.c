@@ -1,0 +1,521 @@
+/* samples.c - read and write the sample table (see samples.h).
+ *
+ * Reading is one pass over csv.c records: the header row fixes the column
+ * roles (required, annotation, gene), then every row is checked field by field
+ * and appended to growable arrays. Invariants that make cleanup simple:
+ *   - every array in gi_samples is either NULL or allocated, and every count
+ *     (n, n_genes, n_donors, n_annot) covers only slots that are initialised
+ *     (string slots NULL or owned), so gi_samples_free is always safe;
+ *   - a row's slot is counted in s->n (with its strings NULL) before any of
+ *     its strings is copied, so a failure halfway through a row leaks nothing.
+ * On failure the table is freed and left zeroed.
+ *
+ * Numbers are parsed strictly: the whole field must be a decimal number that
+ * strtod accepts (no surrounding spaces), finite as a float.
+ */
+#include "geneinr/samples.h"
+#include "geneinr/csv.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Columns kept as text (samples.h). */
+static const char *const annotation_columns[] = {
+    "structure_id", "structure_acronym", "structure_name", "class",
+    "hemisphere", "tissue", "slab_num", "sample_id",
+};
+#define N_ANNOTATION_COLUMNS ((int)(sizeof annotation_columns / sizeof annotation_columns[0]))
+
+enum { COL_WELL, COL_DONOR, COL_X, COL_Y, COL_Z, N_REQUIRED };
+static const char *const required_columns[N_REQUIRED] = {
+    "well_id", "donor", "mni_x", "mni_y", "mni_z",
+};
+
+static int is_annotation(const char *name)
+{
+    for (int i = 0; i < N_ANNOTATION_COLUMNS; i++)
+        if (strcmp(name, annotation_columns[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int required_index(const char *name)
+{
+    for (int i = 0; i < N_REQUIRED; i++)
+        if (strcmp(name, required_columns[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int is_missing_token(const char *f)
+{
+    return f[0] == 0 || strcmp(f, "NaN") == 0 || strcmp(f, "nan") == 0 ||
+           strcmp(f, "NA") == 0 || strcmp(f, "N/A") == 0;
+}
+
+/* Strict decimal -> float. 0 on success, -1 if f is not a finite number. */
+static int parse_float(const char *f, float *out)
+{
+    if (f[0] == 0 || isspace((unsigned char)f[0]))
+        return -1;
+    char *end;
+    errno = 0;
+    double d = strtod(f, &end);
+    if (*end != 0 || !isfinite(d))
+        return -1;
+    float x = (float)d;
+    if (!isfinite(x))
+        return -1;   /* beyond float range */
+    *out = x;
+    return 0;
+}
+
+/* Grow *p (elements of size sz) so that it holds at least need elements. */
+static int grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    if (c > SIZE_MAX / sz)
+        return -1;
+    void *q = realloc(*p, c * sz);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* Column roles decided by the header. */
+typedef struct column_map {
+    int n_cols;
+    int req[N_REQUIRED];    /* column of each required field */
+    int *gene_col;          /* [n_genes] */
+    int *annot_col;         /* [n_annot] */
+} column_map;
+
+typedef struct name_ref {
+    const char *name;
+    int col;
+} name_ref;
+
+static int cmp_name_ref(const void *a, const void *b)
+{
+    const name_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->col > y->col) - (x->col < y->col);
+}
+
+/* Find duplicate column names in O(n log n) (gene lists run to ~20,000). */
+static int check_duplicates(char **fields, int n, const char *path, long line, gi_err *err)
+{
+    name_ref *refs = malloc((size_t)n * sizeof *refs);
+    if (!refs)
+        return gi_fail(err, "%s:%ld: out of memory", path, line);
+    for (int i = 0; i < n; i++)
+        refs[i] = (name_ref){fields[i], i};
+    qsort(refs, (size_t)n, sizeof *refs, cmp_name_ref);
+    for (int i = 1; i < n; i++) {
+        if (strcmp(refs[i - 1].name, refs[i].name) == 0) {
+            const char *name = refs[i].name;
+            int a = refs[i - 1].col + 1, b = refs[i].col + 1;
+            int gene = required_index(name) < 0 && !is_annotation(name);
+            free(refs);
+            return gi_fail(err, "%s:%ld: duplicate %s '%s' (columns %d and %d)", path, line,
+                           gene ? "gene" : "column", name, a, b);
+        }
+    }
+    free(refs);
+    return 0;
+}
+
+static int read_header(gi_samples *s, column_map *m, gi_csv *r, const char *path, gi_err *err)
+{
+    char **f;
+    int nf;
+    int rc = gi_csv_next(r, &f, &nf, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return gi_fail(err, "%s: empty file (no header row)", path);
+    long line = gi_csv_line(r);
+    m->n_cols = nf;
+    for (int i = 0; i < nf; i++)
+        if (f[i][0] == 0)
+            return gi_fail(err, "%s:%ld: column %d has an empty name", path, line, i + 1);
+    if (check_duplicates(f, nf, path, line, err))
+        return -1;
+    for (int k = 0; k < N_REQUIRED; k++)
+        m->req[k] = -1;
+    m->gene_col = malloc((size_t)nf * sizeof *m->gene_col);
+    m->annot_col = malloc((size_t)nf * sizeof *m->annot_col);
+    s->gene_names = calloc((size_t)nf, sizeof *s->gene_names);
+    s->annot_names = calloc((size_t)nf, sizeof *s->annot_names);
+    if (!m->gene_col || !m->annot_col || !s->gene_names || !s->annot_names)
+        return gi_fail(err, "%s:%ld: out of memory", path, line);
+    for (int i = 0; i < nf; i++) {
+        int k = required_index(f[i]);
+        if (k >= 0) {
+            m->req[k] = i;
+        } else if (is_annotation(f[i])) {
+            if (!(s->annot_names[s->n_annot] = strdup(f[i])))
+                return gi_fail(err, "%s:%ld: out of memory", path, line);
+            m->annot_col[s->n_annot++] = i;
+        } else {
+            if (!(s->gene_names[s->n_genes] = strdup(f[i])))
+                return gi_fail(err, "%s:%ld: out of memory", path, line);
+            m->gene_col[s->n_genes++] = i;
+        }
+    }
+    for (int k = 0; k < N_REQUIRED; k++)
+        if (m->req[k] < 0)
+            return gi_fail(err, "%s:%ld: missing required column '%s' (the header needs "
+                           "well_id, donor, mni_x, mni_y and mni_z)", path, line,
+                           required_columns[k]);
+    if (s->n_genes == 0)
+        return gi_fail(err, "%s:%ld: no gene columns (every column is well_id, donor, "
+                       "a coordinate or an annotation)", path, line);
+    return 0;
+}
+
+/* Donor index by name, adding it if new. -1 on out of memory. */
+static int donor_lookup_add(gi_samples *s, size_t *cap, const char *name)
+{
+    int d = gi_samples_donor_index(s, name);
+    if (d >= 0)
+        return d;
+    if (grow((void **)&s->donor_names, cap, (size_t)s->n_donors + 1, sizeof *s->donor_names))
+        return -1;
+    if (!(s->donor_names[s->n_donors] = strdup(name)))
+        return -1;
+    return s->n_donors++;
+}
+
+static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *path,
+                     gi_err *err)
+{
+    size_t cap_donors = 0, cap_well = 0, cap_donor = 0, cap_mni = 0, cap_val = 0, cap_annot = 0;
+    const size_t G = (size_t)s->n_genes, A = (size_t)s->n_annot;
+    char **f;
+    int nf, rc;
+    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
+        long line = gi_csv_line(r);
+        if (nf != m->n_cols)
+            return gi_fail(err, "%s:%ld: row has %d fields but the header has %d", path,
+                           line, nf, m->n_cols);
+        if (s->n == INT_MAX)
+            return gi_fail(err, "%s:%ld: too many samples", path, line);
+        const int i = s->n;
+        const size_t rows = (size_t)i + 1;
+        /* Grow every per-row array to i + 1 rows; caps are in elements. */
+        if (grow((void **)&s->well_ids, &cap_well, rows, sizeof *s->well_ids) ||
+            grow((void **)&s->donor, &cap_donor, rows, sizeof *s->donor) ||
+            grow((void **)&s->mni, &cap_mni, 3 * rows, sizeof *s->mni) ||
+            grow((void **)&s->values, &cap_val, G * rows, sizeof *s->values) ||
+            (A > 0 && grow((void **)&s->annot, &cap_annot, A * rows, sizeof *s->annot)))
+            return gi_fail(err, "%s:%ld: out of memory after %d samples", path, line, i);
+        /* Claim the slot before copying any string into it (see top). */
+        s->well_ids[i] = NULL;
+        for (size_t a = 0; a < A; a++)
+            s->annot[(size_t)i * A + a] = NULL;
+        s->n = i + 1;
+
+        if (!(s->well_ids[i] = strdup(f[m->req[COL_WELL]])))
+            return gi_fail(err, "%s:%ld: out of memory", path, line);
+        const char *dname = f[m->req[COL_DONOR]];
+        if (dname[0] == 0)
+            return gi_fail(err, "%s:%ld: column 'donor': empty donor name", path, line);
+        int d = donor_lookup_add(s, &cap_donors, dname);
+        if (d < 0)
+            return gi_fail(err, "%s:%ld: out of memory", path, line);
+        s->donor[i] = d;
+        for (int k = 0; k < 3; k++) {
+            const char *col = required_columns[COL_X + k];
+            const char *v = f[m->req[COL_X + k]];
+            if (v[0] == 0)
+                return gi_fail(err, "%s:%ld: column '%s': empty coordinate (MNI coordinates "
+                               "are required)", path, line, col);
+            if (parse_float(v, &s->mni[3 * (size_t)i + k]))
+                return gi_fail(err, "%s:%ld: column '%s': '%s' is not a finite number", path,
+                               line, col, v);
+        }
+        float *row = s->values + (size_t)i * G;
+        for (size_t g = 0; g < G; g++) {
+            const char *v = f[m->gene_col[g]];
+            if (is_missing_token(v))
+                row[g] = NAN;
+            else if (parse_float(v, &row[g]))
+                return gi_fail(err, "%s:%ld: column '%s': '%s' is not a number", path, line,
+                               s->gene_names[g], v);
+        }
+        for (size_t a = 0; a < A; a++)
+            if (!(s->annot[(size_t)i * A + a] = strdup(f[m->annot_col[a]])))
+                return gi_fail(err, "%s:%ld: out of memory", path, line);
+    }
+    if (rc < 0)
+        return -1;
+    if (s->n == 0)
+        return gi_fail(err, "%s: no samples (the file has a header row only)", path);
+    return 0;
+}
+
+int gi_samples_read_csv(gi_samples *s, const char *path, gi_err *err)
+{
+    memset(s, 0, sizeof *s);
+    column_map m = {0};
+    gi_csv *r = gi_csv_open(path, err);
+    if (!r)
+        return -1;
+    int rc = read_header(s, &m, r, path, err);
+    if (rc == 0)
+        rc = read_rows(s, &m, r, path, err);
+    gi_csv_close(r);
+    free(m.gene_col);
+    free(m.annot_col);
+    if (rc)
+        gi_samples_free(s);
+    return rc;
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+/* Output through stdio or zlib, assembled one line at a time in buf. The
+ * first failure is remembered (as text) and every later call does nothing. */
+typedef struct writer {
+    FILE *fp;
+    gzFile gz;
+    char *buf;
+    size_t len, cap;
+    char why[256];          /* first failure, "" while all is well */
+} writer;
+
+static void w_fail(writer *w, const char *why)
+{
+    if (!w->why[0])
+        snprintf(w->why, sizeof w->why, "%s", why);
+}
+
+static void w_raw(writer *w, const char *s, size_t n)
+{
+    if (w->why[0])
+        return;
+    if (w->len + n > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < w->len + n)
+            cap *= 2;
+        char *p = realloc(w->buf, cap);
+        if (!p) {
+            w_fail(w, "out of memory");
+            return;
+        }
+        w->buf = p;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+/* A text field, quoted (RFC 4180) when it holds a comma, quote or line end, or
+ * when it starts like a byte-order mark (which the reader would skip). */
+static void w_text(writer *w, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n") && strncmp(s, "\xEF\xBB\xBF", 3) != 0) {
+        w_raw(w, s, strlen(s));
+        return;
+    }
+    w_raw(w, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            w_raw(w, "\"", 1);
+        w_raw(w, p, 1);
+    }
+    w_raw(w, "\"", 1);
+}
+
+static void w_float(writer *w, float x)
+{
+    if (isnan(x))
+        return;   /* not measured: empty field */
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%.9g", (double)x);
+    w_raw(w, tmp, (size_t)n);
+}
+
+/* Send the assembled line to the file. */
+static void w_flush_line(writer *w)
+{
+    if (w->why[0])
+        return;
+    if (w->gz) {
+        /* gzwrite takes an unsigned length: write in chunks of at most 1 GiB. */
+        for (size_t off = 0; off < w->len;) {
+            size_t n = w->len - off < (1u << 30) ? w->len - off : (1u << 30);
+            if (gzwrite(w->gz, w->buf + off, (unsigned)n) != (int)n) {
+                int zerr;
+                const char *msg = gzerror(w->gz, &zerr);
+                w_fail(w, zerr == Z_ERRNO ? strerror(errno) : msg);
+                break;
+            }
+            off += n;
+        }
+    } else if (fwrite(w->buf, 1, w->len, w->fp) != w->len) {
+        w_fail(w, strerror(errno));
+    }
+    w->len = 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Refuse tables that would not read back as the same table. */
+static int check_writable(const gi_samples *s, const char *path, gi_err *err)
+{
+    if (s->n <= 0 || s->n_genes <= 0)
+        return gi_fail(err, "writing %s: the table has %d samples and %d genes; both must be "
+                       "positive", path, s->n, s->n_genes);
+    for (int a = 0; a < s->n_annot; a++)
+        if (!is_annotation(s->annot_names[a]))
+            return gi_fail(err, "writing %s: annotation column '%s' is not a known annotation "
+                           "name and would read back as a gene", path, s->annot_names[a]);
+    for (int g = 0; g < s->n_genes; g++)
+        if (s->gene_names[g][0] == 0 || is_annotation(s->gene_names[g]) ||
+            required_index(s->gene_names[g]) >= 0)
+            return gi_fail(err, "writing %s: gene name '%s' is empty or reserved for a "
+                           "non-gene column", path, s->gene_names[g]);
+    for (int i = 0; i < s->n; i++) {
+        if (s->donor[i] < 0 || s->donor[i] >= s->n_donors)
+            return gi_fail(err, "writing %s: sample %d has donor index %d, outside 0..%d",
+                           path, i, s->donor[i], s->n_donors - 1);
+        for (int k = 0; k < 3; k++)
+            if (!isfinite(s->mni[3 * (size_t)i + k]))
+                return gi_fail(err, "writing %s: sample '%s' has a non-finite %s", path,
+                               s->well_ids[i], required_columns[COL_X + k]);
+        for (int g = 0; g < s->n_genes; g++)
+            if (isinf(s->values[(size_t)i * s->n_genes + g]))
+                return gi_fail(err, "writing %s: sample '%s' gene '%s' is infinite", path,
+                               s->well_ids[i], s->gene_names[g]);
+    }
+    return 0;
+}
+
+int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err)
+{
+    if (check_writable(s, path, err))
+        return -1;
+    writer w = {0};
+    errno = 0;
+    if (ends_with(path, ".gz"))
+        w.gz = gzopen(path, "wb");
+    else
+        w.fp = fopen(path, "w");
+    if (!w.gz && !w.fp)
+        return gi_fail(err, "cannot create %s: %s", path,
+                       errno ? strerror(errno) : "out of memory");
+
+    for (int k = 0; k < N_REQUIRED; k++) {
+        if (k)
+            w_raw(&w, ",", 1);
+        w_text(&w, required_columns[k]);
+    }
+    for (int a = 0; a < s->n_annot; a++) {
+        w_raw(&w, ",", 1);
+        w_text(&w, s->annot_names[a]);
+    }
+    for (int g = 0; g < s->n_genes; g++) {
+        w_raw(&w, ",", 1);
+        w_text(&w, s->gene_names[g]);
+    }
+    w_raw(&w, "\n", 1);
+    w_flush_line(&w);
+
+    for (int i = 0; i < s->n && !w.why[0]; i++) {
+        w_text(&w, s->well_ids[i]);
+        w_raw(&w, ",", 1);
+        w_text(&w, s->donor_names[s->donor[i]]);
+        for (int k = 0; k < 3; k++) {
+            w_raw(&w, ",", 1);
+            w_float(&w, s->mni[3 * (size_t)i + k]);
+        }
+        for (int a = 0; a < s->n_annot; a++) {
+            w_raw(&w, ",", 1);
+            w_text(&w, s->annot[(size_t)i * s->n_annot + a]);
+        }
+        const float *row = s->values + (size_t)i * s->n_genes;
+        for (int g = 0; g < s->n_genes; g++) {
+            w_raw(&w, ",", 1);
+            w_float(&w, row[g]);
+        }
+        w_raw(&w, "\n", 1);
+        w_flush_line(&w);
+    }
+    /* Closing flushes buffered data, so a full disk may only show up here. */
+    errno = 0;
+    if (w.gz) {
+        int zrc = gzclose(w.gz);
+        if (zrc != Z_OK)
+            w_fail(&w, zrc == Z_ERRNO && errno ? strerror(errno) : "gzip write error");
+    } else if (fclose(w.fp) != 0) {
+        w_fail(&w, errno ? strerror(errno) : "write error");
+    }
+    free(w.buf);
+    if (w.why[0]) {
+        remove(path);   /* do not leave a truncated table behind */
+        return gi_fail(err, "writing %s: %s", path, w.why);
+    }
+    return 0;
+}
+
+/* ---- queries and cleanup ------------------------------------------------------- */
+
+int gi_samples_donor_index(const gi_samples *s, const char *name)
+{
+    for (int d = 0; d < s->n_donors; d++)
+        if (strcmp(s->donor_names[d], name) == 0)
+            return d;
+    return -1;
+}
+
+long gi_samples_n_measured(const gi_samples *s)
+{
+    long count = 0;
+    size_t total = (size_t)s->n * (size_t)s->n_genes;
+    for (size_t i = 0; i < total; i++)
+        count += !isnan(s->values[i]);
+    return count;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void gi_samples_free(gi_samples *s)
+{
+    if (!s)
+        return;
+    free_strings(s->well_ids, s->well_ids ? (size_t)s->n : 0);
+    free_strings(s->donor_names, (size_t)s->n_donors);
+    free_strings(s->gene_names, (size_t)s->n_genes);
+    free_strings(s->annot_names, (size_t)s->n_annot);
+    free_strings(s->annot, (size_t)s->n * (size_t)s->n_annot);
+    free(s->donor);
+    free(s->mni);
+    free(s->values);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,476 @@
+/* train.c - data-parallel training loop (design in train.h). */
+#include "geneinr/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "geneinr/checkpoint.h"
+#include "geneinr/dataset.h"
+#include "geneinr/dist.h"
+#include "geneinr/model.h"
+#include "geneinr/optim.h"
+#include "geneinr/rng.h"
+
+#define CHUNK 2048 /* points per forward/backward call: bounds workspace memory */
+
+/* The units of one split: sample index, and gene index in concat mode. */
+typedef struct units {
+    long n;
+    int *sample;
+    int *gene;               /* NULL in factorized mode */
+    long measured;           /* measured values covered by all units */
+} units;
+
+typedef struct trainer {
+    const gi_config *c;
+    MPI_Comm comm;
+    int rank, size;
+    gi_dataset data;
+    gi_state st;
+    gi_workspace *ws;
+    gi_optim_spec opt;
+    units train, val;
+    int *measured_per_sample; /* [n] measured genes per sample (factorized batch counts) */
+    /* chunk buffers */
+    float *xyz, *out, *dout;
+    int *donor, *label, *gene;
+    float *reduce_buf;        /* [n_params + 1]: gradients and the loss, one allreduce */
+} trainer;
+
+static int units_build(trainer *t, int want_val, units *u)
+{
+    const gi_samples *s = &t->data.s;
+    int G = s->n_genes, concat = t->c->model.gene_mode == GI_GENE_CONCAT;
+    long n = 0, measured = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        n = 0;
+        measured = 0;
+        for (int i = 0; i < s->n; i++) {
+            if (t->data.is_val[i] != want_val)
+                continue;
+            int cnt = 0;
+            for (int g = 0; g < G; g++) {
+                if (isnan(t->data.y[(size_t)i * G + g]))
+                    continue;
+                cnt++;
+                if (concat) {
+                    if (pass) {
+                        u->sample[n] = i;
+                        u->gene[n] = g;
+                    }
+                    n++;
+                }
+            }
+            if (!concat && cnt > 0) {
+                if (pass)
+                    u->sample[n] = i;
+                n++;
+            }
+            measured += cnt;
+        }
+        if (!pass) {
+            u->sample = malloc(sizeof(int) * (size_t)(n ? n : 1));
+            u->gene = concat ? malloc(sizeof(int) * (size_t)(n ? n : 1)) : NULL;
+            if (!u->sample || (concat && !u->gene))
+                return -1;
+        }
+    }
+    u->n = n;
+    u->measured = measured;
+    return 0;
+}
+
+/* Forward (and optionally backward) over a list of unit positions; returns the
+ * sum of squared errors. Backward uses dLoss/dpred = 2 (pred - y) / norm. */
+static double run_units(trainer *t, const units *u, const long *pos, long npos,
+                        int donor_average, int backward, double norm)
+{
+    const gi_dataset *d = &t->data;
+    gi_model *m = &t->st.model;
+    int G = d->s.n_genes, n_out = m->n_out, concat = u->gene != NULL;
+    double sse = 0;
+    for (long c0 = 0; c0 < npos; c0 += CHUNK) {
+        int nb = (int)(npos - c0 < CHUNK ? npos - c0 : CHUNK);
+        for (int k = 0; k < nb; k++) {
+            long ui = pos ? pos[c0 + k] : c0 + k;
+            int i = u->sample[ui];
+            memcpy(t->xyz + 3 * k, d->xyz + 3 * (size_t)i, 3 * sizeof(float));
+            t->donor[k] = donor_average ? -1 : d->s.donor[i];
+            if (d->label)
+                t->label[k] = d->label[i];
+            if (concat)
+                t->gene[k] = u->gene[ui];
+        }
+        gi_batch b = {nb, t->xyz, m->spec.donor_dim ? t->donor : NULL, d->label ? t->label : NULL,
+                      concat ? t->gene : NULL};
+        gi_model_forward(m, &b, t->ws, t->out);
+        for (int k = 0; k < nb; k++) {
+            long ui = pos ? pos[c0 + k] : c0 + k;
+            int i = u->sample[ui];
+            for (int o = 0; o < n_out; o++) {
+                int g = concat ? u->gene[ui] : o;
+                float y = d->y[(size_t)i * G + g];
+                float r = isnan(y) ? 0.0f : t->out[(size_t)k * n_out + o] - y;
+                sse += (double)r * r;
+                t->dout[(size_t)k * n_out + o] = (float)(2.0 * r / norm);
+            }
+        }
+        if (backward)
+            gi_model_backward(m, &b, t->ws, t->dout);
+    }
+    return sse;
+}
+
+/* Validation MSE over all ranks (standardised units). */
+static double validate(trainer *t)
+{
+    long lo, hi;
+    gi_share(t->val.n, t->rank, t->size, &lo, &hi);
+    long npos = hi - lo;
+    long *pos = malloc(sizeof(long) * (size_t)(npos ? npos : 1));
+    for (long k = 0; k < npos; k++)
+        pos[k] = lo + k;
+    /* A held-out donor has no trained embedding: it is predicted as the donor average. */
+    double sse = pos ? run_units(t, &t->val, pos, npos, t->data.val_donor >= 0, 0, 1.0) : 0;
+    free(pos);
+    double tot;
+    MPI_Allreduce(&sse, &tot, 1, MPI_DOUBLE, MPI_SUM, t->comm);
+    return t->val.measured ? tot / (double)t->val.measured : NAN;
+}
+
+/* One optimizer step; returns the global training MSE of the batch. */
+static double train_step(trainer *t, long step, long *batch_pos, double *grad_norm)
+{
+    gi_model *m = &t->st.model;
+    long B = t->c->train.batch_size, npos, lo, hi;
+    double norm;
+    const long *pos;
+    if (B <= 0 || B >= t->train.n) {
+        /* Full batch: each rank takes a contiguous share of the units. */
+        gi_share(t->train.n, t->rank, t->size, &lo, &hi);
+        for (long k = lo; k < hi; k++)
+            batch_pos[k - lo] = k;
+        pos = batch_pos;
+        npos = hi - lo;
+        norm = (double)t->train.measured;
+    } else {
+        /* The global batch is a function of (seed, step) alone; every rank
+         * derives all of it to count its measured values, then takes a share. */
+        long measured = 0;
+        gi_share(B, t->rank, t->size, &lo, &hi);
+        for (long j = 0; j < B; j++) {
+            long u = (long)gi_rng_below(t->c->train.seed, GI_STREAM_BATCH, (uint64_t)(step * B + j),
+                                        (uint64_t)t->train.n);
+            measured += t->train.gene ? 1 : t->measured_per_sample[t->train.sample[u]];
+            if (j >= lo && j < hi)
+                batch_pos[j - lo] = u;
+        }
+        pos = batch_pos;
+        npos = hi - lo;
+        norm = (double)(measured ? measured : 1);
+    }
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    double sse = run_units(t, &t->train, pos, npos, 0, 1, norm);
+    memcpy(t->reduce_buf, m->grads, sizeof(float) * m->n_params);
+    t->reduce_buf[m->n_params] = (float)(sse / norm);
+    MPI_Allreduce(MPI_IN_PLACE, t->reduce_buf, (int)m->n_params + 1, MPI_FLOAT, MPI_SUM, t->comm);
+    memcpy(m->grads, t->reduce_buf, sizeof(float) * m->n_params);
+    *grad_norm = gi_grad_clip(m->grads, m->n_params, t->opt.clip_norm);
+    gi_adam_step(&t->st.adam, &t->opt, m->params, m->grads, gi_lr_at(&t->opt, step));
+    return t->reduce_buf[m->n_params];
+}
+
+static void spec_from(gi_model_spec *s, const gi_config *c, const gi_dataset *d)
+{
+    memset(s, 0, sizeof *s);
+    s->arch = c->model.arch;
+    s->gene_mode = c->model.gene_mode;
+    s->gene_code = c->model.gene_code;
+    s->hidden_layers = c->model.hidden_layers;
+    s->width = c->model.width;
+    s->omega0 = c->model.omega0;
+    s->omega_hidden = c->model.omega_hidden;
+    s->fourier_features = c->model.fourier_features;
+    s->fourier_scale = c->model.fourier_scale;
+    s->n_genes = d->s.n_genes;
+    s->gene_dim = c->model.gene_dim;
+    s->gene_frequencies = c->model.gene_frequencies;
+    s->n_donors = d->s.n_donors;
+    s->donor_dim = c->model.donor_dim;
+    s->n_labels = d->n_labels;
+    s->anatomy_dim = c->model.anatomy_dim;
+}
+
+static char **copy_names(char *const *src, int n)
+{
+    char **r = calloc((size_t)n + 1, sizeof *r);
+    for (int i = 0; r && i < n; i++)
+        if (!(r[i] = strdup(src[i])))
+            return r; /* partial copy is freed by gi_state_free */
+    return r;
+}
+
+/* A fresh state: initialised model, zero moments, names and normalisation. */
+static int state_new(trainer *t, gi_err *err)
+{
+    const gi_config *c = t->c;
+    gi_dataset *d = &t->data;
+    gi_state *st = &t->st;
+    gi_model_spec spec;
+    spec_from(&spec, c, d);
+    memset(st, 0, sizeof *st);
+    if (gi_model_init(&st->model, &spec, c->train.seed, err) != 0)
+        return -1;
+    int G = d->s.n_genes;
+    st->n_genes = G;
+    st->n_donors = d->s.n_donors;
+    st->n_labels = d->n_labels;
+    st->seed = c->train.seed;
+    st->best_val = INFINITY;
+    st->genes = copy_names(d->s.gene_names, G);
+    st->donors = copy_names(d->s.donor_names, d->s.n_donors);
+    st->gene_mean = malloc(sizeof(float) * G);
+    st->gene_std = malloc(sizeof(float) * G);
+    st->gene_position = calloc((size_t)G, sizeof(float));
+    st->label_values = malloc(sizeof(int) * (d->n_labels ? d->n_labels : 1));
+    st->best_params = malloc(sizeof(float) * (st->model.n_params ? st->model.n_params : 1));
+    st->config_yaml = gi_config_to_yaml(c);
+    if (!st->genes || !st->donors || !st->gene_mean || !st->gene_std || !st->gene_position
+        || !st->label_values || !st->best_params || !st->config_yaml
+        || gi_adam_init(&st->adam, st->model.n_params, err) != 0)
+        return gi_fail(err, "out of memory for the model state");
+    memcpy(st->gene_mean, d->gene_mean, sizeof(float) * G);
+    memcpy(st->gene_std, d->gene_std, sizeof(float) * G);
+    if (d->n_labels)
+        memcpy(st->label_values, d->label_values, sizeof(int) * d->n_labels);
+    if (c->model.gene_mode == GI_GENE_CONCAT && c->model.gene_code == GI_CODE_SPECTRAL) {
+        /* The ordering comes from training samples only. */
+        float *ytrain = malloc(sizeof(float) * (size_t)d->n_train * G);
+        if (!ytrain)
+            return gi_fail(err, "out of memory");
+        int k = 0;
+        for (int i = 0; i < d->s.n; i++)
+            if (!d->is_val[i])
+                memcpy(ytrain + (size_t)k++ * G, d->y + (size_t)i * G, sizeof(float) * G);
+        int rc = gi_gene_spectral_positions(ytrain, d->n_train, G, st->gene_position, err);
+        free(ytrain);
+        if (rc != 0)
+            return -1;
+        gi_model_set_gene_positions(&st->model, st->gene_position);
+    }
+    memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
+    return 0;
+}
+
+/* Resuming: the checkpoint must describe the same model on the same data. */
+static int state_resume(trainer *t, const char *path, gi_err *err)
+{
+    gi_model_spec spec;
+    spec_from(&spec, t->c, &t->data);
+    if (gi_checkpoint_load(&t->st, path, err) != 0)
+        return -1;
+    const gi_state *st = &t->st;
+    const gi_model_spec *s = &st->model.spec;
+    if (memcmp(s, &spec, sizeof spec) != 0)
+        return gi_fail(err, "%s: its model (arch, sizes, genes, donors or labels) differs from what %s "
+                       "describes on %s; resume with the config it was trained with",
+                       path, t->c->source[0] ? t->c->source : "the config", t->c->data.samples);
+    for (int g = 0; g < st->n_genes; g++)
+        if (strcmp(st->genes[g], t->data.s.gene_names[g]) != 0)
+            return gi_fail(err, "%s: gene %d is '%s' in the checkpoint but '%s' in %s", path, g + 1,
+                           st->genes[g], t->data.s.gene_names[g], t->c->data.samples);
+    if (st->seed != t->c->train.seed)
+        return gi_fail(err, "%s: trained with train.seed %llu, the config says %llu", path,
+                       (unsigned long long)st->seed, (unsigned long long)t->c->train.seed);
+    /* The checkpoint's normalisation stays authoritative: it is what the
+     * weights were trained against. */
+    for (int g = 0; g < st->n_genes; g++)
+        if (st->gene_mean[g] != t->data.gene_mean[g] || st->gene_std[g] != t->data.gene_std[g])
+            return gi_fail(err, "%s: the sample table or validation split differs from the one it was trained on", path);
+    free(t->st.config_yaml);
+    t->st.config_yaml = gi_config_to_yaml(t->c);
+    return 0;
+}
+
+static void fmt_duration(double s, char *buf, size_t n)
+{
+    if (!(s >= 0) || s > 1e8)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static int save(trainer *t, const char *path, gi_err *err)
+{
+    int rc = t->rank == 0 ? gi_checkpoint_save(&t->st, path, err) : 0;
+    return gi_dist_agree(t->comm, rc, err);
+}
+
+static void trainer_free(trainer *t)
+{
+    gi_dataset_free(&t->data);
+    gi_state_free(&t->st);
+    gi_workspace_free(t->ws);
+    free(t->train.sample);
+    free(t->train.gene);
+    free(t->val.sample);
+    free(t->val.gene);
+    free(t->measured_per_sample);
+    free(t->xyz);
+    free(t->out);
+    free(t->dout);
+    free(t->donor);
+    free(t->label);
+    free(t->gene);
+    free(t->reduce_buf);
+}
+
+static int setup(trainer *t, const char *resume, gi_err *err)
+{
+    if (gi_dataset_build(&t->data, t->c, err) != 0)
+        return -1;
+    if ((resume ? state_resume(t, resume, err) : state_new(t, err)) != 0)
+        return -1;
+    gi_model *m = &t->st.model;
+    const gi_samples *s = &t->data.s;
+    if (units_build(t, 0, &t->train) != 0 || units_build(t, 1, &t->val) != 0)
+        return gi_fail(err, "out of memory");
+    if (t->train.n == 0)
+        return gi_fail(err, "%s: no measured values among the training samples", t->c->data.samples);
+    t->measured_per_sample = calloc((size_t)s->n, sizeof(int));
+    t->ws = gi_workspace_new(m, CHUNK);
+    t->xyz = malloc(sizeof(float) * 3 * CHUNK);
+    t->out = malloc(sizeof(float) * (size_t)CHUNK * m->n_out);
+    t->dout = malloc(sizeof(float) * (size_t)CHUNK * m->n_out);
+    t->donor = malloc(sizeof(int) * CHUNK);
+    t->label = malloc(sizeof(int) * CHUNK);
+    t->gene = malloc(sizeof(int) * CHUNK);
+    t->reduce_buf = malloc(sizeof(float) * (m->n_params + 1));
+    if (!t->measured_per_sample || !t->ws || !t->xyz || !t->out || !t->dout || !t->donor || !t->label
+        || !t->gene || !t->reduce_buf)
+        return gi_fail(err, "out of memory");
+    for (int i = 0; i < s->n; i++)
+        for (int g = 0; g < s->n_genes; g++)
+            t->measured_per_sample[i] += !isnan(t->data.y[(size_t)i * s->n_genes + g]);
+    gi_optim_spec_from_config(&t->opt, t->c);
+    return 0;
+}
+
+int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
+             gi_train_result *res, gi_err *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.c = c;
+    t.comm = comm;
+    MPI_Comm_rank(comm, &t.rank);
+    MPI_Comm_size(comm, &t.size);
+    memset(res, 0, sizeof *res);
+    char ckpt[GI_PATH_MAX + 32], logpath[GI_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out_dir);
+    snprintf(logpath, sizeof logpath, "%s/train_log.csv", out_dir);
+
+    if (gi_dist_agree(comm, setup(&t, resume, err), err) != 0) {
+        trainer_free(&t);
+        return -1;
+    }
+    gi_state *st = &t.st;
+    FILE *log = NULL;
+    int log_ok = 1;
+    if (t.rank == 0) {
+        log = fopen(logpath, resume ? "a" : "w");
+        if (!log)
+            log_ok = 0;
+        else if (!resume)
+            fprintf(log, "step,loss,val_loss,lr,grad_norm,seconds\n");
+    }
+    if (gi_dist_agree(comm, log_ok ? 0 : gi_fail(err, "cannot write %s", logpath), err) != 0) {
+        trainer_free(&t);
+        return -1;
+    }
+    if (t.rank == 0) {
+        printf("train: %d samples (%d train, %d validation), %d genes, %d donors, %ld measured values; "
+               "%zu parameters; %d rank%s\n",
+               t.data.s.n, t.data.n_train, t.data.n_val, t.data.s.n_genes, t.data.s.n_donors,
+               t.train.measured + t.val.measured, st->model.n_params, t.size, t.size > 1 ? "s" : "");
+        if (resume)
+            printf("train: resuming %s at step %ld\n", resume, st->step);
+        fflush(stdout);
+    }
+
+    long steps = c->train.steps, B = c->train.batch_size;
+    long bufn = (B > 0 && B < t.train.n) ? B : t.train.n;
+    long *batch_pos = malloc(sizeof(long) * (size_t)(bufn + 1));
+    double t0 = MPI_Wtime(), loss = NAN;
+    long start_step = st->step, units_per_step = bufn;
+    int rc = 0;
+    while (st->step < steps && !st->stopped && batch_pos) {
+        long step = st->step;
+        double gnorm;
+        loss = train_step(&t, step, batch_pos, &gnorm);
+        st->step = step + 1;
+        double val = NAN;
+        int last = st->step == steps;
+        if (c->train.val_mode != GI_VAL_NONE && (st->step % c->train.val_every == 0 || last)) {
+            val = validate(&t);
+            if (val < st->best_val) {
+                st->best_val = val;
+                st->best_step = st->step;
+                st->bad_evals = 0;
+                memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
+            } else if (++st->bad_evals >= c->train.patience && c->train.patience > 0) {
+                st->stopped = 1;
+            }
+        }
+        if (c->train.val_mode == GI_VAL_NONE)
+            memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
+        double el = MPI_Wtime() - t0;
+        if (t.rank == 0) {
+            char vbuf[32] = "", vshow[32] = "   -   ";
+            if (!isnan(val)) {
+                snprintf(vbuf, sizeof vbuf, "%.9g", val);
+                snprintf(vshow, sizeof vshow, "%.5f", val);
+            }
+            fprintf(log, "%ld,%.9g,%s,%.9g,%.9g,%.3f\n", st->step, loss, vbuf, gi_lr_at(&t.opt, step), gnorm, el);
+            if (st->step % c->train.log_every == 0 || last || st->stopped || st->step == start_step + 1) {
+                double per = el / (double)(st->step - start_step);
+                char eta[32];
+                fmt_duration(per * (double)(steps - st->step), eta, sizeof eta);
+                printf("step %6ld/%ld  loss %.5f  val %s  %.0f pts/s  ETA %s\n", st->step, steps, loss, vshow,
+                       (double)units_per_step / per, eta);
+                fflush(stdout);
+            }
+        }
+        if (c->train.checkpoint_every > 0 && st->step % c->train.checkpoint_every == 0 && !last
+            && (rc = save(&t, ckpt, err)) != 0)
+            break;
+    }
+    free(batch_pos);
+    if (log)
+        fclose(log);
+    if (rc == 0)
+        rc = save(&t, ckpt, err);
+    if (rc == 0 && t.rank == 0) {
+        if (st->stopped)
+            printf("train: stopped early at step %ld: no validation improvement in %d checks; "
+                   "best validation MSE %.5f at step %ld\n", st->step, c->train.patience, st->best_val,
+                   st->best_step);
+        else if (c->train.val_mode != GI_VAL_NONE)
+            printf("train: best validation MSE %.5f at step %ld\n", st->best_val, st->best_step);
+        printf("train: checkpoint %s\n", ckpt);
+    }
+    res->steps = st->step;
+    res->loss = loss;
+    res->best_val = c->train.val_mode != GI_VAL_NONE ? st->best_val : NAN;
+    res->best_step = st->best_step;
+    res->stopped_early = st->stopped;
+    res->seconds = MPI_Wtime() - t0;
+    trainer_free(&t);
+    return rc;
+}
