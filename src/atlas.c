@@ -16,14 +16,15 @@
  *
  * What must stay true:
  *   - a collective function succeeds on every rank or fails on every rank with
- *     the same message (agree()); no rank enters the next collective call
- *     alone, so a failure on one rank never leaves the others hanging.
+ *     the same message (gi_dist_agree); no rank enters the next collective
+ *     call alone, so a failure on one rank never leaves the others hanging.
  *   - a file at PATH is complete; PATH.tmp is removed on abort or failure.
  *   - HDF5's automatic error printing is off inside these functions (it would
  *     print a stack trace for failures we handle); the innermost HDF5 message
  *     is appended to our own instead.
  */
 #include "geneinr/atlas.h"
+#include "geneinr/dist.h"
 #include "geneinr/version.h"
 
 #include <errno.h>
@@ -95,30 +96,6 @@ static int h5_fail(gi_err *err, const char *fmt, ...)
     if (detail[0])
         return gi_fail(err, "%s (HDF5: %s)", what, detail);
     return gi_fail(err, "%s", what);
-}
-
-/* ---- collective error agreement ----------------------------------------- */
-
-/* Every rank passes its own result (0 or -1). If any rank failed, every rank
- * gets the message of the lowest failing rank (prefixed with that rank when
- * there are several) and -1; otherwise 0. Collective over comm. */
-static int agree(MPI_Comm comm, int local_rc, gi_err *err)
-{
-    int rank, size, mine, first;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    mine = local_rc == 0 ? size : rank;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == size)
-        return 0;
-    char msg[sizeof err->msg];
-    if (rank == first)
-        memcpy(msg, err->msg, sizeof msg);
-    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, comm);
-    msg[sizeof msg - 1] = '\0';
-    if (size > 1)
-        return gi_fail(err, "rank %d: %s", first, msg);
-    return gi_fail(err, "%s", msg);
 }
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -348,7 +325,7 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
     } else {
         rc = gi_fail(err, "%s: out of memory", path ? path : "atlas");
     }
-    if (agree(comm, rc, err) != 0) {
+    if (gi_dist_agree(comm, rc, err) != 0) {
         writer_free(w);
         h5_loud(printer);
         return NULL;
@@ -356,7 +333,7 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
     MPI_Comm_dup(comm, &w->comm);
     MPI_Comm_rank(w->comm, &w->rank);
     MPI_Comm_size(w->comm, &w->size);
-    if (agree(w->comm, writer_open(w, err), err) != 0) {
+    if (gi_dist_agree(w->comm, writer_open(w, err), err) != 0) {
         writer_discard(w);
         h5_loud(printer);
         return NULL;
@@ -367,10 +344,10 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
 
 /* ---- writer: slices ------------------------------------------------------ */
 
-/* Collective: write count[] elements at start[] of dset from buf (a block of
- * exactly that shape), or join with an empty selection when nothing is to be
- * written (count[zdim] == 0). Selections are agreed before the write so that
- * either every rank enters H5Dwrite or none does. */
+/* Collective: write the block count[] at start[] of dset from buf (laid out
+ * in exactly that shape), or, when empty, join with an empty selection.
+ * Selections are agreed before the write so that either every rank enters
+ * H5Dwrite or none does. */
 static int write_block(gi_atlas_writer *w, hid_t dset, const char *name, int ndim, const hsize_t *start,
                        const hsize_t *count, int empty, hid_t mem_type, const void *buf, gi_err *err)
 {
@@ -384,10 +361,10 @@ static int write_block(gi_atlas_writer *w, hid_t dset, const char *name, int ndi
     else if (empty ? (H5Sselect_none(fspace) < 0 || H5Sselect_none(mspace) < 0)
                    : H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0)
         rc = h5_fail(err, "%s: cannot select slices in /%s", w->tmp_path, name);
-    if (agree(w->comm, rc, err) == 0) {
+    if (gi_dist_agree(w->comm, rc, err) == 0) {
         if (H5Dwrite(dset, mem_type, mspace, fspace, w->dxpl, empty ? (const void *)&dummy : buf) < 0)
             rc = h5_fail(err, "%s: cannot write /%s", w->tmp_path, name);
-        rc = agree(w->comm, rc, err);
+        rc = gi_dist_agree(w->comm, rc, err);
     } else {
         rc = -1;
     }
@@ -412,7 +389,7 @@ int gi_atlas_write_slices(gi_atlas_writer *w, int z0, int nzb, const float *expr
                      w->nz - 1);
     else if (nzb > 0 && (!expr || !mask))
         rc = gi_fail(err, "%s: no data given for slices %d..%d", w->tmp_path, z0, z0 + nzb - 1);
-    if (agree(w->comm, rc, err) != 0)
+    if (gi_dist_agree(w->comm, rc, err) != 0)
         return -1;
 
     h5_printer printer = h5_quiet();
@@ -527,7 +504,7 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
     if (!w)
         return gi_fail(err, "atlas: finish without an open writer");
     h5_printer printer = h5_quiet();
-    int rc = agree(w->comm, writer_close_parallel(w, err), err);
+    int rc = gi_dist_agree(w->comm, writer_close_parallel(w, err), err);
     if (rc == 0) {
         int rc0 = 0;
         if (w->rank == 0) {
@@ -535,7 +512,7 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
             if (rc0 == 0 && rename(w->tmp_path, w->path) != 0)
                 rc0 = gi_fail(err, "%s: cannot rename to %s: %s", w->tmp_path, w->path, strerror(errno));
         }
-        rc = agree(w->comm, rc0, err); /* also: PATH exists for everyone on return */
+        rc = gi_dist_agree(w->comm, rc0, err); /* also: PATH exists for everyone on return */
     }
     if (rc != 0 && w->rank == 0)
         unlink(w->tmp_path);

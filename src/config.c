@@ -20,8 +20,9 @@
  *   once; the round-trip test would fail on a duplicate section otherwise).
  * - Enum names are listed in the order of their C enum values (0, 1, ...).
  * - A failed load leaves *c untouched: all work happens on a private copy.
- * - gi_config_defaults() zeroes the whole struct first, so two configs with
- *   the same values compare equal with memcmp (padding included).
+ * - gi_config_defaults() zeroes the whole struct first and string values are
+ *   zero-padded to their buffer size, so two loaded configs with the same
+ *   values compare equal with memcmp (padding included).
  */
 #include "geneinr/config.h"
 
@@ -134,7 +135,7 @@ static const key_spec KEYS[] = {
     INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffer per rank, MiB"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
 
-    STR("run.out", run.out, "", "run folder; \"\" = runs/<config file name without extension>"),
+    STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
     INT("run.threads", run.threads, "0", 0, 1024, "OpenBLAS threads per rank; 0 = cores / ranks"),
 };
 
@@ -390,7 +391,9 @@ static int set_value(gi_config *c, int idx, const char *text, size_t len, int pl
         if (len >= k->size)
             return gi_fail(err, "%s: %s: the value is %zu bytes long, at most %zu are allowed", where, k->key, len,
                            k->size - 1);
-        memcpy(field(c, k), text, len + 1);
+        /* Zero the whole buffer so equal configs are equal bytes. */
+        memset(field(c, k), 0, k->size);
+        memcpy(field(c, k), text, len);
         return 0;
     }
     case T_BOOL: {

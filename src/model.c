@@ -359,6 +359,7 @@ struct gi_workspace {
     float **x;               /* x[l]: input of layer l, [max_batch][layers[l].in] */
     float **z;               /* z[l]: pre-activation of hidden layer l, [max_batch][width] */
     float *dz, *dx;          /* backward scratch, [max_batch][max layer width] */
+    double *colsum;          /* bias-gradient sums, [max layer width] */
     float *donor_mean;       /* [donor_dim] */
 };
 
@@ -376,6 +377,7 @@ void gi_workspace_free(gi_workspace *ws)
     free(ws->z);
     free(ws->dz);
     free(ws->dx);
+    free(ws->colsum);
     free(ws->donor_mean);
     free(ws);
 }
@@ -412,8 +414,9 @@ gi_workspace *gi_workspace_new(const gi_model *m, int max_batch)
     }
     ws->dz = malloc(nb * (size_t)widest * sizeof(float));
     ws->dx = malloc(nb * (size_t)widest * sizeof(float));
+    ws->colsum = malloc((size_t)widest * sizeof(double));
     ws->donor_mean = calloc(m->spec.donor_dim > 0 ? (size_t)m->spec.donor_dim : 1, sizeof(float));
-    if (!ws->dz || !ws->dx || !ws->donor_mean)
+    if (!ws->dz || !ws->dx || !ws->colsum || !ws->donor_mean)
         goto fail;
     return ws;
 fail:
@@ -441,16 +444,22 @@ static void linear_forward(float *z, const float *x, const float *W, const float
 
 /* From dz[n][out]: dW[out][in] += dz^T x, db[out] += column sums of dz, and,
  * if dx is not NULL, dx[n][dx_cols] = dz W[:, dx_col0 : dx_col0 + dx_cols]
- * (only the input columns someone needs a gradient for). */
-static void linear_backward(float *dx, int dx_col0, int dx_cols, float *dW, float *db, const float *dz,
-                            const float *x, const float *W, int n, int in, int out)
+ * (only the input columns someone needs a gradient for). The column sums are
+ * taken in double (scratch colsum[out]) and added once, so a bias gradient
+ * does not depend on what was already accumulated in db. */
+static void linear_backward(float *dx, int dx_col0, int dx_cols, float *dW, float *db, double *colsum,
+                            const float *dz, const float *x, const float *W, int n, int in, int out)
 {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dz, out, x, in, 1.0f, dW, in);
+    for (int j = 0; j < out; j++)
+        colsum[j] = 0.0;
     for (int i = 0; i < n; i++) {
         const float *row = dz + (size_t)i * out;
         for (int j = 0; j < out; j++)
-            db[j] += row[j];
+            colsum[j] += row[j];
     }
+    for (int j = 0; j < out; j++)
+        db[j] += (float)colsum[j];
     if (dx && dx_cols > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dx_cols, out, 1.0f, dz, out, W + dx_col0, in,
                     0.0f, dx, dx_cols);
@@ -619,7 +628,7 @@ void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const f
         const float *W = m->params + ly->w_off;
         float *dW = m->grads + ly->w_off, *db = m->grads + ly->b_off;
         if (l > 0) {
-            linear_backward(ws->dx, 0, ly->in, dW, db, dz, ws->x[l], W, n, ly->in, ly->out);
+            linear_backward(ws->dx, 0, ly->in, dW, db, ws->colsum, dz, ws->x[l], W, n, ly->in, ly->out);
             /* through the activation of layer l - 1 */
             const gi_layer *prev = &m->layers[l - 1];
             size_t count = (size_t)n * (size_t)prev->out;
@@ -629,8 +638,8 @@ void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const f
                 relu_backward(ws->dz, ws->dx, ws->z[l - 1], count);
             dz = ws->dz;
         } else {
-            linear_backward(dx0_cols > 0 ? ws->dx : NULL, L.donor_col, dx0_cols, dW, db, dz, ws->x[0], W, n,
-                            ly->in, ly->out);
+            linear_backward(dx0_cols > 0 ? ws->dx : NULL, L.donor_col, dx0_cols, dW, db, ws->colsum, dz,
+                            ws->x[0], W, n, ly->in, ly->out);
         }
     }
     if (dx0_cols <= 0)

@@ -227,9 +227,9 @@ static void test_gradients(gi_model_spec spec)
                 bad++;
             }
         }
-        snprintf(name, sizeof name, "%s: gradient of %s (%d entries)", cfg, blocks[bi].name, samples);
+        snprintf(name, sizeof name, "%s: gradient of %.23s (%d entries)", cfg, blocks[bi].name, samples);
         CHECKF(bad == 0, name, "%d mismatches, e.g. analytic %g vs numeric %g", bad, worst_a, worst_n);
-        snprintf(name, sizeof name, "%s: gradient of %s is not all zero", cfg, blocks[bi].name);
+        snprintf(name, sizeof name, "%s: gradient of %.23s is not all zero", cfg, blocks[bi].name);
         CHECKF(nonzero > 0, name, "all %d sampled entries are zero", samples);
     }
     free(ref);
@@ -658,14 +658,15 @@ static void test_spectral_positions(void)
 
 int main(void)
 {
-    int configs[5][3] = {
+    int configs[6][3] = {
         {GI_ARCH_SIREN, GI_GENE_FACTORIZED, GI_CODE_EMBEDDING},
         {GI_ARCH_SIREN, GI_GENE_CONCAT, GI_CODE_EMBEDDING},
         {GI_ARCH_SIREN, GI_GENE_CONCAT, GI_CODE_SPECTRAL},
         {GI_ARCH_FOURIER, GI_GENE_FACTORIZED, GI_CODE_EMBEDDING},
         {GI_ARCH_FOURIER, GI_GENE_CONCAT, GI_CODE_EMBEDDING},
+        {GI_ARCH_FOURIER, GI_GENE_CONCAT, GI_CODE_SPECTRAL},
     };
-    for (int c = 0; c < 5; c++)
+    for (int c = 0; c < 6; c++)
         test_gradients(small_spec(configs[c][0], configs[c][1], configs[c][2]));
     test_donor_average();
     test_factorized_readout();

@@ -95,7 +95,7 @@ void gi_config_defaults(gi_config *c);
 /* Load a YAML file over the defaults, then apply overrides ("key.path=value",
  * each parsed as YAML scalar), then validate everything. Errors name the
  * file:line (or "--set key") and what is allowed. path may be NULL (defaults
- * + overrides only). */
+ * + overrides only). On failure *c is left unchanged. */
 int gi_config_load(gi_config *c, const char *path, const char *const *overrides,
                    int n_overrides, gi_err *err);
 
@@ -106,11 +106,12 @@ int gi_config_validate(const gi_config *c, gi_err *err);
  * checkpoints and atlases and re-loadable with gi_config_load. */
 char *gi_config_to_yaml(const gi_config *c);
 
-/* Parse YAML text (e.g. from a checkpoint) instead of a file; name is used in
- * error messages. */
+/* Parse YAML text (e.g. from a checkpoint) instead of a file: defaults, then
+ * the text, then validation, as gi_config_load without overrides. name is used
+ * in error messages and stored in c->source (NULL: ""). */
 int gi_config_load_text(gi_config *c, const char *text, const char *name, gi_err *err);
 
-/* The reference of all keys as a Markdown table (key, default, allowed, meaning). */
+/* The reference of all keys as a Markdown table (key, type, default, allowed, meaning). */
 void gi_config_print_reference(FILE *f);
 
 #endif

@@ -1,0 +1,509 @@
+/* test_atlas.c - the HDF5 atlas: collective writing, serial reading (an MPI program).
+ *
+ * Runs under any rank count, including as a singleton (tests/run.sh starts it
+ * without mpirun; tests/it_atlas.sh with 1 and 3 ranks). Every rank writes an
+ * uneven share of the z-slices (with 3 or more ranks, rank 1 writes none) in
+ * two calls each, with a known pattern inside a spherical mask:
+ *     value(g, z, y, x) = g*1000 + z*100 + y + x/1000, NaN outside the mask.
+ * Rank 0 then reads the file back with gi_atlas_open and, when /usr/bin/python3
+ * has h5py and numpy, with h5py. Checks are made collectively (a check passes
+ * only if it holds on every rank) and printed by rank 0 alone, prefixed with
+ * the rank count ("np3 ...") so the 1- and 3-rank runs have distinct names.
+ */
+#include "geneinr/atlas.h"
+#include "geneinr/version.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "check.h"
+
+enum { NX = 7, NY = 6, NZ = 9, NG = 3, ND = 2 };
+static const char *const GENES[NG] = { "PVALB", "SST", "GAD1" };
+static const char *const DONORS[ND] = { "H0351.2001", "H0351.1009" };
+static const double AFFINE[16] = { -2, 0, 0, 90, 0, 2, 0, -126, 0, 0, 2, -72, 0, 0, 0, 1 };
+static const char *const CONFIG = "data:\n  samples: samples.csv\nrender:\n  compress: 1\n";
+
+static int rank_, size_;
+static char dir_[512];
+
+/* ---- collective checks --------------------------------------------------- */
+
+/* Passes only if ok on every rank; rank 0 prints it. */
+static int check_all(int ok, const char *name, const char *why)
+{
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    if (rank_ == 0) {
+        char full[256];
+        snprintf(full, sizeof full, "np%d %s", size_, name);
+        CHECKF(all, full, "%s", why && why[0] ? why : "false on some rank");
+    }
+    return all;
+}
+
+/* A check made by rank 0 alone (call it only on rank 0). */
+static int check0(int ok, const char *name, const char *why)
+{
+    char full[256];
+    snprintf(full, sizeof full, "np%d %s", size_, name);
+    CHECKF(ok, full, "%s", why && why[0] ? why : "false");
+    return ok;
+}
+
+/* Same message text on every rank? (error agreement) */
+static int same_on_all_ranks(const char *msg)
+{
+    unsigned long h = 5381, lo, hi;
+    for (const char *p = msg; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    MPI_Allreduce(&h, &lo, 1, MPI_UNSIGNED_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&h, &hi, 1, MPI_UNSIGNED_LONG, MPI_MAX, MPI_COMM_WORLD);
+    return lo == hi;
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* ---- the pattern ----------------------------------------------------------- */
+
+static int inside(int z, int y, int x)
+{
+    double dx = x - 3.0, dy = y - 2.5, dz = z - 4.0;
+    return dx * dx + dy * dy + dz * dz <= 3.6 * 3.6;
+}
+
+static float value(int g, int z, int y, int x) { return (float)(g * 1000.0 + z * 100.0 + y + x / 1000.0); }
+
+/* Slices [z0, z0 + n) as write_slices wants them: expr [NG][n][NY][NX], mask [n][NY][NX]. */
+static void fill_block(int z0, int n, float *expr, unsigned char *mask)
+{
+    for (int g = 0; g < NG; g++)
+        for (int k = 0; k < n; k++)
+            for (int y = 0; y < NY; y++)
+                for (int x = 0; x < NX; x++) {
+                    int z = z0 + k, in = inside(z, y, x);
+                    expr[(((size_t)g * n + k) * NY + y) * NX + x] = in ? value(g, z, y, x) : NAN;
+                    if (g == 0)
+                        mask[((size_t)k * NY + y) * NX + x] = (unsigned char)in;
+                }
+}
+
+/* An uneven share of the slices: rank 0 one slice, rank 1 none when there
+ * are 3+ ranks, others 1-3 slices, the last rank the rest. */
+static void my_slab(int nz, int *z0, int *n)
+{
+    int z = 0;
+    for (int r = 0; r < size_; r++) {
+        int c = r == size_ - 1 ? nz - z : (size_ >= 3 && r == 1) ? 0 : 1 + r % 3;
+        if (c > nz - z)
+            c = nz - z;
+        if (r == rank_) {
+            *z0 = z;
+            *n = c;
+        }
+        z += c;
+    }
+}
+
+static gi_atlas_info make_info(int compress)
+{
+    gi_atlas_info info;
+    memset(&info, 0, sizeof info);
+    info.n_genes = NG;
+    info.genes = GENES;
+    info.n_donors = ND;
+    info.donors = DONORS;
+    info.nx = NX;
+    info.ny = NY;
+    info.nz = NZ;
+    memcpy(info.affine, AFFINE, sizeof AFFINE);
+    info.units = "log2 expression";
+    info.normalisation = "scaled robust sigmoid per donor";
+    info.config_yaml = CONFIG;
+    info.rendered_for = "average";
+    info.kind = "atlas";
+    info.compress = compress;
+    return info;
+}
+
+/* Write a whole atlas collectively; skip_last leaves the last slice unwritten
+ * (it must then read as fill: NaN and mask 0). Returns finish's result. */
+static int write_atlas(const char *path, int compress, int skip_last, const char *tag)
+{
+    char name[160];
+    gi_err err = { "" };
+    gi_atlas_info info = make_info(compress);
+    gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
+    snprintf(name, sizeof name, "%s: create", tag);
+    if (!check_all(w != NULL, name, err.msg))
+        return -1;
+    /* The caller's strings may go away after create: scribble over our copy. */
+    memset(&info, 0, sizeof info);
+
+    int z0 = 0, n = 0;
+    my_slab(NZ, &z0, &n);
+    if (skip_last && z0 + n == NZ && n > 0)
+        n--;
+    float *expr = malloc(sizeof(float) * NG * (n > 0 ? n : 1) * NY * NX);
+    unsigned char *mask = malloc((size_t)(n > 0 ? n : 1) * NY * NX);
+    int half = n / 2, rc1, rc2;
+    /* Two calls per rank, so some ranks pass nzb = 0 while others write. */
+    fill_block(z0, half, expr, mask);
+    rc1 = gi_atlas_write_slices(w, z0, half, half ? expr : NULL, half ? mask : NULL, &err);
+    fill_block(z0 + half, n - half, expr, mask);
+    rc2 = rc1 == 0 ? gi_atlas_write_slices(w, z0 + half, n - half, expr, mask, &err) : -1;
+    free(expr);
+    free(mask);
+    snprintf(name, sizeof name, "%s: write_slices", tag);
+    if (!check_all(rc1 == 0 && rc2 == 0, name, err.msg)) {
+        gi_atlas_abort(w);
+        return -1;
+    }
+    int rc = gi_atlas_finish(w, &err);
+    snprintf(name, sizeof name, "%s: finish", tag);
+    check_all(rc == 0, name, err.msg);
+    return rc;
+}
+
+/* ---- reading back ---------------------------------------------------------- */
+
+static int str_attr_exists(hid_t loc, const char *obj, const char *name)
+{
+    return H5Aexists_by_name(loc, obj, name, H5P_DEFAULT) > 0;
+}
+
+/* Rank 0: check everything with gi_atlas_open / gi_atlas_read_gene. */
+static void verify_c(const char *path, int skip_last, const char *tag)
+{
+    char name[160], why[512];
+    gi_err err = { "" };
+    gi_atlas a;
+    int rc = gi_atlas_open(&a, path, &err);
+    snprintf(name, sizeof name, "%s: open", tag);
+    if (!check0(rc == 0, name, err.msg))
+        return;
+
+    snprintf(name, sizeof name, "%s: dims and names", tag);
+    int ok = a.nx == NX && a.ny == NY && a.nz == NZ && a.n_genes == NG && a.n_donors == ND;
+    for (int g = 0; ok && g < NG; g++)
+        ok = strcmp(a.genes[g], GENES[g]) == 0;
+    for (int d = 0; ok && d < ND; d++)
+        ok = strcmp(a.donors[d], DONORS[d]) == 0;
+    snprintf(why, sizeof why, "got %d x %d x %d, %d genes, %d donors", a.nx, a.ny, a.nz, a.n_genes, a.n_donors);
+    check0(ok, name, why);
+
+    snprintf(name, sizeof name, "%s: affine", tag);
+    check0(memcmp(a.affine, AFFINE, sizeof AFFINE) == 0, name, "affine differs");
+
+    snprintf(name, sizeof name, "%s: root attributes", tag);
+    ok = a.version && strcmp(a.version, GENEINR_VERSION) == 0 && a.kind && strcmp(a.kind, "atlas") == 0 &&
+         a.rendered_for && strcmp(a.rendered_for, "average") == 0 && a.config_yaml &&
+         strcmp(a.config_yaml, CONFIG) == 0;
+    hid_t f = (hid_t)a.file_id;
+    ok = ok && str_attr_exists(f, ".", "created") && str_attr_exists(f, ".", "layout") &&
+         str_attr_exists(f, "expression", "units") && str_attr_exists(f, "expression", "normalisation");
+    check0(ok, name, "version, kind, rendered_for, config, created, layout, units or normalisation wrong");
+
+    snprintf(name, sizeof name, "%s: gene_index", tag);
+    check0(gi_atlas_gene_index(&a, "SST") == 1 && gi_atlas_gene_index(&a, "GAD1") == 2 &&
+               gi_atlas_gene_index(&a, "NOPE") == -1,
+           name, "wrong index");
+
+    /* Every voxel of every gene, and the mask. */
+    float *vol = malloc(sizeof(float) * NZ * NY * NX);
+    long bad = 0, bad_mask = 0;
+    char first[256] = "";
+    for (int g = 0; g < NG; g++) {
+        if (gi_atlas_read_gene(&a, g, vol, &err) != 0) {
+            snprintf(first, sizeof first, "%.200s", err.msg);
+            bad++;
+            continue;
+        }
+        for (int z = 0; z < NZ; z++)
+            for (int y = 0; y < NY; y++)
+                for (int x = 0; x < NX; x++) {
+                    int in = inside(z, y, x) && !(skip_last && z == NZ - 1);
+                    float v = vol[((size_t)z * NY + y) * NX + x];
+                    if (in ? v != value(g, z, y, x) : !isnan(v)) {
+                        if (!bad)
+                            snprintf(first, sizeof first, "gene %d voxel (z %d, y %d, x %d) = %g", g, z, y, x, v);
+                        bad++;
+                    }
+                    if (g == 0 && a.mask[((size_t)z * NY + y) * NX + x] != in)
+                        bad_mask++;
+                }
+    }
+    snprintf(name, sizeof name, "%s: every voxel (NaN outside the mask)", tag);
+    snprintf(why, sizeof why, "%ld wrong, first: %s", bad, first);
+    check0(bad == 0, name, why);
+    snprintf(name, sizeof name, "%s: mask", tag);
+    snprintf(why, sizeof why, "%ld voxels wrong", bad_mask);
+    check0(bad_mask == 0, name, why);
+
+    snprintf(name, sizeof name, "%s: read_gene out of range fails", tag);
+    err.msg[0] = '\0';
+    check0(gi_atlas_read_gene(&a, NG, vol, &err) == -1 && strstr(err.msg, "gene index 3"), name, err.msg);
+    free(vol);
+    gi_atlas_close(&a);
+    gi_atlas_close(&a); /* closing twice is harmless */
+}
+
+static const char *PY_CHECK =
+    "import sys, re\n"
+    "import h5py, numpy as np\n"
+    "path, compress, skip_last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+    "genes, donors = sys.argv[4].split(','), sys.argv[5].split(',')\n"
+    "affine = np.array([float(v) for v in sys.argv[6].split(',')]).reshape(4, 4)\n"
+    "with h5py.File(path, 'r') as f:\n"
+    "    e = f['expression']\n"
+    "    assert e.shape == (len(genes), 9, 6, 7), e.shape\n"
+    "    assert e.dtype == np.float32, e.dtype\n"
+    "    assert list(f['genes'].asstr()[:]) == genes, f['genes'][:]\n"
+    "    assert list(f['donors'].asstr()[:]) == donors, f['donors'][:]\n"
+    "    assert f['affine'].dtype == np.float64 and np.array_equal(f['affine'][:], affine)\n"
+    "    m = f['mask'][:]\n"
+    "    assert m.dtype == np.uint8 and m.shape == (9, 6, 7)\n"
+    "    g, z, y, x = 2, 4, 3, 3\n"
+    "    assert m[z, y, x] == 1\n"
+    "    assert e[g, z, y, x] == np.float32(g * 1000 + z * 100 + y + x / 1000), e[g, z, y, x]\n"
+    "    v = e[:]\n"
+    "    assert np.all(np.isnan(v[:, m == 0])) and not np.any(np.isnan(v[:, m == 1]))\n"
+    "    assert m.sum() > 0 and (m == 0).sum() > 0\n"
+    "    if skip_last: assert m[8].sum() == 0\n"
+    "    for k in ('geneinr_version', 'created', 'config', 'rendered_for', 'kind', 'layout'):\n"
+    "        assert isinstance(f.attrs[k], str), (k, f.attrs[k])\n"
+    "    assert f.attrs['geneinr_version'] == '" GENEINR_VERSION "'\n"
+    "    assert f.attrs['kind'] == 'atlas'\n"
+    "    assert re.fullmatch(r'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ', f.attrs['created']), f.attrs['created']\n"
+    "    assert isinstance(e.attrs['units'], str) and isinstance(e.attrs['normalisation'], str)\n"
+    "    assert e.chunks == (1, 1, 6, 7), e.chunks\n"
+    "    if compress: assert e.compression == 'gzip' and e.shuffle, (e.compression, e.shuffle)\n"
+    "print('OK')\n";
+
+static int have_h5py(void)
+{
+    return access("/usr/bin/python3", X_OK) == 0 &&
+           system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") == 0;
+}
+
+/* Rank 0: read the file with h5py. */
+static void verify_python(const char *path, int compress, int skip_last, const char *tag)
+{
+    char name[160], script[600], cmd[2048], out[2048] = "", aff[400] = "";
+    snprintf(name, sizeof name, "%s: h5py reads it", tag);
+    char full[200];
+    snprintf(full, sizeof full, "np%d %s", size_, name);
+    if (!have_h5py()) {
+        SKIP(full, "/usr/bin/python3 has no h5py or numpy");
+        return;
+    }
+    snprintf(script, sizeof script, "%s/check_atlas.py", dir_);
+    FILE *fp = fopen(script, "w");
+    if (!fp) {
+        check0(0, name, "cannot write the python script");
+        return;
+    }
+    fputs(PY_CHECK, fp);
+    fclose(fp);
+    for (int i = 0; i < 16; i++)
+        snprintf(aff + strlen(aff), sizeof aff - strlen(aff), "%s%.17g", i ? "," : "", AFFINE[i]);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' %d %d '%s,%s,%s' '%s,%s' '%s' 2>&1", script, path,
+             compress, skip_last, GENES[0], GENES[1], GENES[2], DONORS[0], DONORS[1], aff);
+    FILE *p = popen(cmd, "r");
+    size_t len = 0;
+    if (p) {
+        size_t got;
+        while (len < sizeof out - 1 && (got = fread(out + len, 1, sizeof out - 1 - len, p)) > 0)
+            len += got;
+        out[len] = '\0';
+        pclose(p);
+    }
+    check0(strcmp(out, "OK\n") == 0, name, out);
+    unlink(script);
+}
+
+/* ---- the cases ------------------------------------------------------------- */
+
+static void test_roundtrip(int compress, int skip_last)
+{
+    char path[700], tmp[720], tag[80];
+    snprintf(tag, sizeof tag, "atlas compress %d%s", compress, skip_last ? " unwritten slice" : "");
+    snprintf(path, sizeof path, "%s/atlas_c%d_s%d.h5", dir_, compress, skip_last);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (write_atlas(path, compress, skip_last, tag) != 0)
+        return;
+    char name[160];
+    snprintf(name, sizeof name, "%s: PATH exists and PATH.tmp is gone", tag);
+    check_all(exists(path) && !exists(tmp), name, NULL);
+    snprintf(name, sizeof name, "%s: has_dataset", tag);
+    check_all(gi_h5_has_dataset(path, "expression") == 1 && gi_h5_has_dataset(path, "genes") == 1 &&
+                  gi_h5_has_dataset(path, "nope") == 0 && gi_h5_has_dataset(path, "no/such/thing") == 0,
+              name, NULL);
+    if (rank_ == 0) {
+        verify_c(path, skip_last, tag);
+        verify_python(path, compress, skip_last, tag);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank_ == 0)
+        unlink(path);
+}
+
+static void test_abort(void)
+{
+    char path[700], tmp[720];
+    gi_err err = { "" };
+    snprintf(path, sizeof path, "%s/aborted.h5", dir_);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    gi_atlas_info info = make_info(1);
+    gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
+    if (!check_all(w != NULL, "abort: create", err.msg))
+        return;
+    check_all(exists(tmp) && !exists(path), "abort: only PATH.tmp exists while writing", NULL);
+    gi_atlas_abort(w);
+    check_all(!exists(tmp) && !exists(path), "abort: leaves neither PATH nor PATH.tmp", NULL);
+}
+
+/* One rank passes slices outside the grid: every rank must fail, with the
+ * same message, and nobody may hang. */
+static void test_bad_slices(void)
+{
+    char path[700], tmp[720];
+    gi_err err = { "" };
+    snprintf(path, sizeof path, "%s/bad_slices.h5", dir_);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    gi_atlas_info info = make_info(0);
+    gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
+    if (!check_all(w != NULL, "bad slices: create", err.msg))
+        return;
+    float expr[NG * NY * NX];
+    unsigned char mask[NY * NX];
+    fill_block(0, 1, expr, mask);
+    int culprit = size_ - 1;
+    int rc = gi_atlas_write_slices(w, rank_ == culprit ? NZ : 0, rank_ == culprit ? 1 : 0, expr, mask, &err);
+    check_all(rc == -1, "bad slices: one rank's bad z-range fails write_slices on every rank", NULL);
+    check_all(same_on_all_ranks(err.msg) && strstr(err.msg, "outside") != NULL,
+              "bad slices: every rank gets the culprit's message", err.msg);
+    gi_atlas_abort(w);
+    check_all(!exists(tmp) && !exists(path), "bad slices: abort removes PATH.tmp", NULL);
+}
+
+static void test_create_errors(void)
+{
+    char path[700];
+    gi_err err = { "" };
+    gi_atlas_info info = make_info(1);
+    snprintf(path, sizeof path, "%s/no/such/dir/atlas.h5", dir_);
+    gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
+    check_all(w == NULL, "create in a missing directory fails on every rank", NULL);
+    check_all(strstr(err.msg, "no/such/dir/atlas.h5.tmp") != NULL && same_on_all_ranks(err.msg),
+              "create in a missing directory: same message naming the file on every rank", err.msg);
+    if (w)
+        gi_atlas_abort(w);
+
+    err.msg[0] = '\0';
+    info.n_genes = 0;
+    snprintf(path, sizeof path, "%s/empty.h5", dir_);
+    w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
+    check_all(w == NULL && strstr(err.msg, "at least one gene") != NULL, "create without genes fails", err.msg);
+    if (w)
+        gi_atlas_abort(w);
+
+    /* A mistake on one rank only still fails everywhere (no rank goes on alone). */
+    err.msg[0] = '\0';
+    info = make_info(0);
+    if (rank_ == size_ - 1)
+        info.kind = NULL;
+    w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
+    check_all(w == NULL && strstr(err.msg, "kind") != NULL && same_on_all_ranks(err.msg),
+              "create with a bad description on one rank fails on every rank", err.msg);
+    if (w)
+        gi_atlas_abort(w);
+    char tmp[720];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    check_all(!exists(path) && !exists(tmp), "failed creates leave no file", NULL);
+}
+
+/* Rank 0: reading things that are not atlases. */
+static void test_open_errors(void)
+{
+    char path[700], name[160];
+    gi_err err = { "" };
+    gi_atlas a;
+
+    snprintf(path, sizeof path, "%s/not_hdf5.h5", dir_);
+    FILE *fp = fopen(path, "w");
+    if (fp) {
+        fputs("gene,value\nSST,1\n", fp);
+        fclose(fp);
+    }
+    int rc = gi_atlas_open(&a, path, &err);
+    check0(rc == -1 && strstr(err.msg, "not_hdf5.h5: not an HDF5 file") != NULL, "open a non-HDF5 file fails clearly",
+           err.msg);
+    gi_atlas_close(&a); /* safe after a failed open */
+    check0(gi_h5_has_dataset(path, "expression") == 0, "has_dataset on a non-HDF5 file is 0", NULL);
+    unlink(path);
+
+    snprintf(path, sizeof path, "%s/missing.h5", dir_);
+    err.msg[0] = '\0';
+    rc = gi_atlas_open(&a, path, &err);
+    check0(rc == -1 && strstr(err.msg, "missing.h5: cannot read") != NULL, "open a missing file fails clearly",
+           err.msg);
+    check0(gi_h5_has_dataset(path, "expression") == 0, "has_dataset on a missing file is 0", NULL);
+
+    snprintf(path, sizeof path, "%s/other.h5", dir_);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+    err.msg[0] = '\0';
+    rc = gi_atlas_open(&a, path, &err);
+    snprintf(name, sizeof name, "open an HDF5 file without /expression fails clearly");
+    check0(rc == -1 && strstr(err.msg, "other.h5: not a geneinr atlas (no /expression dataset)") != NULL, name,
+           err.msg);
+    unlink(path);
+
+    gi_atlas zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    gi_atlas_close(&zeroed);
+    check0(gi_atlas_read_gene(&zeroed, 0, NULL, &err) == -1, "close and read_gene are safe on a zeroed atlas",
+           NULL);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+
+    /* Rank 0 makes a private directory and tells the others. */
+    if (rank_ == 0) {
+        const char *base = getenv("TESTTMP");
+        snprintf(dir_, sizeof dir_, "%s/atlas.XXXXXX", base && base[0] ? base : "/tmp");
+        if (!mkdtemp(dir_))
+            dir_[0] = '\0';
+    }
+    MPI_Bcast(dir_, sizeof dir_, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (!check_all(dir_[0] != '\0', "make a scratch directory", NULL)) {
+        MPI_Finalize();
+        return 1;
+    }
+
+    test_roundtrip(0, 0);
+    test_roundtrip(1, 0);
+    test_roundtrip(1, 1);
+    test_abort();
+    test_bad_slices();
+    test_create_errors();
+    if (rank_ == 0)
+        test_open_errors();
+
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank_ == 0)
+        rmdir(dir_);
+    int rc = rank_ == 0 ? check_summary() : 0;
+    MPI_Finalize();
+    return rc;
+}
