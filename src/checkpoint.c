@@ -157,6 +157,7 @@ static int read_strings(hid_t f, const char *name, char ***out, int n)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8); /* must match the stored set, or HDF5 refuses to convert */
     char **raw = calloc((size_t)n + 1, sizeof *raw);
     char **res = calloc((size_t)n + 1, sizeof *res);
     int rc = raw && res ? read_array(f, name, t, raw, (hsize_t)n) : -1;
@@ -212,6 +213,7 @@ static char *attr_string(hid_t f, const char *name)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
     char *raw = NULL, *res = NULL;
     if (attr_read(f, name, t, &raw) == 0 && raw) {
         res = strdup(raw);

@@ -8,8 +8,10 @@
  * Phases (gi_phantom_write):
  *   1. model   - draw the latent fields and gene weights from the seed and
  *                standardise them on 20,000 fixed random in-brain points;
- *   2. samples - 3,702 locations in 6 donors, values with donor effects,
- *                registration jitter, noise and missing values -> samples.csv;
+ *   2. samples - 3,702 locations in 6 donors (65% cortex, then deep nuclei,
+ *                cerebellum, brainstem, white matter: GROUPS), values with donor
+ *                effects, registration jitter, noise and missing values
+ *                -> samples.csv;
  *   3. volumes - labels on the grid -> mask.nii.gz, anatomy.nii.gz;
  *   4. truth   - the noise-free donor-average maps, 8 z-slices at a time
  *                (bounded memory) -> truth.h5 (atlas.h layout, kind "truth");
@@ -34,9 +36,10 @@
  * low-frequency sinusoid (+ medial-lateral term), a regional field
  * (piecewise constant over the labels, left/right of a structure similar), two
  * random Fourier sums with wavelengths 20-40 mm and one with 8-12 mm (fine
- * detail, given a smaller weight). Gene g mixes them with weights
+ * detail). Gene g mixes the five coarse fields with weights
  * w_gk = amp_k (0.8 s_g P[g mod 3]_k + 0.6 e_gk): genes of one module share a
- * prototype P, so genes are correlated (positively or negatively). The raw mix
+ * prototype P, so genes are correlated (positively or negatively); the fine
+ * field then gets 3-10% of the gene's variance. The raw mix
  * is scaled to f_g = 0.5 + 0.1 z, z standardised over the brain: mean 0.5,
  * spatial std 0.1, like abagen's scaled robust-sigmoid values.
  *
@@ -134,9 +137,9 @@ static const struct nucleus {
     int label_left;
     double c[3], r[3];
 } NUCLEI[] = {
-    {LAB_THAL_L, {11.0, -18.0, 7.0}, {7.0, 15.0, 8.0}},
-    {LAB_CAUD_L, {14.0, 12.0, 10.0}, {5.0, 13.0, 9.0}},
-    {LAB_PUT_L, {25.0, 3.0, 0.0}, {6.0, 15.0, 9.0}},
+    {LAB_THAL_L, {11.0, -18.0, 7.0}, {9.0, 16.0, 10.0}},
+    {LAB_CAUD_L, {14.0, 12.0, 10.0}, {6.0, 16.0, 10.0}},
+    {LAB_PUT_L, {25.0, 3.0, 0.0}, {7.0, 17.0, 10.0}},
 };
 #define N_NUCLEI ((int)(sizeof NUCLEI / sizeof NUCLEI[0]))
 
@@ -213,7 +216,32 @@ static int label_at(double x, double y, double z)
     return LAB_OUT;
 }
 
-static int is_cortex(int label) { return label == LAB_CTX_L || label == LAB_CTX_R; }
+/* Sampling groups: AHBA samples mostly cortex, then deep grey matter,
+ * cerebellum and brainstem, and little white matter. Each group has a box
+ * (MNI mm) holding all of its voxels, to draw from. */
+enum { GRP_CORTEX, GRP_NUCLEI, GRP_CEREBELLUM, GRP_STEM, GRP_WHITE, N_GROUPS };
+static const struct group {
+    const char *name;
+    double p;                   /* probability of a sample */
+    double lo[3], hi[3];
+} GROUPS[N_GROUPS] = {
+    {"cortex", 0.65, {-70.0, -106.0, -66.0}, {70.0, 70.0, 82.0}},
+    {"thalamus, caudate, putamen", 0.14, {-33.0, -35.0, -11.0}, {33.0, 29.0, 21.0}},
+    {"cerebellum", 0.09, {-49.0, -91.0, -57.0}, {49.0, -33.0, -15.0}},
+    {"brainstem", 0.05, {-13.0, -41.0, -65.0}, {13.0, -15.0, -9.0}},
+    {"white matter", 0.07, {-70.0, -106.0, -66.0}, {70.0, 70.0, 82.0}},
+};
+
+static int label_group(int label)
+{
+    switch (label) {
+    case LAB_CTX_L: case LAB_CTX_R: return GRP_CORTEX;
+    case LAB_WM_L: case LAB_WM_R: return GRP_WHITE;
+    case LAB_CBL_L: case LAB_CBL_R: return GRP_CEREBELLUM;
+    case LAB_STEM: return GRP_STEM;
+    default: return GRP_NUCLEI;
+    }
+}
 
 /* ---- expression model ---------------------------------------------------- */
 
@@ -226,7 +254,11 @@ enum { F_AP, F_DV, F_REGION, F_MED1, F_MED2, F_FINE, N_FIELDS };
 #define GENE_STD 0.1
 
 /* Relative weight of each field in a gene (fine detail smaller). */
-static const double FIELD_AMP[N_FIELDS] = {1.0, 1.0, 1.2, 0.8, 0.8, 0.4};
+static const double FIELD_AMP[N_FIELDS] = {1.0, 1.0, 1.2, 0.8, 0.8, 0.0};
+/* Share of a gene's spatial variance in the fine field (8-12 mm wavelengths:
+ * finer than the ~7 mm mean sample spacing can resolve), uniform in: */
+#define FINE_SHARE_LO 0.03
+#define FINE_SHARE_HI 0.10
 
 enum {
     ST_SHAPE_U = GI_STREAM_PHANTOM + 0,   /* uniforms: frequencies, phases, directions */
@@ -309,6 +341,21 @@ static void genes_at(const model *m, double x, double y, double z, int label, do
     }
 }
 
+/* Mean and std over the normalisation points of sum_k w_k (F_k - mu_k). */
+static void mix_stats(const double *pts, const double *mu, const double *w, double *mean, double *sd)
+{
+    double s = 0.0, s2 = 0.0;
+    for (int p = 0; p < N_NORM_POINTS; p++) {
+        double v = 0.0;
+        for (int k = 0; k < N_FIELDS; k++)
+            v += w[k] * (pts[(size_t)p * N_FIELDS + k] - mu[k]);
+        s += v;
+        s2 += v * v;
+    }
+    *mean = s / N_NORM_POINTS;
+    *sd = sqrt(fmax(s2 / N_NORM_POINTS - *mean * *mean, 0.0));
+}
+
 static void model_free(model *m)
 {
     free(m->beta);
@@ -373,26 +420,25 @@ static int model_init(model *m, uint64_t seed, int n_genes, gi_err *err)
             sd[k] = 1.0;
     }
 
-    /* Gene weights on standardised fields, then the gene's own scale. */
+    /* Gene weights on standardised fields: the coarse fields from the gene's
+     * module, then the fine field sized to a share of the variance; then the
+     * gene's own scale. */
     for (int g = 0; g < n_genes; g++) {
         double w[N_FIELDS];
         double sign = nrand(seed, ST_GENE_N, 1000 + (uint64_t)g) < 0.0 ? -1.0 : 1.0;
         int mod = g % N_MODULES;
-        for (int k = 0; k < N_FIELDS; k++) {
+        for (int k = 0; k < F_FINE; k++) {
             double proto = nrand(seed, ST_GENE_N, (uint64_t)mod * N_FIELDS + (uint64_t)k);
             double own = nrand(seed, ST_GENE_N, 100000 + (uint64_t)g * N_FIELDS + (uint64_t)k);
             w[k] = FIELD_AMP[k] * (0.8 * sign * proto + 0.6 * own) / sd[k];
         }
-        double s = 0.0, s2 = 0.0;
-        for (int p = 0; p < N_NORM_POINTS; p++) {
-            double v = 0.0;
-            for (int k = 0; k < N_FIELDS; k++)
-                v += w[k] * (pts[(size_t)p * N_FIELDS + k] - mu[k]);
-            s += v;
-            s2 += v * v;
-        }
-        double mean = s / N_NORM_POINTS;
-        double sdg = sqrt(fmax(s2 / N_NORM_POINTS - mean * mean, 0.0));
+        w[F_FINE] = 0.0;
+        double mean, sdg;
+        mix_stats(pts, mu, w, &mean, &sdg);
+        double share = FINE_SHARE_LO + (FINE_SHARE_HI - FINE_SHARE_LO) * urand(seed, ST_SHAPE_U, 500000 + (uint64_t)g);
+        double fine_sign = nrand(seed, ST_GENE_N, 100000 + (uint64_t)g * N_FIELDS + F_FINE) < 0.0 ? -1.0 : 1.0;
+        w[F_FINE] = fine_sign * sdg * sqrt(share / (1.0 - share)) / sd[F_FINE];
+        mix_stats(pts, mu, w, &mean, &sdg);
         if (sdg < 1e-12)
             sdg = 1.0;
         double *b = m->beta + (size_t)g * N_FIELDS;
@@ -415,7 +461,6 @@ static const char *const DONOR_NAMES[N_DONORS] = {
 };
 static const int DONOR_COUNTS[N_DONORS] = {946, 893, 363, 529, 470, 501};
 #define N_BOTH_HEMI_DONORS 2    /* donors 0-1 sample both hemispheres, the rest x < 0 only */
-#define CORTEX_FRACTION 0.65
 #define DONOR_OFFSET_SD 0.3     /* x gene spatial std */
 #define DONOR_SCALE_SD 0.1
 #define DONOR_SHIFT_MM 1.5      /* registration error shared by a donor's samples, per axis */
@@ -423,7 +468,8 @@ static const int DONOR_COUNTS[N_DONORS] = {946, 893, 363, 529, 470, 501};
 #define MAX_ATTEMPTS 200000
 #define WELL_ID_BASE 10001
 
-/* Is v within eps of a voxel boundary of a grid with centres origin + n*step? */
+/* Is v within 0.001 voxel of a voxel boundary of the grid with centres at
+ * origin + n * step (where rounding to the nearest voxel could go either way)? */
 static int near_boundary(double v, double origin, double step)
 {
     double t = (v - origin) / step;
@@ -447,16 +493,23 @@ static int inside_on_grid(double x, double y, double z, int step)
 static int draw_location(uint64_t seed, long i, int d, int step, float out[3], int *label, gi_err *err)
 {
     uint64_t base = (uint64_t)i << 24;
-    int want_cortex = urand(seed, ST_LOC_U, base) < CORTEX_FRACTION;
+    double u = urand(seed, ST_LOC_U, base), acc = 0.0;
+    int grp = 0;
+    for (; grp < N_GROUPS - 1; grp++) {
+        acc += GROUPS[grp].p;
+        if (u < acc)
+            break;
+    }
+    const struct group *G = &GROUPS[grp];
     for (uint64_t t = 0; t < MAX_ATTEMPTS; t++) {
         float p[3];
         for (int a = 0; a < 3; a++)
-            p[a] = (float)(BRAIN_LO[a] + (BRAIN_HI[a] - BRAIN_LO[a]) * urand(seed, ST_LOC_U, base + 1 + 3 * t + (uint64_t)a));
+            p[a] = (float)(G->lo[a] + (G->hi[a] - G->lo[a]) * urand(seed, ST_LOC_U, base + 1 + 3 * t + (uint64_t)a));
         double x = p[0], y = p[1], z = p[2];
         if (d >= N_BOTH_HEMI_DONORS && !(x < 0.0))
             continue;
         int lab = label_at(x, y, z);
-        if (lab == LAB_OUT || is_cortex(lab) != want_cortex)
+        if (lab == LAB_OUT || label_group(lab) != grp)
             continue;
         if (!inside_on_grid(x, y, z, 1) || !inside_on_grid(x, y, z, 2) || !inside_on_grid(x, y, z, step))
             continue;
@@ -692,11 +745,23 @@ done:
     return rc;
 }
 
+/* Shortest %g form that reads back as the same double. */
+static void fmt_double(char *buf, size_t n, double v)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 static void spec_yaml(const gi_phantom_spec *s, char *buf, size_t n)
 {
-    snprintf(buf, n,
-             "phantom:\n  seed: %llu\n  n_genes: %d\n  noise: %.17g\n  missing: %.17g\n  grid_step: %d\n",
-             (unsigned long long)s->seed, s->n_genes, s->noise, s->missing, s->grid_step);
+    char noise[32], missing[32];
+    fmt_double(noise, sizeof noise, s->noise);
+    fmt_double(missing, sizeof missing, s->missing);
+    snprintf(buf, n, "phantom:\n  seed: %llu\n  n_genes: %d\n  noise: %s\n  missing: %s\n  grid_step: %d\n",
+             (unsigned long long)s->seed, s->n_genes, noise, missing, s->grid_step);
 }
 
 static int write_truth(const char *dir, const grid *gr, const unsigned char *lab, const model *m,
@@ -830,8 +895,8 @@ static int write_readme(const char *dir, const grid *gr, long n_inside, const gi
             "brainstem   cylinder of radius 12 mm around (x, y) = (0, -28), z from -64 to -10;\n"
             "cerebellum  ellipsoid centre (0, -62, -36), radii (48, 28, 20).\n"
             "Inside the cerebrum: deep nuclei (ellipsoids, right-hemisphere centres given, mirrored\n"
-            "for the left): thalamus (11, -18, 7) radii (7, 15, 8); caudate (14, 12, 10) radii\n"
-            "(5, 13, 9); putamen (25, 3, 0) radii (6, 15, 9). Then cortex = within %g mm of the\n"
+            "for the left): thalamus (11, -18, 7) radii (9, 16, 10); caudate (14, 12, 10) radii\n"
+            "(6, 16, 10); putamen (25, 3, 0) radii (7, 17, 10). Then cortex = within %g mm of the\n"
             "cerebral surface (including the fissure walls), the rest white matter.\n\n"
             "label  name                 samples\n",
             CORTEX_MM);
@@ -845,19 +910,24 @@ static int write_readme(const char *dir, const grid *gr, long n_inside, const gi
             "  2. dorsal-ventral gradient: low-frequency sinusoids in z and y, plus a medial-lateral x^2 term;\n"
             "  3. regional: one level per anatomy label (left and right of a structure similar);\n"
             "  4-5. medium-scale detail: sums of 12 random plane waves, wavelengths 20-40 mm;\n"
-            "  6. fine detail: 16 random plane waves, wavelengths 8-12 mm, smaller weight.\n"
-            "Weights come in %d modules (gene g follows module g mod %d, with a random sign and its\n"
-            "own perturbation), so genes are correlated, positively or negatively. So every gene\n"
-            "has mean 0.5 and spatial std 0.1 over the brain, like abagen's scaled robust-sigmoid\n"
+            "  6. fine detail: 16 random plane waves, wavelengths 8-12 mm (finer than the samples\n"
+            "     resolve), given %.0f-%.0f%% of each gene's variance.\n"
+            "Weights of fields 1-5 come in %d modules (gene g follows module g mod %d, with a random\n"
+            "sign and its own perturbation), so genes are correlated, positively or negatively.\n"
+            "Every gene has mean 0.5 and spatial std 0.1 over the brain, like abagen's scaled robust-sigmoid\n"
             "values (it is not clipped to [0, 1]).\n\n",
-            N_MODULES, N_MODULES);
+            100.0 * FINE_SHARE_LO, 100.0 * FINE_SHARE_HI, N_MODULES, N_MODULES);
     fprintf(f, "Samples\n-------\ndonor        samples  hemispheres\n");
     for (int d = 0; d < N_DONORS; d++)
         fprintf(f, "%-12s %7d  %s\n", DONOR_NAMES[d], DONOR_COUNTS[d],
                 d < N_BOTH_HEMI_DONORS ? "both" : "left only (x < 0)");
     fprintf(f,
-            "Locations are uniform inside the brain, %.0f%% of them in the cortex labels, each in the\n"
-            "mask at its nearest voxel of the 1 mm and 2 mm grids (so both phantoms share samples).\n"
+            "Each sample first picks a group of labels, then a uniform location inside it:\n");
+    for (int g = 0; g < N_GROUPS; g++)
+        fprintf(f, "  %-28s %3.0f%%\n", GROUPS[g].name, 100.0 * GROUPS[g].p);
+    fprintf(f,
+            "Every location is in the mask at its nearest voxel of the 1 mm and 2 mm grids (so both\n"
+            "phantoms share their samples).\n"
             "A value is measured where the tissue really was: the reported position plus a\n"
             "registration error (a per-donor shift, N(0, %.1f^2) mm per axis, plus N(0, %.1f^2) mm per\n"
             "sample; the reported position is used if that falls outside the brain). Then\n"
@@ -865,7 +935,7 @@ static int write_readme(const char *dir, const grid *gr, long n_inside, const gi
             "  a_dg ~ N(0, (%.1f * 0.1)^2) donor offset, b_dg ~ 1 + N(0, %.1f^2) donor scale,\n"
             "  e ~ N(0, (noise * 0.1)^2) measurement noise (noise = %g),\n"
             "and each value is left unmeasured with probability %g.\n",
-            100.0 * CORTEX_FRACTION, DONOR_SHIFT_MM, SAMPLE_JITTER_MM, DONOR_OFFSET_SD, DONOR_SCALE_SD,
+            DONOR_SHIFT_MM, SAMPLE_JITTER_MM, DONOR_OFFSET_SD, DONOR_SCALE_SD,
             spec->noise, spec->missing);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {

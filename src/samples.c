@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 /* Columns kept as text (samples.h). */
@@ -60,40 +61,56 @@ static int is_missing_token(const char *f)
            strcmp(f, "NA") == 0 || strcmp(f, "N/A") == 0;
 }
 
-/* Strict decimal -> float. 0 on success, -1 if f is not a finite number. */
+/* Strict decimal -> float: the whole field must be a number strtod accepts,
+ * with no surrounding spaces. Returns 0, or one of the reasons below. */
+enum { NUM_OK = 0, NUM_NOT_A_NUMBER = -1, NUM_NOT_FINITE = -2, NUM_BEYOND_FLOAT = -3 };
+
 static int parse_float(const char *f, float *out)
 {
     if (f[0] == 0 || isspace((unsigned char)f[0]))
-        return -1;
+        return NUM_NOT_A_NUMBER;
     char *end;
-    errno = 0;
     double d = strtod(f, &end);
-    if (*end != 0 || !isfinite(d))
-        return -1;
+    if (*end != 0)
+        return NUM_NOT_A_NUMBER;
+    if (!isfinite(d))
+        return NUM_NOT_FINITE;
     float x = (float)d;
     if (!isfinite(x))
-        return -1;   /* beyond float range */
+        return NUM_BEYOND_FLOAT;
     *out = x;
-    return 0;
+    return NUM_OK;
 }
 
-/* Grow *p (elements of size sz) so that it holds at least need elements. */
-static int grow(void **p, size_t *cap, size_t need, size_t sz)
+static const char *number_problem(int why)
+{
+    switch (why) {
+    case NUM_NOT_FINITE:   return "is not a finite number";
+    case NUM_BEYOND_FLOAT: return "is beyond the range of a float";
+    default:               return "is not a number";
+    }
+}
+
+/* Room for at least need elements of size sz at p (capacity *cap elements,
+ * doubled as needed). Returns the possibly moved block, or NULL (p intact). */
+static void *grown(void *p, size_t *cap, size_t need, size_t sz)
 {
     if (need <= *cap)
-        return 0;
+        return p;
     size_t c = *cap ? *cap : 64;
     while (c < need)
         c *= 2;
     if (c > SIZE_MAX / sz)
-        return -1;
-    void *q = realloc(*p, c * sz);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
+        return NULL;
+    void *q = realloc(p, c * sz);
+    if (q)
+        *cap = c;
+    return q;
 }
+
+/* GROW(array, capacity, n): 0 when array holds n elements, -1 when out of memory. */
+#define GROW(arr, cap, need) \
+    ((grow_tmp = grown((arr), &(cap), (need), sizeof *(arr))) ? ((arr) = grow_tmp, 0) : -1)
 
 /* Column roles decided by the header. */
 typedef struct column_map {
@@ -193,7 +210,8 @@ static int donor_lookup_add(gi_samples *s, size_t *cap, const char *name)
     int d = gi_samples_donor_index(s, name);
     if (d >= 0)
         return d;
-    if (grow((void **)&s->donor_names, cap, (size_t)s->n_donors + 1, sizeof *s->donor_names))
+    void *grow_tmp;
+    if (GROW(s->donor_names, *cap, (size_t)s->n_donors + 1))
         return -1;
     if (!(s->donor_names[s->n_donors] = strdup(name)))
         return -1;
@@ -205,6 +223,7 @@ static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *
 {
     size_t cap_donors = 0, cap_well = 0, cap_donor = 0, cap_mni = 0, cap_val = 0, cap_annot = 0;
     const size_t G = (size_t)s->n_genes, A = (size_t)s->n_annot;
+    void *grow_tmp;
     char **f;
     int nf, rc;
     while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
@@ -217,11 +236,9 @@ static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *
         const int i = s->n;
         const size_t rows = (size_t)i + 1;
         /* Grow every per-row array to i + 1 rows; caps are in elements. */
-        if (grow((void **)&s->well_ids, &cap_well, rows, sizeof *s->well_ids) ||
-            grow((void **)&s->donor, &cap_donor, rows, sizeof *s->donor) ||
-            grow((void **)&s->mni, &cap_mni, 3 * rows, sizeof *s->mni) ||
-            grow((void **)&s->values, &cap_val, G * rows, sizeof *s->values) ||
-            (A > 0 && grow((void **)&s->annot, &cap_annot, A * rows, sizeof *s->annot)))
+        if (GROW(s->well_ids, cap_well, rows) || GROW(s->donor, cap_donor, rows) ||
+            GROW(s->mni, cap_mni, 3 * rows) || GROW(s->values, cap_val, G * rows) ||
+            (A > 0 && GROW(s->annot, cap_annot, A * rows)))
             return gi_fail(err, "%s:%ld: out of memory after %d samples", path, line, i);
         /* Claim the slot before copying any string into it (see top). */
         s->well_ids[i] = NULL;
@@ -244,18 +261,22 @@ static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *
             if (v[0] == 0)
                 return gi_fail(err, "%s:%ld: column '%s': empty coordinate (MNI coordinates "
                                "are required)", path, line, col);
-            if (parse_float(v, &s->mni[3 * (size_t)i + k]))
-                return gi_fail(err, "%s:%ld: column '%s': '%s' is not a finite number", path,
-                               line, col, v);
+            int why = parse_float(v, &s->mni[3 * (size_t)i + k]);
+            if (why)
+                return gi_fail(err, "%s:%ld: column '%s': '%s' %s", path, line, col, v,
+                               number_problem(why));
         }
         float *row = s->values + (size_t)i * G;
         for (size_t g = 0; g < G; g++) {
             const char *v = f[m->gene_col[g]];
-            if (is_missing_token(v))
+            if (is_missing_token(v)) {
                 row[g] = NAN;
-            else if (parse_float(v, &row[g]))
-                return gi_fail(err, "%s:%ld: column '%s': '%s' is not a number", path, line,
-                               s->gene_names[g], v);
+            } else {
+                int why = parse_float(v, &row[g]);
+                if (why)
+                    return gi_fail(err, "%s:%ld: column '%s': '%s' %s", path, line,
+                                   s->gene_names[g], v, number_problem(why));
+            }
         }
         for (size_t a = 0; a < A; a++)
             if (!(s->annot[(size_t)i * A + a] = strdup(f[m->annot_col[a]])))
@@ -373,6 +394,14 @@ static void w_flush_line(writer *w)
     w->len = 0;
 }
 
+/* Remove a half-written output, but only a regular file (never, say, /dev/full). */
+static void remove_partial(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        remove(path);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -471,7 +500,7 @@ int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err)
     }
     free(w.buf);
     if (w.why[0]) {
-        remove(path);   /* do not leave a truncated table behind */
+        remove_partial(path);   /* do not leave a truncated table behind */
         return gi_fail(err, "writing %s: %s", path, w.why);
     }
     return 0;

@@ -236,7 +236,7 @@ static void test_samples_errors(void)
                          "e1.csv:1: missing required column 'mni_y'");
     expect_samples_error("samples: bad number names line and column", "samples.csv",
                          "well_id,donor,mni_x,mni_y,mni_z,G\nw,d,1,2,3,4\nw2,d,1,abc,3,4\n",
-                         "samples.csv:3: column 'mni_y': 'abc' is not a");
+                         "samples.csv:3: column 'mni_y': 'abc' is not a number");
     expect_samples_error("samples: bad gene value", "e2.csv",
                          "well_id,donor,mni_x,mni_y,mni_z,G1,G2\nw,d,1,2,3,4,5x\n",
                          "e2.csv:2: column 'G2': '5x' is not a number");
@@ -245,13 +245,13 @@ static void test_samples_errors(void)
                          "e3.csv:2: column 'G1': ' 4' is not a number");
     expect_samples_error("samples: infinite value rejected", "e4.csv",
                          "well_id,donor,mni_x,mni_y,mni_z,G1\nw,d,1,2,3,inf\n",
-                         "e4.csv:2: column 'G1': 'inf'");
+                         "e4.csv:2: column 'G1': 'inf' is not a finite number");
     expect_samples_error("samples: value beyond float range", "e5.csv",
                          "well_id,donor,mni_x,mni_y,mni_z,G1\nw,d,1,2,3,1e300\n",
-                         "e5.csv:2: column 'G1': '1e300'");
+                         "e5.csv:2: column 'G1': '1e300' is beyond the range of a float");
     expect_samples_error("samples: NaN coordinate rejected", "e6.csv",
                          "well_id,donor,mni_x,mni_y,mni_z,G1\nw,d,1,NaN,3,1\n",
-                         "e6.csv:2: column 'mni_y': 'NaN'");
+                         "e6.csv:2: column 'mni_y': 'NaN' is not a finite number");
     expect_samples_error("samples: empty coordinate rejected", "e7.csv",
                          "well_id,donor,mni_x,mni_y,mni_z,G1\nw,d,,2,3,1\n",
                          "e7.csv:2: column 'mni_x': empty");
@@ -404,6 +404,14 @@ static void test_samples_round_trip(void)
         int rc = gi_samples_write_csv(&s, "/nonexistent-dir/x.csv", &err);
         CHECKF(rc == -1 && strstr(err.msg, "/nonexistent-dir/x.csv"),
                "samples: write to a missing folder fails", "%s", err.msg);
+        if (access("/dev/full", W_OK) == 0) {
+            /* A full disk is noticed (at the latest when the file is closed). */
+            rc = gi_samples_write_csv(&s, "/dev/full", &err);
+            CHECKF(rc == -1 && strstr(err.msg, "/dev/full") && access("/dev/full", F_OK) == 0,
+                   "samples: write to a full disk fails", "%s", err.msg);
+        } else {
+            SKIP("samples: write to a full disk fails", "no /dev/full");
+        }
         free(s.annot_names[1]);
         s.annot_names[1] = strdup("my_notes");
         rc = gi_samples_write_csv(&s, tmp_path("bad.csv"), &err);
