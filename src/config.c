@@ -136,7 +136,7 @@ static const key_spec KEYS[] = {
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
 
     STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
-    INT("run.threads", run.threads, "0", 0, 1024, "OpenBLAS threads per rank; 0 = cores / ranks"),
+    INT("run.threads", run.threads, "1", 0, 1024, "OpenBLAS threads per rank; 0 = the node's cores / its ranks. Results are identical for any rank count only at a fixed value (OpenBLAS sums differently with more threads), hence 1: run one rank per core"),
 };
 
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };

@@ -830,7 +830,7 @@ static int write_truth(const char *dir, const grid *gr, const unsigned char *lab
         goto done;
     rc = 0;
 done:
-    if (rc < 0 && path)
+    if (rc < 0 && path && err && !strstr(err->msg, path))
         gi_fail_prefix(err, "phantom: writing %s", path);
     free(path);
     free(expr);

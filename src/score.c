@@ -196,6 +196,15 @@ static int same_grid(const gi_atlas *a, const gi_atlas *b)
     return 1;
 }
 
+/* Prefix err with "score: <role> <path>", leaving out the path when the
+ * message already names it. */
+static int fail_context(gi_err *err, const char *role, const char *path)
+{
+    if (err && strstr(err->msg, path))
+        return gi_fail_prefix(err, "score: %s", role);
+    return gi_fail_prefix(err, "score: %s %s", role, path);
+}
+
 static int sample_gene_index(const gi_samples *s, const char *name)
 {
     for (int g = 0; g < s->n_genes; g++)
@@ -232,12 +241,12 @@ int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *s
     nn_grid all_grid = {0}, gene_grid = {0};
 
     if (gi_atlas_open(&atlas, atlas_path, err) < 0) {
-        gi_fail_prefix(err, "score: atlas %s", atlas_path);
+        fail_context(err, "atlas", atlas_path);
         goto done;
     }
     have_atlas = 1;
     if (gi_atlas_open(&truth, truth_path, err) < 0) {
-        gi_fail_prefix(err, "score: truth %s", truth_path);
+        fail_context(err, "truth", truth_path);
         goto done;
     }
     have_truth = 1;
@@ -248,7 +257,7 @@ int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *s
         goto done;
     }
     if (gi_samples_read_csv(&smp, samples_path, err) < 0) {
-        gi_fail_prefix(err, "score: samples %s", samples_path);
+        fail_context(err, "samples", samples_path);
         goto done;
     }
     have_smp = 1;

@@ -13,7 +13,13 @@
 #include "geneinr/optim.h"
 #include "geneinr/rng.h"
 
-#define CHUNK 2048 /* points per forward/backward call: bounds workspace memory */
+/* Units per forward/backward call. Chunks are cut at fixed positions of the
+ * global unit list and dealt to ranks whole; each chunk's gradient is added
+ * into a double accumulator and the accumulators are summed across ranks in
+ * double. Every chunk's float arithmetic is thus the same for any rank count,
+ * and only double-precision regrouping differs, which almost never changes a
+ * float: 1 and N ranks follow the same trajectory, not just a nearby one. */
+#define CHUNK 256
 
 /* The units of one split: sample index, and gene index in concat mode. */
 typedef struct units {
@@ -36,7 +42,7 @@ typedef struct trainer {
     /* chunk buffers */
     float *xyz, *out, *dout;
     int *donor, *label, *gene;
-    float *reduce_buf;        /* [n_params + 1]: gradients and the loss, one allreduce */
+    double *acc;              /* [n_params + 1]: gradient and loss sums, one allreduce */
 } trainer;
 
 static int units_build(trainer *t, int want_val, units *u)
@@ -126,60 +132,72 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
 /* Validation MSE over all ranks (standardised units). */
 static double validate(trainer *t)
 {
-    long lo, hi;
-    gi_share(t->val.n, t->rank, t->size, &lo, &hi);
-    long npos = hi - lo;
-    long *pos = malloc(sizeof(long) * (size_t)(npos ? npos : 1));
-    for (long k = 0; k < npos; k++)
-        pos[k] = lo + k;
-    /* A held-out donor has no trained embedding: it is predicted as the donor average. */
-    double sse = pos ? run_units(t, &t->val, pos, npos, t->data.val_donor >= 0, 0, 1.0) : 0;
-    free(pos);
-    double tot;
+    long npos = t->val.n, nchunks = (npos + CHUNK - 1) / CHUNK, c_lo, c_hi;
+    gi_share(nchunks, t->rank, t->size, &c_lo, &c_hi);
+    long pos[CHUNK];
+    double sse = 0, tot;
+    for (long ch = c_lo; ch < c_hi; ch++) {
+        long p0 = ch * CHUNK, n = npos - p0 < CHUNK ? npos - p0 : CHUNK;
+        for (long k = 0; k < n; k++)
+            pos[k] = p0 + k;
+        /* A held-out donor has no trained embedding: it is predicted as the donor average. */
+        sse += run_units(t, &t->val, pos, n, t->data.val_donor >= 0, 0, 1.0);
+    }
     MPI_Allreduce(&sse, &tot, 1, MPI_DOUBLE, MPI_SUM, t->comm);
     return t->val.measured ? tot / (double)t->val.measured : NAN;
 }
 
-/* One optimizer step; returns the global training MSE of the batch. */
-static double train_step(trainer *t, long step, long *batch_pos, double *grad_norm)
+/* Gradient (and loss) of the global positions pos[0 .. npos) (NULL = identity)
+ * summed across ranks into t->acc, chunk by chunk as described at CHUNK. */
+static void accumulate(trainer *t, const units *u, const long *pos, long npos, double norm)
 {
     gi_model *m = &t->st.model;
-    long B = t->c->train.batch_size, npos, lo, hi;
+    size_t np = m->n_params;
+    long nchunks = (npos + CHUNK - 1) / CHUNK, c_lo, c_hi;
+    gi_share(nchunks, t->rank, t->size, &c_lo, &c_hi);
+    memset(t->acc, 0, sizeof(double) * (np + 1));
+    long ident[CHUNK];
+    for (long ch = c_lo; ch < c_hi; ch++) {
+        long p0 = ch * CHUNK, n = npos - p0 < CHUNK ? npos - p0 : CHUNK;
+        const long *cp = pos ? pos + p0 : ident;
+        if (!pos)
+            for (long k = 0; k < n; k++)
+                ident[k] = p0 + k;
+        memset(m->grads, 0, sizeof(float) * np);
+        t->acc[np] += run_units(t, u, cp, n, 0, 1, norm);
+        for (size_t q = 0; q < np; q++)
+            t->acc[q] += m->grads[q];
+    }
+    MPI_Allreduce(MPI_IN_PLACE, t->acc, (int)(np + 1), MPI_DOUBLE, MPI_SUM, t->comm);
+    for (size_t q = 0; q < np; q++)
+        m->grads[q] = (float)t->acc[q];
+}
+
+/* One optimizer step; returns the global training MSE of the batch. */
+static double train_step(trainer *t, long step, long *batch, double *grad_norm)
+{
+    gi_model *m = &t->st.model;
+    long B = t->c->train.batch_size;
     double norm;
-    const long *pos;
     if (B <= 0 || B >= t->train.n) {
-        /* Full batch: each rank takes a contiguous share of the units. */
-        gi_share(t->train.n, t->rank, t->size, &lo, &hi);
-        for (long k = lo; k < hi; k++)
-            batch_pos[k - lo] = k;
-        pos = batch_pos;
-        npos = hi - lo;
         norm = (double)t->train.measured;
+        accumulate(t, &t->train, NULL, t->train.n, norm);
     } else {
-        /* The global batch is a function of (seed, step) alone; every rank
-         * derives all of it to count its measured values, then takes a share. */
+        /* The global batch is a function of (seed, step) alone, the same for
+         * any rank count and after a resume. */
         long measured = 0;
-        gi_share(B, t->rank, t->size, &lo, &hi);
         for (long j = 0; j < B; j++) {
             long u = (long)gi_rng_below(t->c->train.seed, GI_STREAM_BATCH, (uint64_t)(step * B + j),
                                         (uint64_t)t->train.n);
             measured += t->train.gene ? 1 : t->measured_per_sample[t->train.sample[u]];
-            if (j >= lo && j < hi)
-                batch_pos[j - lo] = u;
+            batch[j] = u;
         }
-        pos = batch_pos;
-        npos = hi - lo;
         norm = (double)(measured ? measured : 1);
+        accumulate(t, &t->train, batch, B, norm);
     }
-    memset(m->grads, 0, sizeof(float) * m->n_params);
-    double sse = run_units(t, &t->train, pos, npos, 0, 1, norm);
-    memcpy(t->reduce_buf, m->grads, sizeof(float) * m->n_params);
-    t->reduce_buf[m->n_params] = (float)(sse / norm);
-    MPI_Allreduce(MPI_IN_PLACE, t->reduce_buf, (int)m->n_params + 1, MPI_FLOAT, MPI_SUM, t->comm);
-    memcpy(m->grads, t->reduce_buf, sizeof(float) * m->n_params);
     *grad_norm = gi_grad_clip(m->grads, m->n_params, t->opt.clip_norm);
     gi_adam_step(&t->st.adam, &t->opt, m->params, m->grads, gi_lr_at(&t->opt, step));
-    return t->reduce_buf[m->n_params];
+    return t->acc[m->n_params] / norm;
 }
 
 static void spec_from(gi_model_spec *s, const gi_config *c, const gi_dataset *d)
@@ -201,6 +219,16 @@ static void spec_from(gi_model_spec *s, const gi_config *c, const gi_dataset *d)
     s->donor_dim = c->model.donor_dim;
     s->n_labels = d->n_labels;
     s->anatomy_dim = c->model.anatomy_dim;
+}
+
+/* The config as stored in the checkpoint: without run.out, which says where
+ * the file is rather than what it holds, so the same training gives the same
+ * bytes wherever it runs. */
+static char *checkpoint_yaml(const gi_config *c)
+{
+    gi_config copy = *c;
+    memset(copy.run.out, 0, sizeof copy.run.out);
+    return gi_config_to_yaml(&copy);
 }
 
 static char **copy_names(char *const *src, int n)
@@ -236,7 +264,7 @@ static int state_new(trainer *t, gi_err *err)
     st->gene_position = calloc((size_t)G, sizeof(float));
     st->label_values = malloc(sizeof(int) * (d->n_labels ? d->n_labels : 1));
     st->best_params = malloc(sizeof(float) * (st->model.n_params ? st->model.n_params : 1));
-    st->config_yaml = gi_config_to_yaml(c);
+    st->config_yaml = checkpoint_yaml(c);
     if (!st->genes || !st->donors || !st->gene_mean || !st->gene_std || !st->gene_position
         || !st->label_values || !st->best_params || !st->config_yaml
         || gi_adam_init(&st->adam, st->model.n_params, err) != 0)
@@ -290,7 +318,7 @@ static int state_resume(trainer *t, const char *path, gi_err *err)
         if (st->gene_mean[g] != t->data.gene_mean[g] || st->gene_std[g] != t->data.gene_std[g])
             return gi_fail(err, "%s: the sample table or validation split differs from the one it was trained on", path);
     free(t->st.config_yaml);
-    t->st.config_yaml = gi_config_to_yaml(t->c);
+    t->st.config_yaml = checkpoint_yaml(t->c);
     return 0;
 }
 
@@ -328,7 +356,7 @@ static void trainer_free(trainer *t)
     free(t->donor);
     free(t->label);
     free(t->gene);
-    free(t->reduce_buf);
+    free(t->acc);
 }
 
 static int setup(trainer *t, const char *resume, gi_err *err)
@@ -351,9 +379,9 @@ static int setup(trainer *t, const char *resume, gi_err *err)
     t->donor = malloc(sizeof(int) * CHUNK);
     t->label = malloc(sizeof(int) * CHUNK);
     t->gene = malloc(sizeof(int) * CHUNK);
-    t->reduce_buf = malloc(sizeof(float) * (m->n_params + 1));
+    t->acc = malloc(sizeof(double) * (m->n_params + 1));
     if (!t->measured_per_sample || !t->ws || !t->xyz || !t->out || !t->dout || !t->donor || !t->label
-        || !t->gene || !t->reduce_buf)
+        || !t->gene || !t->acc)
         return gi_fail(err, "out of memory");
     for (int i = 0; i < s->n; i++)
         for (int g = 0; g < s->n_genes; g++)

@@ -85,7 +85,7 @@ typedef struct gi_config {
 
     struct {
         char out[GI_PATH_MAX];         /* run.out: run folder ("" = runs/<config name>) */
-        int threads;                   /* run.threads: OpenBLAS threads per rank, 0 = cores / ranks */
+        int threads;                   /* run.threads: OpenBLAS threads per rank (default 1), 0 = cores / ranks */
     } run;
 } gi_config;
 
