@@ -59,6 +59,19 @@ check "resumed checkpoint is byte-identical to an uninterrupted run" cmp "$T/rs/
 check "resumed loss curve continues the uninterrupted one (step, loss, lr, grad norm)" \
     cmp <(cut -d, -f1,2,4,5 "$T/rs/train_log.csv") <(cut -d, -f1,2,4,5 "$T/rref/train_log.csv")
 
+# Other model and data paths: concat mode with the spectral gene code on the
+# Fourier-feature MLP, a held-out donor, one donor rendered; mini-batches.
+check "concat + spectral + fourier, held-out donor, render one donor" \
+    $MPIRUN -np 2 $G run "$T/cfg.yaml" --out "$T/cc" --set model.arch=fourier --set model.gene_mode=concat \
+    --set model.gene_code=spectral --set train.validation=donor --set train.val_donor=H0351.1009 \
+    --set render.donor=H0351.2001 --set train.steps=60 --set render.nifti=false
+check "the atlas says which donor it was rendered for" bash -c "$G info $T/cc/atlas.h5 | grep -q 'rendered for: H0351.2001'"
+check "score reads a concat-mode atlas" $G score "$T/cc/atlas.h5" --truth "$T/ph/truth.h5" --samples "$T/ph/samples.csv"
+MB="--set train.batch_size=512 --set train.steps=80 --set render.nifti=false"
+check "mini-batch run, 1 rank"  $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$T/mb1" $MB
+check "mini-batch run, 3 ranks" $MPIRUN -np 3 $G train "$T/cfg.yaml" --out "$T/mb3" $MB
+check "mini-batches: 1 and 3 ranks give the same loss curve (1e-5 relative)" cmp_curves "$T/mb1/train_log.csv" "$T/mb3/train_log.csv"
+
 # Clean failures: non-zero exit, clear message, no hang, no atlas.
 cat > "$T/bad.yaml" <<YAML
 data:
@@ -76,6 +89,10 @@ check "unknown --set key is refused" fails_with "unknown key" $G train "$T/cfg.y
 check "missing sample table fails on 2 ranks without hanging" \
     fails_with "nope.csv" $MPIRUN -np 2 $G train "$T/cfg.yaml" --out "$T/bad" --set data.samples=$T/nope.csv
 check "render without a checkpoint fails cleanly" fails_with "checkpoint" $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/empty"
+check "a mask that is not NIfTI is refused clearly" fails_with "render.mask" \
+    $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/r2a" --set render.mask=$T/ph/samples.csv
+check "an unknown render donor is refused clearly" fails_with "render.donor" \
+    $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/r2a" --set render.donor=H9
 check "no half-written atlas after a failed render" test ! -e "$T/empty/atlas.h5" -a ! -e "$T/empty/atlas.h5.tmp"
 check "unknown command exits 2" bash -c "$G frobnicate >/dev/null 2>&1; test \$? -eq 2"
 check "info describes the atlas" bash -c "$G info $T/r2a/atlas.h5 | grep -q '5 genes'"
