@@ -8,8 +8,8 @@
 PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
 CC      := gcc
 SAN     ?=
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/nifti \
+OPT     ?= -O2 -g
+CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/nifti \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnifti2 -lznz -lz -lm $(SAN)
 BUILD   ?= build
@@ -55,7 +55,7 @@ bench: deps
 	@tools/bench.sh $(BUILD)
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    build-asan/geneinr $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
 	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh build-asan

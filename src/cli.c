@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -269,8 +270,21 @@ static int setup_run(const ctx *x, const args *a, gi_config *c, char *out, gi_er
     return 0;
 }
 
+/* What the run cost: wall time and the largest peak resident memory of any rank. */
+static void report_resources(const ctx *x, double t0)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long mine = ru.ru_maxrss, most = 0; /* kilobytes on Linux */
+    MPI_Reduce(&mine, &most, 1, MPI_LONG, MPI_MAX, 0, x->comm);
+    if (x->rank == 0)
+        printf("resources: %.1f s wall, peak memory %.0f MB per rank (largest of %d)\n", MPI_Wtime() - t0,
+               most / 1024.0, x->size);
+}
+
 static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_render)
 {
+    double t0 = MPI_Wtime();
     gi_config c;
     gi_err err = {{0}};
     char out[GI_PATH_MAX];
@@ -292,6 +306,7 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         if (gi_render(&c, x->comm, out, from, &rr, &err) != 0)
             return report(x, -1, &err);
     }
+    report_resources(x, t0);
     return 0;
 }
 

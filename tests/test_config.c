@@ -108,7 +108,7 @@ static void test_defaults(void)
           "defaults: train section");
     CHECK(c.data.samples[0] == '\0' && c.data.anatomy[0] == '\0' && c.render.mask[0] == '\0' &&
               c.render.batch_voxels == 16384 && strcmp(c.render.donor, "average") == 0 && c.render.nifti == 0 &&
-              c.render.buffer_mb == 256 && c.render.compress == 1 && c.run.out[0] == '\0' && c.run.threads == 0 &&
+              c.render.buffer_mb == 256 && c.render.compress == 1 && c.run.out[0] == '\0' && c.run.threads == 1 &&
               c.source[0] == '\0',
           "defaults: data, render, run sections");
     CHECKF(gi_config_validate(&c, &err) == 0, "defaults validate", "%s", err.msg);

@@ -1,0 +1,27 @@
+#!/bin/bash
+# make bench: speed and memory figures of this machine. Record the output, with
+# this command, in docs/BENCHMARKS.md. Uses runs/bench/ for its data.
+set -e
+BUILD=${1:-build}
+G=$BUILD/geneinr
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+export OMPI_MCA_rmaps_base_oversubscribe=1
+NP=${NP:-2}
+B=runs/bench
+mkdir -p $B
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
+echo
+echo "== sgemm: peak and the layer shapes ($BUILD/bench/bench_sgemm 128 256)"
+$BUILD/bench/bench_sgemm 128 256
+echo
+[ -f $B/ph12/truth.h5 ] || $G phantom --out $B/ph12 >/dev/null
+[ -f $B/ph100/samples.csv ] || $G phantom --out $B/ph100 --genes 100 >/dev/null
+cfg="configs/demo.yaml --set data.samples=$B/ph100/samples.csv --set data.anatomy=$B/ph100/anatomy.nii.gz
+     --set render.mask=$B/ph100/mask.nii.gz --set render.nifti=false"
+echo "== training: 500 full-batch steps, 100 genes, no early stop (mpirun -np $NP geneinr train configs/demo.yaml ...)"
+mpirun -np $NP $G train $cfg --out $B/train100 --set train.steps=500 --set train.patience=0 \
+    --set train.log_every=500 | grep -E "^(train|step|resources)"
+echo
+echo "== render: full 1 mm MNI grid x 100 genes into one HDF5 atlas (mpirun -np $NP geneinr render ...)"
+mpirun -np $NP $G render $cfg --out $B/train100 | grep -E "^(render|resources)"
+ls -l $B/train100/atlas.h5 | awk '{printf "atlas size: %.0f MB\n", $5 / 1048576}'
