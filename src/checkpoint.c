@@ -63,7 +63,10 @@ static int attr_f64(hid_t obj, const char *name, double v) { return attr_write(o
 int gi_checkpoint_save(const gi_state *st, const char *path, gi_err *err)
 {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return gi_fail(err, "checkpoint path too long: %s", path);
+    /* Failures are reported through err; HDF5's own stack printing would only
+     * repeat them less clearly. */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
@@ -85,6 +88,7 @@ int gi_checkpoint_save(const gi_state *st, const char *path, gi_err *err)
     bad |= write_strings(f, "genes", st->genes, st->n_genes);
     bad |= write_strings(f, "donors", st->donors, st->n_donors);
     bad |= write_array(f, "label_values", H5T_NATIVE_INT, st->label_values, (hsize_t)st->n_labels);
+    bad |= write_array(f, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average, (hsize_t)st->n_donors);
     bad |= attr_str(f, "kind", "checkpoint");
     bad |= attr_str(f, "geneinr_version", GENEINR_VERSION);
     bad |= attr_str(f, "config", st->config_yaml ? st->config_yaml : "");
@@ -306,6 +310,7 @@ int gi_checkpoint_load(gi_state *st, const char *path, gi_err *err)
     bad |= dataset_len(f, "label_values") != s.n_labels;
     if (!bad)
         bad |= read_array(f, "label_values", H5T_NATIVE_INT, st->label_values, (hsize_t)s.n_labels);
+    bad |= read_array(f, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average, (hsize_t)s.n_donors);
     bad |= read_strings(f, "genes", &st->genes, s.n_genes);
     bad |= read_strings(f, "donors", &st->donors, s.n_donors);
     st->config_yaml = attr_string(f, "config");

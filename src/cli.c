@@ -76,8 +76,9 @@ typedef struct args {
     int nifti;
     int reference;
     const char *truth, *samples, *json;
-    long stride;
-    long seed, genes, grid;
+    long stride, seed, genes, grid;     /* -1 = not given */
+    const char *given[32];              /* the options seen, to refuse those a command does not take */
+    int n_given;
 } args;
 
 typedef struct ctx {
@@ -119,6 +120,8 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
     for (int i = 2; i < argc; i++) {
         const char *s = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (s[0] == '-' && s[1] == '-' && a->n_given < 32)
+            a->given[a->n_given++] = s;
 #define NEED_VALUE()                                                         \
     do {                                                                     \
         if (!next)                                                           \
@@ -163,7 +166,7 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             NEED_VALUE();
             long v;
             if (parse_long(next, &v) != 0 || v < 0)
-                return usage_error(x, "option needs a non-negative integer, got '%s'", next);
+                return usage_error(x, "this option needs a non-negative integer, got '%s'", next);
             if (!strcmp(s, "--stride"))
                 a->stride = v;
             else if (!strcmp(s, "--seed"))
@@ -180,6 +183,35 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             return usage_error(x, "unexpected argument '%s'", s);
         }
 #undef NEED_VALUE
+    }
+    return 0;
+}
+
+/* Refuse options the command does not use, rather than ignore them. */
+static int check_options(const ctx *x, const args *a)
+{
+    static const struct { const char *cmd, *opts; } allowed[] = {
+        {"train", " --out --set --resume --resume-from "},
+        {"render", " --out --set --checkpoint --nifti "},
+        {"run", " --out --set --resume --resume-from --nifti "},
+        {"phantom", " --out --seed --genes --grid "},
+        {"score", " --truth --samples --stride --json "},
+        {"info", " "},
+        {"config", " --set --reference "},
+    };
+    for (size_t c = 0; c < sizeof allowed / sizeof allowed[0]; c++) {
+        if (strcmp(a->cmd, allowed[c].cmd) != 0)
+            continue;
+        for (int i = 0; i < a->n_given; i++) {
+            char key[64];
+            snprintf(key, sizeof key, " %.*s ", (int)strcspn(a->given[i], "="), a->given[i]);
+            if (!strstr(allowed[c].opts, key)) {
+                char what[160];
+                snprintf(what, sizeof what, "%s does not take %.*s", a->cmd, (int)strcspn(a->given[i], "="),
+                         a->given[i]);
+                return usage_error(x, "%s", what);
+            }
+        }
     }
     return 0;
 }
@@ -251,19 +283,7 @@ static int setup_run(const ctx *x, const args *a, gi_config *c, char *out, gi_er
         snprintf(out, GI_PATH_MAX, "runs/%.*s", len, base);
     }
     snprintf(c->run.out, sizeof c->run.out, "%s", out);
-    rc = 0;
-    if (x->rank == 0) {
-        rc = make_dirs(out, err);
-        if (rc == 0) {
-            char path[GI_PATH_MAX + 32];
-            snprintf(path, sizeof path, "%s/config.yaml", out);
-            char *yaml = gi_config_to_yaml(c);
-            FILE *f = yaml ? fopen(path, "w") : NULL;
-            if (!f || fputs(yaml, f) < 0 || fclose(f) != 0)
-                rc = gi_fail(err, "cannot write %s", path);
-            free(yaml);
-        }
-    }
+    rc = x->rank == 0 ? make_dirs(out, err) : 0;
     if (gi_dist_agree(x->comm, rc, err) != 0)
         return -1;
     set_threads(x, c);
@@ -282,6 +302,25 @@ static void report_resources(const ctx *x, double t0)
                most / 1024.0, x->size);
 }
 
+/* Rank 0: OUT/config.yaml, the effective config of the training that made
+ * OUT/checkpoint.h5 (written once that training has succeeded). */
+static int write_run_config(const ctx *x, const gi_config *c, const char *out, gi_err *err)
+{
+    int rc = 0;
+    if (x->rank == 0) {
+        char path[GI_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/config.yaml", out);
+        char *yaml = gi_config_to_yaml(c);
+        FILE *f = yaml ? fopen(path, "w") : NULL;
+        if (!f || fputs(yaml, f) < 0)
+            rc = gi_fail(err, "cannot write %s", path);
+        if (f && fclose(f) != 0)
+            rc = gi_fail(err, "cannot write %s", path);
+        free(yaml);
+    }
+    return gi_dist_agree(x->comm, rc, err);
+}
+
 static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_render)
 {
     double t0 = MPI_Wtime();
@@ -294,11 +333,14 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
-        gi_train_result tr;
-        if (gi_train(&c, x->comm, out, resume, &tr, &err) != 0)
+        if (resume && access(resume, R_OK) != 0) {
+            gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
+                    "--resume-from FILE", resume, strerror(errno));
             return report(x, -1, &err);
-    } else if (a->resume) {
-        return usage_error(x, "%s does not take --resume", a->cmd);
+        }
+        gi_train_result tr;
+        if (gi_train(&c, x->comm, out, resume, &tr, &err) != 0 || write_run_config(x, &c, out, &err) != 0)
+            return report(x, -1, &err);
     }
     if (do_render) {
         gi_render_result rr;
@@ -317,14 +359,14 @@ static int cmd_phantom(const ctx *x, const args *a)
         return usage_error(x, "%s needs --out DIR", "phantom");
     gi_phantom_spec s;
     gi_phantom_defaults(&s);
-    if (a->seed)
+    if (a->seed >= 0)
         s.seed = (uint64_t)a->seed;
-    if (a->genes)
-        s.n_genes = (int)a->genes;
-    if (a->grid)
-        s.grid_step = (int)a->grid;
+    if (a->genes >= 0)
+        s.n_genes = a->genes > 100000 ? 100001 : (int)a->genes;
+    if (a->grid >= 0)
+        s.grid_step = a->grid > 100 ? 101 : (int)a->grid;
     if (s.grid_step != 1 && s.grid_step != 2)
-        return usage_error(x, "--grid must be 1 (1 mm) or 2 (2 mm), got %s", a->grid == 0 ? "0" : "another value");
+        return usage_error(x, "--grid must be 1 (1 mm) or 2 (2 mm)%s", "");
     if (s.n_genes < 1 || s.n_genes > 1000)
         return usage_error(x, "--genes must be in 1..1000%s", "");
     int rc = 0;
@@ -343,10 +385,12 @@ static int cmd_score(const ctx *x, const args *a)
     gi_err err = {{0}};
     if (!a->positional || !a->truth || !a->samples)
         return usage_error(x, "%s needs ATLAS --truth TRUTH.h5 --samples CSV", "score");
+    if (a->stride == 0 || a->stride > 64)
+        return usage_error(x, "--stride must be in 1..64%s", "");
     int rc = 0;
     if (x->rank == 0) {
         gi_score s;
-        rc = gi_score_atlas(a->positional, a->truth, a->samples, a->stride ? (int)a->stride : 2, &s, &err);
+        rc = gi_score_atlas(a->positional, a->truth, a->samples, a->stride > 0 ? (int)a->stride : 2, &s, &err);
         if (rc == 0) {
             gi_score_print(stdout, &s);
             if (a->json)
@@ -507,6 +551,7 @@ int gi_cli_main(int argc, char **argv)
     MPI_Comm_size(x.comm, &x.size);
     args a;
     memset(&a, 0, sizeof a);
+    a.stride = a.seed = a.genes = a.grid = -1;
     int rc;
     const char *cmd = argc > 1 ? argv[1] : NULL;
     a.cmd = cmd;
@@ -522,7 +567,7 @@ int gi_cli_main(int argc, char **argv)
         if (x.rank == 0)
             printf("geneinr %s\n", GENEINR_VERSION);
         rc = 0;
-    } else if ((rc = parse_args(&x, argc, argv, &a)) != 0) {
+    } else if ((rc = parse_args(&x, argc, argv, &a)) != 0 || (rc = check_options(&x, &a)) != 0) {
         /* usage error already printed */
     } else if (!strcmp(cmd, "train")) {
         rc = cmd_train_render(&x, &a, 1, 0);

@@ -104,8 +104,8 @@ static const key_spec KEYS[] = {
     INT("model.donor_dim", model.donor_dim, "4", 0, 256, "donor embedding size; 0 = no donor input"),
     INT("model.anatomy_dim", model.anatomy_dim, "4", 1, 256, "anatomical label embedding size (with data.anatomy)"),
 
-    INT("train.steps", train.steps, "2000", 0, 1e9, "optimizer steps"),
-    INT("train.batch_size", train.batch_size, "0", 0, 1e9, "samples per step; 0 = full batch"),
+    INT("train.steps", train.steps, "2000", 1, 1e9, "optimizer steps (the most; validation may stop earlier)"),
+    INT("train.batch_size", train.batch_size, "0", 0, 1e9, "units per step: samples (factorized) or measured (sample, gene) pairs (concat); 0 = full batch"),
     ENUM("train.optimizer", train.optimizer, "adamw", OPTIMIZER_NAMES, "optimizer (adamw = decoupled weight decay)"),
     FLOAT("train.lr", train.lr, "1e-3", 0, OPEN, 10, CLOSED, "peak learning rate"),
     FLOAT("train.weight_decay", train.weight_decay, "0", 0, CLOSED, 10, CLOSED, "weight decay"),

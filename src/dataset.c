@@ -59,7 +59,7 @@ static int split(gi_dataset *d, const gi_config *c, gi_err *err)
     return 0;
 }
 
-static void standardise(gi_dataset *d)
+static int standardise(gi_dataset *d, const char *path, gi_err *err)
 {
     const gi_samples *s = &d->s;
     int G = s->n_genes;
@@ -73,14 +73,18 @@ static void standardise(gi_dataset *d)
             sum += v;
             cnt++;
         }
-        double mean = cnt ? sum / cnt : 0;
+        if (cnt < 2)
+            return gi_fail(err, "%s: gene '%s' has %ld measured value%s among the training samples; at least 2 "
+                           "are needed to learn it (drop the column or change the validation split)",
+                           path, s->gene_names[g], cnt, cnt == 1 ? "" : "s");
+        double mean = sum / cnt;
         for (int i = 0; i < s->n; i++) {
             float v = s->values[(size_t)i * G + g];
             if (d->is_val[i] || isnan(v))
                 continue;
             sum2 += (v - mean) * (v - mean);
         }
-        double sd = cnt > 1 ? sqrt(sum2 / (cnt - 1)) : 0;
+        double sd = sqrt(sum2 / (double)(cnt - 1));
         if (!(sd > 1e-12))
             sd = 1; /* constant gene: keep values, avoid dividing by zero */
         d->gene_mean[g] = (float)mean;
@@ -90,6 +94,7 @@ static void standardise(gi_dataset *d)
             d->y[(size_t)i * G + g] = isnan(v) ? NAN : (float)((v - mean) / sd);
         }
     }
+    return 0;
 }
 
 int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err)
@@ -117,7 +122,10 @@ int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err)
         gi_dataset_free(d);
         return -1;
     }
-    standardise(d);
+    if (standardise(d, c->data.samples, err) != 0) {
+        gi_dataset_free(d);
+        return -1;
+    }
     return 0;
 }
 

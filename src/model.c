@@ -198,8 +198,10 @@ int gi_model_alloc(gi_model *m, const gi_model_spec *spec, gi_err *err)
     m->params = calloc(m->n_params ? m->n_params : 1, sizeof(float));
     m->grads = calloc(m->n_params ? m->n_params : 1, sizeof(float));
     m->fixed = calloc(m->n_fixed ? m->n_fixed : 1, sizeof(float));
-    if (!m->params || !m->grads || !m->fixed)
+    m->donor_in_average = malloc(spec->n_donors > 0 ? (size_t)spec->n_donors : 1);
+    if (!m->params || !m->grads || !m->fixed || !m->donor_in_average)
         goto oom;
+    memset(m->donor_in_average, 1, spec->n_donors > 0 ? (size_t)spec->n_donors : 1);
     return 0;
 oom:
     gi_model_free(m);
@@ -215,6 +217,7 @@ void gi_model_free(gi_model *m)
     free(m->params);
     free(m->grads);
     free(m->fixed);
+    free(m->donor_in_average);
     memset(m, 0, sizeof *m);
 }
 
@@ -509,14 +512,19 @@ static void fourier_forward(float *feat, int ld, const float *xyz, const float *
     }
 }
 
-/* mean[dim] = mean over rows of E[rows][dim], a fixed sequential order. */
-static void embedding_mean(float *mean, const float *E, int rows, int dim)
+/* mean[dim] = mean over the rows r of E[rows][dim] with use[r] != 0, in a
+ * fixed sequential order (zero if no row is used). */
+static void embedding_mean(float *mean, const float *E, const unsigned char *use, int rows, int dim)
 {
+    int used = 0;
+    for (int r = 0; r < rows; r++)
+        used += use[r] != 0;
     for (int k = 0; k < dim; k++) {
         double s = 0.0;
         for (int r = 0; r < rows; r++)
-            s += E[(size_t)r * dim + k];
-        mean[k] = (float)(s / rows);
+            if (use[r])
+                s += E[(size_t)r * dim + k];
+        mean[k] = used ? (float)(s / used) : 0.0f;
     }
 }
 
@@ -579,7 +587,7 @@ void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, fl
     if (L.donor_w > 0) {
         assert(b->donor);
         const float *E = m->params + m->donor_off;
-        embedding_mean(ws->donor_mean, E, s->n_donors, L.donor_w);
+        embedding_mean(ws->donor_mean, E, m->donor_in_average, s->n_donors, L.donor_w);
         embedding_forward(x0, ld, L.donor_col, E, ws->donor_mean, b->donor, n, s->n_donors, L.donor_w);
     }
     if (L.anat_w > 0) {

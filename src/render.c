@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "geneinr/anatomy.h"
@@ -30,6 +31,12 @@ typedef struct renderer {
     int *donors, *labels, *genes;
     long *where;             /* [nb_max] voxel offset within the round buffer */
 } renderer;
+
+/* Non-zero, non-NaN mask voxels are inside. */
+static int in_mask(float v)
+{
+    return v != 0 && !isnan(v);
+}
 
 static void renderer_free(renderer *r)
 {
@@ -75,6 +82,10 @@ static int setup(renderer *r, const char *checkpoint, gi_err *err)
         if (r->donor < 0)
             return gi_fail(err, "render.donor: '%s' is not a donor of %s (use \"average\" or one of its donors, "
                            "e.g. '%s')", c->render.donor, checkpoint, r->st.donors[0]);
+        if (!m->donor_in_average[r->donor])
+            return gi_fail(err, "render.donor: '%s' had no training samples in %s (held out for validation), so "
+                           "the model knows nothing specific to it; render \"average\" instead",
+                           c->render.donor, checkpoint);
     }
     r->nb_max = c->render.batch_voxels;
     r->ws = gi_workspace_new(m, r->nb_max);
@@ -92,7 +103,8 @@ static int setup(renderer *r, const char *checkpoint, gi_err *err)
 }
 
 /* Evaluate nb gathered voxels for every gene and scatter into buf
- * ([G][slices][ny][nx], slice stride `plane` * slices). */
+ * ([G][slices][ny][nx]: gene g's block starts at g * gene_stride and voxel k
+ * sits at offset where[k] within it). */
 static void eval_batch(renderer *r, int nb, float *buf, size_t gene_stride)
 {
     gi_model *m = &r->st.model;
@@ -129,8 +141,7 @@ static void render_slices(renderer *r, int z0, int nzb, float *buf, unsigned cha
         for (int y = 0; y < v->ny; y++)
             for (int x = 0; x < v->nx; x++) {
                 size_t off = (size_t)zz * plane + (size_t)y * v->nx + x;
-                float mv = v->data[(size_t)z * plane + (size_t)y * v->nx + x];
-                int inside = mv != 0 && !isnan(mv);
+                int inside = in_mask(v->data[(size_t)z * plane + (size_t)y * v->nx + x]);
                 mbuf[off] = (unsigned char)inside;
                 if (!inside)
                     continue;
@@ -150,25 +161,63 @@ static void render_slices(renderer *r, int z0, int nzb, float *buf, unsigned cha
         eval_batch(r, nb, buf, gene_stride);
 }
 
+/* File name of a gene: symbols are file-name safe in practice; anything
+ * else becomes '_'. */
+static void gene_file_name(const char *gene, char *out, size_t n)
+{
+    snprintf(out, n, "%s", gene);
+    for (char *p = out; *p; p++)
+        if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':' || (*p == '.' && p == out))
+            *p = '_';
+}
+
+/* Rank 0: create OUT/nifti, remove maps of an earlier render (they would sit
+ * among the new ones looking current), refuse genes whose file names collide. */
+static int prepare_nifti_dir(const renderer *r, const char *dir, gi_err *err)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return gi_fail(err, "cannot read %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    char path[GI_PATH_MAX + 300];
+    while ((e = readdir(dh))) {
+        size_t n = strlen(e->d_name);
+        if (n > 7 && strcmp(e->d_name + n - 7, ".nii.gz") == 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            remove(path);
+        }
+    }
+    closedir(dh);
+    char a[256], b[256];
+    for (int g = 0; g < r->st.n_genes; g++)
+        for (int h = 0; h < g; h++) {
+            gene_file_name(r->st.genes[g], a, sizeof a);
+            gene_file_name(r->st.genes[h], b, sizeof b);
+            if (strcmp(a, b) == 0)
+                return gi_fail(err, "genes '%s' and '%s' would both be written as %s/%s.nii.gz", r->st.genes[h],
+                               r->st.genes[g], dir, a);
+        }
+    return 0;
+}
+
+/* One .nii.gz per gene on the mask's geometry, read back from the finished
+ * atlas; genes dealt round-robin to ranks. Collective. */
 static int write_nifti(renderer *r, const char *out_dir, const char *atlas_path, gi_err *err)
 {
     char dir[GI_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/nifti", out_dir);
-    if (r->rank == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
-    MPI_Barrier(r->comm);
-    gi_atlas a;
-    if (gi_atlas_open(&a, atlas_path, err) != 0)
+    if (gi_dist_agree(r->comm, r->rank == 0 ? prepare_nifti_dir(r, dir, err) : 0, err) != 0)
         return -1;
-    float *vol = malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz);
-    int rc = vol ? 0 : gi_fail(err, "out of memory");
+    gi_atlas a;
+    int rc = gi_atlas_open(&a, atlas_path, err);
+    float *vol = rc == 0 ? malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz) : NULL;
+    if (rc == 0 && !vol)
+        rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
     for (int g = r->rank; rc == 0 && g < a.n_genes; g += r->size) {
         char name[256], path[GI_PATH_MAX + 300], tmp[GI_PATH_MAX + 320], desc[80];
-        /* Gene symbols are file-name safe in practice; replace anything else. */
-        snprintf(name, sizeof name, "%s", a.genes[g]);
-        for (char *p = name; *p; p++)
-            if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':')
-                *p = '_';
+        gene_file_name(a.genes[g], name, sizeof name);
         snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
         snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], r->c->render.donor);
@@ -179,7 +228,73 @@ static int write_nifti(renderer *r, const char *out_dir, const char *atlas_path,
     }
     free(vol);
     gi_atlas_close(&a);
-    return rc;
+    return gi_dist_agree(r->comm, rc, err);
+}
+
+/* The config recorded in the atlas: the checkpoint's (what the model is and
+ * was trained on) with this render's section. */
+static char *provenance_yaml(const renderer *r, const char *checkpoint, gi_config *trained)
+{
+    if (gi_config_load_text(trained, r->st.config_yaml, checkpoint, NULL) != 0)
+        gi_config_defaults(trained);
+    trained->render = r->c->render;
+    memset(trained->run.out, 0, sizeof trained->run.out);
+    return gi_config_to_yaml(trained);
+}
+
+/* Which slices this rank renders, and how many per collective write. */
+typedef struct slab_plan {
+    long total;              /* in-mask voxels of the whole grid */
+    int z_lo, z_hi;          /* this rank's slab */
+    int k;                   /* slices per write */
+    int rounds;              /* collective writes (the same on every rank) */
+} slab_plan;
+
+static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
+{
+    const gi_volume *v = &r->mask;
+    size_t plane = (size_t)v->nx * v->ny;
+    long *count = calloc((size_t)v->nz, sizeof(long));
+    int *begin = malloc(sizeof(int) * ((size_t)r->size + 1));
+    int rc = 0;
+    if (!count || !begin) {
+        rc = gi_fail(err, "out of memory");
+    } else {
+        p->total = 0;
+        for (int z = 0; z < v->nz; z++) {
+            for (size_t q = 0; q < plane; q++)
+                count[z] += in_mask(v->data[(size_t)z * plane + q]);
+            p->total += count[z];
+        }
+        /* Balance slabs by in-mask voxels, not by height. */
+        gi_slab_partition(count, v->nz, r->size, begin);
+        p->z_lo = begin[r->rank];
+        p->z_hi = begin[r->rank + 1];
+        if (p->total == 0)
+            rc = gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", r->c->render.mask);
+    }
+    free(count);
+    free(begin);
+    if (gi_dist_agree(r->comm, rc, err) != 0)
+        return -1;
+    /* Slices per write: as many as render.buffer_mb holds for all genes, at
+     * least one, at most the tallest slab. */
+    size_t per_slice = plane * (size_t)r->st.n_genes * sizeof(float);
+    size_t k = (size_t)r->c->render.buffer_mb * 1048576 / per_slice;
+    int tallest = p->z_hi - p->z_lo;
+    MPI_Allreduce(MPI_IN_PLACE, &tallest, 1, MPI_INT, MPI_MAX, r->comm);
+    if (k < 1) {
+        k = 1;
+        if (r->rank == 0)
+            printf("render: note: one slice of all %d genes takes %.1f MB, more than render.buffer_mb = %d\n",
+                   r->st.n_genes, per_slice / 1048576.0, r->c->render.buffer_mb);
+    }
+    if (k > (size_t)tallest)
+        k = (size_t)(tallest > 0 ? tallest : 1);
+    p->k = (int)k;
+    int mine = (p->z_hi - p->z_lo + p->k - 1) / p->k;
+    MPI_Allreduce(&mine, &p->rounds, 1, MPI_INT, MPI_MAX, r->comm);
+    return 0;
 }
 
 int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
@@ -193,47 +308,19 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     MPI_Comm_rank(comm, &r.rank);
     MPI_Comm_size(comm, &r.size);
     double t0 = MPI_Wtime();
-    if (gi_dist_agree(comm, setup(&r, checkpoint, err), err) != 0) {
+
+    /* Set-up: checkpoint, mask, anatomy, slab plan, buffers. */
+    slab_plan plan;
+    if (gi_dist_agree(comm, setup(&r, checkpoint, err), err) != 0 || plan_slabs(&r, &plan, err) != 0) {
         renderer_free(&r);
         return -1;
     }
     const gi_volume *v = &r.mask;
     int G = r.st.n_genes;
     size_t plane = (size_t)v->nx * v->ny;
-
-    /* Balance slabs by in-mask voxels, not by height. */
-    long *count = calloc((size_t)v->nz, sizeof(long)), total = 0;
-    int *begin = malloc(sizeof(int) * ((size_t)r.size + 1));
-    if (!count || !begin) {
-        free(count);
-        free(begin);
-        renderer_free(&r);
-        return gi_fail(err, "out of memory");
-    }
-    for (int z = 0; z < v->nz; z++)
-        for (size_t q = 0; q < plane; q++) {
-            float mv = v->data[(size_t)z * plane + q];
-            count[z] += mv != 0 && !isnan(mv);
-        }
-    gi_slab_partition(count, v->nz, r.size, begin);
-    int z_lo = begin[r.rank], z_hi = begin[r.rank + 1];
-    long mine = 0;
-    for (int z = z_lo; z < z_hi; z++)
-        mine += count[z];
-    for (int z = 0; z < v->nz; z++)
-        total += count[z];
-    free(count);
-    free(begin);
-
-    size_t per_slice = plane * (size_t)G * sizeof(float);
-    int k = (int)((size_t)c->render.buffer_mb * 1048576 / per_slice);
-    if (k < 1)
-        k = 1;
-    int my_rounds = (z_hi - z_lo + k - 1) / k, rounds;
-    MPI_Allreduce(&my_rounds, &rounds, 1, MPI_INT, MPI_MAX, comm);
-    float *buf = malloc(per_slice * (size_t)k);
-    unsigned char *mbuf = malloc(plane * (size_t)k);
-    int ok = buf && mbuf ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", k, G);
+    float *buf = malloc(plane * (size_t)G * sizeof(float) * (size_t)plan.k);
+    unsigned char *mbuf = malloc(plane * (size_t)plan.k);
+    int ok = buf && mbuf ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", plan.k, G);
     if (gi_dist_agree(comm, ok, err) != 0) {
         free(buf);
         free(mbuf);
@@ -241,20 +328,18 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         return -1;
     }
     if (r.rank == 0) {
-        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, up to %d slices per write\n",
-               total, v->nx, v->ny, v->nz, G, r.size, r.size > 1 ? "s" : "", k);
+        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices per write\n", plan.total,
+               v->nx, v->ny, v->nz, G, r.size, r.size > 1 ? "s" : "", plan.k);
         fflush(stdout);
     }
 
+    /* Compute and write: one collective write per round of slices. */
     char atlas_path[GI_PATH_MAX + 32];
     snprintf(atlas_path, sizeof atlas_path, "%s/atlas.h5", out_dir);
+    gi_config trained;
+    char *yaml = provenance_yaml(&r, checkpoint, &trained);
     char units[GI_PATH_MAX + 64];
-    gi_config cc;
-    const char *units_src = c->data.samples;
-    if (!units_src[0] && gi_config_load_text(&cc, r.st.config_yaml, checkpoint, NULL) == 0)
-        units_src = cc.data.samples;
-    snprintf(units, sizeof units, "the units of the sample table (%s)", units_src);
-    char *yaml = gi_config_to_yaml(c);
+    snprintf(units, sizeof units, "the units of the sample table (%s)", trained.data.samples);
     gi_atlas_info info = {
         .n_genes = G, .genes = (const char *const *)r.st.genes,
         .n_donors = r.st.n_donors, .donors = (const char *const *)r.st.donors,
@@ -269,15 +354,15 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
     free(yaml);
     int rc = w ? 0 : -1;
-    for (int round = 0; rc == 0 && round < rounds; round++) {
-        int z0 = z_lo + round * k, nzb = z_hi - z0 < k ? z_hi - z0 : k;
+    for (int round = 0; rc == 0 && round < plan.rounds; round++) {
+        int z0 = plan.z_lo + round * plan.k, nzb = plan.z_hi - z0 < plan.k ? plan.z_hi - z0 : plan.k;
         if (nzb < 0)
             nzb = 0;
         if (nzb > 0)
             render_slices(&r, z0, nzb, buf, mbuf);
         rc = gi_atlas_write_slices(w, nzb > 0 ? z0 : 0, nzb, buf, mbuf, err);
-        if (r.rank == 0 && rounds > 1) {
-            printf("render: round %d/%d\n", round + 1, rounds);
+        if (r.rank == 0 && plan.rounds > 1) {
+            printf("render: round %d/%d\n", round + 1, plan.rounds);
             fflush(stdout);
         }
     }
@@ -287,17 +372,18 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
     double el = MPI_Wtime() - t0;
     if (rc == 0 && c->render.nifti)
-        rc = gi_dist_agree(comm, write_nifti(&r, out_dir, atlas_path, err), err);
-    (void)mine;
-    res->voxels = total;
+        rc = write_nifti(&r, out_dir, atlas_path, err);
+
+    /* Report. */
+    res->voxels = plan.total;
     res->genes = G;
     res->seconds = el;
-    res->voxels_per_second = el > 0 ? total / el : 0;
+    res->voxels_per_second = el > 0 ? plan.total / el : 0;
     if (rc == 0 && r.rank == 0) {
-        printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s); atlas %s\n", total, G, el,
+        printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s); atlas %s\n", plan.total, G, el,
                res->voxels_per_second, atlas_path);
         if (c->render.nifti)
-            printf("render: NIfTI maps in %s/nifti/\n", out_dir);
+            printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, MPI_Wtime() - t0 - el);
         fflush(stdout);
     }
     renderer_free(&r);

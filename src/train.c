@@ -1,6 +1,7 @@
 /* train.c - data-parallel training loop (design in train.h). */
 #include "geneinr/train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,8 @@ typedef struct trainer {
     float *xyz, *out, *dout;
     int *donor, *label, *gene;
     double *acc;              /* [n_params + 1]: gradient and loss sums, one allreduce */
+    long *batch;              /* [batch_size] global unit positions of a mini-batch */
+    FILE *log;                /* rank 0: train_log.csv */
 } trainer;
 
 static int units_build(trainer *t, int want_val, units *u)
@@ -235,8 +238,12 @@ static char **copy_names(char *const *src, int n)
 {
     char **r = calloc((size_t)n + 1, sizeof *r);
     for (int i = 0; r && i < n; i++)
-        if (!(r[i] = strdup(src[i])))
-            return r; /* partial copy is freed by gi_state_free */
+        if (!(r[i] = strdup(src[i]))) {
+            while (i--)
+                free(r[i]);
+            free(r);
+            return NULL;
+        }
     return r;
 }
 
@@ -289,6 +296,13 @@ static int state_new(trainer *t, gi_err *err)
         gi_model_set_gene_positions(&st->model, st->gene_position);
     }
     memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
+    /* A donor without training samples (held out) keeps its random embedding
+     * row: it must not enter the donor average. */
+    for (int dn = 0; dn < d->s.n_donors; dn++)
+        st->model.donor_in_average[dn] = 0;
+    for (int i = 0; i < d->s.n; i++)
+        if (!d->is_val[i])
+            st->model.donor_in_average[d->s.donor[i]] = 1;
     return 0;
 }
 
@@ -301,14 +315,32 @@ static int state_resume(trainer *t, const char *path, gi_err *err)
         return -1;
     const gi_state *st = &t->st;
     const gi_model_spec *s = &st->model.spec;
-    if (memcmp(s, &spec, sizeof spec) != 0)
-        return gi_fail(err, "%s: its model (arch, sizes, genes, donors or labels) differs from what %s "
-                       "describes on %s; resume with the config it was trained with",
-                       path, t->c->source[0] ? t->c->source : "the config", t->c->data.samples);
+    if (memcmp(s, &spec, sizeof spec) != 0) {
+        char what[256] = "";
+#define DIFF(field, name)                                                         \
+    if (s->field != spec.field)                                                   \
+        snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", what[0] ? ", " : "", name)
+        DIFF(arch, "model.arch"); DIFF(gene_mode, "model.gene_mode"); DIFF(gene_code, "model.gene_code");
+        DIFF(hidden_layers, "model.hidden_layers"); DIFF(width, "model.width"); DIFF(omega0, "model.omega0");
+        DIFF(omega_hidden, "model.omega_hidden"); DIFF(fourier_features, "model.fourier_features");
+        DIFF(fourier_scale, "model.fourier_scale"); DIFF(gene_dim, "model.gene_dim");
+        DIFF(gene_frequencies, "model.gene_frequencies"); DIFF(donor_dim, "model.donor_dim");
+        DIFF(anatomy_dim, "model.anatomy_dim"); DIFF(n_genes, "number of genes");
+        DIFF(n_donors, "number of donors"); DIFF(n_labels, "anatomy labels");
+#undef DIFF
+        return gi_fail(err, "%s: cannot resume: %s differ%s from the checkpoint; resume with the config and "
+                       "data it was trained with", path, what, strchr(what, ',') ? "" : "s");
+    }
     for (int g = 0; g < st->n_genes; g++)
         if (strcmp(st->genes[g], t->data.s.gene_names[g]) != 0)
             return gi_fail(err, "%s: gene %d is '%s' in the checkpoint but '%s' in %s", path, g + 1,
                            st->genes[g], t->data.s.gene_names[g], t->c->data.samples);
+    for (int dn = 0; dn < st->n_donors; dn++)
+        if (strcmp(st->donors[dn], t->data.s.donor_names[dn]) != 0)
+            return gi_fail(err, "%s: donor %d is '%s' in the checkpoint but '%s' in %s (rows in another order?)",
+                           path, dn + 1, st->donors[dn], t->data.s.donor_names[dn], t->c->data.samples);
+    if (st->n_labels && memcmp(st->label_values, t->data.label_values, sizeof(int) * st->n_labels) != 0)
+        return gi_fail(err, "%s: the anatomy labels differ from those of %s", path, t->c->data.anatomy);
     if (st->seed != t->c->train.seed)
         return gi_fail(err, "%s: trained with train.seed %llu, the config says %llu", path,
                        (unsigned long long)st->seed, (unsigned long long)t->c->train.seed);
@@ -357,6 +389,7 @@ static void trainer_free(trainer *t)
     free(t->label);
     free(t->gene);
     free(t->acc);
+    free(t->batch);
 }
 
 static int setup(trainer *t, const char *resume, gi_err *err)
@@ -371,6 +404,11 @@ static int setup(trainer *t, const char *resume, gi_err *err)
         return gi_fail(err, "out of memory");
     if (t->train.n == 0)
         return gi_fail(err, "%s: no measured values among the training samples", t->c->data.samples);
+    if (t->c->train.val_mode != GI_VAL_NONE && t->val.measured == 0)
+        return gi_fail(err, "%s: the validation samples have no measured values; choose another split or set "
+                       "train.validation: none", t->c->data.samples);
+    long B = t->c->train.batch_size;
+    t->batch = malloc(sizeof(long) * (size_t)(B > 0 && B < t->train.n ? B : 1));
     t->measured_per_sample = calloc((size_t)s->n, sizeof(int));
     t->ws = gi_workspace_new(m, CHUNK);
     t->xyz = malloc(sizeof(float) * 3 * CHUNK);
@@ -380,14 +418,92 @@ static int setup(trainer *t, const char *resume, gi_err *err)
     t->label = malloc(sizeof(int) * CHUNK);
     t->gene = malloc(sizeof(int) * CHUNK);
     t->acc = malloc(sizeof(double) * (m->n_params + 1));
-    if (!t->measured_per_sample || !t->ws || !t->xyz || !t->out || !t->dout || !t->donor || !t->label
-        || !t->gene || !t->acc)
+    if (!t->batch || !t->measured_per_sample || !t->ws || !t->xyz || !t->out || !t->dout || !t->donor
+        || !t->label || !t->gene || !t->acc)
         return gi_fail(err, "out of memory");
     for (int i = 0; i < s->n; i++)
         for (int g = 0; g < s->n_genes; g++)
             t->measured_per_sample[i] += !isnan(t->data.y[(size_t)i * s->n_genes + g]);
     gi_optim_spec_from_config(&t->opt, t->c);
     return 0;
+}
+
+/* Rank 0: open the loss log. A fresh run starts it; a resumed run keeps the
+ * rows up to the checkpoint's step (a later, abandoned continuation would
+ * otherwise leave duplicate steps) and appends. */
+static int open_log(trainer *t, const char *path, int resumed, gi_err *err)
+{
+    static const char *HEADER = "step,loss,val_loss,lr,grad_norm,seconds\n";
+    char *kept = NULL;
+    size_t kept_len = 0;
+    if (resumed) {
+        FILE *old = fopen(path, "r");
+        FILE *mem = open_memstream(&kept, &kept_len);
+        char line[512];
+        while (old && mem && fgets(line, sizeof line, old))
+            if (line[0] >= '0' && line[0] <= '9' && atol(line) <= t->st.step)
+                fputs(line, mem);
+        if (old)
+            fclose(old);
+        if (mem)
+            fclose(mem);
+    }
+    t->log = fopen(path, "w");
+    if (!t->log) {
+        free(kept);
+        return gi_fail(err, "cannot write %s: %s", path, strerror(errno));
+    }
+    fputs(HEADER, t->log);
+    if (kept)
+        fputs(kept, t->log);
+    free(kept);
+    return 0;
+}
+
+/* Score validation every val_every steps and at the end; keep the best
+ * weights; decide early stopping. The decision is taken on rank 0's number
+ * and broadcast, so ranks cannot disagree about stopping even if an MPI
+ * reduction were not bitwise identical everywhere. */
+static double validation_step(trainer *t, int last)
+{
+    gi_state *st = &t->st;
+    const gi_config *c = t->c;
+    if (c->train.val_mode == GI_VAL_NONE || !(st->step % c->train.val_every == 0 || last))
+        return NAN;
+    double val = validate(t);
+    MPI_Bcast(&val, 1, MPI_DOUBLE, 0, t->comm);
+    if (val < st->best_val) {
+        st->best_val = val;
+        st->best_step = st->step;
+        st->bad_evals = 0;
+        memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
+    } else if (++st->bad_evals >= c->train.patience && c->train.patience > 0) {
+        st->stopped = 1;
+    }
+    return val;
+}
+
+/* Rank 0: one log row per step, a progress line every log_every steps. */
+static void progress(trainer *t, long step, double loss, double val, double gnorm, double elapsed,
+                     long start_step, int last)
+{
+    const gi_state *st = &t->st;
+    long steps = t->c->train.steps;
+    char vbuf[32] = "", vshow[32] = "   -   ";
+    if (!isnan(val)) {
+        snprintf(vbuf, sizeof vbuf, "%.9g", val);
+        snprintf(vshow, sizeof vshow, "%.5f", val);
+    }
+    fprintf(t->log, "%ld,%.9g,%s,%.9g,%.9g,%.3f\n", st->step, loss, vbuf, gi_lr_at(&t->opt, step), gnorm, elapsed);
+    if (st->step % t->c->train.log_every == 0 || last || st->stopped || st->step == start_step + 1) {
+        double per = elapsed / (double)(st->step - start_step);
+        long B = t->c->train.batch_size, units = B > 0 && B < t->train.n ? B : t->train.n;
+        char eta[32];
+        fmt_duration(per * (double)(steps - st->step), eta, sizeof eta);
+        printf("step %6ld/%ld  loss %.5f  val %s  %.0f pts/s  ETA %s\n", st->step, steps, loss, vshow,
+               (double)units / per, eta);
+        fflush(stdout);
+    }
 }
 
 int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
@@ -400,29 +516,25 @@ int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char 
     MPI_Comm_rank(comm, &t.rank);
     MPI_Comm_size(comm, &t.size);
     memset(res, 0, sizeof *res);
-    char ckpt[GI_PATH_MAX + 32], logpath[GI_PATH_MAX + 32];
+    char ckpt[GI_PATH_MAX + 32], logpath[GI_PATH_MAX + 32], atlas[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out_dir);
     snprintf(logpath, sizeof logpath, "%s/train_log.csv", out_dir);
+    snprintf(atlas, sizeof atlas, "%s/atlas.h5", out_dir);
 
-    if (gi_dist_agree(comm, setup(&t, resume, err), err) != 0) {
+    /* Set-up: data, model (new or resumed), buffers, log. */
+    int rc = setup(&t, resume, err);
+    if (rc == 0 && t.rank == 0)
+        rc = open_log(&t, logpath, resume != NULL, err);
+    if (gi_dist_agree(comm, rc, err) != 0) {
         trainer_free(&t);
         return -1;
     }
     gi_state *st = &t.st;
-    FILE *log = NULL;
-    int log_ok = 1;
     if (t.rank == 0) {
-        log = fopen(logpath, resume ? "a" : "w");
-        if (!log)
-            log_ok = 0;
-        else if (!resume)
-            fprintf(log, "step,loss,val_loss,lr,grad_norm,seconds\n");
-    }
-    if (gi_dist_agree(comm, log_ok ? 0 : gi_fail(err, "cannot write %s", logpath), err) != 0) {
-        trainer_free(&t);
-        return -1;
-    }
-    if (t.rank == 0) {
+        /* An atlas from earlier weights would sit next to the new checkpoint
+         * looking current. */
+        if (remove(atlas) == 0)
+            printf("train: removed %s (rendered from earlier weights)\n", atlas);
         printf("train: %d samples (%d train, %d validation), %d genes, %d donors, %ld measured values; "
                "%zu parameters; %d rank%s\n",
                t.data.s.n, t.data.n_train, t.data.n_val, t.data.s.n_genes, t.data.s.n_donors,
@@ -432,58 +544,39 @@ int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char 
         fflush(stdout);
     }
 
-    long steps = c->train.steps, B = c->train.batch_size;
-    long bufn = (B > 0 && B < t.train.n) ? B : t.train.n;
-    long *batch_pos = malloc(sizeof(long) * (size_t)(bufn + 1));
+    /* Compute. */
+    long steps = c->train.steps, start_step = st->step;
     double t0 = MPI_Wtime(), loss = NAN;
-    long start_step = st->step, units_per_step = bufn;
-    int rc = 0;
-    while (st->step < steps && !st->stopped && batch_pos) {
+    while (rc == 0 && st->step < steps && !st->stopped) {
         long step = st->step;
         double gnorm;
-        loss = train_step(&t, step, batch_pos, &gnorm);
-        st->step = step + 1;
-        double val = NAN;
-        int last = st->step == steps;
-        if (c->train.val_mode != GI_VAL_NONE && (st->step % c->train.val_every == 0 || last)) {
-            val = validate(&t);
-            if (val < st->best_val) {
-                st->best_val = val;
-                st->best_step = st->step;
-                st->bad_evals = 0;
-                memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
-            } else if (++st->bad_evals >= c->train.patience && c->train.patience > 0) {
-                st->stopped = 1;
-            }
+        loss = train_step(&t, step, t.batch, &gnorm);
+        if (!isfinite(loss)) {
+            /* The loss is the allreduced sum: every rank sees the same value. */
+            rc = gi_fail(err, "training diverged at step %ld (loss %g); lower train.lr or set train.clip_norm",
+                         step + 1, loss);
+            break;
         }
+        st->step = step + 1;
+        int last = st->step == steps;
+        double val = validation_step(&t, last);
+        if (t.rank == 0)
+            progress(&t, step, loss, val, gnorm, MPI_Wtime() - t0, start_step, last);
+        if (c->train.checkpoint_every > 0 && st->step % c->train.checkpoint_every == 0 && !last) {
+            if (c->train.val_mode == GI_VAL_NONE)
+                memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
+            rc = save(&t, ckpt, err);
+        }
+    }
+    if (t.log)
+        fclose(t.log);
+
+    /* Final checkpoint and report. Without validation the last weights are the best. */
+    if (rc == 0) {
         if (c->train.val_mode == GI_VAL_NONE)
             memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
-        double el = MPI_Wtime() - t0;
-        if (t.rank == 0) {
-            char vbuf[32] = "", vshow[32] = "   -   ";
-            if (!isnan(val)) {
-                snprintf(vbuf, sizeof vbuf, "%.9g", val);
-                snprintf(vshow, sizeof vshow, "%.5f", val);
-            }
-            fprintf(log, "%ld,%.9g,%s,%.9g,%.9g,%.3f\n", st->step, loss, vbuf, gi_lr_at(&t.opt, step), gnorm, el);
-            if (st->step % c->train.log_every == 0 || last || st->stopped || st->step == start_step + 1) {
-                double per = el / (double)(st->step - start_step);
-                char eta[32];
-                fmt_duration(per * (double)(steps - st->step), eta, sizeof eta);
-                printf("step %6ld/%ld  loss %.5f  val %s  %.0f pts/s  ETA %s\n", st->step, steps, loss, vshow,
-                       (double)units_per_step / per, eta);
-                fflush(stdout);
-            }
-        }
-        if (c->train.checkpoint_every > 0 && st->step % c->train.checkpoint_every == 0 && !last
-            && (rc = save(&t, ckpt, err)) != 0)
-            break;
-    }
-    free(batch_pos);
-    if (log)
-        fclose(log);
-    if (rc == 0)
         rc = save(&t, ckpt, err);
+    }
     if (rc == 0 && t.rank == 0) {
         if (st->stopped)
             printf("train: stopped early at step %ld: no validation improvement in %d checks; "

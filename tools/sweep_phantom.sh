@@ -6,7 +6,7 @@
 # The selection criterion is the best validation MSE the run reports (standardised units);
 # the truth correlation is reported alongside to check that validation picks well.
 #
-#   tools/sweep_phantom.sh [GROUP ...]     groups: base smooth fourier size reg input gene
+#   tools/sweep_phantom.sh [GROUP ...]     groups: base smooth fourier reg size input gene noise
 #                                          combo final seed2 donor atlas (default: all)
 #   NP=2 (ranks)  SWEEP=runs/sweep (run folders)  FORCE=1 (re-run finished rows)
 #
@@ -59,7 +59,7 @@ row() {
     tt=$(echo "$t1 - $t0" | bc)
     rm=$(sed -n 's/.*"mean_r_model":\([0-9.eE+-]*\).*/\1/p' "$out/score.json")
     rn=$(sed -n 's/.*"mean_r_nearest":\([0-9.eE+-]*\).*/\1/p' "$out/score.json")
-    local settings="${*//--set /}"
+    local settings; settings=$(printf '%s ' "$@" | sed 's/--set //g; s/ $//')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\n' "$name" "$group" "$ph" "$settings" \
         "${bv:--}" "${bs:--}" "$steps" "$stopped" "$rm" "$rn" "$ts" "$tt" >>"$TSV"
     printf '   val %s @%s  r %.4f (nearest %.4f)  %s steps  %.0f s\n' "${bv:--}" "${bs:--}" "$rm" "$rn" "$steps" "$tt" >&2
@@ -96,15 +96,60 @@ group_smooth() {
 }
 
 group_fourier() {
-    for fs in 0.5 1 2 4; do
+    # ReLU MLP on random Fourier features: scale = std of the frequencies (cycles per unit of
+    # normalised coordinates; the brain spans about 2 units).
+    for fs in 0.5 1 2 4 0.25 0.35 0.7; do
         r "fourier_s${fs}" fourier model.arch=fourier model.fourier_scale=$fs
+    done
+    for ff in 32 128 256; do
+        r "fourier_s0.5_ff${ff}" fourier model.arch=fourier model.fourier_scale=0.5 model.fourier_features=$ff
     done
 }
 
-group_size() { :; }
-group_reg() { :; }
-group_input() { :; }
-group_gene() { :; }
+# The best single change so far (fourier, scale 0.5); the next groups vary one thing around it.
+F=(model.arch=fourier model.fourier_scale=0.5)
+
+group_reg() {
+    for wd in 0 1e-3 1e-2 1e-1 1; do
+        r "F_wd${wd}" reg "${F[@]}" train.weight_decay=$wd
+    done
+    for lr in 3e-4 3e-3; do
+        r "F_lr${lr}" reg "${F[@]}" train.lr=$lr
+    done
+    for bs in 256 1024; do
+        r "F_bs${bs}" reg "${F[@]}" train.batch_size=$bs
+    done
+    # SIREN's best (omega0 3, omega_hidden 30) with stronger weight decay / lower lr.
+    r "siren_o3_h30_wd1e-2" reg model.omega0=3 model.omega_hidden=30 train.weight_decay=1e-2
+    r "siren_o3_h30_lr3e-4" reg model.omega0=3 model.omega_hidden=30 train.lr=3e-4
+}
+
+group_size() {
+    for w in 64 256; do r "F_w${w}" size "${F[@]}" model.width=$w; done
+    for d in 2 4; do r "F_d${d}" size "${F[@]}" model.hidden_layers=$d; done
+}
+
+group_input() {
+    r F_noanat input "${F[@]}" $NOANAT
+    r F_anat8 input "${F[@]}" model.anatomy_dim=8
+    r F_donor0 input "${F[@]}" model.donor_dim=0
+    r F_donor8 input "${F[@]}" model.donor_dim=8
+    r siren_o3_h30_noanat input model.omega0=3 model.omega_hidden=30 $NOANAT
+}
+
+group_gene() {
+    r F_concat gene "${F[@]}" model.gene_mode=concat
+    r F_concat_spectral gene "${F[@]}" model.gene_mode=concat model.gene_code=spectral
+}
+
+group_noise() {
+    # Seed-to-seed spread (train.seed changes the initialisation and the validation split).
+    for s in 2 3; do
+        r "F_seed$s" noise "${F[@]}" train.seed=$s
+        r "base_seed$s" noise train.seed=$s
+    done
+}
+
 group_combo() { :; }
 group_final() { :; }
 group_seed2() { :; }
@@ -121,7 +166,7 @@ table() {
 }
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(base smooth fourier size reg input gene combo final seed2 donor atlas)
+[ ${#groups[@]} -eq 0 ] && groups=(base smooth fourier reg size input gene noise combo final seed2 donor atlas)
 for g in "${groups[@]}"; do
     if [ "$g" = table ]; then table; continue; fi
     declare -F "group_$g" >/dev/null || { echo "unknown group $g" >&2; exit 2; }

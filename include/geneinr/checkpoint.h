@@ -11,8 +11,10 @@
  *   /gene_position                         float32 [n_genes] (spectral 1-D position)
  *   /genes /donors                         variable-length strings
  *   /label_values                          int32 [n_labels] (anatomy index -> label value)
+ *   /donor_in_average                      uint8 [n_donors] (donors that enter the donor average)
  *   root attributes: kind = "checkpoint", geneinr_version, config (YAML),
- *     step, adam_t, best_step, bad_evals, stopped, best_val, seed, and the
+ *     step, adam_t, best_step, bad_evals, stopped, best_val, seed (the random
+ *     state: every draw is a function of seed and step, rng.h), and the
  *     model spec (arch, gene_mode, ... as integers/floats).
  * Object timestamps are off, so equal states give byte-identical files.
  */

@@ -9,8 +9,9 @@
  *
  * Input vector of the first layer, per point, in this order:
  *   coords   siren: xyz (3)            fourier: [sin(2 pi B xyz), cos(2 pi B xyz)] (2F)
- *   donor    donor_dim values: the donor's embedding row, or the mean of all
- *            rows when the donor index is -1 ("donor average"); absent if donor_dim = 0
+ *   donor    donor_dim values: the donor's embedding row, or the mean of the
+ *            rows marked in donor_in_average when the donor index is -1
+ *            ("donor average"); absent if donor_dim = 0
  *   anatomy  anatomy_dim values: the label's embedding row; absent if n_labels = 0
  *   gene     concat mode only: learned embedding row (gene_dim) or the spectral
  *            code [sin(2^f pi t_g), cos(2^f pi t_g)], f = 0..F-1 (2F values)
@@ -79,6 +80,9 @@ typedef struct gi_model {
     size_t n_fixed;
     float *fixed;            /* [F][3] Fourier B, then [n_genes][2*gene_frequencies] spectral codes */
     size_t fourier_off, code_off;           /* offsets into fixed */
+    unsigned char *donor_in_average;        /* [n_donors] rows averaged for donor -1; all 1 after
+                                             * alloc; 0 for donors without training samples (a
+                                             * held-out donor's row is never trained) */
 } gi_model;
 
 /* One batch of points. */

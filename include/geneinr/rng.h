@@ -28,7 +28,7 @@ uint64_t gi_rng_below(uint64_t seed, uint64_t stream, uint64_t counter, uint64_t
 enum {
     GI_STREAM_INIT = 1000,      /* model initialisation: + layer index */
     GI_STREAM_FOURIER = 2000,   /* Fourier feature frequencies */
-    GI_STREAM_BATCH = 3000,     /* mini-batch selection: + step */
+    GI_STREAM_BATCH = 3000,     /* mini-batch selection: counter = step * batch_size + j */
     GI_STREAM_SPLIT = 4000,     /* validation split */
     GI_STREAM_PHANTOM = 5000    /* phantom generator: + purpose */
 };
