@@ -46,7 +46,8 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run_demo.sh
 
-test: deps
+test:
+	@tools/deps.sh test
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	@tests/run.sh $(BUILD)
 
