@@ -23,6 +23,7 @@
 #include "geneinr/checkpoint.h"
 #include "geneinr/config.h"
 #include "geneinr/dist.h"
+#include "geneinr/files.h"
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
 #include "geneinr/render.h"
@@ -511,13 +512,12 @@ static int cmd_info(const ctx *x, const args *a)
     int rc = 0;
     if (x->rank == 0) {
         const char *p = a->positional;
-        size_t n = strlen(p);
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         if (access(p, R_OK) != 0)
             rc = gi_fail(&err, "%s: %s", p, strerror(errno));
         else if (H5Fis_hdf5(p) > 0)
             rc = gi_h5_has_dataset(p, "expression") ? info_atlas(p, &err) : info_checkpoint(p, &err);
-        else if ((n > 4 && !strcmp(p + n - 4, ".nii")) || (n > 7 && !strcmp(p + n - 7, ".nii.gz")))
+        else if (gi_ends_with(p, ".nii") || gi_ends_with(p, ".nii.gz"))
             rc = info_nifti(p, &err);
         else
             rc = info_samples(p, &err);

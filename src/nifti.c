@@ -25,6 +25,7 @@
  * nifti2_io.h documents it (NIFTI_FTYPE_NIFTI1_1 or NIFTI_FTYPE_NIFTI2_1;
  * this niftilib sets 1 for both on read), which gi_volume_write_like uses.
  */
+#include "geneinr/files.h"
 #include "geneinr/nifti.h"
 
 #include <errno.h>
@@ -47,19 +48,6 @@ static void quiet_niftilib(void)
     nifti_set_debug_level(0);
 }
 
-/* Remove a half-written output, but only a regular file (never, say, /dev/full). */
-static void remove_partial(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-        remove(path);
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
 
 /* ---- reading -------------------------------------------------------------------- */
 
@@ -330,7 +318,7 @@ static void out_write(out_file *o, const void *p, size_t n)
 static int write_image(nifti_image *nim, int nver, const void *data, const char *path,
                        gi_err *err)
 {
-    if (!ends_with(path, ".nii") && !ends_with(path, ".nii.gz"))
+    if (!gi_ends_with(path, ".nii") && !gi_ends_with(path, ".nii.gz"))
         return gi_fail(err, "%s: a NIfTI output name must end in .nii or .nii.gz", path);
     if (nifti_set_filenames(nim, path, 0, 1))
         return gi_fail(err, "%s: niftilib rejected the file name", path);
@@ -360,7 +348,7 @@ static int write_image(nifti_image *nim, int nver, const void *data, const char 
 
     out_file o = {0};
     errno = 0;
-    if (ends_with(path, ".gz"))
+    if (gi_ends_with(path, ".gz"))
         o.gz = gzopen(path, "wb");
     else
         o.fp = fopen(path, "wb");
@@ -381,7 +369,7 @@ static int write_image(nifti_image *nim, int nver, const void *data, const char 
         snprintf(o.why, sizeof o.why, "%s", errno ? strerror(errno) : "write error");
     }
     if (o.why[0]) {
-        remove_partial(path);   /* no half-written image left behind */
+        gi_remove_partial(path);   /* no half-written image left behind */
         return gi_fail(err, "writing %s: %s", path, o.why);
     }
     return 0;

@@ -13,6 +13,7 @@
  * Numbers are parsed strictly: the whole field must be a decimal number that
  * strtod accepts (no surrounding spaces), finite as a float.
  */
+#include "geneinr/files.h"
 #include "geneinr/samples.h"
 #include "geneinr/csv.h"
 
@@ -394,19 +395,6 @@ static void w_flush_line(writer *w)
     w->len = 0;
 }
 
-/* Remove a half-written output, but only a regular file (never, say, /dev/full). */
-static void remove_partial(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-        remove(path);
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
 
 /* Refuse tables that would not read back as the same table. */
 static int check_writable(const gi_samples *s, const char *path, gi_err *err)
@@ -445,7 +433,7 @@ int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err)
         return -1;
     writer w = {0};
     errno = 0;
-    if (ends_with(path, ".gz"))
+    if (gi_ends_with(path, ".gz"))
         w.gz = gzopen(path, "wb");
     else
         w.fp = fopen(path, "w");
@@ -500,7 +488,7 @@ int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err)
     }
     free(w.buf);
     if (w.why[0]) {
-        remove_partial(path);   /* do not leave a truncated table behind */
+        gi_remove_partial(path);   /* do not leave a truncated table behind */
         return gi_fail(err, "writing %s: %s", path, w.why);
     }
     return 0;
