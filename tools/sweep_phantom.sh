@@ -1,14 +1,18 @@
 #!/bin/bash
 # sweep_phantom.sh - the hyper-parameter sweep behind docs/ACCURACY.md.
 #
-# Every row is one `geneinr run configs/demo.yaml --out runs/sweep/NAME --set ...` on the
-# 1 mm phantom (train + render), scored against the phantom's truth with `geneinr score`.
+# Every row is one `mpirun -np 2 geneinr run CONFIG --out runs/sweep/NAME --set ...` on a 1 mm
+# phantom (train + render), scored against the phantom's truth with `geneinr score`. CONFIG is
+# runs/sweep/sweep_base.yaml (the demo config before this sweep, written below) for the sweep
+# rows, and configs/atlas.yaml or configs/demo.yaml as they are for the "pick" rows.
 # The selection criterion is the best validation MSE the run reports (standardised units);
 # the truth correlation is reported alongside to check that validation picks well.
 #
 #   tools/sweep_phantom.sh [GROUP ...]     groups: base smooth fourier reg size input gene noise
-#                                          combo final seed2 donor atlas (default: all)
+#                                          combo refine final pick seed2 donor g100 (default: all)
 #   NP=2 (ranks)  SWEEP=runs/sweep (run folders)  FORCE=1 (re-run finished rows)
+#   STALE=1 (re-run finished rows made by a different build/geneinr; each row records the git
+#   commit and the binary's md5 in its provenance.txt)
 #
 # Rows already finished (their score.json exists) are not re-run, so the sweep can be
 # interrupted and resumed. Results: $SWEEP/results.tsv (one line per row, appended; the last
@@ -23,31 +27,78 @@ if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_RO
 mkdir -p "$SWEEP"
 [ -f "$TSV" ] || printf 'name\tgroup\tphantom\tsettings\tbest_val\tbest_step\tsteps\tstopped\tr_model\tr_nearest\ttrain_s\ttotal_s\n' >"$TSV"
 [ -x $G ] || make --no-print-directory all || exit 1
+BIN_MD5=$(md5sum $G | cut -d' ' -f1)
 
-# Phantoms: seed 1 (the default data) and seed 2 (the robustness check).
-phantom() { [ -f "$1/truth.h5" ] || $G phantom --out "$1" ${2:+--seed $2} >/dev/null || exit 1; }
+# Phantoms: seed 1 (the default data), seed 2 (the robustness check), and seed 1 with 100
+# genes (the size of a real atlas; same samples and shapes, more genes).
+phantom() { [ -f "$1/truth.h5" ] || $G phantom --out "$1" "${@:2}" >/dev/null || exit 1; }
 phantom runs/phantom
 P2=runs/phantom_s2
+P100=runs/phantom_g100
 
-# Common to every row: no NIfTI (the score reads atlas.h5), generous step budget so that
-# patience (12 checks x 25 steps) decides when to stop.
+# The sweep's starting point: configs/demo.yaml as it was before this sweep (siren omega0 10 /
+# omega_hidden 30, width 128, 3 layers, factorized, donor 4, anatomy 4, adamw lr 1e-3 wd 1e-4,
+# full batch, 10% validation every 25 steps, patience 12). Written here so that the rows do not
+# depend on the current demo.yaml.
+BASECFG=$SWEEP/sweep_base.yaml
+cat >"$BASECFG" <<'YAML'
+data:
+  samples: runs/phantom/samples.csv
+  anatomy: runs/phantom/anatomy.nii.gz
+model:
+  arch: siren
+  hidden_layers: 3
+  width: 128
+  omega0: 10
+  omega_hidden: 30
+  gene_mode: factorized
+  donor_dim: 4
+  anatomy_dim: 4
+train:
+  steps: 1500
+  batch_size: 0
+  optimizer: adamw
+  lr: 0.001
+  weight_decay: 0.0001
+  schedule: cosine
+  warmup_steps: 50
+  validation: fraction
+  val_fraction: 0.1
+  val_every: 25
+  patience: 12
+  log_every: 100
+  seed: 1
+render:
+  mask: runs/phantom/mask.nii.gz
+  donor: average
+  nifti: true
+YAML
+
+# Rows on the sweep base: no NIfTI (the score reads atlas.h5) and a generous budget of 4000
+# steps (cosine over 4000), so that patience (12 checks x 25 steps) decides when to stop.
+# Rows on configs/atlas.yaml or configs/demo.yaml run those files as they are, without NIfTI.
 COMMON=(--set render.nifti=false --set train.steps=4000)
 
-# row NAME GROUP PHANTOM_DIR [--set k=v ...]
+# row NAME GROUP PHANTOM_DIR CONFIG [--set k=v ...]
 row() {
-    local name=$1 group=$2 ph=$3; shift 3
+    local name=$1 group=$2 ph=$3 cfg=$4; shift 4
     local out=$SWEEP/$name
-    if [ -f "$out/score.json" ] && [ -z "${FORCE:-}" ]; then return 0; fi
+    if [ -f "$out/score.json" ] && [ -z "${FORCE:-}" ]; then
+        # STALE=1: also re-run rows made by another build of the binary.
+        [ -n "${STALE:-}" ] && ! grep -qs "$BIN_MD5" "$out/provenance.txt" || return 0
+    fi
     rm -rf "$out"; mkdir -p "$out"
-    local phs=()
+    local phs=() common=(--set render.nifti=false) label=""
+    [ "$cfg" = "$BASECFG" ] && common=("${COMMON[@]}") || label="$cfg "
     [ "$ph" != runs/phantom ] && phs=(--set data.samples=$ph/samples.csv --set render.mask=$ph/mask.nii.gz
                                       --set data.anatomy=$ph/anatomy.nii.gz)
     local t0=$(date +%s.%N)
-    echo "== $name: $*" >&2
-    if ! mpirun -np "$NP" $G run configs/demo.yaml --out "$out" "${COMMON[@]}" "${phs[@]}" "$@" >"$out/run.log" 2>&1; then
+    echo "== $name: $cfg $*" >&2
+    if ! mpirun -np "$NP" $G run "$cfg" --out "$out" "${common[@]}" "${phs[@]}" "$@" >"$out/run.log" 2>&1; then
         echo "   FAILED (see $out/run.log)" >&2; tail -3 "$out/run.log" >&2; return 1
     fi
     local t1=$(date +%s.%N)
+    { git rev-parse HEAD 2>/dev/null; md5sum $G; } >"$out/provenance.txt"
     $G score "$out/atlas.h5" --truth "$ph/truth.h5" --samples "$ph/samples.csv" --json "$out/score.json" \
         >"$out/score.txt" 2>&1 || { echo "   score FAILED" >&2; return 1; }
     local bv bs steps stopped rm rn ts tt
@@ -59,15 +110,18 @@ row() {
     tt=$(echo "$t1 - $t0" | bc)
     rm=$(sed -n 's/.*"mean_r_model":\([0-9.eE+-]*\).*/\1/p' "$out/score.json")
     rn=$(sed -n 's/.*"mean_r_nearest":\([0-9.eE+-]*\).*/\1/p' "$out/score.json")
-    local settings; settings=$(printf '%s ' "$@" | sed 's/--set //g; s/ $//')
+    local settings; settings=$(printf '%s ' "$label" "$@" | sed 's/--set //g; s/  */ /g; s/^ //; s/ $//')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\n' "$name" "$group" "$ph" "$settings" \
         "${bv:--}" "${bs:--}" "$steps" "$stopped" "$rm" "$rn" "$ts" "$tt" >>"$TSV"
     printf '   val %s @%s  r %.4f (nearest %.4f)  %s steps  %.0f s\n' "${bv:--}" "${bs:--}" "$rm" "$rn" "$steps" "$tt" >&2
 }
 
-# r NAME GROUP k=v ...   (phantom seed 1)     r2 NAME GROUP k=v ...  (phantom seed 2)
-r()  { local n=$1 g=$2; shift 2; local a=(); for kv in "$@"; do a+=(--set "$kv"); done; row "$n" "$g" runs/phantom "${a[@]}"; }
-r2() { local n=$1 g=$2; shift 2; local a=(); for kv in "$@"; do a+=(--set "$kv"); done; phantom $P2 2; row "$n" "$g" $P2 "${a[@]}"; }
+# r NAME GROUP k=v ...          sweep base on phantom seed 1
+# rp PHANTOM NAME GROUP k=v ...  sweep base on another phantom
+# rc CONFIG PHANTOM NAME GROUP k=v ...  a config file as it is
+r()  { local n=$1 g=$2; shift 2; local a=(); for kv in "$@"; do a+=(--set "$kv"); done; row "$n" "$g" runs/phantom "$BASECFG" "${a[@]}"; }
+rp() { local ph=$1 n=$2 g=$3; shift 3; local a=(); for kv in "$@"; do a+=(--set "$kv"); done; row "$n" "$g" "$ph" "$BASECFG" "${a[@]}"; }
+rc() { local cfg=$1 ph=$2 n=$3 g=$4; shift 4; local a=(); for kv in "$@"; do a+=(--set "$kv"); done; row "$n" "$g" "$ph" "$cfg" "${a[@]}"; }
 
 NOANAT=data.anatomy=
 
@@ -150,11 +204,101 @@ group_noise() {
     done
 }
 
-group_combo() { :; }
-group_final() { :; }
-group_seed2() { :; }
-group_donor() { :; }
-group_atlas() { :; }
+group_combo() {
+    # Combinations of the single changes that lowered validation MSE.
+    r F_wd3 combo "${F[@]}" train.weight_decay=3
+    r F_wd10 combo "${F[@]}" train.weight_decay=10
+    local F35=(model.arch=fourier model.fourier_scale=0.35)
+    r F35_w256 combo "${F35[@]}" model.width=256
+    r F35_wd1 combo "${F35[@]}" train.weight_decay=1
+    r F35_w256_wd1 combo "${F35[@]}" model.width=256 train.weight_decay=1
+    r F_w256_wd1 combo "${F[@]}" model.width=256 train.weight_decay=1
+    r F35_w256_d2 combo "${F35[@]}" model.width=256 model.hidden_layers=2
+    r F35_w256_wd1_bs256 combo "${F35[@]}" model.width=256 train.weight_decay=1 train.batch_size=256
+    r F35_w256_wd1_donor8 combo "${F35[@]}" model.width=256 train.weight_decay=1 model.donor_dim=8
+    r F35_w256_wd1_ff256 combo "${F35[@]}" model.width=256 train.weight_decay=1 model.fourier_features=256
+    r siren_o3_h30_wd1 combo model.omega0=3 model.omega_hidden=30 train.weight_decay=1
+    r siren_o3_h30_wd1_noanat combo model.omega0=3 model.omega_hidden=30 train.weight_decay=1 $NOANAT
+}
+group_refine() {
+    # Around the best combination: fourier scale 0.35, 256 features, width 256, weight decay 1.
+    local R=(model.arch=fourier model.fourier_scale=0.35 model.fourier_features=256 model.width=256)
+    r R_wd3 refine "${R[@]}" train.weight_decay=3
+    r R_wd1_ff512 refine "${R[@]}" train.weight_decay=1 model.fourier_features=512
+    r R_wd1_ff128 refine "${R[@]}" train.weight_decay=1 model.fourier_features=128
+    r R_wd1_s0.25 refine "${R[@]}" train.weight_decay=1 model.fourier_scale=0.25
+    r R_wd1_s0.5 refine "${R[@]}" train.weight_decay=1 model.fourier_scale=0.5
+    r R_wd1_d2 refine "${R[@]}" train.weight_decay=1 model.hidden_layers=2
+    r R_wd1_d4 refine "${R[@]}" train.weight_decay=1 model.hidden_layers=4
+    r R_wd3_lr3e-4 refine "${R[@]}" train.weight_decay=3 train.lr=3e-4
+    r R_wd1_lr3e-3 refine "${R[@]}" train.weight_decay=1 train.lr=3e-3
+    r R_wd1_bs512 refine "${R[@]}" train.weight_decay=1 train.batch_size=512
+    r R_wd1_donor8 refine "${R[@]}" train.weight_decay=1 model.donor_dim=8
+    r R_wd1_noanat refine "${R[@]}" train.weight_decay=1 $NOANAT
+    r R_wd1_anat8 refine "${R[@]}" train.weight_decay=1 model.anatomy_dim=8
+}
+
+group_final() {
+    # The plateau's candidates at two more seeds (train.seed changes the initialisation and the
+    # validation split), so that the pick rests on a mean over three splits, not one.
+    local R=(model.arch=fourier model.fourier_scale=0.35 model.fourier_features=256 model.width=256
+             train.weight_decay=1)
+    for s in 2 3; do
+        r "R_wd1_seed$s" final "${R[@]}" train.seed=$s
+        r "R_wd1_bs512_seed$s" final "${R[@]}" train.batch_size=512 train.seed=$s
+        r "R_wd1_d2_seed$s" final "${R[@]}" model.hidden_layers=2 train.seed=$s
+        r "R_wd1_donor8_seed$s" final "${R[@]}" model.donor_dim=8 train.seed=$s
+    done
+}
+VD=(train.validation=donor train.val_donor=H0351.2002)
+A=configs/atlas.yaml
+D=configs/demo.yaml
+
+group_pick() {
+    # The recommended configs as they are (atlas: full batch, 20000-step budget; demo: batch 512),
+    # at three training seeds.
+    rc $A runs/phantom atlas pick
+    rc $D runs/phantom demo pick
+    for s in 2 3; do
+        rc $A runs/phantom "atlas_seed$s" pick train.seed=$s
+        rc $D runs/phantom "demo_seed$s" pick train.seed=$s
+    done
+}
+
+group_seed2() {
+    # A second phantom (different fields, samples, noise): is the pick tuned to one dataset?
+    phantom $P2 --seed 2
+    rp $P2 p2_base seed2
+    rp $P2 p2_plain_siren30 seed2 model.omega0=30 model.omega_hidden=30 $NOANAT train.weight_decay=0 \
+        train.validation=none train.patience=0
+    rp $P2 p2_siren_o3_h30 seed2 model.omega0=3 model.omega_hidden=30
+    rp $P2 p2_fourier_s0.5 seed2 "${F[@]}"
+    rp $P2 p2_fourier_s2 seed2 model.arch=fourier model.fourier_scale=2
+    rc $A $P2 p2_atlas seed2
+    rc $D $P2 p2_demo seed2
+}
+
+group_donor() {
+    # Held-out donor H0351.2002 (893 samples, both hemispheres): the validation set is a brain
+    # the model never saw, predicted with the average donor embedding, as the atlas is rendered.
+    r vd_base donor "${VD[@]}"
+    r vd_plain_siren30 donor model.omega0=30 model.omega_hidden=30 $NOANAT train.weight_decay=0 \
+        train.patience=0 "${VD[@]}"
+    r vd_siren_o3_h30 donor model.omega0=3 model.omega_hidden=30 "${VD[@]}"
+    r vd_fourier_s0.5 donor "${F[@]}" "${VD[@]}"
+    r vd_fourier_s2 donor model.arch=fourier model.fourier_scale=2 "${VD[@]}"
+    r vd_F_donor0 donor "${F[@]}" model.donor_dim=0 "${VD[@]}"
+    rc $A runs/phantom vd_atlas donor "${VD[@]}"
+    rc $D runs/phantom vd_demo donor "${VD[@]}"
+}
+
+group_g100() {
+    # 100 genes (the size of a real atlas) on the seed-1 phantom's samples.
+    phantom $P100 --genes 100
+    rp $P100 g100_base g100
+    rc $A $P100 g100_atlas g100
+    rc $D $P100 g100_demo g100
+}
 
 table() {
     # Markdown table of the TSV (last line per name wins), in file order.
@@ -166,7 +310,7 @@ table() {
 }
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(base smooth fourier reg size input gene noise combo final seed2 donor atlas)
+[ ${#groups[@]} -eq 0 ] && groups=(base smooth fourier reg size input gene noise combo refine final pick seed2 donor g100)
 for g in "${groups[@]}"; do
     if [ "$g" = table ]; then table; continue; fi
     declare -F "group_$g" >/dev/null || { echo "unknown group $g" >&2; exit 2; }
