@@ -573,6 +573,11 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
         return gi_fail(err, "%s: train.validation is 'donor' but train.val_donor is empty; name the donor to hold out",
                        where);
     }
+    int i_rd = find_key("render.donor");
+    if (c->render.donor[0] == '\0') {
+        where_pair(c, ctx, i_rd, i_rd, where, sizeof where);
+        return gi_fail(err, "%s: render.donor is empty; use \"average\" or a donor name", where);
+    }
     return 0;
 }
 
