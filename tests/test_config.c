@@ -218,8 +218,11 @@ static void test_full_file(void)
         all_bool &= load_yaml(&c, text, NULL, &err) == 0 && c.render.nifti == 0;
     }
     CHECKF(all_bool, "booleans: true/false/yes/no/on/off/1/0 in any case", "%s", err.msg);
-    rc = load_yaml(&c, "render:\n  donor:\n  mask: ~\nrun:\n  out: \"null\"\n", NULL, &err);
-    CHECKF(rc == 0 && c.render.donor[0] == '\0' && c.render.mask[0] == '\0' && strcmp(c.run.out, "null") == 0,
+    rc = load_yaml(&c, "render:\n  donor:\n", NULL, &err);
+    CHECKF(rc == -1 && strstr(err.msg, ":2: render.donor is empty"), "an empty render.donor is refused with its line",
+           "rc %d: %s", rc, err.msg);
+    rc = load_yaml(&c, "data:\n  anatomy:\nrender:\n  mask: ~\nrun:\n  out: \"null\"\n", NULL, &err);
+    CHECKF(rc == 0 && c.data.anatomy[0] == '\0' && c.render.mask[0] == '\0' && strcmp(c.run.out, "null") == 0,
            "empty/null string values are \"\", a quoted \"null\" is text", "%s", err.msg);
 }
 
