@@ -16,7 +16,8 @@
 #
 # Rows already finished (their score.json exists) are not re-run, so the sweep can be
 # interrupted and resumed. Results: $SWEEP/results.tsv (one line per row, appended; the last
-# line of a name wins) and a Markdown table printed at the end (tools/sweep_phantom.sh table).
+# line of a name wins); printed at the end as Markdown tables (tools/sweep_phantom.sh table) and
+# the checks quoted in docs/ACCURACY.md (tools/sweep_phantom.sh stats).
 set -u
 cd "$(dirname "$0")/.."
 G=build/geneinr
@@ -301,19 +302,92 @@ group_g100() {
 }
 
 table() {
-    # Markdown table of the TSV (last line per name wins), in file order.
+    # Markdown tables of the TSV, one per group, in file order (the last line of a name wins).
+    # "settings" are --set overrides on runs/sweep/sweep_base.yaml, unless a config file is named.
     awk -F'\t' 'NR > 1 { last[$1] = $0; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
-        END { print "| run | group | phantom | settings (--set on top of configs/demo.yaml) | best val MSE | at step | steps | mean r model | mean r nearest | train s | total s |";
-              print "|---|---|---|---|---|---|---|---|---|---|---|";
-              for (i = 1; i <= n; i++) { split(last[order[i]], f, "\t"); ph = f[3]; sub("runs/", "", ph);
-                  printf "| %s | %s | %s | %s | %s | %s | %s | %.4f | %.4f | %.1f | %.1f |\n", f[1], f[2], ph, f[4], f[5], f[6], f[7], f[9], f[10], f[11], f[12] } }' "$TSV"
+        END { for (i = 1; i <= n; i++) { split(last[order[i]], f, "\t");
+                  if (f[2] != g) { g = f[2];
+                      printf "\n#### %s\n\n", g;
+                      print "| run | phantom | settings | best val MSE (step) | mean r model | mean r nearest | steps | seconds (train) |";
+                      print "|---|---|---|---|---|---|---|---|" }
+                  ph = f[3]; sub("runs/", "", ph); st = f[4] == "" ? "(sweep base)" : f[4];
+                  bv = f[5] == "-" ? "- (no validation)" : sprintf("%.4f (%s)", f[5], f[6]);
+                  printf "| %s | %s | `%s` | %s | %.3f | %.3f | %s | %.0f (%.0f) |\n", f[1], ph, st, bv, f[9], f[10], f[7], f[12], f[11] } }' "$TSV"
+}
+
+stats() {
+    # Reference points and checks quoted in docs/ACCURACY.md (python3 with numpy and h5py).
+    /usr/bin/python3 - "$TSV" <<'PY'
+import csv, sys
+import numpy as np, h5py
+rows = {}
+for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
+    rows[r["name"]] = r
+def v(n, k): return float(rows[n][k])
+
+# 1. Does validation pick well? Spearman rank correlation of best val MSE and truth r over the
+#    sweep rows on phantom seed 1, fraction validation, train.seed 1.
+sel = [r for r in rows.values() if r["phantom"] == "runs/phantom" and r["best_val"] != "-"
+       and r["group"] not in ("base", "noise", "final", "pick", "donor")]
+rank = lambda x: np.argsort(np.argsort(x))
+a = np.array([float(r["best_val"]) for r in sel]); b = np.array([float(r["r_model"]) for r in sel])
+print("validation vs truth: %d configs, Spearman rho(best val MSE, mean r) = %.3f" % (len(sel), np.corrcoef(rank(a), rank(b))[0, 1]))
+best = min(sel, key=lambda r: float(r["best_val"])); top = max(sel, key=lambda r: float(r["r_model"]))
+print("  lowest val: %s (val %.4f, r %.4f); highest r: %s (val %.4f, r %.4f)" % (best["name"], float(best["best_val"]),
+      float(best["r_model"]), top["name"], float(top["best_val"]), float(top["r_model"])))
+
+# 2. Three training seeds (each seed also draws its own validation split).
+for base, names in [("sweep base", ["base", "base_seed2", "base_seed3"]),
+                    ("fourier s0.5", ["fourier_s0.5", "F_seed2", "F_seed3"]),
+                    ("R_wd1 (donor 4)", ["F35_w256_wd1_ff256", "R_wd1_seed2", "R_wd1_seed3"]),
+                    ("R_wd1_donor8", ["R_wd1_donor8", "R_wd1_donor8_seed2", "R_wd1_donor8_seed3"]),
+                    ("R_wd1_d2", ["R_wd1_d2", "R_wd1_d2_seed2", "R_wd1_d2_seed3"]),
+                    ("R_wd1_bs512", ["R_wd1_bs512", "R_wd1_bs512_seed2", "R_wd1_bs512_seed3"]),
+                    ("configs/atlas.yaml", ["atlas", "atlas_seed2", "atlas_seed3"]),
+                    ("configs/demo.yaml", ["demo", "demo_seed2", "demo_seed3"])]:
+    if all(n in rows for n in names):
+        vals = [v(n, "best_val") for n in names]; rs = [v(n, "r_model") for n in names]
+        print("seeds 1-3 %-20s val %s mean %.4f | r %s mean %.4f" % (base, " ".join("%.4f" % x for x in vals),
+              np.mean(vals), " ".join("%.3f" % x for x in rs), np.mean(rs)))
+
+# 3. Floors: the standardised MSE of the noise-free truth at each sample's reported position
+#    (what a perfect donor-average map would score), with a per-donor-and-gene affine fit (what a
+#    perfect map plus perfect donor offsets and scales would score), and on donor H0351.2002.
+for ph in ["runs/phantom", "runs/phantom_s2"]:
+    try:
+        f = h5py.File(ph + "/truth.h5", "r")
+    except OSError:
+        continue
+    E = f["expression"][()]; inv = np.linalg.inv(f["affine"][()])
+    rd = list(csv.reader(open(ph + "/samples.csv"))); hdr, rd = rd[0], rd[1:]
+    gi = [i for i, h in enumerate(hdr) if i >= 5 and h not in ("structure_id", "structure_acronym",
+          "structure_name", "class", "hemisphere", "tissue", "slab_num", "sample_id")]
+    xyz = np.array([[float(r[2]), float(r[3]), float(r[4])] for r in rd]); don = np.array([r[1] for r in rd])
+    Y = np.array([[float(r[i]) if r[i] not in ("", "NaN", "NA") else np.nan for i in gi] for r in rd])
+    ijk = np.rint((inv @ np.c_[xyz, np.ones(len(xyz))].T).T[:, :3]).astype(int)
+    F = np.stack([E[g][ijk[:, 2], ijk[:, 1], ijk[:, 0]] for g in range(len(gi))], 1)
+    hold = don == "H0351.2002"; m1, m2, m3 = [], [], []
+    for g in range(len(gi)):
+        y = Y[:, g]; ok = ~np.isnan(y) & ~np.isnan(F[:, g]); s2 = np.var(y[ok])
+        m1.append(np.mean((y[ok] - F[ok, g]) ** 2) / s2)
+        res = []
+        for d in np.unique(don):
+            k = ok & (don == d); X = np.c_[np.ones(k.sum()), F[k, g]]
+            c = np.linalg.lstsq(X, y[k], rcond=None)[0]; res.append(y[k] - X @ c)
+        m2.append(np.mean(np.concatenate(res) ** 2) / s2)
+        tr = ok & ~hold
+        m3.append(np.mean((y[ok & hold] - F[ok & hold, g]) ** 2) / np.var(y[tr]))
+    print("floor %-16s truth at reported position %.4f; + per-donor affine %.4f; on donor H0351.2002 %.4f"
+          % (ph, np.mean(m1), np.mean(m2), np.mean(m3)))
+PY
 }
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(base smooth fourier reg size input gene noise combo refine final pick seed2 donor g100)
 for g in "${groups[@]}"; do
     if [ "$g" = table ]; then table; continue; fi
+    if [ "$g" = stats ]; then stats; continue; fi
     declare -F "group_$g" >/dev/null || { echo "unknown group $g" >&2; exit 2; }
     "group_$g"
 done
-[ "${groups[*]}" = table ] || table
+case "${groups[*]}" in table|stats) ;; *) table; stats ;; esac
