@@ -26,6 +26,7 @@ enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding
 enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
 enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
 enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
 
 typedef struct gi_config {
     char source[GI_PATH_MAX];          /* the YAML file this came from */
@@ -72,6 +73,7 @@ typedef struct gi_config {
         int checkpoint_every;          /* train.checkpoint_every: steps between checkpoints, 0 = only at the end */
         int log_every;                 /* train.log_every: steps between progress lines */
         uint64_t seed;                 /* train.seed */
+        int resume;                    /* train.resume: off | auto (continue from OUT/checkpoint.h5 if present) */
     } train;
 
     struct {
@@ -113,5 +115,14 @@ int gi_config_load_text(gi_config *c, const char *text, const char *name, gi_err
 
 /* The reference of all keys as a Markdown table (key, type, default, allowed, meaning). */
 void gi_config_print_reference(FILE *f);
+
+/* The type of a key as the reference names it ("int", "uint64", "float",
+ * "bool", "string", "enum"), or NULL if there is no such key. */
+const char *gi_config_key_type(const char *key);
+
+/* Check one "key=value" override on its own, as --set reads it: the key
+ * exists and the value has its type and range. Rules between keys are not
+ * checked (they need the whole config). Errors start with "--set key=value: ". */
+int gi_config_check_override(const char *override, gi_err *err);
 
 #endif
