@@ -23,6 +23,9 @@ static const char *const ALL_KEYS[] = {
     "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
     "run.out", "run.threads",
+    "prepare.data_dir", "prepare.coordinates", "prepare.reannotation", "prepare.genes",
+    "prepare.probe_selection", "prepare.ibf_threshold", "prepare.lr_mirror", "prepare.norm_train_only",
+    "prepare.out", "prepare.threads",
 };
 enum { N_ALL = sizeof ALL_KEYS / sizeof ALL_KEYS[0] };
 
@@ -387,6 +390,9 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "nifti") ? "true"
                             : strstr(ALL_KEYS[i], "beta") || strstr(ALL_KEYS[i], "fraction") ? "0.5"
                             : strstr(ALL_KEYS[i], "min_lr") ? "0"
+                            : strstr(ALL_KEYS[i], "probe_selection") ? "max_variance"
+                            : strstr(ALL_KEYS[i], "lr_mirror") ? "bidirectional"
+                            : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : "1";
         snprintf(ov, sizeof ov, "%s=%s", ALL_KEYS[i], value);
         const char *one[] = { ov };
