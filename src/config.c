@@ -38,6 +38,8 @@
 
 #include <yaml.h>
 
+#include "geneinr/method.h"
+
 /* ---------------------------------------------------------------- schema */
 
 enum key_type { T_INT, T_UINT64, T_FLOAT, T_BOOL, T_STRING, T_ENUM };
@@ -62,6 +64,8 @@ static const char *const GENE_CODE_NAMES[] = { "embedding", "spectral", NULL };
 static const char *const OPTIMIZER_NAMES[] = { "adam", "adamw", NULL };
 static const char *const SCHEDULE_NAMES[] = { "constant", "step", "cosine", NULL };
 static const char *const VAL_MODE_NAMES[] = { "none", "fraction", "donor", NULL };
+static const char *const SPLIT_NAMES[] = { "kfold", "donor", "block", NULL };
+static const char *const COVARIANCE_NAMES[] = { "exponential", "matern32", "matern52", NULL };
 
 /* The field macros check the C type of the member at compile time (_Generic
  * has no association for a wrong type), so a table row cannot write an int
@@ -134,6 +138,25 @@ static const key_spec KEYS[] = {
     BOOL("render.nifti", render.nifti, "false", "also write one .nii.gz per gene"),
     INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffer per rank, MiB"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
+    ENUM("render.method", render.method, "inr", GI_METHOD_NAMES,
+         "what to render: the trained model (inr) or a baseline fitted on all samples (nearest, idw, kriging, regression_kriging)"),
+
+    INT("baseline.idw_k", baseline.idw_k, "10", 1, 1000, "idw: nearest samples averaged with weights 1/d (abagen: 10)"),
+    ENUM("baseline.covariance", baseline.covariance, "exponential", COVARIANCE_NAMES,
+         "kriging covariance model (plus a nugget): exponential, Matern 3/2 or Matern 5/2"),
+    BOOL("baseline.per_gene", baseline.per_gene, "false",
+         "kriging: fit range and nugget per gene (one Cholesky per gene) instead of shared by all genes"),
+    INT("baseline.fit_samples", baseline.fit_samples, "1200", 0, 1e7,
+        "kriging: samples (seeded subsample) in the maximum-likelihood fit; 0 = all. Prediction uses all"),
+    FLOAT("baseline.label_shrink", baseline.label_shrink, "5", 0, CLOSED, 1e6, CLOSED,
+          "regression kriging: label means shrunk toward the global mean with this pseudo-count of samples"),
+
+    ENUM("eval.split", eval.split, "kfold", SPLIT_NAMES,
+         "held-out partition: random folds of samples, leave one donor out, or spatial blocks"),
+    INT("eval.folds", eval.folds, "5", 2, 1000, "folds (kfold, block); donor uses one fold per donor"),
+    FLOAT("eval.block_mm", eval.block_mm, "20", 0, OPEN, 1000, CLOSED, "edge of the spatial blocks, mm (block)"),
+    STR("eval.methods", eval.methods, "", "comma-separated methods to compare; \"\" = all that apply (regression_kriging needs data.anatomy)"),
+    U64("eval.seed", eval.seed, "1", "seed of the fold assignment"),
 
     STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
     INT("run.threads", run.threads, "1", 0, 1024, "OpenBLAS threads per rank; 0 = the node's cores / its ranks. Results are identical for any rank count only at a fixed value (OpenBLAS sums differently with more threads), hence 1: run one rank per core"),
@@ -577,6 +600,22 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
     if (c->render.donor[0] == '\0') {
         where_pair(c, ctx, i_rd, i_rd, where, sizeof where);
         return gi_fail(err, "%s: render.donor is empty; use \"average\" or a donor name", where);
+    }
+    int i_em = find_key("eval.methods");
+    for (const char *p = c->eval.methods; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+        char *b = name, *e = name + strlen(name);
+        while (*b == ' ') b++;
+        while (e > b && e[-1] == ' ') *--e = 0;
+        if (gi_method_parse(b) < 0) {
+            where_pair(c, ctx, i_em, i_em, where, sizeof where);
+            return gi_fail(err, "%s: eval.methods: '%s' is not a method (allowed: inr, nearest, idw, kriging, "
+                           "regression_kriging, comma-separated)", where, b);
+        }
+        p += len;
+        if (*p == ',') p++;
     }
     return 0;
 }

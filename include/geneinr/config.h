@@ -26,6 +26,7 @@ enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding
 enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
 enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
 enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+enum gi_eval_split { GI_SPLIT_KFOLD = 0, GI_SPLIT_DONOR = 1, GI_SPLIT_BLOCK = 2 };  /* "kfold", "donor", "block" */
 
 typedef struct gi_config {
     char source[GI_PATH_MAX];          /* the YAML file this came from */
@@ -81,7 +82,24 @@ typedef struct gi_config {
         int nifti;                     /* render.nifti: also write one .nii.gz per gene */
         int buffer_mb;                 /* render.buffer_mb: bound on the output buffer per rank */
         int compress;                  /* render.compress: HDF5 deflate level 0-9 for /expression (0 = none) */
+        int method;                    /* render.method: GI_METHOD_* (method.h): inr | nearest | idw | kriging | regression_kriging */
     } render;
+
+    struct {
+        int idw_k;                     /* baseline.idw_k: samples averaged by idw (abagen: 10) */
+        int covariance;                /* baseline.covariance: GI_COV_* (method.h) */
+        int per_gene;                  /* baseline.per_gene: kriging hyperparameters per gene (else shared) */
+        int fit_samples;               /* baseline.fit_samples: samples in the kriging likelihood fit, 0 = all */
+        float label_shrink;            /* baseline.label_shrink: regression kriging label-mean pseudo-count */
+    } baseline;
+
+    struct {
+        int split;                     /* eval.split: kfold | donor | block */
+        int folds;                     /* eval.folds: folds (kfold, block) */
+        float block_mm;                /* eval.block_mm: edge of the spatial blocks (block) */
+        char methods[256];             /* eval.methods: comma-separated method names, "" = all that apply */
+        uint64_t seed;                 /* eval.seed: fold assignment */
+    } eval;
 
     struct {
         char out[GI_PATH_MAX];         /* run.out: run folder ("" = runs/<config name>) */
