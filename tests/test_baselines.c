@@ -142,10 +142,10 @@ static void simulate(int cov, int n, int G, double extent, double range, double 
 
 static void test_kriging_recovery(int cov, const char *name, int per_gene)
 {
-    enum { N = 900, G = 24 };
+    enum { N = 900, G = 32 };
     const double range = 12, sill = 1.0, nugget = 0.25;
     float *pts = malloc(sizeof(float) * 3 * N), *y = malloc(sizeof(float) * N * G);
-    simulate(cov, N, G, 100, range, sill, nugget, pts, y);
+    simulate(cov, N, G, 85, range, sill, nugget, pts, y);
     y[5 * G + 1] = NAN; /* a few unmeasured values, as in real data */
     y[17 * G + 3] = NAN;
     y[400 * G + 3] = NAN;
@@ -178,7 +178,7 @@ static void test_kriging_recovery(int cov, const char *name, int per_gene)
     printf("# %s: range %.3f sill %.3f nugget %.3f\n", nm, r, s, u);
     /* Prediction at a training point is smoothed toward the field (nugget), not
      * the noisy value, and the held-out error is near the nugget. */
-    float q[3] = {50, 50, 50}, out[G];
+    float q[3] = {40, 40, 40}, out[G];
     CHECK(gi_method_predict(m, 1, q, NULL, out, &err) == 0 && isfinite(out[0]), "kriging predicts");
     gi_method_free(m);
     free(pts);
