@@ -21,6 +21,7 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/checkpoint.h"
+#include "geneinr/cmd.h"
 #include "geneinr/config.h"
 #include "geneinr/dist.h"
 #include "geneinr/files.h"
@@ -50,6 +51,12 @@ static const char *USAGE =
     "  info FILE              describe a sample table, NIfTI, checkpoint or atlas\n"
     "  score ATLAS --truth TRUTH.h5 --samples CSV [--stride N] [--json FILE]\n"
     "                         accuracy of an atlas against a known truth, and of the nearest-sample map\n"
+    "  eval CONFIG [--out DIR] [--set k=v ...]\n"
+    "                         held-out accuracy of the INR and the baselines (nearest, idw, kriging,\n"
+    "                         regression_kriging) on the same folds (eval.split kfold|donor|block);\n"
+    "                         writes OUT/eval.csv and OUT/summary.csv (default OUT runs/NAME/eval-SPLIT)\n"
+    "  regions ATLAS --parcellation LABELS.nii.gz [--labels LABELS.csv] --out regions.csv\n"
+    "                         region x gene mean, SD and voxel count of an atlas for any parcellation\n"
     "  config [CONFIG] [--set k=v ...] [--reference]\n"
     "                         print the effective config (validated), or the reference of all keys\n"
     "\n"
@@ -77,6 +84,7 @@ typedef struct args {
     int nifti;
     int reference;
     const char *truth, *samples, *json;
+    const char *parcellation, *labels;
     long stride, seed, genes, grid;     /* -1 = not given */
     const char *given[32];              /* the options seen, to refuse those a command does not take */
     int n_given;
@@ -160,6 +168,12 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
         } else if (!strcmp(s, "--samples")) {
             NEED_VALUE();
             a->samples = next;
+        } else if (!strcmp(s, "--parcellation")) {
+            NEED_VALUE();
+            a->parcellation = next;
+        } else if (!strcmp(s, "--labels")) {
+            NEED_VALUE();
+            a->labels = next;
         } else if (!strcmp(s, "--json")) {
             NEED_VALUE();
             a->json = next;
@@ -199,6 +213,8 @@ static int check_options(const ctx *x, const args *a)
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
         {"config", " --set --reference "},
+        {"eval", " --out --set "},
+        {"regions", " --parcellation --labels --out "},
     };
     for (size_t c = 0; c < sizeof allowed / sizeof allowed[0]; c++) {
         if (strcmp(a->cmd, allowed[c].cmd) != 0)
@@ -581,6 +597,12 @@ int gi_cli_main(int argc, char **argv)
         rc = cmd_info(&x, &a);
     } else if (!strcmp(cmd, "score")) {
         rc = cmd_score(&x, &a);
+    } else if (!strcmp(cmd, "eval")) {
+        gi_err err = {{0}};
+        rc = report(&x, gi_cmd_eval(x.comm, a.positional, a.out, a.sets, a.n_sets, &err), &err);
+    } else if (!strcmp(cmd, "regions")) {
+        gi_err err = {{0}};
+        rc = report(&x, gi_cmd_regions(x.comm, a.positional, a.parcellation, a.labels, a.out, &err), &err);
     } else if (!strcmp(cmd, "config")) {
         rc = cmd_config(&x, &a);
     } else {

@@ -157,6 +157,8 @@ static const key_spec KEYS[] = {
     FLOAT("eval.block_mm", eval.block_mm, "20", 0, OPEN, 1000, CLOSED, "edge of the spatial blocks, mm (block)"),
     STR("eval.methods", eval.methods, "", "comma-separated methods to compare; \"\" = all that apply (regression_kriging needs data.anatomy)"),
     U64("eval.seed", eval.seed, "1", "seed of the fold assignment"),
+    INT("eval.groups", eval.groups, "0", 0, 1e6,
+        "MPI: rank groups evaluating folds side by side (the INR trains data-parallel within a group); 0 = one per fold, at most one per rank"),
 
     STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
     INT("run.threads", run.threads, "1", 0, 1024, "OpenBLAS threads per rank; 0 = the node's cores / its ranks. Results are identical for any rank count only at a fixed value (OpenBLAS sums differently with more threads), hence 1: run one rank per core"),

@@ -99,6 +99,7 @@ typedef struct gi_config {
         float block_mm;                /* eval.block_mm: edge of the spatial blocks (block) */
         char methods[256];             /* eval.methods: comma-separated method names, "" = all that apply */
         uint64_t seed;                 /* eval.seed: fold assignment */
+        int groups;                    /* eval.groups: rank groups working on folds side by side, 0 = auto */
     } eval;
 
     struct {
