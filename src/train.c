@@ -13,6 +13,8 @@
 #include "geneinr/model.h"
 #include "geneinr/optim.h"
 #include "geneinr/rng.h"
+#include "geneinr/stop.h"
+#include "geneinr/vmath.h"
 
 /* Units per forward/backward call. Chunks are cut at fixed positions of the
  * global unit list and dealt to ranks whole; each chunk's gradient is added
@@ -20,7 +22,9 @@
  * double. Every chunk's float arithmetic is thus the same for any rank count,
  * and only double-precision regrouping differs, which almost never changes a
  * float: 1 and N ranks follow the same trajectory, not just a nearby one. */
+#ifndef CHUNK
 #define CHUNK 256
+#endif
 
 /* The units of one split: sample index, and gene index in concat mode. */
 typedef struct units {
@@ -40,9 +44,11 @@ typedef struct trainer {
     gi_optim_spec opt;
     units train, val;
     int *measured_per_sample; /* [n] measured genes per sample (factorized batch counts) */
+    float *coords;            /* [n samples][coord width]: first-layer coordinate columns of every
+                               * sample (Fourier features), computed once: the points never move */
     /* chunk buffers */
     float *xyz, *out, *dout;
-    int *donor, *label, *gene;
+    int *donor, *label, *gene, *row;
     double *acc;              /* [n_params + 1]: gradient and loss sums, one allreduce */
     long *batch;              /* [batch_size] global unit positions of a mini-batch */
     FILE *log;                /* rank 0: train_log.csv */
@@ -92,7 +98,8 @@ static int units_build(trainer *t, int want_val, units *u)
 }
 
 /* Forward (and optionally backward) over a list of unit positions; returns the
- * sum of squared errors. Backward uses dLoss/dpred = 2 (pred - y) / norm. */
+ * sum of squared errors. Backward uses dLoss/dpred = 2 (pred - y) / norm and
+ * sets m->grads to the gradient of these units (whatever it held before). */
 static double run_units(trainer *t, const units *u, const long *pos, long npos,
                         int donor_average, int backward, double norm)
 {
@@ -106,6 +113,7 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
             long ui = pos ? pos[c0 + k] : c0 + k;
             int i = u->sample[ui];
             memcpy(t->xyz + 3 * k, d->xyz + 3 * (size_t)i, 3 * sizeof(float));
+            t->row[k] = i;
             t->donor[k] = donor_average ? -1 : d->s.donor[i];
             if (d->label)
                 t->label[k] = d->label[i];
@@ -114,7 +122,7 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
         }
         gi_batch b = {nb, t->xyz, m->spec.donor_dim ? t->donor : NULL, d->label ? t->label : NULL,
                       concat ? t->gene : NULL};
-        gi_model_forward(m, &b, t->ws, t->out);
+        gi_model_forward_coords(m, &b, t->coords, t->row, t->ws, t->out);
         for (int k = 0; k < nb; k++) {
             long ui = pos ? pos[c0 + k] : c0 + k;
             int i = u->sample[ui];
@@ -126,7 +134,9 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
                 t->dout[(size_t)k * n_out + o] = (float)(2.0 * r / norm);
             }
         }
-        if (backward)
+        if (backward && c0 == 0)
+            gi_model_backward_set(m, &b, t->ws, t->dout);
+        else if (backward)
             gi_model_backward(m, &b, t->ws, t->dout);
     }
     return sse;
@@ -150,6 +160,20 @@ static double validate(trainer *t)
     return t->val.measured ? tot / (double)t->val.measured : NAN;
 }
 
+/* acc[q] (=, or += when add) grads[q]: the per-chunk double accumulation */
+GI_VECTORISED static void add_chunk(double *acc, const float *grads, size_t np, int add)
+{
+    if (add) {
+#pragma omp simd
+        for (size_t q = 0; q < np; q++)
+            acc[q] += grads[q];
+    } else {
+#pragma omp simd
+        for (size_t q = 0; q < np; q++)
+            acc[q] = grads[q];
+    }
+}
+
 /* Gradient (and loss) of the global positions pos[0 .. npos) (NULL = identity)
  * summed across ranks into t->acc, chunk by chunk as described at CHUNK. */
 static void accumulate(trainer *t, const units *u, const long *pos, long npos, double norm)
@@ -160,16 +184,16 @@ static void accumulate(trainer *t, const units *u, const long *pos, long npos, d
     gi_share(nchunks, t->rank, t->size, &c_lo, &c_hi);
     memset(t->acc, 0, sizeof(double) * (np + 1));
     long ident[CHUNK];
+    double *acc = t->acc;
     for (long ch = c_lo; ch < c_hi; ch++) {
         long p0 = ch * CHUNK, n = npos - p0 < CHUNK ? npos - p0 : CHUNK;
         const long *cp = pos ? pos + p0 : ident;
         if (!pos)
             for (long k = 0; k < n; k++)
                 ident[k] = p0 + k;
-        memset(m->grads, 0, sizeof(float) * np);
-        t->acc[np] += run_units(t, u, cp, n, 0, 1, norm);
-        for (size_t q = 0; q < np; q++)
-            t->acc[q] += m->grads[q];
+        acc[np] += run_units(t, u, cp, n, 0, 1, norm);
+        /* 0 + g is exactly g: the first chunk is stored, not added */
+        add_chunk(acc, m->grads, np, ch > c_lo);
     }
     MPI_Allreduce(MPI_IN_PLACE, t->acc, (int)(np + 1), MPI_DOUBLE, MPI_SUM, t->comm);
     for (size_t q = 0; q < np; q++)
@@ -225,12 +249,14 @@ static void spec_from(gi_model_spec *s, const gi_config *c, const gi_dataset *d)
 }
 
 /* The config as stored in the checkpoint: without run.out, which says where
- * the file is rather than what it holds, so the same training gives the same
- * bytes wherever it runs. */
+ * the file is rather than what it holds, and without train.resume, which says
+ * how the job was started, so the same training gives the same bytes wherever
+ * and however it runs. */
 static char *checkpoint_yaml(const gi_config *c)
 {
     gi_config copy = *c;
     memset(copy.run.out, 0, sizeof copy.run.out);
+    copy.train.resume = GI_RESUME_OFF;
     return gi_config_to_yaml(&copy);
 }
 
@@ -388,6 +414,8 @@ static void trainer_free(trainer *t)
     free(t->donor);
     free(t->label);
     free(t->gene);
+    free(t->row);
+    free(t->coords);
     free(t->acc);
     free(t->batch);
 }
@@ -417,10 +445,13 @@ static int setup(trainer *t, const char *resume, gi_err *err)
     t->donor = malloc(sizeof(int) * CHUNK);
     t->label = malloc(sizeof(int) * CHUNK);
     t->gene = malloc(sizeof(int) * CHUNK);
+    t->row = malloc(sizeof(int) * CHUNK);
+    t->coords = malloc(sizeof(float) * (size_t)(s->n ? s->n : 1) * (size_t)gi_model_coord_width(m));
     t->acc = malloc(sizeof(double) * (m->n_params + 1));
     if (!t->batch || !t->measured_per_sample || !t->ws || !t->xyz || !t->out || !t->dout || !t->donor
-        || !t->label || !t->gene || !t->acc)
+        || !t->label || !t->gene || !t->row || !t->coords || !t->acc)
         return gi_fail(err, "out of memory");
+    gi_model_coord_features(m, t->data.xyz, s->n, t->coords);
     for (int i = 0; i < s->n; i++)
         for (int g = 0; g < s->n_genes; g++)
             t->measured_per_sample[i] += !isnan(t->data.y[(size_t)i * s->n_genes + g]);
@@ -547,10 +578,16 @@ int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char 
     /* Compute. */
     long steps = c->train.steps, start_step = st->step;
     double t0 = MPI_Wtime(), loss = NAN;
+    int stop_any = 0;
     while (rc == 0 && st->step < steps && !st->stopped) {
         long step = st->step;
         double gnorm;
+        /* Has any rank been asked to stop? Agreed during the step, decided at its end. */
+        int stop_mine = gi_stop_pending();
+        MPI_Request stop_req;
+        MPI_Iallreduce(&stop_mine, &stop_any, 1, MPI_INT, MPI_MAX, comm, &stop_req);
         loss = train_step(&t, step, t.batch, &gnorm);
+        MPI_Wait(&stop_req, MPI_STATUS_IGNORE);
         if (!isfinite(loss)) {
             /* The loss is the allreduced sum: every rank sees the same value. */
             rc = gi_fail(err, "training diverged at step %ld (loss %g); lower train.lr or set train.clip_norm",
@@ -567,6 +604,10 @@ int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char 
                 memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
             rc = save(&t, ckpt, err);
         }
+        if (rc == 0 && stop_any && st->step < steps && !st->stopped) {
+            res->interrupted = 1;
+            break;
+        }
     }
     if (t.log)
         fclose(t.log);
@@ -577,7 +618,10 @@ int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char 
             memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
         rc = save(&t, ckpt, err);
     }
-    if (rc == 0 && t.rank == 0) {
+    if (rc == 0 && t.rank == 0 && res->interrupted) {
+        printf("train: stopped by a signal (SIGTERM/SIGUSR1) at step %ld/%ld; checkpoint %s (continue with "
+               "--resume or train.resume: auto)\n", st->step, steps, ckpt);
+    } else if (rc == 0 && t.rank == 0) {
         if (st->stopped)
             printf("train: stopped early at step %ld: no validation improvement in %d checks; "
                    "best validation MSE %.5f at step %ld\n", st->step, c->train.patience, st->best_val,
