@@ -22,6 +22,9 @@ static const char *const ALL_KEYS[] = {
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
     "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
+    "render.method",
+    "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
+    "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
     "run.out", "run.threads",
     "prepare.data_dir", "prepare.coordinates", "prepare.reannotation", "prepare.genes",
     "prepare.probe_selection", "prepare.ibf_threshold", "prepare.lr_mirror", "prepare.norm_train_only",
@@ -394,6 +397,12 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "lr_mirror") ? "bidirectional"
                             : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : strstr(ALL_KEYS[i], "resume") ? "auto"
+                            : strstr(ALL_KEYS[i], "render.method") ? "kriging"
+                            : strstr(ALL_KEYS[i], "covariance") ? "matern52"
+                            : strstr(ALL_KEYS[i], "eval.split") ? "block"
+                            : strstr(ALL_KEYS[i], "eval.methods") ? "idw,nearest"
+                            : strstr(ALL_KEYS[i], "eval.folds") ? "3"
+                            : strstr(ALL_KEYS[i], "per_gene") ? "true"
                             : "1";
         snprintf(ov, sizeof ov, "%s=%s", ALL_KEYS[i], value);
         const char *one[] = { ov };
