@@ -28,7 +28,9 @@
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
 #include "geneinr/prepare.h"
+#include "geneinr/method.h"
 #include "geneinr/render.h"
+#include "geneinr/render_method.h"
 #include "geneinr/samples.h"
 #include "geneinr/score.h"
 #include "geneinr/stop.h"
@@ -382,6 +384,14 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
+    if (do_render && c.render.method != GI_METHOD_INR) {
+        /* A baseline is fitted at render time: nothing to train. */
+        gi_render_result rr;
+        if (gi_render_method(&c, x->comm, out, &rr, &err) != 0)
+            return report(x, -1, &err);
+        report_resources(x, t0);
+        return 0;
+    }
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
         /* train.resume: auto continues a checkpoint if there is one; rank 0 looks, so all agree. */
