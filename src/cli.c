@@ -52,6 +52,8 @@ static const char *USAGE =
     "                         anatomy.nii.gz, truth.h5, README.txt); --ahba also writes DIR/ahba/, the\n"
     "                         samples as AHBA donor folders (N probes in all; --reference: a folder of\n"
     "                         real tables, e.g. ../shared/data, for real well ids, coordinates, probe names)\n"
+    "                         --dk: on the real Desikan-Killiany grid at the real AHBA sample coordinates\n"
+    "                         (from --reference, default ../shared/data), tissue-class effects + gradients\n"
     "  prepare CONFIG [--out DIR] [--set k=v]...\n"
     "                         AHBA donor folders (prepare.data_dir) -> OUT/samples.csv as abagen computes\n"
     "                         it, and OUT/report.json (default OUT: prepare.out, else prepared/<config name>)\n"
@@ -99,6 +101,7 @@ typedef struct args {
     long trial;                         /* sweep --trial, -1 = not given */
     int collect, retry_failed;          /* sweep --collect, --retry-failed */
     int ahba;                           /* phantom --ahba */
+    int dk;                             /* phantom --dk */
     long ahba_probes;                   /* phantom --ahba-probes N, -1 = not given */
     const char *reference_dir;          /* phantom --reference DIR */
     const char *given[32];              /* the options seen, to refuse those a command does not take */
@@ -181,6 +184,8 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
                 NEED_VALUE();
                 a->reference_dir = next;
             }
+        } else if (!strcmp(s, "--dk")) {
+            a->dk = 1;
         } else if (!strcmp(s, "--ahba")) {
             a->ahba = 1;
         } else if (!strcmp(s, "--ahba-probes")) {
@@ -242,7 +247,7 @@ static int check_options(const ctx *x, const args *a)
         {"train", " --out --set --resume --resume-from "},
         {"render", " --out --set --checkpoint --nifti "},
         {"run", " --out --set --resume --resume-from --nifti "},
-        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference "},
+        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference --dk "},
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
         {"prepare", " --out --set "},
@@ -445,9 +450,11 @@ static int cmd_phantom(const ctx *x, const args *a)
     int rc = 0;
     if (x->rank == 0) {
         double t0 = MPI_Wtime();
-        rc = gi_phantom_write(a->out, &s, &err);
+        rc = a->dk ? gi_phantom_write_dk(a->out, &s, a->reference_dir ? a->reference_dir : "../shared/data", &err)
+                   : gi_phantom_write(a->out, &s, &err);
         if (rc == 0)
-            printf("phantom: wrote %s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
+            printf("phantom: wrote %s%s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
+                   a->dk ? " on the real DK grid at the AHBA sample locations" : "",
                    (unsigned long long)s.seed, s.n_genes, s.grid_step, MPI_Wtime() - t0);
         if (rc == 0 && a->ahba) {
             char dir[GI_PATH_MAX + 16], csv[GI_PATH_MAX + 16];

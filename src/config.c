@@ -64,6 +64,7 @@ static const char *const GENE_CODE_NAMES[] = { "embedding", "spectral", NULL };
 static const char *const OPTIMIZER_NAMES[] = { "adam", "adamw", NULL };
 static const char *const SCHEDULE_NAMES[] = { "constant", "step", "cosine", NULL };
 static const char *const VAL_MODE_NAMES[] = { "none", "fraction", "donor", NULL };
+static const char *const PRIOR_NAMES[] = { "none", "kriging", "regression_kriging", NULL };
 static const char *const SPLIT_NAMES[] = { "kfold", "donor", "block", NULL };
 static const char *const COVARIANCE_NAMES[] = { "exponential", "matern32", "matern52", NULL };
 static const char *const RESUME_NAMES[] = { "off", "auto", NULL };
@@ -93,6 +94,8 @@ static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft",
 static const key_spec KEYS[] = {
     STR("data.samples", data.samples, "", "sample table CSV (required to train)"),
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
+    ENUM("data.prior", data.prior, "none", PRIOR_NAMES,
+         "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     ENUM("model.arch", model.arch, "siren", ARCH_NAMES, "network type: SIREN or ReLU MLP on random Fourier features"),
@@ -623,6 +626,11 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
     if (c->render.donor[0] == '\0') {
         where_pair(c, ctx, i_rd, i_rd, where, sizeof where);
         return gi_fail(err, "%s: render.donor is empty; use \"average\" or a donor name", where);
+    }
+    int i_pr = find_key("data.prior"), i_an = find_key("data.anatomy");
+    if (c->data.prior == GI_PRIOR_RK && !c->data.anatomy[0]) {
+        where_pair(c, ctx, i_pr, i_an, where, sizeof where);
+        return gi_fail(err, "%s: data.prior regression_kriging needs data.anatomy (a label image)", where);
     }
     int i_em = find_key("eval.methods");
     for (const char *p = c->eval.methods; *p;) {

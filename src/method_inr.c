@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "geneinr/checkpoint.h"
+#include "geneinr/dataset.h"
 #include "geneinr/dist.h"
 #include "geneinr/method.h"
 #include "geneinr/model.h"
@@ -27,6 +28,8 @@
 typedef struct inr_state {
     gi_state st;
     gi_workspace *ws;
+    gi_dataset prior;        /* with data.prior: the same prior the training subtracted */
+    int have_prior;
 } inr_state;
 
 static void inr_free(void *p)
@@ -36,6 +39,8 @@ static void inr_free(void *p)
         return;
     gi_state_free(&s->st);
     gi_workspace_free(s->ws);
+    if (s->have_prior)
+        gi_dataset_free(&s->prior);
     free(s);
 }
 
@@ -104,6 +109,15 @@ static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
         gi_fail(err, "unknown gene mode");
         return NULL;
     }
+    /* The prior is a deterministic function of the table and the split, so
+     * rebuilding the dataset reproduces the one training subtracted. */
+    if (c.data.prior != GI_PRIOR_NONE) {
+        if (gi_dataset_build(&s->prior, &c, err) != 0) {
+            inr_free(s);
+            return NULL;
+        }
+        s->have_prior = 1;
+    }
     s->ws = gi_workspace_new(m, INR_BATCH);
     if (!s->ws) {
         inr_free(s);
@@ -121,9 +135,10 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
     if (s->st.n_labels && !label)
         return gi_fail(err, "the INR was trained with an anatomy: predicting needs a label per point");
     float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *o = malloc(sizeof(float) * INR_BATCH * (size_t)n_out);
+    float *pr = malloc(sizeof(float) * INR_BATCH * (size_t)G);
     int *donor = malloc(sizeof(int) * INR_BATCH), *gene = malloc(sizeof(int) * INR_BATCH);
-    if (!xyz || !o || !donor || !gene) {
-        free(xyz); free(o); free(donor); free(gene);
+    if (!xyz || !o || !donor || !gene || !pr) {
+        free(xyz); free(o); free(donor); free(gene); free(pr);
         return gi_fail(err, "out of memory");
     }
     for (int k = 0; k < INR_BATCH; k++)
@@ -135,13 +150,20 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
             gi_mni_normalise(q[0], q[1], q[2], xyz + 3 * k);
         }
         gi_batch b = {nb, xyz, m->spec.donor_dim ? donor : NULL, s->st.n_labels ? label + q0 : NULL, NULL};
+        if (s->have_prior
+            ? gi_dataset_prior_predict(&s->prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, pr, err) != 0
+            : (memset(pr, 0, sizeof(float) * (size_t)nb * G), 0)) {
+            free(xyz); free(o); free(donor); free(gene); free(pr);
+            return -1;
+        }
         /* The workspace is scratch: predict stays logically const. */
         gi_workspace *ws = s->ws;
         if (!concat) {
             gi_model_forward(m, &b, ws, o);
             for (int k = 0; k < nb; k++)
                 for (int g = 0; g < G; g++)
-                    out[(size_t)(q0 + k) * G + g] = o[(size_t)k * G + g] * s->st.gene_std[g] + s->st.gene_mean[g];
+                    out[(size_t)(q0 + k) * G + g] =
+                        (o[(size_t)k * G + g] + pr[(size_t)k * G + g]) * s->st.gene_std[g] + s->st.gene_mean[g];
         } else {
             b.gene = gene;
             for (int g = 0; g < G; g++) {
@@ -149,11 +171,11 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
                     gene[k] = g;
                 gi_model_forward(m, &b, ws, o);
                 for (int k = 0; k < nb; k++)
-                    out[(size_t)(q0 + k) * G + g] = o[k] * s->st.gene_std[g] + s->st.gene_mean[g];
+                    out[(size_t)(q0 + k) * G + g] = (o[k] + pr[(size_t)k * G + g]) * s->st.gene_std[g] + s->st.gene_mean[g];
             }
         }
     }
-    free(xyz); free(o); free(donor); free(gene);
+    free(xyz); free(o); free(donor); free(gene); free(pr);
     return 0;
 }
 

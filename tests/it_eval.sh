@@ -133,3 +133,50 @@ fi
 fails "regions without --parcellation is refused" "needs ATLAS --parcellation" $G regions "$T/ph/truth.h5" --out "$T/x.csv"
 fails "regions of a missing atlas names the file" "nosuch.h5" $G regions "$T/nosuch.h5" --parcellation "$T/ph/anatomy.nii.gz" --out "$T/x.csv"
 check "a failed regions run leaves no output" test ! -e "$T/x.csv"
+
+# render.method: every baseline into the same atlas layout (on a 12-slice slab of the mask to stay fast).
+if have_py numpy && have_py nibabel && have_py h5py; then
+    $PY - "$T/ph/mask.nii.gz" "$T/slab.nii.gz" <<'PY'
+import sys, numpy as np, nibabel as nib
+m = nib.load(sys.argv[1]); d = np.asarray(m.dataobj).copy(); d[:, :, :40] = 0; d[:, :, 52:] = 0
+nib.save(nib.Nifti1Image(d.astype(np.uint8), m.affine, m.header), sys.argv[2])
+PY
+    for m in nearest idw kriging regression_kriging; do
+        check "render.method=$m writes an atlas (2 ranks)" $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/rm_$m" \
+            --set render.method=$m --set render.mask="$T/slab.nii.gz" --nifti
+    done
+    check "run with render.method=idw renders without training (no checkpoint)" \
+        bash -c "$G run '$T/cfg.yaml' --out '$T/rm_run' --set render.method=idw --set render.mask='$T/slab.nii.gz' && test -f '$T/rm_run/atlas.h5' && test ! -e '$T/rm_run/checkpoint.h5'"
+    check "baseline atlases: same layout as the model's, values where the mask is, NIfTI per gene; nearest equals the nearest sample" \
+        $PY - "$T" <<'PY'
+import sys, csv, numpy as np, h5py, nibabel as nib
+T = sys.argv[1]
+rows = list(csv.DictReader(open(T + "/ph/samples.csv")))
+xyz = np.array([[float(r["mni_x"]), float(r["mni_y"]), float(r["mni_z"])] for r in rows])
+genes = [k for k in rows[0] if k.startswith("G")]
+for m in ["nearest", "idw", "kriging", "regression_kriging"]:
+    with h5py.File(T + "/rm_%s/atlas.h5" % m, "r") as f:
+        E = f["expression"][()]; M = f["mask"][()]; A = f["affine"][()]
+        assert E.shape[0] == len(genes), (m, E.shape)
+        assert np.all(np.isfinite(E[:, M != 0])) and np.all(np.isnan(E[:, M == 0])), m
+        assert f.attrs["kind"] in ("atlas", b"atlas")
+    nii = nib.load(T + "/rm_%s/nifti/%s.nii.gz" % (m, genes[0]))
+    assert np.allclose(nii.affine, A), m
+    if m == "nearest":
+        k, j, i = [a[:50] for a in np.nonzero(M)]
+        mm = (A @ np.vstack([i, j, k, np.ones_like(i)]))[:3].T
+        for g, name in enumerate(genes):
+            vals = np.array([float(r[name]) if r[name] not in ("", "NaN") else np.nan for r in rows])
+            ok = np.isfinite(vals)
+            d = ((mm[:, None, :] - xyz[None, ok, :]) ** 2).sum(-1)
+            want = vals[ok][d.argmin(1)]
+            assert np.allclose(E[g, k, j, i], want, rtol=1e-5, atol=1e-5), (name, E[g, k, j, i][:5], want[:5])
+print("ok")
+PY
+    check "score: regression_kriging and kriging atlases beat the nearest-sample map against the truth" \
+        bash -c "for m in kriging regression_kriging; do $G score '$T/rm_'\$m/atlas.h5 --truth '$T/ph/truth.h5' --samples '$T/ph/samples.csv' --json '$T/'\$m.json >/dev/null || exit 1; done; $PY -c \"import json,sys; a=[json.load(open('$T/'+m+'.json')) for m in ('kriging','regression_kriging')]; sys.exit(not all(x['mean_r_model'] > x['mean_r_nearest'] for x in a))\""
+else
+    echo "skip - render.method checks: numpy, h5py or nibabel missing"
+fi
+fails "render.method=regression_kriging without data.anatomy is refused" "needs data.anatomy" \
+    $G render "$T/cfg.yaml" --out "$T/rm_bad" --set render.method=regression_kriging --set data.anatomy=

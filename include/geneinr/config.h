@@ -26,6 +26,7 @@ enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding
 enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
 enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
 enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+enum gi_prior { GI_PRIOR_NONE = 0, GI_PRIOR_KRIGING = 1, GI_PRIOR_RK = 2 };      /* "none", "kriging", "regression_kriging" */
 enum gi_eval_split { GI_SPLIT_KFOLD = 0, GI_SPLIT_DONOR = 1, GI_SPLIT_BLOCK = 2 };  /* "kfold", "donor", "block" */
 enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
 enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
@@ -40,6 +41,7 @@ typedef struct gi_config {
         char samples[GI_PATH_MAX];     /* data.samples: sample table CSV (required) */
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
+        int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
     } data;
 
     struct {
