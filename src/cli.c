@@ -389,6 +389,11 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
+    if (do_render && c.render.method == GI_METHOD_INR && c.data.prior != GI_PRIOR_NONE && !gi_render_has_prior()) {
+        gi_fail(&err, "data.prior: rendering a model trained over a prior is not supported by this build; "
+                "use geneinr eval, or data.prior: none");
+        return report(x, -1, &err);
+    }
     if (do_render && c.render.method != GI_METHOD_INR) {
         /* A baseline is fitted at render time: nothing to train. */
         gi_render_result rr;
