@@ -7,13 +7,17 @@
 
 PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
 PKGS    += libpng
+PKGS    += sleef
 CC      := gcc
 SAN     ?=
 OPT     ?= -O2 -g
-CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/nifti \
+CFLAGS  := $(OPT) -std=c11 -fopenmp-simd -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/nifti \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnifti2 -lznz -lz -lm $(SAN)
 BUILD   ?= build
+# prepare and the AHBA phantom writer read/write donor files in threads
+CFLAGS  += -pthread
+LDLIBS  += -pthread
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -28,8 +32,13 @@ all: $(BUILD)/geneinr
 deps:
 	@tools/deps.sh
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h src/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The SLEEF kernels of each width are compiled for their instruction set and
+# called only on CPUs that have it (src/vmath.c).
+$(BUILD)/obj/vmath_avx512.o: CFLAGS += -mavx512f
+$(BUILD)/obj/vmath_avx.o: CFLAGS += -mavx
 
 $(BUILD)/geneinr: $(BUILD)/obj/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

@@ -27,6 +27,7 @@
 #include "geneinr/files.h"
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
+#include "geneinr/prepare.h"
 #include "geneinr/render.h"
 #include "geneinr/report.h"
 #include "geneinr/samples.h"
@@ -43,9 +44,14 @@ static const char *USAGE =
     "usage: geneinr COMMAND [options]      (run under mpirun/srun for several ranks)\n"
     "\n"
     "commands:\n"
-    "  phantom --out DIR [--seed N] [--genes G] [--grid 1|2]\n"
+    "  phantom --out DIR [--seed N] [--genes G] [--grid 1|2] [--ahba [--ahba-probes N] [--reference DIR]]\n"
     "                         write the synthetic dataset with known truth (samples.csv, mask.nii.gz,\n"
-    "                         anatomy.nii.gz, truth.h5, README.txt)\n"
+    "                         anatomy.nii.gz, truth.h5, README.txt); --ahba also writes DIR/ahba/, the\n"
+    "                         samples as AHBA donor folders (N probes in all; --reference: a folder of\n"
+    "                         real tables, e.g. ../shared/data, for real well ids, coordinates, probe names)\n"
+    "  prepare CONFIG [--out DIR] [--set k=v]...\n"
+    "                         AHBA donor folders (prepare.data_dir) -> OUT/samples.csv as abagen computes\n"
+    "                         it, and OUT/report.json (default OUT: prepare.out, else prepared/<config name>)\n"
     "  train CONFIG [opts]    train the model; writes OUT/checkpoint.h5 and OUT/train_log.csv\n"
     "  render CONFIG [opts]   render every gene on the mask's grid into OUT/atlas.h5 (+ NIfTI)\n"
     "  run CONFIG [opts]      train then render, one job\n"
@@ -86,6 +92,9 @@ typedef struct args {
     const char *gene_list, *at;         /* preview: --genes a,b  --at x,y,z */
     int argc;
     char **argv;
+    int ahba;                           /* phantom --ahba */
+    long ahba_probes;                   /* phantom --ahba-probes N, -1 = not given */
+    const char *reference_dir;          /* phantom --reference DIR */
     const char *given[32];              /* the options seen, to refuse those a command does not take */
     int n_given;
 } args;
@@ -162,6 +171,16 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             a->nifti = 1;
         } else if (!strcmp(s, "--reference")) {
             a->reference = 1;
+            if (!strcmp(a->cmd, "phantom")) {   /* phantom --reference DIR: real AHBA tables */
+                NEED_VALUE();
+                a->reference_dir = next;
+            }
+        } else if (!strcmp(s, "--ahba")) {
+            a->ahba = 1;
+        } else if (!strcmp(s, "--ahba-probes")) {
+            NEED_VALUE();
+            if (parse_long(next, &a->ahba_probes) != 0 || a->ahba_probes < 1 || a->ahba_probes > 10000000)
+                return usage_error(x, "--ahba-probes needs a probe count in 1..10000000, got '%s'", next);
         } else if (!strcmp(s, "--truth")) {
             NEED_VALUE();
             a->truth = next;
@@ -211,9 +230,10 @@ static int check_options(const ctx *x, const args *a)
         {"train", " --out --set --resume --resume-from "},
         {"render", " --out --set --checkpoint --nifti "},
         {"run", " --out --set --resume --resume-from --nifti "},
-        {"phantom", " --out --seed --genes --grid "},
+        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference "},
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
+        {"prepare", " --out --set "},
         {"config", " --set --reference "},
         {"preview", " --genes --at --out "},
         {"report", " "},
@@ -419,6 +439,18 @@ static int cmd_phantom(const ctx *x, const args *a)
         if (rc == 0)
             printf("phantom: wrote %s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
                    (unsigned long long)s.seed, s.n_genes, s.grid_step, MPI_Wtime() - t0);
+        if (rc == 0 && a->ahba) {
+            char dir[GI_PATH_MAX + 16], csv[GI_PATH_MAX + 16];
+            snprintf(dir, sizeof dir, "%s/ahba", a->out);
+            snprintf(csv, sizeof csv, "%s/samples.csv", a->out);
+            gi_phantom_ahba_spec as = {csv, a->reference_dir, a->ahba_probes > 0 ? (int)a->ahba_probes : 0, 0};
+            double t1 = MPI_Wtime();
+            rc = gi_phantom_write_ahba(dir, &s, &as, &err);
+            if (rc == 0)
+                printf("phantom: wrote the AHBA-format donor folders in %s%s in %.1f s\n", dir,
+                       a->reference_dir ? " (real well ids, coordinates and probe names)" : "",
+                       MPI_Wtime() - t1);
+        }
     }
     return report(x, gi_dist_agree(x->comm, rc, &err), &err);
 }
@@ -642,6 +674,9 @@ int gi_cli_main(int argc, char **argv)
         rc = cmd_phantom(&x, &a);
     } else if (!strcmp(cmd, "info")) {
         rc = cmd_info(&x, &a);
+    } else if (!strcmp(cmd, "prepare")) {
+        rc = a.positional ? gi_prepare_command(x.comm, a.positional, a.out, a.sets, a.n_sets)
+                          : usage_error(&x, "%s needs a CONFIG file", "prepare");
     } else if (!strcmp(cmd, "score")) {
         rc = cmd_score(&x, &a);
     } else if (!strcmp(cmd, "config")) {

@@ -74,6 +74,8 @@ static const struct { const char *key, *alias, *name; } ENUM_ALIASES[] = {
     {"render.nifti", "1", "3d"}, {"render.nifti", "false", "none"}, {"render.nifti", "no", "none"},
     {"render.nifti", "off", "none"}, {"render.nifti", "0", "none"},
 };
+static const char *const PROBE_SEL_NAMES[] = { "diff_stability", "max_intensity", "max_variance", "mean", NULL };
+static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft", "bidirectional", NULL };
 
 /* The field macros check the C type of the member at compile time (_Generic
  * has no association for a wrong type), so a table row cannot write an int
@@ -98,6 +100,7 @@ static const struct { const char *key, *alias, *name; } ENUM_ALIASES[] = {
 static const key_spec KEYS[] = {
     STR("data.samples", data.samples, "", "sample table CSV (required to train)"),
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
+    STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     ENUM("model.arch", model.arch, "siren", ARCH_NAMES, "network type: SIREN or ReLU MLP on random Fourier features"),
     INT("model.hidden_layers", model.hidden_layers, "3", 1, 64, "number of hidden layers"),
@@ -144,7 +147,7 @@ static const key_spec KEYS[] = {
     INT("render.batch_voxels", render.batch_voxels, "16384", 1, 16777216, "voxels evaluated per batch"),
     STR("render.donor", render.donor, "average", "\"average\" or a donor name"),
     ENUM("render.nifti", render.nifti, "none", NIFTI_NAMES,
-         "NIfTI export: none, 3d = OUT/nifti/<gene>.nii.gz, 4d = OUT/expression.nii.gz (one volume per gene, "
+         "NIfTI export: none, 3d = OUT/nifti/GENE.nii.gz, 4d = OUT/expression.nii.gz (one volume per gene, "
          "OUT/genes.tsv in atlas order), both; true/false (older boolean) mean 3d/none"),
     INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffer per rank, MiB"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
@@ -152,7 +155,7 @@ static const key_spec KEYS[] = {
          "NIfTI value outside the mask: nan, or zero for tools whose means and resampling choke on NaN "
          "(the atlas always keeps NaN)"),
     INT("render.preview_genes", render.preview_genes, "24", 0, 1000000,
-        "PNG previews OUT/preview/<gene>.png for the first N genes of the atlas; 0 = none"),
+        "PNG previews OUT/preview/GENE.png for the first N genes of the atlas; 0 = none"),
     STR("render.preview_at", render.preview_at, "",
         "\"x,y,z\" in MNI mm where the three preview slices cross; \"\" = the centre of the mask"),
     BOOL("render.preview_samples", render.preview_samples, "true",
@@ -164,6 +167,21 @@ static const key_spec KEYS[] = {
 
     STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
     INT("run.threads", run.threads, "1", 0, 1024, "OpenBLAS threads per rank; 0 = the node's cores / its ranks. Results are identical for any rank count only at a fixed value (OpenBLAS sums differently with more threads), hence 1: run one rank per core"),
+
+    STR("prepare.data_dir", prepare.data_dir, "", "`geneinr prepare`: folder holding the AHBA normalized_microarray_donor<ID>/ folders (required to prepare)"),
+    STR("prepare.coordinates", prepare.coordinates, "", "corrected MNI coordinates table (well_id,corrected_mni_x,corrected_mni_y,corrected_mni_z); \"\" = SampleAnnot's mni_x/y/z"),
+    STR("prepare.reannotation", prepare.reannotation, "", "probe reannotation table (probe_name,gene_symbol,entrez_id,...); \"\" = Probes.csv's own symbols"),
+    STR("prepare.genes", prepare.genes, "", "gene list file (one symbol a line) selecting the output columns; the normalisation still runs over every gene; \"\" = every gene"),
+    ENUM("prepare.probe_selection", prepare.probe_selection, "diff_stability", PROBE_SEL_NAMES,
+         "one probe per gene: most differentially stable across donors, largest mean, largest variance, or the mean of the gene's probes"),
+    FLOAT("prepare.ibf_threshold", prepare.ibf_threshold, "0.5", 0, CLOSED, 1, CLOSED,
+          "intensity-based filter: keep probes above background in at least this share of kept samples"),
+    ENUM("prepare.lr_mirror", prepare.lr_mirror, "none", LR_MIRROR_NAMES,
+         "copy samples across x = 0 (leftright: left to right, rightleft, bidirectional), as abagen's lr_mirror"),
+    BOOL("prepare.norm_train_only", prepare.norm_train_only, "false",
+         "fit the within-donor normalisation on the training samples of train.validation only (abagen, the default, lets held-out samples into it)"),
+    STR("prepare.out", prepare.out, "", "output folder of `geneinr prepare` (samples.csv, report.json); \"\" = prepared/NAME, NAME = the config file name without extension"),
+    INT("prepare.threads", prepare.threads, "0", 0, 1024, "threads reading donor files and computing; 0 = the node's cores"),
 };
 
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };

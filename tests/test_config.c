@@ -13,7 +13,7 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy",
+    "data.samples", "data.anatomy", "data.genes",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",
@@ -25,6 +25,9 @@ static const char *const ALL_KEYS[] = {
     "render.background", "render.preview_genes", "render.preview_at", "render.preview_samples",
     "render.preview_orientation", "render.report",
     "run.out", "run.threads",
+    "prepare.data_dir", "prepare.coordinates", "prepare.reannotation", "prepare.genes",
+    "prepare.probe_selection", "prepare.ibf_threshold", "prepare.lr_mirror", "prepare.norm_train_only",
+    "prepare.out", "prepare.threads",
 };
 enum { N_ALL = sizeof ALL_KEYS / sizeof ALL_KEYS[0] };
 
@@ -422,6 +425,9 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "orientation") ? "radiological"
                             : strstr(ALL_KEYS[i], "beta") || strstr(ALL_KEYS[i], "fraction") ? "0.5"
                             : strstr(ALL_KEYS[i], "min_lr") ? "0"
+                            : strstr(ALL_KEYS[i], "probe_selection") ? "max_variance"
+                            : strstr(ALL_KEYS[i], "lr_mirror") ? "bidirectional"
+                            : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : "1";
         snprintf(ov, sizeof ov, "%s=%s", ALL_KEYS[i], value);
         const char *one[] = { ov };

@@ -5,7 +5,8 @@
 #   tools/deps.sh test   also the test suite's cross-checks: numpy, h5py, nibabel, PyTorch, Chromium
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-openmpi-dev
 libnifti2-dev libyaml-dev zlib1g-dev
-libpng-dev"
+libpng-dev
+libsleef-dev"
 [ "$1" = test ] && PKGS="$PKGS python3-numpy python3-h5py python3-nibabel python3-torch"
 # the report's browser test (headless)
 [ "$1" = test ] && PKGS="$PKGS chromium"

@@ -29,6 +29,10 @@ enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };    
 /* render.nifti: bit flags, "both" = 3d | 4d */
 enum gi_nifti_mode { GI_NIFTI_NONE = 0, GI_NIFTI_3D = 1, GI_NIFTI_4D = 2, GI_NIFTI_BOTH = 3 }; /* "none", "3d", "4d", "both" */
 enum gi_background { GI_BACKGROUND_NAN = 0, GI_BACKGROUND_ZERO = 1 };                   /* "nan", "zero" */
+enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
+                    GI_PROBE_MAX_VARIANCE = 2, GI_PROBE_MEAN = 3 };  /* "diff_stability", "max_intensity", "max_variance", "mean" */
+enum gi_lr_mirror { GI_MIRROR_NONE = 0, GI_MIRROR_LEFTRIGHT = 1, GI_MIRROR_RIGHTLEFT = 2,
+                    GI_MIRROR_BIDIRECTIONAL = 3 };                 /* "none", "leftright", "rightleft", "bidirectional" */
 
 typedef struct gi_config {
     char source[GI_PATH_MAX];          /* the YAML file this came from */
@@ -36,6 +40,7 @@ typedef struct gi_config {
     struct {
         char samples[GI_PATH_MAX];     /* data.samples: sample table CSV (required) */
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
+        char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
     } data;
 
     struct {
@@ -96,6 +101,19 @@ typedef struct gi_config {
         char out[GI_PATH_MAX];         /* run.out: run folder ("" = runs/<config name>) */
         int threads;                   /* run.threads: OpenBLAS threads per rank (default 1), 0 = cores / ranks */
     } run;
+
+    struct {                           /* `geneinr prepare`: AHBA donor folders -> sample table */
+        char data_dir[GI_PATH_MAX];    /* prepare.data_dir: folder of normalized_microarray_donor<ID>/ */
+        char coordinates[GI_PATH_MAX]; /* prepare.coordinates: corrected MNI table; "" = SampleAnnot's */
+        char reannotation[GI_PATH_MAX];/* prepare.reannotation: probe reannotation table; "" = Probes.csv's */
+        char genes[GI_PATH_MAX];       /* prepare.genes: gene list selecting the output columns; "" = all */
+        int probe_selection;           /* prepare.probe_selection: gi_probe_sel */
+        float ibf_threshold;           /* prepare.ibf_threshold: intensity-based filter */
+        int lr_mirror;                 /* prepare.lr_mirror: gi_lr_mirror */
+        int norm_train_only;           /* prepare.norm_train_only: fit the within-donor SRS on training samples */
+        char out[GI_PATH_MAX];         /* prepare.out: output folder; "" = prepared/<config name> */
+        int threads;                   /* prepare.threads: reader/compute threads, 0 = the node's cores */
+    } prepare;
 } gi_config;
 
 /* Fill every field with its default. */
