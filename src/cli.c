@@ -32,6 +32,8 @@
 #include "geneinr/report.h"
 #include "geneinr/samples.h"
 #include "geneinr/score.h"
+#include "geneinr/stop.h"
+#include "geneinr/sweep.h"
 #include "geneinr/train.h"
 #include "geneinr/version.h"
 
@@ -92,6 +94,8 @@ typedef struct args {
     const char *gene_list, *at;         /* preview: --genes a,b  --at x,y,z */
     int argc;
     char **argv;
+    long trial;                         /* sweep --trial, -1 = not given */
+    int collect, retry_failed;          /* sweep --collect, --retry-failed */
     int ahba;                           /* phantom --ahba */
     long ahba_probes;                   /* phantom --ahba-probes N, -1 = not given */
     const char *reference_dir;          /* phantom --reference DIR */
@@ -198,6 +202,14 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             a->at = next;
         } else if (!strncmp(s, "--at=", 5)) {   /* --at=-20,0,10: a value that starts with '-' */
             a->at = s + 5;
+        } else if (!strcmp(s, "--collect")) {
+            a->collect = 1;
+        } else if (!strcmp(s, "--retry-failed")) {
+            a->retry_failed = 1;
+        } else if (!strcmp(s, "--trial")) {
+            NEED_VALUE();
+            if (parse_long(next, &a->trial) != 0 || a->trial < 0 || a->trial > 1000000)
+                return usage_error(x, "--trial needs a trial number (0, 1, ...), got '%s'", next);
         } else if (!strcmp(s, "--stride") || !strcmp(s, "--seed") || !strcmp(s, "--genes") || !strcmp(s, "--grid")) {
             NEED_VALUE();
             long v;
@@ -237,6 +249,7 @@ static int check_options(const ctx *x, const args *a)
         {"config", " --set --reference "},
         {"preview", " --genes --at --out "},
         {"report", " "},
+        {"sweep", " --out --trial --collect --retry-failed "},
     };
     for (size_t c = 0; c < sizeof allowed / sizeof allowed[0]; c++) {
         if (strcmp(a->cmd, allowed[c].cmd) != 0)
@@ -390,19 +403,32 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
     gi_config c;
     gi_err err = {{0}};
     char out[GI_PATH_MAX];
+    int rc;
     if (setup_run(x, a, &c, out, &err) != 0)
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
+        /* train.resume: auto continues a checkpoint if there is one; rank 0 looks, so all agree. */
+        int found = !resume && c.train.resume == GI_RESUME_AUTO && x->rank == 0 && access(ckpt, R_OK) == 0;
+        MPI_Bcast(&found, 1, MPI_INT, 0, x->comm);
+        if (found)
+            resume = ckpt;
         if (resume && access(resume, R_OK) != 0) {
             gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
                     "--resume-from FILE", resume, strerror(errno));
             return report(x, -1, &err);
         }
         gi_train_result tr;
-        if (gi_train(&c, x->comm, out, resume, &tr, &err) != 0 || write_run_config(x, &c, out, &err) != 0)
+        gi_stop_install();
+        rc = gi_train(&c, x->comm, out, resume, &tr, &err);
+        gi_stop_uninstall();
+        if (rc != 0)
+            return report(x, -1, &err);
+        if (tr.interrupted)
+            return GI_EXIT_REQUEUE;
+        if (write_run_config(x, &c, out, &err) != 0)
             return report(x, -1, &err);
     }
     if (do_render) {
@@ -644,7 +670,7 @@ int gi_cli_main(int argc, char **argv)
     MPI_Comm_size(x.comm, &x.size);
     args a;
     memset(&a, 0, sizeof a);
-    a.stride = a.seed = a.genes = a.grid = -1;
+    a.stride = a.seed = a.genes = a.grid = a.trial = -1;
     a.argc = argc;
     a.argv = argv;
     int rc;
@@ -685,6 +711,10 @@ int gi_cli_main(int argc, char **argv)
         rc = cmd_preview(&x, &a);
     } else if (!strcmp(cmd, "report")) {
         rc = cmd_report(&x, &a);
+    } else if (!strcmp(cmd, "sweep")) {
+        gi_sweep_opts so = {a.out, (int)a.trial, a.collect, a.retry_failed};
+        rc = a.positional ? gi_sweep_command(a.positional, &so, x.comm)
+                          : usage_error(&x, "%s needs a SWEEP.yaml file", "sweep");
     } else {
         rc = usage_error(&x, "unknown command '%s'", cmd);
     }

@@ -74,6 +74,7 @@ static const struct { const char *key, *alias, *name; } ENUM_ALIASES[] = {
     {"render.nifti", "1", "3d"}, {"render.nifti", "false", "none"}, {"render.nifti", "no", "none"},
     {"render.nifti", "off", "none"}, {"render.nifti", "0", "none"},
 };
+static const char *const RESUME_NAMES[] = { "off", "auto", NULL };
 static const char *const PROBE_SEL_NAMES[] = { "diff_stability", "max_intensity", "max_variance", "mean", NULL };
 static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft", "bidirectional", NULL };
 
@@ -142,6 +143,8 @@ static const key_spec KEYS[] = {
     INT("train.checkpoint_every", train.checkpoint_every, "0", 0, 1e9, "steps between checkpoints; 0 = only at the end"),
     INT("train.log_every", train.log_every, "100", 1, 1e9, "steps between progress lines"),
     U64("train.seed", train.seed, "1", "seed of the counter-based random generator"),
+    ENUM("train.resume", train.resume, "off", RESUME_NAMES,
+         "auto: continue from OUT/checkpoint.h5 when it exists, else start fresh (requeued jobs); off: start fresh unless --resume"),
 
     STR("render.mask", render.mask, "", "mask NIfTI defining the output grid (required to render)"),
     INT("render.batch_voxels", render.batch_voxels, "16384", 1, 16777216, "voxels evaluated per batch"),
@@ -1114,4 +1117,29 @@ void gi_config_print_reference(FILE *f)
         write_cell(f, k->meaning);
         fputs(" |\n", f);
     }
+}
+
+/* ------------------------------------------------------------ key lookup */
+
+const char *gi_config_key_type(const char *key)
+{
+    int i = key ? find_key(key) : -1;
+    return i < 0 ? NULL : TYPE_NAMES[KEYS[i].type];
+}
+
+int gi_config_check_override(const char *override, gi_err *err)
+{
+    gi_config *tmp = malloc(sizeof *tmp);
+    load_ctx *ctx = calloc(1, sizeof *ctx);
+    int rc = -1;
+    if (!tmp || !ctx) {
+        gi_fail(err, "out of memory");
+    } else {
+        gi_config_defaults(tmp);
+        ctx->name = "config";
+        rc = apply_override(tmp, ctx, override, err);
+    }
+    free(tmp);
+    free(ctx);
+    return rc;
 }

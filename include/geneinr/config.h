@@ -29,6 +29,7 @@ enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };    
 /* render.nifti: bit flags, "both" = 3d | 4d */
 enum gi_nifti_mode { GI_NIFTI_NONE = 0, GI_NIFTI_3D = 1, GI_NIFTI_4D = 2, GI_NIFTI_BOTH = 3 }; /* "none", "3d", "4d", "both" */
 enum gi_background { GI_BACKGROUND_NAN = 0, GI_BACKGROUND_ZERO = 1 };                   /* "nan", "zero" */
+enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
 enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
                     GI_PROBE_MAX_VARIANCE = 2, GI_PROBE_MEAN = 3 };  /* "diff_stability", "max_intensity", "max_variance", "mean" */
 enum gi_lr_mirror { GI_MIRROR_NONE = 0, GI_MIRROR_LEFTRIGHT = 1, GI_MIRROR_RIGHTLEFT = 2,
@@ -80,6 +81,7 @@ typedef struct gi_config {
         int checkpoint_every;          /* train.checkpoint_every: steps between checkpoints, 0 = only at the end */
         int log_every;                 /* train.log_every: steps between progress lines */
         uint64_t seed;                 /* train.seed */
+        int resume;                    /* train.resume: off | auto (continue from OUT/checkpoint.h5 if present) */
     } train;
 
     struct {
@@ -143,5 +145,14 @@ int gi_parse_mni_point(const char *text, double out[3]);
 
 /* The reference of all keys as a Markdown table (key, type, default, allowed, meaning). */
 void gi_config_print_reference(FILE *f);
+
+/* The type of a key as the reference names it ("int", "uint64", "float",
+ * "bool", "string", "enum"), or NULL if there is no such key. */
+const char *gi_config_key_type(const char *key);
+
+/* Check one "key=value" override on its own, as --set reads it: the key
+ * exists and the value has its type and range. Rules between keys are not
+ * checked (they need the whole config). Errors start with "--set key=value: ". */
+int gi_config_check_override(const char *override, gi_err *err);
 
 #endif
