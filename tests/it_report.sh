@@ -142,7 +142,7 @@ ink = sum(1 for y in range(0, h, 7) for x in range(0, w, 7) if sum(pngread.pixel
 total = len(range(0, h, 7)) * len(range(0, w, 7))
 print(w, h, ink / total)
 sys.exit(0 if w == 1280 and h > 1500 and ink / total > 0.03 else 1)"
-        [ -n "$SCREENSHOT_TO" ] && cp "$SHOT" "$SCREENSHOT_TO"
+        if [ -n "$SCREENSHOT_TO" ]; then cp "$SHOT" "$SCREENSHOT_TO"; fi
     else
         notok "Chromium loads report.html and takes a screenshot" "$(cat "$T/browser.json" "$T/browser.err" | head -c 300)"
     fi
