@@ -250,7 +250,8 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_
     if (w)
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
     double el = MPI_Wtime() - t0;
-    if (rc == 0 && c->render.nifti)
+    /* One 3-D file per gene (render.nifti 3d or both; a 4-D file is the model render's). */
+    if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
         rc = write_nifti(&j, comm, out_dir, atlas_path, err);
     res->voxels = total;
     res->genes = G;
