@@ -6,6 +6,7 @@
 #   make asan     build the suite with AddressSanitizer + UBSan and run it
 
 PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
+PKGS    += libpng
 PKGS    += sleef
 CC      := gcc
 SAN     ?=

@@ -26,6 +26,9 @@ enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding
 enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
 enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
 enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+/* render.nifti: bit flags, "both" = 3d | 4d */
+enum gi_nifti_mode { GI_NIFTI_NONE = 0, GI_NIFTI_3D = 1, GI_NIFTI_4D = 2, GI_NIFTI_BOTH = 3 }; /* "none", "3d", "4d", "both" */
+enum gi_background { GI_BACKGROUND_NAN = 0, GI_BACKGROUND_ZERO = 1 };                   /* "nan", "zero" */
 enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
 enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
                     GI_PROBE_MAX_VARIANCE = 2, GI_PROBE_MEAN = 3 };  /* "diff_stability", "max_intensity", "max_variance", "mean" */
@@ -85,9 +88,15 @@ typedef struct gi_config {
         char mask[GI_PATH_MAX];        /* render.mask: mask NIfTI defining the grid (required to render) */
         int batch_voxels;              /* render.batch_voxels: voxels evaluated per batch */
         char donor[GI_NAME_MAX];       /* render.donor: "average" or a donor name */
-        int nifti;                     /* render.nifti: also write one .nii.gz per gene */
+        int nifti;                     /* render.nifti: enum gi_nifti_mode (none | 3d | 4d | both) */
         int buffer_mb;                 /* render.buffer_mb: bound on the output buffer per rank */
         int compress;                  /* render.compress: HDF5 deflate level 0-9 for /expression (0 = none) */
+        int background;                /* render.background: nan | zero, NIfTI value outside the mask */
+        int preview_genes;             /* render.preview_genes: previews of the first N genes (0 = none) */
+        char preview_at[GI_NAME_MAX];  /* render.preview_at: "x,y,z" MNI mm, "" = mask centre */
+        int preview_samples;           /* render.preview_samples: mark samples near each slice */
+        int preview_orientation;       /* render.preview_orientation: neurological | radiological */
+        int report;                    /* render.report: write OUT/report.html */
     } render;
 
     struct {
@@ -130,6 +139,9 @@ char *gi_config_to_yaml(const gi_config *c);
  * the text, then validation, as gi_config_load without overrides. name is used
  * in error messages and stored in c->source (NULL: ""). */
 int gi_config_load_text(gi_config *c, const char *text, const char *name, gi_err *err);
+
+/* Parse "x,y,z" (MNI mm, finite, |v| <= 500) into out (may be NULL to only check). */
+int gi_parse_mni_point(const char *text, double out[3]);
 
 /* The reference of all keys as a Markdown table (key, type, default, allowed, meaning). */
 void gi_config_print_reference(FILE *f);
