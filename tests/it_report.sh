@@ -74,6 +74,11 @@ else
     skip "4-D NIfTI in nibabel (needs python3-nibabel)"
 fi
 $PY "$HERE/check_maps.py" bids "$R"
+check "4-D NIfTI is one valid gzip stream (a member per gene), no part files left" \
+    bash -c "gzip -t '$R/expression.nii.gz' && [ -z \"\$(ls -A '$R' | grep '^\.expression')\" ]"
+check "4-D NIfTI from 1 rank" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$T/r1" --checkpoint "$R/checkpoint.h5" \
+    --set render.nifti=4d --set render.preview_genes=0 --set render.report=false
+check "  ... is byte-identical to the 2-rank one" cmp "$T/r1/expression.nii.gz" "$R/expression.nii.gz"
 
 # geneinr preview on any atlas
 check "geneinr preview --genes G02,G01 --at" $G preview "$R/atlas.h5" --genes G02,G01 --at=-20,-10,10 --out "$T/pv"
