@@ -250,6 +250,35 @@ static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, cons
     return gi_dist_agree(comm, rc, err);
 }
 
+/* OUT/README.md: what the folder is and how the usual tools open it (BIDS
+ * wants a README beside dataset_description.json). */
+static int write_readme(const gi_config *c, const char *out_dir, const gi_atlas *a, gi_err *err)
+{
+    out_text o;
+    if (text_open(&o, out_dir, "README.md", err) != 0)
+        return -1;
+    FILE *f = o.f;
+    fprintf(f, "# geneinr gene expression atlas\n\n%d genes rendered for the %s on the grid of %s by geneinr %s.\n"
+               "Values are in the units of the sample table (%s); %s outside the mask in the NIfTI files, NaN in "
+               "atlas.h5.\n\n", a->n_genes, a->rendered_for && strcmp(a->rendered_for, "average") ? a->rendered_for
+               : "donor average", c->render.mask, GENEINR_VERSION, c->data.samples,
+            c->render.background == GI_BACKGROUND_ZERO ? "0" : "NaN");
+    fputs("- `atlas.h5`: all genes, `/expression[gene][k][j][i]`; h5py: "
+          "`h5py.File(\"atlas.h5\")[\"expression\"][i]`\n", f);
+    if (c->render.nifti & GI_NIFTI_4D)
+        fputs("- `expression.nii.gz`: 4-D, one volume per gene in the order of `genes.tsv`.\n"
+              "  nilearn: `nilearn.image.index_img(\"expression.nii.gz\", i)` is gene i (0-based, genes.tsv);\n"
+              "  FSLeyes: `fsleyes expression.nii.gz`, the volume slider steps through the genes.\n", f);
+    if (c->render.nifti & GI_NIFTI_3D)
+        fputs("- `nifti/GENE.nii.gz`: one 3-D map per gene (`nilearn.image.load_img`, `fsleyes nifti/GENE.nii.gz`).\n", f);
+    if (c->render.preview_genes > 0)
+        fputs("- `preview/GENE.png`: axial, coronal and sagittal slices of each gene.\n", f);
+    if (c->render.report)
+        fputs("- `report.html`: the run report (open in any browser, offline).\n", f);
+    fputs("- `dataset_description.json`: BIDS derivative description (GeneratedBy holds the config).\n", f);
+    return text_close(&o, err);
+}
+
 /* Rank 0: the files for other tools. */
 static int write_files(const gi_config *c, const char *out_dir, const char *atlas_path, gi_err *err)
 {
@@ -257,6 +286,8 @@ static int write_files(const gi_config *c, const char *out_dir, const char *atla
     if (gi_atlas_open(&a, atlas_path, err) != 0)
         return -1;
     int rc = write_description(c, out_dir, &a, err);
+    if (rc == 0)
+        rc = write_readme(c, out_dir, &a, err);
     char path[GI_PATH_MAX + 32];
     if (rc == 0 && (c->render.nifti & GI_NIFTI_4D)) {
         rc = write_genes_tsv(out_dir, &a, err);
