@@ -142,11 +142,14 @@ static void part_path(char *buf, size_t n, const char *out_dir, int g)
         snprintf(buf, n, "%s/.expression.part%06d.gz", out_dir, g);
 }
 
-/* len bytes as one complete gzip member in path. */
+/* len bytes as one complete gzip member in path. Deflate level 1: on a 1 mm
+ * map (29 MB of floats, NaN outside the mask) it was 30% faster than the
+ * default level 6 for a 3% larger member (gzip -1 vs -6, 5.49 vs 5.31 MB);
+ * float mantissas hardly compress at any level. */
 static int gzip_member(const char *path, const void *data, size_t len, gi_err *err)
 {
     errno = 0;
-    gzFile gz = gzopen(path, "wb");
+    gzFile gz = gzopen(path, "wb1");
     if (!gz)
         return gi_fail(err, "cannot create %s: %s", path, errno ? strerror(errno) : "out of memory");
     const unsigned char *p = data;
