@@ -364,13 +364,14 @@ struct gi_workspace {
     float *dz, *dx;          /* backward scratch, [max_batch][max layer width] */
     double *colsum;          /* bias-gradient sums, [max layer width] */
     float *donor_mean;       /* [donor_dim] */
+    float *pool;             /* inference only: the one buffer x[] and z[] point into */
 };
 
 void gi_workspace_free(gi_workspace *ws)
 {
     if (!ws)
         return;
-    for (int l = 0; l < ws->n_layers; l++) {
+    for (int l = 0; l < ws->n_layers && !ws->pool; l++) {
         if (ws->x)
             free(ws->x[l]);
         if (ws->z)
@@ -382,6 +383,7 @@ void gi_workspace_free(gi_workspace *ws)
     free(ws->dx);
     free(ws->colsum);
     free(ws->donor_mean);
+    free(ws->pool);
     free(ws);
 }
 
@@ -425,6 +427,61 @@ gi_workspace *gi_workspace_new(const gi_model *m, int max_batch)
 fail:
     gi_workspace_free(ws);
     return NULL;
+}
+
+/* Inference: gi_model_forward needs x[l] (input of layer l) and z[l] (its
+ * pre-activation) only until layer l + 1 has read them, so two hidden buffers
+ * used in turn suffice: z[l] = x[l + 1] = h[l % 2], and the activation is
+ * applied in place (sine/ReLU are element-wise). The arithmetic is exactly
+ * that of the training workspace - the same sgemm calls on the same values -
+ * so rendered values do not depend on which workspace computed them. */
+gi_workspace *gi_workspace_new_inference(const gi_model *m, int max_batch)
+{
+    if (!m || !m->layers || max_batch < 1)
+        return NULL;
+    gi_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    ws->max_batch = max_batch;
+    ws->n_layers = m->n_layers;
+    ws->x = calloc((size_t)m->n_layers, sizeof *ws->x);
+    ws->z = calloc((size_t)m->n_layers, sizeof *ws->z);
+    size_t nb = (size_t)max_batch, hidden = 1;
+    for (int l = 0; l < m->n_layers - 1; l++)
+        if ((size_t)m->layers[l].out > hidden)
+            hidden = (size_t)m->layers[l].out;
+    size_t in0 = (size_t)m->layers[0].in;
+    ws->pool = malloc(nb * (in0 + 2 * hidden) * sizeof(float));
+    ws->donor_mean = calloc(m->spec.donor_dim > 0 ? (size_t)m->spec.donor_dim : 1, sizeof(float));
+    if (!ws->x || !ws->z || !ws->pool || !ws->donor_mean) {
+        gi_workspace_free(ws); /* x[] and z[] hold only NULLs here */
+        return NULL;
+    }
+    float *h[2] = { ws->pool + nb * in0, ws->pool + nb * (in0 + hidden) };
+    ws->x[0] = ws->pool;
+    for (int l = 0; l < m->n_layers - 1; l++) {
+        ws->z[l] = h[l % 2];
+        ws->x[l + 1] = h[l % 2];
+    }
+    return ws;
+}
+
+size_t gi_workspace_bytes(const gi_model *m, int max_batch, int inference)
+{
+    size_t nb = (size_t)max_batch, floats = 0, hidden = 1, widest = 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        const gi_layer *ly = &m->layers[l];
+        if (l < m->n_layers - 1 && (size_t)ly->out > hidden)
+            hidden = (size_t)ly->out;
+        if ((size_t)ly->in > widest)
+            widest = (size_t)ly->in;
+        if ((size_t)ly->out > widest)
+            widest = (size_t)ly->out;
+        floats += nb * (size_t)ly->in + (l < m->n_layers - 1 ? nb * (size_t)ly->out : 0);
+    }
+    if (inference)
+        return nb * ((size_t)m->layers[0].in + 2 * hidden) * sizeof(float);
+    return (floats + 2 * nb * widest) * sizeof(float) + widest * sizeof(double);
 }
 
 const float *gi_workspace_layer_input(const gi_workspace *ws, int layer)
@@ -564,7 +621,8 @@ static void embedding_backward(float *dE, const float *dx, int ld, int col, cons
 /* ------------------------------------------------------------------------ */
 /* Network */
 
-void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out)
+/* The forward pass writing outputs [o0, o0 + no) of the output layer only. */
+static void forward_range(const gi_model *m, const gi_batch *b, gi_workspace *ws, int o0, int no, float *out)
 {
     int n = b->n;
     ws->n = n > 0 ? n : 0;
@@ -604,7 +662,7 @@ void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, fl
         const gi_layer *ly = &m->layers[l];
         const float *W = m->params + ly->w_off, *bias = m->params + ly->b_off;
         if (l == m->n_layers - 1) {
-            linear_forward(out, ws->x[l], W, bias, n, ly->in, ly->out);
+            linear_forward(out, ws->x[l], W + (size_t)o0 * ly->in, bias + o0, n, ly->in, no);
             break;
         }
         linear_forward(ws->z[l], ws->x[l], W, bias, n, ly->in, ly->out);
@@ -616,8 +674,20 @@ void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, fl
     }
 }
 
+void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out)
+{
+    forward_range(m, b, ws, 0, m->n_out, out);
+}
+
+void gi_model_forward_outputs(const gi_model *m, const gi_batch *b, gi_workspace *ws, int o0, int no, float *out)
+{
+    assert(o0 >= 0 && no >= 1 && o0 + no <= m->n_out);
+    forward_range(m, b, ws, o0, no, out);
+}
+
 void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout)
 {
+    assert(!ws->pool && "backward needs a training workspace (gi_workspace_new)");
     int n = b->n;
     if (n <= 0)
         return;
