@@ -6,10 +6,11 @@
 #   make asan     build the suite with AddressSanitizer + UBSan and run it
 
 PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
+PKGS    += sleef
 CC      := gcc
 SAN     ?=
 OPT     ?= -O2 -g
-CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/nifti \
+CFLAGS  := $(OPT) -std=c11 -fopenmp-simd -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/nifti \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnifti2 -lznz -lz -lm $(SAN)
 BUILD   ?= build
@@ -27,8 +28,13 @@ all: $(BUILD)/geneinr
 deps:
 	@tools/deps.sh
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h src/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The SLEEF kernels of each width are compiled for their instruction set and
+# called only on CPUs that have it (src/vmath.c).
+$(BUILD)/obj/vmath_avx512.o: CFLAGS += -mavx512f
+$(BUILD)/obj/vmath_avx.o: CFLAGS += -mavx
 
 $(BUILD)/geneinr: $(BUILD)/obj/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

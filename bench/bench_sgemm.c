@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "geneinr/blas.h"
+
 static double now(void)
 {
     struct timespec ts;
@@ -41,7 +43,9 @@ static double rate(int m, int n, int k, int ta, int tb)
 int main(int argc, char **argv)
 {
     int width = argc > 1 ? atoi(argv[1]) : 128, chunk = argc > 2 ? atoi(argv[2]) : 256;
+    gi_blas_use_best_core(argv); /* the kernels geneinr itself runs (blas.h) */
     openblas_set_num_threads(1);
+    printf("OpenBLAS kernels: %s\n", gi_blas_core());
     double peak = rate(2048, 2048, 2048, 0, 0);
     printf("sgemm peak (1 thread, 2048^3): %.1f GFLOP/s\n", peak);
     struct { const char *what; int m, n, k, ta, tb; } shapes[] = {

@@ -92,6 +92,7 @@ static const char *const VAL_MODE_NAMES[] = { "none", "fraction", "donor", NULL 
 static const key_spec KEYS[] = {
     STR("data.samples", data.samples, "", "sample table CSV (required to train)"),
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
+    STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     GI_MODEL_SETTINGS(MODEL_ROW)
 

@@ -103,7 +103,7 @@ int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err)
     if (!c->data.samples[0])
         return gi_fail(err, "%s: data.samples is not set (the sample table CSV to train on)",
                        c->source[0] ? c->source : "config");
-    if (gi_samples_read_csv(&d->s, c->data.samples, err) != 0)
+    if (gi_samples_read_csv_genes(&d->s, c->data.samples, c->data.genes, err) != 0)
         return -1;
     const gi_samples *s = &d->s;
     size_t n = (size_t)s->n, G = (size_t)s->n_genes;

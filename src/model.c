@@ -18,8 +18,12 @@
  * - Backward accumulates (+=) into m->grads, so several batches (or an
  *   allreduce afterwards) compose.
  *
- * Layer activations (workspace): x[l] is the input of layer l, z[l] the
- * pre-activation x W^T + b of hidden layer l (before omega for SIREN); the
+ * Layer activations (workspace): x[l] is the input of layer l; the sgemm of
+ * hidden layer l writes x[l + 1] and one fused pass adds the bias and applies
+ * the activation in place. For SIREN that pass also keeps the activation's
+ * derivative d[l] = omega cos(omega z) (sine and cosine come from one
+ * vectorised sincos, vmath.h), so backward needs no second transcendental;
+ * ReLU needs no saved state (z > 0 exactly where the output is > 0). The
  * output layer writes straight into the caller's `out`.
  */
 #include "geneinr/model.h"
@@ -33,6 +37,7 @@
 
 #include "geneinr/config.h"
 #include "geneinr/rng.h"
+#include "geneinr/vmath.h"
 
 #define GI_PI 3.14159265358979323846
 
@@ -360,11 +365,13 @@ struct gi_workspace {
     int max_batch, n_layers;
     int n;                   /* points in the last forward */
     float **x;               /* x[l]: input of layer l, [max_batch][layers[l].in] */
-    float **z;               /* z[l]: pre-activation of hidden layer l, [max_batch][width] */
+    float **d;               /* siren: d[l] = omega cos(omega z) of hidden layer l, [max_batch][width];
+                              * NULL entries for ReLU */
     float *dz, *dx;          /* backward scratch, [max_batch][max layer width] */
     double *colsum;          /* bias-gradient sums, [max layer width] */
     float *donor_mean;       /* [donor_dim] */
-    float *pool;             /* inference only: the one buffer x[] and z[] point into */
+    float *pool;             /* inference only: the one buffer x[] points into */
+    float *scratch;          /* inference only: [width] cosines gi_sincosf also computes */
 };
 
 void gi_workspace_free(gi_workspace *ws)
@@ -374,16 +381,17 @@ void gi_workspace_free(gi_workspace *ws)
     for (int l = 0; l < ws->n_layers && !ws->pool; l++) {
         if (ws->x)
             free(ws->x[l]);
-        if (ws->z)
-            free(ws->z[l]);
+        if (ws->d)
+            free(ws->d[l]);
     }
     free(ws->x);
-    free(ws->z);
+    free(ws->d);
     free(ws->dz);
     free(ws->dx);
     free(ws->colsum);
     free(ws->donor_mean);
     free(ws->pool);
+    free(ws->scratch);
     free(ws);
 }
 
@@ -397,8 +405,8 @@ gi_workspace *gi_workspace_new(const gi_model *m, int max_batch)
     ws->max_batch = max_batch;
     ws->n_layers = m->n_layers;
     ws->x = calloc((size_t)m->n_layers, sizeof *ws->x);
-    ws->z = calloc((size_t)m->n_layers, sizeof *ws->z);
-    if (!ws->x || !ws->z)
+    ws->d = calloc((size_t)m->n_layers, sizeof *ws->d);
+    if (!ws->x || !ws->d)
         goto fail;
     size_t nb = (size_t)max_batch;
     int widest = 1;
@@ -407,9 +415,9 @@ gi_workspace *gi_workspace_new(const gi_model *m, int max_batch)
         ws->x[l] = malloc(nb * (size_t)ly->in * sizeof(float));
         if (!ws->x[l])
             goto fail;
-        if (l < m->n_layers - 1) {
-            ws->z[l] = malloc(nb * (size_t)ly->out * sizeof(float));
-            if (!ws->z[l])
+        if (l < m->n_layers - 1 && m->spec.arch == GI_ARCH_SIREN) {
+            ws->d[l] = malloc(nb * (size_t)ly->out * sizeof(float));
+            if (!ws->d[l])
                 goto fail;
         }
         if (ly->in > widest)
@@ -429,12 +437,11 @@ fail:
     return NULL;
 }
 
-/* Inference: gi_model_forward needs x[l] (input of layer l) and z[l] (its
- * pre-activation) only until layer l + 1 has read them, so two hidden buffers
- * used in turn suffice: z[l] = x[l + 1] = h[l % 2], and the activation is
- * applied in place (sine/ReLU are element-wise). The arithmetic is exactly
- * that of the training workspace - the same sgemm calls on the same values -
- * so rendered values do not depend on which workspace computed them. */
+/* Inference: gi_model_forward needs x[l] (the input of layer l) only until
+ * layer l has read it, and no derivatives, so two hidden buffers used in turn
+ * suffice: x[l + 1] = h[l % 2]. The arithmetic is exactly that of the
+ * training workspace - the same sgemm calls and activation code on the same
+ * values - so outputs do not depend on which workspace computed them. */
 gi_workspace *gi_workspace_new_inference(const gi_model *m, int max_batch)
 {
     if (!m || !m->layers || max_batch < 1)
@@ -444,25 +451,27 @@ gi_workspace *gi_workspace_new_inference(const gi_model *m, int max_batch)
         return NULL;
     ws->max_batch = max_batch;
     ws->n_layers = m->n_layers;
-    ws->x = calloc((size_t)m->n_layers, sizeof *ws->x);
-    ws->z = calloc((size_t)m->n_layers, sizeof *ws->z);
-    size_t nb = (size_t)max_batch, hidden = 1;
+    size_t nb = (size_t)max_batch, hidden = 1, in0 = (size_t)m->layers[0].in;
     for (int l = 0; l < m->n_layers - 1; l++)
         if ((size_t)m->layers[l].out > hidden)
             hidden = (size_t)m->layers[l].out;
-    size_t in0 = (size_t)m->layers[0].in;
+    ws->x = calloc((size_t)m->n_layers, sizeof *ws->x);
+    ws->d = calloc((size_t)m->n_layers, sizeof *ws->d);
     ws->pool = malloc(nb * (in0 + 2 * hidden) * sizeof(float));
+    ws->scratch = malloc(hidden * sizeof(float));
     ws->donor_mean = calloc(m->spec.donor_dim > 0 ? (size_t)m->spec.donor_dim : 1, sizeof(float));
-    if (!ws->x || !ws->z || !ws->pool || !ws->donor_mean) {
-        gi_workspace_free(ws); /* x[] and z[] hold only NULLs here */
+    if (!ws->x || !ws->d || !ws->pool || !ws->scratch || !ws->donor_mean) {
+        free(ws->pool); /* x[] holds no buffers of its own yet */
+        ws->pool = NULL;
+        if (ws->x)
+            memset(ws->x, 0, (size_t)m->n_layers * sizeof *ws->x);
+        gi_workspace_free(ws);
         return NULL;
     }
     float *h[2] = { ws->pool + nb * in0, ws->pool + nb * (in0 + hidden) };
     ws->x[0] = ws->pool;
-    for (int l = 0; l < m->n_layers - 1; l++) {
-        ws->z[l] = h[l % 2];
+    for (int l = 0; l < m->n_layers - 1; l++)
         ws->x[l + 1] = h[l % 2];
-    }
     return ws;
 }
 
@@ -471,16 +480,17 @@ size_t gi_workspace_bytes(const gi_model *m, int max_batch, int inference)
     size_t nb = (size_t)max_batch, floats = 0, hidden = 1, widest = 1;
     for (int l = 0; l < m->n_layers; l++) {
         const gi_layer *ly = &m->layers[l];
-        if (l < m->n_layers - 1 && (size_t)ly->out > hidden)
+        int is_hidden = l < m->n_layers - 1;
+        if (is_hidden && (size_t)ly->out > hidden)
             hidden = (size_t)ly->out;
         if ((size_t)ly->in > widest)
             widest = (size_t)ly->in;
         if ((size_t)ly->out > widest)
             widest = (size_t)ly->out;
-        floats += nb * (size_t)ly->in + (l < m->n_layers - 1 ? nb * (size_t)ly->out : 0);
+        floats += nb * (size_t)ly->in + (is_hidden && m->spec.arch == GI_ARCH_SIREN ? nb * (size_t)ly->out : 0);
     }
     if (inference)
-        return nb * ((size_t)m->layers[0].in + 2 * hidden) * sizeof(float);
+        return (nb * ((size_t)m->layers[0].in + 2 * hidden) + hidden) * sizeof(float);
     return (floats + 2 * nb * widest) * sizeof(float) + widest * sizeof(double);
 }
 
@@ -494,66 +504,100 @@ const float *gi_workspace_layer_input(const gi_workspace *ws, int layer)
 /* ------------------------------------------------------------------------ */
 /* Layers */
 
-/* z[n][out] = x[n][in] W[out][in]^T + b[out] */
-static void linear_forward(float *z, const float *x, const float *W, const float *b, int n, int in, int out)
+/* y[n][out] = x[n][in] W[out][in]^T, without the bias (added by the
+ * activation pass that follows, in the same sweep over y). */
+static void linear_forward(float *y, const float *x, const float *W, int n, int in, int out)
 {
-    for (int i = 0; i < n; i++)
-        memcpy(z + (size_t)i * out, b, (size_t)out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W, in, 1.0f, z, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
 }
 
-/* From dz[n][out]: dW[out][in] += dz^T x, db[out] += column sums of dz, and,
+/* y[i][j] += b[j]: the output layer's bias */
+GI_VECTORISED static void bias_forward(float *y, const float *b, int n, int out)
+{
+    for (int i = 0; i < n; i++) {
+        float *row = y + (size_t)i * out;
+#pragma omp simd
+        for (int j = 0; j < out; j++)
+            row[j] += b[j];
+    }
+}
+
+/* From dz[n][out]: dW[out][in] += dz^T x, db[out] += column sums of dz (with
+ * set: dW = dz^T x and db = the column sums, whatever they held), and,
  * if dx is not NULL, dx[n][dx_cols] = dz W[:, dx_col0 : dx_col0 + dx_cols]
  * (only the input columns someone needs a gradient for). The column sums are
  * taken in double (scratch colsum[out]) and added once, so a bias gradient
  * does not depend on what was already accumulated in db. */
-static void linear_backward(float *dx, int dx_col0, int dx_cols, float *dW, float *db, double *colsum,
-                            const float *dz, const float *x, const float *W, int n, int in, int out)
+GI_VECTORISED static void linear_backward(float *dx, int dx_col0, int dx_cols, float *dW, float *db,
+                                          double *colsum, const float *dz, const float *x, const float *W, int n,
+                                          int in, int out, int set)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dz, out, x, in, 1.0f, dW, in);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dz, out, x, in, set ? 0.0f : 1.0f, dW,
+                in);
     for (int j = 0; j < out; j++)
         colsum[j] = 0.0;
     for (int i = 0; i < n; i++) {
         const float *row = dz + (size_t)i * out;
+        /* across columns: each column's sum still runs over the rows in order */
+#pragma omp simd
         for (int j = 0; j < out; j++)
             colsum[j] += row[j];
     }
     for (int j = 0; j < out; j++)
-        db[j] += (float)colsum[j];
+        db[j] = set ? (float)colsum[j] : db[j] + (float)colsum[j];
     if (dx && dx_cols > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dx_cols, out, 1.0f, dz, out, W + dx_col0, in,
                     0.0f, dx, dx_cols);
 }
 
-/* a[k] = sin(omega z[k]), k < count */
-static void sine_forward(float *a, const float *z, float omega, size_t count)
+/* In place on y[n][out] = x W^T: a = sin(omega (y + b)), and the derivative
+ * d = omega cos(omega (y + b)) for the backward pass. */
+GI_VECTORISED static void sine_forward(float *y, float *d, const float *b, float omega, int n, int out)
 {
-    for (size_t k = 0; k < count; k++)
-        a[k] = sinf(omega * z[k]);
+    for (int i = 0; i < n; i++) {
+        float *row = y + (size_t)i * out, *drow = d + (size_t)i * out;
+#pragma omp simd
+        for (int j = 0; j < out; j++)
+            row[j] = omega * (row[j] + b[j]);
+        gi_sincosf(row, row, drow, (size_t)out);
+#pragma omp simd
+        for (int j = 0; j < out; j++)
+            drow[j] *= omega;
+    }
 }
 
-/* dz[k] = da[k] omega cos(omega z[k]) */
-static void sine_backward(float *dz, const float *da, const float *z, float omega, size_t count)
+/* dz[k] = da[k] d[k] */
+GI_VECTORISED static void sine_backward(float *dz, const float *da, const float *d, size_t count)
 {
+#pragma omp simd
     for (size_t k = 0; k < count; k++)
-        dz[k] = da[k] * omega * cosf(omega * z[k]);
+        dz[k] = da[k] * d[k];
 }
 
-/* a[k] = max(z[k], 0) */
-static void relu_forward(float *a, const float *z, size_t count)
+/* In place on y[n][out] = x W^T: a = max(y + b, 0) */
+GI_VECTORISED static void relu_forward(float *y, const float *b, int n, int out)
 {
-    for (size_t k = 0; k < count; k++)
-        a[k] = z[k] > 0.0f ? z[k] : 0.0f;
+    for (int i = 0; i < n; i++) {
+        float *row = y + (size_t)i * out;
+#pragma omp simd
+        for (int j = 0; j < out; j++) {
+            float z = row[j] + b[j];
+            row[j] = z > 0.0f ? z : 0.0f;
+        }
+    }
 }
 
-/* dz[k] = da[k] if z[k] > 0 else 0 */
-static void relu_backward(float *dz, const float *da, const float *z, size_t count)
+/* dz[k] = da[k] where the ReLU passed its input (a[k] > 0, i.e. z[k] > 0), else 0 */
+GI_VECTORISED static void relu_backward(float *dz, const float *da, const float *a, size_t count)
 {
+#pragma omp simd
     for (size_t k = 0; k < count; k++)
-        dz[k] = z[k] > 0.0f ? da[k] : 0.0f;
+        dz[k] = a[k] > 0.0f ? da[k] : 0.0f;
 }
 
 /* feat[n][2F] = [sin(2 pi B xyz), cos(2 pi B xyz)], B[F][3], row stride ld.
+ * The angle is formed in double and rounded once; sin and cos then come from
+ * the vectorised float sincos (the angles are staged in the cosine half).
  * No backward: neither B nor the coordinates are trained. */
 static void fourier_forward(float *feat, int ld, const float *xyz, const float *B, int n, int F)
 {
@@ -562,11 +606,24 @@ static void fourier_forward(float *feat, int ld, const float *xyz, const float *
         float *row = feat + (size_t)i * ld;
         for (int j = 0; j < F; j++) {
             const float *bj = B + (size_t)j * 3;
-            double a = 2.0 * GI_PI * ((double)bj[0] * p[0] + (double)bj[1] * p[1] + (double)bj[2] * p[2]);
-            row[j] = (float)sin(a);
-            row[F + j] = (float)cos(a);
+            row[F + j] = (float)(2.0 * GI_PI * ((double)bj[0] * p[0] + (double)bj[1] * p[1] + (double)bj[2] * p[2]));
         }
+        gi_sincosf(row + F, row, row + F, (size_t)F);
     }
+}
+
+int gi_model_coord_width(const gi_model *m)
+{
+    return layout_of(&m->spec).coords;
+}
+
+void gi_model_coord_features(const gi_model *m, const float *xyz, int n, float *feat)
+{
+    if (m->spec.arch == GI_ARCH_FOURIER)
+        fourier_forward(feat, 2 * m->spec.fourier_features, xyz, m->fixed + m->fourier_off, n,
+                        m->spec.fourier_features);
+    else
+        memcpy(feat, xyz, (size_t)n * 3 * sizeof(float));
 }
 
 /* mean[dim] = mean over the rows r of E[rows][dim] with use[r] != 0, in a
@@ -621,8 +678,9 @@ static void embedding_backward(float *dE, const float *dx, int ld, int col, cons
 /* ------------------------------------------------------------------------ */
 /* Network */
 
-/* The forward pass writing outputs [o0, o0 + no) of the output layer only. */
-static void forward_range(const gi_model *m, const gi_batch *b, gi_workspace *ws, int o0, int no, float *out)
+/* The forward pass; writes outputs [o0, o0 + no) of the output layer only. */
+static void forward(const gi_model *m, const gi_batch *b, const float *coord_table, const int *coord_row,
+                    gi_workspace *ws, int o0, int no, float *out)
 {
     int n = b->n;
     ws->n = n > 0 ? n : 0;
@@ -636,7 +694,11 @@ static void forward_range(const gi_model *m, const gi_batch *b, gi_workspace *ws
 
     /* First-layer input: coordinates (or their Fourier features), then the
      * conditioning embeddings. */
-    if (s->arch == GI_ARCH_FOURIER) {
+    if (coord_table) {
+        size_t cw = (size_t)L.coords;
+        for (int i = 0; i < n; i++)
+            memcpy(x0 + (size_t)i * ld, coord_table + (size_t)coord_row[i] * cw, cw * sizeof(float));
+    } else if (s->arch == GI_ARCH_FOURIER) {
         fourier_forward(x0, ld, b->xyz, m->fixed + m->fourier_off, n, s->fourier_features);
     } else {
         for (int i = 0; i < n; i++)
@@ -662,35 +724,53 @@ static void forward_range(const gi_model *m, const gi_batch *b, gi_workspace *ws
         const gi_layer *ly = &m->layers[l];
         const float *W = m->params + ly->w_off, *bias = m->params + ly->b_off;
         if (l == m->n_layers - 1) {
-            linear_forward(out, ws->x[l], W + (size_t)o0 * ly->in, bias + o0, n, ly->in, no);
+            linear_forward(out, ws->x[l], W + (size_t)o0 * ly->in, n, ly->in, no);
+            bias_forward(out, bias + o0, n, no);
             break;
         }
-        linear_forward(ws->z[l], ws->x[l], W, bias, n, ly->in, ly->out);
-        size_t count = (size_t)n * (size_t)ly->out;
-        if (s->arch == GI_ARCH_SIREN)
-            sine_forward(ws->x[l + 1], ws->z[l], ly->omega, count);
-        else
-            relu_forward(ws->x[l + 1], ws->z[l], count);
+        linear_forward(ws->x[l + 1], ws->x[l], W, n, ly->in, ly->out);
+        if (s->arch == GI_ARCH_SIREN && ws->pool) {
+            /* inference: the derivative is not kept; one row's worth of scratch */
+            for (int i = 0; i < n; i++)
+                sine_forward(ws->x[l + 1] + (size_t)i * ly->out, ws->scratch, bias, ly->omega, 1, ly->out);
+        } else if (s->arch == GI_ARCH_SIREN) {
+            sine_forward(ws->x[l + 1], ws->d[l], bias, ly->omega, n, ly->out);
+        } else {
+            relu_forward(ws->x[l + 1], bias, n, ly->out);
+        }
     }
 }
 
 void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out)
 {
-    forward_range(m, b, ws, 0, m->n_out, out);
+    forward(m, b, NULL, NULL, ws, 0, m->n_out, out);
+}
+
+void gi_model_forward_coords(const gi_model *m, const gi_batch *b, const float *coord_table,
+                             const int *coord_row, gi_workspace *ws, float *out)
+{
+    forward(m, b, coord_table, coord_row, ws, 0, m->n_out, out);
 }
 
 void gi_model_forward_outputs(const gi_model *m, const gi_batch *b, gi_workspace *ws, int o0, int no, float *out)
 {
     assert(o0 >= 0 && no >= 1 && o0 + no <= m->n_out);
-    forward_range(m, b, ws, o0, no, out);
+    forward(m, b, NULL, NULL, ws, o0, no, out);
 }
 
-void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout)
+static void backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout, int set)
 {
     assert(!ws->pool && "backward needs a training workspace (gi_workspace_new)");
     int n = b->n;
-    if (n <= 0)
+    if (set)
+        /* the embedding gradients are scattered (+=) row by row; the layers'
+         * dW and db are written whole below */
+        memset(m->grads + m->donor_off, 0, (m->n_params - m->donor_off) * sizeof(float));
+    if (n <= 0) {
+        if (set)
+            memset(m->grads, 0, m->n_params * sizeof(float));
         return;
+    }
     assert(n == ws->n);
     const gi_model_spec *s = &m->spec;
     input_layout L = layout_of(s);
@@ -706,18 +786,18 @@ void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const f
         const float *W = m->params + ly->w_off;
         float *dW = m->grads + ly->w_off, *db = m->grads + ly->b_off;
         if (l > 0) {
-            linear_backward(ws->dx, 0, ly->in, dW, db, ws->colsum, dz, ws->x[l], W, n, ly->in, ly->out);
+            linear_backward(ws->dx, 0, ly->in, dW, db, ws->colsum, dz, ws->x[l], W, n, ly->in, ly->out, set);
             /* through the activation of layer l - 1 */
             const gi_layer *prev = &m->layers[l - 1];
             size_t count = (size_t)n * (size_t)prev->out;
             if (s->arch == GI_ARCH_SIREN)
-                sine_backward(ws->dz, ws->dx, ws->z[l - 1], prev->omega, count);
+                sine_backward(ws->dz, ws->dx, ws->d[l - 1], count);
             else
-                relu_backward(ws->dz, ws->dx, ws->z[l - 1], count);
+                relu_backward(ws->dz, ws->dx, ws->x[l], count);
             dz = ws->dz;
         } else {
             linear_backward(dx0_cols > 0 ? ws->dx : NULL, L.donor_col, dx0_cols, dW, db, ws->colsum, dz,
-                            ws->x[0], W, n, ly->in, ly->out);
+                            ws->x[0], W, n, ly->in, ly->out, set);
         }
     }
     if (dx0_cols <= 0)
@@ -731,6 +811,16 @@ void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const f
     if (L.gene_trained)
         embedding_backward(m->grads + m->gene_off, ws->dx, dx0_cols, L.gene_col - L.donor_col, b->gene, n,
                            L.gene_w);
+}
+
+void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout)
+{
+    backward(m, b, ws, dout, 0);
+}
+
+void gi_model_backward_set(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout)
+{
+    backward(m, b, ws, dout, 1);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -16,6 +16,8 @@
 #include "geneinr/files.h"
 #include "geneinr/samples.h"
 #include "geneinr/csv.h"
+#include "geneinr/ahba.h"
+#include "geneinr/genelist.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,10 +30,13 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-/* Columns kept as text (samples.h). */
+/* Columns kept as text (samples.h): geneinr's own, abagen's and the Allen
+ * Institute's SampleAnnot columns. A closed list, so that a typo in a gene
+ * name cannot silently turn a gene into an annotation. */
 static const char *const annotation_columns[] = {
-    "structure_id", "structure_acronym", "structure_name", "class",
-    "hemisphere", "tissue", "slab_num", "sample_id",
+    "structure_id", "structure_acronym", "structure_name", "structure", "class",
+    "hemisphere", "tissue", "slab_num", "slab_type", "sample_id", "polygon_id",
+    "mri_voxel_x", "mri_voxel_y", "mri_voxel_z", "label",
 };
 #define N_ANNOTATION_COLUMNS ((int)(sizeof annotation_columns / sizeof annotation_columns[0]))
 
@@ -39,6 +44,8 @@ enum { COL_WELL, COL_DONOR, COL_X, COL_Y, COL_Z, N_REQUIRED };
 static const char *const required_columns[N_REQUIRED] = {
     "well_id", "donor", "mni_x", "mni_y", "mni_z",
 };
+/* abagen names its coordinates x, y, z; used when mni_x/y/z are absent. */
+static const char *const coord_aliases[3] = { "x", "y", "z" };
 
 static int is_annotation(const char *name)
 {
@@ -156,7 +163,30 @@ static int check_duplicates(char **fields, int n, const char *path, long line, g
     return 0;
 }
 
-static int read_header(gi_samples *s, column_map *m, gi_csv *r, const char *path, gi_err *err)
+/* pandas writes an unnamed index level as an empty header field; a table that
+ * was read and saved again by pandas names it "Unnamed: N". */
+static int is_index_name(const char *name)
+{
+    if (name[0] == 0)
+        return 1;
+    if (strncmp(name, "Unnamed: ", 9) != 0 || !name[9])
+        return 0;
+    for (const char *p = name + 9; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
+static const char *annotation_list_text(void)
+{
+    static const char text[] = "structure_id, structure_acronym, structure_name, structure, "
+        "class, hemisphere, tissue, slab_num, slab_type, sample_id, polygon_id, mri_voxel_x, "
+        "mri_voxel_y, mri_voxel_z, label";
+    return text;
+}
+
+static int read_header(gi_samples *s, column_map *m, gi_csv *r, const char *path,
+                       const gi_genelist *genes, gi_err *err)
 {
     char **f;
     int nf;
@@ -167,10 +197,15 @@ static int read_header(gi_samples *s, column_map *m, gi_csv *r, const char *path
         return gi_fail(err, "%s: empty file (no header row)", path);
     long line = gi_csv_line(r);
     m->n_cols = nf;
-    for (int i = 0; i < nf; i++)
+    /* Leading unnamed columns are pandas index levels; any other unnamed
+     * column is a mistake. */
+    int n_index = 0;
+    while (n_index < nf && is_index_name(f[n_index]))
+        n_index++;
+    for (int i = n_index; i < nf; i++)
         if (f[i][0] == 0)
             return gi_fail(err, "%s:%ld: column %d has an empty name", path, line, i + 1);
-    if (check_duplicates(f, nf, path, line, err))
+    if (check_duplicates(f + n_index, nf - n_index, path, line, err))
         return -1;
     for (int k = 0; k < N_REQUIRED; k++)
         m->req[k] = -1;
@@ -180,15 +215,44 @@ static int read_header(gi_samples *s, column_map *m, gi_csv *r, const char *path
     s->annot_names = calloc((size_t)nf, sizeof *s->annot_names);
     if (!m->gene_col || !m->annot_col || !s->gene_names || !s->annot_names)
         return gi_fail(err, "%s:%ld: out of memory", path, line);
-    for (int i = 0; i < nf; i++) {
+    /* Roles by name first: required columns, then abagen's x, y, z for
+     * coordinates when mni_x, mni_y, mni_z are absent. */
+    for (int i = n_index; i < nf; i++) {
         int k = required_index(f[i]);
-        if (k >= 0) {
+        if (k >= 0)
             m->req[k] = i;
-        } else if (is_annotation(f[i])) {
+    }
+    int use_alias = m->req[COL_X] < 0 && m->req[COL_Y] < 0 && m->req[COL_Z] < 0;
+    if (use_alias)
+        for (int i = n_index; i < nf; i++)
+            for (int k = 0; k < 3; k++)
+                if (strcmp(f[i], coord_aliases[k]) == 0)
+                    m->req[COL_X + k] = i;
+    /* Index levels fill what is still missing: with two of them (pandas'
+     * concat of a dict of per-donor tables), donor then well_id; with one,
+     * well_id. Otherwise they are row numbers and ignored. */
+    if (n_index >= 2 && m->req[COL_DONOR] < 0 && m->req[COL_WELL] < 0) {
+        m->req[COL_DONOR] = n_index - 2;
+        m->req[COL_WELL] = n_index - 1;
+    } else if (n_index >= 1 && m->req[COL_WELL] < 0) {
+        m->req[COL_WELL] = n_index - 1;
+    } else if (n_index >= 1 && m->req[COL_DONOR] < 0) {
+        m->req[COL_DONOR] = n_index - 1;
+    }
+    for (int i = n_index; i < nf; i++) {
+        int role = 0;
+        for (int k = 0; k < N_REQUIRED; k++)
+            role |= m->req[k] == i;
+        if (role)
+            continue;
+        if (!use_alias && (strcmp(f[i], "x") == 0 || strcmp(f[i], "y") == 0 ||
+                           strcmp(f[i], "z") == 0))
+            continue;   /* abagen's copy of the coordinates beside mni_x, mni_y, mni_z */
+        if (is_annotation(f[i])) {
             if (!(s->annot_names[s->n_annot] = strdup(f[i])))
                 return gi_fail(err, "%s:%ld: out of memory", path, line);
             m->annot_col[s->n_annot++] = i;
-        } else {
+        } else if (!genes) {
             if (!(s->gene_names[s->n_genes] = strdup(f[i])))
                 return gi_fail(err, "%s:%ld: out of memory", path, line);
             m->gene_col[s->n_genes++] = i;
@@ -197,8 +261,33 @@ static int read_header(gi_samples *s, column_map *m, gi_csv *r, const char *path
     for (int k = 0; k < N_REQUIRED; k++)
         if (m->req[k] < 0)
             return gi_fail(err, "%s:%ld: missing required column '%s' (the header needs "
-                           "well_id, donor, mni_x, mni_y and mni_z)", path, line,
-                           required_columns[k]);
+                           "well_id, donor and the MNI coordinates mni_x, mni_y, mni_z or "
+                           "x, y, z)", path, line, required_columns[k]);
+    if (genes) {
+        /* data.genes: exactly the listed columns are genes, in list order. */
+        for (int g = 0; g < genes->n; g++) {
+            const char *name = genes->names[g];
+            int col = -1;
+            for (int i = n_index; i < nf && col < 0; i++)
+                if (strcmp(f[i], name) == 0)
+                    col = i;
+            if (col < 0)
+                return gi_fail(err, "%s:%ld: gene '%s' of data.genes (%s:%ld) is not a column "
+                               "of the table", path, line, name, genes->path, genes->lines[g]);
+            for (int k = 0; k < N_REQUIRED; k++)
+                if (m->req[k] == col)
+                    return gi_fail(err, "%s:%ld: '%s' of data.genes (%s:%ld) is the %s column, "
+                                   "not a gene", path, line, name, genes->path,
+                                   genes->lines[g], required_columns[k]);
+            if (is_annotation(name))
+                return gi_fail(err, "%s:%ld: '%s' of data.genes (%s:%ld) is an annotation "
+                               "column name, not a gene", path, line, name, genes->path,
+                               genes->lines[g]);
+            if (!(s->gene_names[s->n_genes] = strdup(name)))
+                return gi_fail(err, "%s:%ld: out of memory", path, line);
+            m->gene_col[s->n_genes++] = col;
+        }
+    }
     if (s->n_genes == 0)
         return gi_fail(err, "%s:%ld: no gene columns (every column is well_id, donor, "
                        "a coordinate or an annotation)", path, line);
@@ -252,7 +341,10 @@ static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *
         const char *dname = f[m->req[COL_DONOR]];
         if (dname[0] == 0)
             return gi_fail(err, "%s:%ld: column 'donor': empty donor name", path, line);
-        int d = donor_lookup_add(s, &cap_donors, dname);
+        /* AHBA donors given by number (abagen's keys) are named as the Allen
+         * Institute names them, so 9861 and H0351.2001 are the same donor. */
+        const char *canon = gi_ahba_donor_name(dname);
+        int d = donor_lookup_add(s, &cap_donors, canon ? canon : dname);
         if (d < 0)
             return gi_fail(err, "%s:%ld: out of memory", path, line);
         s->donor[i] = d;
@@ -274,6 +366,14 @@ static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *
                 row[g] = NAN;
             } else {
                 int why = parse_float(v, &row[g]);
+                if (why == NUM_NOT_A_NUMBER)
+                    return gi_fail(err, "%s:%ld: column '%s': '%s' is not a number, but the "
+                                   "column is read as a gene. If '%s' is not a gene, list the "
+                                   "gene columns in data.genes (a file, one symbol a line; "
+                                   "other columns are then ignored) or rename it to one of "
+                                   "the annotation columns (%s)", path, line,
+                                   s->gene_names[g], v, s->gene_names[g],
+                                   annotation_list_text());
                 if (why)
                     return gi_fail(err, "%s:%ld: column '%s': '%s' %s", path, line,
                                    s->gene_names[g], v, number_problem(why));
@@ -292,12 +392,24 @@ static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *
 
 int gi_samples_read_csv(gi_samples *s, const char *path, gi_err *err)
 {
+    return gi_samples_read_csv_genes(s, path, NULL, err);
+}
+
+int gi_samples_read_csv_genes(gi_samples *s, const char *path, const char *genes_path,
+                              gi_err *err)
+{
     memset(s, 0, sizeof *s);
     column_map m = {0};
+    gi_genelist genes = {0};
+    if (genes_path && genes_path[0] && gi_genelist_read(&genes, genes_path, err) != 0)
+        return gi_fail_prefix(err, "data.genes: ");
     gi_csv *r = gi_csv_open(path, err);
-    if (!r)
+    if (!r) {
+        gi_genelist_free(&genes);
         return -1;
-    int rc = read_header(s, &m, r, path, err);
+    }
+    int rc = read_header(s, &m, r, path, genes.n ? &genes : NULL, err);
+    gi_genelist_free(&genes);
     if (rc == 0)
         rc = read_rows(s, &m, r, path, err);
     gi_csv_close(r);
@@ -498,6 +610,9 @@ int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err)
 
 int gi_samples_donor_index(const gi_samples *s, const char *name)
 {
+    const char *canon = gi_ahba_donor_name(name);
+    if (canon)
+        name = canon;
     for (int d = 0; d < s->n_donors; d++)
         if (strcmp(s->donor_names[d], name) == 0)
             return d;

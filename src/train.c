@@ -13,6 +13,7 @@
 #include "geneinr/model.h"
 #include "geneinr/optim.h"
 #include "geneinr/rng.h"
+#include "geneinr/vmath.h"
 
 /* Units per forward/backward call. Chunks are cut at fixed positions of the
  * global unit list and dealt to ranks whole; each chunk's gradient is added
@@ -20,7 +21,9 @@
  * double. Every chunk's float arithmetic is thus the same for any rank count,
  * and only double-precision regrouping differs, which almost never changes a
  * float: 1 and N ranks follow the same trajectory, not just a nearby one. */
+#ifndef CHUNK
 #define CHUNK 256
+#endif
 
 /* The units of one split: sample index, and gene index in concat mode. */
 typedef struct units {
@@ -40,9 +43,11 @@ typedef struct trainer {
     gi_optim_spec opt;
     units train, val;
     int *measured_per_sample; /* [n] measured genes per sample (factorized batch counts) */
+    float *coords;            /* [n samples][coord width]: first-layer coordinate columns of every
+                               * sample (Fourier features), computed once: the points never move */
     /* chunk buffers */
     float *xyz, *out, *dout;
-    int *donor, *label, *gene;
+    int *donor, *label, *gene, *row;
     double *acc;              /* [n_params + 1]: gradient and loss sums, one allreduce */
     long *batch;              /* [batch_size] global unit positions of a mini-batch */
     FILE *log;                /* rank 0: train_log.csv */
@@ -92,7 +97,8 @@ static int units_build(trainer *t, int want_val, units *u)
 }
 
 /* Forward (and optionally backward) over a list of unit positions; returns the
- * sum of squared errors. Backward uses dLoss/dpred = 2 (pred - y) / norm. */
+ * sum of squared errors. Backward uses dLoss/dpred = 2 (pred - y) / norm and
+ * sets m->grads to the gradient of these units (whatever it held before). */
 static double run_units(trainer *t, const units *u, const long *pos, long npos,
                         int donor_average, int backward, double norm)
 {
@@ -106,6 +112,7 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
             long ui = pos ? pos[c0 + k] : c0 + k;
             int i = u->sample[ui];
             memcpy(t->xyz + 3 * k, d->xyz + 3 * (size_t)i, 3 * sizeof(float));
+            t->row[k] = i;
             t->donor[k] = donor_average ? -1 : d->s.donor[i];
             if (d->label)
                 t->label[k] = d->label[i];
@@ -114,7 +121,7 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
         }
         gi_batch b = {nb, t->xyz, m->spec.donor_dim ? t->donor : NULL, d->label ? t->label : NULL,
                       concat ? t->gene : NULL};
-        gi_model_forward(m, &b, t->ws, t->out);
+        gi_model_forward_coords(m, &b, t->coords, t->row, t->ws, t->out);
         for (int k = 0; k < nb; k++) {
             long ui = pos ? pos[c0 + k] : c0 + k;
             int i = u->sample[ui];
@@ -126,7 +133,9 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
                 t->dout[(size_t)k * n_out + o] = (float)(2.0 * r / norm);
             }
         }
-        if (backward)
+        if (backward && c0 == 0)
+            gi_model_backward_set(m, &b, t->ws, t->dout);
+        else if (backward)
             gi_model_backward(m, &b, t->ws, t->dout);
     }
     return sse;
@@ -150,6 +159,20 @@ static double validate(trainer *t)
     return t->val.measured ? tot / (double)t->val.measured : NAN;
 }
 
+/* acc[q] (=, or += when add) grads[q]: the per-chunk double accumulation */
+GI_VECTORISED static void add_chunk(double *acc, const float *grads, size_t np, int add)
+{
+    if (add) {
+#pragma omp simd
+        for (size_t q = 0; q < np; q++)
+            acc[q] += grads[q];
+    } else {
+#pragma omp simd
+        for (size_t q = 0; q < np; q++)
+            acc[q] = grads[q];
+    }
+}
+
 /* Gradient (and loss) of the global positions pos[0 .. npos) (NULL = identity)
  * summed across ranks into t->acc, chunk by chunk as described at CHUNK. */
 static void accumulate(trainer *t, const units *u, const long *pos, long npos, double norm)
@@ -160,16 +183,16 @@ static void accumulate(trainer *t, const units *u, const long *pos, long npos, d
     gi_share(nchunks, t->rank, t->size, &c_lo, &c_hi);
     memset(t->acc, 0, sizeof(double) * (np + 1));
     long ident[CHUNK];
+    double *acc = t->acc;
     for (long ch = c_lo; ch < c_hi; ch++) {
         long p0 = ch * CHUNK, n = npos - p0 < CHUNK ? npos - p0 : CHUNK;
         const long *cp = pos ? pos + p0 : ident;
         if (!pos)
             for (long k = 0; k < n; k++)
                 ident[k] = p0 + k;
-        memset(m->grads, 0, sizeof(float) * np);
-        t->acc[np] += run_units(t, u, cp, n, 0, 1, norm);
-        for (size_t q = 0; q < np; q++)
-            t->acc[q] += m->grads[q];
+        acc[np] += run_units(t, u, cp, n, 0, 1, norm);
+        /* 0 + g is exactly g: the first chunk is stored, not added */
+        add_chunk(acc, m->grads, np, ch > c_lo);
     }
     MPI_Allreduce(MPI_IN_PLACE, t->acc, (int)(np + 1), MPI_DOUBLE, MPI_SUM, t->comm);
     for (size_t q = 0; q < np; q++)
@@ -434,6 +457,8 @@ static void trainer_free(trainer *t)
     free(t->donor);
     free(t->label);
     free(t->gene);
+    free(t->row);
+    free(t->coords);
     free(t->acc);
     free(t->batch);
 }
@@ -463,10 +488,13 @@ static int setup(trainer *t, const char *resume, int force, gi_err *err)
     t->donor = malloc(sizeof(int) * CHUNK);
     t->label = malloc(sizeof(int) * CHUNK);
     t->gene = malloc(sizeof(int) * CHUNK);
+    t->row = malloc(sizeof(int) * CHUNK);
+    t->coords = malloc(sizeof(float) * (size_t)(s->n ? s->n : 1) * (size_t)gi_model_coord_width(m));
     t->acc = malloc(sizeof(double) * (m->n_params + 1));
     if (!t->batch || !t->measured_per_sample || !t->ws || !t->xyz || !t->out || !t->dout || !t->donor
-        || !t->label || !t->gene || !t->acc)
+        || !t->label || !t->gene || !t->row || !t->coords || !t->acc)
         return gi_fail(err, "out of memory");
+    gi_model_coord_features(m, t->data.xyz, s->n, t->coords);
     for (int i = 0; i < s->n; i++)
         for (int g = 0; g < s->n_genes; g++)
             t->measured_per_sample[i] += !isnan(t->data.y[(size_t)i * s->n_genes + g]);

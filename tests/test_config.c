@@ -13,7 +13,7 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy",
+    "data.samples", "data.anatomy", "data.genes",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",

@@ -699,6 +699,65 @@ static void test_spectral_positions(void)
     CHECK(memcmp(t, t3, sizeof t) == 0, "spectral positions are deterministic");
 }
 
+/* The training fast paths give the same bits as the plain calls: coordinate
+ * columns from a precomputed table (gi_model_forward_coords) and a backward
+ * that overwrites the gradient (gi_model_backward_set) instead of zeroing and
+ * accumulating. */
+static void test_fast_paths(gi_model_spec spec, const char *what)
+{
+    gi_model m;
+    gi_err err;
+    if (gi_model_init(&m, &spec, 99, &err) != 0) {
+        CHECKF(0, "fast paths: model", "%s", err.msg);
+        return;
+    }
+    gi_workspace *ws = gi_workspace_new(&m, MAX_BATCH);
+    test_batch tb;
+    make_batch(&tb, &m, MAX_BATCH, 23);
+    int cw = gi_model_coord_width(&m), rows[MAX_BATCH];
+    float table[(MAX_BATCH + 3) * 64];
+    /* the table holds the points in reverse order, after 3 unrelated rows */
+    float rev[MAX_BATCH * 3];
+    for (int i = 0; i < MAX_BATCH; i++) {
+        memcpy(rev + 3 * i, tb.xyz + 3 * (MAX_BATCH - 1 - i), 3 * sizeof(float));
+        rows[i] = 3 + MAX_BATCH - 1 - i;
+    }
+    for (int k = 0; k < 3 * cw; k++)
+        table[k] = 1e30f;
+    gi_model_coord_features(&m, rev, MAX_BATCH, table + 3 * cw);
+    size_t no = (size_t)MAX_BATCH * m.n_out;
+    float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float)), *dout = malloc(no * sizeof(float));
+    float *g1 = malloc(m.n_params * sizeof(float));
+    for (size_t k = 0; k < no; k++)
+        dout[k] = (float)(gi_rng_uniform(4, 4, k) - 0.5);
+    gi_model_forward(&m, &tb.b, ws, o1);
+    memset(m.grads, 0, m.n_params * sizeof(float));
+    gi_model_backward(&m, &tb.b, ws, dout);
+    memcpy(g1, m.grads, m.n_params * sizeof(float));
+    gi_model_forward_coords(&m, &tb.b, table, rows, ws, o2);
+    for (size_t k = 0; k < m.n_params; k++)
+        m.grads[k] = (float)k; /* stale contents must not leak in */
+    gi_model_backward_set(&m, &tb.b, ws, dout);
+    char name[128];
+    snprintf(name, sizeof name, "%s: forward from precomputed coordinate columns is bit-identical", what);
+    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0, name);
+    snprintf(name, sizeof name, "%s: backward_set equals zeroing + backward, bit for bit", what);
+    CHECK(memcmp(g1, m.grads, m.n_params * sizeof(float)) == 0, name);
+    gi_batch empty = {0, NULL, NULL, NULL, NULL};
+    gi_model_backward_set(&m, &empty, ws, NULL);
+    int zero = 1;
+    for (size_t k = 0; k < m.n_params; k++)
+        zero &= m.grads[k] == 0.0f;
+    snprintf(name, sizeof name, "%s: backward_set of an empty batch gives a zero gradient", what);
+    CHECK(zero, name);
+    free(o1);
+    free(o2);
+    free(dout);
+    free(g1);
+    gi_workspace_free(ws);
+    gi_model_free(&m);
+}
+
 int main(void)
 {
     int configs[6][3] = {
@@ -711,6 +770,10 @@ int main(void)
     };
     for (int c = 0; c < 6; c++)
         test_gradients(small_spec(configs[c][0], configs[c][1], configs[c][2]));
+    const char *names[6] = {"siren factorized", "siren concat embedding", "siren concat spectral",
+                            "fourier factorized", "fourier concat embedding", "fourier concat spectral"};
+    for (int c = 0; c < 6; c++)
+        test_fast_paths(small_spec(configs[c][0], configs[c][1], configs[c][2]), names[c]);
     test_donor_average();
     test_factorized_readout();
     test_determinism();

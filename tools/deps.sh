@@ -4,7 +4,8 @@
 #   tools/deps.sh        build and run: compiler, Open MPI, OpenBLAS, parallel HDF5, niftilib, libyaml
 #   tools/deps.sh test   also the test suite's cross-checks: numpy, h5py, nibabel, PyTorch
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-openmpi-dev
-libnifti2-dev libyaml-dev zlib1g-dev"
+libnifti2-dev libyaml-dev zlib1g-dev
+libsleef-dev"
 [ "$1" = test ] && PKGS="$PKGS python3-numpy python3-h5py python3-nibabel python3-torch"
 missing=""
 for p in $PKGS; do

@@ -34,6 +34,7 @@ typedef struct gi_config {
     struct {
         char samples[GI_PATH_MAX];     /* data.samples: sample table CSV (required) */
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
+        char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
     } data;
 
     struct {

@@ -144,10 +144,29 @@ void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, fl
  * runs on that block of rows only. Not for backward. */
 void gi_model_forward_outputs(const gi_model *m, const gi_batch *b, gi_workspace *ws, int o0, int no, float *out);
 
+/* The coordinate columns of the first layer's input (3 for siren, 2F Fourier
+ * features for fourier): their width, and feat[n][width] for points xyz[n][3]
+ * - exactly what gi_model_forward computes from the coordinates. Points that
+ * are evaluated again and again (the training samples) can be computed once
+ * and passed to gi_model_forward_coords. */
+int gi_model_coord_width(const gi_model *m);
+void gi_model_coord_features(const gi_model *m, const float *xyz, int n, float *feat);
+
+/* gi_model_forward with the coordinate columns of point i taken from row
+ * coord_row[i] of coord_table [rows][gi_model_coord_width] (b->xyz is then
+ * not read); coord_table = NULL computes them from b->xyz. */
+void gi_model_forward_coords(const gi_model *m, const gi_batch *b, const float *coord_table,
+                             const int *coord_row, gi_workspace *ws, float *out);
+
 /* dout: [n][n_out] = dLoss/dout. Accumulates (+=) into m->grads; call right
  * after gi_model_forward on the same batch and workspace. Points with donor
  * -1 contribute no donor-embedding gradient. */
 void gi_model_backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout);
+
+/* The same, but m->grads is set to this batch's gradient (what it held is
+ * overwritten): what gi_model_backward gives after zeroing m->grads, without
+ * the pass that zeroes them. */
+void gi_model_backward_set(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout);
 
 /* Named parameter blocks, in buffer order (for debugging, checkpoints and
  * tests): "layer<l>.W" [out][in], "layer<l>.b" [1][out] for the hidden layers,

@@ -1,13 +1,25 @@
 /* samples.h - the sample table: tissue samples x genes, in MNI space.
  *
- * CSV layout (what abagen users export and `geneinr prepare` writes):
+ * CSV layout (what `geneinr prepare` writes):
  *   well_id,donor,mni_x,mni_y,mni_z[,annotation columns...],GENE1,GENE2,...
- * The five leading columns are required, by name, in any order. Columns named
- * in GI_ANNOTATION_COLUMNS (structure_id, structure_acronym, structure_name,
- * class, hemisphere, tissue, slab_num, sample_id) are kept as text; every other
- * column is a gene. Gene values are decimal numbers; an empty field, "NaN",
- * "nan", "NA" or "N/A" means not measured. Coordinates are MNI millimetres and
- * must be finite. Donors are numbered in order of first appearance.
+ * The five leading columns are required, by name, in any order. Also read as
+ * they come from abagen and pandas:
+ *   - coordinates named x, y, z (used when mni_x, mni_y, mni_z are absent;
+ *     beside them, x, y, z are ignored);
+ *   - leading unnamed columns (empty header or "Unnamed: N") are pandas index
+ *     levels: two of them, when neither donor nor well_id is named, are donor
+ *     then well_id (pd.concat of abagen's per-donor dict); one is well_id when
+ *     that is missing, else donor when that is missing, else ignored;
+ *   - donors by AHBA number (9861) or name (H0351.2001): numbers become names.
+ * Annotation columns, kept as text, are a closed list: structure_id,
+ * structure_acronym, structure_name, structure, class, hemisphere, tissue,
+ * slab_num, slab_type, sample_id, polygon_id, mri_voxel_x/y/z, label.
+ * Without a gene list every other column is a gene; with one (data.genes)
+ * exactly the listed columns are genes, in list order, and others are
+ * ignored. Gene values are decimal numbers; an empty field, "NaN", "nan",
+ * "NA" or "N/A" means not measured; text in a gene column is an error that
+ * names the column and says how to mark it. Coordinates are MNI millimetres
+ * and must be finite. Donors are numbered in order of first appearance.
  */
 #ifndef GENEINR_SAMPLES_H
 #define GENEINR_SAMPLES_H
@@ -32,11 +44,16 @@ typedef struct gi_samples {
 /* Read a sample table (plain or .gz). Errors name path:line and column. */
 int gi_samples_read_csv(gi_samples *s, const char *path, gi_err *err);
 
+/* The same with a gene list file (genelist.h) selecting the gene columns;
+ * genes_path NULL or "" = every non-annotation column is a gene. */
+int gi_samples_read_csv_genes(gi_samples *s, const char *path, const char *genes_path,
+                              gi_err *err);
+
 /* Write a sample table in the layout above (NaN written as empty field;
  * fields quoted when they contain commas, quotes or newlines; floats with %.9g). */
 int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err);
 
-/* Index of a donor by name, or -1. */
+/* Index of a donor by name (or AHBA number), or -1. */
 int gi_samples_donor_index(const gi_samples *s, const char *name);
 
 /* Number of measured (non-NaN) values. */

@@ -1,0 +1,23 @@
+/* vmath_avx512.c - 16-wide SLEEF sin/cos; compiled with -mavx512f (Makefile)
+ * and called only on CPUs that have it (vmath.c). */
+#include "vmath_impl.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <sleef.h>
+
+void gi_vmath_sincos16(const float *x, float *s, float *c, size_t n)
+{
+    size_t k = 0;
+    for (; k < n; k += 16) {
+        /* The tail goes through the same 16-wide function with a masked
+         * load/store, so every element takes the same code path. */
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
+        Sleef___m512_2 r = Sleef_cinz_sincosf16_u10avx512fnofma(_mm512_maskz_loadu_ps(m, x + k));
+        if (s)
+            _mm512_mask_storeu_ps(s + k, m, r.x);
+        if (c)
+            _mm512_mask_storeu_ps(c + k, m, r.y);
+    }
+}
+#endif

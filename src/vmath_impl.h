@@ -1,0 +1,12 @@
+/* vmath_impl.h - the per-instruction-set kernels of vmath.c (private). */
+#ifndef GENEINR_VMATH_IMPL_H
+#define GENEINR_VMATH_IMPL_H
+
+#include <stddef.h>
+
+/* s[k] = sin(x[k]), c[k] = cos(x[k]); s or c may be NULL or alias x. Only
+ * call after checking the CPU supports the instruction set. */
+void gi_vmath_sincos16(const float *x, float *s, float *c, size_t n); /* AVX-512F */
+void gi_vmath_sincos8(const float *x, float *s, float *c, size_t n);  /* AVX */
+
+#endif

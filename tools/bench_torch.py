@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""PyTorch twins of the two training benchmarks of tools/bench.sh (make bench):
+the same layer shapes, batch sizes, losses and optimizers as geneinr's runs,
+on data of the same size (coordinates, donors, labels and values are random:
+speed does not depend on the values). One training step = zero_grad, forward,
+masked-free MSE, backward, optimizer step, as a PyTorch user would write it.
+
+usage: bench_torch.py atlas|paper STEPS [N_LABELS]
+Prints one line: "torch MODEL: MEDIAN ms/step (STEPS steps, T threads)".
+"""
+import math
+import sys
+import time
+
+import torch
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+
+
+class Atlas(torch.nn.Module):
+    """configs/atlas.yaml: 256 Fourier features (scale 0.35), donor 8, anatomy 4,
+    3 x 256 ReLU, factorized readout of 100 genes."""
+
+    def __init__(self, n_labels, F=256, G=100, donors=6):
+        super().__init__()
+        self.register_buffer("B", torch.randn(F, 3) * 0.35)
+        self.donor = torch.nn.Embedding(donors, 8)
+        self.anat = torch.nn.Embedding(n_labels, 4)
+        w = 256
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(2 * F + 8 + 4, w), torch.nn.ReLU(),
+            torch.nn.Linear(w, w), torch.nn.ReLU(),
+            torch.nn.Linear(w, w), torch.nn.ReLU(),
+            torch.nn.Linear(w, G))
+
+    def forward(self, xyz, donor, label):
+        a = 2 * math.pi * xyz @ self.B.T
+        return self.mlp(torch.cat([torch.sin(a), torch.cos(a), self.donor(donor), self.anat(label)], 1))
+
+
+class Sine(torch.nn.Module):
+    def __init__(self, fan_in, fan_out, omega):
+        super().__init__()
+        self.lin = torch.nn.Linear(fan_in, fan_out)
+        self.omega = omega
+
+    def forward(self, x):
+        return torch.sin(self.omega * self.lin(x))
+
+
+class Paper(torch.nn.Module):
+    """arXiv 2506.11158: conditional SIREN, xyz + 11-frequency spectral gene
+    code (22 values) -> 6 x 512 sine (omega 30) -> 1."""
+
+    def __init__(self, G=100, freqs=11, width=512, layers=6):
+        super().__init__()
+        t = torch.linspace(0, 1, G)[:, None] * (2.0 ** torch.arange(freqs))[None, :] * math.pi
+        self.register_buffer("codes", torch.cat([torch.sin(t), torch.cos(t)], 1))
+        dims = [3 + 2 * freqs] + [width] * layers
+        self.net = torch.nn.Sequential(*[Sine(dims[i], dims[i + 1], 30.0) for i in range(layers)],
+                                       torch.nn.Linear(width, 1))
+
+    def forward(self, xyz, gene):
+        return self.net(torch.cat([xyz, self.codes[gene]], 1))[:, 0]
+
+
+def main():
+    which, steps = sys.argv[1], int(sys.argv[2])
+    n_labels = int(sys.argv[3]) if len(sys.argv) > 3 else 36
+    n, G = 3702, 100
+    xyz = torch.rand(n, 3) * 2 - 1
+    donor = torch.randint(0, 6, (n,))
+    label = torch.randint(0, n_labels, (n,))
+    y = torch.randn(n, G)
+    if which == "atlas":
+        net = Atlas(n_labels)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1.0)
+
+        def step():
+            opt.zero_grad()
+            loss = ((net(xyz, donor, label) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+    else:
+        net = Paper()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        batch = 16384
+
+        def step():
+            # a fresh random mini-batch of (sample, gene) pairs, as geneinr draws
+            s = torch.randint(0, n, (batch,))
+            g = torch.randint(0, G, (batch,))
+            opt.zero_grad()
+            loss = ((net(xyz[s], g) - y[s, g]) ** 2).mean()
+            loss.backward()
+            opt.step()
+    step()  # warm-up: first-call allocations
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    print("torch %s: %.1f ms/step (%d steps, %d threads)" % (which, 1e3 * times[len(times) // 2], steps,
+                                                            torch.get_num_threads()))
+
+
+if __name__ == "__main__":
+    main()
