@@ -14,6 +14,9 @@ CFLAGS  := $(OPT) -std=c11 -fopenmp-simd -D_GNU_SOURCE -Wall -Wextra -Iinclude -
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnifti2 -lznz -lz -lm $(SAN)
 BUILD   ?= build
+# prepare and the AHBA phantom writer read/write donor files in threads
+CFLAGS  += -pthread
+LDLIBS  += -pthread
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))

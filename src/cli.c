@@ -27,9 +27,12 @@
 #include "geneinr/h5.h"
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
+#include "geneinr/prepare.h"
 #include "geneinr/render.h"
 #include "geneinr/samples.h"
 #include "geneinr/score.h"
+#include "geneinr/stop.h"
+#include "geneinr/sweep.h"
 #include "geneinr/train.h"
 #include "geneinr/version.h"
 
@@ -42,9 +45,14 @@ static const char *USAGE =
     "usage: geneinr COMMAND [options]      (run under mpirun/srun for several ranks)\n"
     "\n"
     "commands:\n"
-    "  phantom --out DIR [--seed N] [--genes G] [--grid 1|2]\n"
+    "  phantom --out DIR [--seed N] [--genes G] [--grid 1|2] [--ahba [--ahba-probes N] [--reference DIR]]\n"
     "                         write the synthetic dataset with known truth (samples.csv, mask.nii.gz,\n"
-    "                         anatomy.nii.gz, truth.h5, README.txt)\n"
+    "                         anatomy.nii.gz, truth.h5, README.txt); --ahba also writes DIR/ahba/, the\n"
+    "                         samples as AHBA donor folders (N probes in all; --reference: a folder of\n"
+    "                         real tables, e.g. ../shared/data, for real well ids, coordinates, probe names)\n"
+    "  prepare CONFIG [--out DIR] [--set k=v]...\n"
+    "                         AHBA donor folders (prepare.data_dir) -> OUT/samples.csv as abagen computes\n"
+    "                         it, and OUT/report.json (default OUT: prepare.out, else prepared/<config name>)\n"
     "  train CONFIG [opts]    train the model; writes OUT/checkpoint.h5 and OUT/train_log.csv\n"
     "  render CONFIG [opts]   render every gene on the mask's grid into OUT/atlas.h5 (+ NIfTI)\n"
     "  run CONFIG [opts]      train then render, one job\n"
@@ -81,6 +89,11 @@ typedef struct args {
     int reference;
     const char *truth, *samples, *json;
     long stride, seed, genes, grid;     /* -1 = not given */
+    long trial;                         /* sweep --trial, -1 = not given */
+    int collect, retry_failed;          /* sweep --collect, --retry-failed */
+    int ahba;                           /* phantom --ahba */
+    long ahba_probes;                   /* phantom --ahba-probes N, -1 = not given */
+    const char *reference_dir;          /* phantom --reference DIR */
     const char *given[32];              /* the options seen, to refuse those a command does not take */
     int n_given;
 } args;
@@ -159,6 +172,16 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             a->nifti = 1;
         } else if (!strcmp(s, "--reference")) {
             a->reference = 1;
+            if (!strcmp(a->cmd, "phantom")) {   /* phantom --reference DIR: real AHBA tables */
+                NEED_VALUE();
+                a->reference_dir = next;
+            }
+        } else if (!strcmp(s, "--ahba")) {
+            a->ahba = 1;
+        } else if (!strcmp(s, "--ahba-probes")) {
+            NEED_VALUE();
+            if (parse_long(next, &a->ahba_probes) != 0 || a->ahba_probes < 1 || a->ahba_probes > 10000000)
+                return usage_error(x, "--ahba-probes needs a probe count in 1..10000000, got '%s'", next);
         } else if (!strcmp(s, "--truth")) {
             NEED_VALUE();
             a->truth = next;
@@ -168,6 +191,14 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
         } else if (!strcmp(s, "--json")) {
             NEED_VALUE();
             a->json = next;
+        } else if (!strcmp(s, "--collect")) {
+            a->collect = 1;
+        } else if (!strcmp(s, "--retry-failed")) {
+            a->retry_failed = 1;
+        } else if (!strcmp(s, "--trial")) {
+            NEED_VALUE();
+            if (parse_long(next, &a->trial) != 0 || a->trial < 0 || a->trial > 1000000)
+                return usage_error(x, "--trial needs a trial number (0, 1, ...), got '%s'", next);
         } else if (!strcmp(s, "--stride") || !strcmp(s, "--seed") || !strcmp(s, "--genes") || !strcmp(s, "--grid")) {
             NEED_VALUE();
             long v;
@@ -200,10 +231,12 @@ static int check_options(const ctx *x, const args *a)
         {"train", " --out --set --resume --resume-from --force "},
         {"render", " --out --set --checkpoint --nifti "},
         {"run", " --out --set --resume --resume-from --force --nifti "},
-        {"phantom", " --out --seed --genes --grid "},
+        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference "},
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
+        {"prepare", " --out --set "},
         {"config", " --set --reference "},
+        {"sweep", " --out --trial --collect --retry-failed "},
     };
     for (size_t c = 0; c < sizeof allowed / sizeof allowed[0]; c++) {
         if (strcmp(a->cmd, allowed[c].cmd) != 0)
@@ -333,23 +366,35 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
     gi_config c;
     gi_err err = {{0}};
     char out[GI_PATH_MAX];
+    int rc;
     if (setup_run(x, a, &c, out, &err) != 0)
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
+        /* train.resume: auto continues a checkpoint if there is one; rank 0 looks, so all agree. */
+        int found = !resume && c.train.resume == GI_RESUME_AUTO && x->rank == 0 && access(ckpt, R_OK) == 0;
+        MPI_Bcast(&found, 1, MPI_INT, 0, x->comm);
+        if (found)
+            resume = ckpt;
         /* Agreed: a path visible on some nodes only must fail everywhere,
          * not leave the others waiting in the first collective. */
-        int rc = 0;
+        rc = 0;
         if (resume && access(resume, R_OK) != 0)
             rc = gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
                          "--resume-from FILE", resume, strerror(errno));
         if (gi_dist_agree(x->comm, rc, &err) != 0)
             return report(x, -1, &err);
         gi_train_result tr;
-        if (gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err) != 0 ||
-            write_run_config(x, &c, out, &err) != 0)
+        gi_stop_install();
+        rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
+        gi_stop_uninstall();
+        if (rc != 0)
+            return report(x, -1, &err);
+        if (tr.interrupted)
+            return GI_EXIT_REQUEUE;
+        if (write_run_config(x, &c, out, &err) != 0)
             return report(x, -1, &err);
     }
     if (do_render) {
@@ -386,6 +431,18 @@ static int cmd_phantom(const ctx *x, const args *a)
         if (rc == 0)
             printf("phantom: wrote %s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
                    (unsigned long long)s.seed, s.n_genes, s.grid_step, MPI_Wtime() - t0);
+        if (rc == 0 && a->ahba) {
+            char dir[GI_PATH_MAX + 16], csv[GI_PATH_MAX + 16];
+            snprintf(dir, sizeof dir, "%s/ahba", a->out);
+            snprintf(csv, sizeof csv, "%s/samples.csv", a->out);
+            gi_phantom_ahba_spec as = {csv, a->reference_dir, a->ahba_probes > 0 ? (int)a->ahba_probes : 0, 0};
+            double t1 = MPI_Wtime();
+            rc = gi_phantom_write_ahba(dir, &s, &as, &err);
+            if (rc == 0)
+                printf("phantom: wrote the AHBA-format donor folders in %s%s in %.1f s\n", dir,
+                       a->reference_dir ? " (real well ids, coordinates and probe names)" : "",
+                       MPI_Wtime() - t1);
+        }
     }
     return report(x, gi_dist_agree(x->comm, rc, &err), &err);
 }
@@ -563,7 +620,7 @@ int gi_cli_main(int argc, char **argv)
     MPI_Comm_size(x.comm, &x.size);
     args a;
     memset(&a, 0, sizeof a);
-    a.stride = a.seed = a.genes = a.grid = -1;
+    a.stride = a.seed = a.genes = a.grid = a.trial = -1;
     int rc;
     const char *cmd = argc > 1 ? argv[1] : NULL;
     a.cmd = cmd;
@@ -591,10 +648,17 @@ int gi_cli_main(int argc, char **argv)
         rc = cmd_phantom(&x, &a);
     } else if (!strcmp(cmd, "info")) {
         rc = cmd_info(&x, &a);
+    } else if (!strcmp(cmd, "prepare")) {
+        rc = a.positional ? gi_prepare_command(x.comm, a.positional, a.out, a.sets, a.n_sets)
+                          : usage_error(&x, "%s needs a CONFIG file", "prepare");
     } else if (!strcmp(cmd, "score")) {
         rc = cmd_score(&x, &a);
     } else if (!strcmp(cmd, "config")) {
         rc = cmd_config(&x, &a);
+    } else if (!strcmp(cmd, "sweep")) {
+        gi_sweep_opts so = {a.out, (int)a.trial, a.collect, a.retry_failed};
+        rc = a.positional ? gi_sweep_command(a.positional, &so, x.comm)
+                          : usage_error(&x, "%s needs a SWEEP.yaml file", "sweep");
     } else {
         rc = usage_error(&x, "unknown command '%s'", cmd);
     }

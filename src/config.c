@@ -62,6 +62,9 @@ static const char *const GENE_CODE_NAMES[] = { "embedding", "spectral", NULL };
 static const char *const OPTIMIZER_NAMES[] = { "adam", "adamw", NULL };
 static const char *const SCHEDULE_NAMES[] = { "constant", "step", "cosine", NULL };
 static const char *const VAL_MODE_NAMES[] = { "none", "fraction", "donor", NULL };
+static const char *const RESUME_NAMES[] = { "off", "auto", NULL };
+static const char *const PROBE_SEL_NAMES[] = { "diff_stability", "max_intensity", "max_variance", "mean", NULL };
+static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft", "bidirectional", NULL };
 
 /* The field macros check the C type of the member at compile time (_Generic
  * has no association for a wrong type), so a table row cannot write an int
@@ -119,6 +122,8 @@ static const key_spec KEYS[] = {
     INT("train.checkpoint_every", train.checkpoint_every, "0", 0, 1e9, "steps between checkpoints; 0 = only at the end"),
     INT("train.log_every", train.log_every, "100", 1, 1e9, "steps between progress lines"),
     U64("train.seed", train.seed, "1", "seed of the counter-based random generator"),
+    ENUM("train.resume", train.resume, "off", RESUME_NAMES,
+         "auto: continue from OUT/checkpoint.h5 when it exists, else start fresh (requeued jobs); off: start fresh unless --resume"),
 
     STR("render.mask", render.mask, "", "mask NIfTI defining the output grid (required to render)"),
     INT("render.batch_voxels", render.batch_voxels, "16384", 1, 16777216, "voxels evaluated per batch"),
@@ -129,6 +134,21 @@ static const key_spec KEYS[] = {
 
     STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
     INT("run.threads", run.threads, "1", 0, 1024, "OpenBLAS threads per rank; 0 = the node's cores / its ranks. Results are identical for any rank count only at a fixed value (OpenBLAS sums differently with more threads), hence 1: run one rank per core"),
+
+    STR("prepare.data_dir", prepare.data_dir, "", "`geneinr prepare`: folder holding the AHBA normalized_microarray_donor<ID>/ folders (required to prepare)"),
+    STR("prepare.coordinates", prepare.coordinates, "", "corrected MNI coordinates table (well_id,corrected_mni_x,corrected_mni_y,corrected_mni_z); \"\" = SampleAnnot's mni_x/y/z"),
+    STR("prepare.reannotation", prepare.reannotation, "", "probe reannotation table (probe_name,gene_symbol,entrez_id,...); \"\" = Probes.csv's own symbols"),
+    STR("prepare.genes", prepare.genes, "", "gene list file (one symbol a line) selecting the output columns; the normalisation still runs over every gene; \"\" = every gene"),
+    ENUM("prepare.probe_selection", prepare.probe_selection, "diff_stability", PROBE_SEL_NAMES,
+         "one probe per gene: most differentially stable across donors, largest mean, largest variance, or the mean of the gene's probes"),
+    FLOAT("prepare.ibf_threshold", prepare.ibf_threshold, "0.5", 0, CLOSED, 1, CLOSED,
+          "intensity-based filter: keep probes above background in at least this share of kept samples"),
+    ENUM("prepare.lr_mirror", prepare.lr_mirror, "none", LR_MIRROR_NAMES,
+         "copy samples across x = 0 (leftright: left to right, rightleft, bidirectional), as abagen's lr_mirror"),
+    BOOL("prepare.norm_train_only", prepare.norm_train_only, "false",
+         "fit the within-donor normalisation on the training samples of train.validation only (abagen, the default, lets held-out samples into it)"),
+    STR("prepare.out", prepare.out, "", "output folder of `geneinr prepare` (samples.csv, report.json); \"\" = prepared/NAME, NAME = the config file name without extension"),
+    INT("prepare.threads", prepare.threads, "0", 0, 1024, "threads reading donor files and computing; 0 = the node's cores"),
 };
 
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
@@ -1069,4 +1089,29 @@ void gi_config_print_reference(FILE *f)
         write_cell(f, k->meaning);
         fputs(" |\n", f);
     }
+}
+
+/* ------------------------------------------------------------ key lookup */
+
+const char *gi_config_key_type(const char *key)
+{
+    int i = key ? find_key(key) : -1;
+    return i < 0 ? NULL : TYPE_NAMES[KEYS[i].type];
+}
+
+int gi_config_check_override(const char *override, gi_err *err)
+{
+    gi_config *tmp = malloc(sizeof *tmp);
+    load_ctx *ctx = calloc(1, sizeof *ctx);
+    int rc = -1;
+    if (!tmp || !ctx) {
+        gi_fail(err, "out of memory");
+    } else {
+        gi_config_defaults(tmp);
+        ctx->name = "config";
+        rc = apply_override(tmp, ctx, override, err);
+    }
+    free(tmp);
+    free(ctx);
+    return rc;
 }

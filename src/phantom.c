@@ -1023,3 +1023,31 @@ done:
     model_free(&m);
     return rc;
 }
+
+/* ---- truth at given points (for the AHBA-format writer) -------------------- */
+
+int gi_phantom_truth_at(const gi_phantom_spec *spec, long n, const double *xyz, double *values,
+                        int *labels, gi_err *err)
+{
+    if (check_spec(spec, err) < 0)
+        return -1;
+    model m;
+    if (model_init(&m, spec->seed, spec->n_genes, err) < 0)
+        return -1;
+    for (long i = 0; i < n; i++) {
+        const double *p = xyz + 3 * i;
+        int lab = label_at(p[0], p[1], p[2]);
+        if (lab == LAB_OUT)   /* real coordinates outside the phantom's brain: nearest cortex side */
+            lab = p[0] < 0 ? LAB_CTX_L : LAB_CTX_R;
+        genes_at(&m, p[0], p[1], p[2], lab, values + (size_t)i * spec->n_genes);
+        if (labels)
+            labels[i] = lab;
+    }
+    model_free(&m);
+    return 0;
+}
+
+const char *gi_phantom_label_name(int label)
+{
+    return label >= 0 && label < N_LABELS ? LABEL_NAMES[label] : "";
+}

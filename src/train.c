@@ -13,6 +13,7 @@
 #include "geneinr/model.h"
 #include "geneinr/optim.h"
 #include "geneinr/rng.h"
+#include "geneinr/stop.h"
 #include "geneinr/vmath.h"
 
 /* Units per forward/backward call. Chunks are cut at fixed positions of the
@@ -232,12 +233,14 @@ static void spec_from(gi_model_spec *s, const gi_config *c, const gi_dataset *d)
 }
 
 /* The config as stored in the checkpoint: without run.out, which says where
- * the file is rather than what it holds, so the same training gives the same
- * bytes wherever it runs. */
+ * the file is rather than what it holds, and without train.resume, which says
+ * how the job was started, so the same training gives the same bytes wherever
+ * and however it runs. */
 static char *checkpoint_yaml(const gi_config *c)
 {
     gi_config copy = *c;
     memset(copy.run.out, 0, sizeof copy.run.out);
+    copy.train.resume = GI_RESUME_OFF;
     return gi_config_to_yaml(&copy);
 }
 
@@ -314,11 +317,12 @@ static int state_new(trainer *t, gi_err *err)
 }
 
 /* Training settings that may change on resume without changing what is
- * computed: how often to checkpoint or log, and the step budget when the
- * learning-rate schedule does not depend on it (cosine does). */
+ * computed: how often to checkpoint or log, whether to resume by itself, and
+ * the step budget when the learning-rate schedule does not depend on it
+ * (cosine does). */
 static int neutral_on_resume(const char *key, const gi_config *old, const gi_config *now)
 {
-    if (!strcmp(key, "train.checkpoint_every") || !strcmp(key, "train.log_every"))
+    if (!strcmp(key, "train.checkpoint_every") || !strcmp(key, "train.log_every") || !strcmp(key, "train.resume"))
         return 1;
     if (!strcmp(key, "train.steps"))
         return old->train.schedule != GI_SCHED_COSINE && now->train.schedule != GI_SCHED_COSINE;
@@ -627,10 +631,16 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
     /* Compute. */
     long steps = c->train.steps, start_step = st->step;
     double t0 = MPI_Wtime(), loss = NAN;
+    int stop_any = 0;
     while (rc == 0 && st->step < steps && !st->stopped) {
         long step = st->step;
         double gnorm;
+        /* Has any rank been asked to stop? Agreed during the step, decided at its end. */
+        int stop_mine = gi_stop_pending();
+        MPI_Request stop_req;
+        MPI_Iallreduce(&stop_mine, &stop_any, 1, MPI_INT, MPI_MAX, comm, &stop_req);
         loss = train_step(&t, step, t.batch, &gnorm);
+        MPI_Wait(&stop_req, MPI_STATUS_IGNORE);
         if (!isfinite(loss)) {
             /* The loss is the allreduced sum: every rank sees the same value. */
             rc = gi_fail(err, "training diverged at step %ld (loss %g); lower train.lr or set train.clip_norm",
@@ -647,6 +657,10 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
                 memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
             rc = save(&t, ckpt, err);
         }
+        if (rc == 0 && stop_any && st->step < steps && !st->stopped) {
+            res->interrupted = 1;
+            break;
+        }
     }
     if (t.log)
         fclose(t.log);
@@ -657,7 +671,10 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
             memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
         rc = save(&t, ckpt, err);
     }
-    if (rc == 0 && t.rank == 0) {
+    if (rc == 0 && t.rank == 0 && res->interrupted) {
+        printf("train: stopped by a signal (SIGTERM/SIGUSR1) at step %ld/%ld; checkpoint %s (continue with "
+               "--resume or train.resume: auto)\n", st->step, steps, ckpt);
+    } else if (rc == 0 && t.rank == 0) {
         if (st->stopped)
             printf("train: stopped early at step %ld: no validation improvement in %d checks; "
                    "best validation MSE %.5f at step %ld\n", st->step, c->train.patience, st->best_val,

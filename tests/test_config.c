@@ -20,9 +20,12 @@ static const char *const ALL_KEYS[] = {
     "train.steps", "train.batch_size", "train.optimizer", "train.lr", "train.weight_decay", "train.beta1",
     "train.beta2", "train.eps", "train.schedule", "train.warmup_steps", "train.min_lr", "train.step_every",
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
-    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed",
+    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
     "run.out", "run.threads",
+    "prepare.data_dir", "prepare.coordinates", "prepare.reannotation", "prepare.genes",
+    "prepare.probe_selection", "prepare.ibf_threshold", "prepare.lr_mirror", "prepare.norm_train_only",
+    "prepare.out", "prepare.threads",
 };
 enum { N_ALL = sizeof ALL_KEYS / sizeof ALL_KEYS[0] };
 
@@ -387,6 +390,10 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "nifti") ? "true"
                             : strstr(ALL_KEYS[i], "beta") || strstr(ALL_KEYS[i], "fraction") ? "0.5"
                             : strstr(ALL_KEYS[i], "min_lr") ? "0"
+                            : strstr(ALL_KEYS[i], "probe_selection") ? "max_variance"
+                            : strstr(ALL_KEYS[i], "lr_mirror") ? "bidirectional"
+                            : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
+                            : strstr(ALL_KEYS[i], "resume") ? "auto"
                             : "1";
         snprintf(ov, sizeof ov, "%s=%s", ALL_KEYS[i], value);
         const char *one[] = { ov };

@@ -27,4 +27,34 @@
  * numeric id (9861 ...) or by that name; NULL for any other text. */
 const char *gi_ahba_donor_name(const char *id_or_name);
 
+/* The numeric id (9861 ...) of an AHBA donor given by id or name; -1 if unknown. */
+long gi_ahba_donor_id(const char *id_or_name);
+
+/* One donor folder of a data folder. */
+typedef struct gi_ahba_donor {
+    long id;                 /* 9861 ... */
+    char name[32];           /* H0351.2001 ..., or the id as text for other donors */
+    char *dir;               /* data_dir/normalized_microarray_donor<id> */
+} gi_ahba_donor;
+
+/* The donor folders of data_dir, in numeric order of their ids (abagen's
+ * order). Errors: data_dir unreadable, no donor folders. */
+int gi_ahba_find_donors(const char *data_dir, gi_ahba_donor **donors, int *n, gi_err *err);
+void gi_ahba_free_donors(gi_ahba_donor *donors, int n);
+
+/* Called for each row of a matrix file: probe is the row's probe_id (its
+ * text), v[0..n_cols) the row's values. Return 0 to go on, -1 to stop with
+ * err filled. */
+typedef int (*gi_ahba_row_fn)(void *ctx, long line, const char *probe, const double *v,
+                              int n_cols, gi_err *err);
+
+/* Stream MicroarrayExpression.csv or PACall.csv (plain or .gz): every row
+ * must hold a probe id and exactly n_cols numbers (n_cols = the rows of the
+ * donor's SampleAnnot.csv); an error names path:line. *bytes gets the size
+ * of the text read, *rows the rows (both may be NULL). Numbers are parsed
+ * exactly (correctly rounded, as strtod) by a fast path for up to 19
+ * significant digits and strtod otherwise. */
+int gi_ahba_read_matrix(const char *path, int n_cols, gi_ahba_row_fn fn, void *ctx,
+                        long *rows, double *bytes, gi_err *err);
+
 #endif

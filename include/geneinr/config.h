@@ -27,6 +27,11 @@ enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding
 enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
 enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
 enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
+enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
+                    GI_PROBE_MAX_VARIANCE = 2, GI_PROBE_MEAN = 3 };  /* "diff_stability", "max_intensity", "max_variance", "mean" */
+enum gi_lr_mirror { GI_MIRROR_NONE = 0, GI_MIRROR_LEFTRIGHT = 1, GI_MIRROR_RIGHTLEFT = 2,
+                    GI_MIRROR_BIDIRECTIONAL = 3 };                 /* "none", "leftright", "rightleft", "bidirectional" */
 
 typedef struct gi_config {
     char source[GI_PATH_MAX];          /* the YAML file this came from */
@@ -64,6 +69,7 @@ typedef struct gi_config {
         int checkpoint_every;          /* train.checkpoint_every: steps between checkpoints, 0 = only at the end */
         int log_every;                 /* train.log_every: steps between progress lines */
         uint64_t seed;                 /* train.seed */
+        int resume;                    /* train.resume: off | auto (continue from OUT/checkpoint.h5 if present) */
     } train;
 
     struct {
@@ -79,6 +85,19 @@ typedef struct gi_config {
         char out[GI_PATH_MAX];         /* run.out: run folder ("" = runs/<config name>) */
         int threads;                   /* run.threads: OpenBLAS threads per rank (default 1), 0 = cores / ranks */
     } run;
+
+    struct {                           /* `geneinr prepare`: AHBA donor folders -> sample table */
+        char data_dir[GI_PATH_MAX];    /* prepare.data_dir: folder of normalized_microarray_donor<ID>/ */
+        char coordinates[GI_PATH_MAX]; /* prepare.coordinates: corrected MNI table; "" = SampleAnnot's */
+        char reannotation[GI_PATH_MAX];/* prepare.reannotation: probe reannotation table; "" = Probes.csv's */
+        char genes[GI_PATH_MAX];       /* prepare.genes: gene list selecting the output columns; "" = all */
+        int probe_selection;           /* prepare.probe_selection: gi_probe_sel */
+        float ibf_threshold;           /* prepare.ibf_threshold: intensity-based filter */
+        int lr_mirror;                 /* prepare.lr_mirror: gi_lr_mirror */
+        int norm_train_only;           /* prepare.norm_train_only: fit the within-donor SRS on training samples */
+        char out[GI_PATH_MAX];         /* prepare.out: output folder; "" = prepared/<config name> */
+        int threads;                   /* prepare.threads: reader/compute threads, 0 = the node's cores */
+    } prepare;
 } gi_config;
 
 /* Fill every field with its default. */
@@ -111,5 +130,14 @@ int gi_config_diff(const gi_config *a, const gi_config *b, const char *prefix, g
 
 /* The reference of all keys as a Markdown table (key, type, default, allowed, meaning). */
 void gi_config_print_reference(FILE *f);
+
+/* The type of a key as the reference names it ("int", "uint64", "float",
+ * "bool", "string", "enum"), or NULL if there is no such key. */
+const char *gi_config_key_type(const char *key);
+
+/* Check one "key=value" override on its own, as --set reads it: the key
+ * exists and the value has its type and range. Rules between keys are not
+ * checked (they need the whole config). Errors start with "--set key=value: ". */
+int gi_config_check_override(const char *override, gi_err *err);
 
 #endif

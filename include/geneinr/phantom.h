@@ -35,4 +35,32 @@ void gi_phantom_defaults(gi_phantom_spec *s);
 /* Create dir if needed and write the files above. Single process. */
 int gi_phantom_write(const char *dir, const gi_phantom_spec *s, gi_err *err);
 
+/* The noise-free truth of every gene at n points (MNI mm, [n][3]) into
+ * values[n][n_genes], and the anatomical label of each point (1..13:
+ * left/right cortex, white matter, thalamus, caudate, putamen, cerebellum
+ * in pairs, odd = left, then 13 = brainstem; points outside the phantom's
+ * brain count as cortex of their side). labels may be NULL. */
+int gi_phantom_truth_at(const gi_phantom_spec *s, long n, const double *xyz, double *values,
+                        int *labels, gi_err *err);
+
+/* "left cortex", ... for a label of gi_phantom_truth_at. */
+const char *gi_phantom_label_name(int label);
+
+/* AHBA-format donor folders (phantom_ahba.c): DIR/normalized_microarray_donor<ID>/
+ * with the five Allen files, from the phantom's truth at the sample locations
+ * of DIR/../samples.csv (or, with a reference folder holding abagen's
+ * corrected_mni_coordinates.csv.gz, reannotated.csv.gz and genes-ad99.txt,
+ * the real well ids, corrected coordinates, gene symbols and probe names).
+ * Without a reference it also writes DIR/corrected_mni_coordinates.csv and
+ * DIR/reannotated.csv in abagen's layouts. */
+typedef struct gi_phantom_ahba_spec {
+    const char *samples_csv;  /* the phantom's samples.csv (locations, donors) */
+    const char *reference;    /* folder of real reference tables, or NULL */
+    int n_probes;             /* total probes; 0 = a small set (~4 per phantom gene + fillers) */
+    int threads;              /* writer threads (one donor each); 0 = cores */
+} gi_phantom_ahba_spec;
+
+int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *s, const gi_phantom_ahba_spec *a,
+                          gi_err *err);
+
 #endif

@@ -30,7 +30,8 @@ enum {
     GI_STREAM_FOURIER = 2000,   /* Fourier feature frequencies */
     GI_STREAM_BATCH = 3000,     /* mini-batch selection: counter = step * batch_size + j */
     GI_STREAM_SPLIT = 4000,     /* validation split */
-    GI_STREAM_PHANTOM = 5000    /* phantom generator: + purpose */
+    GI_STREAM_PHANTOM = 5000,   /* phantom generator: + purpose */
+    GI_STREAM_SWEEP = 6000      /* sweep random search: + key position, counter = draw */
 };
 
 #endif

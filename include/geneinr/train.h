@@ -13,6 +13,12 @@
  * Output in out_dir: checkpoint.h5 (every train.checkpoint_every steps and at
  * the end) and train_log.csv (step, loss, val_loss, lr, grad_norm, seconds),
  * written by rank 0; rank 0 prints a progress line every train.log_every steps.
+ *
+ * A stop signal (stop.h: SIGTERM, SIGUSR1 while installed) is agreed across
+ * ranks at every step boundary with a non-blocking allreduce that overlaps
+ * the step; once any rank has one, every rank checkpoints that step and
+ * gi_train returns 0 with res->interrupted set. Resuming from that checkpoint
+ * continues bit-identically.
  */
 #ifndef GENEINR_TRAIN_H
 #define GENEINR_TRAIN_H
@@ -28,6 +34,7 @@ typedef struct gi_train_result {
     double best_val;         /* best validation MSE, NAN without validation */
     long best_step;
     int stopped_early;
+    int interrupted;         /* a stop signal (stop.h) ended training early; checkpoint written */
     double seconds;
 } gi_train_result;
 

@@ -1,0 +1,32 @@
+/* stop.h - a graceful stop on SIGTERM or SIGUSR1 (time limits, requeue).
+ *
+ * The command layer installs the handler around training (gi_stop_install)
+ * and removes it after (gi_stop_uninstall); the handler only records that a
+ * signal came. Training asks gi_stop_pending() at every step boundary and
+ * agrees across its ranks (a signal may reach the ranks at different moments,
+ * or only some of them), so every rank checkpoints the same step and leaves
+ * together; the command then exits with GI_EXIT_REQUEUE, which job scripts
+ * take as "requeue me" (the scripts in jobs/). Outside the installed window the
+ * signals keep their default action (terminate), so a render or an info is
+ * never left running after being asked to stop.
+ *
+ * The flag is the process's one piece of global state: a signal handler can
+ * reach nothing else.
+ */
+#ifndef GENEINR_STOP_H
+#define GENEINR_STOP_H
+
+/* Exit status of a command stopped by a signal after checkpointing:
+ * EX_TEMPFAIL of sysexits.h, "temporary failure, try again". */
+#define GI_EXIT_REQUEUE 75
+
+void gi_stop_install(void);
+void gi_stop_uninstall(void);
+
+/* Non-zero once SIGTERM or SIGUSR1 arrived while installed (stays set). */
+int gi_stop_pending(void);
+
+/* The signal number that arrived, 0 if none. */
+int gi_stop_signal(void);
+
+#endif

@@ -1,0 +1,87 @@
+/* cmd_prepare.c - the `geneinr prepare CONFIG [--out DIR] [--set k=v]...` command.
+ *
+ * Set-up (config, output folder), compute (gi_prepare_run on rank 0: the
+ * pipeline is I/O-bound and threaded, so more ranks would only compete for
+ * the same disk), report (summary and resources). Other ranks wait for the
+ * agreed status, so a job started with mpirun -np N still ends cleanly.
+ */
+#include "geneinr/prepare.h"
+
+#include <errno.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "geneinr/dist.h"
+#include "geneinr/files.h"
+
+static int make_dirs(const char *path, gi_err *err)
+{
+    char buf[GI_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return gi_fail(err, "path too long: %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return gi_fail(err, "%s exists and is not a folder", path);
+    return 0;
+}
+
+int gi_prepare_command(MPI_Comm comm, const char *config_path, const char *out_opt,
+                       const char *const *sets, int n_sets)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    double t0 = MPI_Wtime();
+    gi_err err = {{0}};
+    gi_config c;
+    int rc = gi_config_load(&c, config_path, sets, n_sets, &err);
+    char out[GI_PATH_MAX];
+    if (rc == 0) {
+        if (out_opt)
+            snprintf(out, sizeof out, "%s", out_opt);
+        else if (c.prepare.out[0])
+            snprintf(out, sizeof out, "%s", c.prepare.out);
+        else {
+            const char *base = strrchr(config_path, '/');
+            base = base ? base + 1 : config_path;
+            snprintf(out, sizeof out, "prepared/%.*s", (int)strcspn(base, "."), base);
+        }
+    }
+    if (rc == 0 && rank == 0) {
+        rc = make_dirs(out, &err);
+        if (rc == 0) {
+            /* A failed run must not leave an older samples.csv that looks like its result. */
+            char path[GI_PATH_MAX + 32];
+            snprintf(path, sizeof path, "%s/samples.csv", out);
+            gi_remove_partial(path);
+            snprintf(path, sizeof path, "%s/report.json", out);
+            gi_remove_partial(path);
+            rc = gi_prepare_run(&c, out, stdout, &err);
+        }
+    }
+    rc = gi_dist_agree(comm, rc, &err);
+    if (rc != 0) {
+        if (rank == 0)
+            fprintf(stderr, "geneinr: error: %s\n", err.msg);
+        return 1;
+    }
+    if (rank == 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("resources: %.1f s wall, peak memory %.0f MB\n", MPI_Wtime() - t0, ru.ru_maxrss / 1024.0);
+    }
+    return 0;
+}
