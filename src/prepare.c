@@ -1395,26 +1395,32 @@ static void srs_samples_range(void *ctx, int lo, int hi)
     free(tmp);
 }
 
+/* Within-donor SRS of genes [lo, hi): c->X is gene-major here, [G][n]. */
 static void srs_genes_range(void *ctx, int lo, int hi)
 {
     norm_ctx *c = ctx;
     int n = c->D->n;
-    double *col = malloc((size_t)n * sizeof *col), *tmp = malloc((size_t)n * sizeof *tmp);
-    if (!col || !tmp) {
-        free(col);
-        free(tmp);
+    double *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!tmp) {
         atomic_store(&c->oom, 1);
         return;
     }
-    for (int g = lo; g < hi; g++) {
-        for (int s = 0; s < n; s++)
-            col[s] = c->X[(size_t)s * c->G + g];
-        gi_srs(col, n, c->fit, tmp);
-        for (int s = 0; s < n; s++)
-            c->X[(size_t)s * c->G + g] = col[s];
-    }
-    free(col);
+    for (int g = lo; g < hi; g++)
+        gi_srs(c->X + (size_t)g * n, n, c->fit, tmp);
     free(tmp);
+}
+
+/* dst[c][r] = src[r][c] for a rows x cols matrix, in cache-sized blocks. */
+static void transpose(const double *src, double *dst, int rows, int cols)
+{
+    enum { B = 32 };
+    for (int r0 = 0; r0 < rows; r0 += B)
+        for (int c0 = 0; c0 < cols; c0 += B) {
+            int r1 = r0 + B < rows ? r0 + B : rows, c1 = c0 + B < cols ? c0 + B : cols;
+            for (int r = r0; r < r1; r++)
+                for (int c = c0; c < c1; c++)
+                    dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+        }
 }
 
 /* ---------------------------------------------------------------- run */
@@ -1653,27 +1659,36 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
     double t_norm = now_s();
     for (int d = 0, row0 = 0; rc == 0 && d < P.n_donors; row0 += P.dn[d].n, d++) {
         donor *D = &P.dn[d];
+        /* gene-major first ([G][n], contiguous copies of the probe rows),
+         * then sample-major for the across-gene step */
+        double *XT = malloc((size_t)D->n * (size_t)G * sizeof *XT);
         X = malloc((size_t)D->n * (size_t)G * sizeof *X);
         fit = malloc((size_t)D->n);
-        if (!X || !fit) {
+        if (!XT || !X || !fit) {
+            free(XT);
             rc = gi_fail(err, "out of memory for donor %s: %d samples x %d genes", D->d.name, D->n, G);
             break;
         }
         for (int k = 0; k < G; k++) {
             int g = sel_gene[k];
+            double *dst = XT + (size_t)k * D->n;
             if (P.chosen[g] >= 0) {
                 const float *row = D->expr + (size_t)P.chosen[g] * (size_t)D->n;
                 for (int s = 0; s < D->n; s++)
-                    X[(size_t)s * G + k] = row[s];
+                    dst[s] = row[s];
             } else {   /* mean of the gene's probes */
-                for (int s = 0; s < D->n; s++) {
-                    double sum = 0;
-                    for (int i = 0; i < P.gene_count[g]; i++)
-                        sum += D->expr[(size_t)P.order[P.gene_first[g] + i] * (size_t)D->n + s];
-                    X[(size_t)s * G + k] = sum / P.gene_count[g];
+                for (int s = 0; s < D->n; s++)
+                    dst[s] = 0;
+                for (int i = 0; i < P.gene_count[g]; i++) {
+                    const float *row = D->expr + (size_t)P.order[P.gene_first[g] + i] * (size_t)D->n;
+                    for (int s = 0; s < D->n; s++)
+                        dst[s] += row[s];
                 }
+                for (int s = 0; s < D->n; s++)
+                    dst[s] /= P.gene_count[g];
             }
         }
+        transpose(XT, X, G, D->n);
         free(D->expr);   /* the donor's probes are no longer needed */
         D->expr = NULL;
         int n_fit = 0;
@@ -1696,6 +1711,11 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
         norm_ctx nc = {&P, D, X, G, c->prepare.norm_train_only && n_fit > 0 ? fit : NULL, 0};
         atomic_init(&nc.oom, 0);
         parallel_for(P.threads, D->n, srs_samples_range, &nc);
+        /* Genes are columns of X: make them rows again for the within-donor step. */
+        transpose(X, XT, D->n, G);
+        free(X);
+        X = XT;
+        nc.X = X;
         parallel_for(P.threads, G, srs_genes_range, &nc);
         if (atomic_load(&nc.oom))
             rc = gi_fail(err, "out of memory while normalising donor %s", D->d.name);
@@ -1714,13 +1734,23 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
                 !(an[3] = strdup(hemi)))
                 rc = gi_fail(err, "out of memory");
         }
-        /* A gene with any NaN in this donor is dropped for the donor (abagen's dropna). */
-        for (int j = 0; j < n_out && rc == 0; j++) {
-            int k = out_gene[j], bad = 0;
-            for (int s = 0; s < D->n && !bad; s++)
-                bad = isnan(X[(size_t)s * G + k]);
-            for (int s = 0; s < D->n; s++)
-                out.values[(size_t)(row0 + s) * n_out + j] = bad ? NAN : (float)X[(size_t)s * G + k];
+        /* A gene with any NaN in this donor is dropped for the donor (abagen's
+         * dropna); output columns in blocks of 16 so each row is written a
+         * cache line at a time. */
+        const int n = D->n;
+        for (int j0 = 0; j0 < n_out && rc == 0; j0 += 16) {
+            int j1 = j0 + 16 < n_out ? j0 + 16 : n_out;
+            unsigned char bad[16] = {0};
+            for (int j = j0; j < j1; j++) {
+                const double *col = X + (size_t)out_gene[j] * n;
+                for (int s = 0; s < n && !bad[j - j0]; s++)
+                    bad[j - j0] = isnan(col[s]);
+            }
+            for (int s = 0; s < n; s++) {
+                float *dst = out.values + (size_t)(row0 + s) * n_out;
+                for (int j = j0; j < j1; j++)
+                    dst[j] = bad[j - j0] ? NAN : (float)X[(size_t)out_gene[j] * n + s];
+            }
         }
         free(X);
         X = NULL;
@@ -1735,7 +1765,8 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
     char path[GI_PATH_MAX + 32];
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/samples.csv", out_dir);
-        rc = gi_samples_write_csv(&out, path, err);
+        /* abagen's values lie in [0, 1]: 7 decimals are 1e-7, far inside its 1e-4 */
+        rc = gi_samples_write_csv_decimals(&out, path, 7, err);
     }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/report.json", out_dir);

@@ -10,6 +10,7 @@
 #include "geneinr/checkpoint.h"
 #include "geneinr/dataset.h"
 #include "geneinr/dist.h"
+#include "geneinr/gene_order.h"
 #include "geneinr/model.h"
 #include "geneinr/optim.h"
 #include "geneinr/rng.h"
@@ -290,21 +291,6 @@ static int state_new(trainer *t, gi_err *err)
     memcpy(st->gene_std, d->gene_std, sizeof(float) * G);
     if (d->n_labels)
         memcpy(st->label_values, d->label_values, sizeof(int) * d->n_labels);
-    if (c->model.gene_mode == GI_GENE_CONCAT && c->model.gene_code == GI_CODE_SPECTRAL) {
-        /* The ordering comes from training samples only. */
-        float *ytrain = malloc(sizeof(float) * (size_t)d->n_train * G);
-        if (!ytrain)
-            return gi_fail(err, "out of memory");
-        int k = 0;
-        for (int i = 0; i < d->s.n; i++)
-            if (!d->is_val[i])
-                memcpy(ytrain + (size_t)k++ * G, d->y + (size_t)i * G, sizeof(float) * G);
-        int rc = gi_gene_spectral_positions(ytrain, d->n_train, G, st->gene_position, err);
-        free(ytrain);
-        if (rc != 0)
-            return -1;
-        gi_model_set_gene_positions(&st->model, st->gene_position);
-    }
     memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
     /* A donor without training samples (held out) keeps its random embedding
      * row: it must not enter the donor average. */
@@ -386,6 +372,37 @@ static int check_settings(trainer *t, const char *path, int force, gi_err *err)
         free(ch.lines[i]);
     }
     return rc;
+}
+
+/* The spectral gene ordering of a fresh run (concat + spectral), from the
+ * training samples only: computed once, on rank 0, and broadcast, so no rank
+ * but one pays its time or memory (matrix-free beyond
+ * GI_GENE_ORDER_DENSE_MAX genes: no G x G matrix anywhere). Collective. */
+static int gene_order(trainer *t, gi_err *err)
+{
+    const gi_dataset *d = &t->data;
+    gi_state *st = &t->st;
+    int G = d->s.n_genes, rc = 0;
+    if (t->rank == 0 && G > GI_GENE_ORDER_DENSE_MAX) {
+        rc = gi_gene_spectral_positions_lowmem(d->y, d->s.n, G, d->is_val, st->gene_position, err);
+    } else if (t->rank == 0) {
+        float *ytrain = malloc(sizeof(float) * (size_t)d->n_train * G);
+        if (!ytrain) {
+            rc = gi_fail(err, "out of memory");
+        } else {
+            int k = 0;
+            for (int i = 0; i < d->s.n; i++)
+                if (!d->is_val[i])
+                    memcpy(ytrain + (size_t)k++ * G, d->y + (size_t)i * G, sizeof(float) * G);
+            rc = gi_gene_spectral_positions(ytrain, d->n_train, G, st->gene_position, err);
+            free(ytrain);
+        }
+    }
+    if (gi_dist_agree(t->comm, rc, err) != 0)
+        return -1;
+    MPI_Bcast(st->gene_position, G, MPI_FLOAT, 0, t->comm);
+    gi_model_set_gene_positions(&st->model, st->gene_position);
+    return 0;
 }
 
 /* Resuming: the checkpoint must describe the same model on the same data. */
@@ -609,7 +626,11 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
     int rc = setup(&t, resume, force, err);
     if (rc == 0 && t.rank == 0)
         rc = open_log(&t, logpath, resume != NULL, err);
-    if (gi_dist_agree(comm, rc, err) != 0) {
+    if (gi_dist_agree(comm, rc, err) != 0 ||
+        (!resume && c->model.gene_mode == GI_GENE_CONCAT && c->model.gene_code == GI_CODE_SPECTRAL &&
+         gene_order(&t, err) != 0)) {
+        if (t.log)
+            fclose(t.log);
         trainer_free(&t);
         return -1;
     }

@@ -25,3 +25,5 @@ echo
 echo "== render: full 1 mm MNI grid x 100 genes into one HDF5 atlas (mpirun -np $NP geneinr render ...)"
 mpirun -np $NP $G render $cfg --out $B/train100 | grep -E "^(render|resources)"
 ls -l $B/train100/atlas.h5 | awk '{printf "atlas size: %.0f MB\n", $5 / 1048576}'
+echo
+tools/bench_prepare.sh $BUILD

@@ -15,12 +15,12 @@
 #include "geneinr/samples.h"
 
 typedef struct gi_dataset {
-    gi_samples s;            /* the table as read */
+    gi_samples s;            /* the table as read, except s.values: moved into y (one copy per rank) */
     float *xyz;              /* [n][3] normalised coordinates */
     int *label;              /* [n] anatomy label index, NULL without data.anatomy */
     int n_labels;            /* 0 without data.anatomy */
     int *label_values;       /* [n_labels] */
-    float *y;                /* [n][n_genes] standardised targets, NaN = not measured */
+    float *y;                /* [n][n_genes] standardised targets, NaN = not measured (the table's buffer) */
     float *gene_mean, *gene_std;  /* [n_genes] */
     unsigned char *is_val;   /* [n] 1 = validation sample */
     int val_donor;           /* held-out donor index (validation: donor), else -1 */

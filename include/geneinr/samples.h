@@ -53,6 +53,11 @@ int gi_samples_read_csv_genes(gi_samples *s, const char *path, const char *genes
  * fields quoted when they contain commas, quotes or newlines; floats with %.9g). */
 int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err);
 
+/* The same with gene values written with `decimals` fixed decimals (0..9,
+ * trailing zeros dropped; -1 = %.9g), for large tables of values in a known
+ * range (prepare's, in [0, 1], with 7 decimals). */
+int gi_samples_write_csv_decimals(const gi_samples *s, const char *path, int decimals, gi_err *err);
+
 /* Index of a donor by name (or AHBA number), or -1. */
 int gi_samples_donor_index(const gi_samples *s, const char *name);
 
