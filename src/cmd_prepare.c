@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "geneinr/dist.h"
 #include "geneinr/files.h"
@@ -71,6 +72,15 @@ int gi_prepare_command(MPI_Comm comm, const char *config_path, const char *out_o
             gi_remove_partial(path);
             rc = gi_prepare_run(&c, out, stdout, &err);
         }
+    }
+    /* The other ranks wait without spinning (Open MPI's blocking collectives
+     * busy-poll, which would take a core from rank 0's reader threads). */
+    MPI_Request req;
+    MPI_Ibarrier(comm, &req);
+    for (int done = 0; !done;) {
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (!done)
+            nanosleep(&(struct timespec){0, 20000000}, NULL);
     }
     rc = gi_dist_agree(comm, rc, &err);
     if (rc != 0) {

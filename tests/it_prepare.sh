@@ -49,6 +49,8 @@ same_as_reference() {
     fi
 }
 same_as_reference default "" "--coordinates $COORD --reannotation $REANN"
+check "under mpirun -np 2 (rank 0 works, the other waits): the same samples.csv" \
+    bash -c "timeout 300 mpirun --oversubscribe -np 2 $G prepare '$T/prep.yaml' --out '$T/out_np2' >/dev/null && cmp '$T/out_np2/samples.csv' '$T/out_default/samples.csv'"
 same_as_reference mirror_maxvar "--set prepare.lr_mirror=bidirectional --set prepare.probe_selection=max_variance" \
     "--coordinates $COORD --reannotation $REANN --lr-mirror bidirectional --probe-selection max_variance"
 same_as_reference own_annotation_maxint "--set prepare.coordinates= --set prepare.reannotation= --set prepare.probe_selection=max_intensity --set prepare.lr_mirror=leftright" \
