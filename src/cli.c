@@ -21,14 +21,18 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/checkpoint.h"
+#include "geneinr/cmd.h"
 #include "geneinr/config.h"
 #include "geneinr/dist.h"
 #include "geneinr/export.h"
 #include "geneinr/files.h"
+#include "geneinr/h5.h"
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
 #include "geneinr/prepare.h"
+#include "geneinr/method.h"
 #include "geneinr/render.h"
+#include "geneinr/render_method.h"
 #include "geneinr/report.h"
 #include "geneinr/samples.h"
 #include "geneinr/score.h"
@@ -51,6 +55,8 @@ static const char *USAGE =
     "                         anatomy.nii.gz, truth.h5, README.txt); --ahba also writes DIR/ahba/, the\n"
     "                         samples as AHBA donor folders (N probes in all; --reference: a folder of\n"
     "                         real tables, e.g. ../shared/data, for real well ids, coordinates, probe names)\n"
+    "                         --dk: on the real Desikan-Killiany grid at the real AHBA sample coordinates\n"
+    "                         (from --reference, default ../shared/data), tissue-class effects + gradients\n"
     "  prepare CONFIG [--out DIR] [--set k=v]...\n"
     "                         AHBA donor folders (prepare.data_dir) -> OUT/samples.csv as abagen computes\n"
     "                         it, and OUT/report.json (default OUT: prepare.out, else prepared/<config name>)\n"
@@ -60,6 +66,12 @@ static const char *USAGE =
     "  info FILE              describe a sample table, NIfTI, checkpoint or atlas\n"
     "  score ATLAS --truth TRUTH.h5 --samples CSV [--stride N] [--json FILE]\n"
     "                         accuracy of an atlas against a known truth, and of the nearest-sample map\n"
+    "  eval CONFIG [--out DIR] [--set k=v ...]\n"
+    "                         held-out accuracy of the INR and the baselines (nearest, idw, kriging,\n"
+    "                         regression_kriging) on the same folds (eval.split kfold|donor|block);\n"
+    "                         writes OUT/eval.csv and OUT/summary.csv (default OUT runs/NAME/eval-SPLIT)\n"
+    "  regions ATLAS --parcellation LABELS.nii.gz [--labels LABELS.csv] --out regions.csv\n"
+    "                         region x gene mean, SD and voxel count of an atlas for any parcellation\n"
     "  config [CONFIG] [--set k=v ...] [--reference]\n"
     "                         print the effective config (validated), or the reference of all keys\n"
     "  preview ATLAS [--genes a,b] [--at x,y,z] [--out DIR]\n"
@@ -71,6 +83,7 @@ static const char *USAGE =
     "  --set KEY=VALUE        override a config key, e.g. --set train.steps=500 (repeatable)\n"
     "  --resume               (train, run) continue from OUT/checkpoint.h5\n"
     "  --resume-from FILE     (train, run) continue from FILE\n"
+    "  --force                (train, run) resume even though training settings changed (recorded)\n"
     "  --checkpoint FILE      (render) render this checkpoint instead of OUT/checkpoint.h5\n"
     "  --nifti                (render, run) also write OUT/nifti/<gene>.nii.gz (= --set render.nifti=3d)\n"
     "\n"
@@ -85,11 +98,13 @@ typedef struct args {
     const char *sets[MAX_SETS];
     int n_sets;
     int resume;
+    int force;
     const char *resume_from;
     const char *checkpoint;
     int nifti;
     int reference;
     const char *truth, *samples, *json;
+    const char *parcellation, *labels;
     long stride, seed, genes, grid;     /* -1 = not given */
     const char *gene_list, *at;         /* preview: --genes a,b  --at x,y,z */
     int argc;
@@ -97,6 +112,7 @@ typedef struct args {
     long trial;                         /* sweep --trial, -1 = not given */
     int collect, retry_failed;          /* sweep --collect, --retry-failed */
     int ahba;                           /* phantom --ahba */
+    int dk;                             /* phantom --dk */
     long ahba_probes;                   /* phantom --ahba-probes N, -1 = not given */
     const char *reference_dir;          /* phantom --reference DIR */
     const char *given[32];              /* the options seen, to refuse those a command does not take */
@@ -164,6 +180,8 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             a->sets[a->n_sets++] = s + 6;
         } else if (!strcmp(s, "--resume")) {
             a->resume = 1;
+        } else if (!strcmp(s, "--force")) {
+            a->force = 1;
         } else if (!strcmp(s, "--resume-from")) {
             NEED_VALUE();
             a->resume = 1;
@@ -179,6 +197,8 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
                 NEED_VALUE();
                 a->reference_dir = next;
             }
+        } else if (!strcmp(s, "--dk")) {
+            a->dk = 1;
         } else if (!strcmp(s, "--ahba")) {
             a->ahba = 1;
         } else if (!strcmp(s, "--ahba-probes")) {
@@ -191,6 +211,12 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
         } else if (!strcmp(s, "--samples")) {
             NEED_VALUE();
             a->samples = next;
+        } else if (!strcmp(s, "--parcellation")) {
+            NEED_VALUE();
+            a->parcellation = next;
+        } else if (!strcmp(s, "--labels")) {
+            NEED_VALUE();
+            a->labels = next;
         } else if (!strcmp(s, "--json")) {
             NEED_VALUE();
             a->json = next;
@@ -239,14 +265,16 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
 static int check_options(const ctx *x, const args *a)
 {
     static const struct { const char *cmd, *opts; } allowed[] = {
-        {"train", " --out --set --resume --resume-from "},
+        {"train", " --out --set --resume --resume-from --force "},
         {"render", " --out --set --checkpoint --nifti "},
-        {"run", " --out --set --resume --resume-from --nifti "},
-        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference "},
+        {"run", " --out --set --resume --resume-from --force --nifti "},
+        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference --dk "},
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
         {"prepare", " --out --set "},
         {"config", " --set --reference "},
+        {"eval", " --out --set "},
+        {"regions", " --parcellation --labels --out "},
         {"preview", " --genes --at --out "},
         {"report", " "},
         {"sweep", " --out --trial --collect --retry-failed "},
@@ -408,6 +436,19 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
+    if (do_render && c.render.method == GI_METHOD_INR && c.data.prior != GI_PRIOR_NONE && !gi_render_has_prior()) {
+        gi_fail(&err, "data.prior: rendering a model trained over a prior is not supported by this build; "
+                "use geneinr eval, or data.prior: none");
+        return report(x, -1, &err);
+    }
+    if (do_render && c.render.method != GI_METHOD_INR) {
+        /* A baseline is fitted at render time: nothing to train. */
+        gi_render_result rr;
+        if (gi_render_method(&c, x->comm, out, &rr, &err) != 0)
+            return report(x, -1, &err);
+        report_resources(x, t0);
+        return 0;
+    }
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
         /* train.resume: auto continues a checkpoint if there is one; rank 0 looks, so all agree. */
@@ -415,14 +456,17 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         MPI_Bcast(&found, 1, MPI_INT, 0, x->comm);
         if (found)
             resume = ckpt;
-        if (resume && access(resume, R_OK) != 0) {
-            gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
-                    "--resume-from FILE", resume, strerror(errno));
+        /* Agreed: a path visible on some nodes only must fail everywhere,
+         * not leave the others waiting in the first collective. */
+        rc = 0;
+        if (resume && access(resume, R_OK) != 0)
+            rc = gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
+                         "--resume-from FILE", resume, strerror(errno));
+        if (gi_dist_agree(x->comm, rc, &err) != 0)
             return report(x, -1, &err);
-        }
         gi_train_result tr;
         gi_stop_install();
-        rc = gi_train(&c, x->comm, out, resume, &tr, &err);
+        rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
         gi_stop_uninstall();
         if (rc != 0)
             return report(x, -1, &err);
@@ -461,9 +505,11 @@ static int cmd_phantom(const ctx *x, const args *a)
     int rc = 0;
     if (x->rank == 0) {
         double t0 = MPI_Wtime();
-        rc = gi_phantom_write(a->out, &s, &err);
+        rc = a->dk ? gi_phantom_write_dk(a->out, &s, a->reference_dir ? a->reference_dir : "../shared/data", &err)
+                   : gi_phantom_write(a->out, &s, &err);
         if (rc == 0)
-            printf("phantom: wrote %s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
+            printf("phantom: wrote %s%s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
+                   a->dk ? " on the real DK grid at the AHBA sample locations" : "",
                    (unsigned long long)s.seed, s.n_genes, s.grid_step, MPI_Wtime() - t0);
         if (rc == 0 && a->ahba) {
             char dir[GI_PATH_MAX + 16], csv[GI_PATH_MAX + 16];
@@ -536,6 +582,8 @@ static int info_checkpoint(const char *path, gi_err *err)
         printf("  best validation MSE: %.5f (standardised units) at step %ld\n", st.best_val, st.best_step);
     print_names("genes", st.genes, st.n_genes);
     print_names("donors", st.donors, st.n_donors);
+    for (int i = 0; i < st.n_history; i++)
+        printf("  settings changed at step %ld: %s\n", st.history_step[i], st.history[i]);
     gi_state_free(&st);
     return 0;
 }
@@ -612,7 +660,7 @@ static int cmd_info(const ctx *x, const args *a)
     int rc = 0;
     if (x->rank == 0) {
         const char *p = a->positional;
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        gi_h5_printer printer = gi_h5_quiet();
         if (access(p, R_OK) != 0)
             rc = gi_fail(&err, "%s: %s", p, strerror(errno));
         else if (H5Fis_hdf5(p) > 0)
@@ -621,6 +669,7 @@ static int cmd_info(const ctx *x, const args *a)
             rc = info_nifti(p, &err);
         else
             rc = info_samples(p, &err);
+        gi_h5_loud(printer);
     }
     return report(x, gi_dist_agree(x->comm, rc, &err), &err);
 }
@@ -705,6 +754,12 @@ int gi_cli_main(int argc, char **argv)
                           : usage_error(&x, "%s needs a CONFIG file", "prepare");
     } else if (!strcmp(cmd, "score")) {
         rc = cmd_score(&x, &a);
+    } else if (!strcmp(cmd, "eval")) {
+        gi_err err = {{0}};
+        rc = report(&x, gi_cmd_eval(x.comm, a.positional, a.out, a.sets, a.n_sets, &err), &err);
+    } else if (!strcmp(cmd, "regions")) {
+        gi_err err = {{0}};
+        rc = report(&x, gi_cmd_regions(x.comm, a.positional, a.parcellation, a.labels, a.out, &err), &err);
     } else if (!strcmp(cmd, "config")) {
         rc = cmd_config(&x, &a);
     } else if (!strcmp(cmd, "preview")) {

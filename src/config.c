@@ -38,6 +38,8 @@
 
 #include <yaml.h>
 
+#include "geneinr/method.h"
+
 /* ---------------------------------------------------------------- schema */
 
 enum key_type { T_INT, T_UINT64, T_FLOAT, T_BOOL, T_STRING, T_ENUM };
@@ -62,6 +64,9 @@ static const char *const GENE_CODE_NAMES[] = { "embedding", "spectral", NULL };
 static const char *const OPTIMIZER_NAMES[] = { "adam", "adamw", NULL };
 static const char *const SCHEDULE_NAMES[] = { "constant", "step", "cosine", NULL };
 static const char *const VAL_MODE_NAMES[] = { "none", "fraction", "donor", NULL };
+static const char *const PRIOR_NAMES[] = { "none", "kriging", "regression_kriging", NULL };
+static const char *const SPLIT_NAMES[] = { "kfold", "donor", "block", NULL };
+static const char *const COVARIANCE_NAMES[] = { "exponential", "matern32", "matern52", NULL };
 static const char *const NIFTI_NAMES[] = { "none", "3d", "4d", "both", NULL };
 static const char *const BACKGROUND_NAMES[] = { "nan", "zero", NULL };
 static const char *const ORIENTATION_NAMES[] = { "neurological", "radiological", NULL };
@@ -98,27 +103,20 @@ static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft",
 #define OPEN 1
 #define CLOSED 0
 
+/* One KEYS row per model setting (model_settings.h). */
+#define MODEL_ROW(kind, f, d, lo, lo_open, hi, hi_open, names, m) MODEL_ROW_##kind(f, d, lo, lo_open, hi, hi_open, names, m),
+#define MODEL_ROW_INT(f, d, lo, lo_open, hi, hi_open, names, m) INT("model." #f, model.f, d, lo, hi, m)
+#define MODEL_ROW_FLOAT(f, d, lo, lo_open, hi, hi_open, names, m) FLOAT("model." #f, model.f, d, lo, lo_open, hi, hi_open, m)
+#define MODEL_ROW_ENUM(f, d, lo, lo_open, hi, hi_open, names, m) ENUM("model." #f, model.f, d, names, m)
+
 static const key_spec KEYS[] = {
     STR("data.samples", data.samples, "", "sample table CSV (required to train)"),
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
+    ENUM("data.prior", data.prior, "none", PRIOR_NAMES,
+         "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
-    ENUM("model.arch", model.arch, "siren", ARCH_NAMES, "network type: SIREN or ReLU MLP on random Fourier features"),
-    INT("model.hidden_layers", model.hidden_layers, "3", 1, 64, "number of hidden layers"),
-    INT("model.width", model.width, "128", 1, 4096, "units per hidden layer"),
-    FLOAT("model.omega0", model.omega0, "30", 0, OPEN, 10000, CLOSED, "SIREN first-layer frequency"),
-    FLOAT("model.omega_hidden", model.omega_hidden, "30", 0, OPEN, 10000, CLOSED, "SIREN hidden-layer frequency"),
-    INT("model.fourier_features", model.fourier_features, "64", 1, 4096, "number of random frequencies (fourier arch)"),
-    FLOAT("model.fourier_scale", model.fourier_scale, "2.0", 0, OPEN, 1000, CLOSED,
-          "std of the random frequencies, cycles per unit of normalised coordinates (fourier arch)"),
-    ENUM("model.gene_mode", model.gene_mode, "factorized", GENE_MODE_NAMES,
-         "gene enters as an input (concat) or selects an output row (factorized)"),
-    ENUM("model.gene_code", model.gene_code, "embedding", GENE_CODE_NAMES,
-         "gene input code in concat mode: learned embedding or sinusoidal spectral code"),
-    INT("model.gene_dim", model.gene_dim, "16", 1, 1024, "learned gene embedding size (concat + embedding)"),
-    INT("model.gene_frequencies", model.gene_frequencies, "11", 1, 30, "sinusoidal frequencies of the spectral gene code"),
-    INT("model.donor_dim", model.donor_dim, "4", 0, 256, "donor embedding size; 0 = no donor input"),
-    INT("model.anatomy_dim", model.anatomy_dim, "4", 1, 256, "anatomical label embedding size (with data.anatomy)"),
+    GI_MODEL_SETTINGS(MODEL_ROW)
 
     INT("train.steps", train.steps, "2000", 1, 1e9, "optimizer steps (the most; validation may stop earlier)"),
     INT("train.batch_size", train.batch_size, "0", 0, 1e9, "units per step: samples (factorized) or measured (sample, gene) pairs (concat); 0 = full batch"),
@@ -152,7 +150,7 @@ static const key_spec KEYS[] = {
     ENUM("render.nifti", render.nifti, "none", NIFTI_NAMES,
          "NIfTI export: none, 3d = OUT/nifti/GENE.nii.gz, 4d = OUT/expression.nii.gz (one volume per gene, "
          "OUT/genes.tsv in atlas order), both; true/false (older boolean) mean 3d/none"),
-    INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffer per rank, MiB"),
+    INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffers per rank, MiB: z-slices of all genes per write, or of a group of genes when one slice of all genes does not fit"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
     ENUM("render.background", render.background, "nan", BACKGROUND_NAMES,
          "NIfTI value outside the mask: nan, or zero for tools whose means and resampling choke on NaN "
@@ -167,6 +165,28 @@ static const key_spec KEYS[] = {
          "left-right convention of the previews: neurological (subject's left on the left) or radiological"),
     BOOL("render.report", render.report, "true",
          "write OUT/report.html (run, data, training curve, accuracy, previews) after render"),
+
+    ENUM("render.method", render.method, "inr", GI_METHOD_NAMES,
+         "what to render: the trained model (inr) or a baseline fitted on all samples (nearest, idw, kriging, regression_kriging)"),
+
+    INT("baseline.idw_k", baseline.idw_k, "10", 1, 1000, "idw: nearest samples averaged with weights 1/d (abagen: 10)"),
+    ENUM("baseline.covariance", baseline.covariance, "exponential", COVARIANCE_NAMES,
+         "kriging covariance model (plus a nugget): exponential, Matern 3/2 or Matern 5/2"),
+    BOOL("baseline.per_gene", baseline.per_gene, "false",
+         "kriging: fit range and nugget per gene (one Cholesky per gene) instead of shared by all genes"),
+    INT("baseline.fit_samples", baseline.fit_samples, "1200", 0, 1e7,
+        "kriging: samples (seeded subsample) in the maximum-likelihood fit; 0 = all. Prediction uses all"),
+    FLOAT("baseline.label_shrink", baseline.label_shrink, "5", 0, CLOSED, 1e6, CLOSED,
+          "regression kriging: label means shrunk toward the global mean with this pseudo-count of samples"),
+
+    ENUM("eval.split", eval.split, "kfold", SPLIT_NAMES,
+         "held-out partition: random folds of samples, leave one donor out, or spatial blocks"),
+    INT("eval.folds", eval.folds, "5", 2, 1000, "folds (kfold, block); donor uses one fold per donor"),
+    FLOAT("eval.block_mm", eval.block_mm, "20", 0, OPEN, 1000, CLOSED, "edge of the spatial blocks, mm (block)"),
+    STR("eval.methods", eval.methods, "", "comma-separated methods to compare; \"\" = all that apply (regression_kriging needs data.anatomy)"),
+    U64("eval.seed", eval.seed, "1", "seed of the fold assignment"),
+    INT("eval.groups", eval.groups, "0", 0, 1e6,
+        "MPI: rank groups evaluating folds side by side (the INR trains data-parallel within a group); 0 = one per fold, at most one per rank"),
 
     STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
     INT("run.threads", run.threads, "1", 0, 1024, "OpenBLAS threads per rank; 0 = the node's cores / its ranks. Results are identical for any rank count only at a fixed value (OpenBLAS sums differently with more threads), hence 1: run one rank per core"),
@@ -629,6 +649,27 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
         where_pair(c, ctx, i_rd, i_rd, where, sizeof where);
         return gi_fail(err, "%s: render.donor is empty; use \"average\" or a donor name", where);
     }
+    int i_pr = find_key("data.prior"), i_an = find_key("data.anatomy");
+    if (c->data.prior == GI_PRIOR_RK && !c->data.anatomy[0]) {
+        where_pair(c, ctx, i_pr, i_an, where, sizeof where);
+        return gi_fail(err, "%s: data.prior regression_kriging needs data.anatomy (a label image)", where);
+    }
+    int i_em = find_key("eval.methods");
+    for (const char *p = c->eval.methods; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+        char *b = name, *e = name + strlen(name);
+        while (*b == ' ') b++;
+        while (e > b && e[-1] == ' ') *--e = 0;
+        if (gi_method_parse(b) < 0) {
+            where_pair(c, ctx, i_em, i_em, where, sizeof where);
+            return gi_fail(err, "%s: eval.methods: '%s' is not a method (allowed: inr, nearest, idw, kriging, "
+                           "regression_kriging, comma-separated)", where, b);
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
     if (c->render.preview_at[0] && gi_parse_mni_point(c->render.preview_at, NULL) != 0) {
         where_key(c, ctx, find_key("render.preview_at"), where, sizeof where);
         return gi_fail(err, "%s: render.preview_at: '%s' is not \"x,y,z\" (three finite numbers, MNI mm, "
@@ -1081,6 +1122,40 @@ char *gi_config_to_yaml(const gi_config *c)
         return NULL;
     }
     return buf;
+}
+
+/* The value of k in c as text into buf (truncated to size). */
+static void value_text(const gi_config *c, const key_spec *k, char *buf, size_t size)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    buf[0] = '\0';
+    if (!f)
+        return;
+    write_value(f, c, k);
+    if (fclose(f) == 0)
+        snprintf(buf, size, "%s", text);
+    free(text);
+}
+
+int gi_config_diff(const gi_config *a, const gi_config *b, const char *prefix, gi_config_diff_fn fn, void *ctx)
+{
+    int n = 0;
+    for (int i = 0; i < N_KEYS; i++) {
+        const key_spec *k = &KEYS[i];
+        if (prefix && strncmp(k->key, prefix, strlen(prefix)) != 0)
+            continue;
+        char va[GI_PATH_MAX + 64], vb[GI_PATH_MAX + 64];
+        value_text(a, k, va, sizeof va);
+        value_text(b, k, vb, sizeof vb);
+        if (strcmp(va, vb) != 0) {
+            n++;
+            if (fn)
+                fn(k->key, va, vb, ctx);
+        }
+    }
+    return n;
 }
 
 /* A Markdown table cell: '|' would end the cell. */

@@ -13,7 +13,7 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy", "data.genes",
+    "data.samples", "data.anatomy", "data.genes", "data.prior",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",
@@ -22,6 +22,9 @@ static const char *const ALL_KEYS[] = {
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
     "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
+    "render.method",
+    "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
+    "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
     "render.background", "render.preview_genes", "render.preview_at", "render.preview_samples",
     "render.preview_orientation", "render.report",
     "run.out", "run.threads",
@@ -429,6 +432,13 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "lr_mirror") ? "bidirectional"
                             : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : strstr(ALL_KEYS[i], "resume") ? "auto"
+                            : strstr(ALL_KEYS[i], "render.method") ? "kriging"
+                            : strstr(ALL_KEYS[i], "data.prior") ? "kriging"
+                            : strstr(ALL_KEYS[i], "covariance") ? "matern52"
+                            : strstr(ALL_KEYS[i], "eval.split") ? "block"
+                            : strstr(ALL_KEYS[i], "eval.methods") ? "idw,nearest"
+                            : strstr(ALL_KEYS[i], "eval.folds") ? "3"
+                            : strstr(ALL_KEYS[i], "per_gene") ? "true"
                             : "1";
         snprintf(ov, sizeof ov, "%s=%s", ALL_KEYS[i], value);
         const char *one[] = { ov };

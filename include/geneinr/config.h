@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "geneinr/error.h"
+#include "geneinr/model_settings.h"
 
 #define GI_PATH_MAX 1024
 #define GI_NAME_MAX 64
@@ -26,6 +27,8 @@ enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding
 enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
 enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
 enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+enum gi_prior { GI_PRIOR_NONE = 0, GI_PRIOR_KRIGING = 1, GI_PRIOR_RK = 2 };      /* "none", "kriging", "regression_kriging" */
+enum gi_eval_split { GI_SPLIT_KFOLD = 0, GI_SPLIT_DONOR = 1, GI_SPLIT_BLOCK = 2 };  /* "kfold", "donor", "block" */
 /* render.nifti: bit flags, "both" = 3d | 4d */
 enum gi_nifti_mode { GI_NIFTI_NONE = 0, GI_NIFTI_3D = 1, GI_NIFTI_4D = 2, GI_NIFTI_BOTH = 3 }; /* "none", "3d", "4d", "both" */
 enum gi_background { GI_BACKGROUND_NAN = 0, GI_BACKGROUND_ZERO = 1 };                   /* "nan", "zero" */
@@ -42,22 +45,13 @@ typedef struct gi_config {
         char samples[GI_PATH_MAX];     /* data.samples: sample table CSV (required) */
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
+        int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
     } data;
 
     struct {
-        int arch;                      /* model.arch: siren | fourier */
-        int hidden_layers;             /* model.hidden_layers: number of hidden layers (>= 1) */
-        int width;                     /* model.width: units per hidden layer */
-        float omega0;                  /* model.omega0: SIREN first-layer frequency */
-        float omega_hidden;            /* model.omega_hidden: SIREN hidden-layer frequency */
-        int fourier_features;          /* model.fourier_features: number of random frequencies (fourier arch) */
-        float fourier_scale;           /* model.fourier_scale: std of the frequencies, cycles per unit of normalised coords */
-        int gene_mode;                 /* model.gene_mode: concat | factorized */
-        int gene_code;                 /* model.gene_code: embedding | spectral (concat mode) */
-        int gene_dim;                  /* model.gene_dim: learned gene embedding size (concat+embedding) */
-        int gene_frequencies;          /* model.gene_frequencies: sinusoidal frequencies of the spectral code */
-        int donor_dim;                 /* model.donor_dim: donor embedding size (0 = no donor input) */
-        int anatomy_dim;               /* model.anatomy_dim: anatomical label embedding size */
+        /* model.*: one field per row of GI_MODEL_SETTINGS (model_settings.h),
+         * where each setting's type, default, bounds and meaning are listed. */
+        GI_MODEL_SETTINGS(GI_SETTING_MEMBER)
     } model;
 
     struct {
@@ -91,6 +85,7 @@ typedef struct gi_config {
         int nifti;                     /* render.nifti: enum gi_nifti_mode (none | 3d | 4d | both) */
         int buffer_mb;                 /* render.buffer_mb: bound on the output buffer per rank */
         int compress;                  /* render.compress: HDF5 deflate level 0-9 for /expression (0 = none) */
+        int method;                    /* render.method: GI_METHOD_* (method.h): inr | nearest | idw | kriging | regression_kriging */
         int background;                /* render.background: nan | zero, NIfTI value outside the mask */
         int preview_genes;             /* render.preview_genes: previews of the first N genes (0 = none) */
         char preview_at[GI_NAME_MAX];  /* render.preview_at: "x,y,z" MNI mm, "" = mask centre */
@@ -98,6 +93,23 @@ typedef struct gi_config {
         int preview_orientation;       /* render.preview_orientation: neurological | radiological */
         int report;                    /* render.report: write OUT/report.html */
     } render;
+
+    struct {
+        int idw_k;                     /* baseline.idw_k: samples averaged by idw (abagen: 10) */
+        int covariance;                /* baseline.covariance: GI_COV_* (method.h) */
+        int per_gene;                  /* baseline.per_gene: kriging hyperparameters per gene (else shared) */
+        int fit_samples;               /* baseline.fit_samples: samples in the kriging likelihood fit, 0 = all */
+        float label_shrink;            /* baseline.label_shrink: regression kriging label-mean pseudo-count */
+    } baseline;
+
+    struct {
+        int split;                     /* eval.split: kfold | donor | block */
+        int folds;                     /* eval.folds: folds (kfold, block) */
+        float block_mm;                /* eval.block_mm: edge of the spatial blocks (block) */
+        char methods[256];             /* eval.methods: comma-separated method names, "" = all that apply */
+        uint64_t seed;                 /* eval.seed: fold assignment */
+        int groups;                    /* eval.groups: rank groups working on folds side by side, 0 = auto */
+    } eval;
 
     struct {
         char out[GI_PATH_MAX];         /* run.out: run folder ("" = runs/<config name>) */
@@ -139,6 +151,12 @@ char *gi_config_to_yaml(const gi_config *c);
  * the text, then validation, as gi_config_load without overrides. name is used
  * in error messages and stored in c->source (NULL: ""). */
 int gi_config_load_text(gi_config *c, const char *text, const char *name, gi_err *err);
+
+/* For each key (starting with prefix; NULL = all) whose value differs between
+ * a and b, in table order: fn(key, value in a, value in b, ctx), values as YAML
+ * text. Returns the number of differing keys. */
+typedef void (*gi_config_diff_fn)(const char *key, const char *a_value, const char *b_value, void *ctx);
+int gi_config_diff(const gi_config *a, const gi_config *b, const char *prefix, gi_config_diff_fn fn, void *ctx);
 
 /* Parse "x,y,z" (MNI mm, finite, |v| <= 500) into out (may be NULL to only check). */
 int gi_parse_mni_point(const char *text, double out[3]);

@@ -27,6 +27,7 @@
 
 #include "geneinr/config.h"
 #include "geneinr/error.h"
+#include "geneinr/model.h"
 
 typedef struct gi_train_result {
     long steps;              /* optimizer steps completed */
@@ -38,8 +39,22 @@ typedef struct gi_train_result {
     double seconds;
 } gi_train_result;
 
+/* Units per forward/backward call for a model of this shape: the fixed grid
+ * that the gradient reduction is cut on (a function of the shape alone, so
+ * 1 and N ranks compute the same chunks). */
+int gi_train_chunk(const gi_model_spec *s);
+
 /* resume: checkpoint to continue from, or NULL. Collective over comm. */
 int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
              gi_train_result *res, gi_err *err);
+
+/* gi_train with force: on resume, accept changed training settings that make
+ * the continuation differ from a run that had them from the start (lr,
+ * schedule, batch size, validation, ...), recording each in the checkpoint's
+ * settings history; without force they are refused. Changes of
+ * train.checkpoint_every, train.log_every, and of train.steps under a schedule
+ * that does not depend on it, are always accepted. Every change is reported. */
+int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume, int force,
+                gi_train_result *res, gi_err *err);
 
 #endif
