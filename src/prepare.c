@@ -490,11 +490,11 @@ static int read_ontology(donor *D, gi_err *err)
             break;
         }
         const char *h = f[idx[3]];
-        if (strcmp(h, "L") && strcmp(h, "R") && h[0]) {
-            rc = gi_fail(err, "%s:%ld: hemisphere '%s' is not L, R or empty", path, line, h);
+        if (strcmp(h, "L") && strcmp(h, "R") && strcmp(h, "B") && h[0]) {
+            rc = gi_fail(err, "%s:%ld: hemisphere '%s' is not L, R, B or empty", path, line, h);
             break;
         }
-        o->hemi = h[0] ? h[0] : 'B';
+        o->hemi = h[0] ? h[0] : 'B';   /* empty = both (abagen's NaN -> "B") */
         o->cls = class_of_path(f[idx[4]]);
         o->acronym = strdup(f[idx[1]]);
         o->name = strdup(f[idx[2]]);
