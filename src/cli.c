@@ -21,13 +21,18 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/checkpoint.h"
+#include "geneinr/cmd.h"
 #include "geneinr/config.h"
 #include "geneinr/dist.h"
+#include "geneinr/export.h"
 #include "geneinr/files.h"
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
 #include "geneinr/prepare.h"
+#include "geneinr/method.h"
 #include "geneinr/render.h"
+#include "geneinr/render_method.h"
+#include "geneinr/report.h"
 #include "geneinr/samples.h"
 #include "geneinr/score.h"
 #include "geneinr/stop.h"
@@ -49,6 +54,8 @@ static const char *USAGE =
     "                         anatomy.nii.gz, truth.h5, README.txt); --ahba also writes DIR/ahba/, the\n"
     "                         samples as AHBA donor folders (N probes in all; --reference: a folder of\n"
     "                         real tables, e.g. ../shared/data, for real well ids, coordinates, probe names)\n"
+    "                         --dk: on the real Desikan-Killiany grid at the real AHBA sample coordinates\n"
+    "                         (from --reference, default ../shared/data), tissue-class effects + gradients\n"
     "  prepare CONFIG [--out DIR] [--set k=v]...\n"
     "                         AHBA donor folders (prepare.data_dir) -> OUT/samples.csv as abagen computes\n"
     "                         it, and OUT/report.json (default OUT: prepare.out, else prepared/<config name>)\n"
@@ -58,8 +65,17 @@ static const char *USAGE =
     "  info FILE              describe a sample table, NIfTI, checkpoint or atlas\n"
     "  score ATLAS --truth TRUTH.h5 --samples CSV [--stride N] [--json FILE]\n"
     "                         accuracy of an atlas against a known truth, and of the nearest-sample map\n"
+    "  eval CONFIG [--out DIR] [--set k=v ...]\n"
+    "                         held-out accuracy of the INR and the baselines (nearest, idw, kriging,\n"
+    "                         regression_kriging) on the same folds (eval.split kfold|donor|block);\n"
+    "                         writes OUT/eval.csv and OUT/summary.csv (default OUT runs/NAME/eval-SPLIT)\n"
+    "  regions ATLAS --parcellation LABELS.nii.gz [--labels LABELS.csv] --out regions.csv\n"
+    "                         region x gene mean, SD and voxel count of an atlas for any parcellation\n"
     "  config [CONFIG] [--set k=v ...] [--reference]\n"
     "                         print the effective config (validated), or the reference of all keys\n"
+    "  preview ATLAS [--genes a,b] [--at x,y,z] [--out DIR]\n"
+    "                         PNG slices of genes of any atlas (default DIR: preview/ beside the atlas)\n"
+    "  report RUN_DIR         rebuild RUN_DIR/report.html (run, data, training curve, accuracy, maps)\n"
     "\n"
     "options of train, render and run:\n"
     "  --out DIR              run folder (default: run.out, else runs/<config name>)\n"
@@ -67,7 +83,7 @@ static const char *USAGE =
     "  --resume               (train, run) continue from OUT/checkpoint.h5\n"
     "  --resume-from FILE     (train, run) continue from FILE\n"
     "  --checkpoint FILE      (render) render this checkpoint instead of OUT/checkpoint.h5\n"
-    "  --nifti                (render, run) also write OUT/nifti/<gene>.nii.gz (= --set render.nifti=true)\n"
+    "  --nifti                (render, run) also write OUT/nifti/<gene>.nii.gz (= --set render.nifti=3d)\n"
     "\n"
     "  --help                 this text;  --version  the version\n"
     "\n"
@@ -85,10 +101,15 @@ typedef struct args {
     int nifti;
     int reference;
     const char *truth, *samples, *json;
+    const char *parcellation, *labels;
     long stride, seed, genes, grid;     /* -1 = not given */
+    const char *gene_list, *at;         /* preview: --genes a,b  --at x,y,z */
+    int argc;
+    char **argv;
     long trial;                         /* sweep --trial, -1 = not given */
     int collect, retry_failed;          /* sweep --collect, --retry-failed */
     int ahba;                           /* phantom --ahba */
+    int dk;                             /* phantom --dk */
     long ahba_probes;                   /* phantom --ahba-probes N, -1 = not given */
     const char *reference_dir;          /* phantom --reference DIR */
     const char *given[32];              /* the options seen, to refuse those a command does not take */
@@ -171,6 +192,8 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
                 NEED_VALUE();
                 a->reference_dir = next;
             }
+        } else if (!strcmp(s, "--dk")) {
+            a->dk = 1;
         } else if (!strcmp(s, "--ahba")) {
             a->ahba = 1;
         } else if (!strcmp(s, "--ahba-probes")) {
@@ -183,9 +206,23 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
         } else if (!strcmp(s, "--samples")) {
             NEED_VALUE();
             a->samples = next;
+        } else if (!strcmp(s, "--parcellation")) {
+            NEED_VALUE();
+            a->parcellation = next;
+        } else if (!strcmp(s, "--labels")) {
+            NEED_VALUE();
+            a->labels = next;
         } else if (!strcmp(s, "--json")) {
             NEED_VALUE();
             a->json = next;
+        } else if (!strcmp(s, "--genes") && a->cmd && !strcmp(a->cmd, "preview")) {
+            NEED_VALUE();
+            a->gene_list = next;
+        } else if (!strcmp(s, "--at")) {
+            NEED_VALUE();
+            a->at = next;
+        } else if (!strncmp(s, "--at=", 5)) {   /* --at=-20,0,10: a value that starts with '-' */
+            a->at = s + 5;
         } else if (!strcmp(s, "--collect")) {
             a->collect = 1;
         } else if (!strcmp(s, "--retry-failed")) {
@@ -226,11 +263,15 @@ static int check_options(const ctx *x, const args *a)
         {"train", " --out --set --resume --resume-from "},
         {"render", " --out --set --checkpoint --nifti "},
         {"run", " --out --set --resume --resume-from --nifti "},
-        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference "},
+        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference --dk "},
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
         {"prepare", " --out --set "},
         {"config", " --set --reference "},
+        {"eval", " --out --set "},
+        {"regions", " --parcellation --labels --out "},
+        {"preview", " --genes --at --out "},
+        {"report", " "},
         {"sweep", " --out --trial --collect --retry-failed "},
     };
     for (size_t c = 0; c < sizeof allowed / sizeof allowed[0]; c++) {
@@ -302,7 +343,7 @@ static int setup_run(const ctx *x, const args *a, gi_config *c, char *out, gi_er
     for (int i = 0; i < a->n_sets; i++)
         sets[n++] = a->sets[i];
     if (a->nifti)
-        sets[n++] = "render.nifti=true";
+        sets[n++] = "render.nifti=3d";
     int rc = gi_config_load(c, a->positional, sets, n, err);
     if (gi_dist_agree(x->comm, rc, err) != 0)
         return -1;
@@ -355,6 +396,30 @@ static int write_run_config(const ctx *x, const gi_config *c, const char *out, g
     return gi_dist_agree(x->comm, rc, err);
 }
 
+/* OUT/run.json (what this command cost) and, after a render, OUT/report.html. */
+static int record_and_report(const ctx *x, const args *a, const gi_config *c, const char *out, double t0,
+                             int html, gi_err *err)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long mine = ru.ru_maxrss, most = 0;
+    MPI_Reduce(&mine, &most, 1, MPI_LONG, MPI_MAX, 0, x->comm);
+    int rc = 0;
+    if (x->rank == 0) {
+        char line[4096] = "geneinr";
+        for (int i = 1; i < a->argc; i++)
+            snprintf(line + strlen(line), sizeof line - strlen(line), " %s", a->argv[i]);
+        gi_run_record r = {line, x->size, MPI_Wtime() - t0, most / 1024.0, openblas_get_num_threads()};
+        rc = gi_report_record_run(out, &r, err);
+        if (rc == 0 && html && c->render.report) {
+            rc = gi_report_write(out, err);
+            if (rc == 0)
+                printf("report: %s/report.html\n", out);
+        }
+    }
+    return gi_dist_agree(x->comm, rc, err);
+}
+
 static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_render)
 {
     double t0 = MPI_Wtime();
@@ -366,6 +431,19 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
+    if (do_render && c.render.method == GI_METHOD_INR && c.data.prior != GI_PRIOR_NONE && !gi_render_has_prior()) {
+        gi_fail(&err, "data.prior: rendering a model trained over a prior is not supported by this build; "
+                "use geneinr eval, or data.prior: none");
+        return report(x, -1, &err);
+    }
+    if (do_render && c.render.method != GI_METHOD_INR) {
+        /* A baseline is fitted at render time: nothing to train. */
+        gi_render_result rr;
+        if (gi_render_method(&c, x->comm, out, &rr, &err) != 0)
+            return report(x, -1, &err);
+        report_resources(x, t0);
+        return 0;
+    }
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
         /* train.resume: auto continues a checkpoint if there is one; rank 0 looks, so all agree. */
@@ -396,7 +474,7 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
             return report(x, -1, &err);
     }
     report_resources(x, t0);
-    return 0;
+    return report(x, record_and_report(x, a, &c, out, t0, do_render, &err), &err);
 }
 
 static int cmd_phantom(const ctx *x, const args *a)
@@ -419,9 +497,11 @@ static int cmd_phantom(const ctx *x, const args *a)
     int rc = 0;
     if (x->rank == 0) {
         double t0 = MPI_Wtime();
-        rc = gi_phantom_write(a->out, &s, &err);
+        rc = a->dk ? gi_phantom_write_dk(a->out, &s, a->reference_dir ? a->reference_dir : "../shared/data", &err)
+                   : gi_phantom_write(a->out, &s, &err);
         if (rc == 0)
-            printf("phantom: wrote %s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
+            printf("phantom: wrote %s%s (seed %llu, %d genes, %d mm grid) in %.1f s\n", a->out,
+                   a->dk ? " on the real DK grid at the AHBA sample locations" : "",
                    (unsigned long long)s.seed, s.n_genes, s.grid_step, MPI_Wtime() - t0);
         if (rc == 0 && a->ahba) {
             char dir[GI_PATH_MAX + 16], csv[GI_PATH_MAX + 16];
@@ -583,6 +663,25 @@ static int cmd_info(const ctx *x, const args *a)
     return report(x, gi_dist_agree(x->comm, rc, &err), &err);
 }
 
+static int cmd_preview(const ctx *x, const args *a)
+{
+    gi_err err = {{0}};
+    if (!a->positional)
+        return usage_error(x, "%s needs an ATLAS (e.g. runs/demo/atlas.h5)", "preview");
+    return report(x, gi_export_preview_command(x->comm, a->positional, a->gene_list, a->at, a->out, &err), &err);
+}
+
+static int cmd_report(const ctx *x, const args *a)
+{
+    gi_err err = {{0}};
+    if (!a->positional)
+        return usage_error(x, "%s needs a RUN_DIR (e.g. runs/demo)", "report");
+    int rc = x->rank == 0 ? gi_report_write(a->positional, &err) : 0;
+    if (rc == 0 && x->rank == 0)
+        printf("report: %s/report.html\n", a->positional);
+    return report(x, gi_dist_agree(x->comm, rc, &err), &err);
+}
+
 static int cmd_config(const ctx *x, const args *a)
 {
     if (a->reference) {
@@ -610,6 +709,8 @@ int gi_cli_main(int argc, char **argv)
     args a;
     memset(&a, 0, sizeof a);
     a.stride = a.seed = a.genes = a.grid = a.trial = -1;
+    a.argc = argc;
+    a.argv = argv;
     int rc;
     const char *cmd = argc > 1 ? argv[1] : NULL;
     a.cmd = cmd;
@@ -642,8 +743,18 @@ int gi_cli_main(int argc, char **argv)
                           : usage_error(&x, "%s needs a CONFIG file", "prepare");
     } else if (!strcmp(cmd, "score")) {
         rc = cmd_score(&x, &a);
+    } else if (!strcmp(cmd, "eval")) {
+        gi_err err = {{0}};
+        rc = report(&x, gi_cmd_eval(x.comm, a.positional, a.out, a.sets, a.n_sets, &err), &err);
+    } else if (!strcmp(cmd, "regions")) {
+        gi_err err = {{0}};
+        rc = report(&x, gi_cmd_regions(x.comm, a.positional, a.parcellation, a.labels, a.out, &err), &err);
     } else if (!strcmp(cmd, "config")) {
         rc = cmd_config(&x, &a);
+    } else if (!strcmp(cmd, "preview")) {
+        rc = cmd_preview(&x, &a);
+    } else if (!strcmp(cmd, "report")) {
+        rc = cmd_report(&x, &a);
     } else if (!strcmp(cmd, "sweep")) {
         gi_sweep_opts so = {a.out, (int)a.trial, a.collect, a.retry_failed};
         rc = a.positional ? gi_sweep_command(a.positional, &so, x.comm)

@@ -38,6 +38,8 @@
 
 #include <yaml.h>
 
+#include "geneinr/method.h"
+
 /* ---------------------------------------------------------------- schema */
 
 enum key_type { T_INT, T_UINT64, T_FLOAT, T_BOOL, T_STRING, T_ENUM };
@@ -62,6 +64,21 @@ static const char *const GENE_CODE_NAMES[] = { "embedding", "spectral", NULL };
 static const char *const OPTIMIZER_NAMES[] = { "adam", "adamw", NULL };
 static const char *const SCHEDULE_NAMES[] = { "constant", "step", "cosine", NULL };
 static const char *const VAL_MODE_NAMES[] = { "none", "fraction", "donor", NULL };
+static const char *const PRIOR_NAMES[] = { "none", "kriging", "regression_kriging", NULL };
+static const char *const SPLIT_NAMES[] = { "kfold", "donor", "block", NULL };
+static const char *const COVARIANCE_NAMES[] = { "exponential", "matern32", "matern52", NULL };
+static const char *const NIFTI_NAMES[] = { "none", "3d", "4d", "both", NULL };
+static const char *const BACKGROUND_NAMES[] = { "nan", "zero", NULL };
+static const char *const ORIENTATION_NAMES[] = { "neurological", "radiological", NULL };
+
+/* Older spellings an enum key still accepts: render.nifti was a boolean, so
+ * every YAML boolean keeps its meaning (true = one 3-D file per gene). The
+ * canonical name is what the effective config and checkpoints record. */
+static const struct { const char *key, *alias, *name; } ENUM_ALIASES[] = {
+    {"render.nifti", "true", "3d"}, {"render.nifti", "yes", "3d"}, {"render.nifti", "on", "3d"},
+    {"render.nifti", "1", "3d"}, {"render.nifti", "false", "none"}, {"render.nifti", "no", "none"},
+    {"render.nifti", "off", "none"}, {"render.nifti", "0", "none"},
+};
 static const char *const RESUME_NAMES[] = { "off", "auto", NULL };
 static const char *const PROBE_SEL_NAMES[] = { "diff_stability", "max_intensity", "max_variance", "mean", NULL };
 static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft", "bidirectional", NULL };
@@ -89,6 +106,8 @@ static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft",
 static const key_spec KEYS[] = {
     STR("data.samples", data.samples, "", "sample table CSV (required to train)"),
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
+    ENUM("data.prior", data.prior, "none", PRIOR_NAMES,
+         "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     ENUM("model.arch", model.arch, "siren", ARCH_NAMES, "network type: SIREN or ReLU MLP on random Fourier features"),
@@ -137,9 +156,46 @@ static const key_spec KEYS[] = {
     STR("render.mask", render.mask, "", "mask NIfTI defining the output grid (required to render)"),
     INT("render.batch_voxels", render.batch_voxels, "16384", 1, 16777216, "voxels evaluated per batch"),
     STR("render.donor", render.donor, "average", "\"average\" or a donor name"),
-    BOOL("render.nifti", render.nifti, "false", "also write one .nii.gz per gene"),
+    ENUM("render.nifti", render.nifti, "none", NIFTI_NAMES,
+         "NIfTI export: none, 3d = OUT/nifti/GENE.nii.gz, 4d = OUT/expression.nii.gz (one volume per gene, "
+         "OUT/genes.tsv in atlas order), both; true/false (older boolean) mean 3d/none"),
     INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffer per rank, MiB"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
+    ENUM("render.background", render.background, "nan", BACKGROUND_NAMES,
+         "NIfTI value outside the mask: nan, or zero for tools whose means and resampling choke on NaN "
+         "(the atlas always keeps NaN)"),
+    INT("render.preview_genes", render.preview_genes, "24", 0, 1000000,
+        "PNG previews OUT/preview/GENE.png for the first N genes of the atlas; 0 = none"),
+    STR("render.preview_at", render.preview_at, "",
+        "\"x,y,z\" in MNI mm where the three preview slices cross; \"\" = the centre of the mask"),
+    BOOL("render.preview_samples", render.preview_samples, "true",
+         "mark the training samples within 2 mm of each preview slice (red dots)"),
+    ENUM("render.preview_orientation", render.preview_orientation, "neurological", ORIENTATION_NAMES,
+         "left-right convention of the previews: neurological (subject's left on the left) or radiological"),
+    BOOL("render.report", render.report, "true",
+         "write OUT/report.html (run, data, training curve, accuracy, previews) after render"),
+
+    ENUM("render.method", render.method, "inr", GI_METHOD_NAMES,
+         "what to render: the trained model (inr) or a baseline fitted on all samples (nearest, idw, kriging, regression_kriging)"),
+
+    INT("baseline.idw_k", baseline.idw_k, "10", 1, 1000, "idw: nearest samples averaged with weights 1/d (abagen: 10)"),
+    ENUM("baseline.covariance", baseline.covariance, "exponential", COVARIANCE_NAMES,
+         "kriging covariance model (plus a nugget): exponential, Matern 3/2 or Matern 5/2"),
+    BOOL("baseline.per_gene", baseline.per_gene, "false",
+         "kriging: fit range and nugget per gene (one Cholesky per gene) instead of shared by all genes"),
+    INT("baseline.fit_samples", baseline.fit_samples, "1200", 0, 1e7,
+        "kriging: samples (seeded subsample) in the maximum-likelihood fit; 0 = all. Prediction uses all"),
+    FLOAT("baseline.label_shrink", baseline.label_shrink, "5", 0, CLOSED, 1e6, CLOSED,
+          "regression kriging: label means shrunk toward the global mean with this pseudo-count of samples"),
+
+    ENUM("eval.split", eval.split, "kfold", SPLIT_NAMES,
+         "held-out partition: random folds of samples, leave one donor out, or spatial blocks"),
+    INT("eval.folds", eval.folds, "5", 2, 1000, "folds (kfold, block); donor uses one fold per donor"),
+    FLOAT("eval.block_mm", eval.block_mm, "20", 0, OPEN, 1000, CLOSED, "edge of the spatial blocks, mm (block)"),
+    STR("eval.methods", eval.methods, "", "comma-separated methods to compare; \"\" = all that apply (regression_kriging needs data.anatomy)"),
+    U64("eval.seed", eval.seed, "1", "seed of the fold assignment"),
+    INT("eval.groups", eval.groups, "0", 0, 1e6,
+        "MPI: rank groups evaluating folds side by side (the INR trains data-parallel within a group); 0 = one per fold, at most one per rank"),
 
     STR("run.out", run.out, "", "run folder; \"\" = runs/NAME, NAME = the config file name without extension"),
     INT("run.threads", run.threads, "1", 0, 1024, "OpenBLAS threads per rank; 0 = the node's cores / its ranks. Results are identical for any rank count only at a fixed value (OpenBLAS sums differently with more threads), hence 1: run one rank per core"),
@@ -428,6 +484,9 @@ static int set_value(gi_config *c, int idx, const char *text, size_t len, int pl
                        shown(text, show, sizeof show));
     }
     case T_ENUM: {
+        for (size_t a = 0; a < sizeof ENUM_ALIASES / sizeof ENUM_ALIASES[0]; a++)
+            if (strcmp(ENUM_ALIASES[a].key, k->key) == 0 && strcasecmp(ENUM_ALIASES[a].alias, text) == 0)
+                text = ENUM_ALIASES[a].name;
         for (int i = 0; k->names[i]; i++)
             if (strcmp(text, k->names[i]) == 0) return *(int *)field(c, k) = i, 0;
         char names[256];
@@ -599,6 +658,50 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
         where_pair(c, ctx, i_rd, i_rd, where, sizeof where);
         return gi_fail(err, "%s: render.donor is empty; use \"average\" or a donor name", where);
     }
+    int i_pr = find_key("data.prior"), i_an = find_key("data.anatomy");
+    if (c->data.prior == GI_PRIOR_RK && !c->data.anatomy[0]) {
+        where_pair(c, ctx, i_pr, i_an, where, sizeof where);
+        return gi_fail(err, "%s: data.prior regression_kriging needs data.anatomy (a label image)", where);
+    }
+    int i_em = find_key("eval.methods");
+    for (const char *p = c->eval.methods; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+        char *b = name, *e = name + strlen(name);
+        while (*b == ' ') b++;
+        while (e > b && e[-1] == ' ') *--e = 0;
+        if (gi_method_parse(b) < 0) {
+            where_pair(c, ctx, i_em, i_em, where, sizeof where);
+            return gi_fail(err, "%s: eval.methods: '%s' is not a method (allowed: inr, nearest, idw, kriging, "
+                           "regression_kriging, comma-separated)", where, b);
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (c->render.preview_at[0] && gi_parse_mni_point(c->render.preview_at, NULL) != 0) {
+        where_key(c, ctx, find_key("render.preview_at"), where, sizeof where);
+        return gi_fail(err, "%s: render.preview_at: '%s' is not \"x,y,z\" (three finite numbers, MNI mm, "
+                       "within +-500), or \"\" for the centre of the mask", where, c->render.preview_at);
+    }
+    return 0;
+}
+
+int gi_parse_mni_point(const char *text, double out[3])
+{
+    double v[3];
+    const char *p = text;
+    for (int d = 0; d < 3; d++) {
+        char *end;
+        errno = 0;
+        v[d] = strtod(p, &end);
+        if (end == p || errno || !isfinite(v[d]) || fabs(v[d]) > 500) return -1;
+        while (*end == ' ') end++;
+        if (d < 2 && *end != ',') return -1;
+        if (d == 2 && *end != '\0') return -1;
+        p = end + 1;
+    }
+    if (out) memcpy(out, v, sizeof v);
     return 0;
 }
 

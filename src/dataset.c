@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "geneinr/anatomy.h"
+#include "geneinr/method.h"
 #include "geneinr/model.h"
 #include "geneinr/rng.h"
 
@@ -125,6 +126,55 @@ done:
     return rc;
 }
 
+/* data.prior: fit the baseline on the training (non-validation) samples and
+ * keep the residual as the target. Validation samples get the prior's
+ * prediction from the training samples only, as a test point would. */
+static int apply_prior(gi_dataset *d, const gi_config *c, gi_err *err)
+{
+    const gi_samples *s = &d->s;
+    size_t n = (size_t)s->n, G = (size_t)s->n_genes;
+    int kind = c->data.prior == GI_PRIOR_RK ? GI_METHOD_RK : GI_METHOD_KRIGING;
+    float *mni = malloc(sizeof(float) * 3 * n), *y = malloc(sizeof(float) * n * G);
+    int *lab = d->label ? malloc(sizeof(int) * n) : NULL;
+    d->prior_at = malloc(sizeof(float) * n * G);
+    if (!mni || !y || (d->label && !lab) || !d->prior_at) {
+        free(mni); free(y); free(lab);
+        return gi_fail(err, "out of memory for data.prior");
+    }
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (d->is_val[i])
+            continue;
+        memcpy(mni + 3 * (size_t)k, s->mni + 3 * i, sizeof(float) * 3);
+        memcpy(y + (size_t)k * G, d->y + i * G, sizeof(float) * G);
+        if (lab)
+            lab[k] = d->label[i];
+        k++;
+    }
+    gi_fit_data fd = {.n = k, .n_genes = (int)G, .mni = mni, .y = y, .label = lab, .n_labels = d->n_labels};
+    gi_method_opts o;
+    gi_method_opts_from_config(&o, c);
+    d->prior = gi_method_fit(kind, &o, &fd, err);
+    free(mni); free(y); free(lab);
+    if (!d->prior)
+        return gi_fail_prefix(err, "data.prior %s", GI_METHOD_NAMES[kind]);
+    if (gi_method_predict(d->prior, (int)n, s->mni, d->label, d->prior_at, err) != 0)
+        return -1;
+    for (size_t q = 0; q < n * G; q++)
+        if (!isnan(d->y[q]))
+            d->y[q] -= d->prior_at[q];
+    return 0;
+}
+
+int gi_dataset_prior_predict(const gi_dataset *d, int n, const float *mni, const int *label, float *out, gi_err *err)
+{
+    if (!d->prior) {
+        memset(out, 0, sizeof(float) * (size_t)n * d->s.n_genes);
+        return 0;
+    }
+    return gi_method_predict(d->prior, n, mni, label, out, err);
+}
+
 int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err)
 {
     memset(d, 0, sizeof *d);
@@ -149,7 +199,7 @@ int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err)
         gi_dataset_free(d);
         return -1;
     }
-    if (standardise(d, c->data.samples, err) != 0) {
+    if (standardise(d, c->data.samples, err) != 0 || (c->data.prior != GI_PRIOR_NONE && apply_prior(d, c, err) != 0)) {
         gi_dataset_free(d);
         return -1;
     }
@@ -166,5 +216,7 @@ void gi_dataset_free(gi_dataset *d)
     free(d->gene_mean);
     free(d->gene_std);
     free(d->is_val);
+    gi_method_free(d->prior);
+    free(d->prior_at);
     memset(d, 0, sizeof *d);
 }

@@ -17,3 +17,11 @@ void gi_remove_partial(const char *path)
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
         remove(path);
 }
+
+void gi_gene_file_name(const char *gene, char *out, size_t n)
+{
+    snprintf(out, n, "%s", gene);
+    for (char *p = out; *p; p++)
+        if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':' || (*p == '.' && p == out))
+            *p = '_';
+}

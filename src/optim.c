@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "geneinr/vmath.h"
+
 #define GI_PI 3.14159265358979323846
 
 void gi_optim_spec_from_config(gi_optim_spec *o, const gi_config *c)
@@ -101,7 +103,8 @@ double gi_grad_clip(float *g, size_t n, double max_norm)
     return norm;
 }
 
-void gi_adam_step(gi_adam *a, const gi_optim_spec *o, float *params, const float *grads, double lr)
+/* Element-wise, so vectorised (vmath.h: the same bits in every width). */
+GI_VECTORISED void gi_adam_step(gi_adam *a, const gi_optim_spec *o, float *params, const float *grads, double lr)
 {
     a->t++;
     double b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
@@ -109,17 +112,20 @@ void gi_adam_step(gi_adam *a, const gi_optim_spec *o, float *params, const float
     double bc2 = 1.0 - pow(b2, (double)a->t);
     int decoupled = o->optimizer == GI_OPT_ADAMW;
     double shrink = decoupled ? 1.0 - lr * wd : 1.0;
-    for (size_t i = 0; i < a->n; i++) {
+    float *am = a->m, *av = a->v;
+    size_t n = a->n;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
         double p = params[i], g = grads[i];
         if (decoupled)
             p *= shrink;          /* AdamW: p -= lr * wd * p */
         else
             g += wd * p;          /* Adam: L2 penalty in the gradient */
-        double m = b1 * (double)a->m[i] + (1.0 - b1) * g;
-        double v = b2 * (double)a->v[i] + (1.0 - b2) * g * g;
+        double m = b1 * (double)am[i] + (1.0 - b1) * g;
+        double v = b2 * (double)av[i] + (1.0 - b2) * g * g;
         p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
-        a->m[i] = (float)m;
-        a->v[i] = (float)v;
+        am[i] = (float)m;
+        av[i] = (float)v;
         params[i] = (float)p;
     }
 }

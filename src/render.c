@@ -13,6 +13,7 @@
 #include "geneinr/atlas.h"
 #include "geneinr/checkpoint.h"
 #include "geneinr/dist.h"
+#include "geneinr/export.h"
 #include "geneinr/model.h"
 #include "geneinr/nifti.h"
 
@@ -221,7 +222,10 @@ static int write_nifti(renderer *r, const char *out_dir, const char *atlas_path,
         snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
         snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], r->c->render.donor);
-        if (gi_atlas_read_gene(&a, g, vol, err) != 0 || gi_volume_write_like(&r->mask, vol, tmp, desc, err) != 0)
+        rc = gi_atlas_read_gene(&a, g, vol, err);
+        if (rc == 0)
+            gi_export_background(r->c, vol, (size_t)a.nx * a.ny * a.nz);   /* render.background */
+        if (rc != 0 || gi_volume_write_like(&r->mask, vol, tmp, desc, err) != 0)
             rc = -1;
         else if (rename(tmp, path) != 0)
             rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
@@ -371,8 +375,11 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     if (w)
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
     double el = MPI_Wtime() - t0;
-    if (rc == 0 && c->render.nifti)
+    if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
         rc = write_nifti(&r, out_dir, atlas_path, err);
+    double el_nifti = MPI_Wtime() - t0 - el;
+    if (rc == 0)   /* 4-D NIfTI, dataset_description.json, previews */
+        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
 
     /* Report. */
     res->voxels = plan.total;
@@ -382,10 +389,15 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     if (rc == 0 && r.rank == 0) {
         printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s); atlas %s\n", plan.total, G, el,
                res->voxels_per_second, atlas_path);
-        if (c->render.nifti)
-            printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, MPI_Wtime() - t0 - el);
+        if (c->render.nifti & GI_NIFTI_3D)
+            printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, el_nifti);
         fflush(stdout);
     }
     renderer_free(&r);
     return rc;
+}
+
+int gi_render_has_prior(void)
+{
+    return 0;
 }

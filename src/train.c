@@ -17,15 +17,25 @@
 #include "geneinr/stop.h"
 #include "geneinr/vmath.h"
 
-/* Units per forward/backward call. Chunks are cut at fixed positions of the
- * global unit list and dealt to ranks whole; each chunk's gradient is added
- * into a double accumulator and the accumulators are summed across ranks in
- * double. Every chunk's float arithmetic is thus the same for any rank count,
- * and only double-precision regrouping differs, which almost never changes a
- * float: 1 and N ranks follow the same trajectory, not just a nearby one. */
-#ifndef CHUNK
-#define CHUNK 256
-#endif
+/* Units per forward/backward call (gi_train_chunk). Chunks are cut at fixed
+ * positions of the global unit list and dealt to ranks whole; each chunk's
+ * gradient is added into a double accumulator and the accumulators are summed
+ * across ranks in double. Every chunk's float arithmetic is thus the same for
+ * any rank count, and only double-precision regrouping differs, which almost
+ * never changes a float: 1 and N ranks follow the same trajectory, not just a
+ * nearby one. The chunk size depends on the model's shape only, never on the
+ * rank count; CHUNK_MAX bounds it. */
+#define CHUNK_MAX 1024
+
+int gi_train_chunk(const gi_model_spec *s)
+{
+    /* Rows per GEMM: 256 keeps a 256-wide layer's activations (256 KB) in
+     * L2 with sgemm at full rate; a 512-wide layer needs more rows for the
+     * same rate, and the per-chunk cost that does not shrink with the rows
+     * (the double accumulation of every gradient, ~ width^2) asks for the
+     * work per chunk to grow with the layer (measured: docs/BENCHMARKS.md). */
+    return s->width > 256 ? 1024 : 256;
+}
 
 /* The units of one split: sample index, and gene index in concat mode. */
 typedef struct units {
@@ -42,6 +52,7 @@ typedef struct trainer {
     gi_dataset data;
     gi_state st;
     gi_workspace *ws;
+    int chunk;                /* units per forward/backward call (gi_train_chunk) */
     gi_optim_spec opt;
     units train, val;
     int *measured_per_sample; /* [n] measured genes per sample (factorized batch counts) */
@@ -108,8 +119,9 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
     gi_model *m = &t->st.model;
     int G = d->s.n_genes, n_out = m->n_out, concat = u->gene != NULL;
     double sse = 0;
-    for (long c0 = 0; c0 < npos; c0 += CHUNK) {
-        int nb = (int)(npos - c0 < CHUNK ? npos - c0 : CHUNK);
+    long C = t->chunk;
+    for (long c0 = 0; c0 < npos; c0 += C) {
+        int nb = (int)(npos - c0 < C ? npos - c0 : C);
         for (int k = 0; k < nb; k++) {
             long ui = pos ? pos[c0 + k] : c0 + k;
             int i = u->sample[ui];
@@ -146,12 +158,12 @@ static double run_units(trainer *t, const units *u, const long *pos, long npos,
 /* Validation MSE over all ranks (standardised units). */
 static double validate(trainer *t)
 {
-    long npos = t->val.n, nchunks = (npos + CHUNK - 1) / CHUNK, c_lo, c_hi;
+    long C = t->chunk, npos = t->val.n, nchunks = (npos + C - 1) / C, c_lo, c_hi;
     gi_share(nchunks, t->rank, t->size, &c_lo, &c_hi);
-    long pos[CHUNK];
+    long pos[CHUNK_MAX];
     double sse = 0, tot;
     for (long ch = c_lo; ch < c_hi; ch++) {
-        long p0 = ch * CHUNK, n = npos - p0 < CHUNK ? npos - p0 : CHUNK;
+        long p0 = ch * C, n = npos - p0 < C ? npos - p0 : C;
         for (long k = 0; k < n; k++)
             pos[k] = p0 + k;
         /* A held-out donor has no trained embedding: it is predicted as the donor average. */
@@ -176,18 +188,18 @@ GI_VECTORISED static void add_chunk(double *acc, const float *grads, size_t np, 
 }
 
 /* Gradient (and loss) of the global positions pos[0 .. npos) (NULL = identity)
- * summed across ranks into t->acc, chunk by chunk as described at CHUNK. */
+ * summed across ranks into t->acc, chunk by chunk as described at CHUNK_MAX. */
 static void accumulate(trainer *t, const units *u, const long *pos, long npos, double norm)
 {
     gi_model *m = &t->st.model;
     size_t np = m->n_params;
-    long nchunks = (npos + CHUNK - 1) / CHUNK, c_lo, c_hi;
+    long C = t->chunk, nchunks = (npos + C - 1) / C, c_lo, c_hi;
     gi_share(nchunks, t->rank, t->size, &c_lo, &c_hi);
     memset(t->acc, 0, sizeof(double) * (np + 1));
-    long ident[CHUNK];
+    long ident[CHUNK_MAX];
     double *acc = t->acc;
     for (long ch = c_lo; ch < c_hi; ch++) {
-        long p0 = ch * CHUNK, n = npos - p0 < CHUNK ? npos - p0 : CHUNK;
+        long p0 = ch * C, n = npos - p0 < C ? npos - p0 : C;
         const long *cp = pos ? pos + p0 : ident;
         if (!pos)
             for (long k = 0; k < n; k++)
@@ -455,14 +467,17 @@ static int setup(trainer *t, const char *resume, gi_err *err)
     long B = t->c->train.batch_size;
     t->batch = malloc(sizeof(long) * (size_t)(B > 0 && B < t->train.n ? B : 1));
     t->measured_per_sample = calloc((size_t)s->n, sizeof(int));
-    t->ws = gi_workspace_new(m, CHUNK);
-    t->xyz = malloc(sizeof(float) * 3 * CHUNK);
-    t->out = malloc(sizeof(float) * (size_t)CHUNK * m->n_out);
-    t->dout = malloc(sizeof(float) * (size_t)CHUNK * m->n_out);
-    t->donor = malloc(sizeof(int) * CHUNK);
-    t->label = malloc(sizeof(int) * CHUNK);
-    t->gene = malloc(sizeof(int) * CHUNK);
-    t->row = malloc(sizeof(int) * CHUNK);
+    t->chunk = gi_train_chunk(&m->spec);
+    if (t->chunk > CHUNK_MAX)
+        t->chunk = CHUNK_MAX;
+    t->ws = gi_workspace_new(m, t->chunk);
+    t->xyz = malloc(sizeof(float) * 3 * t->chunk);
+    t->out = malloc(sizeof(float) * (size_t)t->chunk * m->n_out);
+    t->dout = malloc(sizeof(float) * (size_t)t->chunk * m->n_out);
+    t->donor = malloc(sizeof(int) * t->chunk);
+    t->label = malloc(sizeof(int) * t->chunk);
+    t->gene = malloc(sizeof(int) * t->chunk);
+    t->row = malloc(sizeof(int) * t->chunk);
     t->coords = malloc(sizeof(float) * (size_t)(s->n ? s->n : 1) * (size_t)gi_model_coord_width(m));
     t->acc = malloc(sizeof(double) * (m->n_params + 1));
     if (!t->batch || !t->measured_per_sample || !t->ws || !t->xyz || !t->out || !t->dout || !t->donor

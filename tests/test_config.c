@@ -13,7 +13,7 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy", "data.genes",
+    "data.samples", "data.anatomy", "data.genes", "data.prior",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",
@@ -22,6 +22,11 @@ static const char *const ALL_KEYS[] = {
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
     "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
+    "render.method",
+    "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
+    "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
+    "render.background", "render.preview_genes", "render.preview_at", "render.preview_samples",
+    "render.preview_orientation", "render.report",
     "run.out", "run.threads",
     "prepare.data_dir", "prepare.coordinates", "prepare.reannotation", "prepare.genes",
     "prepare.probe_selection", "prepare.ibf_threshold", "prepare.lr_mirror", "prepare.norm_train_only",
@@ -30,14 +35,14 @@ static const char *const ALL_KEYS[] = {
 enum { N_ALL = sizeof ALL_KEYS / sizeof ALL_KEYS[0] };
 
 /* Temp files are recorded here and removed at the end. */
-static char tmp_paths[64][256];
+static char tmp_paths[128][256];
 static int n_tmp;
 
 /* Write text to a fresh temp file ending in .yaml; returns its path. */
 static const char *write_yaml(const char *text)
 {
     const char *dir = getenv("TESTTMP");
-    char *path = tmp_paths[n_tmp < 63 ? n_tmp++ : 63];
+    char *path = tmp_paths[n_tmp < 127 ? n_tmp++ : 127];
     snprintf(path, 256, "%s/geneinr-config-XXXXXX.yaml", dir && *dir ? dir : "/tmp");
     int fd = mkstemps(path, 5);
     if (fd < 0) {
@@ -215,12 +220,36 @@ static void test_full_file(void)
     const char *yes[] = { "true", "True", "YES", "on", "1" }, *no[] = { "false", "No", "OFF", "0", "FALSE" };
     for (int i = 0; i < 5; i++) {
         char text[64];
-        snprintf(text, sizeof text, "render:\n  nifti: %s\n", yes[i]);
-        all_bool &= load_yaml(&c, text, NULL, &err) == 0 && c.render.nifti == 1;
-        snprintf(text, sizeof text, "render:\n  nifti: %s\n", no[i]);
-        all_bool &= load_yaml(&c, text, NULL, &err) == 0 && c.render.nifti == 0;
+        snprintf(text, sizeof text, "render:\n  preview_samples: %s\n", yes[i]);
+        all_bool &= load_yaml(&c, text, NULL, &err) == 0 && c.render.preview_samples == 1;
+        snprintf(text, sizeof text, "render:\n  preview_samples: %s\n", no[i]);
+        all_bool &= load_yaml(&c, text, NULL, &err) == 0 && c.render.preview_samples == 0;
     }
     CHECKF(all_bool, "booleans: true/false/yes/no/on/off/1/0 in any case", "%s", err.msg);
+
+    /* render.nifti was a boolean: its spellings stay aliases of 3d / none. */
+    int all_alias = 1;
+    for (int i = 0; i < 5; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "render:\n  nifti: %s\n", yes[i]);
+        all_alias &= load_yaml(&c, text, NULL, &err) == 0 && c.render.nifti == GI_NIFTI_3D;
+        snprintf(text, sizeof text, "render:\n  nifti: %s\n", no[i]);
+        all_alias &= load_yaml(&c, text, NULL, &err) == 0 && c.render.nifti == GI_NIFTI_NONE;
+    }
+    CHECKF(all_alias, "render.nifti: the boolean spellings mean 3d / none", "%s", err.msg);
+    rc = load_yaml(&c, "render:\n  nifti: both\n  background: zero\n  preview_at: \"-10, 12.5,3\"\n", NULL, &err);
+    CHECKF(rc == 0 && c.render.nifti == GI_NIFTI_BOTH && (c.render.nifti & GI_NIFTI_4D) &&
+           c.render.background == GI_BACKGROUND_ZERO && strcmp(c.render.preview_at, "-10, 12.5,3") == 0,
+           "render.nifti both, render.background zero, render.preview_at x,y,z", "%s", err.msg);
+    char *dumped = rc == 0 ? gi_config_to_yaml(&c) : NULL;
+    CHECKF(dumped && strstr(dumped, "nifti: both") && strstr(dumped, "background: zero"),
+           "the effective config names render.nifti and render.background", "%s", dumped ? dumped : "(none)");
+    free(dumped);
+    rc = load_yaml(&c, "render:\n  nifti: yes\n", NULL, &err);
+    dumped = rc == 0 ? gi_config_to_yaml(&c) : NULL;
+    CHECKF(dumped && strstr(dumped, "nifti: 3d"), "an old boolean render.nifti is recorded as 3d", "%s",
+           dumped ? dumped : err.msg);
+    free(dumped);
     rc = load_yaml(&c, "render:\n  donor:\n", NULL, &err);
     CHECKF(rc == -1 && strstr(err.msg, ":2: render.donor is empty"), "an empty render.donor is refused with its line",
            "rc %d: %s", rc, err.msg);
@@ -253,8 +282,14 @@ static void test_errors(void)
                  "model.hidden_layers: 0 is out of range [1, 64]", NULL);
     expect_error("error: .inf rejected", "train:\n  clip_norm: .inf\n", 2, "train.clip_norm", "finite");
     expect_error("error: nan rejected", "train:\n  lr: .nan\n", 2, "train.lr", "'.nan'");
-    expect_error("error: bad boolean", "render:\n  nifti: maybe\n", 2, "render.nifti: expected true or false",
-                 "'maybe'");
+    expect_error("error: bad boolean", "render:\n  preview_samples: maybe\n", 2,
+                 "render.preview_samples: expected true or false", "'maybe'");
+    expect_error("error: render.nifti names its choices", "render:\n  nifti: 5d\n", 2,
+                 "render.nifti: '5d' is not one of", "none, 3d, 4d, both");
+    expect_error("error: render.preview_at needs x,y,z", "\nrender:\n  preview_at: 1,2\n", 3,
+                 "render.preview_at: '1,2' is not \"x,y,z\"", NULL);
+    expect_error("error: render.preview_at refuses non-finite", "render:\n  preview_at: 1,nan,3\n", 2,
+                 "render.preview_at", "three finite numbers");
     expect_error("error: missing number", "train:\n  lr:\n", 2, "train.lr: expected a number", NULL);
     expect_error("error: duplicate key", "train:\n  lr: 0.1\n  steps: 3\n  lr: 0.2\n", 4, "duplicate key 'train.lr'",
                  "first set at line 2");
@@ -388,12 +423,22 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "schedule") ? "constant"
                             : strstr(ALL_KEYS[i], "validation") ? "none"
                             : strstr(ALL_KEYS[i], "nifti") ? "true"
+                            : strstr(ALL_KEYS[i], "background") ? "zero"
+                            : strstr(ALL_KEYS[i], "preview_at") ? "0,0,0"
+                            : strstr(ALL_KEYS[i], "orientation") ? "radiological"
                             : strstr(ALL_KEYS[i], "beta") || strstr(ALL_KEYS[i], "fraction") ? "0.5"
                             : strstr(ALL_KEYS[i], "min_lr") ? "0"
                             : strstr(ALL_KEYS[i], "probe_selection") ? "max_variance"
                             : strstr(ALL_KEYS[i], "lr_mirror") ? "bidirectional"
                             : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : strstr(ALL_KEYS[i], "resume") ? "auto"
+                            : strstr(ALL_KEYS[i], "render.method") ? "kriging"
+                            : strstr(ALL_KEYS[i], "data.prior") ? "kriging"
+                            : strstr(ALL_KEYS[i], "covariance") ? "matern52"
+                            : strstr(ALL_KEYS[i], "eval.split") ? "block"
+                            : strstr(ALL_KEYS[i], "eval.methods") ? "idw,nearest"
+                            : strstr(ALL_KEYS[i], "eval.folds") ? "3"
+                            : strstr(ALL_KEYS[i], "per_gene") ? "true"
                             : "1";
         snprintf(ov, sizeof ov, "%s=%s", ALL_KEYS[i], value);
         const char *one[] = { ov };

@@ -11,11 +11,12 @@ B=runs/bench
 mkdir -p $B
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
 echo
-echo "== sgemm: peak and the layer shapes ($BUILD/bench/bench_sgemm 128 256)"
-$BUILD/bench/bench_sgemm 128 256
+echo "== sgemm: peak and every training GEMM at its shape ($BUILD/bench/bench_sgemm)"
+$BUILD/bench/bench_sgemm
 echo
-[ -f $B/ph12/truth.h5 ] || $G phantom --out $B/ph12 >/dev/null
 [ -f $B/ph100/samples.csv ] || $G phantom --out $B/ph100 --genes 100 >/dev/null
+tools/bench_train.sh $BUILD
+echo
 cfg="configs/demo.yaml --set data.samples=$B/ph100/samples.csv --set data.anatomy=$B/ph100/anatomy.nii.gz
      --set render.mask=$B/ph100/mask.nii.gz --set render.nifti=false"
 echo "== training: 500 full-batch steps, 100 genes, no early stop (mpirun -np $NP geneinr train configs/demo.yaml ...)"

@@ -67,7 +67,7 @@ class Paper(torch.nn.Module):
 
 def main():
     which, steps = sys.argv[1], int(sys.argv[2])
-    n_labels = int(sys.argv[3]) if len(sys.argv) > 3 else 36
+    n_labels = int(sys.argv[3]) if len(sys.argv) > 3 else 14
     n, G = 3702, 100
     xyz = torch.rand(n, 3) * 2 - 1
     donor = torch.randint(0, 6, (n,))

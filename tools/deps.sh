@@ -2,11 +2,15 @@
 # Install the Debian packages geneinr needs (as root), or print the exact
 # apt-get line (otherwise). Quiet when everything is present.
 #   tools/deps.sh        build and run: compiler, Open MPI, OpenBLAS, parallel HDF5, niftilib, libyaml
-#   tools/deps.sh test   also the test suite's cross-checks: numpy, h5py, nibabel, PyTorch; SLURM + munge
+#   tools/deps.sh test   also the test suite's cross-checks: numpy, h5py, nibabel, PyTorch; SLURM + munge;
+#                        Chromium
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-openmpi-dev
 libnifti2-dev libyaml-dev zlib1g-dev
+libpng-dev
 libsleef-dev"
 [ "$1" = test ] && PKGS="$PKGS python3-numpy python3-h5py python3-nibabel python3-torch"
+# the report's browser test (headless)
+[ "$1" = test ] && PKGS="$PKGS chromium"
 # tests/it_slurm.sh brings up a one-node SLURM (munged, slurmctld, slurmd)
 [ "$1" = test ] && PKGS="$PKGS slurm-wlm munge"
 missing=""

@@ -3,6 +3,7 @@
 #   1. the phantom (synthetic AHBA-like data with known truth) in runs/phantom
 #   2. mpirun -np 2 geneinr run configs/demo.yaml  -> runs/demo/atlas.h5 (+ NIfTI per gene)
 #   3. accuracy of the atlas against the phantom's truth, next to the nearest-sample map
+#   4. the run report (runs/demo/report.html) rebuilt with that accuracy
 set -e
 cd "$(dirname "$0")/.."
 G=build/geneinr
@@ -15,7 +16,10 @@ echo
 echo "== accuracy against the phantom's truth (voxel-wise Pearson r, every 2nd voxel) =="
 $G score runs/demo/atlas.h5 --truth runs/phantom/truth.h5 --samples runs/phantom/samples.csv \
     --json runs/demo/score.json
+$G report runs/demo >/dev/null
 echo
-echo "atlas:   runs/demo/atlas.h5   (geneinr info runs/demo/atlas.h5)"
-echo "NIfTI:   runs/demo/nifti/<gene>.nii.gz"
-echo "scores:  runs/demo/score.json"
+echo "atlas:    runs/demo/atlas.h5   (geneinr info runs/demo/atlas.h5)"
+echo "NIfTI:    runs/demo/nifti/<gene>.nii.gz, 4-D runs/demo/expression.nii.gz (volumes: runs/demo/genes.tsv)"
+echo "scores:   runs/demo/score.json"
+echo "previews: runs/demo/preview/<gene>.png ($(ls runs/demo/preview/*.png 2>/dev/null | wc -l) genes)"
+echo "report:   runs/demo/report.html   (open it in any browser; offline, one file)"

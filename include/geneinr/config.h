@@ -26,6 +26,11 @@ enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding
 enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
 enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
 enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
+enum gi_prior { GI_PRIOR_NONE = 0, GI_PRIOR_KRIGING = 1, GI_PRIOR_RK = 2 };      /* "none", "kriging", "regression_kriging" */
+enum gi_eval_split { GI_SPLIT_KFOLD = 0, GI_SPLIT_DONOR = 1, GI_SPLIT_BLOCK = 2 };  /* "kfold", "donor", "block" */
+/* render.nifti: bit flags, "both" = 3d | 4d */
+enum gi_nifti_mode { GI_NIFTI_NONE = 0, GI_NIFTI_3D = 1, GI_NIFTI_4D = 2, GI_NIFTI_BOTH = 3 }; /* "none", "3d", "4d", "both" */
+enum gi_background { GI_BACKGROUND_NAN = 0, GI_BACKGROUND_ZERO = 1 };                   /* "nan", "zero" */
 enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
 enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
                     GI_PROBE_MAX_VARIANCE = 2, GI_PROBE_MEAN = 3 };  /* "diff_stability", "max_intensity", "max_variance", "mean" */
@@ -39,6 +44,7 @@ typedef struct gi_config {
         char samples[GI_PATH_MAX];     /* data.samples: sample table CSV (required) */
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
+        int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
     } data;
 
     struct {
@@ -85,10 +91,34 @@ typedef struct gi_config {
         char mask[GI_PATH_MAX];        /* render.mask: mask NIfTI defining the grid (required to render) */
         int batch_voxels;              /* render.batch_voxels: voxels evaluated per batch */
         char donor[GI_NAME_MAX];       /* render.donor: "average" or a donor name */
-        int nifti;                     /* render.nifti: also write one .nii.gz per gene */
+        int nifti;                     /* render.nifti: enum gi_nifti_mode (none | 3d | 4d | both) */
         int buffer_mb;                 /* render.buffer_mb: bound on the output buffer per rank */
         int compress;                  /* render.compress: HDF5 deflate level 0-9 for /expression (0 = none) */
+        int method;                    /* render.method: GI_METHOD_* (method.h): inr | nearest | idw | kriging | regression_kriging */
+        int background;                /* render.background: nan | zero, NIfTI value outside the mask */
+        int preview_genes;             /* render.preview_genes: previews of the first N genes (0 = none) */
+        char preview_at[GI_NAME_MAX];  /* render.preview_at: "x,y,z" MNI mm, "" = mask centre */
+        int preview_samples;           /* render.preview_samples: mark samples near each slice */
+        int preview_orientation;       /* render.preview_orientation: neurological | radiological */
+        int report;                    /* render.report: write OUT/report.html */
     } render;
+
+    struct {
+        int idw_k;                     /* baseline.idw_k: samples averaged by idw (abagen: 10) */
+        int covariance;                /* baseline.covariance: GI_COV_* (method.h) */
+        int per_gene;                  /* baseline.per_gene: kriging hyperparameters per gene (else shared) */
+        int fit_samples;               /* baseline.fit_samples: samples in the kriging likelihood fit, 0 = all */
+        float label_shrink;            /* baseline.label_shrink: regression kriging label-mean pseudo-count */
+    } baseline;
+
+    struct {
+        int split;                     /* eval.split: kfold | donor | block */
+        int folds;                     /* eval.folds: folds (kfold, block) */
+        float block_mm;                /* eval.block_mm: edge of the spatial blocks (block) */
+        char methods[256];             /* eval.methods: comma-separated method names, "" = all that apply */
+        uint64_t seed;                 /* eval.seed: fold assignment */
+        int groups;                    /* eval.groups: rank groups working on folds side by side, 0 = auto */
+    } eval;
 
     struct {
         char out[GI_PATH_MAX];         /* run.out: run folder ("" = runs/<config name>) */
@@ -130,6 +160,9 @@ char *gi_config_to_yaml(const gi_config *c);
  * the text, then validation, as gi_config_load without overrides. name is used
  * in error messages and stored in c->source (NULL: ""). */
 int gi_config_load_text(gi_config *c, const char *text, const char *name, gi_err *err);
+
+/* Parse "x,y,z" (MNI mm, finite, |v| <= 500) into out (may be NULL to only check). */
+int gi_parse_mni_point(const char *text, double out[3]);
 
 /* The reference of all keys as a Markdown table (key, type, default, allowed, meaning). */
 void gi_config_print_reference(FILE *f);

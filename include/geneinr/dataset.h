@@ -25,9 +25,20 @@ typedef struct gi_dataset {
     unsigned char *is_val;   /* [n] 1 = validation sample */
     int val_donor;           /* held-out donor index (validation: donor), else -1 */
     int n_train, n_val;
+    /* data.prior: the baseline fitted on the training samples (standardised
+     * units) and its prediction at every sample; y holds the residual
+     * (standardised value - prior), so the network learns what the baseline
+     * misses. NULL without a prior. */
+    struct gi_method *prior;
+    float *prior_at;         /* [n][n_genes] */
 } gi_dataset;
 
 int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err);
+
+/* The prior (data.prior) of a built dataset at n MNI points (mm) with their
+ * label indices (NULL without anatomy): out [n][n_genes] in standardised
+ * units; zeros without a prior. */
+int gi_dataset_prior_predict(const gi_dataset *d, int n, const float *mni, const int *label, float *out, gi_err *err);
 void gi_dataset_free(gi_dataset *d);
 
 #endif

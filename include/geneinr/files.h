@@ -8,4 +8,11 @@ int gi_ends_with(const char *s, const char *suffix);
 /* Remove a half-written output, but only a regular file (never, say, /dev/full). */
 void gi_remove_partial(const char *path);
 
+#include <stddef.h>
+
+/* The file name of a gene's outputs (<name>.nii.gz, <name>.png): symbols are
+ * file-name safe in practice; '/', '\\', ' ', ':' and a leading '.' become '_'
+ * (the same rule as render's OUT/nifti/ names). */
+void gi_gene_file_name(const char *gene, char *out, size_t n);
+
 #endif

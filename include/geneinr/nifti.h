@@ -37,6 +37,19 @@ int gi_volume_write_like(const gi_volume *geom, const float *data, const char *p
 int gi_volume_write_new(int nx, int ny, int nz, const double affine[16], int code,
                         const float *data, int is_label, const char *path, gi_err *err);
 
+/* A 4-D float32 NIfTI on geom's geometry with nt volumes along the 4th axis
+ * (pixdim[4] = 1, no time units: the axis is an index, e.g. genes), written
+ * one 3-D volume ([nz][ny][nx]) at a time so memory stays one volume. The file
+ * is written as PATH minus .nii.gz plus .tmp.nii.gz and renamed to PATH by
+ * finish only when all nt volumes are in; abort (or any failure) removes it.
+ * path must end in .nii.gz. */
+typedef struct gi_volume_series gi_volume_series;
+gi_volume_series *gi_volume_series_open(const gi_volume *geom, int nt, const char *path,
+                                        const char *description, gi_err *err);
+int gi_volume_series_add(gi_volume_series *s, const float *vol, gi_err *err);
+int gi_volume_series_finish(gi_volume_series *s, gi_err *err);   /* frees s */
+void gi_volume_series_abort(gi_volume_series *s);                /* frees s */
+
 void gi_volume_free(gi_volume *v);
 
 /* out = A * (i, j, k, 1), first three components. */

@@ -60,6 +60,12 @@ typedef struct gi_phantom_ahba_spec {
     int threads;              /* writer threads (one donor each); 0 = cores */
 } gi_phantom_ahba_spec;
 
+/* The DK-grid phantom (phantom_dk.c): the real Desikan-Killiany grid and
+ * AHBA sample coordinates from the reference folder ref (../shared/data),
+ * genes with tissue-class effects plus gradients and fine detail. Same
+ * output files as gi_phantom_write. */
+int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *s, const char *ref, gi_err *err);
+
 int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *s, const gi_phantom_ahba_spec *a,
                           gi_err *err);
 

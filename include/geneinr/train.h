@@ -27,6 +27,7 @@
 
 #include "geneinr/config.h"
 #include "geneinr/error.h"
+#include "geneinr/model.h"
 
 typedef struct gi_train_result {
     long steps;              /* optimizer steps completed */
@@ -37,6 +38,11 @@ typedef struct gi_train_result {
     int interrupted;         /* a stop signal (stop.h) ended training early; checkpoint written */
     double seconds;
 } gi_train_result;
+
+/* Units per forward/backward call for a model of this shape: the fixed grid
+ * that the gradient reduction is cut on (a function of the shape alone, so
+ * 1 and N ranks compute the same chunks). */
+int gi_train_chunk(const gi_model_spec *s);
 
 /* resume: checkpoint to continue from, or NULL. Collective over comm. */
 int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,

@@ -1,0 +1,42 @@
+/* export.h - what a finished atlas becomes for other tools: the 4-D NIfTI with
+ * genes.tsv, the BIDS-style dataset_description.json, and the PNG previews.
+ *
+ * The run folder is a BIDS-style derivative dataset: dataset_description.json
+ * (Name, BIDSVersion, DatasetType "derivative", GeneratedBy with geneinr's
+ * version and the run's config) says what it is to BIDS-aware tools. With
+ * render.nifti 4d or both, OUT/expression.nii.gz holds one volume per gene
+ * along the 4th axis in atlas order, and OUT/genes.tsv ("index<TAB>gene",
+ * 0-based, as nilearn's index_img counts) names them. Outside the mask the
+ * NIfTI files hold NaN or 0 (render.background); the atlas always keeps NaN.
+ * Outputs of an earlier render that this one does not make (a 4-D file, old
+ * previews) are removed, so a folder never mixes weights.
+ */
+#ifndef GENEINR_EXPORT_H
+#define GENEINR_EXPORT_H
+
+#include <stddef.h>
+
+#include <mpi.h>
+
+#include "geneinr/config.h"
+#include "geneinr/error.h"
+#include "geneinr/nifti.h"
+
+/* render.background applied to a map about to be written as NIfTI. */
+void gi_export_background(const gi_config *c, float *vol, size_t n);
+
+/* After OUT/atlas.h5 is complete: the 4-D NIfTI + genes.tsv (render.nifti),
+ * dataset_description.json, and OUT/preview/<gene>.png for the first
+ * render.preview_genes genes (shared among ranks). mask: the grid's NIfTI
+ * (its header is the 4-D file's geometry). Collective; prints what it wrote. */
+int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
+                           const gi_volume *mask, gi_err *err);
+
+/* `geneinr preview ATLAS`: previews of any atlas into out_dir (NULL:
+ * <atlas folder>/preview), with the render.preview_* settings recorded in the
+ * atlas; genes_csv ("a,b,c") and at_text ("x,y,z" MNI mm) override them when
+ * not NULL. Collective (genes shared among ranks). */
+int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char *genes_csv, const char *at_text,
+                              const char *out_dir, gi_err *err);
+
+#endif

@@ -1,0 +1,108 @@
+/* method.h - one fit/predict interface for every interpolation method.
+ *
+ * The INR and the standard interpolators (nearest sample, abagen's IDW,
+ * ordinary kriging, regression kriging) are all "methods": fit on a set of
+ * training samples, then predict at any MNI points. `eval` and `render` treat
+ * them alike through this interface instead of branching on names.
+ *
+ * Units. Targets are whatever the caller passes in gi_fit_data.y - `eval`
+ * and `render` pass per-gene standardised values ((value - mean) / std over
+ * the training samples, as the INR trains on) - and predictions come back in
+ * the same units. Every method predicts the donor average: the baselines have
+ * no donor term, so pooling the donors' samples is their donor average; the
+ * INR predicts with its donor-average embedding (model.h, donor -1).
+ *
+ * Points are MNI millimetres (x, y, z). Anatomy enters as a label index per
+ * point (anatomy.h: 0 = outside/unlabelled, 1.. = the image's labels in
+ * ascending order), the same list for the fit and the prediction.
+ *
+ * A fitted method is immutable: predict may be called from any rank, any
+ * number of times, on any batch of points, and memory per call is bounded by
+ * the batch size, not by the number of points of a volume.
+ */
+#ifndef GENEINR_METHOD_H
+#define GENEINR_METHOD_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "geneinr/config.h"
+#include "geneinr/error.h"
+
+enum gi_method_kind {
+    GI_METHOD_INR = 0,
+    GI_METHOD_NEAREST = 1,
+    GI_METHOD_IDW = 2,
+    GI_METHOD_KRIGING = 3,
+    GI_METHOD_RK = 4,            /* regression kriging */
+    GI_METHOD_COUNT
+};
+
+/* "inr", "nearest", "idw", "kriging", "regression_kriging" (index = kind). */
+extern const char *const GI_METHOD_NAMES[];
+
+/* Kind from its name, or -1. */
+int gi_method_parse(const char *name);
+
+/* 1 if the method needs an anatomical label per point (regression kriging). */
+int gi_method_needs_anatomy(int kind);
+
+/* The training samples a method is fitted on. All arrays are borrowed: fit
+ * copies what it keeps. */
+typedef struct gi_fit_data {
+    int n, n_genes;
+    const float *mni;            /* [n][3] MNI mm */
+    const float *y;              /* [n][n_genes] targets, NaN = not measured */
+    const int *donor;            /* [n] donor index (INR only) */
+    int n_donors;
+    char *const *donor_names;    /* [n_donors] (INR only) */
+    char *const *gene_names;     /* [n_genes] (INR only) */
+    const int *label;            /* [n] anatomy label index, NULL = no anatomy */
+    int n_labels;
+} gi_fit_data;
+
+/* Settings of the baselines (from the config's baseline.* keys) and, for the
+ * INR, the run config plus where it may write its training files. */
+typedef struct gi_method_opts {
+    int idw_k;                   /* IDW: nearest samples averaged (abagen: 10) */
+    int covariance;              /* kriging: GI_COV_* */
+    int per_gene;                /* kriging: 1 = hyperparameters per gene, 0 = shared */
+    int fit_samples;             /* kriging: samples used by the likelihood fit (subsample), 0 = all */
+    float label_shrink;          /* regression kriging: pseudo-count of the label-mean shrinkage */
+    uint64_t seed;               /* subsample draws */
+    int verbose;                 /* print the fitted hyperparameters */
+    /* INR */
+    const gi_config *config;     /* model and train settings */
+    MPI_Comm comm;               /* ranks that train together */
+    const char *work_dir;        /* folder for the fold's sample table, checkpoint and log */
+} gi_method_opts;
+
+enum { GI_COV_EXPONENTIAL = 0, GI_COV_MATERN32 = 1, GI_COV_MATERN52 = 2 };
+
+/* Options from a config (baseline.* keys; INR fields left for the caller). */
+void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c);
+
+typedef struct gi_method gi_method;
+
+/* Fit. Collective over o->comm for the INR (every rank passes the same
+ * data); the baselines are local. NULL on failure (message in err). */
+gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err);
+
+/* Predict at n points: out [n][n_genes]. label may be NULL for methods that
+ * do not use anatomy. Local (no communication). */
+int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err);
+
+int gi_method_n_genes(const gi_method *m);
+int gi_method_kind(const gi_method *m);
+void gi_method_free(gi_method *m);
+
+/* ---- per-method entry points, used by method.c's dispatch table ---- */
+typedef struct gi_method_impl {
+    void *(*fit)(const gi_method_opts *o, const gi_fit_data *d, gi_err *err);
+    int (*predict)(const void *state, int n, const float *mni, const int *label, float *out, gi_err *err);
+    void (*free)(void *state);
+} gi_method_impl;
+
+extern const gi_method_impl gi_nearest_impl, gi_idw_impl, gi_kriging_impl, gi_rk_impl, gi_inr_impl;
+
+#endif

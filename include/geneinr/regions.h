@@ -1,0 +1,26 @@
+/* regions.h - region tables (abagen's main output) from a continuous atlas.
+ *
+ * For any parcellation on any grid: every labelled parcellation voxel (i, j,
+ * k) is taken to MNI mm through the parcellation's affine and then to the
+ * nearest atlas voxel through the inverse of the atlas affine (rounding each
+ * index, exact halves upward: floor(v + 0.5 + 1e-6)); it counts for its label when that atlas voxel is in the atlas mask
+ * and holds a finite value. Per (label, gene): the voxel count, the mean and
+ * the standard deviation (population, ddof 0) of those atlas values, summed in
+ * double. Every non-zero label of the parcellation gets a row per gene, and
+ * so does every id of the labels CSV; a label without voxels in the mask has
+ * n_voxels 0 and empty mean and sd.
+ *
+ * Output CSV (long format, one row per region and gene, labels ascending,
+ * genes in atlas order): id,label,gene,n_voxels,mean,sd
+ * where label is the name from the labels CSV (columns id and label, as in
+ * abagen's atlas tables; empty without one).
+ */
+#ifndef GENEINR_REGIONS_H
+#define GENEINR_REGIONS_H
+
+#include "geneinr/error.h"
+
+int gi_regions_table(const char *atlas_path, const char *parcellation_path, const char *labels_csv,
+                     const char *out_csv, long *n_regions, gi_err *err);
+
+#endif

@@ -1,0 +1,525 @@
+/* eval.c - cross-validated comparison of the interpolation methods (see eval.h). */
+#include "geneinr/eval.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "geneinr/anatomy.h"
+#include "geneinr/dist.h"
+#include "geneinr/method.h"
+#include "geneinr/rng.h"
+
+#define STREAM_FOLDS (GI_STREAM_SPLIT + 20)
+static const char *const SPLIT_NAME[] = {"kfold", "donor", "block"};
+
+typedef struct block_key {
+    long key;
+    uint64_t order;
+} block_key;
+
+static int cmp_block(const void *a, const void *b)
+{
+    const block_key *x = a, *y = b;
+    if (x->order != y->order)
+        return x->order < y->order ? -1 : 1;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+static int cmp_u64_idx(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+int gi_eval_partition(const gi_samples *s, const gi_config *c, int *fold, int *n_folds, gi_err *err)
+{
+    int n = s->n, F = c->eval.folds;
+    if (c->eval.split == GI_SPLIT_DONOR) {
+        if (s->n_donors < 2)
+            return gi_fail(err, "eval.split: donor needs at least 2 donors; %s has %d", c->data.samples, s->n_donors);
+        for (int i = 0; i < n; i++)
+            fold[i] = s->donor[i];
+        *n_folds = s->n_donors;
+        return 0;
+    }
+    if (F > n)
+        return gi_fail(err, "eval.folds: %d folds for %d samples", F, n);
+    if (c->eval.split == GI_SPLIT_KFOLD) {
+        /* Balanced: sort by a random key, deal round-robin. */
+        uint64_t *k = malloc(sizeof(uint64_t) * 2 * (size_t)n);
+        if (!k)
+            return gi_fail(err, "out of memory");
+        for (int i = 0; i < n; i++) {
+            k[2 * i] = gi_rng_u64(c->eval.seed, STREAM_FOLDS, (uint64_t)i);
+            k[2 * i + 1] = (uint64_t)i;
+        }
+        qsort(k, (size_t)n, 2 * sizeof(uint64_t), cmp_u64_idx);
+        for (int p = 0; p < n; p++)
+            fold[k[2 * p + 1]] = p % F;
+        free(k);
+        *n_folds = F;
+        return 0;
+    }
+    /* block: cubes of block_mm on a grid anchored at the MNI origin. */
+    double b = c->eval.block_mm;
+    long *key = malloc(sizeof(long) * (size_t)n);
+    block_key *bk = malloc(sizeof(block_key) * (size_t)n);
+    if (!key || !bk) {
+        free(key);
+        free(bk);
+        return gi_fail(err, "out of memory");
+    }
+    int nb = 0;
+    for (int i = 0; i < n; i++) {
+        long ix = (long)floor(s->mni[3 * i] / b) + 512, iy = (long)floor(s->mni[3 * i + 1] / b) + 512,
+             iz = (long)floor(s->mni[3 * i + 2] / b) + 512;
+        key[i] = (iz * 1024 + iy) * 1024 + ix;
+        int found = 0;
+        for (int j = 0; j < nb && !found; j++)
+            found = bk[j].key == key[i];
+        if (!found) {
+            bk[nb].key = key[i];
+            bk[nb].order = gi_rng_u64(c->eval.seed, STREAM_FOLDS + 1, (uint64_t)key[i]);
+            nb++;
+        }
+    }
+    if (nb < F) {
+        free(key);
+        free(bk);
+        return gi_fail(err, "eval.block_mm: %g mm blocks give only %d occupied blocks for %d folds; use smaller blocks "
+                       "or fewer folds", b, nb, F);
+    }
+    qsort(bk, (size_t)nb, sizeof *bk, cmp_block);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < nb; j++)
+            if (bk[j].key == key[i]) {
+                fold[i] = j % F;
+                break;
+            }
+    free(key);
+    free(bk);
+    *n_folds = F;
+    return 0;
+}
+
+int gi_eval_methods(const gi_config *c, int *kinds, int max, gi_err *err)
+{
+    int n = 0;
+    if (!c->eval.methods[0]) {
+        for (int k = 0; k < GI_METHOD_COUNT && n < max; k++)
+            if (!gi_method_needs_anatomy(k) || c->data.anatomy[0])
+                kinds[n++] = k;
+        return n;
+    }
+    for (const char *p = c->eval.methods; *p && n < max;) {
+        size_t len = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+        char *b = name, *e = name + strlen(name);
+        while (*b == ' ') b++;
+        while (e > b && e[-1] == ' ') *--e = 0;
+        int k = gi_method_parse(b);
+        if (k < 0)
+            return gi_fail(err, "eval.methods: '%s' is not a method", b);
+        if (gi_method_needs_anatomy(k) && !c->data.anatomy[0])
+            return gi_fail(err, "eval.methods: %s needs data.anatomy (a label image)", b);
+        int dup = 0;
+        for (int j = 0; j < n; j++)
+            dup |= kinds[j] == k;
+        if (!dup)
+            kinds[n++] = k;
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (n == 0)
+        return gi_fail(err, "eval.methods: no method named");
+    return n;
+}
+
+/* Pearson r and MSE over the pairs where both are finite. */
+static void score(const double *pred, const double *truth, long n, long stride, double *r, double *mse, long *cnt)
+{
+    double sp = 0, st = 0, spp = 0, stt = 0, spt = 0, se = 0;
+    long m = 0;
+    for (long i = 0; i < n; i++) {
+        double p = pred[i * stride], t = truth[i * stride];
+        if (isnan(p) || isnan(t))
+            continue;
+        sp += p; st += t; spp += p * p; stt += t * t; spt += p * t;
+        se += (p - t) * (p - t);
+        m++;
+    }
+    *cnt = m;
+    *mse = m ? se / m : NAN;
+    double cov = spt - sp * st / m, vp = spp - sp * sp / m, vt = stt - st * st / m;
+    *r = m > 2 && vp > 0 && vt > 0 ? cov / sqrt(vp * vt) : NAN;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct evaluation {
+    const gi_config *c;
+    gi_samples s;
+    int *label;              /* [n] or NULL */
+    int n_labels;
+    int *fold;
+    int F;
+    int kinds[GI_METHOD_COUNT], M;
+    double *truth;           /* [n][G] standardised in the sample's fold units */
+    double *pred;            /* [M][n][G] */
+    double *seconds;         /* [M][F] */
+} evaluation;
+
+static void evaluation_free(evaluation *e)
+{
+    gi_samples_free(&e->s);
+    free(e->label);
+    free(e->fold);
+    free(e->truth);
+    free(e->pred);
+    free(e->seconds);
+}
+
+/* The fold's training data in standardised units; mean/sd for the test truth. */
+static int fold_data(evaluation *e, int f, gi_fit_data *d, float **mni, float **y, int **donor, int **label,
+                     double *mean, double *sd, gi_err *err)
+{
+    const gi_samples *s = &e->s;
+    int G = s->n_genes, ntr = 0;
+    for (int i = 0; i < s->n; i++)
+        ntr += e->fold[i] != f;
+    *mni = malloc(sizeof(float) * 3 * (size_t)ntr);
+    *y = malloc(sizeof(float) * (size_t)ntr * G);
+    *donor = malloc(sizeof(int) * (size_t)ntr);
+    *label = e->label ? malloc(sizeof(int) * (size_t)ntr) : NULL;
+    if (!*mni || !*y || !*donor || (e->label && !*label))
+        return gi_fail(err, "out of memory");
+    for (int g = 0; g < G; g++) {
+        double sum = 0, sum2 = 0;
+        long cnt = 0;
+        for (int i = 0; i < s->n; i++) {
+            float v = s->values[(size_t)i * G + g];
+            if (e->fold[i] != f && !isnan(v)) {
+                sum += v;
+                cnt++;
+            }
+        }
+        if (cnt < 2)
+            return gi_fail(err, "fold %d: gene '%s' has fewer than 2 measured training samples", f + 1, s->gene_names[g]);
+        mean[g] = sum / cnt;
+        for (int i = 0; i < s->n; i++) {
+            float v = s->values[(size_t)i * G + g];
+            if (e->fold[i] != f && !isnan(v))
+                sum2 += (v - mean[g]) * (v - mean[g]);
+        }
+        sd[g] = sqrt(sum2 / (cnt - 1));
+        if (!(sd[g] > 1e-12))
+            sd[g] = 1;
+    }
+    int k = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (e->fold[i] == f)
+            continue;
+        memcpy(*mni + 3 * (size_t)k, s->mni + 3 * (size_t)i, sizeof(float) * 3);
+        for (int g = 0; g < G; g++) {
+            float v = s->values[(size_t)i * G + g];
+            (*y)[(size_t)k * G + g] = isnan(v) ? NAN : (float)((v - mean[g]) / sd[g]);
+        }
+        (*donor)[k] = s->donor[i];
+        if (e->label)
+            (*label)[k] = e->label[i];
+        k++;
+    }
+    memset(d, 0, sizeof *d);
+    d->n = ntr;
+    d->n_genes = G;
+    d->mni = *mni;
+    d->y = *y;
+    d->donor = *donor;
+    d->n_donors = s->n_donors;
+    d->donor_names = s->donor_names;
+    d->gene_names = s->gene_names;
+    d->label = *label;
+    d->n_labels = e->n_labels;
+    return 0;
+}
+
+static int make_dir(const char *p, gi_err *err)
+{
+    if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        return gi_fail(err, "cannot create %s: %s", p, strerror(errno));
+    return 0;
+}
+
+/* One fold, all methods, on one rank group. */
+static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, gi_err *err)
+{
+    int grank, gsize;
+    MPI_Comm_rank(group, &grank);
+    MPI_Comm_size(group, &gsize);
+    const gi_samples *s = &e->s;
+    int G = s->n_genes, n = s->n;
+    gi_fit_data d;
+    float *mni = NULL, *y = NULL, *tmni = NULL, *tpred = NULL;
+    int *donor = NULL, *label = NULL, *tlabel = NULL, *tidx = NULL;
+    double *mean = malloc(sizeof(double) * G), *sd = malloc(sizeof(double) * G);
+    int rc = !mean || !sd ? gi_fail(err, "out of memory") : fold_data(e, f, &d, &mni, &y, &donor, &label, mean, sd, err);
+    int nt = 0;
+    for (int i = 0; i < n; i++)
+        nt += e->fold[i] == f;
+    if (rc == 0) {
+        tmni = malloc(sizeof(float) * 3 * (size_t)(nt ? nt : 1));
+        tlabel = malloc(sizeof(int) * (size_t)(nt ? nt : 1));
+        tidx = malloc(sizeof(int) * (size_t)(nt ? nt : 1));
+        tpred = malloc(sizeof(float) * (size_t)(nt ? nt : 1) * G);
+        if (!tmni || !tlabel || !tidx || !tpred)
+            rc = gi_fail(err, "out of memory");
+    }
+    if (rc == 0) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (e->fold[i] == f) {
+                memcpy(tmni + 3 * (size_t)k, s->mni + 3 * (size_t)i, sizeof(float) * 3);
+                tlabel[k] = e->label ? e->label[i] : 0;
+                tidx[k] = i;
+                for (int g = 0; g < G; g++) {
+                    float v = s->values[(size_t)i * G + g];
+                    if (grank == 0)
+                        e->truth[(size_t)i * G + g] = isnan(v) ? NAN : (v - mean[g]) / sd[g];
+                }
+                k++;
+            }
+    }
+    char dir[GI_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s/folds/%d", out_dir, f + 1);
+    if (rc == 0 && grank == 0)
+        rc = make_dir(dir, err);
+    if (gi_dist_agree(group, rc, err) != 0)
+        goto done;
+    int slot = 0; /* baselines dealt to the group's ranks */
+    for (int mi = 0; mi < e->M; mi++) {
+        int kind = e->kinds[mi];
+        int inr = kind == GI_METHOD_INR;
+        int mine = inr || slot++ % gsize == grank;
+        if (!mine)
+            continue;
+        gi_method_opts o;
+        gi_method_opts_from_config(&o, e->c);
+        char wd[GI_PATH_MAX + 96];
+        snprintf(wd, sizeof wd, "%s/inr", dir);
+        o.comm = inr ? group : MPI_COMM_SELF;
+        o.verbose = 1;
+        o.work_dir = wd;
+        double t0 = MPI_Wtime();
+        rc = 0;
+        if (inr && grank == 0)
+            rc = make_dir(wd, err);
+        if (inr && gi_dist_agree(group, rc, err) != 0)
+            goto done;
+        if (!inr || grank == 0) {
+            printf("eval: fold %d/%d (%d test samples): %s\n", f + 1, e->F, nt, GI_METHOD_NAMES[kind]);
+            fflush(stdout);
+        }
+        gi_method *m = gi_method_fit(kind, &o, &d, err);
+        rc = m ? gi_method_predict(m, nt, tmni, e->label ? tlabel : NULL, tpred, err) : -1;
+        gi_method_free(m);
+        if (inr && gi_dist_agree(group, rc, err) != 0)
+            goto done;
+        if (rc != 0) {
+            gi_fail_prefix(err, "fold %d, %s", f + 1, GI_METHOD_NAMES[kind]);
+            break;
+        }
+        if (!inr || grank == 0) {
+            e->seconds[(size_t)mi * e->F + f] = MPI_Wtime() - t0;
+            double *P = e->pred + (size_t)mi * n * G;
+            for (int k = 0; k < nt; k++)
+                for (int g = 0; g < G; g++)
+                    P[(size_t)tidx[k] * G + g] = tpred[(size_t)k * G + g];
+        }
+    }
+    rc = gi_dist_agree(group, rc, err);
+done:
+    free(mni); free(y); free(donor); free(label);
+    free(tmni); free(tlabel); free(tidx); free(tpred);
+    free(mean); free(sd);
+    return rc;
+}
+
+static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
+{
+    const gi_samples *s = &e->s;
+    int n = s->n, G = s->n_genes, M = e->M, F = e->F;
+    const char *split = SPLIT_NAME[e->c->eval.split];
+    char p1[GI_PATH_MAX + 32], p2[GI_PATH_MAX + 32];
+    snprintf(p1, sizeof p1, "%s/eval.csv", out_dir);
+    snprintf(p2, sizeof p2, "%s/summary.csv", out_dir);
+    FILE *fe = fopen(p1, "w"), *fs = fopen(p2, "w");
+    double *pt = malloc(sizeof(double) * n), *tt = malloc(sizeof(double) * n), *rs = malloc(sizeof(double) * G);
+    double *med = malloc(sizeof(double) * M), *mm = malloc(sizeof(double) * M);
+    if (!fe || !fs || !pt || !tt || !rs || !med || !mm) {
+        if (fe) fclose(fe);
+        if (fs) fclose(fs);
+        free(pt); free(tt); free(rs); free(med); free(mm);
+        return gi_fail(err, "cannot write %s or %s: %s", p1, p2, strerror(errno));
+    }
+    fprintf(fe, "method,split,fold,gene,n_test,r,mse\n");
+    fprintf(fs, "method,split,folds,genes,median_r,mean_mse\n");
+    for (int mi = 0; mi < M; mi++) {
+        const char *name = GI_METHOD_NAMES[e->kinds[mi]];
+        const double *P = e->pred + (size_t)mi * n * G;
+        double msum = 0;
+        int nr = 0, nm = 0;
+        for (int g = 0; g < G; g++) {
+            for (int f = 0; f < F; f++) {
+                long m = 0;
+                for (int i = 0; i < n; i++)
+                    if (e->fold[i] == f) {
+                        pt[m] = P[(size_t)i * G + g];
+                        tt[m] = e->truth[(size_t)i * G + g];
+                        m++;
+                    }
+                double r, mse;
+                long cnt;
+                score(pt, tt, m, 1, &r, &mse, &cnt);
+                fprintf(fe, "%s,%s,%d,%s,%ld,%.6f,%.6f\n", name, split, f + 1, s->gene_names[g], cnt, r, mse);
+            }
+            double r, mse;
+            long cnt;
+            score(P + g, e->truth + g, n, G, &r, &mse, &cnt);
+            fprintf(fe, "%s,%s,all,%s,%ld,%.6f,%.6f\n", name, split, s->gene_names[g], cnt, r, mse);
+            if (!isnan(r))
+                rs[nr++] = r;
+            if (!isnan(mse)) {
+                msum += mse;
+                nm++;
+            }
+        }
+        qsort(rs, (size_t)nr, sizeof(double), cmp_double);
+        med[mi] = nr ? (nr % 2 ? rs[nr / 2] : 0.5 * (rs[nr / 2 - 1] + rs[nr / 2])) : NAN;
+        mm[mi] = nm ? msum / nm : NAN;
+        fprintf(fs, "%s,%s,%d,%d,%.6f,%.6f\n", name, split, F, G, med[mi], mm[mi]);
+    }
+    int bad = ferror(fe) || ferror(fs);
+    bad |= fclose(fe) != 0;
+    bad |= fclose(fs) != 0;
+    /* The table. */
+    printf("\neval: %s split, %d folds, %d samples, %d genes (held-out Pearson r pooled over folds; MSE in "
+           "standardised units)\n", split, F, n, G);
+    printf("  %-20s %9s %10s %10s\n", "method", "median r", "mean MSE", "seconds");
+    int best = 0;
+    for (int mi = 0; mi < M; mi++)
+        if (med[mi] > med[best])
+            best = mi;
+    for (int mi = 0; mi < M; mi++) {
+        double sec = 0;
+        for (int f = 0; f < F; f++)
+            sec += e->seconds[(size_t)mi * F + f];
+        printf("  %-20s %9.4f %10.4f %10.1f%s\n", GI_METHOD_NAMES[e->kinds[mi]], med[mi], mm[mi], sec,
+               mi == best ? "   <- best median r" : "");
+    }
+    printf("eval: wrote %s and %s\n", p1, p2);
+    free(pt); free(tt); free(rs); free(med); free(mm);
+    return bad ? gi_fail(err, "error writing %s or %s", p1, p2) : 0;
+}
+
+static int setup(evaluation *e, const gi_config *c, gi_err *err)
+{
+    memset(e, 0, sizeof *e);
+    e->c = c;
+    if (!c->data.samples[0])
+        return gi_fail(err, "%s: data.samples is not set (the sample table to evaluate on)",
+                       c->source[0] ? c->source : "config");
+    if (gi_samples_read_csv(&e->s, c->data.samples, err) != 0)
+        return -1;
+    int n = e->s.n, G = e->s.n_genes;
+    int M = gi_eval_methods(c, e->kinds, GI_METHOD_COUNT, err);
+    if (M < 0)
+        return -1;
+    e->M = M;
+    if (c->data.anatomy[0]) {
+        gi_anatomy a;
+        if (gi_anatomy_load(&a, c->data.anatomy, NULL, 0, err) != 0)
+            return -1;
+        e->label = malloc(sizeof(int) * (size_t)n);
+        if (!e->label) {
+            gi_anatomy_free(&a);
+            return gi_fail(err, "out of memory");
+        }
+        for (int i = 0; i < n; i++)
+            e->label[i] = gi_anatomy_index_at(&a, e->s.mni[3 * i], e->s.mni[3 * i + 1], e->s.mni[3 * i + 2]);
+        e->n_labels = a.n_labels;
+        gi_anatomy_free(&a);
+    }
+    e->fold = malloc(sizeof(int) * (size_t)n);
+    if (!e->fold || gi_eval_partition(&e->s, c, e->fold, &e->F, err) != 0)
+        return e->fold ? -1 : gi_fail(err, "out of memory");
+    e->truth = calloc((size_t)n * G, sizeof(double));
+    e->pred = calloc((size_t)M * n * G, sizeof(double));
+    e->seconds = calloc((size_t)M * e->F, sizeof(double));
+    if (!e->truth || !e->pred || !e->seconds)
+        return gi_fail(err, "out of memory for %d methods x %d samples x %d genes", M, n, G);
+    for (int f = 0; f < e->F; f++) {
+        int cnt = 0;
+        for (int i = 0; i < n; i++)
+            cnt += e->fold[i] == f;
+        if (cnt == 0)
+            return gi_fail(err, "fold %d of the %s split is empty", f + 1, SPLIT_NAME[c->eval.split]);
+    }
+    return 0;
+}
+
+int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *err)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    evaluation e;
+    int rc = setup(&e, c, err);
+    char folds[GI_PATH_MAX + 16];
+    snprintf(folds, sizeof folds, "%s/folds", out_dir);
+    if (rc == 0 && rank == 0)
+        rc = make_dir(folds, err);
+    if (gi_dist_agree(comm, rc, err) != 0) {
+        evaluation_free(&e);
+        return -1;
+    }
+    int ng = c->eval.groups > 0 ? c->eval.groups : e.F;
+    if (ng > size) ng = size;
+    if (ng > e.F) ng = e.F;
+    int color = (int)((long)rank * ng / size);
+    MPI_Comm group;
+    MPI_Comm_split(comm, color, rank, &group);
+    if (rank == 0) {
+        printf("eval: %s split into %d folds; %d methods; %d rank group%s of %d-%d ranks\n",
+               SPLIT_NAME[c->eval.split], e.F, e.M, ng, ng > 1 ? "s" : "", size / ng, (size + ng - 1) / ng);
+        fflush(stdout);
+    }
+    double t0 = MPI_Wtime();
+    for (int f = color; f < e.F && rc == 0; f += ng)
+        rc = run_fold(&e, f, group, out_dir, err);
+    MPI_Comm_free(&group);
+    if (gi_dist_agree(comm, rc, err) != 0) {
+        evaluation_free(&e);
+        return -1;
+    }
+    /* Each (fold, method) was filled by exactly one rank, zeros elsewhere. */
+    size_t np = (size_t)e.M * e.s.n * e.s.n_genes, nt = (size_t)e.s.n * e.s.n_genes;
+    MPI_Allreduce(MPI_IN_PLACE, e.pred, (int)np, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, e.truth, (int)nt, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, e.seconds, e.M * e.F, MPI_DOUBLE, MPI_SUM, comm);
+    rc = 0;
+    if (rank == 0) {
+        rc = write_outputs(&e, out_dir, err);
+        printf("eval: %.1f s wall\n", MPI_Wtime() - t0);
+    }
+    evaluation_free(&e);
+    return gi_dist_agree(comm, rc, err);
+}

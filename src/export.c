@@ -1,0 +1,294 @@
+/* export.c - 4-D NIfTI, genes.tsv, dataset_description.json and previews of a
+ * finished atlas (see export.h).
+ *
+ * Everything here reads the finished atlas.h5 back, so it works the same
+ * after `render` and for `geneinr preview` on any atlas. The 4-D file is one
+ * gzip stream written by rank 0 while the other ranks draw previews; previews
+ * are dealt round-robin to ranks. Failures are agreed across ranks before the
+ * next step, as everywhere.
+ */
+#include "geneinr/export.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "geneinr/atlas.h"
+#include "geneinr/dist.h"
+#include "geneinr/files.h"
+#include "geneinr/preview.h"
+#include "geneinr/version.h"
+
+#define BIDS_VERSION "1.9.0"
+
+void gi_export_background(const gi_config *c, float *vol, size_t n)
+{
+    if (c->render.background != GI_BACKGROUND_ZERO)
+        return;
+    for (size_t q = 0; q < n; q++)
+        if (isnan(vol[q]))
+            vol[q] = 0;
+}
+
+/* JSON string body (no quotes) of text. */
+static void json_string(FILE *f, const char *text)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p == '\r')
+            fputs("\\r", f);
+        else if (*p < 32)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* Write through PATH.tmp and rename, so a file at PATH is whole. */
+typedef struct out_text {
+    FILE *f;
+    char path[4200], tmp[4300];
+} out_text;
+
+static int text_open(out_text *o, const char *dir, const char *name, gi_err *err)
+{
+    snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
+    snprintf(o->tmp, sizeof o->tmp, "%s.tmp", o->path);
+    o->f = fopen(o->tmp, "w");
+    if (!o->f)
+        return gi_fail(err, "cannot create %s: %s", o->tmp, strerror(errno));
+    return 0;
+}
+
+static int text_close(out_text *o, gi_err *err)
+{
+    int bad = ferror(o->f);
+    if (fclose(o->f) != 0 || bad) {
+        gi_remove_partial(o->tmp);
+        return gi_fail(err, "cannot write %s", o->tmp);
+    }
+    if (rename(o->tmp, o->path) != 0) {
+        int e = errno;
+        gi_remove_partial(o->tmp);
+        return gi_fail(err, "cannot rename %s to %s: %s", o->tmp, o->path, strerror(e));
+    }
+    return 0;
+}
+
+static int write_description(const gi_config *c, const char *out_dir, const gi_atlas *a, gi_err *err)
+{
+    out_text o;
+    if (text_open(&o, out_dir, "dataset_description.json", err) != 0)
+        return -1;
+    FILE *f = o.f;
+    char name[1400];
+    snprintf(name, sizeof name, "geneinr gene expression atlas: %d genes, %s (%s)", a->n_genes,
+             a->rendered_for ? a->rendered_for : "average", out_dir);
+    fputs("{\n  \"Name\": ", f);
+    json_string(f, name);
+    fputs(",\n  \"BIDSVersion\": \"" BIDS_VERSION "\",\n  \"DatasetType\": \"derivative\",\n", f);
+    fputs("  \"GeneratedBy\": [\n    {\n      \"Name\": \"geneinr\",\n      \"Version\": \"" GENEINR_VERSION "\",\n", f);
+    fputs("      \"Description\": \"Voxel-level gene expression maps rendered from one conditional implicit "
+          "neural representation trained on tissue samples in MNI space\",\n      \"Config\": ", f);
+    json_string(f, a->config_yaml ? a->config_yaml : "");
+    fputs("\n    }\n  ],\n  \"SourceDatasets\": [\n    {\n      \"URL\": ", f);
+    char url[GI_PATH_MAX + 16];
+    snprintf(url, sizeof url, "file:%s", c->data.samples);
+    json_string(f, url);
+    fputs(",\n      \"Description\": \"the sample table (tissue samples x genes, MNI mm)\"\n    }\n  ],\n", f);
+    fputs("  \"GeneinrFiles\": {\n    \"atlas.h5\": \"HDF5 atlas, /expression[gene][k][j][i], NaN outside the mask\"", f);
+    if (c->render.nifti & GI_NIFTI_4D)
+        fputs(",\n    \"expression.nii.gz\": \"4-D NIfTI, one volume per gene in the order of genes.tsv\",\n"
+              "    \"genes.tsv\": \"index (0-based volume) and gene name\"", f);
+    if (c->render.nifti & GI_NIFTI_3D)
+        fputs(",\n    \"nifti/<gene>.nii.gz\": \"one 3-D NIfTI per gene\"", f);
+    if (c->render.preview_genes > 0)
+        fputs(",\n    \"preview/<gene>.png\": \"orthogonal-slice previews\"", f);
+    if (c->render.report)
+        fputs(",\n    \"report.html\": \"the run report\"", f);
+    fprintf(f, "\n  },\n  \"GeneinrBackground\": \"%s\"\n}\n",
+            c->render.background == GI_BACKGROUND_ZERO ? "zero" : "nan");
+    return text_close(&o, err);
+}
+
+static int write_genes_tsv(const char *out_dir, const gi_atlas *a, gi_err *err)
+{
+    out_text o;
+    if (text_open(&o, out_dir, "genes.tsv", err) != 0)
+        return -1;
+    fputs("index\tgene\n", o.f);
+    for (int g = 0; g < a->n_genes; g++)
+        fprintf(o.f, "%d\t%s\n", g, a->genes[g]);
+    return text_close(&o, err);
+}
+
+static int write_4d(const gi_config *c, const char *out_dir, const gi_atlas *a, const gi_volume *mask, gi_err *err)
+{
+    char path[GI_PATH_MAX + 32], desc[80];
+    snprintf(path, sizeof path, "%s/expression.nii.gz", out_dir);
+    snprintf(desc, sizeof desc, "geneinr %d genes (%s), genes.tsv", a->n_genes,
+             a->rendered_for ? a->rendered_for : "average");
+    size_t n = (size_t)a->nx * a->ny * a->nz;
+    float *vol = malloc(sizeof(float) * n);
+    if (!vol)
+        return gi_fail(err, "out of memory for one %dx%dx%d map", a->nx, a->ny, a->nz);
+    gi_volume_series *s = gi_volume_series_open(mask, a->n_genes, path, desc, err);
+    int rc = s ? 0 : -1;
+    for (int g = 0; rc == 0 && g < a->n_genes; g++) {
+        rc = gi_atlas_read_gene(a, g, vol, err);
+        if (rc == 0) {
+            gi_export_background(c, vol, n);
+            rc = gi_volume_series_add(s, vol, err);
+        }
+    }
+    free(vol);
+    if (rc != 0) {
+        gi_volume_series_abort(s);
+        return -1;
+    }
+    return gi_volume_series_finish(s, err);
+}
+
+/* Rank 0: the files for other tools. */
+static int write_files(const gi_config *c, const char *out_dir, const char *atlas_path, const gi_volume *mask,
+                       gi_err *err)
+{
+    gi_atlas a;
+    if (gi_atlas_open(&a, atlas_path, err) != 0)
+        return -1;
+    int rc = write_description(c, out_dir, &a, err);
+    char path[GI_PATH_MAX + 32];
+    if (rc == 0 && (c->render.nifti & GI_NIFTI_4D)) {
+        rc = write_genes_tsv(out_dir, &a, err);
+        if (rc == 0)
+            rc = write_4d(c, out_dir, &a, mask, err);
+    } else if (rc == 0) {
+        snprintf(path, sizeof path, "%s/expression.nii.gz", out_dir);
+        gi_remove_partial(path);
+        snprintf(path, sizeof path, "%s/genes.tsv", out_dir);
+        gi_remove_partial(path);
+    }
+    gi_atlas_close(&a);
+    return rc;
+}
+
+/* Previews into dir per the config, genes shared among ranks. Collective. */
+static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, const char *dir,
+                    const char *const *genes, int n_genes, const double *at, int *n_total, gi_err *err)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    if (gi_dist_agree(comm, rank == 0 ? gi_preview_prepare_dir(dir, err) : 0, err) != 0)
+        return -1;
+    double point[3];
+    if (!at && c->render.preview_at[0] && gi_parse_mni_point(c->render.preview_at, point) == 0)
+        at = point;
+    const char *base = strrchr(c->data.samples, '/');
+    char units[GI_PATH_MAX + 16];
+    snprintf(units, sizeof units, "units of %s", base ? base + 1 : c->data.samples[0] ? c->data.samples : "the samples");
+    /* Sample dots only when the table is still where training read it. */
+    const char *samples = c->render.preview_samples && c->data.samples[0] && access(c->data.samples, R_OK) == 0
+                              ? c->data.samples : NULL;
+    gi_preview_opts o = {
+        .genes = genes, .n_genes = n_genes, .max_genes = c->render.preview_genes, .at = at,
+        .samples = samples, .radiological = c->render.preview_orientation == 1, .units = units,
+    };
+    int mine = 0;
+    int rc = gi_preview_atlas(atlas_path, dir, &o, rank, size, &mine, err);
+    if (gi_dist_agree(comm, rc, err) != 0)
+        return -1;
+    MPI_Reduce(&mine, n_total, 1, MPI_INT, MPI_SUM, 0, comm);
+    return 0;
+}
+
+int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
+                           const gi_volume *mask, gi_err *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    double t0 = MPI_Wtime();
+    if (gi_dist_agree(comm, rank == 0 ? write_files(c, out_dir, atlas_path, mask, err) : 0, err) != 0)
+        return -1;
+    double t1 = MPI_Wtime();
+    if (rank == 0 && (c->render.nifti & GI_NIFTI_4D)) {
+        printf("render: 4-D NIfTI %s/expression.nii.gz (genes in %s/genes.tsv), %.1f s\n", out_dir, out_dir, t1 - t0);
+        fflush(stdout);
+    }
+    char dir[GI_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/preview", out_dir);
+    int n = 0;
+    if (c->render.preview_genes > 0) {
+        if (previews(c, comm, atlas_path, dir, NULL, 0, NULL, &n, err) != 0)
+            return -1;
+        if (rank == 0) {
+            printf("render: previews %s/<gene>.png (%d genes), %.1f s\n", dir, n, MPI_Wtime() - t1);
+            fflush(stdout);
+        }
+    } else if (rank == 0 && access(dir, F_OK) == 0) {
+        gi_err ignored;
+        gi_preview_prepare_dir(dir, &ignored);  /* no stale previews beside a new atlas */
+    }
+    return 0;
+}
+
+int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char *genes_csv, const char *at_text,
+                              const char *out_dir, gi_err *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    /* The atlas's own config: where its samples are and how it wants previews. */
+    gi_config c;
+    gi_atlas a;
+    int rc = gi_atlas_open(&a, atlas_path, err);
+    if (rc == 0) {
+        if (!a.config_yaml || gi_config_load_text(&c, a.config_yaml, atlas_path, NULL) != 0)
+            gi_config_defaults(&c);
+        gi_atlas_close(&a);
+    }
+    if (gi_dist_agree(comm, rc, err) != 0)
+        return -1;
+    double at[3];
+    if (at_text && gi_parse_mni_point(at_text, at) != 0)
+        return gi_fail(err, "--at '%s' is not x,y,z (three numbers, MNI mm)", at_text);
+    char *list = genes_csv ? strdup(genes_csv) : NULL;
+    const char *names[4096];
+    int n_names = 0;
+    if (list)
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ')
+                t++;
+            if (*t && n_names < 4096)
+                names[n_names++] = t;
+        }
+    if (genes_csv && n_names == 0) {
+        free(list);
+        return gi_fail(err, "--genes '%s' names no gene (a comma-separated list, e.g. --genes APOE,TREM2)", genes_csv);
+    }
+    char dir[GI_PATH_MAX + 16];
+    if (out_dir) {
+        snprintf(dir, sizeof dir, "%s", out_dir);
+    } else {
+        const char *slash = strrchr(atlas_path, '/');
+        snprintf(dir, sizeof dir, "%.*s/preview", slash ? (int)(slash - atlas_path) : 1, slash ? atlas_path : ".");
+    }
+    if (c.render.preview_genes == 0)
+        c.render.preview_genes = 24;
+    double t0 = MPI_Wtime();
+    int n = 0;
+    rc = previews(&c, comm, atlas_path, dir, list ? names : NULL, n_names, at_text ? at : NULL, &n, err);
+    free(list);
+    if (rc == 0 && rank == 0)
+        printf("preview: %d PNGs in %s/ (%.1f s)\n", n, dir, MPI_Wtime() - t0);
+    return rc;
+}

@@ -1,0 +1,546 @@
+/* kriging.c - ordinary and regression kriging with ML hyperparameters (see kriging.h). */
+#include "geneinr/kriging.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "geneinr/rng.h"
+
+/* LAPACK from OpenBLAS (Fortran interface; no LAPACKE needed). */
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda, double *b,
+             const int *ldb, int *info);
+
+#define PRED_BLOCK 256
+#define STREAM_SUBSAMPLE (GI_STREAM_SPLIT + 12)
+
+typedef struct krige_state {
+    int n, G, cov, per_gene;
+    float *mni;              /* [n][3] */
+    float *alpha;            /* [n][G] weights (0 for unmeasured) */
+    double *mu;              /* [G] kriging mean */
+    double *range, *lambda, *sill;   /* [G] (equal across genes when shared) */
+    /* regression kriging */
+    int n_labels;            /* 0 = ordinary kriging */
+    float *label_mean;       /* [n_labels][G] */
+} krige_state;
+
+double gi_cov_rho(int covariance, double h, double range)
+{
+    double t = h / range;
+    switch (covariance) {
+    case GI_COV_MATERN32: { double a = sqrt(3.0) * t; return (1 + a) * exp(-a); }
+    case GI_COV_MATERN52: { double a = sqrt(5.0) * t; return (1 + a + a * a / 3) * exp(-a); }
+    default: return exp(-t);
+    }
+}
+
+/* ------------------------------------------------------------ factor */
+
+/* A = R + lambda I over points p[0..n) (lower Cholesky in place). */
+static int factor(int cov, const float *p, int n, double range, double lambda, double *A, double *logdet)
+{
+    for (int i = 0; i < n; i++) {
+        A[(size_t)i * n + i] = 1 + lambda;
+        for (int j = i + 1; j < n; j++) {
+            double dx = p[3 * i] - p[3 * j], dy = p[3 * i + 1] - p[3 * j + 1], dz = p[3 * i + 2] - p[3 * j + 2];
+            double r = gi_cov_rho(cov, sqrt(dx * dx + dy * dy + dz * dz), range);
+            A[(size_t)i * n + j] = A[(size_t)j * n + i] = r;
+        }
+    }
+    int info;
+    /* Row-major symmetric = column-major symmetric; "U" in Fortran order is
+     * the lower triangle in ours, either works for potrs with the same flag. */
+    dpotrf_("L", &n, A, &n, &info);
+    if (info != 0)
+        return -1;
+    double ld = 0;
+    for (int i = 0; i < n; i++)
+        ld += 2 * log(A[(size_t)i * n + i]);
+    *logdet = ld;
+    return 0;
+}
+
+static void solve(const double *L, int n, double *b, int nrhs)
+{
+    int info;
+    dpotrs_("L", &n, &nrhs, L, &n, b, &n, &info);
+}
+
+/* Solves restricted to the measured set S of one gene, from the factor of
+ * the full A: x = A^-1 (b + E_M c) with c chosen so that x_M = 0, i.e.
+ * x_S = (A_SS)^-1 b_S. */
+typedef struct restricted {
+    int n, m;
+    int *miss;               /* [m] */
+    double *Z;               /* [m][n]: column j of A^-1 for each missing j (Fortran: n x m) */
+    double *Pmm;             /* [m][m] Cholesky of (A^-1)_MM */
+    double logdet_extra;     /* log|(A^-1)_MM| */
+} restricted;
+
+static void restricted_free(restricted *r)
+{
+    free(r->miss);
+    free(r->Z);
+    free(r->Pmm);
+    memset(r, 0, sizeof *r);
+}
+
+static int restricted_build(restricted *r, const double *L, int n, const float *y, int stride, int *count)
+{
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        m += isnan(y[(size_t)i * stride]);
+    *count = n - m;
+    r->m = m;
+    if (m == 0)
+        return 0;
+    r->miss = malloc(sizeof(int) * m);
+    r->Z = calloc((size_t)n * m, sizeof(double));
+    r->Pmm = malloc(sizeof(double) * (size_t)m * m);
+    if (!r->miss || !r->Z || !r->Pmm)
+        return -1;
+    for (int i = 0, k = 0; i < n; i++)
+        if (isnan(y[(size_t)i * stride])) {
+            r->miss[k] = i;
+            r->Z[(size_t)k * n + i] = 1;
+            k++;
+        }
+    solve(L, n, r->Z, m);
+    for (int a = 0; a < m; a++)
+        for (int b = 0; b < m; b++)
+            r->Pmm[(size_t)a * m + b] = r->Z[(size_t)a * n + r->miss[b]];
+    int info;
+    dpotrf_("L", &m, r->Pmm, &m, &info);
+    if (info != 0)
+        return -1;
+    double ld = 0;
+    for (int i = 0; i < m; i++)
+        ld += 2 * log(r->Pmm[(size_t)i * m + i]);
+    r->logdet_extra = ld;
+    return 0;
+}
+
+/* b: [n], zero on M on entry; on return x with x_S = A_SS^-1 b_S, x_M = 0. */
+static void restricted_solve(const restricted *r, const double *L, double *b, double *work)
+{
+    int n = r->n, m = r->m;
+    solve(L, n, b, 1);
+    if (!m)
+        return;
+    for (int a = 0; a < m; a++)
+        work[a] = b[r->miss[a]];
+    int one = 1, info;
+    dpotrs_("L", &m, &one, r->Pmm, &m, work, &m, &info);
+    /* x -= Z Pmm^-1 x_M */
+    for (int a = 0; a < m; a++)
+        cblas_daxpy(n, -work[a], r->Z + (size_t)a * n, 1, b, 1);
+    for (int a = 0; a < m; a++)
+        b[r->miss[a]] = 0;
+}
+
+/* Profile negative log-likelihood of one gene (mean, sill profiled), and
+ * optionally its weights alpha = A_SS^-1 (y - mu) and mu, sill. */
+static int gene_nll(const double *L, double logdet, int n, const float *y, int stride, double *nll,
+                    double *alpha, double *mu_out, double *sill_out)
+{
+    restricted r;
+    int cnt;
+    double *u = malloc(sizeof(double) * n), *v = malloc(sizeof(double) * n);
+    double *work = malloc(sizeof(double) * (n + 1));
+    int rc = -1;
+    if (!u || !v || !work || restricted_build(&r, L, n, y, stride, &cnt) != 0)
+        goto done;
+    if (cnt < 2) {
+        restricted_free(&r);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        float yi = y[(size_t)i * stride];
+        u[i] = isnan(yi) ? 0 : 1;
+        v[i] = isnan(yi) ? 0 : yi;
+    }
+    restricted_solve(&r, L, u, work);
+    restricted_solve(&r, L, v, work);
+    double su = 0, sv = 0, yv = 0;
+    for (int i = 0; i < n; i++) {
+        float yi = y[(size_t)i * stride];
+        if (isnan(yi))
+            continue;
+        su += u[i];
+        sv += v[i];
+        yv += yi * v[i];
+    }
+    double mu = sv / su;
+    double q = yv - 2 * mu * sv + mu * mu * su;
+    double sill = q / cnt;
+    if (!(sill > 0))
+        sill = 1e-300;
+    *nll = 0.5 * cnt * log(sill) + 0.5 * (logdet + r.logdet_extra);
+    if (alpha)
+        for (int i = 0; i < n; i++)
+            alpha[i] = v[i] - mu * u[i];
+    if (mu_out)
+        *mu_out = mu;
+    if (sill_out)
+        *sill_out = sill;
+    restricted_free(&r);
+    rc = 0;
+done:
+    free(u);
+    free(v);
+    free(work);
+    return rc;
+}
+
+/* ----------------------------------------------------------- ML fit */
+
+typedef struct objective {
+    int cov, n, G, gene;     /* gene = -1: sum over all genes */
+    const float *p;          /* [n][3] */
+    const float *y;          /* [n][G] */
+    double *A;               /* [n][n] scratch */
+    int evals;
+} objective;
+
+static double objective_at(objective *o, const double th[2])
+{
+    double range = exp(th[0]), lambda = exp(th[1]), logdet;
+    o->evals++;
+    if (range < 0.1 || range > 1e4 || lambda < 1e-6 || lambda > 1e3)
+        return INFINITY;
+    if (factor(o->cov, o->p, o->n, range, lambda, o->A, &logdet) != 0)
+        return INFINITY;
+    double tot = 0;
+    for (int g = 0; g < o->G; g++) {
+        if (o->gene >= 0 && g != o->gene)
+            continue;
+        double nll;
+        if (gene_nll(o->A, logdet, o->n, o->y + g, o->G, &nll, NULL, NULL, NULL) != 0)
+            return INFINITY;
+        tot += nll;
+    }
+    return tot;
+}
+
+/* Nelder-Mead over (log range, log lambda): smooth, 2-D, a few dozen
+ * factorisations. */
+static void nelder_mead(objective *o, double th[2])
+{
+    double s[3][2] = {{th[0], th[1]}, {th[0] + 0.5, th[1]}, {th[0], th[1] + 1.0}}, f[3];
+    for (int i = 0; i < 3; i++)
+        f[i] = objective_at(o, s[i]);
+    for (int it = 0; it < 120; it++) {
+        /* order */
+        for (int a = 0; a < 3; a++)
+            for (int b = a + 1; b < 3; b++)
+                if (f[b] < f[a]) {
+                    double t0 = s[a][0], t1 = s[a][1], tf = f[a];
+                    s[a][0] = s[b][0]; s[a][1] = s[b][1]; f[a] = f[b];
+                    s[b][0] = t0; s[b][1] = t1; f[b] = tf;
+                }
+        double size = fabs(s[2][0] - s[0][0]) + fabs(s[2][1] - s[0][1]) + fabs(s[1][0] - s[0][0])
+                      + fabs(s[1][1] - s[0][1]);
+        if (size < 2e-3 || (isfinite(f[2]) && fabs(f[2] - f[0]) < 1e-7 * (1 + fabs(f[0])) && size < 0.05))
+            break;
+        double c[2] = {(s[0][0] + s[1][0]) / 2, (s[0][1] + s[1][1]) / 2};
+        double xr[2] = {2 * c[0] - s[2][0], 2 * c[1] - s[2][1]}, fr = objective_at(o, xr);
+        if (fr < f[0]) {
+            double xe[2] = {3 * c[0] - 2 * s[2][0], 3 * c[1] - 2 * s[2][1]}, fe = objective_at(o, xe);
+            if (fe < fr) { s[2][0] = xe[0]; s[2][1] = xe[1]; f[2] = fe; }
+            else { s[2][0] = xr[0]; s[2][1] = xr[1]; f[2] = fr; }
+        } else if (fr < f[1]) {
+            s[2][0] = xr[0]; s[2][1] = xr[1]; f[2] = fr;
+        } else {
+            double xc[2] = {(c[0] + s[2][0]) / 2, (c[1] + s[2][1]) / 2}, fc = objective_at(o, xc);
+            if (fc < f[2]) {
+                s[2][0] = xc[0]; s[2][1] = xc[1]; f[2] = fc;
+            } else {
+                for (int i = 1; i < 3; i++) {
+                    s[i][0] = (s[i][0] + s[0][0]) / 2;
+                    s[i][1] = (s[i][1] + s[0][1]) / 2;
+                    f[i] = objective_at(o, s[i]);
+                }
+            }
+        }
+    }
+    int best = 0;
+    for (int i = 1; i < 3; i++)
+        if (f[i] < f[best]) best = i;
+    th[0] = s[best][0];
+    th[1] = s[best][1];
+}
+
+/* A seeded random subset of at most k of the n points (all when k <= 0 or k >= n). */
+static int subsample(int n, int k, uint64_t seed, int **out)
+{
+    int *idx = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!idx)
+        return -1;
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    if (k > 0 && k < n)
+        for (int i = 0; i < k; i++) { /* partial Fisher-Yates */
+            int j = i + (int)gi_rng_below(seed, STREAM_SUBSAMPLE, (uint64_t)i, (uint64_t)(n - i));
+            int t = idx[i]; idx[i] = idx[j]; idx[j] = t;
+        }
+    *out = idx;
+    return k > 0 && k < n ? k : n;
+}
+
+static void krige_free(void *p)
+{
+    krige_state *s = p;
+    if (!s)
+        return;
+    free(s->mni);
+    free(s->alpha);
+    free(s->mu);
+    free(s->range);
+    free(s->lambda);
+    free(s->sill);
+    free(s->label_mean);
+    free(s);
+}
+
+/* Hyperparameters by ML on the subsample, then the weights on all n samples. */
+static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const float *y, gi_err *err)
+{
+    int n = s->n, G = s->G;
+    int *sub = NULL;
+    int ns = subsample(n, o->fit_samples, o->seed, &sub);
+    if (ns < 1)
+        return gi_fail(err, "out of memory");
+    float *ps = malloc(sizeof(float) * 3 * (size_t)ns), *ys = malloc(sizeof(float) * (size_t)ns * G);
+    double *A = malloc(sizeof(double) * (size_t)(n > ns ? n : ns) * (n > ns ? n : ns));
+    double *alpha = malloc(sizeof(double) * (size_t)n);
+    int rc = -1;
+    if (!ps || !ys || !A || !alpha) {
+        gi_fail(err, "out of memory for kriging %d samples (%.0f MB)", n, 8e-6 * n * (double)n);
+        goto done;
+    }
+    for (int k = 0; k < ns; k++) {
+        memcpy(ps + 3 * (size_t)k, s->mni + 3 * (size_t)sub[k], sizeof(float) * 3);
+        memcpy(ys + (size_t)k * G, y + (size_t)sub[k] * G, sizeof(float) * G);
+    }
+    /* Start: range a quarter of the mean inter-point distance scale, lambda 0.3. */
+    double lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
+    for (int k = 0; k < ns; k++)
+        for (int a = 0; a < 3; a++) {
+            lo[a] = fmin(lo[a], ps[3 * k + a]);
+            hi[a] = fmax(hi[a], ps[3 * k + a]);
+        }
+    double extent = fmax(fmax(hi[0] - lo[0], hi[1] - lo[1]), fmax(hi[2] - lo[2], 1.0));
+    objective ob = {s->cov, ns, G, -1, ps, ys, A, 0};
+    int passes = s->per_gene ? G : 1;
+    for (int pass = 0; pass < passes; pass++) {
+        ob.gene = s->per_gene ? pass : -1;
+        double th[2] = {log(extent / 8), log(0.3)};
+        nelder_mead(&ob, th);
+        for (int g = 0; g < G; g++)
+            if (!s->per_gene || g == pass) {
+                s->range[g] = exp(th[0]);
+                s->lambda[g] = exp(th[1]);
+            }
+    }
+    /* Weights on all samples, one factor per distinct hyperparameter set. */
+    for (int g = 0; g < G; g++) {
+        double logdet, nll;
+        if (g == 0 || s->per_gene) {
+            if (factor(s->cov, s->mni, n, s->range[g], s->lambda[g], A, &logdet) != 0) {
+                gi_fail(err, "kriging: the covariance matrix is not positive definite (range %g mm, nugget ratio %g)",
+                        s->range[g], s->lambda[g]);
+                goto done;
+            }
+        }
+        if (gene_nll(A, 0, n, y + g, G, &nll, alpha, &s->mu[g], &s->sill[g]) != 0) {
+            gi_fail(err, "kriging: gene %d has fewer than 2 measured training samples", g + 1);
+            goto done;
+        }
+        for (int i = 0; i < n; i++)
+            s->alpha[(size_t)i * G + g] = (float)alpha[i];
+    }
+    if (o->verbose)
+        for (int g = 0; g < (s->per_gene ? G : 1); g++)
+            printf("kriging: %s%s range %.2f mm, nugget/sill %.3f (%d likelihood evaluations on %d samples)\n",
+                   s->per_gene ? "gene " : "shared", s->per_gene ? "" : ":", s->range[g], s->lambda[g],
+                   ob.evals, ns);
+    rc = 0;
+done:
+    free(sub);
+    free(ps);
+    free(ys);
+    free(A);
+    free(alpha);
+    return rc;
+}
+
+static krige_state *krige_new(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+{
+    if (d->n < 3) {
+        gi_fail(err, "kriging needs at least 3 training samples (got %d)", d->n);
+        return NULL;
+    }
+    krige_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    int n = d->n, G = d->n_genes;
+    s->n = n;
+    s->G = G;
+    s->cov = o->covariance;
+    s->per_gene = o->per_gene;
+    s->mni = malloc(sizeof(float) * 3 * (size_t)n);
+    s->alpha = malloc(sizeof(float) * (size_t)n * G);
+    s->mu = calloc((size_t)G, sizeof(double));
+    s->range = calloc((size_t)G, sizeof(double));
+    s->lambda = calloc((size_t)G, sizeof(double));
+    s->sill = calloc((size_t)G, sizeof(double));
+    if (!s->mni || !s->alpha || !s->mu || !s->range || !s->lambda || !s->sill) {
+        krige_free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    memcpy(s->mni, d->mni, sizeof(float) * 3 * (size_t)n);
+    return s;
+}
+
+static void *krige_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+{
+    krige_state *s = krige_new(o, d, err);
+    if (s && krige_fit_targets(s, o, d->y, err) != 0) {
+        krige_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+{
+    if (!d->label || d->n_labels < 1) {
+        gi_fail(err, "regression_kriging needs an anatomy: set data.anatomy to a label image");
+        return NULL;
+    }
+    krige_state *s = krige_new(o, d, err);
+    if (!s)
+        return NULL;
+    int n = d->n, G = d->n_genes, L = d->n_labels;
+    s->n_labels = L;
+    s->label_mean = malloc(sizeof(float) * (size_t)L * G);
+    double *sum = calloc((size_t)L * G, sizeof(double)), *cnt = calloc((size_t)L * G, sizeof(double));
+    float *res = malloc(sizeof(float) * (size_t)n * G);
+    if (!s->label_mean || !sum || !cnt || !res) {
+        free(sum); free(cnt); free(res);
+        krige_free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    for (int g = 0; g < G; g++) {
+        double tot = 0, nt = 0;
+        for (int i = 0; i < n; i++) {
+            float y = d->y[(size_t)i * G + g];
+            int l = d->label[i];
+            if (isnan(y) || l < 0 || l >= L)
+                continue;
+            sum[(size_t)l * G + g] += y;
+            cnt[(size_t)l * G + g] += 1;
+            tot += y;
+            nt += 1;
+        }
+        double mean = nt > 0 ? tot / nt : 0, k = o->label_shrink;
+        for (int l = 0; l < L; l++) {
+            double c = cnt[(size_t)l * G + g];
+            s->label_mean[(size_t)l * G + g] = (float)(c + k > 0 ? (sum[(size_t)l * G + g] + k * mean) / (c + k) : mean);
+        }
+        for (int i = 0; i < n; i++) {
+            float y = d->y[(size_t)i * G + g];
+            int l = d->label[i] >= 0 && d->label[i] < L ? d->label[i] : 0;
+            res[(size_t)i * G + g] = isnan(y) ? NAN : y - s->label_mean[(size_t)l * G + g];
+        }
+    }
+    free(sum);
+    free(cnt);
+    int rc = krige_fit_targets(s, o, res, err);
+    free(res);
+    if (rc != 0) {
+        krige_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int krige_predict(const void *p, int n, const float *mni, const int *label, float *out, gi_err *err)
+{
+    const krige_state *s = p;
+    int N = s->n, G = s->G;
+    if (s->n_labels && !label)
+        return gi_fail(err, "regression_kriging: predicting needs the anatomy label of every point");
+    float *R = malloc(sizeof(float) * (size_t)PRED_BLOCK * N);
+    float *tmp = s->per_gene ? malloc(sizeof(float) * PRED_BLOCK) : NULL;
+    if (!R || (s->per_gene && !tmp)) {
+        free(R);
+        free(tmp);
+        return gi_fail(err, "out of memory for the kriging prediction block");
+    }
+    for (int q0 = 0; q0 < n; q0 += PRED_BLOCK) {
+        int nb = n - q0 < PRED_BLOCK ? n - q0 : PRED_BLOCK;
+        for (int g = 0; g < (s->per_gene ? G : 1); g++) {
+            for (int k = 0; k < nb; k++) {
+                const float *q = mni + 3 * (size_t)(q0 + k);
+                float *row = R + (size_t)k * N;
+                for (int i = 0; i < N; i++) {
+                    const float *pt = s->mni + 3 * (size_t)i;
+                    double dx = pt[0] - q[0], dy = pt[1] - q[1], dz = pt[2] - q[2];
+                    row[i] = (float)gi_cov_rho(s->cov, sqrt(dx * dx + dy * dy + dz * dz), s->range[g]);
+                }
+            }
+            if (!s->per_gene) {
+                /* out block [nb][G] = R [nb][N] x alpha [N][G] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, G, N, 1.0f, R, N, s->alpha, G, 0.0f,
+                            out + (size_t)q0 * G, G);
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, nb, N, 1.0f, R, N, s->alpha + g, G, 0.0f, tmp, 1);
+                for (int k = 0; k < nb; k++)
+                    out[(size_t)(q0 + k) * G + g] = tmp[k];
+            }
+        }
+        for (int k = 0; k < nb; k++)
+            for (int g = 0; g < G; g++) {
+                float base = (float)s->mu[g];
+                if (s->n_labels) {
+                    int l = label[q0 + k];
+                    base += s->label_mean[(size_t)(l >= 0 && l < s->n_labels ? l : 0) * G + g];
+                }
+                out[(size_t)(q0 + k) * G + g] += base;
+            }
+    }
+    free(R);
+    free(tmp);
+    return 0;
+}
+
+const gi_method_impl gi_kriging_impl = {krige_fit, krige_predict, krige_free};
+const gi_method_impl gi_rk_impl = {rk_fit, krige_predict, krige_free};
+
+/* The method's state is opaque outside method.c; it hands it back here. */
+const void *gi_method_state(const gi_method *m);
+
+int gi_kriging_params(const gi_method *m, int gene, double *range, double *sill, double *nugget)
+{
+    int kind = gi_method_kind(m);
+    if (kind != GI_METHOD_KRIGING && kind != GI_METHOD_RK)
+        return -1;
+    const krige_state *s = gi_method_state(m);
+    if (gene < 0 || gene >= s->G)
+        return -1;
+    *range = s->range[gene];
+    *sill = s->sill[gene];
+    *nugget = s->lambda[gene] * s->sill[gene];
+    return 0;
+}

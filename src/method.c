@@ -1,0 +1,81 @@
+/* method.c - the fit/predict interface's dispatch table (see method.h). */
+#include "geneinr/method.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *const GI_METHOD_NAMES[] = {"inr", "nearest", "idw", "kriging", "regression_kriging", NULL};
+
+static const gi_method_impl *const IMPLS[GI_METHOD_COUNT] = {
+    &gi_inr_impl, &gi_nearest_impl, &gi_idw_impl, &gi_kriging_impl, &gi_rk_impl,
+};
+
+struct gi_method {
+    int kind;
+    int n_genes;
+    void *state;
+};
+
+int gi_method_parse(const char *name)
+{
+    for (int k = 0; GI_METHOD_NAMES[k]; k++)
+        if (strcmp(name, GI_METHOD_NAMES[k]) == 0)
+            return k;
+    return -1;
+}
+
+int gi_method_needs_anatomy(int kind)
+{
+    return kind == GI_METHOD_RK;
+}
+
+void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c)
+{
+    memset(o, 0, sizeof *o);
+    o->idw_k = c->baseline.idw_k;
+    o->covariance = c->baseline.covariance;
+    o->per_gene = c->baseline.per_gene;
+    o->fit_samples = c->baseline.fit_samples;
+    o->label_shrink = c->baseline.label_shrink;
+    o->seed = c->train.seed;
+    o->config = c;
+    o->comm = MPI_COMM_SELF;
+}
+
+gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+{
+    if (kind < 0 || kind >= GI_METHOD_COUNT) {
+        gi_fail(err, "unknown interpolation method %d", kind);
+        return NULL;
+    }
+    gi_method *m = calloc(1, sizeof *m);
+    if (!m) {
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    m->kind = kind;
+    m->n_genes = d->n_genes;
+    m->state = IMPLS[kind]->fit(o, d, err);
+    if (!m->state) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err)
+{
+    return IMPLS[m->kind]->predict(m->state, n, mni, label, out, err);
+}
+
+int gi_method_n_genes(const gi_method *m) { return m->n_genes; }
+int gi_method_kind(const gi_method *m) { return m->kind; }
+const void *gi_method_state(const gi_method *m) { return m->state; }
+
+void gi_method_free(gi_method *m)
+{
+    if (!m)
+        return;
+    IMPLS[m->kind]->free(m->state);
+    free(m);
+}

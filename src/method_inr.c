@@ -1,0 +1,182 @@
+/* method_inr.c - the INR behind the fit/predict interface (method.h).
+ *
+ * Fit trains the configured model on exactly the given samples: they are
+ * written as a sample table into the work folder, the run config is pointed
+ * at it, and gi_train runs as usual (collective over o->comm). Early
+ * stopping keeps the config's validation but always carves it from these
+ * samples (a `donor` validation becomes `fraction`, since the held-out donor
+ * of an evaluation may be the config's validation donor), so data the caller
+ * holds back never steers training. Predict loads the best-validation
+ * weights and evaluates the donor average, de-standardised into the units of
+ * the given targets.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "geneinr/checkpoint.h"
+#include "geneinr/dataset.h"
+#include "geneinr/dist.h"
+#include "geneinr/method.h"
+#include "geneinr/model.h"
+#include "geneinr/samples.h"
+#include "geneinr/train.h"
+
+#define INR_BATCH 1024
+
+typedef struct inr_state {
+    gi_state st;
+    gi_workspace *ws;
+    gi_dataset prior;        /* with data.prior: the same prior the training subtracted */
+    int have_prior;
+} inr_state;
+
+static void inr_free(void *p)
+{
+    inr_state *s = p;
+    if (!s)
+        return;
+    gi_state_free(&s->st);
+    gi_workspace_free(s->ws);
+    if (s->have_prior)
+        gi_dataset_free(&s->prior);
+    free(s);
+}
+
+/* The given samples as a table (borrowed names; values copied). */
+static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
+{
+    gi_samples s;
+    memset(&s, 0, sizeof s);
+    s.n = d->n;
+    s.n_genes = d->n_genes;
+    s.n_donors = d->n_donors;
+    s.donor = (int *)d->donor;
+    s.donor_names = (char **)d->donor_names;
+    s.mni = (float *)d->mni;
+    s.gene_names = (char **)d->gene_names;
+    s.values = (float *)d->y;
+    s.well_ids = malloc(sizeof(char *) * (size_t)d->n);
+    char *ids = malloc(16 * (size_t)d->n);
+    if (!s.well_ids || !ids) {
+        free(s.well_ids);
+        free(ids);
+        return gi_fail(err, "out of memory");
+    }
+    for (int i = 0; i < d->n; i++) {
+        s.well_ids[i] = ids + 16 * (size_t)i;
+        snprintf(s.well_ids[i], 16, "s%d", i);
+    }
+    int rc = gi_samples_write_csv(&s, path, err);
+    free(s.well_ids);
+    free(ids);
+    return rc;
+}
+
+static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+{
+    if (!o->config || !o->work_dir) {
+        gi_fail(err, "the INR method needs a config and a work folder");
+        return NULL;
+    }
+    int rank;
+    MPI_Comm_rank(o->comm, &rank);
+    gi_config c = *o->config;
+    snprintf(c.data.samples, sizeof c.data.samples, "%s/train_samples.csv", o->work_dir);
+    snprintf(c.run.out, sizeof c.run.out, "%s", o->work_dir);
+    if (c.train.val_mode == GI_VAL_DONOR)
+        c.train.val_mode = GI_VAL_FRACTION;
+    int rc = rank == 0 ? write_table(d, c.data.samples, err) : 0;
+    if (gi_dist_agree(o->comm, rc, err) != 0)
+        return NULL;
+    gi_train_result res;
+    if (gi_train(&c, o->comm, o->work_dir, NULL, &res, err) != 0)
+        return NULL;
+    inr_state *s = calloc(1, sizeof *s);
+    char ckpt[GI_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o->work_dir);
+    if (!s || gi_checkpoint_load(&s->st, ckpt, err) != 0) {
+        if (!s)
+            gi_fail(err, "out of memory");
+        free(s);
+        return NULL;
+    }
+    gi_model *m = &s->st.model;
+    memcpy(m->params, s->st.best_params, sizeof(float) * m->n_params);
+    if (m->spec.gene_mode != GI_GENE_FACTORIZED && m->spec.gene_mode != GI_GENE_CONCAT) {
+        inr_free(s);
+        gi_fail(err, "unknown gene mode");
+        return NULL;
+    }
+    /* The prior is a deterministic function of the table and the split, so
+     * rebuilding the dataset reproduces the one training subtracted. */
+    if (c.data.prior != GI_PRIOR_NONE) {
+        if (gi_dataset_build(&s->prior, &c, err) != 0) {
+            inr_free(s);
+            return NULL;
+        }
+        s->have_prior = 1;
+    }
+    s->ws = gi_workspace_new(m, INR_BATCH);
+    if (!s->ws) {
+        inr_free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    return s;
+}
+
+static int inr_predict(const void *p, int n, const float *mni, const int *label, float *out, gi_err *err)
+{
+    const inr_state *s = p;
+    const gi_model *m = &s->st.model;
+    int G = s->st.n_genes, n_out = m->n_out, concat = m->spec.gene_mode == GI_GENE_CONCAT;
+    if (s->st.n_labels && !label)
+        return gi_fail(err, "the INR was trained with an anatomy: predicting needs a label per point");
+    float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *o = malloc(sizeof(float) * INR_BATCH * (size_t)n_out);
+    float *pr = malloc(sizeof(float) * INR_BATCH * (size_t)G);
+    int *donor = malloc(sizeof(int) * INR_BATCH), *gene = malloc(sizeof(int) * INR_BATCH);
+    if (!xyz || !o || !donor || !gene || !pr) {
+        free(xyz); free(o); free(donor); free(gene); free(pr);
+        return gi_fail(err, "out of memory");
+    }
+    for (int k = 0; k < INR_BATCH; k++)
+        donor[k] = -1;
+    for (int q0 = 0; q0 < n; q0 += INR_BATCH) {
+        int nb = n - q0 < INR_BATCH ? n - q0 : INR_BATCH;
+        for (int k = 0; k < nb; k++) {
+            const float *q = mni + 3 * (size_t)(q0 + k);
+            gi_mni_normalise(q[0], q[1], q[2], xyz + 3 * k);
+        }
+        gi_batch b = {nb, xyz, m->spec.donor_dim ? donor : NULL, s->st.n_labels ? label + q0 : NULL, NULL};
+        if (s->have_prior
+            ? gi_dataset_prior_predict(&s->prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, pr, err) != 0
+            : (memset(pr, 0, sizeof(float) * (size_t)nb * G), 0)) {
+            free(xyz); free(o); free(donor); free(gene); free(pr);
+            return -1;
+        }
+        /* The workspace is scratch: predict stays logically const. */
+        gi_workspace *ws = s->ws;
+        if (!concat) {
+            gi_model_forward(m, &b, ws, o);
+            for (int k = 0; k < nb; k++)
+                for (int g = 0; g < G; g++)
+                    out[(size_t)(q0 + k) * G + g] =
+                        (o[(size_t)k * G + g] + pr[(size_t)k * G + g]) * s->st.gene_std[g] + s->st.gene_mean[g];
+        } else {
+            b.gene = gene;
+            for (int g = 0; g < G; g++) {
+                for (int k = 0; k < nb; k++)
+                    gene[k] = g;
+                gi_model_forward(m, &b, ws, o);
+                for (int k = 0; k < nb; k++)
+                    out[(size_t)(q0 + k) * G + g] = (o[k] + pr[(size_t)k * G + g]) * s->st.gene_std[g] + s->st.gene_mean[g];
+            }
+        }
+    }
+    free(xyz); free(o); free(donor); free(gene); free(pr);
+    return 0;
+}
+
+const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free};

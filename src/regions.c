@@ -1,0 +1,290 @@
+/* regions.c - region x gene summaries of an atlas (see regions.h). */
+#include "geneinr/regions.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "geneinr/atlas.h"
+#include "geneinr/csv.h"
+#include "geneinr/files.h"
+#include "geneinr/nifti.h"
+
+typedef struct label_names {
+    int n;
+    long *id;
+    char **name;
+} label_names;
+
+static void names_free(label_names *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->name[i]);
+    free(l->id);
+    free(l->name);
+    memset(l, 0, sizeof *l);
+}
+
+static int read_names(label_names *l, const char *path, gi_err *err)
+{
+    memset(l, 0, sizeof *l);
+    gi_csv *r = gi_csv_open(path, err);
+    if (!r)
+        return gi_fail_prefix(err, "--labels");
+    char **f;
+    int nf, rc, c_id = -1, c_label = -1, cap = 0;
+    if ((rc = gi_csv_next(r, &f, &nf, err)) != 1) {
+        gi_csv_close(r);
+        return rc < 0 ? -1 : gi_fail(err, "%s: empty file (expected a header with columns id,label)", path);
+    }
+    for (int i = 0; i < nf; i++) {
+        if (!strcmp(f[i], "id")) c_id = i;
+        if (!strcmp(f[i], "label") || (c_label < 0 && !strcmp(f[i], "name"))) c_label = i;
+    }
+    if (c_id < 0 || c_label < 0) {
+        gi_csv_close(r);
+        return gi_fail(err, "%s:1: the header needs columns 'id' and 'label' (as abagen's atlas tables)", path);
+    }
+    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
+        if (nf <= c_id || nf <= c_label) {
+            rc = gi_fail(err, "%s:%ld: %d fields, the header has more", path, gi_csv_line(r), nf);
+            break;
+        }
+        char *end;
+        long id = strtol(f[c_id], &end, 10);
+        if (end == f[c_id] || *end) {
+            rc = gi_fail(err, "%s:%ld: id '%s' is not an integer", path, gi_csv_line(r), f[c_id]);
+            break;
+        }
+        if (l->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            long *ni = realloc(l->id, sizeof(long) * cap);
+            if (ni) l->id = ni;
+            char **nn = realloc(l->name, sizeof(char *) * cap);
+            if (nn) l->name = nn;
+            if (!ni || !nn) { rc = gi_fail(err, "out of memory"); break; }
+        }
+        l->id[l->n] = id;
+        l->name[l->n] = strdup(f[c_label]);
+        if (!l->name[l->n]) { rc = gi_fail(err, "out of memory"); break; }
+        l->n++;
+    }
+    gi_csv_close(r);
+    if (rc < 0) {
+        names_free(l);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+static int find_long(const long *v, int n, long x)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (v[mid] == x) return mid;
+        if (v[mid] < x) lo = mid + 1; else hi = mid - 1;
+    }
+    return -1;
+}
+
+/* CSV field: quoted when needed. */
+static void put_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int gi_regions_table(const char *atlas_path, const char *parcellation_path, const char *labels_csv,
+                     const char *out_csv, long *n_regions, gi_err *err)
+{
+    gi_atlas a;
+    gi_volume p;
+    label_names names = {0};
+    memset(&p, 0, sizeof p);
+    if (gi_atlas_open(&a, atlas_path, err) != 0)
+        return -1;
+    int rc = -1;
+    long *ids = NULL, *voxoff = NULL;
+    int *vlab = NULL;
+    float *vol = NULL;
+    double *sum = NULL, *sum2 = NULL;
+    long *cnt = NULL;
+    FILE *f = NULL;
+    char tmp[4096] = "";
+    if (gi_volume_read(&p, parcellation_path, 1, err) != 0) {
+        gi_fail_prefix(err, "--parcellation");
+        goto done;
+    }
+    if (labels_csv && read_names(&names, labels_csv, err) != 0)
+        goto done;
+    double inv[16];
+    if (gi_affine_invert(a.affine, inv) != 0) {
+        gi_fail(err, "%s: the atlas affine is singular", atlas_path);
+        goto done;
+    }
+    /* The label set: the image's non-zero integer values plus the CSV's ids. */
+    size_t np = (size_t)p.nx * p.ny * p.nz;
+    int nl = 0, cap = 256;
+    ids = malloc(sizeof(long) * cap);
+    if (!ids) { gi_fail(err, "out of memory"); goto done; }
+    long last = 0;
+    for (size_t q = 0; q < np; q++) {
+        float v = p.data[q];
+        if (isnan(v) || v == 0)
+            continue;
+        if (v != floorf(v) || fabsf(v) > 2e9f) {
+            gi_fail(err, "%s: voxel %zu holds %g; a parcellation must hold integer labels", parcellation_path, q, v);
+            goto done;
+        }
+        long lab = (long)v;
+        if (lab == last)
+            continue;
+        last = lab;
+        int found = 0;
+        for (int k = 0; k < nl && !found; k++)
+            found = ids[k] == lab;
+        if (found)
+            continue;
+        if (nl == 100000) {
+            gi_fail(err, "%s: more than 100000 distinct labels; is this a parcellation?", parcellation_path);
+            goto done;
+        }
+        if (nl == cap) {
+            long *n2 = realloc(ids, sizeof(long) * (cap *= 2));
+            if (!n2) { gi_fail(err, "out of memory"); goto done; }
+            ids = n2;
+        }
+        ids[nl++] = lab;
+    }
+    for (int k = 0; k < names.n; k++) {
+        int found = 0;
+        for (int j = 0; j < nl && !found; j++)
+            found = ids[j] == names.id[k];
+        if (found || names.id[k] == 0)
+            continue;
+        if (nl == cap) {
+            long *n2 = realloc(ids, sizeof(long) * (cap *= 2));
+            if (!n2) { gi_fail(err, "out of memory"); goto done; }
+            ids = n2;
+        }
+        ids[nl++] = names.id[k];
+    }
+    qsort(ids, (size_t)nl, sizeof(long), cmp_long);
+    /* Each labelled voxel's atlas voxel (nearest) and label index. */
+    long nv = 0;
+    for (size_t q = 0; q < np; q++)
+        nv += !isnan(p.data[q]) && p.data[q] != 0;
+    voxoff = malloc(sizeof(long) * (size_t)(nv ? nv : 1));
+    vlab = malloc(sizeof(int) * (size_t)(nv ? nv : 1));
+    if (!voxoff || !vlab) { gi_fail(err, "out of memory"); goto done; }
+    long m = 0;
+    for (int k = 0; k < p.nz; k++)
+        for (int j = 0; j < p.ny; j++)
+            for (int i = 0; i < p.nx; i++) {
+                float v = p.data[((size_t)k * p.ny + j) * p.nx + i];
+                if (isnan(v) || v == 0)
+                    continue;
+                double mm[3], ijk[3];
+                gi_affine_apply(p.affine, i, j, k, mm);
+                gi_affine_apply(inv, mm[0], mm[1], mm[2], ijk);
+                /* Nearest voxel; an exact tie (a finer grid's voxel centre
+                 * halfway between two atlas voxels, common between 1 and 2 mm
+                 * grids) goes up, with a margin far above rounding noise so
+                 * the rule does not depend on how the inverse was computed. */
+                long ai = (long)floor(ijk[0] + 0.5 + 1e-6), aj = (long)floor(ijk[1] + 0.5 + 1e-6),
+                     ak = (long)floor(ijk[2] + 0.5 + 1e-6);
+                if (ai < 0 || aj < 0 || ak < 0 || ai >= a.nx || aj >= a.ny || ak >= a.nz)
+                    continue;
+                long off = (ak * a.ny + aj) * a.nx + ai;
+                if (!a.mask[off])
+                    continue;
+                voxoff[m] = off;
+                vlab[m] = find_long(ids, nl, (long)v);
+                m++;
+            }
+    vol = malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz);
+    sum = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
+    sum2 = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
+    cnt = malloc(sizeof(long) * (size_t)(nl ? nl : 1));
+    if (!vol || !sum || !sum2 || !cnt) { gi_fail(err, "out of memory"); goto done; }
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", out_csv) >= (int)sizeof tmp) { gi_fail(err, "path too long"); goto done; }
+    f = fopen(tmp, "w");
+    if (!f) { gi_fail(err, "cannot write %s: %s", out_csv, strerror(errno)); goto done; }
+    fprintf(f, "id,label,gene,n_voxels,mean,sd\n");
+    for (int g = 0; g < a.n_genes; g++) {
+        if (gi_atlas_read_gene(&a, g, vol, err) != 0)
+            goto done;
+        memset(sum, 0, sizeof(double) * nl);
+        memset(sum2, 0, sizeof(double) * nl);
+        memset(cnt, 0, sizeof(long) * nl);
+        for (long q = 0; q < m; q++) {
+            float v = vol[voxoff[q]];
+            if (!isfinite(v))
+                continue;
+            sum[vlab[q]] += v;
+            cnt[vlab[q]]++;
+        }
+        for (int l = 0; l < nl; l++)
+            sum[l] = cnt[l] ? sum[l] / cnt[l] : NAN; /* now the mean */
+        for (long q = 0; q < m; q++) { /* second pass: SD about the mean, no cancellation */
+            float v = vol[voxoff[q]];
+            if (isfinite(v))
+                sum2[vlab[q]] += (v - sum[vlab[q]]) * (v - sum[vlab[q]]);
+        }
+        for (int l = 0; l < nl; l++) {
+            fprintf(f, "%ld,", ids[l]);
+            for (int k = 0; k < names.n; k++)
+                if (names.id[k] == ids[l]) {
+                    put_field(f, names.name[k]);
+                    break;
+                }
+            fputc(',', f);
+            put_field(f, a.genes[g]);
+            if (cnt[l])
+                fprintf(f, ",%ld,%.9g,%.9g\n", cnt[l], sum[l], sqrt(sum2[l] / cnt[l]));
+            else
+                fprintf(f, ",0,,\n");
+        }
+    }
+    if (ferror(f) | (fclose(f) != 0)) {
+        f = NULL;
+        gi_fail(err, "error writing %s", out_csv);
+        goto done;
+    }
+    f = NULL;
+    if (rename(tmp, out_csv) != 0) {
+        gi_fail(err, "cannot rename %s to %s: %s", tmp, out_csv, strerror(errno));
+        goto done;
+    }
+    *n_regions = nl;
+    rc = 0;
+done:
+    if (f) {
+        fclose(f);
+        gi_remove_partial(tmp);
+    } else if (rc != 0 && tmp[0]) {
+        gi_remove_partial(tmp);
+    }
+    gi_atlas_close(&a);
+    gi_volume_free(&p);
+    names_free(&names);
+    free(ids); free(voxoff); free(vlab); free(vol); free(sum); free(sum2); free(cnt);
+    return rc;
+}

@@ -1,0 +1,233 @@
+/* test_baselines.c - the standard interpolators behind method.h.
+ *
+ * IDW against a fixture worked by hand (abagen's rule: k nearest measured
+ * samples, weights 1/d, zero-distance samples alone and equally), the grid
+ * k-nearest search against brute force, and the kriging fit recovering the
+ * known covariance parameters of simulated Gaussian fields within 10%.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "geneinr/knn.h"
+#include "geneinr/kriging.h"
+#include "geneinr/method.h"
+#include "geneinr/rng.h"
+
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+
+static gi_method_opts opts(void)
+{
+    gi_method_opts o;
+    memset(&o, 0, sizeof o);
+    o.idw_k = 10;
+    o.covariance = GI_COV_EXPONENTIAL;
+    o.fit_samples = 0;
+    o.label_shrink = 5;
+    o.seed = 1;
+    o.comm = MPI_COMM_SELF;
+    return o;
+}
+
+static void test_idw_fixture(void)
+{
+    /* Five samples, two genes; gene 1 not measured at sample 1. Sample 4 sits
+     * on sample 0 (as abagen's mirrored duplicates do). */
+    const float mni[5][3] = {{0, 0, 0}, {3, 0, 0}, {0, 4, 0}, {10, 0, 0}, {0, 0, 0}};
+    const float y[5][2] = {{1, 10}, {4, NAN}, {5, 20}, {7, 30}, {3, 40}};
+    gi_fit_data d = {.n = 5, .n_genes = 2, .mni = &mni[0][0], .y = &y[0][0]};
+    gi_method_opts o = opts();
+    gi_err err;
+    o.idw_k = 3;
+    gi_method *m = gi_method_fit(GI_METHOD_IDW, &o, &d, &err);
+    CHECK(m != NULL, "idw fits a 5-sample fixture");
+    if (!m)
+        return;
+    const float q[3][3] = {{1, 0, 0}, {0, 0, 0}, {100, 0, 0}};
+    float out[3][2];
+    CHECK(gi_method_predict(m, 3, &q[0][0], NULL, &out[0][0], &err) == 0, "idw predicts");
+    /* (1,0,0), k = 3: samples 0 and 4 at d 1, sample 1 at d 2 (gene 0);
+     * gene 1 skips sample 1 and takes sample 2 at d sqrt(17). */
+    double e0 = (1.0 / 1 + 3.0 / 1 + 4.0 / 2) / (1.0 + 1.0 + 0.5);
+    double s17 = sqrt(17.0);
+    double e1 = (10.0 / 1 + 40.0 / 1 + 20.0 / s17) / (1.0 + 1.0 + 1.0 / s17);
+    CHECKF(fabs(out[0][0] - e0) < 1e-5 && fabs(out[0][1] - e1) < 1e-5, "idw: 1/d weights of the k nearest measured samples",
+           "got %g %g, want %g %g", out[0][0], out[0][1], e0, e1);
+    /* On a sample: only the zero-distance samples count, equally (1 and 3). */
+    CHECKF(fabs(out[1][0] - 2.0f) < 1e-6 && fabs(out[1][1] - 25.0f) < 1e-6,
+           "idw: zero-distance samples alone, averaged", "got %g %g", out[1][0], out[1][1]);
+    /* Far away (x = 100): k = 3 nearest are 3 (d 90), 1 (d 97), then 0/4 tie at d 100 -> index 0. */
+    double f0 = (7.0 / 90 + 4.0 / 97 + 1.0 / 100) / (1.0 / 90 + 1.0 / 97 + 1.0 / 100);
+    CHECKF(fabs(out[2][0] - f0) < 1e-5, "idw: ties at the k-th distance broken by sample order", "got %g want %g",
+           out[2][0], f0);
+    gi_method_free(m);
+
+    m = gi_method_fit(GI_METHOD_NEAREST, &o, &d, &err);
+    CHECK(m && gi_method_predict(m, 3, &q[0][0], NULL, &out[0][0], &err) == 0, "nearest fits and predicts");
+    CHECKF(m && out[0][0] == 1 && out[0][1] == 10 && out[2][0] == 7 && out[2][1] == 30,
+           "nearest: value of the nearest measured sample", "got %g %g %g %g", out[0][0], out[0][1], out[2][0], out[2][1]);
+    gi_method_free(m);
+}
+
+static void test_knn(void)
+{
+    enum { N = 700, Q = 200, K = 12 };
+    float *p = malloc(sizeof(float) * 3 * N);
+    for (int i = 0; i < 3 * N; i++)
+        p[i] = (float)(100 * gi_rng_uniform(7, 1, (uint64_t)i) - 50) * (i % 3 == 2 ? 0.3f : 1.0f);
+    gi_knn t;
+    CHECK(gi_knn_build(&t, p, N) == 0, "knn index builds");
+    int bad = 0, idx[K];
+    double dist[K];
+    for (int q = 0; q < Q; q++) {
+        double x[3];
+        for (int a = 0; a < 3; a++)
+            x[a] = 140 * gi_rng_uniform(7, 2, (uint64_t)(3 * q + a)) - 70;
+        int m = gi_knn_query(&t, x, K, idx, dist);
+        /* brute force k-th distance */
+        double best[K];
+        for (int j = 0; j < K; j++) best[j] = INFINITY;
+        for (int i = 0; i < N; i++) {
+            double dx = p[3 * i] - x[0], dy = p[3 * i + 1] - x[1], dz = p[3 * i + 2] - x[2];
+            double d = sqrt(dx * dx + dy * dy + dz * dz);
+            for (int j = 0; j < K; j++)
+                if (d < best[j]) {
+                    memmove(best + j + 1, best + j, sizeof(double) * (K - 1 - j));
+                    best[j] = d;
+                    break;
+                }
+        }
+        if (m != K)
+            bad++;
+        for (int j = 0; j < K && m == K; j++)
+            if (fabs(dist[j] - best[j]) > 1e-9)
+                bad++;
+    }
+    CHECKF(bad == 0, "knn grid search equals brute force (200 queries, some outside the points' box)", "%d mismatches", bad);
+    gi_knn_free(&t);
+    free(p);
+}
+
+/* G independent Gaussian fields at n random points with covariance
+ * sill * rho(h / range) + nugget * delta. */
+static void simulate(int cov, int n, int G, double extent, double range, double sill, double nugget, float *pts,
+                     float *y)
+{
+    for (int i = 0; i < 3 * n; i++)
+        pts[i] = (float)(extent * gi_rng_uniform(11, 1, (uint64_t)i));
+    double *C = malloc(sizeof(double) * (size_t)n * n);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double dx = pts[3 * i] - pts[3 * j], dy = pts[3 * i + 1] - pts[3 * j + 1], dz = pts[3 * i + 2] - pts[3 * j + 2];
+            C[(size_t)i * n + j] = sill * gi_cov_rho(cov, sqrt(dx * dx + dy * dy + dz * dz), range);
+        }
+    int info;
+    dpotrf_("U", &n, C, &n, &info); /* column-major upper = row-major lower: C = L L^T, L[i][j] = C[i*n+j], j <= i */
+    for (int g = 0; g < G; g++) {
+        double *z = malloc(sizeof(double) * n);
+        for (int i = 0; i < n; i++)
+            z[i] = gi_rng_normal(11, 2 + g, (uint64_t)i);
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (int j = 0; j <= i; j++)
+                s += C[(size_t)i * n + j] * z[j];
+            y[(size_t)i * G + g] = (float)(3.0 + s + sqrt(nugget) * gi_rng_normal(11, 100 + g, (uint64_t)i));
+        }
+        free(z);
+    }
+    free(C);
+}
+
+static void test_kriging_recovery(int cov, const char *name, int per_gene)
+{
+    enum { N = 900, G = 32 };
+    const double range = 12, sill = 1.0, nugget = 0.25;
+    float *pts = malloc(sizeof(float) * 3 * N), *y = malloc(sizeof(float) * N * G);
+    simulate(cov, N, G, 85, range, sill, nugget, pts, y);
+    y[5 * G + 1] = NAN; /* a few unmeasured values, as in real data */
+    y[17 * G + 3] = NAN;
+    y[400 * G + 3] = NAN;
+    gi_fit_data d = {.n = N, .n_genes = G, .mni = pts, .y = y};
+    gi_method_opts o = opts();
+    o.covariance = cov;
+    o.per_gene = per_gene;
+    gi_err err;
+    gi_method *m = gi_method_fit(GI_METHOD_KRIGING, &o, &d, &err);
+    char nm[160];
+    snprintf(nm, sizeof nm, "kriging (%s, %s) fits %d samples x %d genes", name, per_gene ? "per gene" : "shared", N, G);
+    CHECKF(m != NULL, nm, "%s", err.msg);
+    if (!m) {
+        free(pts);
+        free(y);
+        return;
+    }
+    double r = 0, s = 0, u = 0;
+    for (int g = 0; g < G; g++) {
+        double rg, sg, ug;
+        gi_kriging_params(m, g, &rg, &sg, &ug);
+        r += rg / G;
+        s += sg / G;
+        u += ug / G;
+    }
+    snprintf(nm, sizeof nm, "kriging (%s, %s) ML recovers range, sill and nugget within 10%%", name,
+             per_gene ? "per gene, mean" : "shared");
+    CHECKF(fabs(r / range - 1) < 0.1 && fabs(s / sill - 1) < 0.1 && fabs(u / nugget - 1) < 0.1, nm,
+           "range %.3f (true %g), sill %.3f (%g), nugget %.3f (%g)", r, range, s, sill, u, nugget);
+    printf("# %s: range %.3f sill %.3f nugget %.3f\n", nm, r, s, u);
+    /* Prediction at a training point is smoothed toward the field (nugget), not
+     * the noisy value, and the held-out error is near the nugget. */
+    float q[3] = {40, 40, 40}, out[G];
+    CHECK(gi_method_predict(m, 1, q, NULL, out, &err) == 0 && isfinite(out[0]), "kriging predicts");
+    gi_method_free(m);
+    free(pts);
+    free(y);
+}
+
+static void test_regression_kriging(void)
+{
+    /* Two labels with levels 0 and 4 plus small noise; label 2 has 1 sample
+     * and is shrunk toward the global mean. */
+    enum { N = 300 };
+    float pts[N][3], y[N];
+    int lab[N];
+    for (int i = 0; i < N; i++) {
+        for (int a = 0; a < 3; a++)
+            pts[i][a] = (float)(80 * gi_rng_uniform(3, 1, (uint64_t)(3 * i + a)));
+        lab[i] = i == 0 ? 2 : pts[i][0] < 40 ? 0 : 1;
+        y[i] = (float)((lab[i] == 1 ? 4 : 0) + 0.1 * gi_rng_normal(3, 2, (uint64_t)i));
+    }
+    y[0] = 100;
+    gi_fit_data d = {.n = N, .n_genes = 1, .mni = &pts[0][0], .y = y, .label = lab, .n_labels = 3};
+    gi_method_opts o = opts();
+    gi_err err;
+    gi_method *m = gi_method_fit(GI_METHOD_RK, &o, &d, &err);
+    CHECKF(m != NULL, "regression kriging fits label means + residual field", "%s", err.msg);
+    if (!m)
+        return;
+    float q[2][3] = {{10, 40, 40}, {70, 40, 40}}, out[2];
+    int ql[2] = {0, 1};
+    CHECK(gi_method_predict(m, 2, &q[0][0], ql, out, &err) == 0, "regression kriging predicts");
+    CHECKF(fabs(out[0]) < 0.3 && fabs(out[1] - 4) < 0.3, "regression kriging: label levels recovered", "got %g %g",
+           out[0], out[1]);
+    CHECK(gi_method_predict(m, 2, &q[0][0], NULL, out, &err) != 0, "regression kriging refuses points without labels");
+    gi_method_free(m);
+    gi_fit_data nol = d;
+    nol.label = NULL;
+    nol.n_labels = 0;
+    CHECK(gi_method_fit(GI_METHOD_RK, &o, &nol, &err) == NULL && strstr(err.msg, "data.anatomy"),
+          "regression kriging without an anatomy is refused with a clear message");
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    test_idw_fixture();
+    test_knn();
+    test_kriging_recovery(GI_COV_EXPONENTIAL, "exponential", 0);
+    test_kriging_recovery(GI_COV_MATERN52, "matern52", 0);
+    test_regression_kriging();
+    MPI_Finalize();
+    return check_summary();
+}
