@@ -585,6 +585,7 @@ static void section_outputs(FILE *f, const char *dir)
         {"expression.nii.gz", "4-D NIfTI, one volume per gene (order: genes.tsv)"},
         {"genes.tsv", "volume index and gene name of expression.nii.gz"},
         {"dataset_description.json", "BIDS derivative description"},
+        {"README.md", "what the folder holds and how nilearn, FSLeyes and h5py open it"},
         {"checkpoint.h5", "the trained model (render it again, resume training)"},
         {"train_log.csv", "loss per step"},
         {"config.yaml", "the effective configuration"},

@@ -43,8 +43,10 @@ check "run, 2 ranks, render.nifti both, background zero" $MPIRUN -np 2 $G run "$
 cp "$T/last.log" "$T/run.log"
 check "run prints the report's and the previews' paths" \
     bash -c "grep -q 'report: $R/report.html' '$T/run.log' && grep -q 'previews $R/preview/' '$T/run.log'"
-check "report.html, previews, 4-D NIfTI, genes.tsv, dataset_description.json, run.json exist" \
-    bash -c "cd '$R' && ls report.html preview/G01.png preview/G04.png expression.nii.gz genes.tsv dataset_description.json run.json nifti/G01.nii.gz"
+check "report.html, previews, 4-D NIfTI, genes.tsv, dataset_description.json, README.md, run.json exist" \
+    bash -c "cd '$R' && ls report.html preview/G01.png preview/G04.png expression.nii.gz genes.tsv dataset_description.json run.json nifti/G01.nii.gz README.md"
+check "the folder's README.md says how nilearn and FSLeyes open the 4-D file" \
+    bash -c "grep -q 'index_img(\"expression.nii.gz\", i)' '$R/README.md' && grep -q 'fsleyes expression.nii.gz' '$R/README.md'"
 check "score against the truth" $G score "$R/atlas.h5" --truth "$T/ph/truth.h5" --samples "$T/ph/samples.csv" --json "$R/score.json"
 check "geneinr report rebuilds the report" $G report "$R"
 check "the report has the score table, the curve with the best step and 4 inline images, nothing remote" \
@@ -74,6 +76,11 @@ else
     skip "4-D NIfTI in nibabel (needs python3-nibabel)"
 fi
 $PY "$HERE/check_maps.py" bids "$R"
+check "4-D NIfTI is one valid gzip stream (a member per gene), no part files left" \
+    bash -c "gzip -t '$R/expression.nii.gz' && [ -z \"\$(ls -A '$R' | grep '^\.expression')\" ]"
+check "4-D NIfTI from 1 rank" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$T/r1" --checkpoint "$R/checkpoint.h5" \
+    --set render.nifti=4d --set render.preview_genes=0 --set render.report=false
+check "  ... is byte-identical to the 2-rank one" cmp "$T/r1/expression.nii.gz" "$R/expression.nii.gz"
 
 # geneinr preview on any atlas
 check "geneinr preview --genes G02,G01 --at" $G preview "$R/atlas.h5" --genes G02,G01 --at=-20,-10,10 --out "$T/pv"
