@@ -4,6 +4,7 @@
 #   make test     install missing packages, build, run the whole test suite
 #   make bench    speed and memory benchmarks (figures go to docs/BENCHMARKS.md)
 #   make asan     build the suite with AddressSanitizer + UBSan and run it
+#   make fuzz     libFuzzer on the config, CSV, NIfTI and checkpoint readers (FUZZ_SECONDS each)
 
 PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
 PKGS    += libpng
@@ -28,7 +29,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps run test bench asan clean
+.PHONY: all deps run test bench asan fuzz clean
 all: $(BUILD)/geneinr
 
 deps:
@@ -73,5 +74,9 @@ asan:
 	    build-asan/geneinr $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
 	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh build-asan
 
+FUZZ_SECONDS ?= 600
+fuzz:
+	@tools/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -237,9 +237,25 @@ static int writer_close_parallel(gi_atlas_writer *w, gi_err *err)
     return rc;
 }
 
+/* Collective: truncate PATH.tmp to nothing before closing a file that is
+ * being discarded. Closing still writes HDF5's metadata; on a full disk that
+ * write fails, on some ranks only - and a failed close leaves ranks waiting
+ * for each other in MPI_File_set_size, or a half-closed file that HDF5's
+ * clean-up in MPI_Finalize then crashes on. With the file's space released,
+ * the closing writes succeed everywhere. */
+static void writer_release_space(gi_atlas_writer *w)
+{
+    MPI_Barrier(w->comm);
+    if (w->rank == 0)
+        (void)!truncate(w->tmp_path, 0); /* if it fails, the close below may too; nothing better to do */
+    MPI_Barrier(w->comm);
+}
+
 /* Collective: close, remove PATH.tmp (rank 0), free. */
 static void writer_discard(gi_atlas_writer *w)
 {
+    if (w->file >= 0)
+        writer_release_space(w);
     writer_close_parallel(w, NULL);
     MPI_Barrier(w->comm); /* everyone has closed before the file goes */
     if (w->rank == 0)
@@ -415,6 +431,13 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
         rc = -1;
     if (expr >= 0)
         H5Dclose(expr);
+    if (rc == 0 && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
+        rc = gi_h5_fail(err, "%s: cannot write the metadata to disk (disk full?)", where);
+    /* A file we give up on: release its space so that closing (which writes
+     * again) succeeds and leaves no half-closed file behind (see
+     * writer_release_space). */
+    if (rc != 0)
+        (void)!truncate(where, 0);
     if (H5Fclose(file) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot close after adding metadata", where);
     return rc;
@@ -428,7 +451,18 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
     if (!w)
         return gi_fail(err, "atlas: finish without an open writer");
     gi_h5_printer printer = gi_h5_quiet();
-    int rc = gi_dist_agree(w->comm, writer_close_parallel(w, err), err);
+    /* Flush first, agreed: a failure here (a full disk) leaves the file open
+     * on every rank, to be discarded as a whole (writer_discard), instead of
+     * a close that fails on some ranks only. */
+    int rc = H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0
+                 ? gi_h5_fail(err, "%s: cannot write the atlas to disk (disk full?)", w->tmp_path)
+                 : 0;
+    if (gi_dist_agree(w->comm, rc, err) != 0) {
+        writer_discard(w);
+        gi_h5_loud(printer);
+        return -1;
+    }
+    rc = gi_dist_agree(w->comm, writer_close_parallel(w, err), err);
     if (rc == 0) {
         int rc0 = 0;
         if (w->rank == 0) {

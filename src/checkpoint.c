@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "geneinr/h5.h"
@@ -22,6 +23,8 @@
 
 /* Datasets: no timestamps (equal states, equal bytes) and checksummed. */
 #define DSET_FLAGS (GI_H5_NO_TIMES | GI_H5_CHECKSUM)
+/* Strings: fixed length, so that they are checksummed like everything else. */
+#define STR_FLAGS (GI_H5_NO_TIMES | GI_H5_CHECKSUM | GI_H5_FIXED)
 
 /* ---- settings history ------------------------------------------------------ */
 
@@ -82,8 +85,8 @@ static int write_contents(hid_t f, const gi_state *st, const char *where, gi_err
         gi_h5_put_array(f, where, "gene_std", H5T_NATIVE_FLOAT, st->gene_std, (hsize_t)st->n_genes, DSET_FLAGS, err) ||
         gi_h5_put_array(f, where, "gene_position", H5T_NATIVE_FLOAT, st->gene_position, (hsize_t)st->n_genes,
                         DSET_FLAGS, err) ||
-        gi_h5_put_strings(f, where, "genes", st->genes, st->n_genes, DSET_FLAGS, err) ||
-        gi_h5_put_strings(f, where, "donors", st->donors, st->n_donors, DSET_FLAGS, err) ||
+        gi_h5_put_strings(f, where, "genes", st->genes, st->n_genes, STR_FLAGS, err) ||
+        gi_h5_put_strings(f, where, "donors", st->donors, st->n_donors, STR_FLAGS, err) ||
         gi_h5_put_array(f, where, "label_values", H5T_NATIVE_INT, st->label_values, (hsize_t)st->n_labels,
                         DSET_FLAGS, err) ||
         gi_h5_put_array(f, where, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average,
@@ -95,7 +98,7 @@ static int write_contents(hid_t f, const gi_state *st, const char *where, gi_err
         return gi_fail(err, "%s: out of memory", where);
     for (int i = 0; i < st->n_history; i++)
         steps[i] = st->history_step[i];
-    int rc = gi_h5_put_strings(f, where, "settings_history", st->history, st->n_history, DSET_FLAGS, err) ||
+    int rc = gi_h5_put_strings(f, where, "settings_history", st->history, st->n_history, STR_FLAGS, err) ||
              gi_h5_put_array(f, where, "settings_history_step", H5T_NATIVE_LLONG, steps, (hsize_t)st->n_history,
                              DSET_FLAGS, err);
     free(steps);
@@ -103,9 +106,9 @@ static int write_contents(hid_t f, const gi_state *st, const char *where, gi_err
         return -1;
     const char *config = st->config_yaml ? st->config_yaml : "";
 
-    if (gi_h5_put_attr_str(f, where, "kind", "checkpoint", err) ||
-        gi_h5_put_attr_str(f, where, "geneinr_version", GENEINR_VERSION, err) ||
-        gi_h5_put_attr_str(f, where, "config", config, err) ||
+    if (gi_h5_put_attr_fixed_str(f, where, "kind", "checkpoint", err) ||
+        gi_h5_put_attr_fixed_str(f, where, "geneinr_version", GENEINR_VERSION, err) ||
+        gi_h5_put_attr_fixed_str(f, where, "config", config, err) ||
         gi_h5_put_attr_i64(f, where, "step", st->step, err) ||
         gi_h5_put_attr_i64(f, where, "adam_t", st->adam.t, err) ||
         gi_h5_put_attr_i64(f, where, "best_step", st->best_step, err) ||
@@ -149,6 +152,14 @@ static int save(const gi_state *st, const char *path, const char *tmp, gi_err *e
     if (rc != 0)
         return -1;
     rc = write_contents(f, st, tmp, err);
+    if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+        rc = gi_h5_fail(err, "%s: cannot write the checkpoint to disk (disk full?)", tmp);
+    /* Giving up on the file: release its space first, so that the close
+     * (which writes HDF5's metadata again) succeeds. A close that fails
+     * leaves a half-closed file that HDF5's clean-up at exit (MPI_Finalize)
+     * crashes on. */
+    if (rc != 0)
+        (void)!truncate(tmp, 0);
     if (H5Fclose(f) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot finish writing (disk full?)", tmp);
     if (rc == 0)
@@ -235,6 +246,29 @@ static int read_history(hid_t f, const char *path, gi_state *st, gi_err *err)
     return rc;
 }
 
+/* Before allocating anything from the sizes a file claims: every count must
+ * be backed by stored bytes (no dataset here is compressed), so a damaged or
+ * hostile header cannot make us allocate gigabytes. The weight matrices alone
+ * give a lower bound on the parameter count. */
+static int plausible_sizes(hid_t f, const char *path, const gi_model_spec *s, gi_err *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return gi_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+    double bytes = (double)sb.st_size;
+    double n_out = s->gene_mode == GI_GENE_FACTORIZED ? s->n_genes : 1;
+    double weights = (double)(s->hidden_layers - 1) * s->width * s->width + n_out * s->width +
+                     (double)s->n_donors * s->donor_dim + (s->n_labels > 0 ? (double)s->n_labels * s->anatomy_dim : 0);
+    long long np = gi_h5_dataset_len(f, "params");
+    if (s->n_genes < 1 || s->n_donors < 0 || s->n_labels < 0 || s->hidden_layers < 1 || s->width < 1 ||
+        (double)s->n_genes > bytes || (double)s->n_donors > bytes || (double)s->n_labels > bytes)
+        return gi_fail(err, "%s: the model sizes (%d genes, %d donors, %d labels) do not fit the file", path,
+                       s->n_genes, s->n_donors, s->n_labels);
+    if (np < 0 || weights > (double)np || 4.0 * (double)np > bytes)
+        return gi_fail(err, "%s: /params (%lld values) does not match the model it describes", path, np);
+    return 0;
+}
+
 static int load(gi_state *st, const char *path, gi_err *err)
 {
     if (access(path, R_OK) != 0)
@@ -264,6 +298,8 @@ static int load(gi_state *st, const char *path, gi_err *err)
     if (rc == 0 && (step < 0 || adam_t < 0 || best_step < 0 || bad_evals < 0 || bad_evals > 2147483647LL ||
                     (stopped != 0 && stopped != 1) || isnan(st->best_val)))
         rc = gi_fail(err, "%s: the training counters are inconsistent (step %lld, adam_t %lld)", path, step, adam_t);
+    if (rc == 0)
+        rc = plausible_sizes(f, path, &s, err);
     if (rc == 0 && gi_model_alloc(&st->model, &s, err) != 0)
         rc = gi_fail_prefix(err, "%s: invalid model in checkpoint", path);
     if (rc != 0) {

@@ -32,6 +32,7 @@
 #include "geneinr/prepare.h"
 #include "geneinr/method.h"
 #include "geneinr/render.h"
+#include "geneinr/rundir.h"
 #include "geneinr/render_method.h"
 #include "geneinr/report.h"
 #include "geneinr/samples.h"
@@ -425,21 +426,26 @@ static int record_and_report(const ctx *x, const args *a, const gi_config *c, co
     return gi_dist_agree(x->comm, rc, err);
 }
 
-static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_render)
+/* train / render / run in a run folder that this job holds (rundir.h). */
+static int train_render_locked(const ctx *x, const args *a, int do_train, int do_render, gi_config *cfg,
+                               const char *out, double t0)
 {
-    double t0 = MPI_Wtime();
-    gi_config c;
+    gi_config c = *cfg;
     gi_err err = {{0}};
-    char out[GI_PATH_MAX];
     int rc;
-    if (setup_run(x, a, &c, out, &err) != 0)
-        return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
     if (do_render && c.render.method == GI_METHOD_INR && c.data.prior != GI_PRIOR_NONE && !gi_render_has_prior()) {
         gi_fail(&err, "data.prior: rendering a model trained over a prior is not supported by this build; "
                 "use geneinr eval, or data.prior: none");
         return report(x, -1, &err);
+    }
+    /* Rendering replaces whatever earlier weights rendered here (training
+     * removes it itself, atlas included). */
+    if (do_render && !do_train) {
+        rc = x->rank == 0 && gi_rundir_remove_renders(out, 1, &err) < 0 ? -1 : 0;
+        if (gi_dist_agree(x->comm, rc, &err) != 0)
+            return report(x, -1, &err);
     }
     if (do_render && c.render.method != GI_METHOD_INR) {
         /* A baseline is fitted at render time: nothing to train. */
@@ -483,6 +489,32 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
     }
     report_resources(x, t0);
     return report(x, record_and_report(x, a, &c, out, t0, do_render, &err), &err);
+}
+
+static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_render)
+{
+    double t0 = MPI_Wtime();
+    gi_config c;
+    gi_err err = {{0}};
+    char out[GI_PATH_MAX];
+    if (setup_run(x, a, &c, out, &err) != 0)
+        return report(x, -1, &err);
+    /* One job per run folder: rank 0 holds the lock until the command ends. */
+    gi_rundir_lock lock;
+    char note[GI_PATH_MAX + 200] = "";
+    memset(&lock, 0, sizeof lock);
+    int rc = x->rank == 0 ? gi_rundir_lock_take(&lock, out, note, sizeof note, &err) : 0;
+    if (rc == 0 && note[0]) {
+        printf("%s\n", note);
+        fflush(stdout);
+    }
+    if (gi_dist_agree(x->comm, rc, &err) != 0) {
+        gi_rundir_lock_release(&lock);
+        return report(x, -1, &err);
+    }
+    rc = train_render_locked(x, a, do_train, do_render, &c, out, t0);
+    gi_rundir_lock_release(&lock);
+    return rc;
 }
 
 static int cmd_phantom(const ctx *x, const args *a)

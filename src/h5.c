@@ -92,6 +92,31 @@ int gi_h5_put_attr_str(hid_t obj, const char *where, const char *name, const cha
     return rc;
 }
 
+/* A fixed-length, NUL-terminated string type of size bytes (caller closes). */
+static hid_t fixed_utf8(size_t size)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return -1;
+    if (H5Tset_size(t, size ? size : 1) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
+        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+int gi_h5_put_attr_fixed_str(hid_t obj, const char *where, const char *name, const char *value, gi_err *err)
+{
+    const char *v = value ? value : "";
+    hid_t type = fixed_utf8(strlen(v) + 1);
+    if (type < 0)
+        return gi_h5_fail(err, "%s: cannot write attribute %s", where, name);
+    int rc = put_attr(obj, where, name, type, v, err);
+    H5Tclose(type);
+    return rc;
+}
+
 int gi_h5_put_attr_i64(hid_t obj, const char *where, const char *name, long long v, gi_err *err)
 {
     return put_attr(obj, where, name, H5T_NATIVE_LLONG, &v, err);
@@ -333,6 +358,23 @@ int gi_h5_get_array(hid_t file, const char *where, const char *name, hid_t type,
 int gi_h5_put_strings(hid_t file, const char *where, const char *name, char *const *v, int n, unsigned flags,
                       gi_err *err)
 {
+    if (flags & GI_H5_FIXED) {
+        size_t width = 1;
+        for (int i = 0; i < n; i++)
+            if (strlen(v[i]) + 1 > width)
+                width = strlen(v[i]) + 1;
+        char *packed = calloc((size_t)(n > 0 ? n : 1), width);
+        hid_t type = packed ? fixed_utf8(width) : -1;
+        int rc = type < 0 ? gi_h5_fail(err, "%s: cannot write /%s", where, name) : 0;
+        for (int i = 0; rc == 0 && i < n; i++)
+            memcpy(packed + (size_t)i * width, v[i], strlen(v[i]));
+        if (rc == 0)
+            rc = gi_h5_put_array(file, where, name, type, packed, (hsize_t)(n > 0 ? n : 0), flags & ~GI_H5_FIXED, err);
+        if (type >= 0)
+            H5Tclose(type);
+        free(packed);
+        return rc;
+    }
     hid_t type = gi_h5_vlen_utf8();
     if (type < 0)
         return gi_h5_fail(err, "%s: cannot write /%s", where, name);

@@ -149,6 +149,29 @@ static void pick_affine(const nifti_image *nim, double A[16])
     A[15] = 1;
 }
 
+/* The voxel -> mm affine must be finite and invertible: a singular one maps
+ * the whole grid onto a plane (every slice rendered at one z) and cannot be
+ * inverted to look labels up. The test is scale-free: the determinant against
+ * the product of the column lengths (1 for orthogonal axes, 0 when singular). */
+static int check_affine(const double A[16], const nifti_image *nim, const char *path, gi_err *err)
+{
+    const char *which = nim->sform_code > 0 ? "sform" : nim->qform_code > 0 ? "qform" : "pixdim scaling";
+    for (int q = 0; q < 12; q++)
+        if (!isfinite(A[q]))
+            return gi_fail(err, "%s: the voxel-to-mm affine (%s) has a non-finite entry; fix the header "
+                           "(e.g. with fslorient or nibabel)", path, which);
+    double det = A[0] * (A[5] * A[10] - A[6] * A[9]) - A[1] * (A[4] * A[10] - A[6] * A[8]) +
+                 A[2] * (A[4] * A[9] - A[5] * A[8]);
+    double len = 1;
+    for (int c = 0; c < 3; c++)
+        len *= sqrt(A[c] * A[c] + A[4 + c] * A[4 + c] + A[8 + c] * A[8 + c]);
+    if (!(len > 0) || !(fabs(det) > 1e-6 * len))
+        return gi_fail(err, "%s: the voxel-to-mm affine (%s) is singular (determinant %g): the voxels "
+                       "have no valid position in space; fix the header (e.g. with fslorient or nibabel)",
+                       path, which, det);
+    return 0;
+}
+
 /* Convert n raw voxels of the given datatype to float, with out = slope * x + inter. */
 static void convert_voxels(int datatype, const void *raw, size_t n, int scale, double slope,
                            double inter, float *out)
@@ -247,6 +270,11 @@ int gi_volume_read(gi_volume *v, const char *path, int read_data, gi_err *err)
     v->ny = (int)nim->ny;
     v->nz = (int)nim->nz;
     pick_affine(nim, v->affine);
+    if (check_affine(v->affine, nim, path, err)) {
+        nifti_image_free(nim);
+        memset(v, 0, sizeof *v);
+        return -1;
+    }
     if (read_data) {
         size_t nvox = (size_t)v->nx * (size_t)v->ny * (size_t)v->nz;
         v->data = malloc(nvox * sizeof *v->data);

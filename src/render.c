@@ -71,9 +71,35 @@ static int setup(renderer *r, const char *checkpoint, gi_err *err)
         if (!c->data.anatomy[0])
             return gi_fail(err, "%s was trained with an anatomical input; set data.anatomy to the label image",
                            checkpoint);
-        if (gi_anatomy_load(&r->anat, c->data.anatomy, r->st.label_values, r->st.n_labels, err) != 0)
+        /* The image's own label set must be the checkpoint's, as on resume:
+         * with another image, unknown labels would silently become 0 and the
+         * maps would differ without a word. Loading without a list derives it
+         * from the image (and refuses non-integer labels). */
+        if (gi_anatomy_load(&r->anat, c->data.anatomy, NULL, 0, err) != 0)
             return -1;
         r->have_anat = 1;
+        if (r->anat.n_labels != r->st.n_labels ||
+            memcmp(r->anat.values, r->st.label_values, sizeof(int) * (size_t)r->st.n_labels) != 0) {
+            int extra = 0, missing = 0, first_extra = 0, first_missing = 0;
+            for (int i = 1; i < r->anat.n_labels; i++) {
+                int found = 0;
+                for (int j = 1; j < r->st.n_labels && !found; j++)
+                    found = r->st.label_values[j] == r->anat.values[i];
+                if (!found && !extra++)
+                    first_extra = r->anat.values[i];
+            }
+            for (int j = 1; j < r->st.n_labels; j++) {
+                int found = 0;
+                for (int i = 1; i < r->anat.n_labels && !found; i++)
+                    found = r->st.label_values[j] == r->anat.values[i];
+                if (!found && !missing++)
+                    first_missing = r->st.label_values[j];
+            }
+            return gi_fail(err, "data.anatomy %s is not the image %s was trained with: it has %d labels, the "
+                           "checkpoint %d (%d not in the checkpoint, e.g. %d; %d missing, e.g. %d); render with "
+                           "the training's anatomy image", c->data.anatomy, checkpoint, r->anat.n_labels - 1,
+                           r->st.n_labels - 1, extra, first_extra, missing, first_missing);
+        }
     }
     r->donor = -1;
     if (strcmp(c->render.donor, "average") != 0) {

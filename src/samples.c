@@ -358,6 +358,13 @@ static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *
             if (why)
                 return gi_fail(err, "%s:%ld: column '%s': '%s' %s", path, line, col, v,
                                number_problem(why));
+            /* A brain fits in +-100 mm of MNI space; anything beyond a generous
+             * box is a unit or column mistake (micrometres, voxel indices,
+             * a swapped column), which would otherwise train silently. */
+            if (fabsf(s->mni[3 * (size_t)i + k]) > GI_SAMPLES_MNI_LIMIT)
+                return gi_fail(err, "%s:%ld: column '%s': %s mm is outside the MNI box of +-%g mm "
+                               "(coordinates must be MNI millimetres)", path, line, col, v,
+                               (double)GI_SAMPLES_MNI_LIMIT);
         }
         float *row = s->values + (size_t)i * G;
         for (size_t g = 0; g < G; g++) {

@@ -1,11 +1,13 @@
 /* train.c - data-parallel training loop (design in train.h). */
 #include "geneinr/train.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "geneinr/checkpoint.h"
 #include "geneinr/dataset.h"
@@ -14,6 +16,7 @@
 #include "geneinr/model.h"
 #include "geneinr/optim.h"
 #include "geneinr/rng.h"
+#include "geneinr/rundir.h"
 #include "geneinr/stop.h"
 #include "geneinr/vmath.h"
 
@@ -475,6 +478,11 @@ static void fmt_duration(double s, char *buf, size_t n)
 
 static int save(trainer *t, const char *path, gi_err *err)
 {
+    /* The log rows up to this step reach the disk before the checkpoint does,
+     * so that after a kill the log holds at least every row the checkpoint
+     * covers (a resume drops the rest). */
+    if (t->rank == 0 && t->log && (fflush(t->log) != 0 || fsync(fileno(t->log)) != 0))
+        return gi_dist_agree(t->comm, gi_fail(err, "cannot write train_log.csv: %s", strerror(errno)), err);
     int rc = t->rank == 0 ? gi_checkpoint_save(&t->st, path, err) : 0;
     return gi_dist_agree(t->comm, rc, err);
 }
@@ -549,29 +557,56 @@ static int setup(trainer *t, const char *resume, int force, gi_err *err)
 static int open_log(trainer *t, const char *path, int resumed, gi_err *err)
 {
     static const char *HEADER = "step,loss,val_loss,lr,grad_norm,seconds\n";
-    char *kept = NULL;
-    size_t kept_len = 0;
-    if (resumed) {
-        FILE *old = fopen(path, "r");
-        FILE *mem = open_memstream(&kept, &kept_len);
-        char line[512];
-        while (old && mem && fgets(line, sizeof line, old))
-            if (line[0] >= '0' && line[0] <= '9' && atol(line) <= t->st.step)
-                fputs(line, mem);
-        if (old)
-            fclose(old);
-        if (mem)
-            fclose(mem);
+    char tmp[GI_PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    /* Rebuilt in PATH.tmp and renamed, so a kill during the rebuild leaves
+     * the old log, never a truncated one. */
+    FILE *out = fopen(tmp, "w");
+    if (!out)
+        return gi_fail(err, "cannot write %s: %s", tmp, strerror(errno));
+    fputs(HEADER, out);
+    FILE *old = resumed ? fopen(path, "r") : NULL;
+    long kept = 0, dropped = 0, last = 0;
+    int torn = 0;
+    char line[1024];
+    while (old && fgets(line, sizeof line, old)) {
+        size_t n = strlen(line);
+        if (n == 0 || line[n - 1] != '\n') {
+            torn = 1; /* the last line of a run killed while writing it */
+            break;
+        }
+        if (!isdigit((unsigned char)line[0]))
+            continue; /* the header */
+        int commas = 0;
+        for (const char *p = line; *p; p++)
+            commas += *p == ',';
+        char *end;
+        long step = strtol(line, &end, 10);
+        /* Only whole rows, in order, up to the checkpoint's step: later rows
+         * belong to a continuation the checkpoint does not have. */
+        if (commas != 5 || *end != ',' || step <= last || step > t->st.step) {
+            dropped++;
+            continue;
+        }
+        fputs(line, out);
+        last = step;
+        kept++;
     }
-    t->log = fopen(path, "w");
-    if (!t->log) {
-        free(kept);
+    if (old)
+        fclose(old);
+    int bad = ferror(out);
+    if (fclose(out) != 0 || bad || rename(tmp, path) != 0) {
+        remove(tmp);
         return gi_fail(err, "cannot write %s: %s", path, strerror(errno));
     }
-    fputs(HEADER, t->log);
-    if (kept)
-        fputs(kept, t->log);
-    free(kept);
+    if (resumed && (dropped || torn)) {
+        printf("train: %s: kept %ld rows up to step %ld (the checkpoint's); dropped %ld%s\n", path, kept, last,
+               dropped, torn ? " and a torn last line" : "");
+        fflush(stdout);
+    }
+    t->log = fopen(path, "a");
+    if (!t->log)
+        return gi_fail(err, "cannot write %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -646,6 +681,11 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
     int rc = setup(&t, resume, force, err);
     if (rc == 0 && t.rank == 0)
         rc = open_log(&t, logpath, resume != NULL, err);
+    /* Maps rendered from earlier weights would sit next to the new checkpoint
+     * looking current (rundir.h). */
+    int removed = 0;
+    if (rc == 0 && t.rank == 0 && (removed = gi_rundir_remove_renders(out_dir, 0, err)) < 0)
+        rc = -1;
     if (gi_dist_agree(comm, rc, err) != 0 ||
         (!resume && c->model.gene_mode == GI_GENE_CONCAT && c->model.gene_code == GI_CODE_SPECTRAL &&
          gene_order(&t, err) != 0)) {
@@ -658,8 +698,9 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
     if (t.rank == 0) {
         /* An atlas from earlier weights would sit next to the new checkpoint
          * looking current. */
-        if (remove(atlas) == 0)
-            printf("train: removed %s (rendered from earlier weights)\n", atlas);
+        if (removed > 0)
+            printf("train: removed %d rendered file%s of earlier weights (atlas.h5, nifti/, previews)\n", removed,
+                   removed > 1 ? "s" : "");
         printf("train: %d samples (%d train, %d validation), %d genes, %d donors, %ld measured values; "
                "%zu parameters; %d rank%s\n",
                t.data.s.n, t.data.n_train, t.data.n_val, t.data.s.n_genes, t.data.s.n_donors,
@@ -703,8 +744,10 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
             break;
         }
     }
-    if (t.log)
-        fclose(t.log);
+    if (t.log && fclose(t.log) != 0 && rc == 0)
+        rc = gi_fail(err, "cannot write %s: %s", logpath, strerror(errno));
+    t.log = NULL;
+    rc = gi_dist_agree(comm, rc, err);
 
     /* Final checkpoint and report. Without validation the last weights are the best. */
     if (rc == 0) {

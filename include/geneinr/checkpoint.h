@@ -9,7 +9,7 @@
  *   /fixed                                 float32 [n_fixed] (Fourier B, gene codes)
  *   /gene_mean /gene_std                   float32 [n_genes] (targets = (value - mean) / std)
  *   /gene_position                         float32 [n_genes] (spectral 1-D position)
- *   /genes /donors                         variable-length strings
+ *   /genes /donors                         UTF-8 strings (fixed length)
  *   /label_values                          int32 [n_labels] (anatomy index -> label value)
  *   /donor_in_average                      uint8 [n_donors] (donors that enter the donor average)
  *   /settings_history                      strings: every change of a training
@@ -26,7 +26,8 @@
  *     int64, floats as float64) plus n_genes, n_donors, n_labels.
  * Integrity: the numeric datasets carry fletcher32 checksums, verified on every
  * load; the file uses the HDF5 1.8+ format, whose metadata (object headers,
- * attributes) is checksummed too, so corrupted bytes make the load fail
+ * attributes) is checksummed too, and every string is fixed-length (kept out
+ * of HDF5's global heap, which has no checksum), so corrupted bytes make the load fail
  * instead of returning different numbers. The file is written to PATH.tmp,
  * fsync'd, renamed to PATH and the folder fsync'd: after a crash PATH is the
  * old or the new checkpoint, never a torn one.

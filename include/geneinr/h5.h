@@ -43,10 +43,17 @@ hid_t gi_h5_vlen_utf8(void);
 enum {
     GI_H5_NO_TIMES = 1,      /* no object timestamps: equal content gives equal bytes */
     GI_H5_CHECKSUM = 2,      /* fletcher32 checksum, verified by every read (chunked) */
+    GI_H5_FIXED = 4,         /* strings: fixed length (the longest + 1), stored in the
+                              * dataset itself instead of HDF5's global heap, which
+                              * has no checksum (and which HDF5 1.10 can loop on
+                              * forever when it is damaged) */
 };
 
 /* Scalar attributes on obj (a file or a dataset). */
 int gi_h5_put_attr_str(hid_t obj, const char *where, const char *name, const char *value, gi_err *err);
+/* The same as a fixed-length string (in the checksummed object header, not
+ * the global heap); read back by gi_h5_get_attr_str like any string. */
+int gi_h5_put_attr_fixed_str(hid_t obj, const char *where, const char *name, const char *value, gi_err *err);
 int gi_h5_put_attr_i64(hid_t obj, const char *where, const char *name, long long v, gi_err *err);
 int gi_h5_put_attr_u64(hid_t obj, const char *where, const char *name, uint64_t v, gi_err *err);
 int gi_h5_put_attr_f64(hid_t obj, const char *where, const char *name, double v, gi_err *err);

@@ -42,6 +42,10 @@ typedef struct gi_samples {
 } gi_samples;
 
 /* Read a sample table (plain or .gz). Errors name path:line and column. */
+/* Sample coordinates beyond this many millimetres from the MNI origin (on any
+ * axis) are refused as not MNI millimetres. */
+#define GI_SAMPLES_MNI_LIMIT 200.0f
+
 int gi_samples_read_csv(gi_samples *s, const char *path, gi_err *err);
 
 /* The same with a gene list file (genelist.h) selecting the gene columns;
