@@ -9,6 +9,7 @@ G=${GENEINR:?GENEINR not set}
 T=${TESTTMP:-$(mktemp -d)}/prepare
 mkdir -p "$T"
 PY=/usr/bin/python3
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 REF=tests/prepare_reference.py
 SHARED=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
 ok() { echo "ok - $1"; }
