@@ -447,7 +447,7 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         if (gi_render_method(&c, x->comm, out, &rr, &err) != 0)
             return report(x, -1, &err);
         report_resources(x, t0);
-        return 0;
+        return report(x, record_and_report(x, a, &c, out, t0, 1, &err), &err);
     }
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
