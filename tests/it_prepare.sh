@@ -83,6 +83,8 @@ rows=$(($(wc -l < "$T/out_default/samples.csv") - 1))
 head -n "$rows" "$T/valmask.txt" > "$T/valmask_n.txt"
 same_as_reference norm_train_only "--set prepare.norm_train_only=true --set train.val_fraction=0.25 --set train.seed=11" \
     "--coordinates $COORD --reannotation $REANN --val-mask $T/valmask_n.txt"
+check "norm_train_only with a held-out donor: that donor is fitted on its own samples, so nothing changes" \
+    bash -c "$G prepare '$T/prep.yaml' --out '$T/out_vd' --set prepare.norm_train_only=true --set train.validation=donor --set train.val_donor=12876 >/dev/null && cmp '$T/out_vd/samples.csv' '$T/out_default/samples.csv'"
 check "norm_train_only changes the values (held-out samples no longer enter the fit)" \
     $PY -c "import sys; a=open('$T/out_default/samples.csv').read(); b=open('$T/out_norm_train_only/samples.csv').read(); sys.exit(a == b)"
 
