@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "geneinr/h5.h"
@@ -133,6 +134,50 @@ static int write_contents(hid_t f, const gi_state *st, const char *where, gi_err
     return 0;
 }
 
+/* An upper bound on the file's size: the data plus generous room for HDF5's
+ * metadata (object headers, B-trees, heaps). */
+static size_t size_bound(const gi_state *st)
+{
+    const gi_model *m = &st->model;
+    size_t bytes = 4 * (4 * m->n_params + m->n_fixed) + 4 * 3 * (size_t)st->n_genes + 4 * (size_t)st->n_labels +
+                   (size_t)st->n_donors + 2 * (st->config_yaml ? strlen(st->config_yaml) : 0) + (256 << 10);
+    for (int g = 0; g < st->n_genes; g++)
+        bytes += 2 * (strlen(st->genes[g]) + 1) + 64;
+    for (int d = 0; d < st->n_donors; d++)
+        bytes += 2 * (strlen(st->donors[d]) + 1) + 64;
+    for (int h = 0; h < st->n_history; h++)
+        bytes += 2 * (strlen(st->history[h]) + 1) + 64;
+    return bytes + bytes / 8;
+}
+
+/* Reserve the space the file will need before HDF5 writes a byte of it.
+ * HDF5 must not meet a full disk: when its writes fail at close the file
+ * stays half-closed inside the library, and its clean-up in MPI_Finalize
+ * crashes. So: refuse when the folder has too little space, and reserve the
+ * bound beyond the file's end (fallocate, KEEP_SIZE: the size does not
+ * change) so that nobody else takes it meanwhile. File systems without
+ * fallocate get the free-space check only. */
+static int reserve_space(const char *tmp, size_t need, gi_err *err)
+{
+    char *copy = strdup(tmp);
+    struct statvfs vfs;
+    int rc = 0;
+    if (copy && statvfs(dirname(copy), &vfs) == 0 && (double)vfs.f_bavail * vfs.f_frsize < (double)need)
+        rc = gi_fail(err, "writing checkpoint %s: not enough space on the disk (about %.1f MB needed, %.1f MB "
+                     "free)", tmp, need / 1048576.0, (double)vfs.f_bavail * vfs.f_frsize / 1048576.0);
+    free(copy);
+    if (rc != 0)
+        return -1;
+    int fd = open(tmp, O_WRONLY);
+    if (fd < 0)
+        return gi_fail(err, "cannot open %s: %s", tmp, strerror(errno));
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)need) != 0 && errno != EOPNOTSUPP && errno != ENOSYS)
+        rc = gi_fail(err, "writing checkpoint %s: cannot reserve %.1f MB: %s", tmp, need / 1048576.0,
+                     strerror(errno));
+    close(fd);
+    return rc;
+}
+
 static int save(const gi_state *st, const char *path, const char *tmp, gi_err *err)
 {
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -151,17 +196,21 @@ static int save(const gi_state *st, const char *path, const char *tmp, gi_err *e
         H5Pclose(fapl);
     if (rc != 0)
         return -1;
-    rc = write_contents(f, st, tmp, err);
+    rc = reserve_space(tmp, size_bound(st), err);
+    if (rc == 0)
+        rc = write_contents(f, st, tmp, err);
     if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
         rc = gi_h5_fail(err, "%s: cannot write the checkpoint to disk (disk full?)", tmp);
     /* Giving up on the file: release its space first, so that the close
-     * (which writes HDF5's metadata again) succeeds. A close that fails
-     * leaves a half-closed file that HDF5's clean-up at exit (MPI_Finalize)
-     * crashes on. */
+     * (which writes HDF5's metadata again) can succeed. */
     if (rc != 0)
         (void)!truncate(tmp, 0);
     if (H5Fclose(f) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot finish writing (disk full?)", tmp);
+    /* Give back what the reservation did not use (blocks past the end). */
+    struct stat sb;
+    if (rc == 0 && stat(tmp, &sb) == 0)
+        (void)!truncate(tmp, sb.st_size);
     if (rc == 0)
         rc = sync_path(tmp, 0, err);
     if (rc == 0 && rename(tmp, path) != 0)
