@@ -185,8 +185,8 @@ static const key_spec KEYS[] = {
          "kriging: fit range and nugget per gene (one Cholesky per gene) instead of shared by all genes"),
     INT("baseline.fit_samples", baseline.fit_samples, "1200", 0, 1e7,
         "kriging: samples (seeded subsample) in the maximum-likelihood fit; 0 = all. Prediction uses all"),
-    FLOAT("baseline.label_shrink", baseline.label_shrink, "5", 0, CLOSED, 1e6, CLOSED,
-          "regression kriging: label means shrunk toward the global mean with this pseudo-count of samples"),
+    FLOAT("baseline.label_shrink", baseline.label_shrink, "0", 0, CLOSED, 1e6, CLOSED,
+          "regression kriging: 0 = labels enter only as a random effect in the covariance (fitted by ML with the field, BLUP-shrunk); > 0 = also remove fixed label means shrunk with this pseudo-count first"),
 
     ENUM("eval.split", eval.split, "kfold", SPLIT_NAMES,
          "held-out partition: random folds of samples, leave one donor out, or spatial blocks"),
