@@ -54,8 +54,10 @@ static int setup(job *j, const gi_config *c, const char *checkpoint, gi_err *err
     if (gi_method_needs_anatomy(kind) && !c->data.anatomy[0])
         return gi_fail(err, "render.method: %s needs data.anatomy (a label image)", GI_METHOD_NAMES[kind]);
     gi_config all = *c;
-    if (kind != GI_METHOD_INR)
+    if (kind != GI_METHOD_INR) {
         all.train.val_mode = GI_VAL_NONE; /* a baseline map uses every sample */
+        all.data.prior = GI_PRIOR_NONE;   /* ... and the plain standardised values, not a model's residuals */
+    }
     if (gi_dataset_build(&j->d, &all, err) != 0)
         return -1;
     if (gi_volume_read(&j->mask, c->render.mask, 1, err) != 0)
