@@ -150,6 +150,8 @@ static const key_spec KEYS[] = {
     INT("train.checkpoint_every", train.checkpoint_every, "0", 0, 1e9, "steps between checkpoints; 0 = only at the end"),
     INT("train.log_every", train.log_every, "100", 1, 1e9, "steps between progress lines"),
     U64("train.seed", train.seed, "1", "seed of the counter-based random generator"),
+    BOOL("train.val_average", train.val_average, "false",
+         "score validation samples with the donor-average prediction (what render and eval use) instead of their own donor's embedding"),
     ENUM("train.resume", train.resume, "off", RESUME_NAMES,
          "auto: continue from OUT/checkpoint.h5 when it exists, else start fresh (requeued jobs); off: start fresh unless --resume"),
 

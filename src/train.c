@@ -166,8 +166,10 @@ static double validate(trainer *t)
         long p0 = ch * C, n = npos - p0 < C ? npos - p0 : C;
         for (long k = 0; k < n; k++)
             pos[k] = p0 + k;
-        /* A held-out donor has no trained embedding: it is predicted as the donor average. */
-        sse += run_units(t, &t->val, pos, n, t->data.val_donor >= 0, 0, 1.0);
+        /* A held-out donor has no trained embedding: it is predicted as the
+         * donor average; train.val_average scores every validation sample
+         * that way, i.e. the map that render and eval use. */
+        sse += run_units(t, &t->val, pos, n, t->data.val_donor >= 0 || t->c->train.val_average, 0, 1.0);
     }
     MPI_Allreduce(&sse, &tot, 1, MPI_DOUBLE, MPI_SUM, t->comm);
     return t->val.measured ? tot / (double)t->val.measured : NAN;
