@@ -416,10 +416,16 @@ static int record_and_report(const ctx *x, const args *a, const gi_config *c, co
             snprintf(line + strlen(line), sizeof line - strlen(line), " %s", a->argv[i]);
         gi_run_record r = {line, x->size, MPI_Wtime() - t0, most / 1024.0, openblas_get_num_threads()};
         rc = gi_report_record_run(out, &r, err);
-        if (rc == 0 && html && c->render.report) {
+        char page[GI_PATH_MAX + 32];
+        snprintf(page, sizeof page, "%s/report.html", out);
+        /* After a render, and after a training that replaced the weights of a
+         * reported run (the old page would show the old maps). */
+        if (rc == 0 && c->render.report && (html || access(page, F_OK) == 0)) {
             rc = gi_report_write(out, err);
             if (rc == 0)
-                printf("report: %s/report.html\n", out);
+                printf("report: %s\n", page);
+        } else if (rc == 0 && !c->render.report) {
+            gi_remove_partial(page);   /* not this run's */
         }
     }
     return gi_dist_agree(x->comm, rc, err);
@@ -465,6 +471,8 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         if (gi_dist_agree(x->comm, rc, &err) != 0)
             return report(x, -1, &err);
         gi_train_result tr;
+        if (x->rank == 0)
+            gi_export_remove_derived(out);   /* maps of earlier weights (train removes atlas.h5) */
         gi_stop_install();
         rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
         gi_stop_uninstall();

@@ -160,3 +160,11 @@ sys.exit(0 if w == 1280 and h > 1500 and ink / total > 0.03 else 1)"
         notok "Chromium loads report.html and takes a screenshot" "$(cat "$T/browser.json" "$T/browser.err" | head -c 300)"
     fi
 fi
+
+# Retraining a rendered folder: the maps of the old weights go, the report is rebuilt without them.
+check "retrain the rendered folder" $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --set train.steps=30
+check "  ... previews, dataset_description.json and README.md of the old atlas are gone; the report says so" \
+    bash -c "[ -z \"\$(ls '$R/preview')\" ] && [ ! -e '$R/dataset_description.json' ] && [ ! -e '$R/README.md' ] &&
+             grep -q 'No previews' '$R/report.html' && ! grep -q 'data:image/png' '$R/report.html'"
+check "render.report false removes an old report" bash -c "$MPIRUN -np 1 $G render '$T/cfg.yaml' --out '$R' \
+    --set render.report=false --set render.preview_genes=0 --set render.nifti=none >/dev/null 2>&1 && [ ! -e '$R/report.html' ]"
