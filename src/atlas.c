@@ -25,6 +25,7 @@
  */
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
+#include "geneinr/h5.h"
 #include "geneinr/version.h"
 
 #include <errno.h>
@@ -55,61 +56,12 @@ struct gi_atlas_writer {
     double affine[16];
     char *units, *normalisation, *config_yaml, *rendered_for, *kind;
     int compress;
+    int every_slice_written;
 };
-
-/* ---- HDF5 error handling ------------------------------------------------ */
-
-typedef struct h5_printer {
-    H5E_auto2_t fn;
-    void *data;
-} h5_printer;
-
-/* Switch HDF5's automatic error-stack printing off; h5_loud puts it back. */
-static h5_printer h5_quiet(void)
-{
-    h5_printer p = { NULL, NULL };
-    H5Eget_auto2(H5E_DEFAULT, &p.fn, &p.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return p;
-}
-
-static void h5_loud(h5_printer p) { H5Eset_auto2(H5E_DEFAULT, p.fn, p.data); }
-
-static herr_t h5_innermost(unsigned n, const H5E_error2_t *e, void *out)
-{
-    if (n == 0 && e->desc && e->desc[0])
-        snprintf(out, 512, "%s", e->desc);
-    return 0;
-}
-
-/* gi_fail with the innermost message of HDF5's current error stack appended.
- * Call it right after the failing HDF5 call (the next call clears the stack). */
-__attribute__((format(printf, 2, 3)))
-static int h5_fail(gi_err *err, const char *fmt, ...)
-{
-    char what[1024], detail[512] = "";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_innermost, detail);
-    if (detail[0])
-        return gi_fail(err, "%s (HDF5: %s)", what, detail);
-    return gi_fail(err, "%s", what);
-}
 
 /* ---- small helpers -------------------------------------------------------- */
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static void free_strings(char **v, int n)
-{
-    if (!v)
-        return;
-    for (int i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
 
 /* Copy n (non-NULL) strings; NULL (with *bad set) if memory runs out. */
 static char **copy_strings(const char *const *src, int n, int *bad)
@@ -121,25 +73,12 @@ static char **copy_strings(const char *const *src, int n, int *bad)
     }
     for (int i = 0; i < n; i++) {
         if (!(v[i] = strdup(src[i]))) {
-            free_strings(v, n);
+            gi_h5_free_strings(v, n);
             *bad = 1;
             return NULL;
         }
     }
     return v;
-}
-
-/* The variable-length UTF-8 string type used for every name and text attribute. */
-static hid_t vlen_utf8(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0)
-        return -1;
-    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-        H5Tclose(t);
-        return -1;
-    }
-    return t;
 }
 
 /* ---- writer: set-up ----------------------------------------------------- */
@@ -152,8 +91,8 @@ static void writer_free(gi_atlas_writer *w)
         MPI_Comm_free(&w->comm);
     free(w->path);
     free(w->tmp_path);
-    free_strings(w->genes, w->n_genes);
-    free_strings(w->donors, w->n_donors);
+    gi_h5_free_strings(w->genes, w->n_genes);
+    gi_h5_free_strings(w->donors, w->n_donors);
     free(w->units);
     free(w->normalisation);
     free(w->config_yaml);
@@ -212,6 +151,7 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     w->rendered_for = dup_or_null(info->rendered_for);
     w->kind = strdup(info->kind);
     w->compress = info->compress;
+    w->every_slice_written = info->every_slice_written;
     if (bad || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
         (info->normalisation && !w->normalisation) || (info->config_yaml && !w->config_yaml) ||
         (info->rendered_for && !w->rendered_for))
@@ -231,19 +171,21 @@ static hid_t create_dataset(gi_atlas_writer *w, const char *name, hid_t file_typ
         (w->compress > 0 && (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)w->compress) < 0)) ||
         H5Pset_fill_value(dcpl, fill_type, fill) < 0 ||
         /* Parallel HDF5 allocates every chunk at creation; write the fill
-         * value then, so slices no rank writes read as fill, not garbage. */
-        H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC) < 0) {
-        h5_fail(err, "%s: cannot set up /%s", w->tmp_path, name);
+         * value then, so slices no rank writes read as fill, not garbage -
+         * unless every slice will be written anyway: then writing the fill
+         * first would write the whole dataset twice. */
+        H5Pset_fill_time(dcpl, w->every_slice_written ? H5D_FILL_TIME_NEVER : H5D_FILL_TIME_ALLOC) < 0) {
+        gi_h5_fail(err, "%s: cannot set up /%s", w->tmp_path, name);
         goto done;
     }
     space = H5Screate_simple(ndim, dims, NULL);
     if (space < 0) {
-        h5_fail(err, "%s: cannot describe the shape of /%s", w->tmp_path, name);
+        gi_h5_fail(err, "%s: cannot describe the shape of /%s", w->tmp_path, name);
         goto done;
     }
     dset = H5Dcreate2(w->file, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dset < 0)
-        h5_fail(err, "%s: cannot create /%s", w->tmp_path, name);
+        gi_h5_fail(err, "%s: cannot create /%s", w->tmp_path, name);
 done:
     if (space >= 0)
         H5Sclose(space);
@@ -259,10 +201,10 @@ static int writer_open(gi_atlas_writer *w, gi_err *err)
     if (fapl < 0 || H5Pset_fapl_mpio(fapl, w->comm, MPI_INFO_NULL) < 0) {
         if (fapl >= 0)
             H5Pclose(fapl);
-        return h5_fail(err, "%s: cannot set up parallel HDF5 access", w->tmp_path);
+        return gi_h5_fail(err, "%s: cannot set up parallel HDF5 access", w->tmp_path);
     }
     w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    int rc = w->file < 0 ? h5_fail(err, "%s: cannot create the atlas file", w->tmp_path) : 0;
+    int rc = w->file < 0 ? gi_h5_fail(err, "%s: cannot create the atlas file", w->tmp_path) : 0;
     H5Pclose(fapl);
     if (rc != 0)
         return -1;
@@ -279,7 +221,7 @@ static int writer_open(gi_atlas_writer *w, gi_err *err)
         return -1;
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (w->dxpl < 0 || H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE) < 0)
-        return h5_fail(err, "%s: cannot set up collective writes", w->tmp_path);
+        return gi_h5_fail(err, "%s: cannot set up collective writes", w->tmp_path);
     return 0;
 }
 
@@ -288,13 +230,13 @@ static int writer_close_parallel(gi_atlas_writer *w, gi_err *err)
 {
     int rc = 0;
     if (w->dxpl >= 0 && H5Pclose(w->dxpl) < 0)
-        rc = h5_fail(err, "%s: cannot close the transfer properties", w->tmp_path);
+        rc = gi_h5_fail(err, "%s: cannot close the transfer properties", w->tmp_path);
     if (w->mask >= 0 && H5Dclose(w->mask) < 0 && rc == 0)
-        rc = h5_fail(err, "%s: cannot close /mask", w->tmp_path);
+        rc = gi_h5_fail(err, "%s: cannot close /mask", w->tmp_path);
     if (w->expr >= 0 && H5Dclose(w->expr) < 0 && rc == 0)
-        rc = h5_fail(err, "%s: cannot close /expression", w->tmp_path);
+        rc = gi_h5_fail(err, "%s: cannot close /expression", w->tmp_path);
     if (w->file >= 0 && H5Fclose(w->file) < 0 && rc == 0)
-        rc = h5_fail(err, "%s: cannot close the parallel file", w->tmp_path);
+        rc = gi_h5_fail(err, "%s: cannot close the parallel file", w->tmp_path);
     w->dxpl = w->mask = w->expr = w->file = -1;
     return rc;
 }
@@ -315,7 +257,7 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
     gi_err local;
     if (!err)
         err = &local;
-    h5_printer printer = h5_quiet();
+    gi_h5_printer printer = gi_h5_quiet();
     gi_atlas_writer *w = calloc(1, sizeof *w);
     int rc;
     if (w) {
@@ -327,7 +269,7 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
     }
     if (gi_dist_agree(comm, rc, err) != 0) {
         writer_free(w);
-        h5_loud(printer);
+        gi_h5_loud(printer);
         return NULL;
     }
     MPI_Comm_dup(comm, &w->comm);
@@ -335,10 +277,10 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
     MPI_Comm_size(w->comm, &w->size);
     if (gi_dist_agree(w->comm, writer_open(w, err), err) != 0) {
         writer_discard(w);
-        h5_loud(printer);
+        gi_h5_loud(printer);
         return NULL;
     }
-    h5_loud(printer);
+    gi_h5_loud(printer);
     return w;
 }
 
@@ -357,13 +299,13 @@ static int write_block(gi_atlas_writer *w, hid_t dset, const char *name, int ndi
     hid_t fspace = H5Dget_space(dset);
     hid_t mspace = empty ? H5Screate_simple(1, &one, NULL) : H5Screate_simple(ndim, count, NULL);
     if (fspace < 0 || mspace < 0)
-        rc = h5_fail(err, "%s: cannot get the dataspace of /%s", w->tmp_path, name);
+        rc = gi_h5_fail(err, "%s: cannot get the dataspace of /%s", w->tmp_path, name);
     else if (empty ? (H5Sselect_none(fspace) < 0 || H5Sselect_none(mspace) < 0)
                    : H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0)
-        rc = h5_fail(err, "%s: cannot select slices in /%s", w->tmp_path, name);
+        rc = gi_h5_fail(err, "%s: cannot select slices in /%s", w->tmp_path, name);
     if (gi_dist_agree(w->comm, rc, err) == 0) {
         if (H5Dwrite(dset, mem_type, mspace, fspace, w->dxpl, empty ? (const void *)&dummy : buf) < 0)
-            rc = h5_fail(err, "%s: cannot write /%s", w->tmp_path, name);
+            rc = gi_h5_fail(err, "%s: cannot write /%s", w->tmp_path, name);
         rc = gi_dist_agree(w->comm, rc, err);
     } else {
         rc = -1;
@@ -375,73 +317,59 @@ static int write_block(gi_atlas_writer *w, hid_t dset, const char *name, int ndi
     return rc;
 }
 
+int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *expr,
+                         const unsigned char *mask, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!w)
+        return gi_fail(err, "atlas: write without an open writer");
+    int rc = 0;
+    if (nzb < 0 || z0 < 0 || z0 > w->nz - nzb)
+        rc = gi_fail(err, "%s: slices %d..%d are outside the grid's 0..%d", w->tmp_path, z0, z0 + nzb - 1,
+                     w->nz - 1);
+    else if (ng < 1 || g0 < 0 || g0 > w->n_genes - ng)
+        rc = gi_fail(err, "%s: genes %d..%d are outside 0..%d", w->tmp_path, g0, g0 + ng - 1, w->n_genes - 1);
+    else if (nzb > 0 && !expr)
+        rc = gi_fail(err, "%s: no data given for slices %d..%d", w->tmp_path, z0, z0 + nzb - 1);
+    /* Whether /mask is written must be the same on every rank (it is a
+     * collective call): it is, when mask is given on all or none. */
+    int with_mask = mask != NULL || nzb == 0, all_mask;
+    MPI_Allreduce(&with_mask, &all_mask, 1, MPI_INT, MPI_MIN, w->comm);
+    if (gi_dist_agree(w->comm, rc, err) != 0)
+        return -1;
+
+    gi_h5_printer printer = gi_h5_quiet();
+    int empty = nzb == 0;
+    hsize_t estart[4] = { (hsize_t)g0, (hsize_t)z0, 0, 0 };
+    hsize_t ecount[4] = { (hsize_t)ng, (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
+    hsize_t mstart[3] = { (hsize_t)z0, 0, 0 };
+    hsize_t mcount[3] = { (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
+    rc = write_block(w, w->expr, "expression", 4, estart, ecount, empty, H5T_NATIVE_FLOAT, expr, err);
+    if (rc == 0 && all_mask)
+        rc = write_block(w, w->mask, "mask", 3, mstart, mcount, empty, H5T_NATIVE_UCHAR, mask, err);
+    gi_h5_loud(printer);
+    return rc;
+}
+
 int gi_atlas_write_slices(gi_atlas_writer *w, int z0, int nzb, const float *expr, const unsigned char *mask,
                           gi_err *err)
 {
     gi_err local;
     if (!err)
         err = &local;
+    int rc = w ? 0 : gi_fail(err, "atlas: write_slices without an open writer");
+    if (rc == 0 && nzb > 0 && !mask)
+        rc = gi_fail(err, "%s: no mask given for slices %d..%d", w->tmp_path, z0, z0 + nzb - 1);
     if (!w)
-        return gi_fail(err, "atlas: write_slices without an open writer");
-    int rc = 0;
-    if (nzb < 0 || z0 < 0 || z0 > w->nz - nzb)
-        rc = gi_fail(err, "%s: slices %d..%d are outside the grid's 0..%d", w->tmp_path, z0, z0 + nzb - 1,
-                     w->nz - 1);
-    else if (nzb > 0 && (!expr || !mask))
-        rc = gi_fail(err, "%s: no data given for slices %d..%d", w->tmp_path, z0, z0 + nzb - 1);
+        return -1;
     if (gi_dist_agree(w->comm, rc, err) != 0)
         return -1;
-
-    h5_printer printer = h5_quiet();
-    int empty = nzb == 0;
-    hsize_t estart[4] = { 0, (hsize_t)z0, 0, 0 };
-    hsize_t ecount[4] = { (hsize_t)w->n_genes, (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
-    hsize_t mstart[3] = { (hsize_t)z0, 0, 0 };
-    hsize_t mcount[3] = { (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
-    rc = write_block(w, w->expr, "expression", 4, estart, ecount, empty, H5T_NATIVE_FLOAT, expr, err);
-    if (rc == 0)
-        rc = write_block(w, w->mask, "mask", 3, mstart, mcount, empty, H5T_NATIVE_UCHAR, mask, err);
-    h5_loud(printer);
-    return rc;
+    return gi_atlas_write_genes(w, 0, w->n_genes, z0, nzb, expr, mask, err);
 }
 
 /* ---- writer: serial metadata phase (rank 0) ----------------------------- */
-
-/* Each put_* reports the failing HDF5 call through h5_fail at once, before
- * the clean-up calls clear HDF5's error stack. */
-static int put_str_attr(hid_t obj, const char *where, const char *name, const char *value, gi_err *err)
-{
-    hid_t type = vlen_utf8(), space = H5Screate(H5S_SCALAR), attr = -1;
-    int rc = 0;
-    if (type < 0 || space < 0 || (attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(attr, type, &value) < 0)
-        rc = h5_fail(err, "%s: cannot write attribute %s", where, name);
-    if (attr >= 0 && H5Aclose(attr) < 0 && rc == 0)
-        rc = h5_fail(err, "%s: cannot write attribute %s", where, name);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    return rc;
-}
-
-static int put_strings(hid_t file, const char *where, const char *name, char *const *v, int n, gi_err *err)
-{
-    hsize_t dims = (hsize_t)n;
-    hid_t type = vlen_utf8(), space = H5Screate_simple(1, &dims, NULL), dset = -1;
-    int rc = 0;
-    if (type < 0 || space < 0 ||
-        (dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        (n > 0 && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0))
-        rc = h5_fail(err, "%s: cannot write /%s", where, name);
-    if (dset >= 0 && H5Dclose(dset) < 0 && rc == 0)
-        rc = h5_fail(err, "%s: cannot write /%s", where, name);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    return rc;
-}
 
 static int put_affine(hid_t file, const char *where, const double *affine, gi_err *err)
 {
@@ -451,9 +379,9 @@ static int put_affine(hid_t file, const char *where, const double *affine, gi_er
     if (space < 0 ||
         (dset = H5Dcreate2(file, "affine", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
         H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, affine) < 0)
-        rc = h5_fail(err, "%s: cannot write /affine", where);
+        rc = gi_h5_fail(err, "%s: cannot write /affine", where);
     if (dset >= 0 && H5Dclose(dset) < 0 && rc == 0)
-        rc = h5_fail(err, "%s: cannot write /affine", where);
+        rc = gi_h5_fail(err, "%s: cannot write /affine", where);
     if (space >= 0)
         H5Sclose(space);
     return rc;
@@ -465,7 +393,7 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
     const char *where = w->tmp_path;
     hid_t file = H5Fopen(where, H5F_ACC_RDWR, H5P_DEFAULT);
     if (file < 0)
-        return h5_fail(err, "%s: cannot reopen to add metadata", where);
+        return gi_h5_fail(err, "%s: cannot reopen to add metadata", where);
     char created[32];
     time_t now = time(NULL);
     struct tm utc;
@@ -475,24 +403,24 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
     hid_t expr = -1;
     int rc = 0;
     if (put_affine(file, where, w->affine, err) != 0 ||
-        put_strings(file, where, "genes", w->genes, w->n_genes, err) != 0 ||
-        put_strings(file, where, "donors", w->donors, w->n_donors, err) != 0 ||
-        put_str_attr(file, where, "geneinr_version", GENEINR_VERSION, err) != 0 ||
-        put_str_attr(file, where, "created", created, err) != 0 ||
-        (w->config_yaml && put_str_attr(file, where, "config", w->config_yaml, err) != 0) ||
-        (w->rendered_for && put_str_attr(file, where, "rendered_for", w->rendered_for, err) != 0) ||
-        put_str_attr(file, where, "kind", w->kind, err) != 0 ||
-        put_str_attr(file, where, "layout", ATLAS_LAYOUT, err) != 0)
+        gi_h5_put_strings(file, where, "genes", w->genes, w->n_genes, 0, err) != 0 ||
+        gi_h5_put_strings(file, where, "donors", w->donors, w->n_donors, 0, err) != 0 ||
+        gi_h5_put_attr_str(file, where, "geneinr_version", GENEINR_VERSION, err) != 0 ||
+        gi_h5_put_attr_str(file, where, "created", created, err) != 0 ||
+        (w->config_yaml && gi_h5_put_attr_str(file, where, "config", w->config_yaml, err) != 0) ||
+        (w->rendered_for && gi_h5_put_attr_str(file, where, "rendered_for", w->rendered_for, err) != 0) ||
+        gi_h5_put_attr_str(file, where, "kind", w->kind, err) != 0 ||
+        gi_h5_put_attr_str(file, where, "layout", ATLAS_LAYOUT, err) != 0)
         rc = -1;
     else if ((expr = H5Dopen2(file, "expression", H5P_DEFAULT)) < 0)
-        rc = h5_fail(err, "%s: cannot reopen /expression", where);
-    else if ((w->units && put_str_attr(expr, where, "units", w->units, err) != 0) ||
-             (w->normalisation && put_str_attr(expr, where, "normalisation", w->normalisation, err) != 0))
+        rc = gi_h5_fail(err, "%s: cannot reopen /expression", where);
+    else if ((w->units && gi_h5_put_attr_str(expr, where, "units", w->units, err) != 0) ||
+             (w->normalisation && gi_h5_put_attr_str(expr, where, "normalisation", w->normalisation, err) != 0))
         rc = -1;
     if (expr >= 0)
         H5Dclose(expr);
     if (H5Fclose(file) < 0 && rc == 0)
-        rc = h5_fail(err, "%s: cannot close after adding metadata", where);
+        rc = gi_h5_fail(err, "%s: cannot close after adding metadata", where);
     return rc;
 }
 
@@ -503,7 +431,7 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
         err = &local;
     if (!w)
         return gi_fail(err, "atlas: finish without an open writer");
-    h5_printer printer = h5_quiet();
+    gi_h5_printer printer = gi_h5_quiet();
     int rc = gi_dist_agree(w->comm, writer_close_parallel(w, err), err);
     if (rc == 0) {
         int rc0 = 0;
@@ -519,7 +447,7 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
     if (rc != 0)
         MPI_Barrier(w->comm);
     writer_free(w);
-    h5_loud(printer);
+    gi_h5_loud(printer);
     return rc;
 }
 
@@ -527,106 +455,18 @@ void gi_atlas_abort(gi_atlas_writer *w)
 {
     if (!w)
         return;
-    h5_printer printer = h5_quiet();
+    gi_h5_printer printer = gi_h5_quiet();
     writer_discard(w);
-    h5_loud(printer);
+    gi_h5_loud(printer);
 }
 
 /* ---- serial reading ------------------------------------------------------ */
 
-/* Read all strings of a dataset or attribute (variable- or fixed-length). */
-static int read_strings(hid_t obj, int is_attr, char ***out, int *n_out)
-{
-    hid_t ftype = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
-    hid_t space = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
-    hid_t mtype = -1;
-    char **v = NULL;
-    int rc = -1, n = 0;
-    hssize_t np;
-    if (ftype < 0 || space < 0 || H5Tget_class(ftype) != H5T_STRING)
-        goto done;
-    np = H5Sget_simple_extent_npoints(space);
-    if (np < 0 || np > INT32_MAX)
-        goto done;
-    n = (int)np;
-    if (!(v = calloc(n > 0 ? (size_t)n : 1, sizeof *v)) || (mtype = H5Tcopy(ftype)) < 0)
-        goto done;
-    if (H5Tis_variable_str(ftype) > 0) {
-        char **raw = calloc(n > 0 ? (size_t)n : 1, sizeof *raw);
-        herr_t r = !raw ? -1
-                   : n == 0 ? 0
-                   : is_attr ? H5Aread(obj, mtype, raw)
-                             : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
-        if (r >= 0) {
-            rc = 0;
-            for (int i = 0; i < n; i++)
-                if (!(v[i] = strdup(raw[i] ? raw[i] : "")))
-                    rc = -1;
-            if (n > 0)
-                H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
-        }
-        free(raw);
-    } else {
-        size_t size = H5Tget_size(ftype);
-        char *raw = size ? malloc((size_t)(n > 0 ? n : 1) * size) : NULL;
-        herr_t r = !raw ? -1
-                   : n == 0 ? 0
-                   : is_attr ? H5Aread(obj, mtype, raw)
-                             : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
-        if (r >= 0) {
-            rc = 0;
-            for (int i = 0; i < n; i++)
-                if (!(v[i] = strndup(raw + (size_t)i * size, size)))
-                    rc = -1;
-        }
-        free(raw);
-    }
-done:
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    if (space >= 0)
-        H5Sclose(space);
-    if (ftype >= 0)
-        H5Tclose(ftype);
-    if (rc != 0) {
-        free_strings(v, n);
-        return -1;
-    }
-    *out = v;
-    *n_out = n;
-    return 0;
-}
-
 static int read_name_list(hid_t file, const char *path, const char *name, char ***out, int *n, gi_err *err)
 {
-    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
-    if (d < 0)
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
         return gi_fail(err, "%s: not a geneinr atlas (no /%s dataset)", path, name);
-    int rc = read_strings(d, 0, out, n);
-    H5Dclose(d);
-    if (rc != 0)
-        return gi_fail(err, "%s: cannot read /%s as a list of strings", path, name);
-    return 0;
-}
-
-/* One string attribute of the root group, or NULL (not an error) if absent. */
-static int read_root_attr(hid_t file, const char *path, const char *name, char **out, gi_err *err)
-{
-    *out = NULL;
-    if (H5Aexists(file, name) <= 0)
-        return 0;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    char **v = NULL;
-    int n = 0, rc = a >= 0 ? read_strings(a, 1, &v, &n) : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    if (rc != 0 || n != 1) {
-        free_strings(v, n);
-        return gi_fail(err, "%s: attribute %s is not a single string", path, name);
-    }
-    *out = v[0];
-    free(v);
-    return 0;
+    return gi_h5_get_strings(file, path, name, out, n, err);
 }
 
 /* Read a whole dataset of exactly the given shape into buf as mem_type. */
@@ -653,7 +493,7 @@ static int read_exact(hid_t file, const char *path, const char *name, int ndim, 
         return gi_fail(err, "%s: /%s does not have the expected shape", path, name);
     }
     if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        rc = h5_fail(err, "%s: cannot read /%s", path, name);
+        rc = gi_h5_fail(err, "%s: cannot read /%s", path, name);
     H5Dclose(d);
     return rc;
 }
@@ -666,7 +506,7 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
         return gi_fail(err, "%s: not an HDF5 file", path);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0)
-        return h5_fail(err, "%s: cannot open", path);
+        return gi_h5_fail(err, "%s: cannot open", path);
     a->file_id = (long long)file;
     if (H5Lexists(file, "expression", H5P_DEFAULT) <= 0)
         return gi_fail(err, "%s: not a geneinr atlas (no /expression dataset)", path);
@@ -674,7 +514,7 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
     /* Shape from /expression: [gene][nz][ny][nx] floats. */
     hid_t d = H5Dopen2(file, "expression", H5P_DEFAULT);
     if (d < 0)
-        return h5_fail(err, "%s: cannot open /expression", path);
+        return gi_h5_fail(err, "%s: cannot open /expression", path);
     hid_t space = H5Dget_space(d), type = H5Dget_type(d);
     hsize_t dims[4] = { 0, 0, 0, 0 };
     int ok = space >= 0 && type >= 0 && H5Tget_class(type) == H5T_FLOAT &&
@@ -714,10 +554,10 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
     if (read_exact(file, path, "mask", 3, dims + 1, H5T_NATIVE_UCHAR, a->mask, err) != 0)
         return -1;
 
-    if (read_root_attr(file, path, "geneinr_version", &a->version, err) != 0 ||
-        read_root_attr(file, path, "kind", &a->kind, err) != 0 ||
-        read_root_attr(file, path, "rendered_for", &a->rendered_for, err) != 0 ||
-        read_root_attr(file, path, "config", &a->config_yaml, err) != 0)
+    if (gi_h5_get_attr_str(file, path, "geneinr_version", &a->version, err) != 0 ||
+        gi_h5_get_attr_str(file, path, "kind", &a->kind, err) != 0 ||
+        gi_h5_get_attr_str(file, path, "rendered_for", &a->rendered_for, err) != 0 ||
+        gi_h5_get_attr_str(file, path, "config", &a->config_yaml, err) != 0)
         return -1;
     return 0;
 }
@@ -732,11 +572,11 @@ int gi_atlas_open(gi_atlas *a, const char *path, gi_err *err)
     memset(a, 0, sizeof *a);
     if (!path || !path[0])
         return gi_fail(err, "atlas: no file name given");
-    h5_printer printer = h5_quiet();
+    gi_h5_printer printer = gi_h5_quiet();
     int rc = atlas_load(a, path, err);
     if (rc != 0)
         gi_atlas_close(a);
-    h5_loud(printer);
+    gi_h5_loud(printer);
     return rc;
 }
 
@@ -747,12 +587,12 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
         err = &local;
     if (!a || a->file_id <= 0)
         return gi_fail(err, "atlas: reading a gene from an atlas that is not open");
-    h5_printer printer = h5_quiet();
+    gi_h5_printer printer = gi_h5_quiet();
     char path[1024] = "atlas";
     hid_t file = (hid_t)a->file_id;
     H5Fget_name(file, path, sizeof path);
     if (g < 0 || g >= a->n_genes || !vol) {
-        h5_loud(printer);
+        gi_h5_loud(printer);
         if (!vol)
             return gi_fail(err, "%s: no buffer for gene %d", path, g);
         return gi_fail(err, "%s: gene index %d is not in 0..%d", path, g, a->n_genes - 1);
@@ -766,14 +606,14 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
     if (d < 0 || fspace < 0 || mspace < 0 ||
         H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, vol) < 0)
-        rc = h5_fail(err, "%s: cannot read gene %d (%s) from /expression", path, g, a->genes[g]);
+        rc = gi_h5_fail(err, "%s: cannot read gene %d (%s) from /expression", path, g, a->genes[g]);
     if (mspace >= 0)
         H5Sclose(mspace);
     if (fspace >= 0)
         H5Sclose(fspace);
     if (d >= 0)
         H5Dclose(d);
-    h5_loud(printer);
+    gi_h5_loud(printer);
     return rc;
 }
 
@@ -792,40 +632,16 @@ void gi_atlas_close(gi_atlas *a)
     if (!a)
         return;
     if (a->file_id > 0) {
-        h5_printer printer = h5_quiet();
+        gi_h5_printer printer = gi_h5_quiet();
         H5Fclose((hid_t)a->file_id);
-        h5_loud(printer);
+        gi_h5_loud(printer);
     }
-    free_strings(a->genes, a->n_genes);
-    free_strings(a->donors, a->n_donors);
+    gi_h5_free_strings(a->genes, a->n_genes);
+    gi_h5_free_strings(a->donors, a->n_donors);
     free(a->mask);
     free(a->kind);
     free(a->rendered_for);
     free(a->config_yaml);
     free(a->version);
     memset(a, 0, sizeof *a);
-}
-
-int gi_h5_has_dataset(const char *path, const char *name)
-{
-    if (!path || !name)
-        return 0;
-    h5_printer printer = h5_quiet();
-    int found = 0;
-    if (H5Fis_hdf5(path) > 0) {
-        hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (file >= 0) {
-            /* H5Lexists fails (rather than says no) when a parent group is missing. */
-            if (H5Lexists(file, name, H5P_DEFAULT) > 0) {
-                hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
-                if (d >= 0) {
-                    found = 1;
-                    H5Dclose(d);
-                }
-            }
-            H5Fclose(file);
-        }
-    }
-    h5_loud(printer);
-    return found;
 }

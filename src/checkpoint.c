@@ -1,332 +1,351 @@
-/* checkpoint.c - HDF5 checkpoints (layout in checkpoint.h). */
+/* checkpoint.c - HDF5 checkpoints (layout and integrity rules in checkpoint.h).
+ *
+ * Saving is serial (one rank). The model settings are written and read by
+ * walking GI_MODEL_SETTINGS, so a new setting needs no change here. Every
+ * HDF5 call goes through the h5.h helpers; HDF5's error printing is switched
+ * off only for the duration of a save or load and then restored.
+ */
 #include "geneinr/checkpoint.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "geneinr/h5.h"
 #include "geneinr/version.h"
+
+/* Datasets: no timestamps (equal states, equal bytes) and checksummed. */
+#define DSET_FLAGS (GI_H5_NO_TIMES | GI_H5_CHECKSUM)
+
+/* ---- settings history ------------------------------------------------------ */
+
+int gi_state_add_history(gi_state *st, long step, const char *text, gi_err *err)
+{
+    char **h = realloc(st->history, sizeof *h * (size_t)(st->n_history + 1));
+    if (h)
+        st->history = h;
+    long *hs = h ? realloc(st->history_step, sizeof *hs * (size_t)(st->n_history + 1)) : NULL;
+    if (hs)
+        st->history_step = hs;
+    char *copy = hs ? strdup(text) : NULL;
+    if (!copy)
+        return gi_fail(err, "out of memory for the settings history");
+    st->history[st->n_history] = copy;
+    st->history_step[st->n_history] = step;
+    st->n_history++;
+    return 0;
+}
 
 /* ---- writing -------------------------------------------------------------- */
 
-static int write_array(hid_t f, const char *name, hid_t type, const void *data, hsize_t n)
+/* fsync a file, then its folder (so the rename that follows, or preceded, is durable). */
+static int sync_path(const char *path, int is_dir, gi_err *err)
 {
-    hsize_t dims[1] = {n};
-    hid_t space = H5Screate_simple(1, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_obj_track_times(dcpl, 0);
-    hid_t d = H5Dcreate2(f, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    herr_t rc = d < 0 ? -1 : (n ? H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
-    if (d >= 0)
-        H5Dclose(d);
-    H5Pclose(dcpl);
-    H5Sclose(space);
-    return d < 0 || rc < 0 ? -1 : 0;
+    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return gi_fail(err, "cannot open %s to sync it: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    /* Some file systems cannot sync a folder (EINVAL); the data itself is safe. */
+    if (rc != 0 && !(is_dir && (e == EINVAL || e == EROFS)))
+        return gi_fail(err, "cannot write %s to disk: %s (disk full?)", path, strerror(e));
+    return 0;
 }
 
-static int write_strings(hid_t f, const char *name, char *const *s, int n)
+static int sync_dir_of(const char *path, gi_err *err)
 {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    int rc = write_array(f, name, t, s, (hsize_t)n);
-    H5Tclose(t);
+    char *copy = strdup(path);
+    if (!copy)
+        return gi_fail(err, "out of memory");
+    int rc = sync_path(dirname(copy), 1, err);
+    free(copy);
     return rc;
 }
 
-static int attr_write(hid_t obj, const char *name, hid_t type, const void *v)
+static int write_contents(hid_t f, const gi_state *st, const char *where, gi_err *err)
 {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, type, v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    return a < 0 || rc < 0 ? -1 : 0;
+    const gi_model *m = &st->model;
+    const gi_model_spec *s = &m->spec;
+    if (gi_h5_put_array(f, where, "params", H5T_NATIVE_FLOAT, m->params, m->n_params, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "best_params", H5T_NATIVE_FLOAT, st->best_params, m->n_params, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "adam_m", H5T_NATIVE_FLOAT, st->adam.m, m->n_params, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "adam_v", H5T_NATIVE_FLOAT, st->adam.v, m->n_params, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "fixed", H5T_NATIVE_FLOAT, m->fixed, m->n_fixed, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "gene_mean", H5T_NATIVE_FLOAT, st->gene_mean, (hsize_t)st->n_genes, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "gene_std", H5T_NATIVE_FLOAT, st->gene_std, (hsize_t)st->n_genes, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "gene_position", H5T_NATIVE_FLOAT, st->gene_position, (hsize_t)st->n_genes,
+                        DSET_FLAGS, err) ||
+        gi_h5_put_strings(f, where, "genes", st->genes, st->n_genes, DSET_FLAGS, err) ||
+        gi_h5_put_strings(f, where, "donors", st->donors, st->n_donors, DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "label_values", H5T_NATIVE_INT, st->label_values, (hsize_t)st->n_labels,
+                        DSET_FLAGS, err) ||
+        gi_h5_put_array(f, where, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average,
+                        (hsize_t)st->n_donors, DSET_FLAGS, err))
+        return -1;
+
+    long long *steps = malloc(sizeof *steps * (size_t)(st->n_history > 0 ? st->n_history : 1));
+    if (!steps)
+        return gi_fail(err, "%s: out of memory", where);
+    for (int i = 0; i < st->n_history; i++)
+        steps[i] = st->history_step[i];
+    int rc = gi_h5_put_strings(f, where, "settings_history", st->history, st->n_history, DSET_FLAGS, err) ||
+             gi_h5_put_array(f, where, "settings_history_step", H5T_NATIVE_LLONG, steps, (hsize_t)st->n_history,
+                             DSET_FLAGS, err);
+    free(steps);
+    if (rc)
+        return -1;
+    const char *config = st->config_yaml ? st->config_yaml : "";
+
+    if (gi_h5_put_attr_str(f, where, "kind", "checkpoint", err) ||
+        gi_h5_put_attr_str(f, where, "geneinr_version", GENEINR_VERSION, err) ||
+        gi_h5_put_attr_str(f, where, "config", config, err) ||
+        gi_h5_put_attr_i64(f, where, "step", st->step, err) ||
+        gi_h5_put_attr_i64(f, where, "adam_t", st->adam.t, err) ||
+        gi_h5_put_attr_i64(f, where, "best_step", st->best_step, err) ||
+        gi_h5_put_attr_i64(f, where, "bad_evals", st->bad_evals, err) ||
+        gi_h5_put_attr_i64(f, where, "stopped", st->stopped, err) ||
+        gi_h5_put_attr_f64(f, where, "best_val", st->best_val, err) ||
+        gi_h5_put_attr_u64(f, where, "seed", st->seed, err))
+        return -1;
+#define PUT_INT(field) gi_h5_put_attr_i64(f, where, #field, s->field, err)
+#define PUT_SETTING(kind, field, ...) if (PUT_##kind(field)) return -1;
+#define PUT_ENUM PUT_INT
+#define PUT_FLOAT(field) gi_h5_put_attr_f64(f, where, #field, s->field, err)
+    GI_MODEL_SETTINGS(PUT_SETTING)
+#undef PUT_SETTING
+#undef PUT_INT
+#undef PUT_ENUM
+#undef PUT_FLOAT
+    if (gi_h5_put_attr_i64(f, where, "n_genes", s->n_genes, err) ||
+        gi_h5_put_attr_i64(f, where, "n_donors", s->n_donors, err) ||
+        gi_h5_put_attr_i64(f, where, "n_labels", s->n_labels, err))
+        return -1;
+    return 0;
 }
 
-static int attr_str(hid_t obj, const char *name, const char *s)
+static int save(const gi_state *st, const char *path, const char *tmp, gi_err *err)
 {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    int rc = attr_write(obj, name, t, &s);
-    H5Tclose(t);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t f = -1;
+    int rc = 0;
+    /* The 1.8 file format checksums all metadata (what the fletcher32 filter
+     * on the datasets does not cover: attributes, object headers). */
+    if (fcpl < 0 || fapl < 0 || H5Pset_obj_track_times(fcpl, 0) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)
+        rc = gi_h5_fail(err, "%s: cannot set up the checkpoint file", tmp);
+    else if ((f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl)) < 0)
+        rc = gi_h5_fail(err, "cannot create checkpoint %s: %s", tmp, strerror(errno));
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (rc != 0)
+        return -1;
+    rc = write_contents(f, st, tmp, err);
+    if (H5Fclose(f) < 0 && rc == 0)
+        rc = gi_h5_fail(err, "%s: cannot finish writing (disk full?)", tmp);
+    if (rc == 0)
+        rc = sync_path(tmp, 0, err);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (rc == 0)
+        rc = sync_dir_of(path, err);
     return rc;
 }
-
-static int attr_i64(hid_t obj, const char *name, long long v) { return attr_write(obj, name, H5T_NATIVE_LLONG, &v); }
-static int attr_f64(hid_t obj, const char *name, double v) { return attr_write(obj, name, H5T_NATIVE_DOUBLE, &v); }
 
 int gi_checkpoint_save(const gi_state *st, const char *path, gi_err *err)
 {
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return gi_fail(err, "checkpoint path too long: %s", path);
-    /* Failures are reported through err; HDF5's own stack printing would only
-     * repeat them less clearly. */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    H5Pset_obj_track_times(fcpl, 0);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    H5Pclose(fcpl);
-    if (f < 0)
-        return gi_fail(err, "cannot create checkpoint %s (does the folder exist and is it writable?)", tmp);
-    const gi_model *m = &st->model;
-    const gi_model_spec *s = &m->spec;
-    int bad = 0;
-    bad |= write_array(f, "params", H5T_NATIVE_FLOAT, m->params, m->n_params);
-    bad |= write_array(f, "best_params", H5T_NATIVE_FLOAT, st->best_params, m->n_params);
-    bad |= write_array(f, "adam_m", H5T_NATIVE_FLOAT, st->adam.m, m->n_params);
-    bad |= write_array(f, "adam_v", H5T_NATIVE_FLOAT, st->adam.v, m->n_params);
-    bad |= write_array(f, "fixed", H5T_NATIVE_FLOAT, m->fixed, m->n_fixed);
-    bad |= write_array(f, "gene_mean", H5T_NATIVE_FLOAT, st->gene_mean, (hsize_t)st->n_genes);
-    bad |= write_array(f, "gene_std", H5T_NATIVE_FLOAT, st->gene_std, (hsize_t)st->n_genes);
-    bad |= write_array(f, "gene_position", H5T_NATIVE_FLOAT, st->gene_position, (hsize_t)st->n_genes);
-    bad |= write_strings(f, "genes", st->genes, st->n_genes);
-    bad |= write_strings(f, "donors", st->donors, st->n_donors);
-    bad |= write_array(f, "label_values", H5T_NATIVE_INT, st->label_values, (hsize_t)st->n_labels);
-    bad |= write_array(f, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average, (hsize_t)st->n_donors);
-    bad |= attr_str(f, "kind", "checkpoint");
-    bad |= attr_str(f, "geneinr_version", GENEINR_VERSION);
-    bad |= attr_str(f, "config", st->config_yaml ? st->config_yaml : "");
-    bad |= attr_i64(f, "step", st->step);
-    bad |= attr_i64(f, "adam_t", st->adam.t);
-    bad |= attr_i64(f, "best_step", st->best_step);
-    bad |= attr_i64(f, "bad_evals", st->bad_evals);
-    bad |= attr_i64(f, "stopped", st->stopped);
-    bad |= attr_f64(f, "best_val", st->best_val);
-    bad |= attr_write(f, "seed", H5T_NATIVE_UINT64, &st->seed);
-    bad |= attr_i64(f, "arch", s->arch);
-    bad |= attr_i64(f, "gene_mode", s->gene_mode);
-    bad |= attr_i64(f, "gene_code", s->gene_code);
-    bad |= attr_i64(f, "hidden_layers", s->hidden_layers);
-    bad |= attr_i64(f, "width", s->width);
-    bad |= attr_f64(f, "omega0", s->omega0);
-    bad |= attr_f64(f, "omega_hidden", s->omega_hidden);
-    bad |= attr_i64(f, "fourier_features", s->fourier_features);
-    bad |= attr_f64(f, "fourier_scale", s->fourier_scale);
-    bad |= attr_i64(f, "n_genes", s->n_genes);
-    bad |= attr_i64(f, "gene_dim", s->gene_dim);
-    bad |= attr_i64(f, "gene_frequencies", s->gene_frequencies);
-    bad |= attr_i64(f, "n_donors", s->n_donors);
-    bad |= attr_i64(f, "donor_dim", s->donor_dim);
-    bad |= attr_i64(f, "n_labels", s->n_labels);
-    bad |= attr_i64(f, "anatomy_dim", s->anatomy_dim);
-    if (H5Fclose(f) < 0)
-        bad = 1;
-    if (bad) {
+    gi_h5_printer printer = gi_h5_quiet();
+    int rc = save(st, path, tmp, err);
+    if (rc != 0)
         remove(tmp);
-        return gi_fail(err, "writing checkpoint %s failed (disk full?)", tmp);
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return gi_fail(err, "cannot rename %s to %s", tmp, path);
-    }
-    return 0;
+    gi_h5_loud(printer);
+    return rc;
 }
 
 /* ---- reading -------------------------------------------------------------- */
 
-static int read_array(hid_t f, const char *name, hid_t type, void *out, hsize_t n)
-{
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0)
-        return -1;
-    hid_t space = H5Dget_space(d);
-    hssize_t got = H5Sget_simple_extent_npoints(space);
-    H5Sclose(space);
-    int rc = -1;
-    if (got == (hssize_t)n)
-        rc = n == 0 || H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0 ? 0 : -1;
-    H5Dclose(d);
-    return rc;
-}
-
-static long long dataset_len(hid_t f, const char *name)
-{
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0)
-        return -1;
-    hid_t space = H5Dget_space(d);
-    long long n = H5Sget_simple_extent_npoints(space);
-    H5Sclose(space);
-    H5Dclose(d);
-    return n;
-}
-
-static int read_strings(hid_t f, const char *name, char ***out, int n)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8); /* must match the stored set, or HDF5 refuses to convert */
-    char **raw = calloc((size_t)n + 1, sizeof *raw);
-    char **res = calloc((size_t)n + 1, sizeof *res);
-    int rc = raw && res ? read_array(f, name, t, raw, (hsize_t)n) : -1;
-    if (rc == 0) {
-        for (int i = 0; i < n; i++)
-            if (!(res[i] = strdup(raw[i] ? raw[i] : "")))
-                rc = -1;
-        hid_t space = H5Screate_simple(1, (hsize_t[]){(hsize_t)n}, NULL);
-        H5Dvlen_reclaim(t, space, H5P_DEFAULT, raw);
-        H5Sclose(space);
-    }
-    H5Tclose(t);
-    free(raw);
-    if (rc != 0) {
-        for (int i = 0; res && i < n; i++)
-            free(res[i]);
-        free(res);
-        return -1;
-    }
-    *out = res;
-    return 0;
-}
-
-static int attr_read(hid_t obj, const char *name, hid_t type, void *v)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    herr_t rc = H5Aread(a, type, v);
-    H5Aclose(a);
-    return rc < 0 ? -1 : 0;
-}
-
-static int attr_int(hid_t f, const char *name, int *v)
+static int get_int(hid_t f, const char *where, const char *name, int *v, gi_err *err)
 {
     long long x;
-    if (attr_read(f, name, H5T_NATIVE_LLONG, &x) != 0)
+    if (gi_h5_get_attr_i64(f, where, name, &x, err) != 0)
         return -1;
+    if (x < -2147483647LL || x > 2147483647LL)
+        return gi_fail(err, "%s: attribute %s = %lld is out of range", where, name, x);
     *v = (int)x;
     return 0;
 }
 
-static int attr_float(hid_t f, const char *name, float *v)
+static int get_float(hid_t f, const char *where, const char *name, float *v, gi_err *err)
 {
     double x;
-    if (attr_read(f, name, H5T_NATIVE_DOUBLE, &x) != 0)
+    if (gi_h5_get_attr_f64(f, where, name, &x, err) != 0)
         return -1;
     *v = (float)x;
     return 0;
 }
 
-static char *attr_string(hid_t f, const char *name)
+static int read_spec(hid_t f, const char *path, gi_model_spec *s, gi_err *err)
 {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    char *raw = NULL, *res = NULL;
-    if (attr_read(f, name, t, &raw) == 0 && raw) {
-        res = strdup(raw);
-        H5free_memory(raw);
-    }
-    H5Tclose(t);
-    return res;
+    memset(s, 0, sizeof *s);
+#define GET_INT(field) get_int(f, path, #field, &s->field, err)
+#define GET_ENUM GET_INT
+#define GET_FLOAT(field) get_float(f, path, #field, &s->field, err)
+#define GET_SETTING(kind, field, ...) if (GET_##kind(field)) return -1;
+    GI_MODEL_SETTINGS(GET_SETTING)
+#undef GET_SETTING
+#undef GET_INT
+#undef GET_ENUM
+#undef GET_FLOAT
+    if (get_int(f, path, "n_genes", &s->n_genes, err) || get_int(f, path, "n_donors", &s->n_donors, err) ||
+        get_int(f, path, "n_labels", &s->n_labels, err))
+        return -1;
+    return 0;
 }
 
-int gi_checkpoint_load(gi_state *st, const char *path, gi_err *err)
+/* The settings history (checkpoints before it existed have none). */
+static int read_history(hid_t f, const char *path, gi_state *st, gi_err *err)
 {
-    memset(st, 0, sizeof *st);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (H5Lexists(f, "settings_history", H5P_DEFAULT) <= 0)
+        return 0;
+    char **text = NULL;
+    int n = 0;
+    if (gi_h5_get_strings(f, path, "settings_history", &text, &n, err) != 0)
+        return -1;
+    long long *steps = malloc(sizeof *steps * (size_t)(n > 0 ? n : 1));
+    st->history_step = malloc(sizeof *st->history_step * (size_t)(n > 0 ? n : 1));
+    int rc = steps && st->history_step
+                 ? gi_h5_get_array(f, path, "settings_history_step", H5T_NATIVE_LLONG, steps, (hsize_t)n, err)
+                 : gi_fail(err, "%s: out of memory", path);
+    for (int i = 0; rc == 0 && i < n; i++)
+        st->history_step[i] = (long)steps[i];
+    free(steps);
+    st->history = text;
+    st->n_history = n;
+    return rc;
+}
+
+static int load(gi_state *st, const char *path, gi_err *err)
+{
+    if (access(path, R_OK) != 0)
+        return gi_fail(err, "%s: cannot read: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0)
         return gi_fail(err, "%s: not an HDF5 file (or it does not exist)", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
-        return gi_fail(err, "%s: cannot open", path);
-    char *kind = attr_string(f, "kind");
-    int is_ckpt = kind && strcmp(kind, "checkpoint") == 0;
+        return gi_h5_fail(err, "%s: cannot open (corrupted file?)", path);
+    char *kind = NULL;
+    int rc = gi_h5_get_attr_str(f, path, "kind", &kind, err);
+    if (rc == 0 && !(kind && strcmp(kind, "checkpoint") == 0))
+        rc = gi_fail(err, "%s: not a geneinr checkpoint (no kind = \"checkpoint\" attribute)", path);
     free(kind);
-    if (!is_ckpt) {
-        H5Fclose(f);
-        return gi_fail(err, "%s: not a geneinr checkpoint (no kind = \"checkpoint\" attribute)", path);
-    }
+
     gi_model_spec s;
-    memset(&s, 0, sizeof s);
-    int bad = 0;
-    bad |= attr_int(f, "arch", &s.arch);
-    bad |= attr_int(f, "gene_mode", &s.gene_mode);
-    bad |= attr_int(f, "gene_code", &s.gene_code);
-    bad |= attr_int(f, "hidden_layers", &s.hidden_layers);
-    bad |= attr_int(f, "width", &s.width);
-    bad |= attr_float(f, "omega0", &s.omega0);
-    bad |= attr_float(f, "omega_hidden", &s.omega_hidden);
-    bad |= attr_int(f, "fourier_features", &s.fourier_features);
-    bad |= attr_float(f, "fourier_scale", &s.fourier_scale);
-    bad |= attr_int(f, "n_genes", &s.n_genes);
-    bad |= attr_int(f, "gene_dim", &s.gene_dim);
-    bad |= attr_int(f, "gene_frequencies", &s.gene_frequencies);
-    bad |= attr_int(f, "n_donors", &s.n_donors);
-    bad |= attr_int(f, "donor_dim", &s.donor_dim);
-    bad |= attr_int(f, "n_labels", &s.n_labels);
-    bad |= attr_int(f, "anatomy_dim", &s.anatomy_dim);
     long long step = 0, adam_t = 0, best_step = 0, bad_evals = 0, stopped = 0;
-    bad |= attr_read(f, "step", H5T_NATIVE_LLONG, &step);
-    bad |= attr_read(f, "adam_t", H5T_NATIVE_LLONG, &adam_t);
-    bad |= attr_read(f, "best_step", H5T_NATIVE_LLONG, &best_step);
-    bad |= attr_read(f, "bad_evals", H5T_NATIVE_LLONG, &bad_evals);
-    bad |= attr_read(f, "stopped", H5T_NATIVE_LLONG, &stopped);
-    bad |= attr_read(f, "best_val", H5T_NATIVE_DOUBLE, &st->best_val);
-    bad |= attr_read(f, "seed", H5T_NATIVE_UINT64, &st->seed);
-    if (bad) {
+    if (rc == 0 &&
+        (read_spec(f, path, &s, err) || gi_h5_get_attr_i64(f, path, "step", &step, err) ||
+         gi_h5_get_attr_i64(f, path, "adam_t", &adam_t, err) ||
+         gi_h5_get_attr_i64(f, path, "best_step", &best_step, err) ||
+         gi_h5_get_attr_i64(f, path, "bad_evals", &bad_evals, err) ||
+         gi_h5_get_attr_i64(f, path, "stopped", &stopped, err) ||
+         gi_h5_get_attr_f64(f, path, "best_val", &st->best_val, err) ||
+         gi_h5_get_attr_u64(f, path, "seed", &st->seed, err)))
+        rc = -1;
+    if (rc == 0 && (step < 0 || adam_t < 0 || best_step < 0 || bad_evals < 0 || bad_evals > 2147483647LL ||
+                    (stopped != 0 && stopped != 1) || isnan(st->best_val)))
+        rc = gi_fail(err, "%s: the training counters are inconsistent (step %lld, adam_t %lld)", path, step, adam_t);
+    if (rc == 0 && gi_model_alloc(&st->model, &s, err) != 0)
+        rc = gi_fail_prefix(err, "%s: invalid model in checkpoint", path);
+    if (rc != 0) {
         H5Fclose(f);
-        return gi_fail(err, "%s: checkpoint is missing attributes (written by another version?)", path);
+        return -1;
     }
     st->step = step;
     st->best_step = best_step;
     st->bad_evals = (int)bad_evals;
     st->stopped = (int)stopped;
-    if (gi_model_alloc(&st->model, &s, err) != 0) {
-        H5Fclose(f);
-        return gi_fail_prefix(err, "%s: invalid model in checkpoint", path);
-    }
     gi_model *m = &st->model;
     st->n_genes = s.n_genes;
     st->n_donors = s.n_donors;
     st->n_labels = s.n_labels;
     size_t np = m->n_params;
     st->best_params = malloc(sizeof(float) * (np ? np : 1));
-    st->gene_mean = malloc(sizeof(float) * s.n_genes);
-    st->gene_std = malloc(sizeof(float) * s.n_genes);
-    st->gene_position = malloc(sizeof(float) * s.n_genes);
-    st->label_values = malloc(sizeof(int) * (s.n_labels ? s.n_labels : 1));
-    if (!st->best_params || !st->gene_mean || !st->gene_std || !st->gene_position || !st->label_values
-        || gi_adam_init(&st->adam, np, err) != 0) {
+    st->gene_mean = malloc(sizeof(float) * (size_t)(s.n_genes ? s.n_genes : 1));
+    st->gene_std = malloc(sizeof(float) * (size_t)(s.n_genes ? s.n_genes : 1));
+    st->gene_position = malloc(sizeof(float) * (size_t)(s.n_genes ? s.n_genes : 1));
+    st->label_values = malloc(sizeof(int) * (size_t)(s.n_labels ? s.n_labels : 1));
+    if (!st->best_params || !st->gene_mean || !st->gene_std || !st->gene_position || !st->label_values ||
+        gi_adam_init(&st->adam, np, err) != 0) {
         H5Fclose(f);
-        gi_state_free(st);
         return gi_fail(err, "%s: out of memory", path);
     }
     st->adam.t = adam_t;
-    bad |= read_array(f, "params", H5T_NATIVE_FLOAT, m->params, np);
-    bad |= read_array(f, "best_params", H5T_NATIVE_FLOAT, st->best_params, np);
-    bad |= read_array(f, "adam_m", H5T_NATIVE_FLOAT, st->adam.m, np);
-    bad |= read_array(f, "adam_v", H5T_NATIVE_FLOAT, st->adam.v, np);
-    bad |= read_array(f, "fixed", H5T_NATIVE_FLOAT, m->fixed, m->n_fixed);
-    bad |= read_array(f, "gene_mean", H5T_NATIVE_FLOAT, st->gene_mean, (hsize_t)s.n_genes);
-    bad |= read_array(f, "gene_std", H5T_NATIVE_FLOAT, st->gene_std, (hsize_t)s.n_genes);
-    bad |= read_array(f, "gene_position", H5T_NATIVE_FLOAT, st->gene_position, (hsize_t)s.n_genes);
-    bad |= dataset_len(f, "label_values") != s.n_labels;
-    if (!bad)
-        bad |= read_array(f, "label_values", H5T_NATIVE_INT, st->label_values, (hsize_t)s.n_labels);
-    bad |= read_array(f, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average, (hsize_t)s.n_donors);
-    bad |= read_strings(f, "genes", &st->genes, s.n_genes);
-    bad |= read_strings(f, "donors", &st->donors, s.n_donors);
-    st->config_yaml = attr_string(f, "config");
-    H5Fclose(f);
-    if (bad || !st->config_yaml) {
-        gi_state_free(st);
-        return gi_fail(err, "%s: checkpoint is incomplete or its arrays do not match its model", path);
+    int n_genes = 0, n_donors = 0;
+    if (gi_h5_get_array(f, path, "params", H5T_NATIVE_FLOAT, m->params, np, err) ||
+        gi_h5_get_array(f, path, "best_params", H5T_NATIVE_FLOAT, st->best_params, np, err) ||
+        gi_h5_get_array(f, path, "adam_m", H5T_NATIVE_FLOAT, st->adam.m, np, err) ||
+        gi_h5_get_array(f, path, "adam_v", H5T_NATIVE_FLOAT, st->adam.v, np, err) ||
+        gi_h5_get_array(f, path, "fixed", H5T_NATIVE_FLOAT, m->fixed, m->n_fixed, err) ||
+        gi_h5_get_array(f, path, "gene_mean", H5T_NATIVE_FLOAT, st->gene_mean, (hsize_t)s.n_genes, err) ||
+        gi_h5_get_array(f, path, "gene_std", H5T_NATIVE_FLOAT, st->gene_std, (hsize_t)s.n_genes, err) ||
+        gi_h5_get_array(f, path, "gene_position", H5T_NATIVE_FLOAT, st->gene_position, (hsize_t)s.n_genes, err) ||
+        gi_h5_get_array(f, path, "label_values", H5T_NATIVE_INT, st->label_values, (hsize_t)s.n_labels, err) ||
+        gi_h5_get_array(f, path, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average, (hsize_t)s.n_donors,
+                        err) ||
+        gi_h5_get_strings(f, path, "genes", &st->genes, &n_genes, err) ||
+        gi_h5_get_strings(f, path, "donors", &st->donors, &n_donors, err) ||
+        gi_h5_get_attr_str(f, path, "config", &st->config_yaml, err)) {
+        rc = -1;
+    } else if (n_genes != s.n_genes || n_donors != s.n_donors) {
+        rc = gi_fail(err, "%s: %d gene and %d donor names for a model of %d genes and %d donors", path, n_genes,
+                     n_donors, s.n_genes, s.n_donors);
+    } else if (!st->config_yaml) {
+        rc = gi_fail(err, "%s: checkpoint has no config attribute", path);
+    } else {
+        rc = read_history(f, path, st, err);
     }
-    return 0;
+    /* Names read so far are freed with the counts that were read. */
+    if (!st->genes || n_genes != s.n_genes) {
+        gi_h5_free_strings(st->genes, n_genes);
+        st->genes = NULL;
+    }
+    if (!st->donors || n_donors != s.n_donors) {
+        gi_h5_free_strings(st->donors, n_donors);
+        st->donors = NULL;
+    }
+    if (H5Fclose(f) < 0 && rc == 0)
+        rc = gi_h5_fail(err, "%s: cannot close", path);
+    if (rc == 0) {
+        for (int g = 0; g < s.n_genes; g++)
+            if (!(st->gene_std[g] > 0) || !isfinite(st->gene_std[g]) || !isfinite(st->gene_mean[g]))
+                rc = gi_fail(err, "%s: gene %d has an invalid normalisation (mean %g, std %g)", path, g + 1,
+                             (double)st->gene_mean[g], (double)st->gene_std[g]);
+        for (int l = 1; l < s.n_labels; l++)
+            if (rc == 0 && st->label_values[l] <= st->label_values[l - 1])
+                rc = gi_fail(err, "%s: the anatomy label list is not increasing", path);
+    }
+    return rc;
 }
 
-static void free_strings(char **s, int n)
+int gi_checkpoint_load(gi_state *st, const char *path, gi_err *err)
 {
-    for (int i = 0; s && i < n; i++)
-        free(s[i]);
-    free(s);
+    memset(st, 0, sizeof *st);
+    gi_h5_printer printer = gi_h5_quiet();
+    int rc = load(st, path, err);
+    if (rc != 0)
+        gi_state_free(st);
+    gi_h5_loud(printer);
+    return rc;
 }
 
 void gi_state_free(gi_state *st)
@@ -339,7 +358,9 @@ void gi_state_free(gi_state *st)
     free(st->gene_position);
     free(st->label_values);
     free(st->config_yaml);
-    free_strings(st->genes, st->n_genes);
-    free_strings(st->donors, st->n_donors);
+    gi_h5_free_strings(st->genes, st->n_genes);
+    gi_h5_free_strings(st->donors, st->n_donors);
+    gi_h5_free_strings(st->history, st->n_history);
+    free(st->history_step);
     memset(st, 0, sizeof *st);
 }

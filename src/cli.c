@@ -26,6 +26,7 @@
 #include "geneinr/dist.h"
 #include "geneinr/export.h"
 #include "geneinr/files.h"
+#include "geneinr/h5.h"
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
 #include "geneinr/prepare.h"
@@ -82,6 +83,7 @@ static const char *USAGE =
     "  --set KEY=VALUE        override a config key, e.g. --set train.steps=500 (repeatable)\n"
     "  --resume               (train, run) continue from OUT/checkpoint.h5\n"
     "  --resume-from FILE     (train, run) continue from FILE\n"
+    "  --force                (train, run) resume even though training settings changed (recorded)\n"
     "  --checkpoint FILE      (render) render this checkpoint instead of OUT/checkpoint.h5\n"
     "  --nifti                (render, run) also write OUT/nifti/<gene>.nii.gz (= --set render.nifti=3d)\n"
     "\n"
@@ -96,6 +98,7 @@ typedef struct args {
     const char *sets[MAX_SETS];
     int n_sets;
     int resume;
+    int force;
     const char *resume_from;
     const char *checkpoint;
     int nifti;
@@ -177,6 +180,8 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             a->sets[a->n_sets++] = s + 6;
         } else if (!strcmp(s, "--resume")) {
             a->resume = 1;
+        } else if (!strcmp(s, "--force")) {
+            a->force = 1;
         } else if (!strcmp(s, "--resume-from")) {
             NEED_VALUE();
             a->resume = 1;
@@ -260,9 +265,9 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
 static int check_options(const ctx *x, const args *a)
 {
     static const struct { const char *cmd, *opts; } allowed[] = {
-        {"train", " --out --set --resume --resume-from "},
+        {"train", " --out --set --resume --resume-from --force "},
         {"render", " --out --set --checkpoint --nifti "},
-        {"run", " --out --set --resume --resume-from --nifti "},
+        {"run", " --out --set --resume --resume-from --force --nifti "},
         {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference --dk "},
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
@@ -411,10 +416,16 @@ static int record_and_report(const ctx *x, const args *a, const gi_config *c, co
             snprintf(line + strlen(line), sizeof line - strlen(line), " %s", a->argv[i]);
         gi_run_record r = {line, x->size, MPI_Wtime() - t0, most / 1024.0, openblas_get_num_threads()};
         rc = gi_report_record_run(out, &r, err);
-        if (rc == 0 && html && c->render.report) {
+        char page[GI_PATH_MAX + 32];
+        snprintf(page, sizeof page, "%s/report.html", out);
+        /* After a render, and after a training that replaced the weights of a
+         * reported run (the old page would show the old maps). */
+        if (rc == 0 && c->render.report && (html || access(page, F_OK) == 0)) {
             rc = gi_report_write(out, err);
             if (rc == 0)
-                printf("report: %s/report.html\n", out);
+                printf("report: %s\n", page);
+        } else if (rc == 0 && !c->render.report) {
+            gi_remove_partial(page);   /* not this run's */
         }
     }
     return gi_dist_agree(x->comm, rc, err);
@@ -437,7 +448,7 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         if (gi_render_method(&c, x->comm, out, NULL, &rr, &err) != 0)
             return report(x, -1, &err);
         report_resources(x, t0);
-        return 0;
+        return report(x, record_and_report(x, a, &c, out, t0, 1, &err), &err);
     }
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
@@ -446,14 +457,19 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         MPI_Bcast(&found, 1, MPI_INT, 0, x->comm);
         if (found)
             resume = ckpt;
-        if (resume && access(resume, R_OK) != 0) {
-            gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
-                    "--resume-from FILE", resume, strerror(errno));
+        /* Agreed: a path visible on some nodes only must fail everywhere,
+         * not leave the others waiting in the first collective. */
+        rc = 0;
+        if (resume && access(resume, R_OK) != 0)
+            rc = gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
+                         "--resume-from FILE", resume, strerror(errno));
+        if (gi_dist_agree(x->comm, rc, &err) != 0)
             return report(x, -1, &err);
-        }
         gi_train_result tr;
+        if (x->rank == 0)
+            gi_export_remove_derived(out);   /* maps of earlier weights (train removes atlas.h5) */
         gi_stop_install();
-        rc = gi_train(&c, x->comm, out, resume, &tr, &err);
+        rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
         gi_stop_uninstall();
         if (rc != 0)
             return report(x, -1, &err);
@@ -575,6 +591,8 @@ static int info_checkpoint(const char *path, gi_err *err)
         printf("  best validation MSE: %.5f (standardised units) at step %ld\n", st.best_val, st.best_step);
     print_names("genes", st.genes, st.n_genes);
     print_names("donors", st.donors, st.n_donors);
+    for (int i = 0; i < st.n_history; i++)
+        printf("  settings changed at step %ld: %s\n", st.history_step[i], st.history[i]);
     gi_state_free(&st);
     return 0;
 }
@@ -651,7 +669,7 @@ static int cmd_info(const ctx *x, const args *a)
     int rc = 0;
     if (x->rank == 0) {
         const char *p = a->positional;
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        gi_h5_printer printer = gi_h5_quiet();
         if (access(p, R_OK) != 0)
             rc = gi_fail(&err, "%s: %s", p, strerror(errno));
         else if (H5Fis_hdf5(p) > 0)
@@ -660,6 +678,7 @@ static int cmd_info(const ctx *x, const args *a)
             rc = info_nifti(p, &err);
         else
             rc = info_samples(p, &err);
+        gi_h5_loud(printer);
     }
     return report(x, gi_dist_agree(x->comm, rc, &err), &err);
 }

@@ -103,6 +103,12 @@ static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft",
 #define OPEN 1
 #define CLOSED 0
 
+/* One KEYS row per model setting (model_settings.h). */
+#define MODEL_ROW(kind, f, d, lo, lo_open, hi, hi_open, names, m) MODEL_ROW_##kind(f, d, lo, lo_open, hi, hi_open, names, m),
+#define MODEL_ROW_INT(f, d, lo, lo_open, hi, hi_open, names, m) INT("model." #f, model.f, d, lo, hi, m)
+#define MODEL_ROW_FLOAT(f, d, lo, lo_open, hi, hi_open, names, m) FLOAT("model." #f, model.f, d, lo, lo_open, hi, hi_open, m)
+#define MODEL_ROW_ENUM(f, d, lo, lo_open, hi, hi_open, names, m) ENUM("model." #f, model.f, d, names, m)
+
 static const key_spec KEYS[] = {
     STR("data.samples", data.samples, "", "sample table CSV (required to train)"),
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
@@ -110,22 +116,7 @@ static const key_spec KEYS[] = {
          "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
-    ENUM("model.arch", model.arch, "siren", ARCH_NAMES, "network type: SIREN or ReLU MLP on random Fourier features"),
-    INT("model.hidden_layers", model.hidden_layers, "3", 1, 64, "number of hidden layers"),
-    INT("model.width", model.width, "128", 1, 4096, "units per hidden layer"),
-    FLOAT("model.omega0", model.omega0, "30", 0, OPEN, 10000, CLOSED, "SIREN first-layer frequency"),
-    FLOAT("model.omega_hidden", model.omega_hidden, "30", 0, OPEN, 10000, CLOSED, "SIREN hidden-layer frequency"),
-    INT("model.fourier_features", model.fourier_features, "64", 1, 4096, "number of random frequencies (fourier arch)"),
-    FLOAT("model.fourier_scale", model.fourier_scale, "2.0", 0, OPEN, 1000, CLOSED,
-          "std of the random frequencies, cycles per unit of normalised coordinates (fourier arch)"),
-    ENUM("model.gene_mode", model.gene_mode, "factorized", GENE_MODE_NAMES,
-         "gene enters as an input (concat) or selects an output row (factorized)"),
-    ENUM("model.gene_code", model.gene_code, "embedding", GENE_CODE_NAMES,
-         "gene input code in concat mode: learned embedding or sinusoidal spectral code"),
-    INT("model.gene_dim", model.gene_dim, "16", 1, 1024, "learned gene embedding size (concat + embedding)"),
-    INT("model.gene_frequencies", model.gene_frequencies, "11", 1, 30, "sinusoidal frequencies of the spectral gene code"),
-    INT("model.donor_dim", model.donor_dim, "4", 0, 256, "donor embedding size; 0 = no donor input"),
-    INT("model.anatomy_dim", model.anatomy_dim, "4", 1, 256, "anatomical label embedding size (with data.anatomy)"),
+    GI_MODEL_SETTINGS(MODEL_ROW)
 
     INT("train.steps", train.steps, "2000", 1, 1e9, "optimizer steps (the most; validation may stop earlier)"),
     INT("train.batch_size", train.batch_size, "0", 0, 1e9, "units per step: samples (factorized) or measured (sample, gene) pairs (concat); 0 = full batch"),
@@ -161,7 +152,7 @@ static const key_spec KEYS[] = {
     ENUM("render.nifti", render.nifti, "none", NIFTI_NAMES,
          "NIfTI export: none, 3d = OUT/nifti/GENE.nii.gz, 4d = OUT/expression.nii.gz (one volume per gene, "
          "OUT/genes.tsv in atlas order), both; true/false (older boolean) mean 3d/none"),
-    INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffer per rank, MiB"),
+    INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffers per rank, MiB: z-slices of all genes per write, or of a group of genes when one slice of all genes does not fit"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
     ENUM("render.background", render.background, "nan", BACKGROUND_NAMES,
          "NIfTI value outside the mask: nan, or zero for tools whose means and resampling choke on NaN "
@@ -1133,6 +1124,40 @@ char *gi_config_to_yaml(const gi_config *c)
         return NULL;
     }
     return buf;
+}
+
+/* The value of k in c as text into buf (truncated to size). */
+static void value_text(const gi_config *c, const key_spec *k, char *buf, size_t size)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    buf[0] = '\0';
+    if (!f)
+        return;
+    write_value(f, c, k);
+    if (fclose(f) == 0)
+        snprintf(buf, size, "%s", text);
+    free(text);
+}
+
+int gi_config_diff(const gi_config *a, const gi_config *b, const char *prefix, gi_config_diff_fn fn, void *ctx)
+{
+    int n = 0;
+    for (int i = 0; i < N_KEYS; i++) {
+        const key_spec *k = &KEYS[i];
+        if (prefix && strncmp(k->key, prefix, strlen(prefix)) != 0)
+            continue;
+        char va[GI_PATH_MAX + 64], vb[GI_PATH_MAX + 64];
+        value_text(a, k, va, sizeof va);
+        value_text(b, k, vb, sizeof vb);
+        if (strcmp(va, vb) != 0) {
+            n++;
+            if (fn)
+                fn(k->key, va, vb, ctx);
+        }
+    }
+    return n;
 }
 
 /* A Markdown table cell: '|' would end the cell. */

@@ -370,13 +370,15 @@ struct gi_workspace {
     float *dz, *dx;          /* backward scratch, [max_batch][max layer width] */
     double *colsum;          /* bias-gradient sums, [max layer width] */
     float *donor_mean;       /* [donor_dim] */
+    float *pool;             /* inference only: the one buffer x[] points into */
+    float *scratch;          /* inference only: [width] cosines gi_sincosf also computes */
 };
 
 void gi_workspace_free(gi_workspace *ws)
 {
     if (!ws)
         return;
-    for (int l = 0; l < ws->n_layers; l++) {
+    for (int l = 0; l < ws->n_layers && !ws->pool; l++) {
         if (ws->x)
             free(ws->x[l]);
         if (ws->d)
@@ -388,6 +390,8 @@ void gi_workspace_free(gi_workspace *ws)
     free(ws->dx);
     free(ws->colsum);
     free(ws->donor_mean);
+    free(ws->pool);
+    free(ws->scratch);
     free(ws);
 }
 
@@ -431,6 +435,63 @@ gi_workspace *gi_workspace_new(const gi_model *m, int max_batch)
 fail:
     gi_workspace_free(ws);
     return NULL;
+}
+
+/* Inference: gi_model_forward needs x[l] (the input of layer l) only until
+ * layer l has read it, and no derivatives, so two hidden buffers used in turn
+ * suffice: x[l + 1] = h[l % 2]. The arithmetic is exactly that of the
+ * training workspace - the same sgemm calls and activation code on the same
+ * values - so outputs do not depend on which workspace computed them. */
+gi_workspace *gi_workspace_new_inference(const gi_model *m, int max_batch)
+{
+    if (!m || !m->layers || max_batch < 1)
+        return NULL;
+    gi_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    ws->max_batch = max_batch;
+    ws->n_layers = m->n_layers;
+    size_t nb = (size_t)max_batch, hidden = 1, in0 = (size_t)m->layers[0].in;
+    for (int l = 0; l < m->n_layers - 1; l++)
+        if ((size_t)m->layers[l].out > hidden)
+            hidden = (size_t)m->layers[l].out;
+    ws->x = calloc((size_t)m->n_layers, sizeof *ws->x);
+    ws->d = calloc((size_t)m->n_layers, sizeof *ws->d);
+    ws->pool = malloc(nb * (in0 + 2 * hidden) * sizeof(float));
+    ws->scratch = malloc(hidden * sizeof(float));
+    ws->donor_mean = calloc(m->spec.donor_dim > 0 ? (size_t)m->spec.donor_dim : 1, sizeof(float));
+    if (!ws->x || !ws->d || !ws->pool || !ws->scratch || !ws->donor_mean) {
+        free(ws->pool); /* x[] holds no buffers of its own yet */
+        ws->pool = NULL;
+        if (ws->x)
+            memset(ws->x, 0, (size_t)m->n_layers * sizeof *ws->x);
+        gi_workspace_free(ws);
+        return NULL;
+    }
+    float *h[2] = { ws->pool + nb * in0, ws->pool + nb * (in0 + hidden) };
+    ws->x[0] = ws->pool;
+    for (int l = 0; l < m->n_layers - 1; l++)
+        ws->x[l + 1] = h[l % 2];
+    return ws;
+}
+
+size_t gi_workspace_bytes(const gi_model *m, int max_batch, int inference)
+{
+    size_t nb = (size_t)max_batch, floats = 0, hidden = 1, widest = 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        const gi_layer *ly = &m->layers[l];
+        int is_hidden = l < m->n_layers - 1;
+        if (is_hidden && (size_t)ly->out > hidden)
+            hidden = (size_t)ly->out;
+        if ((size_t)ly->in > widest)
+            widest = (size_t)ly->in;
+        if ((size_t)ly->out > widest)
+            widest = (size_t)ly->out;
+        floats += nb * (size_t)ly->in + (is_hidden && m->spec.arch == GI_ARCH_SIREN ? nb * (size_t)ly->out : 0);
+    }
+    if (inference)
+        return (nb * ((size_t)m->layers[0].in + 2 * hidden) + hidden) * sizeof(float);
+    return (floats + 2 * nb * widest) * sizeof(float) + widest * sizeof(double);
 }
 
 const float *gi_workspace_layer_input(const gi_workspace *ws, int layer)
@@ -617,13 +678,9 @@ static void embedding_backward(float *dE, const float *dx, int ld, int col, cons
 /* ------------------------------------------------------------------------ */
 /* Network */
 
-void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out)
-{
-    gi_model_forward_coords(m, b, NULL, NULL, ws, out);
-}
-
-void gi_model_forward_coords(const gi_model *m, const gi_batch *b, const float *coord_table,
-                             const int *coord_row, gi_workspace *ws, float *out)
+/* The forward pass; writes outputs [o0, o0 + no) of the output layer only. */
+static void forward(const gi_model *m, const gi_batch *b, const float *coord_table, const int *coord_row,
+                    gi_workspace *ws, int o0, int no, float *out)
 {
     int n = b->n;
     ws->n = n > 0 ? n : 0;
@@ -667,20 +724,43 @@ void gi_model_forward_coords(const gi_model *m, const gi_batch *b, const float *
         const gi_layer *ly = &m->layers[l];
         const float *W = m->params + ly->w_off, *bias = m->params + ly->b_off;
         if (l == m->n_layers - 1) {
-            linear_forward(out, ws->x[l], W, n, ly->in, ly->out);
-            bias_forward(out, bias, n, ly->out);
+            linear_forward(out, ws->x[l], W + (size_t)o0 * ly->in, n, ly->in, no);
+            bias_forward(out, bias + o0, n, no);
             break;
         }
         linear_forward(ws->x[l + 1], ws->x[l], W, n, ly->in, ly->out);
-        if (s->arch == GI_ARCH_SIREN)
+        if (s->arch == GI_ARCH_SIREN && ws->pool) {
+            /* inference: the derivative is not kept; one row's worth of scratch */
+            for (int i = 0; i < n; i++)
+                sine_forward(ws->x[l + 1] + (size_t)i * ly->out, ws->scratch, bias, ly->omega, 1, ly->out);
+        } else if (s->arch == GI_ARCH_SIREN) {
             sine_forward(ws->x[l + 1], ws->d[l], bias, ly->omega, n, ly->out);
-        else
+        } else {
             relu_forward(ws->x[l + 1], bias, n, ly->out);
+        }
     }
+}
+
+void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out)
+{
+    forward(m, b, NULL, NULL, ws, 0, m->n_out, out);
+}
+
+void gi_model_forward_coords(const gi_model *m, const gi_batch *b, const float *coord_table,
+                             const int *coord_row, gi_workspace *ws, float *out)
+{
+    forward(m, b, coord_table, coord_row, ws, 0, m->n_out, out);
+}
+
+void gi_model_forward_outputs(const gi_model *m, const gi_batch *b, gi_workspace *ws, int o0, int no, float *out)
+{
+    assert(o0 >= 0 && no >= 1 && o0 + no <= m->n_out);
+    forward(m, b, NULL, NULL, ws, o0, no, out);
 }
 
 static void backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const float *dout, int set)
 {
+    assert(!ws->pool && "backward needs a training workspace (gi_workspace_new)");
     int n = b->n;
     if (set)
         /* the embedding gradients are scattered (+=) row by row; the layers'

@@ -312,12 +312,12 @@ static void out_write(out_file *o, const void *p, size_t n)
     }
 }
 
-/* Open path and write nim's header (NIfTI-1 if nver == 1 and it fits, else
- * NIfTI-2) and the 4-byte extender; the voxels follow with out_write. nim is
- * updated (file names, type, offset) and its extensions are dropped. */
-static int open_image(nifti_image *nim, int nver, const char *path, out_file *o, gi_err *err)
+/* nim's header (NIfTI-1 if nver == 1 and it fits, else NIfTI-2) followed by
+ * the 4-byte extender, as the bytes at the start of the file: *len of them in
+ * buf (at least 544 bytes). nim is updated (file names, type, offset) and its
+ * extensions are dropped. */
+static int build_header(nifti_image *nim, int nver, const char *path, unsigned char *buf, size_t *len, gi_err *err)
 {
-    memset(o, 0, sizeof *o);
     if (!gi_ends_with(path, ".nii") && !gi_ends_with(path, ".nii.gz"))
         return gi_fail(err, "%s: a NIfTI output name must end in .nii or .nii.gz", path);
     if (nifti_set_filenames(nim, path, 0, 1))
@@ -345,7 +345,20 @@ static int open_image(nifti_image *nim, int nver, const char *path, out_file *o,
         memcpy(h.n2.magic, "n+2\0\r\n\032\n", 8);
         hsize = sizeof h.n2;
     }
+    memcpy(buf, &h, hsize);
+    memset(buf + hsize, 0, 4);     /* extender: no extensions */
+    *len = hsize + 4;
+    return 0;
+}
 
+/* Open path and write nim's header and extender; the voxels follow with out_write. */
+static int open_image(nifti_image *nim, int nver, const char *path, out_file *o, gi_err *err)
+{
+    memset(o, 0, sizeof *o);
+    unsigned char head[GI_NIFTI_HEADER_MAX];
+    size_t hlen;
+    if (build_header(nim, nver, path, head, &hlen, err) != 0)
+        return -1;
     errno = 0;
     if (gi_ends_with(path, ".gz"))
         o->gz = gzopen(path, "wb");
@@ -354,9 +367,7 @@ static int open_image(nifti_image *nim, int nver, const char *path, out_file *o,
     if (!o->fp && !o->gz)
         return gi_fail(err, "cannot create %s: %s", path,
                        errno ? strerror(errno) : "out of memory");
-    static const unsigned char extender[4] = {0, 0, 0, 0};
-    out_write(o, &h, hsize);
-    out_write(o, extender, sizeof extender);
+    out_write(o, head, hlen);
     return 0;
 }
 
@@ -446,50 +457,29 @@ int gi_volume_write_like(const gi_volume *geom, const float *data, const char *p
     return rc;
 }
 
-/* A 4-D file written one 3-D volume at a time, so memory stays one volume. */
-struct gi_volume_series {
-    out_file o;
-    char path[1200], tmp[1216];
-    long long nvox;         /* voxels per volume */
-    int nt, written;
-};
-
-gi_volume_series *gi_volume_series_open(const gi_volume *geom, int nt, const char *path,
-                                        const char *description, gi_err *err)
+int gi_volume_4d_header(const gi_volume *geom, int nt, const char *path, const char *description,
+                        unsigned char *buf, size_t *len, gi_err *err)
 {
     quiet_niftilib();
     const nifti_image *src = geom->hdr;
-    if (!src) {
-        gi_fail(err, "writing %s: the geometry has no NIfTI header", path);
-        return NULL;
-    }
-    if (nt < 1 || strlen(path) >= 1200 || !gi_ends_with(path, ".nii.gz")) {
-        gi_fail(err, "writing %s: a 4-D series needs at least one volume and a name ending in .nii.gz", path);
-        return NULL;
-    }
-    gi_volume_series *s = calloc(1, sizeof *s);
-    nifti_image *nim = s ? nifti_copy_nim_info(src) : NULL;
-    if (!nim) {
-        free(s);
-        gi_fail(err, "writing %s: out of memory", path);
-        return NULL;
-    }
-    snprintf(s->path, sizeof s->path, "%s", path);
-    /* PATH.tmp.nii.gz while writing: niftilib wants the extension. */
-    snprintf(s->tmp, sizeof s->tmp, "%.*s.tmp.nii.gz", (int)(strlen(path) - 7), path);
-    s->nt = nt;
-    s->nvox = (long long)src->nx * src->ny * src->nz;
+    if (!src)
+        return gi_fail(err, "writing %s: the geometry has no NIfTI header", path);
+    if (nt < 1)
+        return gi_fail(err, "writing %s: a 4-D file needs at least one volume", path);
+    nifti_image *nim = nifti_copy_nim_info(src);
+    if (!nim)
+        return gi_fail(err, "writing %s: out of memory", path);
     set_3d(nim, src->nx, src->ny, src->nz);
     nim->ndim = nim->dim[0] = 4;
     nim->nt = nim->dim[4] = nt;
     nim->dt = nim->pixdim[4] = 1;
-    nim->nvox = s->nvox * nt;
+    nim->nvox = (int64_t)src->nx * src->ny * src->nz * nt;
     set_datatype(nim, DT_FLOAT32);
     nim->scl_slope = 1;
     nim->scl_inter = 0;
     nim->cal_min = nim->cal_max = 0;
     nim->toffset = 0;
-    nim->time_units = NIFTI_UNITS_UNKNOWN;   /* the 4th axis is genes, not time */
+    nim->time_units = NIFTI_UNITS_UNKNOWN;   /* the 4th axis is an index (genes), not time */
     nim->intent_code = NIFTI_INTENT_NONE;
     nim->intent_p1 = nim->intent_p2 = nim->intent_p3 = 0;
     memset(nim->intent_name, 0, sizeof nim->intent_name);
@@ -498,51 +488,9 @@ gi_volume_series *gi_volume_series_open(const gi_volume *geom, int nt, const cha
     if (description)
         snprintf(nim->descrip, sizeof nim->descrip, "%s", description);
     int nver = src->nifti_type == NIFTI_FTYPE_NIFTI2_1 ? 2 : 1;
-    int rc = open_image(nim, nver, s->tmp, &s->o, err);
+    int rc = build_header(nim, nver, path, buf, len, err);
     nifti_image_free(nim);
-    if (rc != 0) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-int gi_volume_series_add(gi_volume_series *s, const float *vol, gi_err *err)
-{
-    if (s->written >= s->nt)
-        return gi_fail(err, "writing %s: more than the %d volumes announced", s->path, s->nt);
-    out_write(&s->o, vol, (size_t)s->nvox * sizeof(float));
-    s->written++;
-    if (s->o.why[0])
-        return gi_fail(err, "writing %s: %s", s->tmp, s->o.why);
-    return 0;
-}
-
-int gi_volume_series_finish(gi_volume_series *s, gi_err *err)
-{
-    int rc = 0;
-    if (s->written != s->nt) {
-        snprintf(s->o.why, sizeof s->o.why, "%d of %d volumes written", s->written, s->nt);
-        rc = -1;
-    }
-    if (close_image(&s->o, s->tmp, err) != 0)
-        rc = -1;
-    else if (rc == 0 && rename(s->tmp, s->path) != 0) {
-        rc = gi_fail(err, "cannot rename %s to %s: %s", s->tmp, s->path, strerror(errno));
-        gi_remove_partial(s->tmp);
-    }
-    free(s);
     return rc;
-}
-
-void gi_volume_series_abort(gi_volume_series *s)
-{
-    if (!s)
-        return;
-    if (!s->o.why[0])
-        snprintf(s->o.why, sizeof s->o.why, "aborted");
-    close_image(&s->o, s->tmp, NULL);
-    free(s);
 }
 
 int gi_volume_write_new(int nx, int ny, int nz, const double affine[16], int code,

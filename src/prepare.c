@@ -490,11 +490,11 @@ static int read_ontology(donor *D, gi_err *err)
             break;
         }
         const char *h = f[idx[3]];
-        if (strcmp(h, "L") && strcmp(h, "R") && h[0]) {
-            rc = gi_fail(err, "%s:%ld: hemisphere '%s' is not L, R or empty", path, line, h);
+        if (strcmp(h, "L") && strcmp(h, "R") && strcmp(h, "B") && h[0]) {
+            rc = gi_fail(err, "%s:%ld: hemisphere '%s' is not L, R, B or empty", path, line, h);
             break;
         }
-        o->hemi = h[0] ? h[0] : 'B';
+        o->hemi = h[0] ? h[0] : 'B';   /* empty = both (abagen's NaN -> "B") */
         o->cls = class_of_path(f[idx[4]]);
         o->acronym = strdup(f[idx[1]]);
         o->name = strdup(f[idx[2]]);
@@ -1283,12 +1283,11 @@ static int select_probes(prep *P, gi_err *err)
 
 /* ------------------------------------------------------ 5. normalisation */
 
-/* k-th smallest of a[0..n) (a is reordered). */
-static double select_kth(double *a, int n, int k)
+/* The k-th smallest of a[lo..hi] (inclusive; lo <= k <= hi), a reordered so
+ * that a[lo..k) <= a[k] <= a(k..hi]. */
+static double select_kth(double *a, int lo, int hi, int k)
 {
-    int lo = 0, hi = n - 1;
     while (hi > lo) {
-        /* median of three as pivot */
         int mid = lo + (hi - lo) / 2;
         double x = a[lo], y = a[mid], z = a[hi];
         double pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
@@ -1314,21 +1313,55 @@ static double select_kth(double *a, int n, int k)
     return a[k];
 }
 
-/* numpy's linear-interpolation percentile over the n values in a (a is
- * reordered; NaN-free). */
-static double quantile(double *a, int n, double q)
+static double min_of(const double *a, int lo, int hi)   /* a[lo..hi), lo < hi */
 {
-    double h = (n - 1) * q;
-    int lo = (int)floor(h);
-    double frac = h - lo;
-    double vlo = select_kth(a, n, lo);
-    if (frac == 0 || lo + 1 >= n)
-        return vlo;
-    double vhi = a[lo + 1];
-    for (int i = lo + 2; i < n; i++)
-        if (a[i] < vhi)
-            vhi = a[i];
-    return vlo + (vhi - vlo) * frac;
+    double m = a[lo];
+    for (int i = lo + 1; i < hi; i++)
+        if (a[i] < m)
+            m = a[i];
+    return m;
+}
+
+/* numpy's linear-interpolation 25th, 50th and 75th percentiles of a[0..n)
+ * (NaN-free; a is reordered). The median is selected first; the quartiles
+ * then only search their half, and the upper neighbour of each order
+ * statistic is the minimum of the part between it and the next one. */
+static void quartiles(double *a, int n, double *q1, double *med, double *q3)
+{
+    double h[3] = {(n - 1) * 0.25, (n - 1) * 0.5, (n - 1) * 0.75};
+    int k[3] = {(int)floor(h[0]), (int)floor(h[1]), (int)floor(h[2])};
+    double lo_v[3], hi_v[3];
+    lo_v[1] = select_kth(a, 0, n - 1, k[1]);
+    if (k[0] < k[1])
+        lo_v[0] = select_kth(a, 0, k[1] - 1, k[0]);
+    else
+        lo_v[0] = lo_v[1];
+    if (k[2] > k[1])
+        lo_v[2] = select_kth(a, k[1] + 1, n - 1, k[2]);
+    else
+        lo_v[2] = lo_v[1];
+    /* Upper neighbours (sorted position k + 1). The selected positions split
+     * a into parts ordered by value, so the neighbour of k is the next selected
+     * position p when p = k + 1, else the minimum of a(k..p). */
+    int sel[3] = {k[0], k[1], k[2]};   /* ascending */
+    for (int i = 0; i < 3; i++) {
+        int p = n;
+        for (int j = 0; j < 3; j++)
+            if (sel[j] > k[i] && sel[j] < p)
+                p = sel[j];
+        if (k[i] + 1 >= n)
+            hi_v[i] = lo_v[i];
+        else if (k[i] + 1 == p)
+            hi_v[i] = a[p];
+        else
+            hi_v[i] = min_of(a, k[i] + 1, p);
+    }
+    double out[3];
+    for (int i = 0; i < 3; i++) {
+        double frac = h[i] - k[i];
+        out[i] = frac == 0 || k[i] + 1 >= n ? lo_v[i] : lo_v[i] + (hi_v[i] - lo_v[i]) * frac;
+    }
+    *q1 = out[0], *med = out[1], *q3 = out[2];
 }
 
 void gi_srs(double *v, int n, const unsigned char *fit, double *tmp)
@@ -1348,9 +1381,8 @@ void gi_srs(double *v, int n, const unsigned char *fit, double *tmp)
                 v[j] = NAN;
             return;
         }
-    double med = quantile(tmp, m, 0.5);
-    double q1 = quantile(tmp, m, 0.25);
-    double q3 = quantile(tmp, m, 0.75);
+    double q1, med, q3;
+    quartiles(tmp, m, &q1, &med, &q3);
     double s = (q3 - q1) / 1.3489795003921634;
     /* numpy's min and max propagate NaN (an IQR of 0 gives 0/0 at the median) */
     double lo = INFINITY, hi = -INFINITY;

@@ -89,52 +89,54 @@ static int setup(renderer *r, const char *checkpoint, gi_err *err)
                            c->render.donor, checkpoint);
     }
     r->nb_max = c->render.batch_voxels;
-    r->ws = gi_workspace_new(m, r->nb_max);
+    /* Forward only: no activations kept for a backward pass. */
+    r->ws = gi_workspace_new_inference(m, r->nb_max);
     r->xyz = malloc(sizeof(float) * 3 * (size_t)r->nb_max);
-    r->out = malloc(sizeof(float) * (size_t)r->nb_max * m->n_out);
     r->donors = malloc(sizeof(int) * (size_t)r->nb_max);
     r->labels = malloc(sizeof(int) * (size_t)r->nb_max);
     r->genes = malloc(sizeof(int) * (size_t)r->nb_max);
     r->where = malloc(sizeof(long) * (size_t)r->nb_max);
-    if (!r->ws || !r->xyz || !r->out || !r->donors || !r->labels || !r->genes || !r->where)
+    if (!r->ws || !r->xyz || !r->donors || !r->labels || !r->genes || !r->where)
         return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
     for (int k = 0; k < r->nb_max; k++)
         r->donors[k] = r->donor;
     return 0;
 }
 
-/* Evaluate nb gathered voxels for every gene and scatter into buf
- * ([G][slices][ny][nx]: gene g's block starts at g * gene_stride and voxel k
- * sits at offset where[k] within it). */
-static void eval_batch(renderer *r, int nb, float *buf, size_t gene_stride)
+/* Evaluate nb gathered voxels for genes g0 .. g0+ng-1 and scatter into buf
+ * ([ng][slices][ny][nx]: gene g0 + j's block starts at j * gene_stride and
+ * voxel k sits at offset where[k] within it). */
+static void eval_batch(renderer *r, int nb, int g0, int ng, float *buf, size_t gene_stride)
 {
     gi_model *m = &r->st.model;
-    int G = r->st.n_genes;
     gi_batch b = {nb, r->xyz, m->spec.donor_dim ? r->donors : NULL, r->have_anat ? r->labels : NULL, NULL};
     if (m->spec.gene_mode == GI_GENE_FACTORIZED) {
-        gi_model_forward(m, &b, r->ws, r->out);
+        /* One trunk pass, then only this group's rows of the output layer. */
+        gi_model_forward_outputs(m, &b, r->ws, g0, ng, r->out);
         for (int k = 0; k < nb; k++)
-            for (int g = 0; g < G; g++)
-                buf[g * gene_stride + r->where[k]] = r->out[(size_t)k * G + g] * r->st.gene_std[g] + r->st.gene_mean[g];
+            for (int j = 0; j < ng; j++) {
+                int g = g0 + j;
+                buf[j * gene_stride + r->where[k]] = r->out[(size_t)k * ng + j] * r->st.gene_std[g] + r->st.gene_mean[g];
+            }
         return;
     }
     b.gene = r->genes;
-    for (int g = 0; g < G; g++) {
+    for (int j = 0; j < ng; j++) {
+        int g = g0 + j;
         for (int k = 0; k < nb; k++)
             r->genes[k] = g;
         gi_model_forward(m, &b, r->ws, r->out);
         for (int k = 0; k < nb; k++)
-            buf[g * gene_stride + r->where[k]] = r->out[k] * r->st.gene_std[g] + r->st.gene_mean[g];
+            buf[j * gene_stride + r->where[k]] = r->out[k] * r->st.gene_std[g] + r->st.gene_mean[g];
     }
 }
 
-/* Render slices [z0, z0 + nzb) into buf and mbuf. */
-static void render_slices(renderer *r, int z0, int nzb, float *buf, unsigned char *mbuf)
+/* Render slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf. */
+static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf)
 {
     const gi_volume *v = &r->mask;
     size_t plane = (size_t)v->nx * v->ny, gene_stride = plane * nzb;
-    int G = r->st.n_genes;
-    for (size_t q = 0; q < gene_stride * G; q++)
+    for (size_t q = 0; q < gene_stride * ng; q++)
         buf[q] = NAN;
     int nb = 0;
     for (int zz = 0; zz < nzb; zz++) {
@@ -153,13 +155,13 @@ static void render_slices(renderer *r, int z0, int nzb, float *buf, unsigned cha
                     r->labels[nb] = gi_anatomy_index_at(&r->anat, mm[0], mm[1], mm[2]);
                 r->where[nb] = (long)off;
                 if (++nb == r->nb_max) {
-                    eval_batch(r, nb, buf, gene_stride);
+                    eval_batch(r, nb, g0, ng, buf, gene_stride);
                     nb = 0;
                 }
             }
     }
     if (nb)
-        eval_batch(r, nb, buf, gene_stride);
+        eval_batch(r, nb, g0, ng, buf, gene_stride);
 }
 
 /* File name of a gene: symbols are file-name safe in practice; anything
@@ -246,13 +248,27 @@ static char *provenance_yaml(const renderer *r, const char *checkpoint, gi_confi
     return gi_config_to_yaml(trained);
 }
 
-/* Which slices this rank renders, and how many per collective write. */
+/* Which slices this rank renders, and how many slices and genes per
+ * collective write. */
 typedef struct slab_plan {
     long total;              /* in-mask voxels of the whole grid */
     int z_lo, z_hi;          /* this rank's slab */
     int k;                   /* slices per write */
-    int rounds;              /* collective writes (the same on every rank) */
+    int ng;                  /* genes per write (a group); n_genes when a slice of all fits */
+    int groups;              /* gene groups = ceil(n_genes / ng) */
+    int rounds;              /* collective writes per gene group (the same on every rank) */
+    size_t buffer_bytes;     /* the output buffers this plan allocates per rank */
 } slab_plan;
+
+/* Output buffers of a write of k slices x ng genes: the slab [ng][k][ny][nx]
+ * floats, its mask [k][ny][nx] bytes and the model's outputs of one batch
+ * ([batch_voxels][ng] factorized, [batch_voxels] concat). */
+static size_t plan_bytes(const renderer *r, size_t plane, size_t k, size_t ng)
+{
+    size_t nb = (size_t)r->nb_max;
+    size_t outs = r->st.model.spec.gene_mode == GI_GENE_FACTORIZED ? nb * ng : nb;
+    return k * plane * ng * sizeof(float) + k * plane + outs * sizeof(float);
+}
 
 static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
 {
@@ -281,21 +297,44 @@ static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
     free(begin);
     if (gi_dist_agree(r->comm, rc, err) != 0)
         return -1;
-    /* Slices per write: as many as render.buffer_mb holds for all genes, at
-     * least one, at most the tallest slab. */
-    size_t per_slice = plane * (size_t)r->st.n_genes * sizeof(float);
-    size_t k = (size_t)r->c->render.buffer_mb * 1048576 / per_slice;
+    /* render.buffer_mb bounds the output buffers (plan_bytes). As many slices
+     * of all genes as fit; when not even one slice of all genes fits, one
+     * slice of as many genes as fit (gene groups, each a pass over the slab).
+     * Only one slice of one gene that alone exceeds the bound is allowed past
+     * it, with a note. The plan depends only on the grid, the genes and the
+     * config, so every rank makes the same one. */
+    size_t budget = (size_t)r->c->render.buffer_mb * 1048576, G = (size_t)r->st.n_genes;
     int tallest = p->z_hi - p->z_lo;
     MPI_Allreduce(MPI_IN_PLACE, &tallest, 1, MPI_INT, MPI_MAX, r->comm);
-    if (k < 1) {
-        k = 1;
-        if (r->rank == 0)
-            printf("render: note: one slice of all %d genes takes %.1f MB, more than render.buffer_mb = %d\n",
-                   r->st.n_genes, per_slice / 1048576.0, r->c->render.buffer_mb);
+    size_t k = 1, ng = G;
+    if (plan_bytes(r, plane, 1, G) <= budget) {
+        while (k < (size_t)(tallest > 0 ? tallest : 1) && plan_bytes(r, plane, k + 1, G) <= budget)
+            k++;
+    } else {
+        size_t lo = 1, hi = G; /* largest ng with plan_bytes(1, ng) <= budget */
+        while (lo < hi) {
+            size_t mid = (lo + hi + 1) / 2;
+            if (plan_bytes(r, plane, 1, mid) <= budget)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        ng = lo;
+        if (r->rank == 0) {
+            if (plan_bytes(r, plane, 1, 1) > budget)
+                printf("render: note: one slice of one gene with render.batch_voxels = %d takes %.1f MB, more than "
+                       "render.buffer_mb = %d\n", r->nb_max, plan_bytes(r, plane, 1, 1) / 1048576.0,
+                       r->c->render.buffer_mb);
+            else
+                printf("render: one slice of all %zu genes takes %.1f MB, more than render.buffer_mb = %d: "
+                       "rendering in groups of %zu genes\n", G, plan_bytes(r, plane, 1, G) / 1048576.0,
+                       r->c->render.buffer_mb, ng);
+        }
     }
-    if (k > (size_t)tallest)
-        k = (size_t)(tallest > 0 ? tallest : 1);
     p->k = (int)k;
+    p->ng = (int)ng;
+    p->groups = (int)((G + ng - 1) / ng);
+    p->buffer_bytes = plan_bytes(r, plane, k, ng);
     int mine = (p->z_hi - p->z_lo + p->k - 1) / p->k;
     MPI_Allreduce(&mine, &p->rounds, 1, MPI_INT, MPI_MAX, r->comm);
     return 0;
@@ -322,9 +361,12 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     const gi_volume *v = &r.mask;
     int G = r.st.n_genes;
     size_t plane = (size_t)v->nx * v->ny;
-    float *buf = malloc(plane * (size_t)G * sizeof(float) * (size_t)plan.k);
+    float *buf = malloc(plane * (size_t)plan.ng * sizeof(float) * (size_t)plan.k);
     unsigned char *mbuf = malloc(plane * (size_t)plan.k);
-    int ok = buf && mbuf ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", plan.k, G);
+    r.out = malloc(sizeof(float) * (size_t)r.nb_max *
+                   (r.st.model.spec.gene_mode == GI_GENE_FACTORIZED ? (size_t)plan.ng : 1));
+    int ok = buf && mbuf && r.out ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)",
+                                                plan.k, plan.ng);
     if (gi_dist_agree(comm, ok, err) != 0) {
         free(buf);
         free(mbuf);
@@ -332,8 +374,10 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         return -1;
     }
     if (r.rank == 0) {
-        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices per write\n", plan.total,
-               v->nx, v->ny, v->nz, G, r.size, r.size > 1 ? "s" : "", plan.k);
+        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write; "
+               "per rank %.1f MB output buffers, %.1f MB forward workspace\n", plan.total, v->nx, v->ny, v->nz, G,
+               r.size, r.size > 1 ? "s" : "", plan.k, plan.ng, plan.buffer_bytes / 1048576.0,
+               gi_workspace_bytes(&r.st.model, r.nb_max, 1) / 1048576.0);
         fflush(stdout);
     }
 
@@ -353,21 +397,28 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
                          "with the mean and std of the training samples",
         .config_yaml = yaml, .rendered_for = c->render.donor, .kind = "atlas",
         .compress = c->render.compress,
+        /* the slabs cover every slice, and every gene group is written for each */
+        .every_slice_written = 1,
     };
     memcpy(info.affine, v->affine, sizeof info.affine);
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
     free(yaml);
     int rc = w ? 0 : -1;
-    for (int round = 0; rc == 0 && round < plan.rounds; round++) {
-        int z0 = plan.z_lo + round * plan.k, nzb = plan.z_hi - z0 < plan.k ? plan.z_hi - z0 : plan.k;
-        if (nzb < 0)
-            nzb = 0;
-        if (nzb > 0)
-            render_slices(&r, z0, nzb, buf, mbuf);
-        rc = gi_atlas_write_slices(w, nzb > 0 ? z0 : 0, nzb, buf, mbuf, err);
-        if (r.rank == 0 && plan.rounds > 1) {
-            printf("render: round %d/%d\n", round + 1, plan.rounds);
-            fflush(stdout);
+    int total_rounds = plan.rounds * plan.groups;
+    for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
+        int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
+        for (int round = 0; rc == 0 && round < plan.rounds; round++) {
+            int z0 = plan.z_lo + round * plan.k, nzb = plan.z_hi - z0 < plan.k ? plan.z_hi - z0 : plan.k;
+            if (nzb < 0)
+                nzb = 0;
+            if (nzb > 0)
+                render_slices(&r, z0, nzb, g0, ng, buf, mbuf);
+            /* The mask once, with the first gene group. */
+            rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            if (r.rank == 0 && total_rounds > 1) {
+                printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
+                fflush(stdout);
+            }
         }
     }
     free(buf);

@@ -12,6 +12,7 @@
 #include "geneinr/atlas.h"
 #include "geneinr/dataset.h"
 #include "geneinr/dist.h"
+#include "geneinr/export.h"
 #include "geneinr/method.h"
 #include "geneinr/nifti.h"
 
@@ -155,7 +156,10 @@ static int write_nifti(job *j, MPI_Comm comm, const char *out_dir, const char *a
         snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
         snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], GI_METHOD_NAMES[j->c->render.method]);
-        if (gi_atlas_read_gene(&a, g, vol, err) != 0 || gi_volume_write_like(&j->mask, vol, tmp, desc, err) != 0)
+        rc = gi_atlas_read_gene(&a, g, vol, err);
+        if (rc == 0)
+            gi_export_background(j->c, vol, (size_t)a.nx * a.ny * a.nz);   /* render.background */
+        if (rc != 0 || gi_volume_write_like(&j->mask, vol, tmp, desc, err) != 0)
             rc = -1;
         else if (rename(tmp, path) != 0)
             rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
@@ -261,9 +265,11 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     if (w)
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
     double el = MPI_Wtime() - t0;
-    /* One 3-D file per gene (render.nifti 3d or both; a 4-D file is the model render's). */
+    /* One 3-D file per gene (render.nifti 3d or both). */
     if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
         rc = write_nifti(&j, comm, out_dir, atlas_path, err);
+    if (rc == 0)   /* 4-D NIfTI, dataset_description.json, previews */
+        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &j.mask, err);
     res->voxels = total;
     res->genes = G;
     res->seconds = el;

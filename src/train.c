@@ -244,23 +244,7 @@ static double train_step(trainer *t, long step, long *batch, double *grad_norm)
 
 static void spec_from(gi_model_spec *s, const gi_config *c, const gi_dataset *d)
 {
-    memset(s, 0, sizeof *s);
-    s->arch = c->model.arch;
-    s->gene_mode = c->model.gene_mode;
-    s->gene_code = c->model.gene_code;
-    s->hidden_layers = c->model.hidden_layers;
-    s->width = c->model.width;
-    s->omega0 = c->model.omega0;
-    s->omega_hidden = c->model.omega_hidden;
-    s->fourier_features = c->model.fourier_features;
-    s->fourier_scale = c->model.fourier_scale;
-    s->n_genes = d->s.n_genes;
-    s->gene_dim = c->model.gene_dim;
-    s->gene_frequencies = c->model.gene_frequencies;
-    s->n_donors = d->s.n_donors;
-    s->donor_dim = c->model.donor_dim;
-    s->n_labels = d->n_labels;
-    s->anatomy_dim = c->model.anatomy_dim;
+    gi_model_spec_from_config(s, c, d->s.n_genes, d->s.n_donors, d->n_labels);
 }
 
 /* The config as stored in the checkpoint: without run.out, which says where
@@ -322,8 +306,8 @@ static int state_new(trainer *t, gi_err *err)
     st->label_values = malloc(sizeof(int) * (d->n_labels ? d->n_labels : 1));
     st->best_params = malloc(sizeof(float) * (st->model.n_params ? st->model.n_params : 1));
     st->config_yaml = checkpoint_yaml(c);
-    if (!st->genes || !st->donors || !st->gene_mean || !st->gene_std || !st->gene_position
-        || !st->label_values || !st->best_params || !st->config_yaml
+    if (!st->config_yaml || !st->genes || !st->donors || !st->gene_mean || !st->gene_std || !st->gene_position
+        || !st->label_values || !st->best_params
         || gi_adam_init(&st->adam, st->model.n_params, err) != 0)
         return gi_fail(err, "out of memory for the model state");
     memcpy(st->gene_mean, d->gene_mean, sizeof(float) * G);
@@ -341,6 +325,78 @@ static int state_new(trainer *t, gi_err *err)
     return 0;
 }
 
+/* Training settings that may change on resume without changing what is
+ * computed: how often to checkpoint or log, whether to resume by itself, and
+ * the step budget when the learning-rate schedule does not depend on it
+ * (cosine does). */
+static int neutral_on_resume(const char *key, const gi_config *old, const gi_config *now)
+{
+    if (!strcmp(key, "train.checkpoint_every") || !strcmp(key, "train.log_every") || !strcmp(key, "train.resume"))
+        return 1;
+    if (!strcmp(key, "train.steps"))
+        return old->train.schedule != GI_SCHED_COSINE && now->train.schedule != GI_SCHED_COSINE;
+    return 0;
+}
+
+typedef struct resume_changes {
+    const gi_config *old, *now;
+    int rank, n_break;
+    char breaking[1024];     /* "train.lr (0.001 -> 0.0005), ..." */
+    char *lines[64];         /* "train.lr: 0.001 -> 0.0005" of the breaking ones, for the history */
+} resume_changes;
+
+static void on_change(const char *key, const char *was, const char *is, void *ctx)
+{
+    resume_changes *rc = ctx;
+    int neutral = neutral_on_resume(key, rc->old, rc->now);
+    if (rc->rank == 0)
+        printf("train: resume: %s changed from %s to %s%s\n", key, was, is,
+               neutral ? "" : " (the continuation differs from a run that had it from the start)");
+    if (neutral)
+        return;
+    size_t used = strlen(rc->breaking);
+    snprintf(rc->breaking + used, sizeof rc->breaking - used, "%s%s (%s -> %s)", rc->n_break ? ", " : "", key,
+             was, is);
+    if (rc->n_break < 64 && asprintf(&rc->lines[rc->n_break], "%s: %s -> %s", key, was, is) < 0)
+        rc->lines[rc->n_break] = NULL;
+    rc->n_break++;
+}
+
+/* Compare the training settings of the checkpoint with the config: report
+ * every change; refuse those that break bit-identical continuation unless
+ * force, and then record them in the checkpoint's settings history. */
+static int check_settings(trainer *t, const char *path, int force, gi_err *err)
+{
+    gi_state *st = &t->st;
+    gi_config old;
+    gi_err why;
+    if (gi_config_load_text(&old, st->config_yaml, path, &why) != 0) {
+        if (t->rank == 0)
+            printf("train: resume: note: cannot compare the training settings with the checkpoint's (%s)\n",
+                   why.msg);
+        return 0;
+    }
+    resume_changes ch;
+    memset(&ch, 0, sizeof ch);
+    ch.old = &old;
+    ch.now = t->c;
+    ch.rank = t->rank;
+    gi_config_diff(&old, t->c, "train.", on_change, &ch);
+    if (t->rank == 0)
+        fflush(stdout);
+    int rc = 0;
+    if (ch.n_break > 0 && !force)
+        rc = gi_fail(err, "%s: cannot resume bit-identically: %s changed since the checkpoint was written; resume "
+                     "with the checkpoint's settings, or pass --force to continue with the new ones (the change "
+                     "is recorded in the checkpoint's settings history)", path, ch.breaking);
+    for (int i = 0; i < ch.n_break && i < 64; i++) {
+        if (rc == 0 && gi_state_add_history(st, st->step, ch.lines[i] ? ch.lines[i] : "?", err) != 0)
+            rc = -1;
+        free(ch.lines[i]);
+    }
+    return rc;
+}
+
 /* The spectral gene ordering of a fresh run (concat + spectral), from the
  * training samples only: computed once, on rank 0, and broadcast, so no rank
  * but one pays its time or memory (matrix-free beyond
@@ -350,6 +406,7 @@ static int gene_order(trainer *t, gi_err *err)
     const gi_dataset *d = &t->data;
     gi_state *st = &t->st;
     int G = d->s.n_genes, rc = 0;
+    double t0 = MPI_Wtime();
     if (t->rank == 0 && G > GI_GENE_ORDER_DENSE_MAX) {
         rc = gi_gene_spectral_positions_lowmem(d->y, d->s.n, G, d->is_val, st->gene_position, err);
     } else if (t->rank == 0) {
@@ -369,11 +426,15 @@ static int gene_order(trainer *t, gi_err *err)
         return -1;
     MPI_Bcast(st->gene_position, G, MPI_FLOAT, 0, t->comm);
     gi_model_set_gene_positions(&st->model, st->gene_position);
+    if (t->rank == 0 && G > GI_GENE_ORDER_DENSE_MAX) {
+        printf("train: spectral gene ordering of %d genes in %.1f s (matrix-free, rank 0)\n", G, MPI_Wtime() - t0);
+        fflush(stdout);
+    }
     return 0;
 }
 
 /* Resuming: the checkpoint must describe the same model on the same data. */
-static int state_resume(trainer *t, const char *path, gi_err *err)
+static int state_resume(trainer *t, const char *path, int force, gi_err *err)
 {
     gi_model_spec spec;
     spec_from(&spec, t->c, &t->data);
@@ -381,22 +442,16 @@ static int state_resume(trainer *t, const char *path, gi_err *err)
         return -1;
     const gi_state *st = &t->st;
     const gi_model_spec *s = &st->model.spec;
-    if (memcmp(s, &spec, sizeof spec) != 0) {
-        char what[256] = "";
-#define DIFF(field, name)                                                         \
-    if (s->field != spec.field)                                                   \
-        snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", what[0] ? ", " : "", name)
-        DIFF(arch, "model.arch"); DIFF(gene_mode, "model.gene_mode"); DIFF(gene_code, "model.gene_code");
-        DIFF(hidden_layers, "model.hidden_layers"); DIFF(width, "model.width"); DIFF(omega0, "model.omega0");
-        DIFF(omega_hidden, "model.omega_hidden"); DIFF(fourier_features, "model.fourier_features");
-        DIFF(fourier_scale, "model.fourier_scale"); DIFF(gene_dim, "model.gene_dim");
-        DIFF(gene_frequencies, "model.gene_frequencies"); DIFF(donor_dim, "model.donor_dim");
-        DIFF(anatomy_dim, "model.anatomy_dim"); DIFF(n_genes, "number of genes");
-        DIFF(n_donors, "number of donors"); DIFF(n_labels, "anatomy labels");
-#undef DIFF
+    char what[512];
+    int n_diff = gi_model_spec_diff(s, &spec, what, sizeof what);
+    if (n_diff > 0)
         return gi_fail(err, "%s: cannot resume: %s differ%s from the checkpoint; resume with the config and "
-                       "data it was trained with", path, what, strchr(what, ',') ? "" : "s");
-    }
+                       "data it was trained with", path, what, n_diff > 1 ? "" : "s");
+    if (st->seed != t->c->train.seed)
+        return gi_fail(err, "%s: trained with train.seed %llu, the config says %llu", path,
+                       (unsigned long long)st->seed, (unsigned long long)t->c->train.seed);
+    if (check_settings(t, path, force, err) != 0)
+        return -1;
     for (int g = 0; g < st->n_genes; g++)
         if (strcmp(st->genes[g], t->data.s.gene_names[g]) != 0)
             return gi_fail(err, "%s: gene %d is '%s' in the checkpoint but '%s' in %s", path, g + 1,
@@ -407,9 +462,6 @@ static int state_resume(trainer *t, const char *path, gi_err *err)
                            path, dn + 1, st->donors[dn], t->data.s.donor_names[dn], t->c->data.samples);
     if (st->n_labels && memcmp(st->label_values, t->data.label_values, sizeof(int) * st->n_labels) != 0)
         return gi_fail(err, "%s: the anatomy labels differ from those of %s", path, t->c->data.anatomy);
-    if (st->seed != t->c->train.seed)
-        return gi_fail(err, "%s: trained with train.seed %llu, the config says %llu", path,
-                       (unsigned long long)st->seed, (unsigned long long)t->c->train.seed);
     /* The checkpoint's normalisation stays authoritative: it is what the
      * weights were trained against. */
     for (int g = 0; g < st->n_genes; g++)
@@ -417,7 +469,7 @@ static int state_resume(trainer *t, const char *path, gi_err *err)
             return gi_fail(err, "%s: the sample table or validation split differs from the one it was trained on", path);
     free(t->st.config_yaml);
     t->st.config_yaml = checkpoint_yaml(t->c);
-    return 0;
+    return t->st.config_yaml ? 0 : gi_fail(err, "out of memory");
 }
 
 static void fmt_duration(double s, char *buf, size_t n)
@@ -460,11 +512,11 @@ static void trainer_free(trainer *t)
     free(t->batch);
 }
 
-static int setup(trainer *t, const char *resume, gi_err *err)
+static int setup(trainer *t, const char *resume, int force, gi_err *err)
 {
     if (gi_dataset_build(&t->data, t->c, err) != 0)
         return -1;
-    if ((resume ? state_resume(t, resume, err) : state_new(t, err)) != 0)
+    if ((resume ? state_resume(t, resume, force, err) : state_new(t, err)) != 0)
         return -1;
     gi_model *m = &t->st.model;
     const gi_samples *s = &t->data.s;
@@ -583,6 +635,12 @@ static void progress(trainer *t, long step, double loss, double val, double gnor
 int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
              gi_train_result *res, gi_err *err)
 {
+    return gi_train_ex(c, comm, out_dir, resume, 0, res, err);
+}
+
+int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume, int force,
+                gi_train_result *res, gi_err *err)
+{
     trainer t;
     memset(&t, 0, sizeof t);
     t.c = c;
@@ -596,7 +654,7 @@ int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char 
     snprintf(atlas, sizeof atlas, "%s/atlas.h5", out_dir);
 
     /* Set-up: data, model (new or resumed), buffers, log. */
-    int rc = setup(&t, resume, err);
+    int rc = setup(&t, resume, force, err);
     if (rc == 0 && t.rank == 0)
         rc = open_log(&t, logpath, resume != NULL, err);
     if (gi_dist_agree(comm, rc, err) != 0 ||

@@ -334,6 +334,49 @@ static void test_factorized_readout(void)
     gi_model_free(&m);
 }
 
+/* The forward-only workspace gives the training workspace's outputs bit for
+ * bit, in less memory; a range of outputs equals those columns. */
+static void test_inference_workspace(void)
+{
+    int configs[4][3] = {
+        {GI_ARCH_SIREN, GI_GENE_FACTORIZED, GI_CODE_EMBEDDING},
+        {GI_ARCH_SIREN, GI_GENE_CONCAT, GI_CODE_SPECTRAL},
+        {GI_ARCH_FOURIER, GI_GENE_FACTORIZED, GI_CODE_EMBEDDING},
+        {GI_ARCH_FOURIER, GI_GENE_CONCAT, GI_CODE_EMBEDDING},
+    };
+    int same = 1, smaller = 1, ranges = 1;
+    for (int c = 0; c < 4; c++) {
+        gi_model_spec spec = small_spec(configs[c][0], configs[c][1], configs[c][2]);
+        spec.hidden_layers = 4;
+        spec.n_genes = 6;
+        gi_model m;
+        gi_err err;
+        gi_model_init(&m, &spec, 21, &err);
+        gi_workspace *tw = gi_workspace_new(&m, MAX_BATCH), *iw = gi_workspace_new_inference(&m, MAX_BATCH);
+        test_batch tb;
+        make_batch(&tb, &m, MAX_BATCH, 17);
+        float a[MAX_BATCH * 6], b[MAX_BATCH * 6], r[MAX_BATCH * 6];
+        gi_model_forward(&m, &tb.b, tw, a);
+        gi_model_forward(&m, &tb.b, iw, b);
+        same &= memcmp(a, b, sizeof(float) * MAX_BATCH * m.n_out) == 0;
+        same &= memcmp(gi_workspace_layer_input(tw, m.n_layers - 1), gi_workspace_layer_input(iw, m.n_layers - 1),
+                       sizeof(float) * MAX_BATCH * spec.width) == 0;
+        smaller &= gi_workspace_bytes(&m, 1024, 1) * 2 < gi_workspace_bytes(&m, 1024, 0);
+        if (m.n_out > 1) {
+            gi_model_forward_outputs(&m, &tb.b, iw, 2, 3, r);
+            for (int k = 0; k < MAX_BATCH; k++)
+                for (int j = 0; j < 3; j++)
+                    ranges &= fabsf(r[k * 3 + j] - a[k * m.n_out + 2 + j]) <= 1e-6f * (1 + fabsf(a[k * m.n_out + 2 + j]));
+        }
+        gi_workspace_free(tw);
+        gi_workspace_free(iw);
+        gi_model_free(&m);
+    }
+    CHECK(same, "inference workspace: bit-identical outputs and trunk features to the training workspace");
+    CHECK(smaller, "inference workspace: less than half the memory of the training workspace (4 hidden layers)");
+    CHECK(ranges, "forward of an output range equals those output columns");
+}
+
 static void test_determinism(void)
 {
     gi_model_spec spec = small_spec(GI_ARCH_FOURIER, GI_GENE_CONCAT, GI_CODE_EMBEDDING);
@@ -734,6 +777,7 @@ int main(void)
     test_donor_average();
     test_factorized_readout();
     test_determinism();
+    test_inference_workspace();
     test_init_bounds();
     test_layout();
     test_validation();

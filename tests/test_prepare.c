@@ -62,6 +62,50 @@ static void test_srs(void)
     CHECK(isnan(c[0]) && isnan(c[3]), "srs of a constant vector is NaN (abagen drops the gene)");
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* numpy's linear percentile from a sorted copy. */
+static double pct_sorted(const double *s, int n, double q)
+{
+    double h = (n - 1) * q;
+    int lo = (int)floor(h);
+    return lo + 1 < n ? s[lo] + (s[lo + 1] - s[lo]) * (h - lo) : s[lo];
+}
+
+static void test_srs_sizes(void)
+{
+    /* Every length 2..200, with ties: SRS from quartiles by selection equals
+     * SRS from a full sort. */
+    double worst = 0;
+    int bad_n = 0;
+    for (int n = 2; n <= 200; n++) {
+        double v[200], w[200], sorted[200], tmp[200];
+        for (int i = 0; i < n; i++)
+            v[i] = w[i] = floor(gi_rng_uniform(9, (uint64_t)n, (uint64_t)i) * (n % 7 + 3));
+        memcpy(sorted, v, sizeof v);
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_d);
+        double med = pct_sorted(sorted, n, 0.5), q1 = pct_sorted(sorted, n, 0.25), q3 = pct_sorted(sorted, n, 0.75);
+        double sd = (q3 - q1) / 1.3489795003921634, lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            w[i] = 1 / (1 + exp(-(w[i] - med) / sd));
+            lo = fmin(lo, w[i]), hi = fmax(hi, w[i]);
+        }
+        gi_srs(v, n, NULL, tmp);
+        for (int i = 0; i < n; i++) {
+            double want = (w[i] - lo) / (hi - lo);
+            double d = isnan(want) && isnan(v[i]) ? 0 : fabs(v[i] - want);
+            if (!(d <= worst))
+                worst = d, bad_n = n;
+        }
+    }
+    CHECKF(worst < 1e-12, "srs by selection equals srs by sorting for lengths 2..200 with ties",
+           "off by %g at length %d", worst, bad_n);
+}
+
 typedef struct rows { int n; double sum; char last[64]; double v[8]; } rows;
 
 static int on_row(void *ctx, long line, const char *probe, const double *v, int n, gi_err *err)
@@ -178,6 +222,7 @@ int main(void)
         return 2;
     }
     test_srs();
+    test_srs_sizes();
     test_matrix();
     test_genelist_and_donors();
     char cmd[1200];

@@ -28,3 +28,4 @@ mpirun -np $NP $G render $cfg --out $B/train100 | grep -E "^(render|resources)"
 ls -l $B/train100/atlas.h5 | awk '{printf "atlas size: %.0f MB\n", $5 / 1048576}'
 echo
 tools/bench_prepare.sh $BUILD
+tools/bench_transcriptome.sh $BUILD

@@ -36,6 +36,9 @@ typedef struct gi_atlas_info {
     const char *rendered_for;     /* "average" or a donor name; may be NULL */
     const char *kind;             /* "atlas" or "truth" */
     int compress;                 /* deflate level 0-9 */
+    int every_slice_written;      /* 1: the caller writes every slice of every gene (a render does),
+                                   * so the fill value is never written to disk first (the
+                                   * unwritten-slices-read-as-fill promise is then void) */
 } gi_atlas_info;
 
 typedef struct gi_atlas_writer gi_atlas_writer;
@@ -49,6 +52,13 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
  * Returns -1 on every rank if any rank failed. */
 int gi_atlas_write_slices(gi_atlas_writer *w, int z0, int nzb, const float *expr,
                           const unsigned char *mask, gi_err *err);
+
+/* Collective, as gi_atlas_write_slices for genes g0 .. g0+ng-1 only (the same
+ * g0, ng on every rank): expr is [ng][nzb][ny][nx]. /mask is written when mask
+ * is given (on every rank with slices; NULL on all = genes only). For renders
+ * whose buffer holds a slice of a group of genes, not of all genes. */
+int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *expr,
+                         const unsigned char *mask, gi_err *err);
 
 /* Collective: close, write metadata, rename PATH.tmp -> PATH, free w. */
 int gi_atlas_finish(gi_atlas_writer *w, gi_err *err);
@@ -73,7 +83,7 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err);
 int gi_atlas_gene_index(const gi_atlas *a, const char *name);
 void gi_atlas_close(gi_atlas *a);
 
-/* Is this file HDF5 with a dataset of that name? 1 yes, 0 no (no error). */
-int gi_h5_has_dataset(const char *path, const char *name);
+/* gi_h5_has_dataset (is this file HDF5 with a dataset of that name?) lives in h5.h. */
+#include "geneinr/h5.h"
 
 #endif

@@ -12,11 +12,26 @@
  *   /genes /donors                         variable-length strings
  *   /label_values                          int32 [n_labels] (anatomy index -> label value)
  *   /donor_in_average                      uint8 [n_donors] (donors that enter the donor average)
- *   root attributes: kind = "checkpoint", geneinr_version, config (YAML),
- *     step, adam_t, best_step, bad_evals, stopped, best_val, seed (the random
- *     state: every draw is a function of seed and step, rng.h), and the
- *     model spec (arch, gene_mode, ... as integers/floats).
+ *   /settings_history                      strings: every change of a training
+ *                                          setting accepted on resume (--force),
+ *                                          "train.lr: 0.001 -> 0.0005", oldest first
+ *   /settings_history_step                 int64: the step from which each applied
+ *                                          (the config attribute holds the latest
+ *                                          settings; with the history the earlier
+ *                                          ones are known too)
+ *   root attributes: kind = "checkpoint", geneinr_version, config (YAML, the
+ *     latest), step, adam_t, best_step, bad_evals, stopped, best_val, seed (the
+ *     random state: every draw is a function of seed and step, rng.h), and
+ *     every model setting of GI_MODEL_SETTINGS under its field name (ints as
+ *     int64, floats as float64) plus n_genes, n_donors, n_labels.
+ * Integrity: the numeric datasets carry fletcher32 checksums, verified on every
+ * load; the file uses the HDF5 1.8+ format, whose metadata (object headers,
+ * attributes) is checksummed too, so corrupted bytes make the load fail
+ * instead of returning different numbers. The file is written to PATH.tmp,
+ * fsync'd, renamed to PATH and the folder fsync'd: after a crash PATH is the
+ * old or the new checkpoint, never a torn one.
  * Object timestamps are off, so equal states give byte-identical files.
+ * Checkpoints of earlier versions (no checksums, no history) still load.
  */
 #ifndef GENEINR_CHECKPOINT_H
 #define GENEINR_CHECKPOINT_H
@@ -44,8 +59,14 @@ typedef struct gi_state {
     char **donors;
     int n_labels;                /* 0 = no anatomical input */
     int *label_values;
-    char *config_yaml;
+    char *config_yaml;           /* the config in force now */
+    int n_history;               /* settings changes accepted on resume */
+    char **history;              /* [n_history] "key: old -> new", oldest first */
+    long *history_step;          /* [n_history] step from which each applied */
 } gi_state;
+
+/* Record a settings change (a copy of text) applying from `step` on. */
+int gi_state_add_history(gi_state *st, long step, const char *text, gi_err *err);
 
 int gi_checkpoint_save(const gi_state *st, const char *path, gi_err *err);
 int gi_checkpoint_load(gi_state *st, const char *path, gi_err *err);

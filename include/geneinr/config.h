@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "geneinr/error.h"
+#include "geneinr/model_settings.h"
 
 #define GI_PATH_MAX 1024
 #define GI_NAME_MAX 64
@@ -48,19 +49,9 @@ typedef struct gi_config {
     } data;
 
     struct {
-        int arch;                      /* model.arch: siren | fourier */
-        int hidden_layers;             /* model.hidden_layers: number of hidden layers (>= 1) */
-        int width;                     /* model.width: units per hidden layer */
-        float omega0;                  /* model.omega0: SIREN first-layer frequency */
-        float omega_hidden;            /* model.omega_hidden: SIREN hidden-layer frequency */
-        int fourier_features;          /* model.fourier_features: number of random frequencies (fourier arch) */
-        float fourier_scale;           /* model.fourier_scale: std of the frequencies, cycles per unit of normalised coords */
-        int gene_mode;                 /* model.gene_mode: concat | factorized */
-        int gene_code;                 /* model.gene_code: embedding | spectral (concat mode) */
-        int gene_dim;                  /* model.gene_dim: learned gene embedding size (concat+embedding) */
-        int gene_frequencies;          /* model.gene_frequencies: sinusoidal frequencies of the spectral code */
-        int donor_dim;                 /* model.donor_dim: donor embedding size (0 = no donor input) */
-        int anatomy_dim;               /* model.anatomy_dim: anatomical label embedding size */
+        /* model.*: one field per row of GI_MODEL_SETTINGS (model_settings.h),
+         * where each setting's type, default, bounds and meaning are listed. */
+        GI_MODEL_SETTINGS(GI_SETTING_MEMBER)
     } model;
 
     struct {
@@ -161,6 +152,12 @@ char *gi_config_to_yaml(const gi_config *c);
  * the text, then validation, as gi_config_load without overrides. name is used
  * in error messages and stored in c->source (NULL: ""). */
 int gi_config_load_text(gi_config *c, const char *text, const char *name, gi_err *err);
+
+/* For each key (starting with prefix; NULL = all) whose value differs between
+ * a and b, in table order: fn(key, value in a, value in b, ctx), values as YAML
+ * text. Returns the number of differing keys. */
+typedef void (*gi_config_diff_fn)(const char *key, const char *a_value, const char *b_value, void *ctx);
+int gi_config_diff(const gi_config *a, const gi_config *b, const char *prefix, gi_config_diff_fn fn, void *ctx);
 
 /* Parse "x,y,z" (MNI mm, finite, |v| <= 500) into out (may be NULL to only check). */
 int gi_parse_mni_point(const char *text, double out[3]);

@@ -3,7 +3,8 @@
  *
  * The run folder is a BIDS-style derivative dataset: dataset_description.json
  * (Name, BIDSVersion, DatasetType "derivative", GeneratedBy with geneinr's
- * version and the run's config) says what it is to BIDS-aware tools. With
+ * version and the run's config) says what it is to BIDS-aware tools, and
+ * README.md how nilearn, FSLeyes and h5py open its files. With
  * render.nifti 4d or both, OUT/expression.nii.gz holds one volume per gene
  * along the 4th axis in atlas order, and OUT/genes.tsv ("index<TAB>gene",
  * 0-based, as nilearn's index_img counts) names them. Outside the mask the
@@ -26,11 +27,17 @@
 void gi_export_background(const gi_config *c, float *vol, size_t n);
 
 /* After OUT/atlas.h5 is complete: the 4-D NIfTI + genes.tsv (render.nifti),
- * dataset_description.json, and OUT/preview/<gene>.png for the first
+ * dataset_description.json, README.md, and OUT/preview/<gene>.png for the first
  * render.preview_genes genes (shared among ranks). mask: the grid's NIfTI
  * (its header is the 4-D file's geometry). Collective; prints what it wrote. */
 int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
                            const gi_volume *mask, gi_err *err);
+
+/* Before training new weights into out_dir: remove what this module derived
+ * from the old atlas (4-D NIfTI, genes.tsv, previews, dataset_description.json,
+ * README.md), which would otherwise sit beside the new checkpoint looking
+ * current. Rank 0 only; missing files are fine. */
+void gi_export_remove_derived(const char *out_dir);
 
 /* `geneinr preview ATLAS`: previews of any atlas into out_dir (NULL:
  * <atlas folder>/preview), with the render.preview_* settings recorded in the

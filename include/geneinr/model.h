@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "geneinr/error.h"
+#include "geneinr/model_settings.h"
 
 /* The fixed MNI box that maps millimetres to [-1, 1]^3 (the MNI152 1 mm grid's
  * extent). Fixed, not the data's range, so a model means the same on any grid. */
@@ -49,16 +50,14 @@
 void gi_mni_normalise(double x, double y, double z, float out[3]);
 
 typedef struct gi_model_spec {
-    int arch;                /* GI_ARCH_SIREN | GI_ARCH_FOURIER (config.h) */
-    int gene_mode;           /* GI_GENE_CONCAT | GI_GENE_FACTORIZED */
-    int gene_code;           /* GI_CODE_EMBEDDING | GI_CODE_SPECTRAL (concat) */
-    int hidden_layers, width;
-    float omega0, omega_hidden;
-    int fourier_features;    /* F */
-    float fourier_scale;     /* B ~ N(0, scale^2) */
-    int n_genes, gene_dim, gene_frequencies;
-    int n_donors, donor_dim;
-    int n_labels, anatomy_dim;   /* n_labels = 0: no anatomical input */
+    /* The settings (arch: GI_ARCH_*, gene_mode: GI_GENE_*, gene_code: GI_CODE_*
+     * of config.h, hidden_layers, width, omega0, ...): one field per row of
+     * GI_MODEL_SETTINGS, the same names and types as gi_config.model. */
+    GI_MODEL_SETTINGS(GI_SETTING_MEMBER)
+    /* Sizes from the data. */
+    int n_genes;
+    int n_donors;
+    int n_labels;            /* 0: no anatomical input */
 } gi_model_spec;
 
 typedef struct gi_layer {
@@ -97,6 +96,18 @@ typedef struct gi_batch {
 /* Activations kept for the backward pass, sized for up to max_batch points. */
 typedef struct gi_workspace gi_workspace;
 
+struct gi_config;
+
+/* The spec of a config's model section (every GI_MODEL_SETTINGS row) with the
+ * data's sizes. Zeroes *s first, so two specs compare equal with memcmp. */
+void gi_model_spec_from_config(gi_model_spec *s, const struct gi_config *c, int n_genes, int n_donors,
+                               int n_labels);
+
+/* Names what differs between two specs, as config keys ("model.width") or
+ * data sizes ("number of genes"), comma-separated into buf. Returns the
+ * number of differences (0 = equal). */
+int gi_model_spec_diff(const gi_model_spec *a, const gi_model_spec *b, char *buf, size_t size);
+
 /* Build the layout and initialise parameters deterministically from seed
  * (SIREN init for siren; He-uniform for fourier; embeddings N(0, 0.1^2);
  * Fourier B from seed). Spectral codes start at t_g = g / max(1, n_genes-1)
@@ -112,10 +123,26 @@ void gi_model_free(gi_model *m);
 void gi_model_set_gene_positions(gi_model *m, const float *t);
 
 gi_workspace *gi_workspace_new(const gi_model *m, int max_batch);
+
+/* A forward-only workspace for rendering: keeps no activations for backward
+ * (two hidden buffers used in turn), so it takes max_batch * (in + 2 width)
+ * floats instead of all layers' inputs and pre-activations plus backward
+ * scratch. gi_model_forward gives bit-identical outputs with either kind;
+ * gi_model_backward must not be called with it. gi_workspace_layer_input
+ * remains valid for the last layer (the trunk features). */
+gi_workspace *gi_workspace_new_inference(const gi_model *m, int max_batch);
+
+/* Bytes a workspace of either kind takes (for memory plans and reports). */
+size_t gi_workspace_bytes(const gi_model *m, int max_batch, int inference);
 void gi_workspace_free(gi_workspace *ws);
 
 /* out: [n][n_out]. Keeps what backward needs in ws. */
 void gi_model_forward(const gi_model *m, const gi_batch *b, gi_workspace *ws, float *out);
+
+/* Forward computing only outputs o0 .. o0+no-1 (factorized mode: a range of
+ * genes), out: [n][no]. For rendering gene groups: the output layer's sgemm
+ * runs on that block of rows only. Not for backward. */
+void gi_model_forward_outputs(const gi_model *m, const gi_batch *b, gi_workspace *ws, int o0, int no, float *out);
 
 /* The coordinate columns of the first layer's input (3 for siren, 2F Fourier
  * features for fourier): their width, and feat[n][width] for points xyz[n][3]

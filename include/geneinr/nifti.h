@@ -11,6 +11,8 @@
 #ifndef GENEINR_NIFTI_H
 #define GENEINR_NIFTI_H
 
+#include <stddef.h>
+
 #include "geneinr/error.h"
 
 typedef struct gi_volume {
@@ -37,18 +39,16 @@ int gi_volume_write_like(const gi_volume *geom, const float *data, const char *p
 int gi_volume_write_new(int nx, int ny, int nz, const double affine[16], int code,
                         const float *data, int is_label, const char *path, gi_err *err);
 
-/* A 4-D float32 NIfTI on geom's geometry with nt volumes along the 4th axis
- * (pixdim[4] = 1, no time units: the axis is an index, e.g. genes), written
- * one 3-D volume ([nz][ny][nx]) at a time so memory stays one volume. The file
- * is written as PATH minus .nii.gz plus .tmp.nii.gz and renamed to PATH by
- * finish only when all nt volumes are in; abort (or any failure) removes it.
- * path must end in .nii.gz. */
-typedef struct gi_volume_series gi_volume_series;
-gi_volume_series *gi_volume_series_open(const gi_volume *geom, int nt, const char *path,
-                                        const char *description, gi_err *err);
-int gi_volume_series_add(gi_volume_series *s, const float *vol, gi_err *err);
-int gi_volume_series_finish(gi_volume_series *s, gi_err *err);   /* frees s */
-void gi_volume_series_abort(gi_volume_series *s);                /* frees s */
+/* The first bytes of a 4-D float32 NIfTI file on geom's geometry with nt
+ * volumes along the 4th axis (pixdim[4] = 1, no time units: the axis is an
+ * index, e.g. genes): header + extender, *len <= GI_NIFTI_HEADER_MAX bytes
+ * into buf. The nt volumes ([nz][ny][nx] floats each, native byte order)
+ * follow directly, so a writer can compress volumes independently (export.c
+ * writes one gzip member per volume, in parallel). path only names the file
+ * in niftilib's header and in messages. */
+#define GI_NIFTI_HEADER_MAX 1024
+int gi_volume_4d_header(const gi_volume *geom, int nt, const char *path, const char *description,
+                        unsigned char *buf, size_t *len, gi_err *err);
 
 void gi_volume_free(gi_volume *v);
 

@@ -48,4 +48,13 @@ int gi_train_chunk(const gi_model_spec *s);
 int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
              gi_train_result *res, gi_err *err);
 
+/* gi_train with force: on resume, accept changed training settings that make
+ * the continuation differ from a run that had them from the start (lr,
+ * schedule, batch size, validation, ...), recording each in the checkpoint's
+ * settings history; without force they are refused. Changes of
+ * train.checkpoint_every, train.log_every, and of train.steps under a schedule
+ * that does not depend on it, are always accepted. Every change is reported. */
+int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume, int force,
+                gi_train_result *res, gi_err *err);
+
 #endif

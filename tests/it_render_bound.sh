@@ -1,0 +1,101 @@
+#!/bin/bash
+# it_render_bound.sh - render.buffer_mb is a real bound: when one z-slice of all
+# genes does not fit, render splits the genes into groups, and the atlas is the
+# same (bit for bit) as one rendered with a buffer that holds everything, at 1
+# and 2 ranks, in factorized and concat mode. The same up to float rounding:
+# batches of voxels are cut differently when a write holds fewer slices, and
+# sgemm may round a row differently in another batch (1 ulp seen). Also: resume reports changed
+# training settings and refuses those that break bit-identical continuation
+# unless --force, which records them in the checkpoint's settings history.
+G=${GENEINR:?GENEINR not set}
+T=${TESTTMP:-$(mktemp -d)}/render_bound
+mkdir -p "$T"
+PY=/usr/bin/python3
+ok() { echo "ok - $1"; }
+notok() { echo "not ok - $1${2:+: $2}"; }
+check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
+MPIRUN="timeout 300 mpirun --oversubscribe"
+
+# 40 genes on the 2 mm grid (91 x 109 voxels a slice): one slice of all genes
+# with 4096-voxel batches takes 40 x (9919 + 4096) x 4 B = 2.1 MB > 1 MB.
+check "phantom (2 mm grid, 40 genes)" $G phantom --out "$T/ph" --grid 2 --genes 40 --seed 5
+cat > "$T/cfg.yaml" <<YAML
+data:
+  samples: $T/ph/samples.csv
+model:
+  arch: fourier
+  fourier_features: 16
+  fourier_scale: 0.5
+  width: 32
+  hidden_layers: 2
+  donor_dim: 2
+train:
+  steps: 10
+  schedule: constant
+  checkpoint_every: 5
+  val_every: 5
+render:
+  mask: $T/ph/mask.nii.gz
+  batch_voxels: 4096
+YAML
+
+same_expression() {
+    $PY - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a = h5py.File(sys.argv[1], "r"); b = h5py.File(sys.argv[2], "r")
+ea, eb = a["expression"][...], b["expression"][...]
+assert ea.shape == eb.shape, (ea.shape, eb.shape)
+assert np.array_equal(np.isnan(ea), np.isnan(eb)), "NaN pattern differs"
+m = ~np.isnan(ea)
+assert m.sum() > 0
+d = np.abs(ea[m] - eb[m]).max(); scale = np.abs(eb[m]).max()
+assert d <= 1e-5 * scale, "max diff %g (values up to %g)" % (d, scale)
+assert np.array_equal(a["mask"][...], b["mask"][...]), "mask differs"
+PY
+}
+
+for mode in factorized concat; do
+    S="--set model.gene_mode=$mode"
+    ranks="1 2"
+    [ $mode = concat ] && S="$S --set model.gene_dim=4 --set train.steps=3 --set render.batch_voxels=2048" && ranks=2
+    check "$mode: train" $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$T/$mode" $S
+    check "$mode: render with a buffer for all genes" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$T/$mode" $S
+    cp "$T/$mode/atlas.h5" "$T/$mode/whole.h5"
+    for np in $ranks; do
+        if $MPIRUN -np $np $G render "$T/cfg.yaml" --out "$T/$mode" $S --set render.buffer_mb=1 >"$T/$mode.log" 2>&1 \
+            && grep -q "rendering in groups of" "$T/$mode.log"; then
+            ok "$mode, $np rank(s): buffer_mb=1 renders in gene groups"
+        else
+            notok "$mode, $np rank(s): buffer_mb=1 renders in gene groups" "$(tail -n 3 "$T/$mode.log" | tr '\n' ' ')"
+        fi
+        groups=$(grep -o "per rank [0-9.]* MB output buffers" "$T/$mode.log" | grep -o "[0-9.]* MB" | cut -d' ' -f1)
+        if awk -v m="$groups" 'BEGIN { exit !(m != "" && m <= 1.0) }'; then
+            ok "$mode, $np rank(s): the output buffers stay within render.buffer_mb ($groups MB)"
+        else
+            notok "$mode, $np rank(s): the output buffers stay within render.buffer_mb" "'$groups' MB"
+        fi
+        check "$mode, $np rank(s): gene groups give the same atlas (1e-5 relative)" \
+            same_expression "$T/$mode/atlas.h5" "$T/$mode/whole.h5"
+    done
+done
+
+# Resume with changed settings (the factorized run stopped at 10 steps).
+R="$T/factorized"
+if $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --resume --set train.steps=15 --set train.lr=0.0005 \
+    >"$T/rs.log" 2>&1; then
+    notok "resume with a changed train.lr is refused without --force" "exit 0"
+else
+    grep -q "train.lr (0.001 -> 0.0005)" "$T/rs.log" && grep -q -- "--force" "$T/rs.log" \
+        && ok "resume with a changed train.lr is refused without --force, naming the change" \
+        || notok "resume with a changed train.lr is refused without --force, naming the change" "$(tail -n 2 "$T/rs.log" | tr '\n' ' ')"
+fi
+check "resume with only train.steps changed (constant schedule) is accepted" \
+    $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --resume --set train.steps=15
+grep -q "train.steps changed from 10 to 15" "$T/last.log" && ok "resume reports the changed step budget" \
+    || notok "resume reports the changed step budget" "$(head -n 3 "$T/last.log" | tr '\n' ' ')"
+check "resume --force with changed lr and batch size continues" \
+    $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --resume --force --set train.steps=20 --set train.lr=0.0005 \
+    --set train.batch_size=64
+check "the settings history is kept in the checkpoint" \
+    bash -c "$G info '$R/checkpoint.h5' | grep -q 'settings changed at step 15: train.lr: 0.001 -> 0.0005' &&
+             $G info '$R/checkpoint.h5' | grep -q 'settings changed at step 15: train.batch_size: 0 -> 64'"
