@@ -60,6 +60,21 @@ printf 'G02\nF00003\nG04\nNOSUCH\n' > "$T/list.txt"
 same_as_reference genes_mean_ibf "--set prepare.genes=$T/list.txt --set prepare.probe_selection=mean --set prepare.ibf_threshold=0.3" \
     "--coordinates $COORD --reannotation $REANN --genes $T/list.txt --probe-selection mean --ibf-threshold 0.3"
 
+# Ties in the region means (values rounded to whole numbers): Spearman's
+# average ranks decide which probe wins.
+cp -r "$A" "$T/ties"
+for f in "$T"/ties/normalized_microarray_donor*/MicroarrayExpression.csv; do
+    awk -F, -v OFS=, '{ for (i = 2; i <= NF; i++) $i = sprintf("%.0f", $i); print }' "$f" > "$f.tmp" && mv "$f.tmp" "$f"
+done
+rm -rf "$T/out_ties"
+if $G prepare "$T/prep.yaml" --out "$T/out_ties" --set prepare.data_dir="$T/ties" > "$T/prep_ties.log" 2>&1 &&
+   $PY $REF "$T/ties" "$T/out_ties/ref.csv" --coordinates "$COORD" --reannotation "$REANN" \
+       --compare "$T/out_ties/samples.csv" > "$T/ref_ties.log" 2>&1; then
+    ok "prepare (whole-number values: tied region means) equals the numpy reference: $(tail -n 1 "$T/ref_ties.log" | cut -d';' -f1)"
+else
+    notok "prepare (tied region means) equals the numpy reference" "$(tail -n 3 "$T/prep_ties.log" "$T/ref_ties.log" | tr '\n' ' ')"
+fi
+
 # norm_train_only: the validation rows of train.validation: fraction are
 # those of dataset.c (splitmix64 of seed, stream 4000, row < val_fraction).
 $PY - "$T/valmask.txt" 3636 <<'PYEOF'
