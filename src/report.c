@@ -664,7 +664,8 @@ static void section_previews(FILE *f, const char *dir)
                 names[n++] = strndup(e->d_name, strlen(e->d_name) - 4);
             }
             closedir(dh);
-            qsort(names, n, sizeof *names, cmp_str);
+            if (n > 1)
+                qsort(names, n, sizeof *names, cmp_str);
         }
     }
     if (n == 0)
