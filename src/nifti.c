@@ -124,6 +124,21 @@ static int check_layout(const nifti_image *nim, const char *path, gi_err *err)
                        (long long)nim->nx, (long long)nim->ny, (long long)nim->nz);
     if (nim->iname_offset < 0)
         return gi_fail(err, "%s: ASCII NIfTI is not supported", path);
+    /* The voxels must be in the file before we allocate room for them: a
+     * damaged header could otherwise ask for gigabytes. Uncompressed: they
+     * follow vox_offset. Gzip: deflate expands at most 1032:1. */
+    struct stat sb;
+    const char *data_file = nim->iname ? nim->iname : path;
+    double need = (double)nim->nx * (double)nim->ny * (double)nim->nz * (double)nim->nbyper;
+    if (stat(data_file, &sb) == 0) {
+        size_t n = strlen(data_file);
+        int gz = n > 3 && strcmp(data_file + n - 3, ".gz") == 0;
+        double have = (double)sb.st_size;
+        if (gz ? need > 1032.0 * have + 65536 : (double)nim->iname_offset + need > have)
+            return gi_fail(err, "%s: file is truncated or damaged: the header describes %lld x %lld x %lld "
+                           "voxels of %d bytes, more than the file holds", path, (long long)nim->nx, (long long)nim->ny,
+                           (long long)nim->nz, nim->nbyper);
+    }
     return 0;
 }
 

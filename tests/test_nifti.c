@@ -671,6 +671,21 @@ static void test_affine(void)
     CHECK(gi_affine_invert(sing, inv) == -1, "affine_invert: singular returns -1");
 }
 
+/* A header that claims more voxels than the file holds is refused before
+ * anything is allocated (found by the fuzzer as an out-of-memory). */
+static void test_huge_header(void)
+{
+    const char *path = "tests/fuzz/corpus/nifti/regression-huge-dims.nii";
+    if (access(path, R_OK) != 0) {
+        SKIP("a header claiming 5e9 voxels in a 397-byte file is refused", "run from the repository root");
+        return;
+    }
+    gi_volume v;
+    gi_err err;
+    CHECKF(gi_volume_read(&v, path, 1, &err) == -1 && strstr(err.msg, "more than the file holds"),
+           "a header claiming 5e9 voxels in a 397-byte file is refused", "%s", err.msg);
+}
+
 int main(void)
 {
     const char *base = getenv("TESTTMP");
@@ -694,6 +709,7 @@ int main(void)
     test_write_new();
     test_write_like();
     test_atlas();
+    test_huge_header();
 
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
