@@ -441,13 +441,6 @@ static int train_render_locked(const ctx *x, const args *a, int do_train, int do
     int rc;
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
-    /* Rendering replaces whatever earlier weights rendered here (training
-     * removes it itself, atlas included). */
-    if (do_render && !do_train) {
-        rc = x->rank == 0 && gi_rundir_remove_renders(out, 1, &err) < 0 ? -1 : 0;
-        if (gi_dist_agree(x->comm, rc, &err) != 0)
-            return report(x, -1, &err);
-    }
     if (do_render && c.render.method != GI_METHOD_INR) {
         /* A baseline is fitted at render time: nothing to train. */
         gi_render_result rr;

@@ -1,5 +1,6 @@
 /* render.c - slab-partitioned rendering into the parallel HDF5 atlas (see render.h). */
 #include "geneinr/render.h"
+#include "geneinr/rundir.h"
 
 #include <errno.h>
 #include <math.h>
@@ -393,6 +394,12 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
                    (r.st.model.spec.gene_mode == GI_GENE_FACTORIZED ? (size_t)plan.ng : 1));
     int ok = buf && mbuf && r.out ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)",
                                                 plan.k, plan.ng);
+    /* Set-up has passed (checkpoint, mask, anatomy, donor): this render will
+     * replace the folder's maps, so the earlier render's files go now, not
+     * only those this render rewrites (rundir.h). A render that fails its
+     * set-up leaves the folder as it was. */
+    if (ok == 0 && r.rank == 0 && gi_rundir_remove_renders(out_dir, 1, err) < 0)
+        ok = -1;
     if (gi_dist_agree(comm, ok, err) != 0) {
         free(buf);
         free(mbuf);
