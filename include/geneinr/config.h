@@ -46,6 +46,7 @@ typedef struct gi_config {
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
         int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
+        int prior_donor_effect;        /* data.prior_donor_effect: the prior models donor offsets (random effect) */
     } data;
 
     struct {
