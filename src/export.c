@@ -324,7 +324,7 @@ static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, c
                               ? c->data.samples : NULL;
     gi_preview_opts o = {
         .genes = genes, .n_genes = n_genes, .max_genes = c->render.preview_genes, .at = at,
-        .samples = samples, .radiological = c->render.preview_orientation == 1, .units = units,
+        .samples = samples, .radiological = c->render.preview_orientation == GI_RADIOLOGICAL, .units = units,
     };
     int mine = 0;
     int rc = gi_preview_atlas(atlas_path, dir, &o, rank, size, &mine, err);
