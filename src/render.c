@@ -447,8 +447,3 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     renderer_free(&r);
     return rc;
 }
-
-int gi_render_has_prior(void)
-{
-    return 0;
-}
