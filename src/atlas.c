@@ -56,6 +56,7 @@ struct gi_atlas_writer {
     double affine[16];
     char *units, *normalisation, *config_yaml, *rendered_for, *kind;
     int compress;
+    int every_slice_written;
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -150,6 +151,7 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     w->rendered_for = dup_or_null(info->rendered_for);
     w->kind = strdup(info->kind);
     w->compress = info->compress;
+    w->every_slice_written = info->every_slice_written;
     if (bad || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
         (info->normalisation && !w->normalisation) || (info->config_yaml && !w->config_yaml) ||
         (info->rendered_for && !w->rendered_for))
@@ -169,8 +171,10 @@ static hid_t create_dataset(gi_atlas_writer *w, const char *name, hid_t file_typ
         (w->compress > 0 && (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)w->compress) < 0)) ||
         H5Pset_fill_value(dcpl, fill_type, fill) < 0 ||
         /* Parallel HDF5 allocates every chunk at creation; write the fill
-         * value then, so slices no rank writes read as fill, not garbage. */
-        H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC) < 0) {
+         * value then, so slices no rank writes read as fill, not garbage -
+         * unless every slice will be written anyway: then writing the fill
+         * first would write the whole dataset twice. */
+        H5Pset_fill_time(dcpl, w->every_slice_written ? H5D_FILL_TIME_NEVER : H5D_FILL_TIME_ALLOC) < 0) {
         gi_h5_fail(err, "%s: cannot set up /%s", w->tmp_path, name);
         goto done;
     }

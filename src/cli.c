@@ -416,10 +416,16 @@ static int record_and_report(const ctx *x, const args *a, const gi_config *c, co
             snprintf(line + strlen(line), sizeof line - strlen(line), " %s", a->argv[i]);
         gi_run_record r = {line, x->size, MPI_Wtime() - t0, most / 1024.0, openblas_get_num_threads()};
         rc = gi_report_record_run(out, &r, err);
-        if (rc == 0 && html && c->render.report) {
+        char page[GI_PATH_MAX + 32];
+        snprintf(page, sizeof page, "%s/report.html", out);
+        /* After a render, and after a training that replaced the weights of a
+         * reported run (the old page would show the old maps). */
+        if (rc == 0 && c->render.report && (html || access(page, F_OK) == 0)) {
             rc = gi_report_write(out, err);
             if (rc == 0)
-                printf("report: %s/report.html\n", out);
+                printf("report: %s\n", page);
+        } else if (rc == 0 && !c->render.report) {
+            gi_remove_partial(page);   /* not this run's */
         }
     }
     return gi_dist_agree(x->comm, rc, err);
@@ -436,18 +442,13 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
-    if (do_render && c.render.method == GI_METHOD_INR && c.data.prior != GI_PRIOR_NONE && !gi_render_has_prior()) {
-        gi_fail(&err, "data.prior: rendering a model trained over a prior is not supported by this build; "
-                "use geneinr eval, or data.prior: none");
-        return report(x, -1, &err);
-    }
     if (do_render && c.render.method != GI_METHOD_INR) {
         /* A baseline is fitted at render time: nothing to train. */
         gi_render_result rr;
-        if (gi_render_method(&c, x->comm, out, &rr, &err) != 0)
+        if (gi_render_method(&c, x->comm, out, NULL, &rr, &err) != 0)
             return report(x, -1, &err);
         report_resources(x, t0);
-        return 0;
+        return report(x, record_and_report(x, a, &c, out, t0, 1, &err), &err);
     }
     if (do_train) {
         const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
@@ -465,6 +466,8 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         if (gi_dist_agree(x->comm, rc, &err) != 0)
             return report(x, -1, &err);
         gi_train_result tr;
+        if (x->rank == 0)
+            gi_export_remove_derived(out);   /* maps of earlier weights (train removes atlas.h5) */
         gi_stop_install();
         rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
         gi_stop_uninstall();
@@ -478,7 +481,13 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
     if (do_render) {
         gi_render_result rr;
         const char *from = a->checkpoint ? a->checkpoint : ckpt;
-        if (gi_render(&c, x->comm, out, from, &rr, &err) != 0)
+        /* A model trained over data.prior renders through the method interface (network + prior). */
+        if (c.data.prior != GI_PRIOR_NONE && strcmp(c.render.donor, "average") != 0) {
+            gi_fail(&err, "render.donor: a model trained over data.prior renders the donor average only");
+            return report(x, -1, &err);
+        }
+        if ((c.data.prior != GI_PRIOR_NONE ? gi_render_method(&c, x->comm, out, from, &rr, &err)
+                                           : gi_render(&c, x->comm, out, from, &rr, &err)) != 0)
             return report(x, -1, &err);
     }
     report_resources(x, t0);

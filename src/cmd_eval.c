@@ -15,6 +15,7 @@
 
 #include "geneinr/dist.h"
 #include "geneinr/eval.h"
+#include "geneinr/report.h"
 
 static int mkdirs(const char *path, gi_err *err)
 {
@@ -62,5 +63,8 @@ int gi_cmd_eval(MPI_Comm comm, const char *config, const char *out, const char *
     rc = rank == 0 ? mkdirs(dir, err) : 0;
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
-    return gi_eval_run(&c, comm, dir, err);
+    rc = gi_eval_run(&c, comm, dir, err);
+    if (rc == 0 && c.render.report)   /* the accuracy table of the run's report.html */
+        rc = gi_dist_agree(comm, rank == 0 ? gi_report_after_eval(dir, err) : 0, err);
+    return rc;
 }

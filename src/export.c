@@ -366,6 +366,20 @@ int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_di
     return 0;
 }
 
+void gi_export_remove_derived(const char *out_dir)
+{
+    static const char *const FILES[] = {"expression.nii.gz", "genes.tsv", "dataset_description.json", "README.md"};
+    char path[GI_PATH_MAX + 48];
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", out_dir, FILES[i]);
+        gi_remove_partial(path);
+    }
+    snprintf(path, sizeof path, "%s/preview", out_dir);
+    gi_err ignored;
+    if (access(path, F_OK) == 0)
+        gi_preview_prepare_dir(path, &ignored);
+}
+
 int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char *genes_csv, const char *at_text,
                               const char *out_dir, gi_err *err)
 {

@@ -397,6 +397,8 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
                          "with the mean and std of the training samples",
         .config_yaml = yaml, .rendered_for = c->render.donor, .kind = "atlas",
         .compress = c->render.compress,
+        /* the slabs cover every slice, and every gene group is written for each */
+        .every_slice_written = 1,
     };
     memcpy(info.affine, v->affine, sizeof info.affine);
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
@@ -449,9 +451,4 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     }
     renderer_free(&r);
     return rc;
-}
-
-int gi_render_has_prior(void)
-{
-    return 0;
 }

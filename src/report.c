@@ -664,7 +664,8 @@ static void section_previews(FILE *f, const char *dir)
                 names[n++] = strndup(e->d_name, strlen(e->d_name) - 4);
             }
             closedir(dh);
-            qsort(names, n, sizeof *names, cmp_str);
+            if (n > 1)
+                qsort(names, n, sizeof *names, cmp_str);
         }
     }
     if (n == 0)
@@ -704,6 +705,31 @@ static const char *const STYLE =
     ".missing{color:#a33}figure{display:inline-block;vertical-align:top;width:49%;margin:0 0 12px 0}"
     "img.preview{width:100%;height:auto;border:1px solid #ddd}figcaption{font-size:13px;color:#555}"
     "nav a{margin-right:12px}code{background:#f3f3f3;padding:0 3px}";
+
+int gi_report_after_eval(const char *eval_dir, gi_err *err)
+{
+    char parent[GI_PATH_MAX + 16], probe[GI_PATH_MAX + 48];
+    snprintf(parent, sizeof parent, "%s", eval_dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+    static const char *const RUN_FILES[] = {"config.yaml", "train_log.csv", "atlas.h5"};
+    const char *target = eval_dir;
+    for (int i = 0; i < 3; i++) {
+        snprintf(probe, sizeof probe, "%s/%s", parent, RUN_FILES[i]);
+        if (access(probe, R_OK) == 0)
+            target = parent;
+    }
+    if (gi_report_write(target, err) != 0)
+        return -1;
+    printf("report: %s/report.html\n", target);
+    return 0;
+}
 
 int gi_report_write(const char *run_dir, gi_err *err)
 {

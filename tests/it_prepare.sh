@@ -60,6 +60,21 @@ printf 'G02\nF00003\nG04\nNOSUCH\n' > "$T/list.txt"
 same_as_reference genes_mean_ibf "--set prepare.genes=$T/list.txt --set prepare.probe_selection=mean --set prepare.ibf_threshold=0.3" \
     "--coordinates $COORD --reannotation $REANN --genes $T/list.txt --probe-selection mean --ibf-threshold 0.3"
 
+# Ties in the region means (values rounded to whole numbers): Spearman's
+# average ranks decide which probe wins.
+cp -r "$A" "$T/ties"
+for f in "$T"/ties/normalized_microarray_donor*/MicroarrayExpression.csv; do
+    awk -F, -v OFS=, '{ for (i = 2; i <= NF; i++) $i = sprintf("%.0f", $i); print }' "$f" > "$f.tmp" && mv "$f.tmp" "$f"
+done
+rm -rf "$T/out_ties"
+if $G prepare "$T/prep.yaml" --out "$T/out_ties" --set prepare.data_dir="$T/ties" > "$T/prep_ties.log" 2>&1 &&
+   $PY $REF "$T/ties" "$T/out_ties/ref.csv" --coordinates "$COORD" --reannotation "$REANN" \
+       --compare "$T/out_ties/samples.csv" > "$T/ref_ties.log" 2>&1; then
+    ok "prepare (whole-number values: tied region means) equals the numpy reference: $(tail -n 1 "$T/ref_ties.log" | cut -d';' -f1)"
+else
+    notok "prepare (tied region means) equals the numpy reference" "$(tail -n 3 "$T/prep_ties.log" "$T/ref_ties.log" | tr '\n' ' ')"
+fi
+
 # norm_train_only: the validation rows of train.validation: fraction are
 # those of dataset.c (splitmix64 of seed, stream 4000, row < val_fraction).
 $PY - "$T/valmask.txt" 3636 <<'PYEOF'
@@ -83,6 +98,8 @@ rows=$(($(wc -l < "$T/out_default/samples.csv") - 1))
 head -n "$rows" "$T/valmask.txt" > "$T/valmask_n.txt"
 same_as_reference norm_train_only "--set prepare.norm_train_only=true --set train.val_fraction=0.25 --set train.seed=11" \
     "--coordinates $COORD --reannotation $REANN --val-mask $T/valmask_n.txt"
+check "norm_train_only with a held-out donor: that donor is fitted on its own samples, so nothing changes" \
+    bash -c "$G prepare '$T/prep.yaml' --out '$T/out_vd' --set prepare.norm_train_only=true --set train.validation=donor --set train.val_donor=12876 >/dev/null && cmp '$T/out_vd/samples.csv' '$T/out_default/samples.csv'"
 check "norm_train_only changes the values (held-out samples no longer enter the fit)" \
     $PY -c "import sys; a=open('$T/out_default/samples.csv').read(); b=open('$T/out_norm_train_only/samples.csv').read(); sys.exit(a == b)"
 
@@ -170,6 +187,11 @@ YAML
     else
         notok "prepare with the real tables equals the numpy reference" "$(tail -n 3 "$T/real.log" "$T/real_ref.log" | tr '\n' ' ')"
     fi
+    check "the documented call: geneinr prepare configs/prepare.yaml --set prepare.data_dir=... --out DIR" \
+        bash -c "$G prepare configs/prepare.yaml --set prepare.data_dir='$T/real/ahba' --out '$T/real_cfg' \
+                 --set prepare.coordinates='$SHARED/corrected_mni_coordinates.csv.gz' \
+                 --set prepare.reannotation='$SHARED/reannotated.csv.gz' >/dev/null &&
+                 test \$(wc -l < '$T/real_cfg/samples.csv') = \$(wc -l < '$T/real_out/samples.csv')"
     check "real well ids and corrected coordinates are in the table" \
         $PY -c "
 import csv, gzip

@@ -53,13 +53,14 @@ check "the report has the score table, the curve with the best step and 4 inline
     bash -c "grep -q 'id=\"score\"' '$R/report.html' && grep -q '<svg id=\"curve\"' '$R/report.html' &&
              grep -q 'id=\"best-step\"' '$R/report.html' &&
              [ \$(grep -o 'src=\"data:image/png;base64,' '$R/report.html' | wc -l) = 4 ] && ! grep -q 'src=\"http' '$R/report.html'"
-# An eval summary in the layout eval.h documents (eval writes OUT/eval-SPLIT/summary.csv) becomes a
-# table; the figures are made up, so the folder is removed again before the browser's screenshot.
-mkdir -p "$R/eval-block"
-printf 'method,split,folds,genes,median_r,mean_mse\ninr,block,5,4,0.5,0.5\nnearest,block,5,4,0.25,0.75\n' > "$R/eval-block/summary.csv"
-check "an eval summary (OUT/eval-SPLIT/summary.csv) is shown as a table" \
-    bash -c "$G report '$R' && grep -q 'id=\"eval-summary-0\"' '$R/report.html' && grep -q '<td>nearest</td>' '$R/report.html'"
-rm -rf "$R/eval-block"
+# geneinr eval (the baselines only: fast) puts its summary into the run's report.
+check "geneinr eval (nearest, idw; 2 folds) into the run folder" \
+    $MPIRUN -np 2 $G eval "$T/cfg.yaml" --out "$R/eval-kfold" --set eval.methods=nearest,idw --set eval.folds=2
+cp "$T/last.log" "$T/eval.log"
+check "  ... rebuilds the run's report with eval's summary table (and says where)" \
+    bash -c "grep -q 'report: $R/report.html' '$T/eval.log' &&
+             grep -q 'id=\"eval-summary-0\"' '$R/report.html' && grep -q '<td>nearest</td>' '$R/report.html' &&
+             grep -q '<td>idw</td>' '$R/report.html' && grep -q '<th>median_r</th>' '$R/report.html'"
 
 if have_py h5py && have_py numpy; then
     $PY "$HERE/check_maps.py" previews "$R"
@@ -118,6 +119,11 @@ sys.exit(0 if np.isnan(nib.load('$R/nifti/G01.nii.gz').get_fdata()).any() else 1
 fi
 $G report "$R" >/dev/null 2>&1
 
+# A baseline rendered as an atlas gets the same previews, 4-D file and report.
+check "render.method nearest: previews, 4-D NIfTI and report too" bash -c "$MPIRUN -np 2 $G render '$T/cfg.yaml' \
+    --out '$T/nn' --set render.method=nearest --set render.nifti=4d --set render.preview_genes=1 >'$T/nn.log' 2>&1 &&
+    ls '$T/nn/preview/G01.png' '$T/nn/expression.nii.gz' '$T/nn/report.html' '$T/nn/dataset_description.json'"
+
 # A report of a train-only folder says what is missing instead of failing.
 check "train only (no render)" $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$T/tonly" --set train.steps=40
 check "  ... geneinr report on it works and says the previews are missing" \
@@ -140,7 +146,7 @@ import json, sys
 d = json.load(open('$T/browser.json'))
 t = d['tables']
 sys.exit(0 if d['curve'] and d['curve_points'] > 10 and d['best_marked'] and d['curve_width'] > 300 and
-         'score' in t and 'validation' in t and d['accuracy_rows'] >= 8 else 1)"
+         'score' in t and 'eval-summary-0' in t and 'validation' in t and d['accuracy_rows'] >= 11 else 1)"
         check "  ... the screenshot is not blank" $PY -c "
 import sys
 sys.path.insert(0, '$HERE'); import pngread
@@ -154,3 +160,11 @@ sys.exit(0 if w == 1280 and h > 1500 and ink / total > 0.03 else 1)"
         notok "Chromium loads report.html and takes a screenshot" "$(cat "$T/browser.json" "$T/browser.err" | head -c 300)"
     fi
 fi
+
+# Retraining a rendered folder: the maps of the old weights go, the report is rebuilt without them.
+check "retrain the rendered folder" $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --set train.steps=30
+check "  ... previews, dataset_description.json and README.md of the old atlas are gone; the report says so" \
+    bash -c "[ -z \"\$(ls '$R/preview')\" ] && [ ! -e '$R/dataset_description.json' ] && [ ! -e '$R/README.md' ] &&
+             grep -q 'No previews' '$R/report.html' && ! grep -q 'data:image/png' '$R/report.html'"
+check "render.report false removes an old report" bash -c "$MPIRUN -np 1 $G render '$T/cfg.yaml' --out '$R' \
+    --set render.report=false --set render.preview_genes=0 --set render.nifti=none >/dev/null 2>&1 && [ ! -e '$R/report.html' ]"

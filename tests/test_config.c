@@ -20,7 +20,7 @@ static const char *const ALL_KEYS[] = {
     "train.steps", "train.batch_size", "train.optimizer", "train.lr", "train.weight_decay", "train.beta1",
     "train.beta2", "train.eps", "train.schedule", "train.warmup_steps", "train.min_lr", "train.step_every",
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
-    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.resume",
+    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.val_average", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
     "render.method",
     "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",

@@ -36,6 +36,9 @@ typedef struct gi_atlas_info {
     const char *rendered_for;     /* "average" or a donor name; may be NULL */
     const char *kind;             /* "atlas" or "truth" */
     int compress;                 /* deflate level 0-9 */
+    int every_slice_written;      /* 1: the caller writes every slice of every gene (a render does),
+                                   * so the fill value is never written to disk first (the
+                                   * unwritten-slices-read-as-fill promise is then void) */
 } gi_atlas_info;
 
 typedef struct gi_atlas_writer gi_atlas_writer;

@@ -33,6 +33,12 @@ void gi_export_background(const gi_config *c, float *vol, size_t n);
 int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
                            const gi_volume *mask, gi_err *err);
 
+/* Before training new weights into out_dir: remove what this module derived
+ * from the old atlas (4-D NIfTI, genes.tsv, previews, dataset_description.json,
+ * README.md), which would otherwise sit beside the new checkpoint looking
+ * current. Rank 0 only; missing files are fine. */
+void gi_export_remove_derived(const char *out_dir);
+
 /* `geneinr preview ATLAS`: previews of any atlas into out_dir (NULL:
  * <atlas folder>/preview), with the render.preview_* settings recorded in the
  * atlas; genes_csv ("a,b,c") and at_text ("x,y,z" MNI mm) override them when

@@ -92,6 +92,10 @@ gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d
  * do not use anatomy. Local (no communication). */
 int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err);
 
+/* The INR of a trained checkpoint (best-validation weights; with data.prior
+ * the prior rebuilt from c). Predicts in the sample table's units. */
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err);
+
 int gi_method_n_genes(const gi_method *m);
 int gi_method_kind(const gi_method *m);
 void gi_method_free(gi_method *m);

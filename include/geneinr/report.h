@@ -31,4 +31,10 @@ int gi_report_record_run(const char *run_dir, const gi_run_record *r, gi_err *er
 /* Write RUN_DIR/report.html (through a .tmp file and a rename). */
 int gi_report_write(const char *run_dir, gi_err *err);
 
+/* After `geneinr eval` wrote EVAL_DIR/summary.csv: rebuild the report of the
+ * run folder it belongs to (EVAL_DIR's parent, eval's default runs/NAME/eval-SPLIT,
+ * when that holds a config.yaml, train_log.csv or atlas.h5), else write one in
+ * EVAL_DIR itself. Prints the report's path. */
+int gi_report_after_eval(const char *eval_dir, gi_err *err);
+
 #endif
