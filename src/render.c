@@ -434,8 +434,6 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
         rc = write_nifti(&r, out_dir, atlas_path, err);
     double el_nifti = MPI_Wtime() - t0 - el;
-    if (rc == 0)   /* 4-D NIfTI, dataset_description.json, previews */
-        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
 
     /* Report. */
     res->voxels = plan.total;
@@ -449,6 +447,8 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
             printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, el_nifti);
         fflush(stdout);
     }
+    if (rc == 0)   /* then the 4-D NIfTI, dataset_description.json, previews (export.h) */
+        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
     renderer_free(&r);
     return rc;
 }
