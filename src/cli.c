@@ -61,7 +61,8 @@ static const char *USAGE =
     "                         AHBA donor folders (prepare.data_dir) -> OUT/samples.csv as abagen computes\n"
     "                         it, and OUT/report.json (default OUT: prepare.out, else prepared/<config name>)\n"
     "  train CONFIG [opts]    train the model; writes OUT/checkpoint.h5 and OUT/train_log.csv\n"
-    "  render CONFIG [opts]   render every gene on the mask's grid into OUT/atlas.h5 (+ NIfTI)\n"
+    "  render CONFIG [opts]   render every gene on the mask's grid into OUT/atlas.h5 (+ NIfTI, previews,\n"
+    "                         report.html)\n"
     "  run CONFIG [opts]      train then render, one job\n"
     "  info FILE              describe a sample table, NIfTI, checkpoint or atlas\n"
     "  score ATLAS --truth TRUTH.h5 --samples CSV [--stride N] [--json FILE]\n"
@@ -442,15 +443,10 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
         return report(x, -1, &err);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", out);
-    if (do_render && c.render.method == GI_METHOD_INR && c.data.prior != GI_PRIOR_NONE && !gi_render_has_prior()) {
-        gi_fail(&err, "data.prior: rendering a model trained over a prior is not supported by this build; "
-                "use geneinr eval, or data.prior: none");
-        return report(x, -1, &err);
-    }
     if (do_render && c.render.method != GI_METHOD_INR) {
         /* A baseline is fitted at render time: nothing to train. */
         gi_render_result rr;
-        if (gi_render_method(&c, x->comm, out, &rr, &err) != 0)
+        if (gi_render_method(&c, x->comm, out, NULL, &rr, &err) != 0)
             return report(x, -1, &err);
         report_resources(x, t0);
         return report(x, record_and_report(x, a, &c, out, t0, 1, &err), &err);
@@ -486,7 +482,13 @@ static int cmd_train_render(const ctx *x, const args *a, int do_train, int do_re
     if (do_render) {
         gi_render_result rr;
         const char *from = a->checkpoint ? a->checkpoint : ckpt;
-        if (gi_render(&c, x->comm, out, from, &rr, &err) != 0)
+        /* A model trained over data.prior renders through the method interface (network + prior). */
+        if (c.data.prior != GI_PRIOR_NONE && strcmp(c.render.donor, "average") != 0) {
+            gi_fail(&err, "render.donor: a model trained over data.prior renders the donor average only");
+            return report(x, -1, &err);
+        }
+        if ((c.data.prior != GI_PRIOR_NONE ? gi_render_method(&c, x->comm, out, from, &rr, &err)
+                                           : gi_render(&c, x->comm, out, from, &rr, &err)) != 0)
             return report(x, -1, &err);
     }
     report_resources(x, t0);

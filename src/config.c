@@ -114,6 +114,8 @@ static const key_spec KEYS[] = {
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
     ENUM("data.prior", data.prior, "none", PRIOR_NAMES,
          "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
+    BOOL("data.prior_donor_effect", data.prior_donor_effect, "false",
+         "the prior's covariance includes a donor random effect (per-donor offsets, fitted by ML) that its donor-average prediction leaves out"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     GI_MODEL_SETTINGS(MODEL_ROW)
@@ -141,6 +143,8 @@ static const key_spec KEYS[] = {
     INT("train.checkpoint_every", train.checkpoint_every, "0", 0, 1e9, "steps between checkpoints; 0 = only at the end"),
     INT("train.log_every", train.log_every, "100", 1, 1e9, "steps between progress lines"),
     U64("train.seed", train.seed, "1", "seed of the counter-based random generator"),
+    BOOL("train.val_average", train.val_average, "false",
+         "score validation samples with the donor-average prediction (what render and eval use) instead of their own donor's embedding"),
     ENUM("train.resume", train.resume, "off", RESUME_NAMES,
          "auto: continue from OUT/checkpoint.h5 when it exists, else start fresh (requeued jobs); off: start fresh unless --resume"),
 
@@ -176,8 +180,8 @@ static const key_spec KEYS[] = {
          "kriging: fit range and nugget per gene (one Cholesky per gene) instead of shared by all genes"),
     INT("baseline.fit_samples", baseline.fit_samples, "1200", 0, 1e7,
         "kriging: samples (seeded subsample) in the maximum-likelihood fit; 0 = all. Prediction uses all"),
-    FLOAT("baseline.label_shrink", baseline.label_shrink, "5", 0, CLOSED, 1e6, CLOSED,
-          "regression kriging: label means shrunk toward the global mean with this pseudo-count of samples"),
+    FLOAT("baseline.label_shrink", baseline.label_shrink, "0", 0, CLOSED, 1e6, CLOSED,
+          "regression kriging: 0 = labels enter only as a random effect in the covariance (fitted by ML with the field, BLUP-shrunk); > 0 = also remove fixed label means shrunk with this pseudo-count first"),
 
     ENUM("eval.split", eval.split, "kfold", SPLIT_NAMES,
          "held-out partition: random folds of samples, leave one donor out, or spatial blocks"),

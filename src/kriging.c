@@ -26,6 +26,11 @@ typedef struct krige_state {
     /* regression kriging */
     int n_labels;            /* 0 = ordinary kriging */
     float *label_mean;       /* [n_labels][G] */
+    int *lab;                /* [n] label index of each sample (joint label effect), NULL = none */
+    double *eta;             /* [G] label-effect variance / sill */
+    float *label_alpha;      /* [n_labels][G] sum of alpha over each label's samples */
+    int *don;                /* [n] donor of each sample (donor random effect), NULL = none */
+    double *zeta;            /* [G] donor-effect variance / sill */
 } krige_state;
 
 double gi_cov_rho(int covariance, double h, double range)
@@ -40,14 +45,20 @@ double gi_cov_rho(int covariance, double h, double range)
 
 /* ------------------------------------------------------------ factor */
 
-/* A = R + lambda I over points p[0..n) (lower Cholesky in place). */
-static int factor(int cov, const float *p, int n, double range, double lambda, double *A, double *logdet)
+/* A = R + eta [same label] + lambda I over points p[0..n) (lower Cholesky
+ * in place). lab = NULL: no label term. */
+static int factor(int cov, const float *p, const int *lab, const int *don, int n, double range, double lambda,
+                  double eta, double zeta, double *A, double *logdet)
 {
     for (int i = 0; i < n; i++) {
-        A[(size_t)i * n + i] = 1 + lambda;
+        A[(size_t)i * n + i] = 1 + lambda + (lab ? eta : 0) + (don ? zeta : 0);
         for (int j = i + 1; j < n; j++) {
             double dx = p[3 * i] - p[3 * j], dy = p[3 * i + 1] - p[3 * j + 1], dz = p[3 * i + 2] - p[3 * j + 2];
             double r = gi_cov_rho(cov, sqrt(dx * dx + dy * dy + dz * dz), range);
+            if (lab && lab[i] == lab[j])
+                r += eta;
+            if (don && don[i] == don[j])
+                r += zeta;
             A[(size_t)i * n + j] = A[(size_t)j * n + i] = r;
         }
     }
@@ -204,17 +215,21 @@ typedef struct objective {
     int cov, n, G, gene;     /* gene = -1: sum over all genes */
     const float *p;          /* [n][3] */
     const float *y;          /* [n][G] */
+    const int *lab;          /* [n] or NULL */
+    const int *don;          /* [n] or NULL */
     double *A;               /* [n][n] scratch */
     int evals;
 } objective;
 
-static double objective_at(objective *o, const double th[2])
+static double objective_at(objective *o, const double *th)
 {
-    double range = exp(th[0]), lambda = exp(th[1]), logdet;
+    int D = 2 + (o->lab != NULL);
+    double range = exp(th[0]), lambda = exp(th[1]), eta = o->lab ? exp(th[2]) : 0, zeta = o->don ? exp(th[D]) : 0, logdet;
     o->evals++;
-    if (range < 0.1 || range > 1e4 || lambda < 1e-6 || lambda > 1e3)
+    if (range < 0.1 || range > 1e4 || lambda < 1e-6 || lambda > 1e3 || (o->lab && (eta < 1e-6 || eta > 1e3))
+        || (o->don && (zeta < 1e-6 || zeta > 1e3)))
         return INFINITY;
-    if (factor(o->cov, o->p, o->n, range, lambda, o->A, &logdet) != 0)
+    if (factor(o->cov, o->p, o->lab, o->don, o->n, range, lambda, eta, zeta, o->A, &logdet) != 0)
         return INFINITY;
     double tot = 0;
     for (int g = 0; g < o->G; g++) {
@@ -228,52 +243,66 @@ static double objective_at(objective *o, const double th[2])
     return tot;
 }
 
-/* Nelder-Mead over (log range, log lambda): smooth, 2-D, a few dozen
- * factorisations. */
-static void nelder_mead(objective *o, double th[2])
+/* Nelder-Mead over (log range, log lambda[, log eta]): smooth, 2-3-D, a few
+ * dozen factorisations. */
+static void nelder_mead(objective *o, int D, double *th)
 {
-    double s[3][2] = {{th[0], th[1]}, {th[0] + 0.5, th[1]}, {th[0], th[1] + 1.0}}, f[3];
-    for (int i = 0; i < 3; i++)
-        f[i] = objective_at(o, s[i]);
-    for (int it = 0; it < 120; it++) {
-        /* order */
-        for (int a = 0; a < 3; a++)
-            for (int b = a + 1; b < 3; b++)
+    double S[5][4], f[5];
+    for (int i = 0; i <= D; i++) {
+        for (int a = 0; a < D; a++)
+            S[i][a] = th[a] + (i == a + 1 ? (a == 0 ? 0.5 : 1.0) : 0);
+        f[i] = objective_at(o, S[i]);
+    }
+    for (int it = 0; it < 60 * D; it++) {
+        for (int a = 0; a <= D; a++) /* sort */
+            for (int b = a + 1; b <= D; b++)
                 if (f[b] < f[a]) {
-                    double t0 = s[a][0], t1 = s[a][1], tf = f[a];
-                    s[a][0] = s[b][0]; s[a][1] = s[b][1]; f[a] = f[b];
-                    s[b][0] = t0; s[b][1] = t1; f[b] = tf;
+                    double t[4], tf = f[a];
+                    memcpy(t, S[a], sizeof t); memcpy(S[a], S[b], sizeof t); memcpy(S[b], t, sizeof t);
+                    f[a] = f[b]; f[b] = tf;
                 }
-        double size = fabs(s[2][0] - s[0][0]) + fabs(s[2][1] - s[0][1]) + fabs(s[1][0] - s[0][0])
-                      + fabs(s[1][1] - s[0][1]);
-        if (size < 2e-3 || (isfinite(f[2]) && fabs(f[2] - f[0]) < 1e-7 * (1 + fabs(f[0])) && size < 0.05))
+        double size = 0;
+        for (int i = 1; i <= D; i++)
+            for (int a = 0; a < D; a++)
+                size += fabs(S[i][a] - S[0][a]);
+        if (size < 2e-3 || (isfinite(f[D]) && fabs(f[D] - f[0]) < 1e-7 * (1 + fabs(f[0])) && size < 0.05))
             break;
-        double c[2] = {(s[0][0] + s[1][0]) / 2, (s[0][1] + s[1][1]) / 2};
-        double xr[2] = {2 * c[0] - s[2][0], 2 * c[1] - s[2][1]}, fr = objective_at(o, xr);
+        double c[4] = {0, 0, 0, 0}, xr[4], xe[4], xc[4];
+        for (int i = 0; i < D; i++)
+            for (int a = 0; a < D; a++)
+                c[a] += S[i][a] / D;
+        for (int a = 0; a < D; a++)
+            xr[a] = 2 * c[a] - S[D][a];
+        double fr = objective_at(o, xr);
         if (fr < f[0]) {
-            double xe[2] = {3 * c[0] - 2 * s[2][0], 3 * c[1] - 2 * s[2][1]}, fe = objective_at(o, xe);
-            if (fe < fr) { s[2][0] = xe[0]; s[2][1] = xe[1]; f[2] = fe; }
-            else { s[2][0] = xr[0]; s[2][1] = xr[1]; f[2] = fr; }
-        } else if (fr < f[1]) {
-            s[2][0] = xr[0]; s[2][1] = xr[1]; f[2] = fr;
+            for (int a = 0; a < D; a++)
+                xe[a] = 3 * c[a] - 2 * S[D][a];
+            double fe = objective_at(o, xe);
+            if (fe < fr) { memcpy(S[D], xe, sizeof xe); f[D] = fe; }
+            else { memcpy(S[D], xr, sizeof xr); f[D] = fr; }
+        } else if (fr < f[D - 1]) {
+            memcpy(S[D], xr, sizeof xr);
+            f[D] = fr;
         } else {
-            double xc[2] = {(c[0] + s[2][0]) / 2, (c[1] + s[2][1]) / 2}, fc = objective_at(o, xc);
-            if (fc < f[2]) {
-                s[2][0] = xc[0]; s[2][1] = xc[1]; f[2] = fc;
+            for (int a = 0; a < D; a++)
+                xc[a] = (c[a] + S[D][a]) / 2;
+            double fc = objective_at(o, xc);
+            if (fc < f[D]) {
+                memcpy(S[D], xc, sizeof xc);
+                f[D] = fc;
             } else {
-                for (int i = 1; i < 3; i++) {
-                    s[i][0] = (s[i][0] + s[0][0]) / 2;
-                    s[i][1] = (s[i][1] + s[0][1]) / 2;
-                    f[i] = objective_at(o, s[i]);
+                for (int i = 1; i <= D; i++) {
+                    for (int a = 0; a < D; a++)
+                        S[i][a] = (S[i][a] + S[0][a]) / 2;
+                    f[i] = objective_at(o, S[i]);
                 }
             }
         }
     }
     int best = 0;
-    for (int i = 1; i < 3; i++)
+    for (int i = 1; i <= D; i++)
         if (f[i] < f[best]) best = i;
-    th[0] = s[best][0];
-    th[1] = s[best][1];
+    memcpy(th, S[best], sizeof(double) * D);
 }
 
 /* A seeded random subset of at most k of the n points (all when k <= 0 or k >= n). */
@@ -305,6 +334,11 @@ static void krige_free(void *p)
     free(s->lambda);
     free(s->sill);
     free(s->label_mean);
+    free(s->lab);
+    free(s->eta);
+    free(s->label_alpha);
+    free(s->don);
+    free(s->zeta);
     free(s);
 }
 
@@ -317,6 +351,8 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
     if (ns < 1)
         return gi_fail(err, "out of memory");
     float *ps = malloc(sizeof(float) * 3 * (size_t)ns), *ys = malloc(sizeof(float) * (size_t)ns * G);
+    int *ls = s->lab ? malloc(sizeof(int) * (size_t)ns) : NULL;
+    int *dsub = s->don ? malloc(sizeof(int) * (size_t)ns) : NULL;
     double *A = malloc(sizeof(double) * (size_t)(n > ns ? n : ns) * (n > ns ? n : ns));
     double *alpha = malloc(sizeof(double) * (size_t)n);
     int rc = -1;
@@ -327,6 +363,10 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
     for (int k = 0; k < ns; k++) {
         memcpy(ps + 3 * (size_t)k, s->mni + 3 * (size_t)sub[k], sizeof(float) * 3);
         memcpy(ys + (size_t)k * G, y + (size_t)sub[k] * G, sizeof(float) * G);
+        if (ls)
+            ls[k] = s->lab[sub[k]];
+        if (dsub)
+            dsub[k] = s->don[sub[k]];
     }
     /* Start: range a quarter of the mean inter-point distance scale, lambda 0.3. */
     double lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
@@ -336,23 +376,26 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
             hi[a] = fmax(hi[a], ps[3 * k + a]);
         }
     double extent = fmax(fmax(hi[0] - lo[0], hi[1] - lo[1]), fmax(hi[2] - lo[2], 1.0));
-    objective ob = {s->cov, ns, G, -1, ps, ys, A, 0};
-    int passes = s->per_gene ? G : 1;
+    objective ob = {s->cov, ns, G, -1, ps, ys, ls, dsub, A, 0};
+    int passes = s->per_gene ? G : 1, D = 2 + (ls != NULL) + (dsub != NULL);
     for (int pass = 0; pass < passes; pass++) {
         ob.gene = s->per_gene ? pass : -1;
-        double th[2] = {log(extent / 8), log(0.3)};
-        nelder_mead(&ob, th);
+        double th[4] = {log(extent / 8), log(0.3), log(0.3), log(0.1)};
+        nelder_mead(&ob, D, th);
         for (int g = 0; g < G; g++)
             if (!s->per_gene || g == pass) {
                 s->range[g] = exp(th[0]);
                 s->lambda[g] = exp(th[1]);
+                s->eta[g] = ls ? exp(th[2]) : 0;
+                s->zeta[g] = dsub ? exp(th[D - 1]) : 0;
             }
     }
     /* Weights on all samples, one factor per distinct hyperparameter set. */
     for (int g = 0; g < G; g++) {
         double logdet, nll;
         if (g == 0 || s->per_gene) {
-            if (factor(s->cov, s->mni, n, s->range[g], s->lambda[g], A, &logdet) != 0) {
+            if (factor(s->cov, s->mni, s->lab, s->don, n, s->range[g], s->lambda[g], s->eta[g], s->zeta[g], A, &logdet)
+                != 0) {
                 gi_fail(err, "kriging: the covariance matrix is not positive definite (range %g mm, nugget ratio %g)",
                         s->range[g], s->lambda[g]);
                 goto done;
@@ -364,17 +407,28 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
         }
         for (int i = 0; i < n; i++)
             s->alpha[(size_t)i * G + g] = (float)alpha[i];
+        if (s->lab) {
+            for (int l = 0; l < s->n_labels; l++)
+                s->label_alpha[(size_t)l * G + g] = 0;
+            for (int i = 0; i < n; i++)
+                s->label_alpha[(size_t)s->lab[i] * G + g] += (float)alpha[i];
+        }
     }
     if (o->verbose)
         for (int g = 0; g < (s->per_gene ? G : 1); g++)
-            printf("kriging: %s%s range %.2f mm, nugget/sill %.3f (%d likelihood evaluations on %d samples)\n",
-                   s->per_gene ? "gene " : "shared", s->per_gene ? "" : ":", s->range[g], s->lambda[g],
+            printf("%s: %s%s range %.2f mm, nugget/sill %.3f%s%.3g (%d likelihood evaluations on %d samples)\n",
+                   s->lab ? "regression kriging" : "kriging", s->per_gene ? "gene " : "shared", s->per_gene ? "" : ":",
+                   s->range[g], s->lambda[g], s->lab ? ", label effect/sill " : "", s->lab ? s->eta[g] : 0.0,
                    ob.evals, ns);
+    if (o->verbose && s->don)
+        printf("  donor effect/sill %.3g (excluded from the donor-average prediction)\n", s->zeta[0]);
     rc = 0;
 done:
     free(sub);
     free(ps);
     free(ys);
+    free(ls);
+    free(dsub);
     free(A);
     free(alpha);
     return rc;
@@ -402,7 +456,15 @@ static krige_state *krige_new(const gi_method_opts *o, const gi_fit_data *d, gi_
     s->range = calloc((size_t)G, sizeof(double));
     s->lambda = calloc((size_t)G, sizeof(double));
     s->sill = calloc((size_t)G, sizeof(double));
-    if (!s->mni || !s->alpha || !s->mu || !s->range || !s->lambda || !s->sill) {
+    s->eta = calloc((size_t)G, sizeof(double));
+    s->zeta = calloc((size_t)G, sizeof(double));
+    if (o->donor_effect && d->donor) {
+        s->don = malloc(sizeof(int) * (size_t)n);
+        if (s->don)
+            memcpy(s->don, d->donor, sizeof(int) * (size_t)n);
+    }
+    if (!s->mni || !s->alpha || !s->mu || !s->range || !s->lambda || !s->sill || !s->eta || !s->zeta
+        || (o->donor_effect && d->donor && !s->don)) {
         krige_free(s);
         gi_fail(err, "out of memory");
         return NULL;
@@ -433,9 +495,14 @@ static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
     int n = d->n, G = d->n_genes, L = d->n_labels;
     s->n_labels = L;
     s->label_mean = malloc(sizeof(float) * (size_t)L * G);
+    s->lab = malloc(sizeof(int) * (size_t)n);
+    s->label_alpha = calloc((size_t)L * G, sizeof(float));
+    if (s->lab)
+        for (int i = 0; i < n; i++)
+            s->lab[i] = d->label[i] >= 0 && d->label[i] < L ? d->label[i] : 0;
     double *sum = calloc((size_t)L * G, sizeof(double)), *cnt = calloc((size_t)L * G, sizeof(double));
     float *res = malloc(sizeof(float) * (size_t)n * G);
-    if (!s->label_mean || !sum || !cnt || !res) {
+    if (!s->label_mean || !s->lab || !s->label_alpha || !sum || !cnt || !res) {
         free(sum); free(cnt); free(res);
         krige_free(s);
         gi_fail(err, "out of memory");
@@ -456,7 +523,10 @@ static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
         double mean = nt > 0 ? tot / nt : 0, k = o->label_shrink;
         for (int l = 0; l < L; l++) {
             double c = cnt[(size_t)l * G + g];
-            s->label_mean[(size_t)l * G + g] = (float)(c + k > 0 ? (sum[(size_t)l * G + g] + k * mean) / (c + k) : mean);
+            /* label_shrink 0: no fixed label means, the labels act only
+             * through the covariance (joint random effect, BLUP shrinkage). */
+            s->label_mean[(size_t)l * G + g] = k <= 0 ? 0.0f
+                : (float)(c + k > 0 ? (sum[(size_t)l * G + g] + k * mean) / (c + k) : mean);
         }
         for (int i = 0; i < n; i++) {
             float y = d->y[(size_t)i * G + g];
@@ -515,7 +585,8 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
                 float base = (float)s->mu[g];
                 if (s->n_labels) {
                     int l = label[q0 + k];
-                    base += s->label_mean[(size_t)(l >= 0 && l < s->n_labels ? l : 0) * G + g];
+                    l = l >= 0 && l < s->n_labels ? l : 0;
+                    base += s->label_mean[(size_t)l * G + g] + (float)s->eta[g] * s->label_alpha[(size_t)l * G + g];
                 }
                 out[(size_t)(q0 + k) * G + g] += base;
             }

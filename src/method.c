@@ -68,6 +68,25 @@ int gi_method_predict(const gi_method *m, int n, const float *mni, const int *la
     return IMPLS[m->kind]->predict(m->state, n, mni, label, out, err);
 }
 
+void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err);
+
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err)
+{
+    gi_method *m = calloc(1, sizeof *m);
+    if (!m) {
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    m->kind = GI_METHOD_INR;
+    m->n_genes = n_genes;
+    m->state = gi_inr_load_state(checkpoint, c, err);
+    if (!m->state) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
 int gi_method_n_genes(const gi_method *m) { return m->n_genes; }
 int gi_method_kind(const gi_method *m) { return m->kind; }
 const void *gi_method_state(const gi_method *m) { return m->state; }

@@ -74,6 +74,46 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
     return rc;
 }
 
+/* The best-validation weights of a checkpoint, plus the prior its training
+ * subtracted (rebuilt from c: the prior is a deterministic function of the
+ * table and the split, so the same config reproduces it exactly; the
+ * normalisation is compared with the checkpoint's to make sure). */
+static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
+{
+    inr_state *s = calloc(1, sizeof *s);
+    if (!s || gi_checkpoint_load(&s->st, ckpt, err) != 0) {
+        if (!s)
+            gi_fail(err, "out of memory");
+        free(s);
+        return NULL;
+    }
+    gi_model *m = &s->st.model;
+    memcpy(m->params, s->st.best_params, sizeof(float) * m->n_params);
+    if (c->data.prior != GI_PRIOR_NONE) {
+        if (gi_dataset_build(&s->prior, c, err) != 0) {
+            inr_free(s);
+            return NULL;
+        }
+        s->have_prior = 1;
+        int same = s->prior.s.n_genes == s->st.n_genes;
+        for (int g = 0; same && g < s->st.n_genes; g++)
+            same = s->prior.gene_mean[g] == s->st.gene_mean[g] && s->prior.gene_std[g] == s->st.gene_std[g];
+        if (!same) {
+            inr_free(s);
+            gi_fail(err, "%s: data.samples or the validation split differ from the training's, so the data.prior "
+                    "it was trained over cannot be rebuilt; use the config it was trained with", ckpt);
+            return NULL;
+        }
+    }
+    s->ws = gi_workspace_new(m, INR_BATCH);
+    if (!s->ws) {
+        inr_free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    return s;
+}
+
 static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
 {
     if (!o->config || !o->work_dir) {
@@ -93,38 +133,9 @@ static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
     gi_train_result res;
     if (gi_train(&c, o->comm, o->work_dir, NULL, &res, err) != 0)
         return NULL;
-    inr_state *s = calloc(1, sizeof *s);
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o->work_dir);
-    if (!s || gi_checkpoint_load(&s->st, ckpt, err) != 0) {
-        if (!s)
-            gi_fail(err, "out of memory");
-        free(s);
-        return NULL;
-    }
-    gi_model *m = &s->st.model;
-    memcpy(m->params, s->st.best_params, sizeof(float) * m->n_params);
-    if (m->spec.gene_mode != GI_GENE_FACTORIZED && m->spec.gene_mode != GI_GENE_CONCAT) {
-        inr_free(s);
-        gi_fail(err, "unknown gene mode");
-        return NULL;
-    }
-    /* The prior is a deterministic function of the table and the split, so
-     * rebuilding the dataset reproduces the one training subtracted. */
-    if (c.data.prior != GI_PRIOR_NONE) {
-        if (gi_dataset_build(&s->prior, &c, err) != 0) {
-            inr_free(s);
-            return NULL;
-        }
-        s->have_prior = 1;
-    }
-    s->ws = gi_workspace_new(m, INR_BATCH);
-    if (!s->ws) {
-        inr_free(s);
-        gi_fail(err, "out of memory");
-        return NULL;
-    }
-    return s;
+    return inr_load(ckpt, &c, err);
 }
 
 static int inr_predict(const void *p, int n, const float *mni, const int *label, float *out, gi_err *err)
@@ -180,3 +191,8 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
 }
 
 const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free};
+
+void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err)
+{
+    return inr_load(checkpoint, c, err);
+}

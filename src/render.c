@@ -423,6 +423,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     free(yaml);
     int rc = w ? 0 : -1;
     int total_rounds = plan.rounds * plan.groups;
+    double t_write = 0; /* rank 0's time in the collective writes (docs/SCALING.md) */
     for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
         int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
         for (int round = 0; rc == 0 && round < plan.rounds; round++) {
@@ -432,7 +433,9 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
             if (nzb > 0)
                 render_slices(&r, z0, nzb, g0, ng, buf, mbuf);
             /* The mask once, with the first gene group. */
+            double tw = MPI_Wtime();
             rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            t_write += MPI_Wtime() - tw;
             if (r.rank == 0 && total_rounds > 1) {
                 printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
                 fflush(stdout);
@@ -441,14 +444,14 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     }
     free(buf);
     free(mbuf);
+    double tw = MPI_Wtime();
     if (w)
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
+    t_write += MPI_Wtime() - tw;
     double el = MPI_Wtime() - t0;
     if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
         rc = write_nifti(&r, out_dir, atlas_path, err);
     double el_nifti = MPI_Wtime() - t0 - el;
-    if (rc == 0)   /* 4-D NIfTI, dataset_description.json, previews */
-        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
 
     /* Report. */
     res->voxels = plan.total;
@@ -456,17 +459,14 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     res->seconds = el;
     res->voxels_per_second = el > 0 ? plan.total / el : 0;
     if (rc == 0 && r.rank == 0) {
-        printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s); atlas %s\n", plan.total, G, el,
-               res->voxels_per_second, atlas_path);
+        printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s; rank 0: collective writes %.1f s); atlas %s\n",
+               plan.total, G, el, res->voxels_per_second, t_write, atlas_path);
         if (c->render.nifti & GI_NIFTI_3D)
             printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, el_nifti);
         fflush(stdout);
     }
+    if (rc == 0)   /* then the 4-D NIfTI, dataset_description.json, previews (export.h) */
+        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
     renderer_free(&r);
     return rc;
-}
-
-int gi_render_has_prior(void)
-{
-    return 0;
 }

@@ -30,6 +30,7 @@ typedef struct job {
     float *pts, *pred;
     int *labels;
     long *where;
+    int destandardise;       /* baselines predict standardised values; the INR table units */
 } job;
 
 static void job_free(job *j)
@@ -45,7 +46,7 @@ static void job_free(job *j)
     free(j->where);
 }
 
-static int setup(job *j, const gi_config *c, gi_err *err)
+static int setup(job *j, const gi_config *c, const char *checkpoint, gi_err *err)
 {
     int kind = c->render.method;
     if (!c->render.mask[0])
@@ -54,7 +55,10 @@ static int setup(job *j, const gi_config *c, gi_err *err)
     if (gi_method_needs_anatomy(kind) && !c->data.anatomy[0])
         return gi_fail(err, "render.method: %s needs data.anatomy (a label image)", GI_METHOD_NAMES[kind]);
     gi_config all = *c;
-    all.train.val_mode = GI_VAL_NONE; /* a baseline map uses every sample */
+    if (kind != GI_METHOD_INR) {
+        all.train.val_mode = GI_VAL_NONE; /* a baseline map uses every sample */
+        all.data.prior = GI_PRIOR_NONE;   /* ... and the plain standardised values, not a model's residuals */
+    }
     if (gi_dataset_build(&j->d, &all, err) != 0)
         return -1;
     if (gi_volume_read(&j->mask, c->render.mask, 1, err) != 0)
@@ -71,7 +75,8 @@ static int setup(job *j, const gi_config *c, gi_err *err)
                       .label = j->d.label, .n_labels = j->d.n_labels};
     gi_method_opts o;
     gi_method_opts_from_config(&o, c);
-    j->m = gi_method_fit(kind, &o, &fd, err);
+    j->destandardise = kind != GI_METHOD_INR;
+    j->m = kind == GI_METHOD_INR ? gi_method_inr_load(checkpoint, c, s->n_genes, err) : gi_method_fit(kind, &o, &fd, err);
     if (!j->m)
         return gi_fail_prefix(err, "render.method %s", GI_METHOD_NAMES[kind]);
     j->pts = malloc(sizeof(float) * 3 * BATCH);
@@ -90,7 +95,8 @@ static int flush_batch(job *j, int nb, float *buf, size_t gene_stride, gi_err *e
         return -1;
     for (int k = 0; k < nb; k++)
         for (int g = 0; g < G; g++)
-            buf[g * gene_stride + j->where[k]] = j->pred[(size_t)k * G + g] * j->d.gene_std[g] + j->d.gene_mean[g];
+            buf[g * gene_stride + j->where[k]] = j->destandardise
+                ? j->pred[(size_t)k * G + g] * j->d.gene_std[g] + j->d.gene_mean[g] : j->pred[(size_t)k * G + g];
     return 0;
 }
 
@@ -164,7 +170,8 @@ static int write_nifti(job *j, MPI_Comm comm, const char *out_dir, const char *a
     return gi_dist_agree(comm, rc, err);
 }
 
-int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_render_result *res, gi_err *err)
+int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
+                     gi_render_result *res, gi_err *err)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -174,7 +181,7 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_
     job j;
     memset(&j, 0, sizeof j);
     j.c = c;
-    if (gi_dist_agree(comm, setup(&j, c, err), err) != 0) {
+    if (gi_dist_agree(comm, setup(&j, c, checkpoint, err), err) != 0) {
         job_free(&j);
         return -1;
     }
@@ -226,8 +233,12 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_
     memset(prov.run.out, 0, sizeof prov.run.out);
     char *yaml = gi_config_to_yaml(&prov);
     char norm[256];
-    snprintf(norm, sizeof norm, "%s fitted on per-gene standardised samples, de-standardised: value = prediction "
-             "* gene_std + gene_mean (mean and std of all samples)", GI_METHOD_NAMES[c->render.method]);
+    if (c->render.method == GI_METHOD_INR)
+        snprintf(norm, sizeof norm, "(network output + data.prior %s) * gene_std + gene_mean, with the mean and std of "
+                 "the training samples", c->data.prior == GI_PRIOR_RK ? "regression_kriging" : "kriging");
+    else
+        snprintf(norm, sizeof norm, "%s fitted on per-gene standardised samples, de-standardised: value = prediction "
+                 "* gene_std + gene_mean (mean and std of all samples)", GI_METHOD_NAMES[c->render.method]);
     gi_atlas_info info = {
         .n_genes = G, .genes = (const char *const *)j.d.s.gene_names,
         .n_donors = j.d.s.n_donors, .donors = (const char *const *)j.d.s.donor_names,

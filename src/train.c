@@ -166,8 +166,10 @@ static double validate(trainer *t)
         long p0 = ch * C, n = npos - p0 < C ? npos - p0 : C;
         for (long k = 0; k < n; k++)
             pos[k] = p0 + k;
-        /* A held-out donor has no trained embedding: it is predicted as the donor average. */
-        sse += run_units(t, &t->val, pos, n, t->data.val_donor >= 0, 0, 1.0);
+        /* A held-out donor has no trained embedding: it is predicted as the
+         * donor average; train.val_average scores every validation sample
+         * that way, i.e. the map that render and eval use. */
+        sse += run_units(t, &t->val, pos, n, t->data.val_donor >= 0 || t->c->train.val_average, 0, 1.0);
     }
     MPI_Allreduce(&sse, &tot, 1, MPI_DOUBLE, MPI_SUM, t->comm);
     return t->val.measured ? tot / (double)t->val.measured : NAN;
@@ -281,6 +283,15 @@ static int state_new(trainer *t, gi_err *err)
     memset(st, 0, sizeof *st);
     if (gi_model_init(&st->model, &spec, c->train.seed, err) != 0)
         return -1;
+    if (c->data.prior != GI_PRIOR_NONE) {
+        /* Over a prior the network starts as exactly zero (output layer
+         * zeroed; its gradients still flow), so training begins at the
+         * prior's own fit and validation stopping keeps the prior unless the
+         * network improves on it. */
+        const gi_layer *out = &st->model.layers[st->model.n_layers - 1];
+        memset(st->model.params + out->w_off, 0, sizeof(float) * (size_t)out->in * out->out);
+        memset(st->model.params + out->b_off, 0, sizeof(float) * (size_t)out->out);
+    }
     int G = d->s.n_genes;
     st->n_genes = G;
     st->n_donors = d->s.n_donors;
@@ -667,6 +678,17 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
         if (resume)
             printf("train: resuming %s at step %ld\n", resume, st->step);
         fflush(stdout);
+    }
+
+    /* Over a prior, the untrained (zero) network - the prior alone - is the
+     * first candidate of validation stopping. */
+    if (rc == 0 && st->step == 0 && c->data.prior != GI_PRIOR_NONE && c->train.val_mode != GI_VAL_NONE) {
+        double v0 = validate(&t);
+        MPI_Bcast(&v0, 1, MPI_DOUBLE, 0, comm);
+        st->best_val = v0;
+        st->best_step = 0;
+        if (t.rank == 0)
+            printf("train: validation MSE of the prior alone %.5f\n", v0);
     }
 
     /* Compute. */

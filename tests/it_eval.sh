@@ -175,6 +175,15 @@ print("ok")
 PY
     check "score: regression_kriging and kriging atlases beat the nearest-sample map against the truth" \
         bash -c "for m in kriging regression_kriging; do $G score '$T/rm_'\$m/atlas.h5 --truth '$T/ph/truth.h5' --samples '$T/ph/samples.csv' --json '$T/'\$m.json >/dev/null || exit 1; done; $PY -c \"import json,sys; a=[json.load(open('$T/'+m+'.json')) for m in ('kriging','regression_kriging')]; sys.exit(not all(x['mean_r_model'] > x['mean_r_nearest'] for x in a))\""
+    # data.prior: the INR learns the residual over regression kriging; eval and run both add the prior back.
+    check "eval with data.prior=regression_kriging (INR over the RK mean) and RK on the same folds" \
+        $G eval "$T/cfg.yaml" --out "$T/kfp" --set data.prior=regression_kriging --set eval.methods=inr,regression_kriging
+    check "INR over the RK prior is at least as good as RK alone on held-out r (tolerance 0.01)" \
+        awk -F, 'NR > 1 { r[$1] = $5 } END { exit !(r["inr"] > r["regression_kriging"] - 0.01) }' "$T/kfp/summary.csv"
+    check "run with data.prior=regression_kriging trains and renders network + prior" \
+        $G run "$T/cfg.yaml" --out "$T/rp" --set data.prior=regression_kriging --set render.mask="$T/slab.nii.gz"
+    check "the prior model's atlas beats the nearest-sample map against the truth" \
+        bash -c "$G score '$T/rp/atlas.h5' --truth '$T/ph/truth.h5' --samples '$T/ph/samples.csv' --json '$T/rp.json' >/dev/null && $PY -c \"import json,sys; a=json.load(open('$T/rp.json')); sys.exit(not a['mean_r_model'] > a['mean_r_nearest'])\""
 else
     echo "skip - render.method checks: numpy, h5py or nibabel missing"
 fi

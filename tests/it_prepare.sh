@@ -187,6 +187,11 @@ YAML
     else
         notok "prepare with the real tables equals the numpy reference" "$(tail -n 3 "$T/real.log" "$T/real_ref.log" | tr '\n' ' ')"
     fi
+    check "the documented call: geneinr prepare configs/prepare.yaml --set prepare.data_dir=... --out DIR" \
+        bash -c "$G prepare configs/prepare.yaml --set prepare.data_dir='$T/real/ahba' --out '$T/real_cfg' \
+                 --set prepare.coordinates='$SHARED/corrected_mni_coordinates.csv.gz' \
+                 --set prepare.reannotation='$SHARED/reannotated.csv.gz' >/dev/null &&
+                 test \$(wc -l < '$T/real_cfg/samples.csv') = \$(wc -l < '$T/real_out/samples.csv')"
     check "real well ids and corrected coordinates are in the table" \
         $PY -c "
 import csv, gzip

@@ -25,7 +25,7 @@ static gi_method_opts opts(void)
     o.idw_k = 10;
     o.covariance = GI_COV_EXPONENTIAL;
     o.fit_samples = 0;
-    o.label_shrink = 5;
+    o.label_shrink = 0;
     o.seed = 1;
     o.comm = MPI_COMM_SELF;
     return o;

@@ -13,14 +13,14 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy", "data.genes", "data.prior",
+    "data.samples", "data.anatomy", "data.genes", "data.prior", "data.prior_donor_effect",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",
     "train.steps", "train.batch_size", "train.optimizer", "train.lr", "train.weight_decay", "train.beta1",
     "train.beta2", "train.eps", "train.schedule", "train.warmup_steps", "train.min_lr", "train.step_every",
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
-    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.resume",
+    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.val_average", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
     "render.method",
     "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
@@ -433,6 +433,7 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : strstr(ALL_KEYS[i], "resume") ? "auto"
                             : strstr(ALL_KEYS[i], "render.method") ? "kriging"
+                            : strstr(ALL_KEYS[i], "prior_donor_effect") ? "true"
                             : strstr(ALL_KEYS[i], "data.prior") ? "kriging"
                             : strstr(ALL_KEYS[i], "covariance") ? "matern52"
                             : strstr(ALL_KEYS[i], "eval.split") ? "block"

@@ -21,9 +21,16 @@
  * correlations with all samples (256 x n floats) times alpha ([n][G]) is one
  * sgemm, so memory is bounded by the block, not by the volume.
  *
- * Regression kriging: the anatomy's label means (shrunk toward the global
- * mean: (n_l mean_l + k mean) / (n_l + k), k = baseline.label_shrink), plus
- * ordinary kriging of the residuals.
+ * Regression kriging: the anatomy's labels act as a random effect in the
+ * covariance, cov = sill * (rho + eta [same label] + lambda delta), with eta
+ * fitted by maximum likelihood together with range and lambda. The predictor
+ * is then the label effect (the BLUP: each label's mean shrunk toward the
+ * global mean, the more the fewer samples it has) plus the kriged field,
+ * estimated jointly, so label means are not confounded with gradients and
+ * labels that do not matter get eta ~ 0 (ordinary kriging). Optionally
+ * (baseline.label_shrink = k > 0) fixed label means shrunk with pseudo-count
+ * k, (n_l mean_l + k mean) / (n_l + k), are removed first (the classic two-
+ * step regression kriging; held-out r 0.7938 vs 0.7953 joint on the phantom).
  */
 #ifndef GENEINR_KRIGING_H
 #define GENEINR_KRIGING_H

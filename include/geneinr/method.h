@@ -69,6 +69,8 @@ typedef struct gi_method_opts {
     int per_gene;                /* kriging: 1 = hyperparameters per gene, 0 = shared */
     int fit_samples;             /* kriging: samples used by the likelihood fit (subsample), 0 = all */
     float label_shrink;          /* regression kriging: pseudo-count of the label-mean shrinkage */
+    int donor_effect;            /* kriging: a donor random effect in the covariance, left out of the
+                                  * (donor-average) prediction (data.prior_donor_effect) */
     uint64_t seed;               /* subsample draws */
     int verbose;                 /* print the fitted hyperparameters */
     /* INR */
@@ -91,6 +93,10 @@ gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d
 /* Predict at n points: out [n][n_genes]. label may be NULL for methods that
  * do not use anatomy. Local (no communication). */
 int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err);
+
+/* The INR of a trained checkpoint (best-validation weights; with data.prior
+ * the prior rebuilt from c). Predicts in the sample table's units. */
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err);
 
 int gi_method_n_genes(const gi_method *m);
 int gi_method_kind(const gi_method *m);

@@ -30,7 +30,4 @@ typedef struct gi_render_result {
 int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
               gi_render_result *res, gi_err *err);
 
-/* 1 when gi_render adds the data.prior baseline to the network's output. */
-int gi_render_has_prior(void);
-
 #endif

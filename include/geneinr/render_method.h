@@ -9,6 +9,9 @@
  * bounded by render.buffer_mb - plus OUT/nifti/<gene>.nii.gz with
  * render.nifti, so a baseline opens beside the model in the same tools.
  * Every rank fits the same method (deterministic) and predicts its slab.
+ * A model trained over data.prior renders here too (render.method inr with
+ * a prior): the network's donor-average output plus the prior, rebuilt from
+ * the same table and split.
  */
 #ifndef GENEINR_RENDER_METHOD_H
 #define GENEINR_RENDER_METHOD_H
@@ -19,6 +22,9 @@
 #include "geneinr/error.h"
 #include "geneinr/render.h"
 
-int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_render_result *res, gi_err *err);
+/* render.method = inr is accepted too (the path for models trained over a
+ * data.prior, which the model render does not add): checkpoint names it. */
+int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
+                     gi_render_result *res, gi_err *err);
 
 #endif
