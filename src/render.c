@@ -31,6 +31,10 @@ typedef struct renderer {
     float *xyz, *out;
     int *donors, *labels, *genes;
     long *where;             /* [nb_max] voxel offset within the round buffer */
+    /* concat mode: the batch's coordinate columns (Fourier features), computed
+     * once and shared by every gene's pass; NULL in factorized mode */
+    float *coords;           /* [nb_max][gi_model_coord_width] */
+    int *rows;               /* [nb_max] 0, 1, 2, ...: row k of coords is voxel k */
 } renderer;
 
 /* Non-zero, non-NaN mask voxels are inside. */
@@ -52,6 +56,8 @@ static void renderer_free(renderer *r)
     free(r->labels);
     free(r->genes);
     free(r->where);
+    free(r->coords);
+    free(r->rows);
 }
 
 static int setup(renderer *r, const char *checkpoint, gi_err *err)
@@ -98,6 +104,14 @@ static int setup(renderer *r, const char *checkpoint, gi_err *err)
     r->where = malloc(sizeof(long) * (size_t)r->nb_max);
     if (!r->ws || !r->xyz || !r->donors || !r->labels || !r->genes || !r->where)
         return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
+    if (m->spec.gene_mode == GI_GENE_CONCAT) {
+        r->coords = malloc(sizeof(float) * (size_t)r->nb_max * (size_t)gi_model_coord_width(m));
+        r->rows = malloc(sizeof(int) * (size_t)r->nb_max);
+        if (!r->coords || !r->rows)
+            return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
+        for (int k = 0; k < r->nb_max; k++)
+            r->rows[k] = k;
+    }
     for (int k = 0; k < r->nb_max; k++)
         r->donors[k] = r->donor;
     return 0;
@@ -121,11 +135,13 @@ static void eval_batch(renderer *r, int nb, int g0, int ng, float *buf, size_t g
         return;
     }
     b.gene = r->genes;
+    /* The coordinate columns do not depend on the gene: once per batch. */
+    gi_model_coord_features(m, r->xyz, nb, r->coords);
     for (int j = 0; j < ng; j++) {
         int g = g0 + j;
         for (int k = 0; k < nb; k++)
             r->genes[k] = g;
-        gi_model_forward(m, &b, r->ws, r->out);
+        gi_model_forward_coords(m, &b, r->coords, r->rows, r->ws, r->out);
         for (int k = 0; k < nb; k++)
             buf[j * gene_stride + r->where[k]] = r->out[k] * r->st.gene_std[g] + r->st.gene_mean[g];
     }
@@ -377,7 +393,9 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write; "
                "per rank %.1f MB output buffers, %.1f MB forward workspace\n", plan.total, v->nx, v->ny, v->nz, G,
                r.size, r.size > 1 ? "s" : "", plan.k, plan.ng, plan.buffer_bytes / 1048576.0,
-               gi_workspace_bytes(&r.st.model, r.nb_max, 1) / 1048576.0);
+               (gi_workspace_bytes(&r.st.model, r.nb_max, 1) +
+                (r.coords ? sizeof(float) * (size_t)r.nb_max * (size_t)gi_model_coord_width(&r.st.model) : 0)) /
+                   1048576.0);
         fflush(stdout);
     }
 
