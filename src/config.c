@@ -114,6 +114,8 @@ static const key_spec KEYS[] = {
     STR("data.anatomy", data.anatomy, "", "anatomical label NIfTI fed to the network; \"\" = none"),
     ENUM("data.prior", data.prior, "none", PRIOR_NAMES,
          "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
+    BOOL("data.prior_donor_effect", data.prior_donor_effect, "false",
+         "the prior's covariance includes a donor random effect (per-donor offsets, fitted by ML) that its donor-average prediction leaves out"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     GI_MODEL_SETTINGS(MODEL_ROW)

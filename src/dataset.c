@@ -151,11 +151,20 @@ static int apply_prior(gi_dataset *d, const gi_config *c, gi_err *err)
             lab[k] = d->label[i];
         k++;
     }
-    gi_fit_data fd = {.n = k, .n_genes = (int)G, .mni = mni, .y = y, .label = lab, .n_labels = d->n_labels};
+    int *don = malloc(sizeof(int) * n);
+    if (!don) {
+        free(mni); free(y); free(lab);
+        return gi_fail(err, "out of memory for data.prior");
+    }
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (!d->is_val[i])
+            don[j++] = s->donor[i];
+    gi_fit_data fd = {.n = k, .n_genes = (int)G, .mni = mni, .y = y, .donor = don, .label = lab, .n_labels = d->n_labels};
     gi_method_opts o;
     gi_method_opts_from_config(&o, c);
+    o.donor_effect = c->data.prior_donor_effect;
     d->prior = gi_method_fit(kind, &o, &fd, err);
-    free(mni); free(y); free(lab);
+    free(mni); free(y); free(lab); free(don);
     if (!d->prior)
         return gi_fail_prefix(err, "data.prior %s", GI_METHOD_NAMES[kind]);
     if (gi_method_predict(d->prior, (int)n, s->mni, d->label, d->prior_at, err) != 0)

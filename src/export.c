@@ -170,17 +170,19 @@ static int gzip_member(const char *path, const void *data, size_t len, gi_err *e
 
 static int append_file(FILE *out, const char *path, gi_err *err)
 {
+    enum { BUF = 1 << 20 };
     FILE *in = fopen(path, "rb");
     if (!in)
         return gi_fail(err, "cannot read %s: %s", path, strerror(errno));
-    static char buf[1 << 20];
+    char *buf = malloc(BUF);
     size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+    int rc = buf ? 0 : gi_fail(err, "out of memory");
+    while (rc == 0 && (n = fread(buf, 1, BUF, in)) > 0)
         if (fwrite(buf, 1, n, out) != n)
             rc = gi_fail(err, "writing: %s", strerror(errno));
     if (rc == 0 && ferror(in))
         rc = gi_fail(err, "cannot read %s", path);
+    free(buf);
     fclose(in);
     return rc;
 }
@@ -244,6 +246,12 @@ static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, cons
                 rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
             if (rc != 0)
                 gi_remove_partial(tmp);
+            if (rc == 0 && gi_atlas_open(&a, atlas_path, err) == 0) {
+                rc = write_genes_tsv(out_dir, &a, err);
+                gi_atlas_close(&a);
+            } else if (rc == 0) {
+                rc = -1;
+            }
         }
         for (int g = -1; g < G; g++) {
             part_path(part, sizeof part, out_dir, g);
@@ -291,13 +299,13 @@ static int write_files(const gi_config *c, const char *out_dir, const char *atla
     int rc = write_description(c, out_dir, &a, err);
     if (rc == 0)
         rc = write_readme(c, out_dir, &a, err);
+    /* The 4-D file and its genes.tsv are replaced together (write_4d), or
+     * removed: either would describe earlier weights. */
     char path[GI_PATH_MAX + 32];
-    if (rc == 0 && (c->render.nifti & GI_NIFTI_4D)) {
-        rc = write_genes_tsv(out_dir, &a, err);
-    } else if (rc == 0) {
+    snprintf(path, sizeof path, "%s/genes.tsv", out_dir);
+    gi_remove_partial(path);
+    if (!(c->render.nifti & GI_NIFTI_4D)) {
         snprintf(path, sizeof path, "%s/expression.nii.gz", out_dir);
-        gi_remove_partial(path);
-        snprintf(path, sizeof path, "%s/genes.tsv", out_dir);
         gi_remove_partial(path);
     }
     gi_atlas_close(&a);
@@ -324,7 +332,7 @@ static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, c
                               ? c->data.samples : NULL;
     gi_preview_opts o = {
         .genes = genes, .n_genes = n_genes, .max_genes = c->render.preview_genes, .at = at,
-        .samples = samples, .radiological = c->render.preview_orientation == 1, .units = units,
+        .samples = samples, .radiological = c->render.preview_orientation == GI_RADIOLOGICAL, .units = units,
     };
     int mine = 0;
     int rc = gi_preview_atlas(atlas_path, dir, &o, rank, size, &mine, err);

@@ -29,6 +29,8 @@ typedef struct krige_state {
     int *lab;                /* [n] label index of each sample (joint label effect), NULL = none */
     double *eta;             /* [G] label-effect variance / sill */
     float *label_alpha;      /* [n_labels][G] sum of alpha over each label's samples */
+    int *don;                /* [n] donor of each sample (donor random effect), NULL = none */
+    double *zeta;            /* [G] donor-effect variance / sill */
 } krige_state;
 
 double gi_cov_rho(int covariance, double h, double range)
@@ -45,16 +47,18 @@ double gi_cov_rho(int covariance, double h, double range)
 
 /* A = R + eta [same label] + lambda I over points p[0..n) (lower Cholesky
  * in place). lab = NULL: no label term. */
-static int factor(int cov, const float *p, const int *lab, int n, double range, double lambda, double eta, double *A,
-                  double *logdet)
+static int factor(int cov, const float *p, const int *lab, const int *don, int n, double range, double lambda,
+                  double eta, double zeta, double *A, double *logdet)
 {
     for (int i = 0; i < n; i++) {
-        A[(size_t)i * n + i] = 1 + lambda + (lab ? eta : 0);
+        A[(size_t)i * n + i] = 1 + lambda + (lab ? eta : 0) + (don ? zeta : 0);
         for (int j = i + 1; j < n; j++) {
             double dx = p[3 * i] - p[3 * j], dy = p[3 * i + 1] - p[3 * j + 1], dz = p[3 * i + 2] - p[3 * j + 2];
             double r = gi_cov_rho(cov, sqrt(dx * dx + dy * dy + dz * dz), range);
             if (lab && lab[i] == lab[j])
                 r += eta;
+            if (don && don[i] == don[j])
+                r += zeta;
             A[(size_t)i * n + j] = A[(size_t)j * n + i] = r;
         }
     }
@@ -212,17 +216,20 @@ typedef struct objective {
     const float *p;          /* [n][3] */
     const float *y;          /* [n][G] */
     const int *lab;          /* [n] or NULL */
+    const int *don;          /* [n] or NULL */
     double *A;               /* [n][n] scratch */
     int evals;
 } objective;
 
 static double objective_at(objective *o, const double *th)
 {
-    double range = exp(th[0]), lambda = exp(th[1]), eta = o->lab ? exp(th[2]) : 0, logdet;
+    int D = 2 + (o->lab != NULL);
+    double range = exp(th[0]), lambda = exp(th[1]), eta = o->lab ? exp(th[2]) : 0, zeta = o->don ? exp(th[D]) : 0, logdet;
     o->evals++;
-    if (range < 0.1 || range > 1e4 || lambda < 1e-6 || lambda > 1e3 || (o->lab && (eta < 1e-6 || eta > 1e3)))
+    if (range < 0.1 || range > 1e4 || lambda < 1e-6 || lambda > 1e3 || (o->lab && (eta < 1e-6 || eta > 1e3))
+        || (o->don && (zeta < 1e-6 || zeta > 1e3)))
         return INFINITY;
-    if (factor(o->cov, o->p, o->lab, o->n, range, lambda, eta, o->A, &logdet) != 0)
+    if (factor(o->cov, o->p, o->lab, o->don, o->n, range, lambda, eta, zeta, o->A, &logdet) != 0)
         return INFINITY;
     double tot = 0;
     for (int g = 0; g < o->G; g++) {
@@ -240,7 +247,7 @@ static double objective_at(objective *o, const double *th)
  * dozen factorisations. */
 static void nelder_mead(objective *o, int D, double *th)
 {
-    double S[4][3], f[4];
+    double S[5][4], f[5];
     for (int i = 0; i <= D; i++) {
         for (int a = 0; a < D; a++)
             S[i][a] = th[a] + (i == a + 1 ? (a == 0 ? 0.5 : 1.0) : 0);
@@ -250,7 +257,7 @@ static void nelder_mead(objective *o, int D, double *th)
         for (int a = 0; a <= D; a++) /* sort */
             for (int b = a + 1; b <= D; b++)
                 if (f[b] < f[a]) {
-                    double t[3], tf = f[a];
+                    double t[4], tf = f[a];
                     memcpy(t, S[a], sizeof t); memcpy(S[a], S[b], sizeof t); memcpy(S[b], t, sizeof t);
                     f[a] = f[b]; f[b] = tf;
                 }
@@ -260,7 +267,7 @@ static void nelder_mead(objective *o, int D, double *th)
                 size += fabs(S[i][a] - S[0][a]);
         if (size < 2e-3 || (isfinite(f[D]) && fabs(f[D] - f[0]) < 1e-7 * (1 + fabs(f[0])) && size < 0.05))
             break;
-        double c[3] = {0, 0, 0}, xr[3], xe[3], xc[3];
+        double c[4] = {0, 0, 0, 0}, xr[4], xe[4], xc[4];
         for (int i = 0; i < D; i++)
             for (int a = 0; a < D; a++)
                 c[a] += S[i][a] / D;
@@ -330,6 +337,8 @@ static void krige_free(void *p)
     free(s->lab);
     free(s->eta);
     free(s->label_alpha);
+    free(s->don);
+    free(s->zeta);
     free(s);
 }
 
@@ -343,6 +352,7 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
         return gi_fail(err, "out of memory");
     float *ps = malloc(sizeof(float) * 3 * (size_t)ns), *ys = malloc(sizeof(float) * (size_t)ns * G);
     int *ls = s->lab ? malloc(sizeof(int) * (size_t)ns) : NULL;
+    int *dsub = s->don ? malloc(sizeof(int) * (size_t)ns) : NULL;
     double *A = malloc(sizeof(double) * (size_t)(n > ns ? n : ns) * (n > ns ? n : ns));
     double *alpha = malloc(sizeof(double) * (size_t)n);
     int rc = -1;
@@ -355,6 +365,8 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
         memcpy(ys + (size_t)k * G, y + (size_t)sub[k] * G, sizeof(float) * G);
         if (ls)
             ls[k] = s->lab[sub[k]];
+        if (dsub)
+            dsub[k] = s->don[sub[k]];
     }
     /* Start: range a quarter of the mean inter-point distance scale, lambda 0.3. */
     double lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
@@ -364,24 +376,26 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
             hi[a] = fmax(hi[a], ps[3 * k + a]);
         }
     double extent = fmax(fmax(hi[0] - lo[0], hi[1] - lo[1]), fmax(hi[2] - lo[2], 1.0));
-    objective ob = {s->cov, ns, G, -1, ps, ys, ls, A, 0};
-    int passes = s->per_gene ? G : 1, D = ls ? 3 : 2;
+    objective ob = {s->cov, ns, G, -1, ps, ys, ls, dsub, A, 0};
+    int passes = s->per_gene ? G : 1, D = 2 + (ls != NULL) + (dsub != NULL);
     for (int pass = 0; pass < passes; pass++) {
         ob.gene = s->per_gene ? pass : -1;
-        double th[3] = {log(extent / 8), log(0.3), log(0.3)};
+        double th[4] = {log(extent / 8), log(0.3), log(0.3), log(0.1)};
         nelder_mead(&ob, D, th);
         for (int g = 0; g < G; g++)
             if (!s->per_gene || g == pass) {
                 s->range[g] = exp(th[0]);
                 s->lambda[g] = exp(th[1]);
                 s->eta[g] = ls ? exp(th[2]) : 0;
+                s->zeta[g] = dsub ? exp(th[D - 1]) : 0;
             }
     }
     /* Weights on all samples, one factor per distinct hyperparameter set. */
     for (int g = 0; g < G; g++) {
         double logdet, nll;
         if (g == 0 || s->per_gene) {
-            if (factor(s->cov, s->mni, s->lab, n, s->range[g], s->lambda[g], s->eta[g], A, &logdet) != 0) {
+            if (factor(s->cov, s->mni, s->lab, s->don, n, s->range[g], s->lambda[g], s->eta[g], s->zeta[g], A, &logdet)
+                != 0) {
                 gi_fail(err, "kriging: the covariance matrix is not positive definite (range %g mm, nugget ratio %g)",
                         s->range[g], s->lambda[g]);
                 goto done;
@@ -406,12 +420,15 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
                    s->lab ? "regression kriging" : "kriging", s->per_gene ? "gene " : "shared", s->per_gene ? "" : ":",
                    s->range[g], s->lambda[g], s->lab ? ", label effect/sill " : "", s->lab ? s->eta[g] : 0.0,
                    ob.evals, ns);
+    if (o->verbose && s->don)
+        printf("  donor effect/sill %.3g (excluded from the donor-average prediction)\n", s->zeta[0]);
     rc = 0;
 done:
     free(sub);
     free(ps);
     free(ys);
     free(ls);
+    free(dsub);
     free(A);
     free(alpha);
     return rc;
@@ -440,7 +457,14 @@ static krige_state *krige_new(const gi_method_opts *o, const gi_fit_data *d, gi_
     s->lambda = calloc((size_t)G, sizeof(double));
     s->sill = calloc((size_t)G, sizeof(double));
     s->eta = calloc((size_t)G, sizeof(double));
-    if (!s->mni || !s->alpha || !s->mu || !s->range || !s->lambda || !s->sill || !s->eta) {
+    s->zeta = calloc((size_t)G, sizeof(double));
+    if (o->donor_effect && d->donor) {
+        s->don = malloc(sizeof(int) * (size_t)n);
+        if (s->don)
+            memcpy(s->don, d->donor, sizeof(int) * (size_t)n);
+    }
+    if (!s->mni || !s->alpha || !s->mu || !s->range || !s->lambda || !s->sill || !s->eta || !s->zeta
+        || (o->donor_effect && d->donor && !s->don)) {
         krige_free(s);
         gi_fail(err, "out of memory");
         return NULL;

@@ -244,14 +244,14 @@ static void text_centred(gi_image *im, int cx, int y, int scale, gi_rgb c, const
     gi_image_text(im, cx - gi_text_width(scale, t) / 2, y, scale, c, t);
 }
 
-static void draw_panel(const scene *sc, gi_image *im, int p, const float *vol, double lo, double hi, int gene_col)
+static int draw_panel(const scene *sc, gi_image *im, int p, const float *vol, double lo, double hi, int gene_col)
 {
     const view *vw = &VIEWS[p];
     const panel *pn = &sc->pan[p];
     const gi_atlas *a = sc->a;
     unsigned char *in = calloc((size_t)pn->w * pn->h, 1);
     if (!in)
-        return;
+        return -1;
     for (int q = 0; q < pn->h; q++)
         for (int pp = 0; pp < pn->w; pp++) {
             double mm[3];
@@ -302,6 +302,7 @@ static void draw_panel(const scene *sc, gi_image *im, int p, const float *vol, d
     char cap[64];
     snprintf(cap, sizeof cap, "%s  %c = %.1f mm", vw->name, "xyz"[vw->w], pn->plane);
     text_centred(im, pn->x + pn->w / 2, pn->y + pn->h + STRIP + 4, 2, INK, cap);
+    return 0;
 }
 
 static void draw_bar(const scene *sc, gi_image *im, double lo, double hi)
@@ -376,7 +377,10 @@ static int write_gene(scene *sc, int g, const char *dir, float *vol, gi_err *err
             if (strcmp(sc->s.gene_names[k], a->genes[g]) == 0)
                 gene_col = k;
     for (int p = 0; p < 3; p++)
-        draw_panel(sc, &im, p, vol, lo, hi, gene_col);
+        if (draw_panel(sc, &im, p, vol, lo, hi, gene_col) != 0) {
+            gi_image_free(&im);
+            return gi_fail(err, "out of memory drawing the preview of %s", a->genes[g]);
+        }
     draw_bar(sc, &im, lo, hi);
     char title[400];
     gi_image_text(&im, MARGIN, MARGIN, 3, INK, a->genes[g]);

@@ -32,6 +32,10 @@ typedef struct renderer {
     float *xyz, *out;
     int *donors, *labels, *genes;
     long *where;             /* [nb_max] voxel offset within the round buffer */
+    /* concat mode: the batch's coordinate columns (Fourier features), computed
+     * once and shared by every gene's pass; NULL in factorized mode */
+    float *coords;           /* [nb_max][gi_model_coord_width] */
+    int *rows;               /* [nb_max] 0, 1, 2, ...: row k of coords is voxel k */
 } renderer;
 
 /* Non-zero, non-NaN mask voxels are inside. */
@@ -53,6 +57,8 @@ static void renderer_free(renderer *r)
     free(r->labels);
     free(r->genes);
     free(r->where);
+    free(r->coords);
+    free(r->rows);
 }
 
 static int setup(renderer *r, const char *checkpoint, gi_err *err)
@@ -125,6 +131,14 @@ static int setup(renderer *r, const char *checkpoint, gi_err *err)
     r->where = malloc(sizeof(long) * (size_t)r->nb_max);
     if (!r->ws || !r->xyz || !r->donors || !r->labels || !r->genes || !r->where)
         return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
+    if (m->spec.gene_mode == GI_GENE_CONCAT) {
+        r->coords = malloc(sizeof(float) * (size_t)r->nb_max * (size_t)gi_model_coord_width(m));
+        r->rows = malloc(sizeof(int) * (size_t)r->nb_max);
+        if (!r->coords || !r->rows)
+            return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
+        for (int k = 0; k < r->nb_max; k++)
+            r->rows[k] = k;
+    }
     for (int k = 0; k < r->nb_max; k++)
         r->donors[k] = r->donor;
     return 0;
@@ -148,11 +162,13 @@ static void eval_batch(renderer *r, int nb, int g0, int ng, float *buf, size_t g
         return;
     }
     b.gene = r->genes;
+    /* The coordinate columns do not depend on the gene: once per batch. */
+    gi_model_coord_features(m, r->xyz, nb, r->coords);
     for (int j = 0; j < ng; j++) {
         int g = g0 + j;
         for (int k = 0; k < nb; k++)
             r->genes[k] = g;
-        gi_model_forward(m, &b, r->ws, r->out);
+        gi_model_forward_coords(m, &b, r->coords, r->rows, r->ws, r->out);
         for (int k = 0; k < nb; k++)
             buf[j * gene_stride + r->where[k]] = r->out[k] * r->st.gene_std[g] + r->st.gene_mean[g];
     }
@@ -410,7 +426,9 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write; "
                "per rank %.1f MB output buffers, %.1f MB forward workspace\n", plan.total, v->nx, v->ny, v->nz, G,
                r.size, r.size > 1 ? "s" : "", plan.k, plan.ng, plan.buffer_bytes / 1048576.0,
-               gi_workspace_bytes(&r.st.model, r.nb_max, 1) / 1048576.0);
+               (gi_workspace_bytes(&r.st.model, r.nb_max, 1) +
+                (r.coords ? sizeof(float) * (size_t)r.nb_max * (size_t)gi_model_coord_width(&r.st.model) : 0)) /
+                   1048576.0);
         fflush(stdout);
     }
 
@@ -438,6 +456,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     free(yaml);
     int rc = w ? 0 : -1;
     int total_rounds = plan.rounds * plan.groups;
+    double t_write = 0; /* rank 0's time in the collective writes (docs/SCALING.md) */
     for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
         int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
         for (int round = 0; rc == 0 && round < plan.rounds; round++) {
@@ -447,7 +466,9 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
             if (nzb > 0)
                 render_slices(&r, z0, nzb, g0, ng, buf, mbuf);
             /* The mask once, with the first gene group. */
+            double tw = MPI_Wtime();
             rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            t_write += MPI_Wtime() - tw;
             if (r.rank == 0 && total_rounds > 1) {
                 printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
                 fflush(stdout);
@@ -456,14 +477,14 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     }
     free(buf);
     free(mbuf);
+    double tw = MPI_Wtime();
     if (w)
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
+    t_write += MPI_Wtime() - tw;
     double el = MPI_Wtime() - t0;
     if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
         rc = write_nifti(&r, out_dir, atlas_path, err);
     double el_nifti = MPI_Wtime() - t0 - el;
-    if (rc == 0)   /* 4-D NIfTI, dataset_description.json, previews */
-        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
 
     /* Report. */
     res->voxels = plan.total;
@@ -471,12 +492,14 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     res->seconds = el;
     res->voxels_per_second = el > 0 ? plan.total / el : 0;
     if (rc == 0 && r.rank == 0) {
-        printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s); atlas %s\n", plan.total, G, el,
-               res->voxels_per_second, atlas_path);
+        printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s; rank 0: collective writes %.1f s); atlas %s\n",
+               plan.total, G, el, res->voxels_per_second, t_write, atlas_path);
         if (c->render.nifti & GI_NIFTI_3D)
             printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, el_nifti);
         fflush(stdout);
     }
+    if (rc == 0)   /* then the 4-D NIfTI, dataset_description.json, previews (export.h) */
+        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
     renderer_free(&r);
     return rc;
 }

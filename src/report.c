@@ -102,7 +102,7 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (long)st.st_size : -1;
 }
 
-/* The value of "key": in flat JSON text we wrote ourselves, from *pos on.
+/* The value of the first "key": in flat JSON text we wrote ourselves.
  * Strings are returned unescaped into buf; numbers as text. 0 found, -1 not. */
 static int json_value(const char *text, const char *key, char *buf, size_t n)
 {

@@ -13,7 +13,7 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy", "data.genes", "data.prior",
+    "data.samples", "data.anatomy", "data.genes", "data.prior", "data.prior_donor_effect",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",
@@ -433,6 +433,7 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : strstr(ALL_KEYS[i], "resume") ? "auto"
                             : strstr(ALL_KEYS[i], "render.method") ? "kriging"
+                            : strstr(ALL_KEYS[i], "prior_donor_effect") ? "true"
                             : strstr(ALL_KEYS[i], "data.prior") ? "kriging"
                             : strstr(ALL_KEYS[i], "covariance") ? "matern52"
                             : strstr(ALL_KEYS[i], "eval.split") ? "block"

@@ -23,7 +23,8 @@ printf "== whole transcriptome: %d genes x %d samples, sample table %.0f MB of t
     $(($(wc -l <"$D/wide.csv") - 1)) "$(echo "$(stat -c %s "$D/wide.csv") / 1048576" | bc -l)" \
     "$(echo "$(date +%s.%N) - $t0" | bc -l)"
 cfg=(configs/atlas.yaml --set data.samples=$D/wide.csv --set data.anatomy=$D/ph/anatomy.nii.gz
-     --set render.mask=$D/ph/mask.nii.gz --set render.nifti=false --set render.buffer_mb=$BUFFER_MB)
+     --set render.mask=$D/ph/mask.nii.gz --set render.nifti=false --set render.buffer_mb=$BUFFER_MB
+     --set render.preview_genes=0 --set render.report=false)
 echo "== train, factorized (configs/atlas.yaml model, full batch), 20 steps, $NP ranks"
 mpirun -np "$NP" $G train "${cfg[@]}" --out "$D/fac" --set train.steps=20 --set train.val_every=10 \
     --set train.log_every=10 --set train.patience=0 | grep -E "^(train: [0-9]|step +20|resources)"

@@ -32,6 +32,7 @@ enum gi_eval_split { GI_SPLIT_KFOLD = 0, GI_SPLIT_DONOR = 1, GI_SPLIT_BLOCK = 2 
 /* render.nifti: bit flags, "both" = 3d | 4d */
 enum gi_nifti_mode { GI_NIFTI_NONE = 0, GI_NIFTI_3D = 1, GI_NIFTI_4D = 2, GI_NIFTI_BOTH = 3 }; /* "none", "3d", "4d", "both" */
 enum gi_background { GI_BACKGROUND_NAN = 0, GI_BACKGROUND_ZERO = 1 };                   /* "nan", "zero" */
+enum gi_orientation { GI_NEUROLOGICAL = 0, GI_RADIOLOGICAL = 1 };           /* "neurological", "radiological" */
 enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
 enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
                     GI_PROBE_MAX_VARIANCE = 2, GI_PROBE_MEAN = 3 };  /* "diff_stability", "max_intensity", "max_variance", "mean" */
@@ -46,6 +47,7 @@ typedef struct gi_config {
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
         int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
+        int prior_donor_effect;        /* data.prior_donor_effect: the prior models donor offsets (random effect) */
     } data;
 
     struct {
@@ -91,7 +93,7 @@ typedef struct gi_config {
         int preview_genes;             /* render.preview_genes: previews of the first N genes (0 = none) */
         char preview_at[GI_NAME_MAX];  /* render.preview_at: "x,y,z" MNI mm, "" = mask centre */
         int preview_samples;           /* render.preview_samples: mark samples near each slice */
-        int preview_orientation;       /* render.preview_orientation: neurological | radiological */
+        int preview_orientation;       /* render.preview_orientation: enum gi_orientation */
         int report;                    /* render.report: write OUT/report.html */
     } render;
 

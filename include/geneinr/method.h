@@ -69,6 +69,8 @@ typedef struct gi_method_opts {
     int per_gene;                /* kriging: 1 = hyperparameters per gene, 0 = shared */
     int fit_samples;             /* kriging: samples used by the likelihood fit (subsample), 0 = all */
     float label_shrink;          /* regression kriging: pseudo-count of the label-mean shrinkage */
+    int donor_effect;            /* kriging: a donor random effect in the covariance, left out of the
+                                  * (donor-average) prediction (data.prior_donor_effect) */
     uint64_t seed;               /* subsample draws */
     int verbose;                 /* print the fitted hyperparameters */
     /* INR */
