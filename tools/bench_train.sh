@@ -18,7 +18,7 @@ PY=/usr/bin/python3
 # PyTorch reaches OpenBLAS through libblas.so.3: give it the kernels geneinr runs (blas.h).
 CORE=$($BUILD/bench/bench_sgemm --core)
 NLAB=14 # anatomy labels of the phantom (geneinr info OUT/checkpoint.h5)
-atlas_cfg="configs/atlas.yaml --set data.samples=$P/samples.csv --set data.anatomy=$P/anatomy.nii.gz
+atlas_cfg="configs/atlas.yaml --set data.prior=none --set train.batch_size=0 --set data.samples=$P/samples.csv --set data.anatomy=$P/anatomy.nii.gz
   --set render.mask=$P/mask.nii.gz --set train.validation=none --set train.checkpoint_every=0
   --set train.log_every=100000"
 paper_cfg="bench/paper.yaml --set data.samples=$P/samples.csv --set render.mask=$P/mask.nii.gz"
