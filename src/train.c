@@ -568,6 +568,15 @@ static int setup(trainer *t, const char *resume, int force, gi_err *err)
 static int open_log(trainer *t, const char *path, int resumed, gi_err *err)
 {
     static const char *HEADER = "step,loss,val_loss,lr,grad_norm,seconds\n";
+    if (!resumed) {
+        /* Fresh: the header goes out with the first rows (callers watch the
+         * file's size to know that training has started). */
+        t->log = fopen(path, "w");
+        if (!t->log)
+            return gi_fail(err, "cannot write %s: %s", path, strerror(errno));
+        fputs(HEADER, t->log);
+        return 0;
+    }
     char tmp[GI_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     /* Rebuilt in PATH.tmp and renamed, so a kill during the rebuild leaves
