@@ -185,7 +185,8 @@ timeout 120 $G train configs/tiny.yaml --out "$D/alone3" --set model.width=16 --
 check "an array task's trial equals its standalone run" cmp sw/trials/003/checkpoint.h5 "$D/alone3/checkpoint.h5"
 
 # 3. Requeue: USR1 to the batch shell (as --signal=B:USR1@120 does), checkpoint, requeue, resume.
-LONG="--set train.steps=1500 --set train.batch_size=64 --set train.schedule=constant"
+# Long enough (~4 s on an idle machine) that USR1 lands mid-training, however fast the machine.
+LONG="--set train.steps=200000 --set train.val_every=1000 --set train.batch_size=64 --set train.schedule=constant"
 rid=$(sbatch --parsable --ntasks-per-node=2 jobs/atlas.sbatch configs/tiny.yaml $LONG 2>"$D/sbatch.err")
 for _ in $(seq 1 600); do [ -s "runs/atlas-$rid/train_log.csv" ] && break; sleep 0.1; done
 sleep 0.5

@@ -130,7 +130,8 @@ check "missing base config" bash -c "printf 'base: $T/nope.yaml\n' > $T/nobase.y
 # Stop signal: SIGUSR1 during a sweep -> every trial checkpoints, exit 75;
 # the rerun resumes and ends bit-identical to an uninterrupted standalone run.
 # (mpirun itself, not `timeout`, gets the signal: mpirun forwards SIGUSR1.)
-LONG="train.steps: 400, train.batch_size: 64, train.schedule: constant, model.width: 16"
+# Long enough (~3 s a run on an idle machine) that the signal lands mid-training, however fast the machine.
+LONG="train.steps: 100000, train.val_every: 1000, train.batch_size: 64, train.schedule: constant, model.width: 16"
 cat > "$T/long.yaml" <<YAML
 base: $T/base.yaml
 set: {$LONG}
@@ -138,15 +139,17 @@ ranks_per_trial: 2
 grid:
   train.lr: [0.001, 0.002]
 YAML
-watchdog() { ( sleep 240; kill "$1" 2>/dev/null ) & WD=$!; }
+# The watchdog must not hold the suite's output pipe open after it is cancelled (run.sh reads to EOF).
+watchdog() { ( sleep 240; kill "$1" 2>/dev/null ) >/dev/null 2>&1 & WD=$!; }
+unwatch() { pkill -P $WD 2>/dev/null; kill $WD 2>/dev/null; }
 L=$T/long
 mpirun --oversubscribe -np 4 $G sweep "$T/long.yaml" --out $L >"$T/long.log" 2>&1 & P=$!; watchdog $P
 for i in $(seq 1 300); do [ -s $L/trials/000/train_log.csv ] && [ -s $L/trials/001/train_log.csv ] && break; sleep 0.05; done
-kill -USR1 $P; wait $P; rc=$?; kill $WD 2>/dev/null
+kill -USR1 $P; wait $P; rc=$?; unwatch
 check "SIGUSR1 stops the sweep with exit status 75" [ $rc = 75 ]
 check "interrupted trials stay 'running' with a checkpoint" bash -c "grep -q '^0,running' $L/results.csv && [ -f $L/trials/000/checkpoint.h5 ]"
-check "the rerun resumes them" bash -c "$MPIRUN -np 4 $G sweep $T/long.yaml --out $L | grep -q 'trial 0 resumes' && grep -c ',ok,' $L/results.csv | grep -qx 2"
-R="--set train.steps=400 --set train.batch_size=64 --set train.schedule=constant --set model.width=16 --set train.lr=0.001"
+check "the rerun resumes them" bash -c "$MPIRUN -np 4 $G sweep $T/long.yaml --out $L | grep 'trial 0 resumes' >/dev/null && grep -c ',ok,' $L/results.csv | grep -qx 2"
+R="--set train.steps=100000 --set train.val_every=1000 --set train.batch_size=64 --set train.schedule=constant --set model.width=16 --set train.lr=0.001"
 $MPIRUN -np 2 $G train "$T/base.yaml" --out "$T/long_alone" $R >/dev/null 2>&1
 check "a resumed trial is byte-identical to its uninterrupted standalone run" cmp $L/trials/000/checkpoint.h5 "$T/long_alone/checkpoint.h5"
 
@@ -154,8 +157,8 @@ check "a resumed trial is byte-identical to its uninterrupted standalone run" cm
 mpirun --oversubscribe -np 2 $G train "$T/base.yaml" --out "$T/auto" $R --set train.resume=auto >"$T/auto.log" 2>&1 & P=$!
 watchdog $P
 for i in $(seq 1 300); do [ -s "$T/auto/train_log.csv" ] && break; sleep 0.05; done
-kill -USR1 $P; wait $P; rc=$?; kill $WD 2>/dev/null
+kill -USR1 $P; wait $P; rc=$?; unwatch
 check "train: SIGUSR1 -> checkpoint and exit status 75" bash -c "[ $rc = 75 ] && grep -q 'stopped by a signal' $T/auto.log && [ -f $T/auto/checkpoint.h5 ] && [ ! -f $T/auto/config.yaml ]"
-check "train.resume: auto continues the checkpoint" bash -c "$MPIRUN -np 2 $G train $T/base.yaml --out $T/auto $R --set train.resume=auto | grep -q 'resuming'"
+check "train.resume: auto continues the checkpoint" bash -c "$MPIRUN -np 2 $G train $T/base.yaml --out $T/auto $R --set train.resume=auto | grep 'resuming' >/dev/null"
 check "... and ends byte-identical to the uninterrupted run" cmp "$T/auto/checkpoint.h5" "$T/long_alone/checkpoint.h5"
 check "train.resume: auto starts fresh without a checkpoint" bash -c "$MPIRUN -np 1 $G train $T/base.yaml --out $T/auto2 --set train.resume=auto --set train.steps=10 | grep -q 'train: checkpoint' && ! grep -q resuming $T/auto2/train_log.csv"
