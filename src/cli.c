@@ -298,29 +298,6 @@ static int check_options(const ctx *x, const args *a)
     return 0;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path, gi_err *err)
-{
-    char buf[GI_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return gi_fail(err, "path too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return gi_fail(err, "%s exists and is not a folder", path);
-    return 0;
-}
-
 /* OpenBLAS threads per rank: run.threads, or the node's cores shared by the
  * ranks on that node. */
 static void set_threads(const ctx *x, const gi_config *c)
@@ -365,7 +342,7 @@ static int setup_run(const ctx *x, const args *a, gi_config *c, char *out, gi_er
         snprintf(out, GI_PATH_MAX, "runs/%.*s", len, base);
     }
     snprintf(c->run.out, sizeof c->run.out, "%s", out);
-    rc = x->rank == 0 ? make_dirs(out, err) : 0;
+    rc = x->rank == 0 ? gi_make_dirs(out, err) : 0;
     if (gi_dist_agree(x->comm, rc, err) != 0)
         return -1;
     set_threads(x, c);

@@ -5,6 +5,7 @@
  * runs/<config name>/eval-<split>, so the three splits of one config sit side
  * by side.
  */
+#include "geneinr/files.h"
 #include "geneinr/cmd.h"
 
 #include <cblas.h>
@@ -16,27 +17,6 @@
 #include "geneinr/dist.h"
 #include "geneinr/eval.h"
 #include "geneinr/report.h"
-
-static int mkdirs(const char *path, gi_err *err)
-{
-    char buf[GI_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return gi_fail(err, "path too long: %s", path);
-    for (char *p = buf + 1;; p++)
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
-            *p = c;
-            if (!c)
-                break;
-        }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return gi_fail(err, "%s exists and is not a folder", path);
-    return 0;
-}
 
 int gi_cmd_eval(MPI_Comm comm, const char *config, const char *out, const char *const *sets, int n_sets, gi_err *err)
 {
@@ -60,7 +40,7 @@ int gi_cmd_eval(MPI_Comm comm, const char *config, const char *out, const char *
     }
     /* Fixed OpenBLAS threads, as for train: results must not depend on them. */
     openblas_set_num_threads(c.run.threads > 0 ? c.run.threads : 1);
-    rc = rank == 0 ? mkdirs(dir, err) : 0;
+    rc = rank == 0 ? gi_make_dirs(dir, err) : 0;
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
     rc = gi_eval_run(&c, comm, dir, err);

@@ -18,28 +18,6 @@
 #include "geneinr/dist.h"
 #include "geneinr/files.h"
 
-static int make_dirs(const char *path, gi_err *err)
-{
-    char buf[GI_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return gi_fail(err, "path too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return gi_fail(err, "%s exists and is not a folder", path);
-    return 0;
-}
-
 int gi_prepare_command(MPI_Comm comm, const char *config_path, const char *out_opt,
                        const char *const *sets, int n_sets)
 {
@@ -62,7 +40,7 @@ int gi_prepare_command(MPI_Comm comm, const char *config_path, const char *out_o
         }
     }
     if (rc == 0 && rank == 0) {
-        rc = make_dirs(out, &err);
+        rc = gi_make_dirs(out, &err);
         if (rc == 0) {
             /* A failed run must not leave an older samples.csv that looks like its result. */
             char path[GI_PATH_MAX + 32];

@@ -1,6 +1,7 @@
 /* files.c - file-name and file-system helpers (see files.h). */
 #include "geneinr/files.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,4 +25,26 @@ void gi_gene_file_name(const char *gene, char *out, size_t n)
     for (char *p = out; *p; p++)
         if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':' || (*p == '.' && p == out))
             *p = '_';
+}
+
+int gi_make_dirs(const char *path, gi_err *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return gi_fail(err, "path too long: %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return gi_fail(err, "%s exists and is not a folder", path);
+    return 0;
 }

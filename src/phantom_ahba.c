@@ -21,6 +21,7 @@
  * written by one thread, with a hand-written fixed-point formatter (printf
  * would dominate the time at full size).
  */
+#include "geneinr/files.h"
 #include "geneinr/phantom.h"
 
 #include <errno.h>
@@ -143,24 +144,6 @@ static void put_quoted(FILE *f, const char *s)
         fputc(*s, f);
     }
     fputc('"', f);
-}
-
-static int mkdir_p(const char *path, gi_err *err)
-{
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    return 0;
 }
 
 static FILE *open_out(const char *dir, const char *name, gi_err *err)
@@ -522,7 +505,7 @@ static int write_donor(writer_ctx *w, int d, gi_err *err)
 {
     char ddir[2048];
     snprintf(ddir, sizeof ddir, "%s/normalized_microarray_donor%ld", w->dir, w->donor_ids[d]);
-    if (mkdir_p(ddir, err) != 0 || write_probes(ddir, w->probes, w->n_probes, err) != 0)
+    if (gi_make_dirs(ddir, err) != 0 || write_probes(ddir, w->probes, w->n_probes, err) != 0)
         return -1;
     int n_st = n_structures();
     structure *st = malloc((size_t)n_st * sizeof *st);
@@ -643,7 +626,7 @@ int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *spec, const gi
     long n = 0;
     if (!gene_sym)
         return gi_fail(err, "out of memory");
-    if (mkdir_p(dir, err) != 0 || gi_samples_read_csv(&ps, a->samples_csv, err) != 0) {
+    if (gi_make_dirs(dir, err) != 0 || gi_samples_read_csv(&ps, a->samples_csv, err) != 0) {
         free(gene_sym);
         return -1;
     }

@@ -31,6 +31,7 @@
  * train.checkpoint_every saved one, or after a stop signal), and reruns failed
  * ones only with --retry-failed (from scratch).
  */
+#include "geneinr/files.h"
 #include "geneinr/sweep.h"
 
 #include <cblas.h>
@@ -69,25 +70,6 @@ typedef struct sweep_run {
 } sweep_run;
 
 /* ------------------------------------------------------------ files */
-
-static int mkdir_p(const char *path, gi_err *err)
-{
-    char buf[GI_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return gi_fail(err, "path too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return gi_fail(err, "cannot create folder %s: %s", buf, strerror(errno));
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    return 0;
-}
 
 static void trial_dir(const sweep_run *r, int t, char *buf, size_t n)
 {
@@ -409,7 +391,7 @@ static int run_trial(const sweep_run *r, int t, MPI_Comm comm, int node_ranks, i
         snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
         fresh = access(path, R_OK) != 0;
         char *rec = trial_record(s, t);
-        rc = mkdir_p(dir, &err);
+        rc = gi_make_dirs(dir, &err);
         snprintf(path, sizeof path, "%s/trial.yaml", dir);
         if (rc == 0)
             rc = rec ? write_atomic(path, rec, &err) : gi_fail(&err, "out of memory");
@@ -604,7 +586,7 @@ static int render_best(const sweep_run *r, int best, MPI_Comm world, gi_err *err
     if (rc == 0 && snprintf(c.run.out, sizeof c.run.out, "%.*s", (int)sizeof c.run.out - 1, bdir) >= (int)sizeof c.run.out)
         rc = gi_fail(err, "path too long: %s", bdir);
     if (rc == 0 && rank == 0) {
-        rc = mkdir_p(bdir, err);
+        rc = gi_make_dirs(bdir, err);
         remove(stamp);
     }
     if (gi_dist_agree(world, rc, err) != 0)
@@ -737,7 +719,7 @@ int gi_sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm world)
     if (rc == 0 && rank == 0) {
         char trials[GI_PATH_MAX + 16], copy[GI_PATH_MAX + 16];
         snprintf(trials, sizeof trials, "%s/trials", r.out);
-        rc = mkdir_p(trials, &err);
+        rc = gi_make_dirs(trials, &err);
         if (rc == 0)
             rc = check_unchanged(&r, &err);
         char *text = rc == 0 ? slurp(path) : NULL;

@@ -10,6 +10,12 @@ void gi_remove_partial(const char *path);
 
 #include <stddef.h>
 
+#include "geneinr/error.h"
+
+/* mkdir -p: create path and its missing parents; fails if path exists and is
+ * not a folder. */
+int gi_make_dirs(const char *path, gi_err *err);
+
 /* The file name of a gene's outputs (<name>.nii.gz, <name>.png): symbols are
  * file-name safe in practice; '/', '\\', ' ', ':' and a leading '.' become '_'
  * (the same rule as render's OUT/nifti/ names). */
