@@ -57,6 +57,7 @@ struct gi_atlas_writer {
     char *units, *normalisation, *config_yaml, *rendered_for, *kind;
     int compress;
     int every_slice_written;
+    int chunk_genes;              /* genes per chunk of /expression */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -114,9 +115,13 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
         return gi_fail(err, "%s: bad donor list (%d donors)", path, info->n_donors);
     if (info->nx < 1 || info->ny < 1 || info->nz < 1)
         return gi_fail(err, "%s: bad grid %d x %d x %d", path, info->nx, info->ny, info->nz);
-    /* One chunk is one z-slice; HDF5 chunks must stay below 4 GiB. */
-    if ((uint64_t)info->nx * (uint64_t)info->ny * sizeof(float) >= UINT64_C(4294967295))
-        return gi_fail(err, "%s: a %d x %d z-slice is too large for one HDF5 chunk", path, info->nx, info->ny);
+    if (info->chunk_genes < 0)
+        return gi_fail(err, "%s: genes per chunk %d is negative (0 = automatic)", path, info->chunk_genes);
+    /* One chunk is one z-slice of chunk_genes genes; HDF5 chunks must stay below 4 GiB. */
+    uint64_t chunk_bytes = (uint64_t)gi_atlas_chunk_genes(info) * (uint64_t)info->nx * (uint64_t)info->ny * sizeof(float);
+    if (chunk_bytes >= UINT64_C(4294967295))
+        return gi_fail(err, "%s: a chunk of %d genes x one %d x %d z-slice is too large for HDF5 (4 GiB)", path,
+                       gi_atlas_chunk_genes(info), info->nx, info->ny);
     if (!info->kind || !info->kind[0])
         return gi_fail(err, "%s: the atlas kind (\"atlas\" or \"truth\") is not set", path);
     if (info->compress < 0 || info->compress > 9)
@@ -152,6 +157,7 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     w->kind = strdup(info->kind);
     w->compress = info->compress;
     w->every_slice_written = info->every_slice_written;
+    w->chunk_genes = gi_atlas_chunk_genes(info);
     if (bad || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
         (info->normalisation && !w->normalisation) || (info->config_yaml && !w->config_yaml) ||
         (info->rendered_for && !w->rendered_for))
@@ -159,13 +165,24 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     return 0;
 }
 
-/* Collective: a chunked dataset of one z-slice per chunk, filled with *fill. */
-static hid_t create_dataset(gi_atlas_writer *w, const char *name, hid_t file_type, int ndim,
-                            const hsize_t *dims, hid_t fill_type, const void *fill, gi_err *err)
+int gi_atlas_chunk_genes(const gi_atlas_info *info)
 {
-    hsize_t chunk[4];
-    for (int d = 0; d < ndim; d++)
-        chunk[d] = d < ndim - 2 ? 1 : dims[d];
+    if (!info || info->n_genes < 1)
+        return 1;
+    if (info->chunk_genes > 0)
+        return info->chunk_genes < info->n_genes ? info->chunk_genes : info->n_genes;
+    long long nz = info->nz > 0 ? info->nz : 1, groups_max = GI_ATLAS_MAX_CHUNKS / nz;
+    if (groups_max < 1) /* more slices than the bound: one chunk of all genes per slice */
+        return info->n_genes;
+    long long cg = (info->n_genes + groups_max - 1) / groups_max;
+    return (int)(cg < 1 ? 1 : cg);
+}
+
+/* Collective: a chunked dataset, chunk[] as given, filled with *fill. */
+static hid_t create_dataset(gi_atlas_writer *w, const char *name, hid_t file_type, int ndim,
+                            const hsize_t *dims, const hsize_t *chunk, hid_t fill_type, const void *fill,
+                            gi_err *err)
+{
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), space = -1, dset = -1;
     if (dcpl < 0 || H5Pset_chunk(dcpl, ndim, chunk) < 0 ||
         (w->compress > 0 && (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)w->compress) < 0)) ||
@@ -213,10 +230,14 @@ static int writer_open(gi_atlas_writer *w, gi_err *err)
     const unsigned char zero_fill = 0;
     hsize_t edims[4] = { (hsize_t)w->n_genes, (hsize_t)w->nz, (hsize_t)w->ny, (hsize_t)w->nx };
     hsize_t mdims[3] = { (hsize_t)w->nz, (hsize_t)w->ny, (hsize_t)w->nx };
-    w->expr = create_dataset(w, "expression", H5T_IEEE_F32LE, 4, edims, H5T_NATIVE_FLOAT, &nan_fill, err);
+    /* One z-slice per chunk (ranks own z-slabs, so no chunk is shared); the
+     * expression's of chunk_genes genes (atlas.h). */
+    hsize_t echunk[4] = { (hsize_t)w->chunk_genes, 1, (hsize_t)w->ny, (hsize_t)w->nx };
+    hsize_t mchunk[3] = { 1, (hsize_t)w->ny, (hsize_t)w->nx };
+    w->expr = create_dataset(w, "expression", H5T_IEEE_F32LE, 4, edims, echunk, H5T_NATIVE_FLOAT, &nan_fill, err);
     if (w->expr < 0)
         return -1;
-    w->mask = create_dataset(w, "mask", H5T_STD_U8LE, 3, mdims, H5T_NATIVE_UCHAR, &zero_fill, err);
+    w->mask = create_dataset(w, "mask", H5T_STD_U8LE, 3, mdims, mchunk, H5T_NATIVE_UCHAR, &zero_fill, err);
     if (w->mask < 0)
         return -1;
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);

@@ -156,6 +156,7 @@ static const key_spec KEYS[] = {
          "OUT/genes.tsv in atlas order), both; true/false (older boolean) mean 3d/none"),
     INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffers per rank, MiB: z-slices of all genes per write, or of a group of genes when one slice of all genes does not fit"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
+    INT("render.chunk_genes", render.chunk_genes, "0", 0, 1000000, "genes per HDF5 chunk of /expression (one z-slice of that many genes); 0 = automatic: 1 while genes x slices <= 20,000 chunks, else the fewest that keep the chunk count there (docs/BENCHMARKS.md \"Atlas chunk layout\")"),
     ENUM("render.background", render.background, "nan", BACKGROUND_NAMES,
          "NIfTI value outside the mask: nan, or zero for tools whose means and resampling choke on NaN "
          "(the atlas always keeps NaN)"),

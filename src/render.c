@@ -300,6 +300,7 @@ typedef struct slab_plan {
     int ng;                  /* genes per write (a group); n_genes when a slice of all fits */
     int groups;              /* gene groups = ceil(n_genes / ng) */
     int rounds;              /* collective writes per gene group (the same on every rank) */
+    int chunk_genes;         /* genes per chunk of the atlas (gi_atlas_chunk_genes) */
     size_t buffer_bytes;     /* the output buffers this plan allocates per rank */
 } slab_plan;
 
@@ -347,6 +348,9 @@ static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
      * it, with a note. The plan depends only on the grid, the genes and the
      * config, so every rank makes the same one. */
     size_t budget = (size_t)r->c->render.buffer_mb * 1048576, G = (size_t)r->st.n_genes;
+    gi_atlas_info layout = { .n_genes = (int)G, .nx = v->nx, .ny = v->ny, .nz = v->nz,
+                             .chunk_genes = r->c->render.chunk_genes };
+    p->chunk_genes = gi_atlas_chunk_genes(&layout);
     int tallest = p->z_hi - p->z_lo;
     MPI_Allreduce(MPI_IN_PLACE, &tallest, 1, MPI_INT, MPI_MAX, r->comm);
     size_t k = 1, ng = G;
@@ -363,6 +367,10 @@ static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
                 hi = mid - 1;
         }
         ng = lo;
+        /* Whole chunks per write (atlas.h): a group that ends inside a chunk
+         * would make the next group's write read, inflate and rewrite it. */
+        if (ng >= (size_t)p->chunk_genes)
+            ng -= ng % (size_t)p->chunk_genes;
         if (r->rank == 0) {
             if (plan_bytes(r, plane, 1, 1) > budget)
                 printf("render: note: one slice of one gene with render.batch_voxels = %d takes %.1f MB, more than "
@@ -370,8 +378,10 @@ static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
                        r->c->render.buffer_mb);
             else
                 printf("render: one slice of all %zu genes takes %.1f MB, more than render.buffer_mb = %d: "
-                       "rendering in groups of %zu genes\n", G, plan_bytes(r, plane, 1, G) / 1048576.0,
-                       r->c->render.buffer_mb, ng);
+                       "rendering in groups of %zu genes%s\n", G, plan_bytes(r, plane, 1, G) / 1048576.0,
+                       r->c->render.buffer_mb, ng,
+                       ng % (size_t)p->chunk_genes ? " (fewer than the atlas's genes per chunk: each write "
+                                                     "rewrites chunks it shares with the next)" : "");
         }
     }
     p->k = (int)k;
@@ -423,9 +433,10 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         return -1;
     }
     if (r.rank == 0) {
-        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write; "
-               "per rank %.1f MB output buffers, %.1f MB forward workspace\n", plan.total, v->nx, v->ny, v->nz, G,
-               r.size, r.size > 1 ? "s" : "", plan.k, plan.ng, plan.buffer_bytes / 1048576.0,
+        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write "
+               "(atlas chunks: 1 slice x %d genes); per rank %.1f MB output buffers, %.1f MB forward workspace\n",
+               plan.total, v->nx, v->ny, v->nz, G, r.size, r.size > 1 ? "s" : "", plan.k, plan.ng, plan.chunk_genes,
+               plan.buffer_bytes / 1048576.0,
                (gi_workspace_bytes(&r.st.model, r.nb_max, 1) +
                 (r.coords ? sizeof(float) * (size_t)r.nb_max * (size_t)gi_model_coord_width(&r.st.model) : 0)) /
                    1048576.0);
@@ -449,7 +460,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         .config_yaml = yaml, .rendered_for = c->render.donor, .kind = "atlas",
         .compress = c->render.compress,
         /* the slabs cover every slice, and every gene group is written for each */
-        .every_slice_written = 1,
+        .every_slice_written = 1, .chunk_genes = c->render.chunk_genes,
     };
     memcpy(info.affine, v->affine, sizeof info.affine);
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);

@@ -244,6 +244,9 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
         .n_donors = j.d.s.n_donors, .donors = (const char *const *)j.d.s.donor_names,
         .nx = v->nx, .ny = v->ny, .nz = v->nz, .units = units, .normalisation = norm,
         .config_yaml = yaml, .rendered_for = "average", .kind = "atlas", .compress = c->render.compress,
+        .chunk_genes = c->render.chunk_genes,
+        /* the slabs cover every slice, each write holds all genes */
+        .every_slice_written = 1,
     };
     memcpy(info.affine, v->affine, sizeof info.affine);
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);

@@ -79,6 +79,45 @@ for mode in factorized concat; do
     done
 done
 
+# Atlas chunks of several genes (render.chunk_genes; automatic past 20,000 chunks, atlas.h):
+# gene groups cut on chunk boundaries (8-gene chunks: groups of 16, not the 18 that fit), and
+# groups narrower than a chunk (40-gene chunks over groups of 18: every write rewrites a
+# chunk it shares with the next group). Both read back (h5py, the NIfTI export through
+# gi_atlas_read_gene, geneinr info, preview and regions) as the one-gene-per-chunk atlas.
+R="$T/factorized"
+for cg in 8 40; do
+    if $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$R" --set render.chunk_genes=$cg --set render.buffer_mb=1 \
+        --set render.nifti=3d --set render.preview_genes=2 >"$T/cg$cg.log" 2>&1; then
+        ok "chunks of $cg genes: render (2 ranks, buffer_mb=1)"
+    else
+        notok "chunks of $cg genes: render (2 ranks, buffer_mb=1)" "$(tail -n 3 "$T/cg$cg.log" | tr '\n' ' ')"
+    fi
+    want="rendering in groups of 16 genes$" && [ $cg = 40 ] && want="rendering in groups of 18 genes (fewer than"
+    grep -q "$want" "$T/cg$cg.log" && grep -q "atlas chunks: 1 slice x $cg genes" "$T/cg$cg.log" \
+        && ok "chunks of $cg genes: gene groups as planned ($want)" \
+        || notok "chunks of $cg genes: gene groups as planned ($want)" "$(grep -m2 "render:" "$T/cg$cg.log" | tr '\n' ' ')"
+    check "chunks of $cg genes: the dataset's chunks are ($cg, 1, 109, 91)" \
+        $PY -c "import h5py, sys; c = h5py.File('$R/atlas.h5', 'r')['expression'].chunks; sys.exit(c != ($cg, 1, 109, 91) and print(c))"
+    check "chunks of $cg genes: the same atlas as one gene per chunk (1e-5 relative)" \
+        same_expression "$R/atlas.h5" "$R/whole.h5"
+    check "chunks of $cg genes: the NIfTI maps are the atlas's genes (nibabel)" $PY - "$R" <<'PY'
+import sys, h5py, numpy as np, nibabel as nib
+R = sys.argv[1]
+with h5py.File(R + "/atlas.h5", "r") as f:
+    genes = list(f["genes"].asstr()[:])
+    for g in (0, 7, 8, 17, 18, 39):
+        vol = nib.load("%s/nifti/%s.nii.gz" % (R, genes[g])).get_fdata(dtype=np.float32)
+        want = f["expression"][g].transpose(2, 1, 0)    # (k, j, i) -> (i, j, k)
+        assert np.array_equal(np.isnan(vol), np.isnan(want)), genes[g]
+        m = ~np.isnan(want)
+        assert np.array_equal(vol[m], want[m]), genes[g]
+PY
+    check "chunks of $cg genes: geneinr info, preview and regions read it" bash -c "
+        $G info '$R/atlas.h5' | grep -q '40 genes' && $G preview '$R/atlas.h5' --genes G40,G09 --out '$T/pv$cg' &&
+        ls '$T/pv$cg/G40.png' '$T/pv$cg/G09.png' >/dev/null &&
+        $G regions '$R/atlas.h5' --parcellation '$T/ph/anatomy.nii.gz' --out '$T/reg$cg.csv' && [ \$(wc -l <'$T/reg$cg.csv') -gt 2 ]"
+done
+
 # Resume with changed settings (the factorized run stopped at 10 steps).
 R="$T/factorized"
 if $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --resume --set train.steps=15 --set train.lr=0.0005 \

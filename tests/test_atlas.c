@@ -110,7 +110,7 @@ static void my_slab(int nz, int *z0, int *n)
     }
 }
 
-static gi_atlas_info make_info(int compress)
+static gi_atlas_info make_info(int compress, int chunk_genes)
 {
     gi_atlas_info info;
     memset(&info, 0, sizeof info);
@@ -128,16 +128,19 @@ static gi_atlas_info make_info(int compress)
     info.rendered_for = "average";
     info.kind = "atlas";
     info.compress = compress;
+    info.chunk_genes = chunk_genes;
     return info;
 }
 
 /* Write a whole atlas collectively; skip_last leaves the last slice unwritten
- * (it must then read as fill: NaN and mask 0). Returns finish's result. */
-static int write_atlas(const char *path, int compress, int skip_last, const char *tag)
+ * (it must then read as fill: NaN and mask 0); per_gene writes each gene on
+ * its own (gi_atlas_write_genes), so with chunks of several genes every write
+ * covers part of a chunk. Returns finish's result. */
+static int write_atlas(const char *path, int compress, int skip_last, int chunk_genes, int per_gene, const char *tag)
 {
     char name[160];
     gi_err err = { "" };
-    gi_atlas_info info = make_info(compress);
+    gi_atlas_info info = make_info(compress, chunk_genes);
     gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
     snprintf(name, sizeof name, "%s: create", tag);
     if (!check_all(w != NULL, name, err.msg))
@@ -151,12 +154,22 @@ static int write_atlas(const char *path, int compress, int skip_last, const char
         n--;
     float *expr = malloc(sizeof(float) * NG * (n > 0 ? n : 1) * NY * NX);
     unsigned char *mask = malloc((size_t)(n > 0 ? n : 1) * NY * NX);
-    int half = n / 2, rc1, rc2;
+    int half = n / 2, rc1 = 0, rc2 = 0;
     /* Two calls per rank, so some ranks pass nzb = 0 while others write. */
     fill_block(z0, half, expr, mask);
-    rc1 = gi_atlas_write_slices(w, z0, half, half ? expr : NULL, half ? mask : NULL, &err);
+    if (per_gene) /* genes in reverse: each write lands in a chunk another gene's write already filled */
+        for (int g = NG - 1; rc1 == 0 && g >= 0; g--)
+            rc1 = gi_atlas_write_genes(w, g, 1, z0, half, half ? expr + (size_t)g * half * NY * NX : NULL,
+                                       g == 0 && half ? mask : NULL, &err);
+    else
+        rc1 = gi_atlas_write_slices(w, z0, half, half ? expr : NULL, half ? mask : NULL, &err);
     fill_block(z0 + half, n - half, expr, mask);
-    rc2 = rc1 == 0 ? gi_atlas_write_slices(w, z0 + half, n - half, expr, mask, &err) : -1;
+    if (per_gene)
+        for (int g = 0; rc1 == 0 && rc2 == 0 && g < NG; g++)
+            rc2 = gi_atlas_write_genes(w, g, 1, z0 + half, n - half, expr + (size_t)g * (n - half) * NY * NX,
+                                       g == 0 ? mask : NULL, &err);
+    else
+        rc2 = rc1 == 0 ? gi_atlas_write_slices(w, z0 + half, n - half, expr, mask, &err) : -1;
     free(expr);
     free(mask);
     snprintf(name, sizeof name, "%s: write_slices", tag);
@@ -256,7 +269,7 @@ static void verify_c(const char *path, int skip_last, const char *tag)
 static const char *PY_CHECK =
     "import sys, re\n"
     "import h5py, numpy as np\n"
-    "path, compress, skip_last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+    "path, compress, skip_last, chunk_genes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[7])\n"
     "genes, donors = sys.argv[4].split(','), sys.argv[5].split(',')\n"
     "affine = np.array([float(v) for v in sys.argv[6].split(',')]).reshape(4, 4)\n"
     "with h5py.File(path, 'r') as f:\n"
@@ -281,7 +294,7 @@ static const char *PY_CHECK =
     "    assert f.attrs['kind'] == 'atlas'\n"
     "    assert re.fullmatch(r'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ', f.attrs['created']), f.attrs['created']\n"
     "    assert isinstance(e.attrs['units'], str) and isinstance(e.attrs['normalisation'], str)\n"
-    "    assert e.chunks == (1, 1, 6, 7), e.chunks\n"
+    "    assert e.chunks == (chunk_genes, 1, 6, 7), e.chunks\n"
     "    if compress: assert e.compression == 'gzip' and e.shuffle, (e.compression, e.shuffle)\n"
     "print('OK')\n";
 
@@ -292,7 +305,7 @@ static int have_h5py(void)
 }
 
 /* Rank 0: read the file with h5py. */
-static void verify_python(const char *path, int compress, int skip_last, const char *tag)
+static void verify_python(const char *path, int compress, int skip_last, int chunk_genes, const char *tag)
 {
     char name[160], script[600], cmd[2048], out[2048] = "", aff[400] = "";
     snprintf(name, sizeof name, "%s: h5py reads it", tag);
@@ -312,8 +325,8 @@ static void verify_python(const char *path, int compress, int skip_last, const c
     fclose(fp);
     for (int i = 0; i < 16; i++)
         snprintf(aff + strlen(aff), sizeof aff - strlen(aff), "%s%.17g", i ? "," : "", AFFINE[i]);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' %d %d '%s,%s,%s' '%s,%s' '%s' 2>&1", script, path,
-             compress, skip_last, GENES[0], GENES[1], GENES[2], DONORS[0], DONORS[1], aff);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' %d %d '%s,%s,%s' '%s,%s' '%s' %d 2>&1", script, path,
+             compress, skip_last, GENES[0], GENES[1], GENES[2], DONORS[0], DONORS[1], aff, chunk_genes);
     FILE *p = popen(cmd, "r");
     size_t len = 0;
     if (p) {
@@ -329,13 +342,15 @@ static void verify_python(const char *path, int compress, int skip_last, const c
 
 /* ---- the cases ------------------------------------------------------------- */
 
-static void test_roundtrip(int compress, int skip_last)
+/* chunk_genes 0: the automatic layout (1 gene per chunk at this size). */
+static void test_roundtrip(int compress, int skip_last, int chunk_genes, int per_gene)
 {
     char path[700], tmp[720], tag[80];
-    snprintf(tag, sizeof tag, "atlas compress %d%s", compress, skip_last ? " unwritten slice" : "");
-    snprintf(path, sizeof path, "%s/atlas_c%d_s%d.h5", dir_, compress, skip_last);
+    snprintf(tag, sizeof tag, "atlas compress %d%s%s", compress, skip_last ? " unwritten slice" : "",
+             chunk_genes > 1 ? (per_gene ? ", 2-gene chunks, one gene per write" : ", 2-gene chunks") : "");
+    snprintf(path, sizeof path, "%s/atlas_c%d_s%d_g%d_p%d.h5", dir_, compress, skip_last, chunk_genes, per_gene);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (write_atlas(path, compress, skip_last, tag) != 0)
+    if (write_atlas(path, compress, skip_last, chunk_genes, per_gene, tag) != 0)
         return;
     char name[160];
     snprintf(name, sizeof name, "%s: PATH exists and PATH.tmp is gone", tag);
@@ -346,7 +361,7 @@ static void test_roundtrip(int compress, int skip_last)
               name, NULL);
     if (rank_ == 0) {
         verify_c(path, skip_last, tag);
-        verify_python(path, compress, skip_last, tag);
+        verify_python(path, compress, skip_last, chunk_genes > 0 ? chunk_genes : 1, tag);
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank_ == 0)
@@ -359,7 +374,7 @@ static void test_abort(void)
     gi_err err = { "" };
     snprintf(path, sizeof path, "%s/aborted.h5", dir_);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    gi_atlas_info info = make_info(1);
+    gi_atlas_info info = make_info(1, 0);
     gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
     if (!check_all(w != NULL, "abort: create", err.msg))
         return;
@@ -376,7 +391,7 @@ static void test_bad_slices(void)
     gi_err err = { "" };
     snprintf(path, sizeof path, "%s/bad_slices.h5", dir_);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    gi_atlas_info info = make_info(0);
+    gi_atlas_info info = make_info(0, 0);
     gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
     if (!check_all(w != NULL, "bad slices: create", err.msg))
         return;
@@ -396,7 +411,7 @@ static void test_create_errors(void)
 {
     char path[700];
     gi_err err = { "" };
-    gi_atlas_info info = make_info(1);
+    gi_atlas_info info = make_info(1, 0);
     snprintf(path, sizeof path, "%s/no/such/dir/atlas.h5", dir_);
     gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
     check_all(w == NULL, "create in a missing directory fails on every rank", NULL);
@@ -415,7 +430,7 @@ static void test_create_errors(void)
 
     /* A mistake on one rank only still fails everywhere (no rank goes on alone). */
     err.msg[0] = '\0';
-    info = make_info(0);
+    info = make_info(0, 0);
     if (rank_ == size_ - 1)
         info.kind = NULL;
     w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
@@ -472,6 +487,37 @@ static void test_open_errors(void)
            NULL);
 }
 
+/* The automatic layout: one gene per chunk while the chunk count allows,
+ * then the fewest genes per chunk that keep it within GI_ATLAS_MAX_CHUNKS;
+ * a set chunk_genes is kept (clamped to the gene count). */
+static void test_chunk_rule(void)
+{
+    gi_atlas_info i = make_info(1, 0);
+    i.nx = 91, i.ny = 109, i.nz = 91;
+    i.n_genes = 100; /* 9,100 chunks */
+    int a = gi_atlas_chunk_genes(&i);
+    i.n_genes = GI_ATLAS_MAX_CHUNKS / 91; /* 219 genes: 19,929 chunks */
+    int b = gi_atlas_chunk_genes(&i);
+    i.n_genes = 15600; /* the whole transcriptome on the 2 mm grid */
+    int c = gi_atlas_chunk_genes(&i);
+    long long chunks_c = (long long)((15600 + c - 1) / c) * 91, chunks_fewer = (long long)((15600 + c - 2) / (c - 1)) * 91;
+    i.nx = 182, i.ny = 218, i.nz = 182; /* 1 mm */
+    int d = gi_atlas_chunk_genes(&i);
+    long long chunks_d = (long long)((15600 + d - 1) / d) * 182;
+    i.n_genes = 100;
+    int e = gi_atlas_chunk_genes(&i); /* 18,200 chunks: still one gene each */
+    i.chunk_genes = 7;
+    int f = gi_atlas_chunk_genes(&i);
+    i.chunk_genes = 500;
+    int g = gi_atlas_chunk_genes(&i);
+    char why[300];
+    snprintf(why, sizeof why, "got %d %d %d (%lld chunks, %lld with one gene fewer) %d (%lld chunks) %d %d %d", a, b, c,
+             chunks_c, chunks_fewer, d, chunks_d, e, f, g);
+    check_all(a == 1 && b == 1 && c > 1 && chunks_c <= GI_ATLAS_MAX_CHUNKS && chunks_fewer > GI_ATLAS_MAX_CHUNKS &&
+                  d > c && chunks_d <= GI_ATLAS_MAX_CHUNKS && e == 1 && f == 7 && g == 100,
+              "chunk layout: genes per chunk as designed (1, then the fewest within the chunk bound)", why);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -491,9 +537,15 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    test_roundtrip(0, 0);
-    test_roundtrip(1, 0);
-    test_roundtrip(1, 1);
+    test_roundtrip(0, 0, 0, 0);
+    test_roundtrip(1, 0, 0, 0);
+    test_roundtrip(1, 1, 0, 0);
+    /* Chunks of 2 genes over 3 (the last chunk half past the edge), written
+     * whole-slice and one gene at a time (every write a part of a chunk). */
+    test_roundtrip(1, 0, 2, 0);
+    test_roundtrip(1, 0, 2, 1);
+    test_roundtrip(0, 1, 2, 1);
+    test_chunk_rule();
     test_abort();
     test_bad_slices();
     test_create_errors();

@@ -3,9 +3,15 @@
  * File layout (also used for the phantom's truth.h5):
  *   /expression  float32 [n_genes][nz][ny][nx] = (gene, k, j, i) in the mask's
  *                voxel order (x = i fastest, as in NIfTI); NaN outside the mask.
- *                Chunks (1, 1, ny, nx): one z-slice of one gene, so ranks owning
- *                different z-slabs never touch the same chunk. Optional deflate
- *                (+shuffle). Attributes: units, normalisation.
+ *                Chunks (cg, 1, ny, nx): one z-slice of cg genes, so ranks owning
+ *                different z-slabs never touch the same chunk. cg is 1 (a chunk
+ *                per gene and slice: reading one gene reads nothing else) until
+ *                the chunk count n_genes x nz would pass GI_ATLAS_MAX_CHUNKS;
+ *                then the fewest genes per chunk that keep it below (parallel
+ *                HDF5 allocates and fills every chunk when the dataset is
+ *                created, and fails past ~26,500 chunks). gi_atlas_chunk_genes
+ *                gives cg, so writers can cut gene groups on chunk boundaries.
+ *                Optional deflate (+shuffle). Attributes: units, normalisation.
  *   /mask        uint8 [nz][ny][nx], 1 inside.
  *   /affine      float64 [4][4]: voxel (i, j, k, 1) -> MNI mm (the mask's sform/qform).
  *   /genes       variable-length UTF-8 strings [n_genes]
@@ -39,7 +45,24 @@ typedef struct gi_atlas_info {
     int every_slice_written;      /* 1: the caller writes every slice of every gene (a render does),
                                    * so the fill value is never written to disk first (the
                                    * unwritten-slices-read-as-fill promise is then void) */
+    int chunk_genes;              /* genes per chunk of /expression; 0 = gi_atlas_chunk_genes */
 } gi_atlas_info;
+
+/* At most this many chunks in /expression when genes per chunk are chosen
+ * automatically. Parallel HDF5 1.10.8 (Debian 12) with Open MPI's OMPIO fails
+ * its collective writes of a deflated dataset from ~26,500 chunks on, whatever
+ * their size ("mca_fbtl_posix_pwritev: error in writev: Bad address"; ROMIO
+ * segfaults): measured with bench/bench_atlas, docs/BENCHMARKS.md "Atlas
+ * chunk layout". 20,000 keeps a 25% margin and still gives the 1 mm atlas of
+ * 100 genes (18,200 chunks) one gene per chunk. */
+#define GI_ATLAS_MAX_CHUNKS 20000
+
+/* Genes per chunk of /expression: info->chunk_genes when set (clamped to
+ * n_genes), else 1 while n_genes x nz <= GI_ATLAS_MAX_CHUNKS, else the fewest
+ * that keep ceil(n_genes / cg) x nz within it. Writes whose gene range starts
+ * and ends on multiples of it (or at n_genes) replace whole chunks; others
+ * are correct but read, decompress and rewrite the chunks they share. */
+int gi_atlas_chunk_genes(const gi_atlas_info *info);
 
 typedef struct gi_atlas_writer gi_atlas_writer;
 
