@@ -22,6 +22,7 @@ static const char *const ALL_KEYS[] = {
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
     "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.val_average", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
+    "render.chunk_genes",
     "render.method",
     "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
     "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
