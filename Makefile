@@ -22,7 +22,9 @@ BUILD   ?= build
 CFLAGS  += -pthread
 LDLIBS  += -pthread
 
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+# src/ is layered in folders (base, io, data, model, methods, render, commands);
+# objects mirror them under $(BUILD)/obj/.
+LIB_SRC := $(wildcard src/*/*.c)
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -35,13 +37,14 @@ all: $(BUILD)/geneinr
 deps:
 	@tools/deps.sh
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h src/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h src/*/*.h) | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The SLEEF kernels of each width are compiled for their instruction set and
-# called only on CPUs that have it (src/vmath.c).
-$(BUILD)/obj/vmath_avx512.o: CFLAGS += -mavx512f
-$(BUILD)/obj/vmath_avx.o: CFLAGS += -mavx
+# called only on CPUs that have it (src/base/vmath.c).
+$(BUILD)/obj/base/vmath_avx512.o: CFLAGS += -mavx512f
+$(BUILD)/obj/base/vmath_avx.o: CFLAGS += -mavx
 
 $(BUILD)/geneinr: $(BUILD)/obj/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

@@ -26,7 +26,7 @@ MK
 )
 LIBS=${CFLAGS#*|}
 CFLAGS=${CFLAGS%|*}
-OBJ=$(ls $B/obj/*.o | grep -v '/main\.o$')
+OBJ=$(ls $B/obj/*/*.o)
 mkdir -p $B/fuzz
 status=0
 for t in $TARGETS; do

@@ -89,7 +89,7 @@ typedef struct gi_config {
         int buffer_mb;                 /* render.buffer_mb: bound on the output buffer per rank */
         int compress;                  /* render.compress: HDF5 deflate level 0-9 for /expression (0 = none) */
         int chunk_genes;               /* render.chunk_genes: genes per HDF5 chunk of /expression, 0 = automatic */
-        int method;                    /* render.method: GI_METHOD_* (method.h): inr | nearest | idw | kriging | regression_kriging */
+        int method;                    /* render.method: GI_METHOD_* (method_kind.h): inr | nearest | idw | kriging | regression_kriging */
         int background;                /* render.background: nan | zero, NIfTI value outside the mask */
         int preview_genes;             /* render.preview_genes: previews of the first N genes (0 = none) */
         char preview_at[GI_NAME_MAX];  /* render.preview_at: "x,y,z" MNI mm, "" = mask centre */

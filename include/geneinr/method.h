@@ -28,24 +28,7 @@
 
 #include "geneinr/config.h"
 #include "geneinr/error.h"
-
-enum gi_method_kind {
-    GI_METHOD_INR = 0,
-    GI_METHOD_NEAREST = 1,
-    GI_METHOD_IDW = 2,
-    GI_METHOD_KRIGING = 3,
-    GI_METHOD_RK = 4,            /* regression kriging */
-    GI_METHOD_COUNT
-};
-
-/* "inr", "nearest", "idw", "kriging", "regression_kriging" (index = kind). */
-extern const char *const GI_METHOD_NAMES[];
-
-/* Kind from its name, or -1. */
-int gi_method_parse(const char *name);
-
-/* 1 if the method needs an anatomical label per point (regression kriging). */
-int gi_method_needs_anatomy(int kind);
+#include "geneinr/method_kind.h" /* enum gi_method_kind, GI_METHOD_NAMES, gi_method_parse */
 
 /* The training samples a method is fitted on. All arrays are borrowed: fit
  * copies what it keeps. */

@@ -38,7 +38,7 @@
 
 #include <yaml.h>
 
-#include "geneinr/method.h"
+#include "geneinr/method_kind.h"
 
 /* ---------------------------------------------------------------- schema */
 

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const GI_METHOD_NAMES[] = {"inr", "nearest", "idw", "kriging", "regression_kriging", NULL};
-
 static const gi_method_impl *const IMPLS[GI_METHOD_COUNT] = {
     &gi_inr_impl, &gi_nearest_impl, &gi_idw_impl, &gi_kriging_impl, &gi_rk_impl,
 };
@@ -15,19 +13,6 @@ struct gi_method {
     int n_genes;
     void *state;
 };
-
-int gi_method_parse(const char *name)
-{
-    for (int k = 0; GI_METHOD_NAMES[k]; k++)
-        if (strcmp(name, GI_METHOD_NAMES[k]) == 0)
-            return k;
-    return -1;
-}
-
-int gi_method_needs_anatomy(int kind)
-{
-    return kind == GI_METHOD_RK;
-}
 
 void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c)
 {

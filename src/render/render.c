@@ -202,9 +202,16 @@ static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *b
                     nb = 0;
                 }
             }
+        /* Batches never cross a slice: a voxel's batch (its rows and their
+         * order) then depends on its slice alone, not on where this rank's
+         * slab or buffer round starts, so the values are bit-identical at any
+         * rank count whatever GEMM kernels OpenBLAS runs (some, e.g. the
+         * Haswell ones, round a row differently by its place in the batch). */
+        if (nb) {
+            eval_batch(r, nb, g0, ng, buf, gene_stride);
+            nb = 0;
+        }
     }
-    if (nb)
-        eval_batch(r, nb, g0, ng, buf, gene_stride);
 }
 
 /* File name of a gene: symbols are file-name safe in practice; anything
