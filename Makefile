@@ -9,6 +9,7 @@
 PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
 PKGS    += libpng
 PKGS    += sleef
+PKGS    += libdeflate
 CC      := gcc
 SAN     ?=
 OPT     ?= -O2 -g

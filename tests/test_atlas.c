@@ -19,7 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
 #include <hdf5.h>
+#include <libdeflate.h>
+#include <zlib.h>
 
 #include "check.h"
 
@@ -487,6 +490,59 @@ static void test_open_errors(void)
            NULL);
 }
 
+/* Rank 0: HDF5's deflate filter compresses through libdeflate in this process
+ * (h5_deflate.c): a chunk's stored bytes are exactly libdeflate's zlib stream
+ * of the data - not zlib's, which differs - and read back as the values. */
+static void test_libdeflate(void)
+{
+    enum { N = 8192 };
+    static float data[N], back[N];
+    static unsigned char want[N * 4], zl[N * 4 + 64], got[N * 4 + 64];
+    for (int i = 0; i < N; i++)
+        data[i] = i % 700 < 300 ? NAN : (float)(5.0 + sin(0.01 * i) + 1e-3 * (i * 7919 % 101));
+    char path[700];
+    snprintf(path, sizeof path, "%s/deflate.h5", dir_);
+    hsize_t dims = N, chunk = N, off = 0;
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t sp = H5Screate_simple(1, &dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_deflate(dcpl, 1);
+    hid_t d = H5Dcreate2(f, "x", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Fclose(f);
+    hsize_t stored = 0;
+    uint32_t filters = 0;
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    d = H5Dopen2(f, "x", H5P_DEFAULT);
+    ok = ok && H5Dget_chunk_storage_size(d, &off, &stored) >= 0 && stored > 0 && stored <= sizeof got &&
+         H5Dread_chunk(d, H5P_DEFAULT, &off, &filters, got) >= 0 &&
+         H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, back) >= 0;
+    H5Dclose(d);
+    H5Fclose(f);
+    unlink(path);
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(1);
+    size_t n = libdeflate_zlib_compress(c, data, sizeof data, want, sizeof want);
+    libdeflate_free_compressor(c);
+    typedef int (*compress2_fn)(Bytef *, uLongf *, const Bytef *, uLong, int);
+    compress2_fn zlib = (compress2_fn)dlsym(RTLD_NEXT, "compress2");
+    uLongf zn = sizeof zl;
+    int zrc = zlib ? zlib(zl, &zn, (const Bytef *)data, sizeof data, 1) : -1;
+    int same_values = 1;
+    for (int i = 0; i < N; i++)
+        same_values &= isnan(data[i]) ? isnan(back[i]) : back[i] == data[i];
+    char why[200];
+    snprintf(why, sizeof why, "stored %llu bytes (filter mask %u), libdeflate %zu, zlib %lu (rc %d)",
+             (unsigned long long)stored, filters, n, (unsigned long)zn, zrc);
+    check0(ok && filters == 0 && n > 0 && stored == n && memcmp(got, want, n) == 0, "HDF5 deflates through libdeflate",
+           why);
+    check0(zrc == Z_OK && (zn != n || memcmp(zl, want, n) != 0), "libdeflate's stream is not zlib's (the check above can fail)",
+           why);
+    check0(ok && same_values, "a libdeflate chunk reads back as the values", why);
+}
+
 /* The automatic layout: one gene per chunk while the chunk count allows,
  * then the fewest genes per chunk that keep it within GI_ATLAS_MAX_CHUNKS;
  * a set chunk_genes is kept (clamped to the gene count). */
@@ -549,8 +605,10 @@ int main(int argc, char **argv)
     test_abort();
     test_bad_slices();
     test_create_errors();
-    if (rank_ == 0)
+    if (rank_ == 0) {
         test_open_errors();
+        test_libdeflate();
+    }
 
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank_ == 0)

@@ -10,6 +10,9 @@
  * return (gi_h5_loud), instead of turning it off for the whole process: a
  * caller (a test, a tool, h5py in the same process) keeps its own setting.
  *
+ * Deflated datasets are compressed by libdeflate in every geneinr process
+ * (h5_deflate.c: HDF5's standard deflate filter, plain zlib streams).
+ *
  * Strings are variable-length UTF-8 (one type, gi_h5_vlen_utf8); readers also
  * accept fixed-length strings, as h5py and other writers may produce them.
  */

@@ -1,0 +1,58 @@
+/* h5_deflate.c - HDF5's deflate filter compresses through libdeflate.
+ *
+ * Why: deflate level 1 was 46% of the CPU of a 1 mm render (docs/BENCHMARKS.md);
+ * libdeflate writes the same format (zlib streams, RFC 1950) several times
+ * faster than zlib. Files stay plain deflate (filter ID 1, its one parameter
+ * the level), which any HDF5 reader - h5py, h5dump, MATLAB - inflates with
+ * zlib; only the compressed bytes differ from zlib's, never the values.
+ *
+ * How: HDF5 will not let a program replace a predefined filter (H5Zregister
+ * refuses IDs below 256: "unable to modify predefined filters"), and its
+ * deflate filter compresses each chunk with one call of zlib's compress2().
+ * This file defines compress2 in the program: the dynamic linker binds
+ * libhdf5's undefined, unversioned compress2 to the executable's definition
+ * first (ELF symbol interposition), so every chunk HDF5 deflates in this
+ * process goes through libdeflate. Inflating (reading) stays zlib's.
+ *
+ * What must stay true: compress2's contract (zlib.h), for any caller:
+ *   - *destLen in: the room at dest; out: the bytes written; Z_OK, or
+ *     Z_BUF_ERROR when the stream does not fit (HDF5 then stores the chunk
+ *     unfiltered: deflate is an optional filter), Z_STREAM_ERROR for a bad level.
+ *   - level Z_DEFAULT_COMPRESSION means 6; levels 0-9 as zlib's. Anything
+ *     libdeflate does not cover (level 0, no memory) goes to zlib's own compress2.
+ */
+#include <dlfcn.h>
+#include <stddef.h>
+
+#include <libdeflate.h>
+#include <zlib.h>
+
+typedef int (*compress2_fn)(Bytef *, uLongf *, const Bytef *, uLong, int);
+
+/* zlib's compress2, the next definition after ours. */
+static int zlib_compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
+{
+    compress2_fn next = (compress2_fn)dlsym(RTLD_NEXT, "compress2");
+    return next ? next(dest, destLen, source, sourceLen, level) : Z_MEM_ERROR;
+}
+
+int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
+{
+    if (level == Z_DEFAULT_COMPRESSION)
+        level = 6;
+    if (level < 0 || level > 9)
+        return Z_STREAM_ERROR;
+    if (level == 0)
+        return zlib_compress2(dest, destLen, source, sourceLen, level);
+    /* A compressor per call: its set-up is small against a chunk's compression
+     * (docs/BENCHMARKS.md), and a cached one would be global state. */
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+    if (!c)
+        return zlib_compress2(dest, destLen, source, sourceLen, level);
+    size_t n = libdeflate_zlib_compress(c, source, sourceLen, dest, *destLen);
+    libdeflate_free_compressor(c);
+    if (n == 0)
+        return Z_BUF_ERROR;
+    *destLen = (uLongf)n;
+    return Z_OK;
+}
