@@ -523,7 +523,7 @@ static void test_libdeflate(void)
     H5Dclose(d);
     H5Fclose(f);
     unlink(path);
-    struct libdeflate_compressor *c = libdeflate_alloc_compressor(1);
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(2); /* what level 1 asks for (h5_deflate.c) */
     size_t n = libdeflate_zlib_compress(c, data, sizeof data, want, sizeof want);
     libdeflate_free_compressor(c);
     typedef int (*compress2_fn)(Bytef *, uLongf *, const Bytef *, uLong, int);
