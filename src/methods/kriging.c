@@ -545,7 +545,8 @@ static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
     return s;
 }
 
-static int krige_predict(const void *p, int n, const float *mni, const int *label, float *out, gi_err *err)
+static int krige_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                         gi_err *err)
 {
     const krige_state *s = p;
     int N = s->n, G = s->G;
@@ -560,7 +561,7 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
     }
     for (int q0 = 0; q0 < n; q0 += PRED_BLOCK) {
         int nb = n - q0 < PRED_BLOCK ? n - q0 : PRED_BLOCK;
-        for (int g = 0; g < (s->per_gene ? G : 1); g++) {
+        for (int g = s->per_gene ? g0 : 0; g < (s->per_gene ? g0 + ng : 1); g++) {
             for (int k = 0; k < nb; k++) {
                 const float *q = mni + 3 * (size_t)(q0 + k);
                 float *row = R + (size_t)k * N;
@@ -571,24 +572,24 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
                 }
             }
             if (!s->per_gene) {
-                /* out block [nb][G] = R [nb][N] x alpha [N][G] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, G, N, 1.0f, R, N, s->alpha, G, 0.0f,
-                            out + (size_t)q0 * G, G);
+                /* out block [nb][ng] = R [nb][N] x alpha [N][g0 .. g0+ng) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, ng, N, 1.0f, R, N, s->alpha + g0, G, 0.0f,
+                            out + (size_t)q0 * ng, ng);
             } else {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, nb, N, 1.0f, R, N, s->alpha + g, G, 0.0f, tmp, 1);
                 for (int k = 0; k < nb; k++)
-                    out[(size_t)(q0 + k) * G + g] = tmp[k];
+                    out[(size_t)(q0 + k) * ng + (g - g0)] = tmp[k];
             }
         }
         for (int k = 0; k < nb; k++)
-            for (int g = 0; g < G; g++) {
+            for (int g = g0; g < g0 + ng; g++) {
                 float base = (float)s->mu[g];
                 if (s->n_labels) {
                     int l = label[q0 + k];
                     l = l >= 0 && l < s->n_labels ? l : 0;
                     base += s->label_mean[(size_t)l * G + g] + (float)s->eta[g] * s->label_alpha[(size_t)l * G + g];
                 }
-                out[(size_t)(q0 + k) * G + g] += base;
+                out[(size_t)(q0 + k) * ng + (g - g0)] += base;
             }
     }
     free(R);
