@@ -203,9 +203,9 @@ static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *b
                 }
             }
         /* Batches never cross a slice: a voxel's batch (its rows and their
-         * order) then depends on its slice alone, not on where this rank's
-         * slab or buffer round starts, so the values are bit-identical at any
-         * rank count whatever GEMM kernels OpenBLAS runs (some, e.g. the
+         * order) then depends on its slice alone, not on which rank renders
+         * it or where its block starts, so the values are bit-identical at
+         * any rank count whatever GEMM kernels OpenBLAS runs (some, e.g. the
          * Haswell ones, round a row differently by its place in the batch). */
         if (nb) {
             eval_batch(r, nb, g0, ng, buf, gene_stride);
@@ -299,11 +299,24 @@ static char *provenance_yaml(const renderer *r, const char *checkpoint, gi_confi
 }
 
 /* Which slices this rank renders, and how many slices and genes per
- * collective write. */
+ * collective write.
+ *
+ * Blocks of k slices are dealt to the ranks in turn: write i of rank p is the
+ * block [(i P + p) k, (i P + p + 1) k) (P ranks), so one write's blocks lie
+ * side by side. Every write is a synchronisation point (it is collective and
+ * compresses inside), so what counts is the balance of each write, not of a
+ * rank's whole share: with one contiguous slab per rank (balanced by in-mask
+ * voxels in total) a write paired the bottom of one slab (few brain voxels,
+ * cheap) with the middle of the brain on the other rank, and the fast rank
+ * waited at every write. Neighbouring blocks cost about the same to render
+ * and to compress. (Slices dealt one by one balance better still, but the
+ * strided selection made HDF5 1.10's filtered collective write twice as
+ * slow: docs/BENCHMARKS.md.) A chunk is one slice, so no chunk is shared by
+ * two ranks either way, and a voxel's value depends on its slice alone
+ * (render_slices), so the atlas is the same at any rank count. */
 typedef struct slab_plan {
     long total;              /* in-mask voxels of the whole grid */
-    int z_lo, z_hi;          /* this rank's slab */
-    int k;                   /* slices per write */
+    int k;                   /* slices per write (a block) */
     int ng;                  /* genes per write (a group); n_genes when a slice of all fits */
     int groups;              /* gene groups = ceil(n_genes / ng) */
     int rounds;              /* collective writes per gene group (the same on every rank) */
@@ -325,27 +338,12 @@ static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
 {
     const gi_volume *v = &r->mask;
     size_t plane = (size_t)v->nx * v->ny;
-    long *count = calloc((size_t)v->nz, sizeof(long));
-    int *begin = malloc(sizeof(int) * ((size_t)r->size + 1));
     int rc = 0;
-    if (!count || !begin) {
-        rc = gi_fail(err, "out of memory");
-    } else {
-        p->total = 0;
-        for (int z = 0; z < v->nz; z++) {
-            for (size_t q = 0; q < plane; q++)
-                count[z] += in_mask(v->data[(size_t)z * plane + q]);
-            p->total += count[z];
-        }
-        /* Balance slabs by in-mask voxels, not by height. */
-        gi_slab_partition(count, v->nz, r->size, begin);
-        p->z_lo = begin[r->rank];
-        p->z_hi = begin[r->rank + 1];
-        if (p->total == 0)
-            rc = gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", r->c->render.mask);
-    }
-    free(count);
-    free(begin);
+    p->total = 0;
+    for (size_t q = 0; q < plane * (size_t)v->nz; q++)
+        p->total += in_mask(v->data[q]);
+    if (p->total == 0)
+        rc = gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", r->c->render.mask);
     if (gi_dist_agree(r->comm, rc, err) != 0)
         return -1;
     /* render.buffer_mb bounds the output buffers (plan_bytes). As many slices
@@ -358,8 +356,7 @@ static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
     gi_atlas_info layout = { .n_genes = (int)G, .nx = v->nx, .ny = v->ny, .nz = v->nz,
                              .chunk_genes = r->c->render.chunk_genes };
     p->chunk_genes = gi_atlas_chunk_genes(&layout);
-    int tallest = p->z_hi - p->z_lo;
-    MPI_Allreduce(MPI_IN_PLACE, &tallest, 1, MPI_INT, MPI_MAX, r->comm);
+    int tallest = (v->nz + r->size - 1) / r->size; /* no block beyond a rank's share */
     size_t k = 1, ng = G;
     if (plan_bytes(r, plane, 1, G) <= budget) {
         while (k < (size_t)(tallest > 0 ? tallest : 1) && plan_bytes(r, plane, k + 1, G) <= budget)
@@ -395,8 +392,8 @@ static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
     p->ng = (int)ng;
     p->groups = (int)((G + ng - 1) / ng);
     p->buffer_bytes = plan_bytes(r, plane, k, ng);
-    int mine = (p->z_hi - p->z_lo + p->k - 1) / p->k;
-    MPI_Allreduce(&mine, &p->rounds, 1, MPI_INT, MPI_MAX, r->comm);
+    long span = (long)p->k * r->size; /* slices per round of writes */
+    p->rounds = (int)((v->nz + span - 1) / span);
     return 0;
 }
 
@@ -478,14 +475,13 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
         int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
         for (int round = 0; rc == 0 && round < plan.rounds; round++) {
-            int z0 = plan.z_lo + round * plan.k, nzb = plan.z_hi - z0 < plan.k ? plan.z_hi - z0 : plan.k;
-            if (nzb < 0)
-                nzb = 0;
+            long z0 = ((long)round * r.size + r.rank) * plan.k;
+            int nzb = z0 >= v->nz ? 0 : (int)(v->nz - z0 < plan.k ? v->nz - z0 : plan.k);
             if (nzb > 0)
-                render_slices(&r, z0, nzb, g0, ng, buf, mbuf);
+                render_slices(&r, (int)z0, nzb, g0, ng, buf, mbuf);
             /* The mask once, with the first gene group. */
             double tw = MPI_Wtime();
-            rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? (int)z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
             t_write += MPI_Wtime() - tw;
             if (r.rank == 0 && total_rounds > 1) {
                 printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
