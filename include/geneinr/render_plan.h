@@ -1,9 +1,24 @@
-/* render_plan.h - how a render splits the grid and the genes: which z-slab a
- * rank renders, how many slices and genes go into one collective write so
- * that the output buffers stay within render.buffer_mb, and how many writes
- * every rank makes. Shared by the INR render (render.c) and the render of any
- * fit/predict method (render_method.c), so both keep the same memory bound
- * whatever the gene count.
+/* render_plan.h - how a render splits the grid and the genes: how many slices
+ * and genes go into one collective write so that the output buffers stay
+ * within render.buffer_mb, which block of slices a rank renders in each
+ * write, and how many writes every rank makes. Shared by the INR render
+ * (render.c) and the render of any fit/predict method (render_method.c), so
+ * both keep the same memory bound whatever the gene count.
+ *
+ * Blocks of k slices are dealt to the ranks in turn: write i of rank p is the
+ * block [(i P + p) k, (i P + p + 1) k) (P ranks), so one write's blocks lie
+ * side by side. Every write is a synchronisation point (it is collective and
+ * compresses inside), so what counts is the balance of each write, not of a
+ * rank's whole share: with one contiguous slab per rank (balanced by in-mask
+ * voxels in total) a write paired the bottom of one slab (few brain voxels,
+ * cheap) with the middle of the brain on the other rank, and the fast rank
+ * waited at every write. Neighbouring blocks cost about the same to render
+ * and to compress. (Slices dealt one by one balance better still, but the
+ * strided selection made HDF5 1.10's filtered collective write twice as
+ * slow: docs/BENCHMARKS.md.) A chunk is one slice, so no chunk is shared by
+ * two ranks either way, and a voxel's value depends on its slice alone (the
+ * renderers cut batches at slices), so the atlas is the same at any rank
+ * count.
  */
 #ifndef GENEINR_RENDER_PLAN_H
 #define GENEINR_RENDER_PLAN_H
@@ -18,8 +33,8 @@
 
 typedef struct gi_render_plan {
     long total;              /* in-mask voxels of the whole grid */
-    int z_lo, z_hi;          /* this rank's slab */
-    int k;                   /* slices per write */
+    int rank, size, nz;      /* this rank of size; slices of the grid */
+    int k;                   /* slices per write (a block) */
     int ng;                  /* genes per write (a group); n_genes when a slice of all fits */
     int groups;              /* gene groups = ceil(n_genes / ng) */
     int rounds;              /* collective writes per gene group (the same on every rank) */
@@ -42,5 +57,10 @@ int gi_render_in_mask(float v);
  * rank 0. */
 int gi_render_plan_make(const gi_volume *mask, MPI_Comm comm, int n_genes, const gi_config *c,
                         size_t scratch_per_gene, size_t scratch_fixed, gi_render_plan *p, gi_err *err);
+
+/* This rank's block of write `round` (0 .. rounds-1): its first slice in
+ * *z0 and its number of slices as the result (0, with *z0 = 0, when the
+ * grid ends before it: the rank still takes part in the write). */
+int gi_render_plan_block(const gi_render_plan *p, int round, int *z0);
 
 #endif

@@ -195,9 +195,9 @@ static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *b
                 }
             }
         /* Batches never cross a slice: a voxel's batch (its rows and their
-         * order) then depends on its slice alone, not on where this rank's
-         * slab or buffer round starts, so the values are bit-identical at any
-         * rank count whatever GEMM kernels OpenBLAS runs (some, e.g. the
+         * order) then depends on its slice alone, not on which rank renders
+         * it or where its block starts, so the values are bit-identical at
+         * any rank count whatever GEMM kernels OpenBLAS runs (some, e.g. the
          * Haswell ones, round a row differently by its place in the batch). */
         if (nb) {
             eval_batch(r, nb, g0, ng, buf, gene_stride);
@@ -310,14 +310,12 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
         int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
         for (int round = 0; rc == 0 && round < plan.rounds; round++) {
-            int z0 = plan.z_lo + round * plan.k, nzb = plan.z_hi - z0 < plan.k ? plan.z_hi - z0 : plan.k;
-            if (nzb < 0)
-                nzb = 0;
+            int z0, nzb = gi_render_plan_block(&plan, round, &z0);
             if (nzb > 0)
                 render_slices(&r, z0, nzb, g0, ng, buf, mbuf);
             /* The mask once, with the first gene group. */
             double tw = MPI_Wtime();
-            rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
             t_write += MPI_Wtime() - tw;
             if (r.rank == 0 && total_rounds > 1) {
                 printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);

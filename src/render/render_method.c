@@ -222,9 +222,7 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
         int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
         for (int round = 0; rc == 0 && round < plan.rounds; round++) {
-            int z0 = plan.z_lo + round * plan.k, nzb = plan.z_hi - z0 < plan.k ? plan.z_hi - z0 : plan.k;
-            if (nzb < 0)
-                nzb = 0;
+            int z0, nzb = gi_render_plan_block(&plan, round, &z0);
             int lrc = nzb > 0 ? render_slices(&j, z0, nzb, g0, ng, buf, mbuf, err) : 0;
             if (gi_dist_agree(comm, lrc, err) != 0) {
                 rc = -1;
@@ -232,7 +230,7 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
             }
             /* The mask once, with the first gene group. */
             double tw = MPI_Wtime();
-            rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
             t_write += MPI_Wtime() - tw;
             if (rank == 0 && total_rounds > 1) {
                 printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);

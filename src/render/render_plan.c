@@ -29,27 +29,13 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
     size_t plane = (size_t)v->nx * v->ny;
-    long *count = calloc((size_t)v->nz, sizeof(long));
-    int *begin = malloc(sizeof(int) * ((size_t)size + 1));
-    int rc = 0;
+    p->rank = rank;
+    p->size = size;
+    p->nz = v->nz;
     p->total = 0;
-    if (!count || !begin) {
-        rc = gi_fail(err, "out of memory");
-    } else {
-        for (int z = 0; z < v->nz; z++) {
-            for (size_t q = 0; q < plane; q++)
-                count[z] += gi_render_in_mask(v->data[(size_t)z * plane + q]);
-            p->total += count[z];
-        }
-        /* Balance slabs by in-mask voxels, not by height. */
-        gi_slab_partition(count, v->nz, size, begin);
-        p->z_lo = begin[rank];
-        p->z_hi = begin[rank + 1];
-        if (p->total == 0)
-            rc = gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", c->render.mask);
-    }
-    free(count);
-    free(begin);
+    for (size_t q = 0; q < plane * (size_t)v->nz; q++)
+        p->total += gi_render_in_mask(v->data[q]);
+    int rc = p->total == 0 ? gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", c->render.mask) : 0;
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
     cost cs = {plane, scratch_per_gene, scratch_fixed};
@@ -57,8 +43,7 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
     gi_atlas_info layout = {.n_genes = n_genes, .nx = v->nx, .ny = v->ny, .nz = v->nz,
                             .chunk_genes = c->render.chunk_genes};
     p->chunk_genes = gi_atlas_chunk_genes(&layout);
-    int tallest = p->z_hi - p->z_lo;
-    MPI_Allreduce(MPI_IN_PLACE, &tallest, 1, MPI_INT, MPI_MAX, comm);
+    int tallest = (v->nz + size - 1) / size; /* no block beyond a rank's share */
     size_t k = 1, ng = G;
     if (plan_bytes(&cs, 1, G) <= budget) {
         while (k < (size_t)(tallest > 0 ? tallest : 1) && plan_bytes(&cs, k + 1, G) <= budget)
@@ -94,7 +79,18 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
     p->ng = (int)ng;
     p->groups = (int)((G + ng - 1) / ng);
     p->buffer_bytes = plan_bytes(&cs, k, ng);
-    int mine = (p->z_hi - p->z_lo + p->k - 1) / p->k;
-    MPI_Allreduce(&mine, &p->rounds, 1, MPI_INT, MPI_MAX, comm);
+    long span = (long)p->k * size; /* slices per round of writes */
+    p->rounds = (int)((v->nz + span - 1) / span);
     return 0;
+}
+
+int gi_render_plan_block(const gi_render_plan *p, int round, int *z0)
+{
+    long first = ((long)round * p->size + p->rank) * p->k;
+    if (first >= p->nz) {
+        *z0 = 0;
+        return 0;
+    }
+    *z0 = (int)first;
+    return (int)(p->nz - first < p->k ? p->nz - first : p->k);
 }
