@@ -204,6 +204,50 @@ static void test_clipping(void)
     CHECK(gi_grad_clip(NULL, 0, 1.0) == 0.0, "clip: empty vector has norm 0");
 }
 
+/* The documented order of gi_sum_squares (optim.h): lane j adds the squares
+ * of elements j, j + 16, j + 32, ... in index order; then lanes j and j + w
+ * are added for w = 8, 4, 2, 1. Written out independently of optim.c. */
+static double sum_squares_reference(const float *g, size_t n)
+{
+    double lane[16] = {0};
+    for (size_t i = 0; i < n; i++)
+        lane[i % 16] += (double)g[i] * (double)g[i];
+    for (int w = 8; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            lane[j] += lane[j + w];
+    return lane[0];
+}
+
+static void test_sum_order(void)
+{
+    /* magnitudes spread over 2^-30 .. 2^30 so that every regrouping of the
+     * sum changes its rounding */
+    enum { N = 1003 };
+    static float buf[N + 1];
+    unsigned x = 12345;
+    for (int i = 0; i <= N; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = ldexpf((float)((x >> 8) & 0xffff) / 65536.0f + 0.5f, (int)((x >> 4) % 61) - 30);
+    }
+    int exact = 1;
+    for (size_t n = 0; n <= N; n += n < 40 ? 1 : 97)
+        exact &= gi_sum_squares(buf, n) == sum_squares_reference(buf, n);
+    CHECK(exact, "sum of squares: 16 interleaved lanes then a pairwise tree, bit for bit, for lengths 0..40 and longer");
+    /* the order depends on the index, not on the address (vector loops that
+     * peel for alignment must not regroup) */
+    static float moved[N];
+    memcpy(moved, buf + 1, sizeof moved);
+    CHECK(gi_sum_squares(buf + 1, N) == gi_sum_squares(moved, N) &&
+              gi_sum_squares(moved, N) == sum_squares_reference(moved, N),
+          "sum of squares: same bits at another alignment");
+    double seq = 0;
+    for (int i = 0; i < N; i++)
+        seq += (double)buf[i] * (double)buf[i];
+    CHECKF(seq != gi_sum_squares(buf, N) && close_to(seq, gi_sum_squares(buf, N), 1e-12),
+           "sum of squares: these values tell the orders apart (so the checks above can fail)", "seq %.17g lanes %.17g",
+           seq, gi_sum_squares(buf, N));
+}
+
 static void test_from_config(void)
 {
     gi_config c;
@@ -236,6 +280,7 @@ int main(void)
     test_adam_bias_correction();
     test_schedules();
     test_clipping();
+    test_sum_order();
     test_from_config();
     return check_summary();
 }

@@ -9,10 +9,23 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 NP=${NP:-2}
 B=runs/bench
 mkdir -p $B
+# An OPENBLAS_CORETYPE inherited from the shell (or a job script) would pin every run
+# below, PyTorch's too, to those kernels instead of the best ones for this CPU (blas.h);
+# KEEP_CORETYPE=1 measures with it.
+INHERITED_CORE=${OPENBLAS_CORETYPE-}
+if [ -n "$INHERITED_CORE" ] && [ "${KEEP_CORETYPE:-0}" != 1 ]; then
+    unset OPENBLAS_CORETYPE
+    echo "note: ignoring the inherited OPENBLAS_CORETYPE=$INHERITED_CORE (KEEP_CORETYPE=1 keeps it)"
+fi
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
+echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "== sgemm: peak and every training GEMM at its shape ($BUILD/bench/bench_sgemm)"
 $BUILD/bench/bench_sgemm
+# the peak of other kernel choices, for comparison (empty = OpenBLAS's own choice)
+for core in "" Haswell $INHERITED_CORE; do
+    echo "   OPENBLAS_CORETYPE=$core: $(OPENBLAS_CORETYPE=$core $BUILD/bench/bench_sgemm --peak | tr '\n' ' ' | sed 's/OpenBLAS kernels: //')"
+done
 echo
 [ -f $B/ph100/samples.csv ] || $G phantom --out $B/ph100 --genes 100 >/dev/null
 tools/bench_train.sh $BUILD
@@ -29,3 +42,4 @@ ls -l $B/train100/atlas.h5 | awk '{printf "atlas size: %.0f MB\n", $5 / 1048576}
 echo
 tools/bench_prepare.sh $BUILD
 tools/bench_transcriptome.sh $BUILD
+echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,8 +5,18 @@ on data of the same size (coordinates, donors, labels and values are random:
 speed does not depend on the values). One training step = zero_grad, forward,
 masked-free MSE, backward, optimizer step, as a PyTorch user would write it.
 
-usage: bench_torch.py atlas|paper STEPS [N_LABELS]
+usage: bench_torch.py atlas|atlas_recompute|paper STEPS [N_LABELS]
 Prints one line: "torch MODEL: MEDIAN ms/step (STEPS steps, T threads)".
+
+"atlas" is the fair twin of geneinr's run: the Fourier features of the fixed
+training points are computed once, before training, as geneinr does (the
+points never move; only the weights after them are trained). "atlas_recompute"
+computes them in every forward pass, as a first PyTorch version would; it is
+reported as a second row, not used for the ratio.
+
+The OpenMP wait policy matters for PyTorch at 2 threads on a 2-core machine:
+tools/bench_train.sh runs every twin with the default (active spinning) and
+with OMP_WAIT_POLICY=PASSIVE and compares geneinr with the faster of the two.
 """
 import math
 import sys
@@ -34,9 +44,13 @@ class Atlas(torch.nn.Module):
             torch.nn.Linear(w, w), torch.nn.ReLU(),
             torch.nn.Linear(w, G))
 
-    def forward(self, xyz, donor, label):
+    def features(self, xyz):
         a = 2 * math.pi * xyz @ self.B.T
-        return self.mlp(torch.cat([torch.sin(a), torch.cos(a), self.donor(donor), self.anat(label)], 1))
+        return torch.cat([torch.sin(a), torch.cos(a)], 1)
+
+    def forward(self, xyz, donor, label, feats=None):
+        f = self.features(xyz) if feats is None else feats
+        return self.mlp(torch.cat([f, self.donor(donor), self.anat(label)], 1))
 
 
 class Sine(torch.nn.Module):
@@ -73,13 +87,15 @@ def main():
     donor = torch.randint(0, 6, (n,))
     label = torch.randint(0, n_labels, (n,))
     y = torch.randn(n, G)
-    if which == "atlas":
+    if which in ("atlas", "atlas_recompute"):
         net = Atlas(n_labels)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1.0)
+        # the fixed points' features, once (no gradient flows into them)
+        feats = net.features(xyz).detach() if which == "atlas" else None
 
         def step():
             opt.zero_grad()
-            loss = ((net(xyz, donor, label) - y) ** 2).mean()
+            loss = ((net(xyz, donor, label, feats) - y) ** 2).mean()
             loss.backward()
             opt.step()
     else:

@@ -38,7 +38,12 @@ void gi_adam_free(gi_adam *a);
 /* Learning rate for 0-based step index `step`. */
 double gi_lr_at(const gi_optim_spec *o, long step);
 
-/* Global L2 norm of g; if max_norm > 0 and the norm exceeds it, scale g to
+/* Sum of g[i]^2 in double, in a fixed order that depends on n alone (16
+ * interleaved lanes, then a pairwise tree: optim.c): reproducible on any CPU
+ * and vectorised. */
+double gi_sum_squares(const float *g, size_t n);
+
+/* Global L2 norm of g (gi_sum_squares); if max_norm > 0 and the norm exceeds it, scale g to
  * max_norm. Returns the norm before clipping. */
 double gi_grad_clip(float *g, size_t n, double max_norm);
 

@@ -20,8 +20,10 @@
  *     unfiltered: deflate is an optional filter), Z_STREAM_ERROR for a bad level.
  *   - level Z_DEFAULT_COMPRESSION means 6; levels 0-9 as zlib's. Anything
  *     libdeflate does not cover (level 0, no memory) goes to zlib's own compress2.
+ *   - safe to call from several threads at once (the compressor cache below).
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stddef.h>
 
 #include <libdeflate.h>
@@ -36,6 +38,18 @@ static int zlib_compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLo
     return next ? next(dest, destLen, source, sourceLen, level) : Z_MEM_ERROR;
 }
 
+/* One compressor per level, kept for the life of the process. A compressor is
+ * several hundred KB that libdeflate allocates and sets up; allocated afresh
+ * for each chunk, as this file first did, its pages were faulted in (and
+ * zeroed by the kernel) again for every chunk: 13% of a 1 mm render's CPU went
+ * to page faults, most of them here (perf, docs/BENCHMARKS.md). The cache is
+ * process-wide state, which geneinr otherwise avoids; it lives here for the
+ * reason the interposition does: HDF5's filter gives no place to keep it. A thread
+ * that finds it in use compresses with a compressor of its own. Compressing
+ * is deterministic, so the bytes are the same either way. */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct libdeflate_compressor *cache[10];
+
 int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
 {
     if (level == Z_DEFAULT_COMPRESSION)
@@ -44,18 +58,31 @@ int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen
         return Z_STREAM_ERROR;
     if (level == 0)
         return zlib_compress2(dest, destLen, source, sourceLen, level);
-    /* A compressor per call: its set-up is small against a chunk's compression
-     * (docs/BENCHMARKS.md), and a cached one would be global state. */
     /* libdeflate's level 1 is its odd one out: on rendered maps (shuffled
      * floats, NaN outside the brain) its level 2 is both faster (338 vs 263
      * MB/s of CPU on mixed slices, 785 vs 379 MB/s on all-NaN ones) and
      * smaller (25.4% vs 25.7%); zlib's level 1 gave 166 / 820 MB/s, 26.6%
      * (docs/BENCHMARKS.md). So level 1, the render's default, asks for 2. */
-    struct libdeflate_compressor *c = libdeflate_alloc_compressor(level == 1 ? 2 : level);
-    if (!c)
+    int lv = level == 1 ? 2 : level;
+    struct libdeflate_compressor *c = NULL;
+    int cached = pthread_mutex_trylock(&cache_lock) == 0;
+    if (cached) {
+        if (!cache[lv])
+            cache[lv] = libdeflate_alloc_compressor(lv);
+        c = cache[lv];
+    } else {
+        c = libdeflate_alloc_compressor(lv); /* another thread holds the cached one */
+    }
+    if (!c) {
+        if (cached)
+            pthread_mutex_unlock(&cache_lock);
         return zlib_compress2(dest, destLen, source, sourceLen, level);
+    }
     size_t n = libdeflate_zlib_compress(c, source, sourceLen, dest, *destLen);
-    libdeflate_free_compressor(c);
+    if (cached)
+        pthread_mutex_unlock(&cache_lock);
+    else
+        libdeflate_free_compressor(c);
     if (n == 0)
         return Z_BUF_ERROR;
     *destLen = (uLongf)n;

@@ -192,6 +192,14 @@ GI_VECTORISED static void add_chunk(double *acc, const float *grads, size_t np, 
     }
 }
 
+/* grads[q] = (float)acc[q]: the summed gradient back to the model */
+GI_VECTORISED static void acc_to_float(float *grads, const double *acc, size_t np)
+{
+#pragma omp simd
+    for (size_t q = 0; q < np; q++)
+        grads[q] = (float)acc[q];
+}
+
 /* Gradient (and loss) of the global positions pos[0 .. npos) (NULL = identity)
  * summed across ranks into t->acc, chunk by chunk as described at CHUNK_MAX. */
 static void accumulate(trainer *t, const units *u, const long *pos, long npos, double norm)
@@ -200,9 +208,13 @@ static void accumulate(trainer *t, const units *u, const long *pos, long npos, d
     size_t np = m->n_params;
     long C = t->chunk, nchunks = (npos + C - 1) / C, c_lo, c_hi;
     gi_share(nchunks, t->rank, t->size, &c_lo, &c_hi);
-    memset(t->acc, 0, sizeof(double) * (np + 1));
     long ident[CHUNK_MAX];
     double *acc = t->acc;
+    /* The first chunk stores its gradient (add_chunk below), so only a rank
+     * without chunks needs zeros to contribute. */
+    if (c_lo == c_hi)
+        memset(acc, 0, sizeof(double) * np);
+    acc[np] = 0;
     for (long ch = c_lo; ch < c_hi; ch++) {
         long p0 = ch * C, n = npos - p0 < C ? npos - p0 : C;
         const long *cp = pos ? pos + p0 : ident;
@@ -214,8 +226,7 @@ static void accumulate(trainer *t, const units *u, const long *pos, long npos, d
         add_chunk(acc, m->grads, np, ch > c_lo);
     }
     MPI_Allreduce(MPI_IN_PLACE, t->acc, (int)(np + 1), MPI_DOUBLE, MPI_SUM, t->comm);
-    for (size_t q = 0; q < np; q++)
-        m->grads[q] = (float)t->acc[q];
+    acc_to_float(m->grads, t->acc, np);
 }
 
 /* One optimizer step; returns the global training MSE of the batch. */
