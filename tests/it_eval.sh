@@ -184,6 +184,17 @@ PY
         $G run "$T/cfg.yaml" --out "$T/rp" --set data.prior=regression_kriging --set render.mask="$T/slab.nii.gz"
     check "the prior model's atlas beats the nearest-sample map against the truth" \
         bash -c "$G score '$T/rp/atlas.h5' --truth '$T/ph/truth.h5' --samples '$T/ph/samples.csv' --json '$T/rp.json' >/dev/null && $PY -c \"import json,sys; a=json.load(open('$T/rp.json')); sys.exit(not a['mean_r_model'] > a['mean_r_nearest'])\""
+    # The prior is part of the model: a render config that names another prior is refused.
+    fails "a checkpoint trained over data.prior is not rendered without its prior" \
+        "was trained with data.prior regression_kriging, the config none" \
+        $G render "$T/cfg.yaml" --out "$T/rp_none" --checkpoint "$T/rp/checkpoint.h5" --set data.prior=none \
+        --set render.mask="$T/slab.nii.gz"
+    check "a model without a prior (a few steps)" $G train "$T/cfg.yaml" --out "$T/np" --set train.steps=4
+    fails "a checkpoint trained without a prior is not rendered over one, on 2 ranks" \
+        "was trained with data.prior none, the config kriging" \
+        $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/np" --set data.prior=kriging --set render.mask="$T/slab.nii.gz"
+    [ ! -e "$T/np/atlas.h5" ] && [ ! -e "$T/rp_none/atlas.h5" ] && ok "the refused renders wrote no atlas" \
+        || notok "the refused renders wrote no atlas"
 else
     echo "skip - render.method checks: numpy, h5py or nibabel missing"
 fi

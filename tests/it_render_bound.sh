@@ -118,6 +118,87 @@ PY
         $G regions '$R/atlas.h5' --parcellation '$T/ph/anatomy.nii.gz' --out '$T/reg$cg.csv' && [ \$(wc -l <'$T/reg$cg.csv') -gt 2 ]"
 done
 
+# Fit/predict methods (render_method.c) keep the same bound: a baseline (kriging) and the INR
+# over a kriging prior (data.prior, as configs/atlas.yaml renders) split the genes into
+# groups at buffer_mb=1; the atlas matches the one-write render (1e-5 relative: sgemm may round
+# a block of genes differently from all genes) and is bit-identical at 1 and 2 ranks. On 4
+# slices of the mask and a quarter of the samples: kriging factors the samples' covariance and
+# evaluates one with every sample at every voxel.
+same_bits() {
+    $PY - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a = h5py.File(sys.argv[1], "r")["expression"][...]; b = h5py.File(sys.argv[2], "r")["expression"][...]
+assert a.shape == b.shape and np.isfinite(a).sum() > 0
+assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), "values differ in %d places" % (a.view(np.uint32) != b.view(np.uint32)).sum()
+PY
+}
+check "a 4-slice mask" $PY - "$T/ph/mask.nii.gz" "$T/slab.nii.gz" <<'PY'
+import sys, nibabel as nib, numpy as np
+m = nib.load(sys.argv[1]); d = np.asarray(m.dataobj).copy()
+d[:, :, :38] = 0; d[:, :, 42:] = 0
+assert d.sum() > 1000
+nib.save(nib.Nifti1Image(d, m.affine, m.header), sys.argv[2])
+PY
+awk 'NR == 1 || NR % 4 == 0' "$T/ph/samples.csv" >"$T/quarter.csv"   # 925 samples: a quick kriging fit
+K="--set data.samples=$T/quarter.csv --set baseline.fit_samples=300 --set render.mask=$T/slab.nii.gz
+   --set render.preview_genes=0 --set render.report=false"
+check "kriging prior: train the INR over it" $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$T/prior" --set data.prior=kriging $K
+for what in baseline prior; do
+    if [ $what = baseline ]; then S="--set render.method=kriging $K"; R="$T/krig"; else S="--set data.prior=kriging $K"; R="$T/prior"; fi
+    check "$what: render with a buffer for all genes" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$R" $S
+    cp "$R/atlas.h5" "$R/whole.h5"
+    for np in 1 2; do
+        if $MPIRUN -np $np $G render "$T/cfg.yaml" --out "$R" $S --set render.buffer_mb=1 >"$T/$what.log" 2>&1 \
+            && grep -q "rendering in groups of" "$T/$what.log"; then
+            ok "$what, $np rank(s): buffer_mb=1 renders in gene groups"
+        else
+            notok "$what, $np rank(s): buffer_mb=1 renders in gene groups" "$(tail -n 3 "$T/$what.log" | tr '\n' ' ')"
+        fi
+        mb=$(grep -o "per rank [0-9.]* MB output buffers" "$T/$what.log" | grep -o "[0-9.]* MB" | cut -d' ' -f1)
+        awk -v m="$mb" 'BEGIN { exit !(m != "" && m <= 1.0) }' \
+            && ok "$what, $np rank(s): the output buffers stay within render.buffer_mb ($mb MB)" \
+            || notok "$what, $np rank(s): the output buffers stay within render.buffer_mb" "'$mb' MB"
+        check "$what, $np rank(s): gene groups give the same atlas (1e-5 relative)" same_expression "$R/atlas.h5" "$R/whole.h5"
+        cp "$R/atlas.h5" "$R/groups$np.h5"
+    done
+    check "$what: 1 and 2 ranks give the same atlas, bit for bit" same_bits "$R/groups1.h5" "$R/groups2.h5"
+done
+
+# A baseline's per-gene NIfTI maps come from the same writer as the INR's: maps of an earlier
+# render go (a stale OLD.nii.gz would sit among the new ones looking current), every gene's map
+# is its atlas volume (nibabel), and genes whose file names would collide are refused by name
+# before anything is rendered or written, on 2 ranks.
+R="$T/krig"
+mkdir -p "$R/nifti" && : >"$R/nifti/OLD.nii.gz"
+check "baseline: render with NIfTI maps (2 ranks)" $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$R" \
+    --set render.method=idw $K --set render.nifti=3d
+check "baseline: the earlier render's maps are removed, every gene has its map" \
+    bash -c "[ ! -e '$R/nifti/OLD.nii.gz' ] && [ \$(ls '$R/nifti' | wc -l) = 40 ]"
+check "baseline: each NIfTI map is its gene's atlas volume (nibabel)" $PY - "$R" <<'PY'
+import sys, h5py, numpy as np, nibabel as nib
+R = sys.argv[1]
+with h5py.File(R + "/atlas.h5", "r") as f:
+    genes = list(f["genes"].asstr()[:])
+    for g in (0, 21, 39):
+        img = nib.load("%s/nifti/%s.nii.gz" % (R, genes[g]))
+        vol, want = img.get_fdata(dtype=np.float32), f["expression"][g].transpose(2, 1, 0)
+        assert "idw" in img.header["descrip"].tobytes().decode(), img.header["descrip"]
+        m = ~np.isnan(want)
+        assert m.sum() > 0 and np.array_equal(vol[m], want[m]), genes[g]
+PY
+sed '1s/,G01,G02,/,A B,A_B,/' "$T/quarter.csv" >"$T/collide.csv"
+rm -rf "$T/collide"
+if $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/collide" --set render.method=idw $K \
+    --set data.samples="$T/collide.csv" --set render.nifti=3d >"$T/collide.log" 2>&1; then
+    notok "genes whose NIfTI file names collide are refused" "exit 0"
+else
+    grep -q "genes 'A B' and 'A_B' would both be written as .*/A_B.nii.gz" "$T/collide.log" \
+        && [ ! -e "$T/collide/nifti/A_B.nii.gz" ] && [ ! -e "$T/collide/atlas.h5" ] \
+        && ok "genes whose NIfTI file names collide are refused by name before rendering (2 ranks)" \
+        || notok "genes whose NIfTI file names collide are refused by name before rendering (2 ranks)" \
+            "$(grep -m1 error "$T/collide.log")"
+fi
+
 # Resume with changed settings (the factorized run stopped at 10 steps).
 R="$T/factorized"
 if $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --resume --set train.steps=15 --set train.lr=0.0005 \

@@ -266,6 +266,54 @@ static void test_donor_effect(void)
     printf("# donor effect: rmse %.4f with vs %.4f without\n", rmse[1], rmse[0]);
 }
 
+/* gi_method_predict_genes (render's gene groups): a range of genes gives
+ * exactly the columns of the full prediction, for every baseline, with
+ * shared and per-gene kriging, and a range past the genes is refused. */
+static void test_gene_range(void)
+{
+    enum { N = 160, G = 7, Q = 300 };
+    static float pts[N][3], y[N][G], q[Q][3], full[Q][G], part[Q][G];
+    static int lab[N], ql[Q];
+    for (int i = 0; i < N; i++) {
+        for (int a = 0; a < 3; a++)
+            pts[i][a] = (float)(60 * gi_rng_uniform(9, 1, (uint64_t)(3 * i + a)));
+        lab[i] = pts[i][2] < 30 ? 1 : 2;
+        for (int g = 0; g < G; g++)
+            y[i][g] = (float)(sin(pts[i][0] / (8.0 + g)) + 0.5 * lab[i] * (g % 3) + 0.2 * gi_rng_normal(9, 2, (uint64_t)(i * G + g)));
+    }
+    y[3][2] = NAN;
+    for (int k = 0; k < Q; k++) {
+        for (int a = 0; a < 3; a++)
+            q[k][a] = (float)(60 * gi_rng_uniform(9, 3, (uint64_t)(3 * k + a)));
+        ql[k] = q[k][2] < 30 ? 1 : 2;
+    }
+    gi_fit_data d = {.n = N, .n_genes = G, .mni = &pts[0][0], .y = &y[0][0], .label = lab, .n_labels = 3};
+    const int kinds[] = {GI_METHOD_NEAREST, GI_METHOD_IDW, GI_METHOD_KRIGING, GI_METHOD_KRIGING, GI_METHOD_RK};
+    for (int t = 0; t < 5; t++) {
+        gi_method_opts o = opts();
+        o.per_gene = t == 3;
+        gi_err err;
+        gi_method *m = gi_method_fit(kinds[t], &o, &d, &err);
+        char nm[160];
+        snprintf(nm, sizeof nm, "%s%s: genes 2..5 predicted alone equal those columns of all genes",
+                 GI_METHOD_NAMES[kinds[t]], t == 3 ? " (per gene)" : "");
+        if (!m) {
+            CHECKF(0, nm, "fit failed: %s", err.msg);
+            continue;
+        }
+        int rc = gi_method_predict(m, Q, &q[0][0], ql, &full[0][0], &err);
+        rc |= gi_method_predict_genes(m, Q, &q[0][0], ql, 2, 4, &part[0][0], &err);
+        int same = rc == 0;
+        for (int k = 0; same && k < Q; k++)
+            for (int j = 0; j < 4; j++)
+                same &= memcmp(&part[0][0] + (size_t)k * 4 + j, &full[k][2 + j], sizeof(float)) == 0;
+        CHECK(same, nm);
+        CHECK(gi_method_predict_genes(m, 1, &q[0][0], ql, 5, 3, &part[0][0], &err) != 0 && strstr(err.msg, "genes 5..7"),
+              "a gene range past the fitted genes is refused by name");
+        gi_method_free(m);
+    }
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -275,6 +323,7 @@ int main(int argc, char **argv)
     test_kriging_recovery(GI_COV_MATERN52, "matern52", 0);
     test_regression_kriging();
     test_donor_effect();
+    test_gene_range();
     MPI_Finalize();
     return check_summary();
 }

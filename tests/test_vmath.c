@@ -76,8 +76,56 @@ static void test_widths_agree(void)
     free(c);
 }
 
+/* exp (kriging covariances, arguments -(distance / range) scaled, <= 0):
+ * every width bit-identical to the scalar function, independent of length
+ * and position, in place, and within 1 ulp of double libm. */
+static void test_exp(void)
+{
+    float *x = malloc(sizeof(float) * N), *y1 = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(-40 * gi_rng_uniform(5, 2, (uint64_t)i) + (i % 11 == 0 ? 3 : 0));
+    x[0] = 0.0f;
+    x[1] = -104.0f; /* underflows to a subnormal or 0 */
+    gi_expf_width(1, x, y1, N);
+    int widths[] = {4, 8, 16};
+    for (int w = 0; w < 3; w++) {
+        char name[96];
+        snprintf(name, sizeof name, "exp width %d is bit-identical to the scalar SLEEF function", widths[w]);
+        if (!gi_expf_width(widths[w], x, y, N)) {
+            SKIP(name, "this CPU lacks the instruction set");
+            continue;
+        }
+        CHECK(memcmp(y, y1, sizeof(float) * N) == 0, name);
+    }
+    int same = 1;
+    for (size_t n = 1; n < 40; n++) {
+        gi_expf(x + n, y, n);
+        for (size_t k = 0; k < n; k++)
+            same &= y[k] == y1[n + k];
+    }
+    memcpy(y, x, sizeof(float) * N);
+    gi_expf(y, y, N);
+    same &= memcmp(y, y1, sizeof(float) * N) == 0;
+    CHECK(same, "exp: a value does not depend on length or position, and may be written over its input");
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double e = exp((double)x[i]);
+        if (e < 0x1p-126)
+            continue;
+        int ex;
+        frexp(e, &ex);
+        double ulp = ldexp(1.0, ex - 24);
+        worst = fabs(y1[i] - e) / ulp > worst ? fabs(y1[i] - e) / ulp : worst;
+    }
+    CHECKF(worst <= 1.0, "exp within 1 ulp of double libm", "worst %.2f ulp", worst);
+    free(x);
+    free(y1);
+    free(y);
+}
+
 int main(void)
 {
     test_widths_agree();
+    test_exp();
     return check_summary();
 }

@@ -39,6 +39,9 @@ int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err);
  * label indices (NULL without anatomy): out [n][n_genes] in standardised
  * units; zeros without a prior. */
 int gi_dataset_prior_predict(const gi_dataset *d, int n, const float *mni, const int *label, float *out, gi_err *err);
+/* The same for genes g0 .. g0+ng-1 only: out [n][ng]. */
+int gi_dataset_prior_predict_genes(const gi_dataset *d, int n, const float *mni, const int *label, int g0, int ng,
+                                   float *out, gi_err *err);
 void gi_dataset_free(gi_dataset *d);
 
 #endif

@@ -26,6 +26,20 @@
 /* render.background applied to a map about to be written as NIfTI. */
 void gi_export_background(const gi_config *c, float *vol, size_t n);
 
+/* After OUT/atlas.h5 is complete: OUT/nifti/<gene>.nii.gz for every gene, on
+ * the mask's geometry, described as "geneinr GENE (what)" (the donor or the
+ * method). Rank 0 first removes maps of an earlier render (they would sit among
+ * the new ones looking current) and refuses genes whose file names collide
+ * ('/', '\\', ' ', ':' and a leading '.' become '_'); genes are dealt
+ * round-robin to ranks. Collective. */
+int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
+                        const gi_volume *mask, const char *what, gi_err *err);
+
+/* The check gi_export_gene_maps makes, for a render to make before it renders
+ * anything: -1 with both names when two genes' map files in out_dir/nifti
+ * would be the same. Local (every rank gets the same answer). */
+int gi_export_check_gene_names(const char *const *genes, int n_genes, const char *out_dir, gi_err *err);
+
 /* After OUT/atlas.h5 is complete: the 4-D NIfTI + genes.tsv (render.nifti),
  * dataset_description.json, README.md, and OUT/preview/<gene>.png for the first
  * render.preview_genes genes (shared among ranks). mask: the grid's NIfTI

@@ -24,6 +24,7 @@
 #define GENEINR_METHOD_H
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "geneinr/config.h"
@@ -77,6 +78,18 @@ gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d
  * do not use anatomy. Local (no communication). */
 int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err);
 
+/* Bytes a predict call takes per gene predicted, beyond the caller's out
+ * (the INR's output rows and prior values of one internal batch; 0 for the
+ * baselines, whose scratch does not grow with the genes): for memory plans. */
+size_t gi_method_predict_bytes_per_gene(const gi_method *m);
+
+/* Predict genes g0 .. g0+ng-1 only: out [n][ng], each value bit-identical to
+ * gi_method_predict's for that gene. For renders whose buffer holds a group of
+ * genes: the gene-independent work (neighbours, covariances, the INR's trunk)
+ * is redone per group, the per-gene work is not. */
+int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng,
+                            float *out, gi_err *err);
+
 /* The INR of a trained checkpoint (best-validation weights; with data.prior
  * the prior rebuilt from c). Predicts in the sample table's units. */
 gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err);
@@ -88,7 +101,9 @@ void gi_method_free(gi_method *m);
 /* ---- per-method entry points, used by method.c's dispatch table ---- */
 typedef struct gi_method_impl {
     void *(*fit)(const gi_method_opts *o, const gi_fit_data *d, gi_err *err);
-    int (*predict)(const void *state, int n, const float *mni, const int *label, float *out, gi_err *err);
+    /* genes g0 .. g0+ng-1, out [n][ng] */
+    int (*predict)(const void *state, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                   gi_err *err);
     void (*free)(void *state);
 } gi_method_impl;
 

@@ -1,4 +1,4 @@
-/* vmath.h - vectorised sine and cosine with reproducible results.
+/* vmath.h - vectorised sine, cosine and exponential with reproducible results.
  *
  * The sine layers of SIREN and the Fourier features evaluate sin/cos on every
  * activation; scalar libm calls were a third of a SIREN training step. These
@@ -34,6 +34,10 @@ void gi_sincosf(const float *x, float *s, float *c, size_t n);
 /* s[k] = sin(x[k]) for k < n. s may alias x. */
 void gi_sinf(const float *x, float *s, size_t n);
 
+/* y[k] = exp(x[k]) for k < n (the kriging covariances of a render); y may
+ * alias x. The same consistency: bit-identical in every width. */
+void gi_expf(const float *x, float *y, size_t n);
+
 /* Vector width in floats used by this process (16, 8, 4 or 1), and a name. */
 int gi_vmath_width(void);
 const char *gi_vmath_isa(void);
@@ -41,5 +45,6 @@ const char *gi_vmath_isa(void);
 /* The same functions at a given width (16, 8, 4 or 1; 0 if this CPU cannot
  * run it): for tests that check the widths agree bit for bit. */
 int gi_sincosf_width(int width, const float *x, float *s, float *c, size_t n);
+int gi_expf_width(int width, const float *x, float *y, size_t n);
 
 #endif

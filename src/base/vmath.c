@@ -41,6 +41,41 @@ static void sincos4(const float *x, float *s, float *c, size_t n)
 #endif
 
 typedef void (*sincos_fn)(const float *, float *, float *, size_t);
+typedef void (*exp_fn)(const float *, float *, size_t);
+
+static void exp1(const float *x, float *y, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        y[k] = Sleef_cinz_expf1_u10purec(x[k]);
+}
+
+#if defined(__x86_64__)
+static void exp4(const float *x, float *y, size_t n)
+{
+    size_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        _mm_storeu_ps(y + k, Sleef_cinz_expf4_u10sse2(_mm_loadu_ps(x + k)));
+    exp1(x + k, y + k, n - k);
+}
+#endif
+
+static exp_fn exp_of(int width)
+{
+    switch (width) {
+#if defined(__x86_64__)
+    case 16:
+        return gi_vmath_exp16;
+    case 8:
+        return gi_vmath_exp8;
+    case 4:
+        return exp4;
+#endif
+    case 1:
+        return exp1;
+    default:
+        return NULL;
+    }
+}
 
 static int cpu_width(void)
 {
@@ -114,5 +149,19 @@ int gi_sincosf_width(int width, const float *x, float *s, float *c, size_t n)
     if (!f || width > gi_vmath_width())
         return 0;
     f(x, s, c, n);
+    return width;
+}
+
+void gi_expf(const float *x, float *y, size_t n)
+{
+    exp_of(gi_vmath_width())(x, y, n);
+}
+
+int gi_expf_width(int width, const float *x, float *y, size_t n)
+{
+    exp_fn f = exp_of(width);
+    if (!f || width > gi_vmath_width())
+        return 0;
+    f(x, y, n);
     return width;
 }

@@ -32,4 +32,20 @@ void gi_vmath_sincos8(const float *x, float *s, float *c, size_t n)
         }
     }
 }
+
+void gi_vmath_exp8(const float *x, float *y, size_t n)
+{
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(y + k, Sleef_cinz_expf8_u10avx(_mm256_loadu_ps(x + k)));
+    if (k < n) {
+        /* the tail through the same function, padded */
+        float in[8] = {0}, out[8];
+        for (size_t j = k; j < n; j++)
+            in[j - k] = x[j];
+        _mm256_storeu_ps(out, Sleef_cinz_expf8_u10avx(_mm256_loadu_ps(in)));
+        for (size_t j = k; j < n; j++)
+            y[j] = out[j - k];
+    }
+}
 #endif

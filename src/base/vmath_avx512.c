@@ -20,4 +20,12 @@ void gi_vmath_sincos16(const float *x, float *s, float *c, size_t n)
             _mm512_mask_storeu_ps(c + k, m, r.y);
     }
 }
+
+void gi_vmath_exp16(const float *x, float *y, size_t n)
+{
+    for (size_t k = 0; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
+        _mm512_mask_storeu_ps(y + k, m, Sleef_cinz_expf16_u10avx512fnofma(_mm512_maskz_loadu_ps(m, x + k)));
+    }
+}
 #endif

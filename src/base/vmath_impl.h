@@ -8,5 +8,8 @@
  * call after checking the CPU supports the instruction set. */
 void gi_vmath_sincos16(const float *x, float *s, float *c, size_t n); /* AVX-512F */
 void gi_vmath_sincos8(const float *x, float *s, float *c, size_t n);  /* AVX */
+/* y[k] = exp(x[k]); y may alias x. */
+void gi_vmath_exp16(const float *x, float *y, size_t n); /* AVX-512F */
+void gi_vmath_exp8(const float *x, float *y, size_t n);  /* AVX */
 
 #endif

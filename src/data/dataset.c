@@ -177,11 +177,17 @@ static int apply_prior(gi_dataset *d, const gi_config *c, gi_err *err)
 
 int gi_dataset_prior_predict(const gi_dataset *d, int n, const float *mni, const int *label, float *out, gi_err *err)
 {
+    return gi_dataset_prior_predict_genes(d, n, mni, label, 0, d->s.n_genes, out, err);
+}
+
+int gi_dataset_prior_predict_genes(const gi_dataset *d, int n, const float *mni, const int *label, int g0, int ng,
+                                   float *out, gi_err *err)
+{
     if (!d->prior) {
-        memset(out, 0, sizeof(float) * (size_t)n * d->s.n_genes);
+        memset(out, 0, sizeof(float) * (size_t)n * ng);
         return 0;
     }
-    return gi_method_predict(d->prior, n, mni, label, out, err);
+    return gi_method_predict_genes(d->prior, n, mni, label, g0, ng, out, err);
 }
 
 int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err)

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
@@ -437,4 +439,109 @@ int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char 
     if (rc == 0 && rank == 0)
         printf("preview: %d PNGs in %s/ (%.1f s)\n", n, dir, MPI_Wtime() - t0);
     return rc;
+}
+
+/* A gene's NIfTI file name: characters a path cannot hold safely become '_'. */
+static void gene_file_name(const char *gene, char *out, size_t n)
+{
+    snprintf(out, n, "%s", gene);
+    for (char *p = out; *p; p++)
+        if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':' || (*p == '.' && p == out))
+            *p = '_';
+}
+
+typedef struct named {
+    char file[256];
+    int gene;
+} named;
+
+static int by_file(const void *a, const void *b)
+{
+    const named *x = a, *y = b;
+    int d = strcmp(x->file, y->file);
+    return d ? d : x->gene - y->gene;
+}
+
+int gi_export_check_gene_names(const char *const *genes, int n_genes, const char *out_dir, gi_err *err)
+{
+    /* Sorted once: 15,600 genes are no pairwise loop. */
+    named *nm = malloc(sizeof *nm * (size_t)(n_genes > 0 ? n_genes : 1));
+    if (!nm)
+        return gi_fail(err, "out of memory for %d gene names", n_genes);
+    for (int g = 0; g < n_genes; g++) {
+        gene_file_name(genes[g], nm[g].file, sizeof nm[g].file);
+        nm[g].gene = g;
+    }
+    qsort(nm, (size_t)n_genes, sizeof *nm, by_file);
+    int rc = 0;
+    for (int i = 1; rc == 0 && i < n_genes; i++)
+        if (strcmp(nm[i - 1].file, nm[i].file) == 0)
+            rc = gi_fail(err, "genes '%s' and '%s' would both be written as %s/nifti/%s.nii.gz; rename one in the "
+                         "sample table", genes[nm[i - 1].gene], genes[nm[i].gene], out_dir, nm[i].file);
+    free(nm);
+    return rc;
+}
+
+/* Rank 0: create OUT/nifti, remove the maps of an earlier render, refuse
+ * genes whose file names collide. */
+static int prepare_gene_dir(const char *out_dir, const char *dir, const gi_atlas *a, gi_err *err)
+{
+    if (gi_export_check_gene_names((const char *const *)a->genes, a->n_genes, out_dir, err) != 0)
+        return -1;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return gi_fail(err, "cannot read %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    char path[GI_PATH_MAX + 300];
+    while ((e = readdir(dh))) {
+        size_t n = strlen(e->d_name);
+        if (n > 7 && strcmp(e->d_name + n - 7, ".nii.gz") == 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            remove(path);
+        }
+    }
+    closedir(dh);
+    return 0;
+}
+
+int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
+                        const gi_volume *mask, const char *what, gi_err *err)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    char dir[GI_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/nifti", out_dir);
+    gi_atlas a;
+    int rc = gi_atlas_open(&a, atlas_path, err), opened = rc == 0;
+    if (rc == 0 && rank == 0)
+        rc = prepare_gene_dir(out_dir, dir, &a, err);
+    if (gi_dist_agree(comm, rc, err) != 0) {
+        if (opened)
+            gi_atlas_close(&a);
+        return -1;
+    }
+    size_t nvox = (size_t)a.nx * a.ny * a.nz;
+    float *vol = malloc(sizeof(float) * nvox);
+    if (!vol)
+        rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
+    for (int g = rank; rc == 0 && g < a.n_genes; g += size) {
+        char name[256], path[GI_PATH_MAX + 300], tmp[GI_PATH_MAX + 320], desc[80];
+        gene_file_name(a.genes[g], name, sizeof name);
+        snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
+        snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
+        snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], what);
+        rc = gi_atlas_read_gene(&a, g, vol, err);
+        if (rc == 0)
+            gi_export_background(c, vol, nvox);   /* render.background */
+        if (rc != 0 || gi_volume_write_like(mask, vol, tmp, desc, err) != 0)
+            rc = -1;
+        else if (rename(tmp, path) != 0)
+            rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    }
+    free(vol);
+    gi_atlas_close(&a);
+    return gi_dist_agree(comm, rc, err);
 }

@@ -79,7 +79,8 @@ static void *nearest_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *
     return idw_fit_k(d, 1, err);
 }
 
-static int idw_predict(const void *p, int n, const float *mni, const int *label, float *out, gi_err *err)
+static int idw_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                       gi_err *err)
 {
     (void)label;
     const idw_state *s = p;
@@ -94,7 +95,7 @@ static int idw_predict(const void *p, int n, const float *mni, const int *label,
     for (int q = 0; q < n; q++) {
         double pt[3] = {mni[3 * q], mni[3 * q + 1], mni[3 * q + 2]};
         int want = cap, m = gi_knn_query(&s->tree, pt, want, idx, dist);
-        for (int g = 0; g < G; g++) {
+        for (int g = g0; g < g0 + ng; g++) {
             /* The first k measured samples in distance order; widen the
              * search when too many of the nearest did not measure g. */
             int used = 0, j = 0;
@@ -120,7 +121,7 @@ static int idw_predict(const void *p, int n, const float *mni, const int *label,
                 m = gi_knn_query(&s->tree, pt, want, idx, dist);
                 used = 0, j = 0, sw = swy = sz = 0, nz = 0;
             }
-            out[(size_t)q * G + g] = (float)(nz ? sz / nz : swy / sw);
+            out[(size_t)q * ng + (g - g0)] = (float)(nz ? sz / nz : swy / sw);
         }
     }
     free(idx);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "geneinr/rng.h"
+#include "geneinr/vmath.h"
 
 /* LAPACK from OpenBLAS (Fortran interface; no LAPACKE needed). */
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
@@ -545,7 +546,36 @@ static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
     return s;
 }
 
-static int krige_predict(const void *p, int n, const float *mni, const int *label, float *out, gi_err *err)
+/* row[i] = rho(|q - p_i| / range) for the N samples (coordinates as columns
+ * px, py, pz), in float: a render evaluates this at every voxel against every
+ * sample, so the distances are vectorised and the exponential goes through
+ * gi_expf, which gives the same bits at every vector width (a voxel's value
+ * does not depend on the CPU or on the rank that renders it). t: scratch [N]. */
+GI_VECTORISED static void cov_row(int cov, const float *q, const float *px, const float *py, const float *pz, int N,
+                                  double range, float *row, float *t)
+{
+    float a = (float)((cov == GI_COV_MATERN32 ? sqrt(3.0) : cov == GI_COV_MATERN52 ? sqrt(5.0) : 1.0) / range);
+    float qx = q[0], qy = q[1], qz = q[2];
+#pragma omp simd
+    for (int i = 0; i < N; i++) {
+        float dx = px[i] - qx, dy = py[i] - qy, dz = pz[i] - qz;
+        t[i] = a * sqrtf(dx * dx + dy * dy + dz * dz);
+        row[i] = -t[i];
+    }
+    gi_expf(row, row, (size_t)N);
+    if (cov == GI_COV_MATERN32) {
+#pragma omp simd
+        for (int i = 0; i < N; i++)
+            row[i] *= 1 + t[i];
+    } else if (cov == GI_COV_MATERN52) {
+#pragma omp simd
+        for (int i = 0; i < N; i++)
+            row[i] *= 1 + t[i] + t[i] * t[i] / 3;
+    }
+}
+
+static int krige_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                         gi_err *err)
 {
     const krige_state *s = p;
     int N = s->n, G = s->G;
@@ -553,46 +583,46 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
         return gi_fail(err, "regression_kriging: predicting needs the anatomy label of every point");
     float *R = malloc(sizeof(float) * (size_t)PRED_BLOCK * N);
     float *tmp = s->per_gene ? malloc(sizeof(float) * PRED_BLOCK) : NULL;
-    if (!R || (s->per_gene && !tmp)) {
+    float *col = malloc(sizeof(float) * 4 * (size_t)N); /* px, py, pz, scratch */
+    if (!R || (s->per_gene && !tmp) || !col) {
         free(R);
         free(tmp);
+        free(col);
         return gi_fail(err, "out of memory for the kriging prediction block");
     }
+    for (int i = 0; i < N; i++)
+        for (int a = 0; a < 3; a++)
+            col[(size_t)a * N + i] = s->mni[3 * (size_t)i + a];
     for (int q0 = 0; q0 < n; q0 += PRED_BLOCK) {
         int nb = n - q0 < PRED_BLOCK ? n - q0 : PRED_BLOCK;
-        for (int g = 0; g < (s->per_gene ? G : 1); g++) {
-            for (int k = 0; k < nb; k++) {
-                const float *q = mni + 3 * (size_t)(q0 + k);
-                float *row = R + (size_t)k * N;
-                for (int i = 0; i < N; i++) {
-                    const float *pt = s->mni + 3 * (size_t)i;
-                    double dx = pt[0] - q[0], dy = pt[1] - q[1], dz = pt[2] - q[2];
-                    row[i] = (float)gi_cov_rho(s->cov, sqrt(dx * dx + dy * dy + dz * dz), s->range[g]);
-                }
-            }
+        for (int g = s->per_gene ? g0 : 0; g < (s->per_gene ? g0 + ng : 1); g++) {
+            for (int k = 0; k < nb; k++)
+                cov_row(s->cov, mni + 3 * (size_t)(q0 + k), col, col + N, col + 2 * (size_t)N, N, s->range[g],
+                        R + (size_t)k * N, col + 3 * (size_t)N);
             if (!s->per_gene) {
-                /* out block [nb][G] = R [nb][N] x alpha [N][G] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, G, N, 1.0f, R, N, s->alpha, G, 0.0f,
-                            out + (size_t)q0 * G, G);
+                /* out block [nb][ng] = R [nb][N] x alpha [N][g0 .. g0+ng) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, ng, N, 1.0f, R, N, s->alpha + g0, G, 0.0f,
+                            out + (size_t)q0 * ng, ng);
             } else {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, nb, N, 1.0f, R, N, s->alpha + g, G, 0.0f, tmp, 1);
                 for (int k = 0; k < nb; k++)
-                    out[(size_t)(q0 + k) * G + g] = tmp[k];
+                    out[(size_t)(q0 + k) * ng + (g - g0)] = tmp[k];
             }
         }
         for (int k = 0; k < nb; k++)
-            for (int g = 0; g < G; g++) {
+            for (int g = g0; g < g0 + ng; g++) {
                 float base = (float)s->mu[g];
                 if (s->n_labels) {
                     int l = label[q0 + k];
                     l = l >= 0 && l < s->n_labels ? l : 0;
                     base += s->label_mean[(size_t)l * G + g] + (float)s->eta[g] * s->label_alpha[(size_t)l * G + g];
                 }
-                out[(size_t)(q0 + k) * G + g] += base;
+                out[(size_t)(q0 + k) * ng + (g - g0)] += base;
             }
     }
     free(R);
     free(tmp);
+    free(col);
     return 0;
 }
 

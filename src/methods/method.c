@@ -27,6 +27,8 @@ void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c)
     o->comm = MPI_COMM_SELF;
 }
 
+size_t gi_inr_predict_bytes_per_gene(void); /* method_inr.c */
+
 gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
 {
     if (kind < 0 || kind >= GI_METHOD_COUNT) {
@@ -50,7 +52,20 @@ gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d
 
 int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err)
 {
-    return IMPLS[m->kind]->predict(m->state, n, mni, label, out, err);
+    return IMPLS[m->kind]->predict(m->state, n, mni, label, 0, m->n_genes, out, err);
+}
+
+size_t gi_method_predict_bytes_per_gene(const gi_method *m)
+{
+    return m->kind == GI_METHOD_INR ? gi_inr_predict_bytes_per_gene() : 0;
+}
+
+int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng,
+                            float *out, gi_err *err)
+{
+    if (g0 < 0 || ng < 1 || g0 + ng > m->n_genes)
+        return gi_fail(err, "genes %d..%d requested of a method fitted on %d", g0, g0 + ng - 1, m->n_genes);
+    return IMPLS[m->kind]->predict(m->state, n, mni, label, g0, ng, out, err);
 }
 
 void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err);

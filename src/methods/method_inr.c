@@ -105,7 +105,7 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
             return NULL;
         }
     }
-    s->ws = gi_workspace_new(m, INR_BATCH);
+    s->ws = gi_workspace_new_inference(m, INR_BATCH);   /* predict never runs backward */
     if (!s->ws) {
         inr_free(s);
         gi_fail(err, "out of memory");
@@ -138,15 +138,16 @@ static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
     return inr_load(ckpt, &c, err);
 }
 
-static int inr_predict(const void *p, int n, const float *mni, const int *label, float *out, gi_err *err)
+static int inr_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                       gi_err *err)
 {
     const inr_state *s = p;
     const gi_model *m = &s->st.model;
     int G = s->st.n_genes, n_out = m->n_out, concat = m->spec.gene_mode == GI_GENE_CONCAT;
     if (s->st.n_labels && !label)
         return gi_fail(err, "the INR was trained with an anatomy: predicting needs a label per point");
-    float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *o = malloc(sizeof(float) * INR_BATCH * (size_t)n_out);
-    float *pr = malloc(sizeof(float) * INR_BATCH * (size_t)G);
+    float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *o = malloc(sizeof(float) * INR_BATCH * (size_t)(concat ? n_out : ng));
+    float *pr = malloc(sizeof(float) * INR_BATCH * (size_t)ng);
     int *donor = malloc(sizeof(int) * INR_BATCH), *gene = malloc(sizeof(int) * INR_BATCH);
     if (!xyz || !o || !donor || !gene || !pr) {
         free(xyz); free(o); free(donor); free(gene); free(pr);
@@ -162,27 +163,35 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
         }
         gi_batch b = {nb, xyz, m->spec.donor_dim ? donor : NULL, s->st.n_labels ? label + q0 : NULL, NULL};
         if (s->have_prior
-            ? gi_dataset_prior_predict(&s->prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, pr, err) != 0
-            : (memset(pr, 0, sizeof(float) * (size_t)nb * G), 0)) {
+            ? gi_dataset_prior_predict_genes(&s->prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, g0, ng,
+                                             pr, err) != 0
+            : (memset(pr, 0, sizeof(float) * (size_t)nb * ng), 0)) {
             free(xyz); free(o); free(donor); free(gene); free(pr);
             return -1;
         }
         /* The workspace is scratch: predict stays logically const. */
         gi_workspace *ws = s->ws;
         if (!concat) {
-            gi_model_forward(m, &b, ws, o);
+            /* A group of genes: the trunk, then only its rows of the output layer. */
+            if (ng == G)
+                gi_model_forward(m, &b, ws, o);
+            else
+                gi_model_forward_outputs(m, &b, ws, g0, ng, o);
             for (int k = 0; k < nb; k++)
-                for (int g = 0; g < G; g++)
-                    out[(size_t)(q0 + k) * G + g] =
-                        (o[(size_t)k * G + g] + pr[(size_t)k * G + g]) * s->st.gene_std[g] + s->st.gene_mean[g];
+                for (int j = 0; j < ng; j++) {
+                    int g = g0 + j;
+                    out[(size_t)(q0 + k) * ng + j] =
+                        (o[(size_t)k * ng + j] + pr[(size_t)k * ng + j]) * s->st.gene_std[g] + s->st.gene_mean[g];
+                }
         } else {
             b.gene = gene;
-            for (int g = 0; g < G; g++) {
+            for (int j = 0; j < ng; j++) {
+                int g = g0 + j;
                 for (int k = 0; k < nb; k++)
                     gene[k] = g;
                 gi_model_forward(m, &b, ws, o);
                 for (int k = 0; k < nb; k++)
-                    out[(size_t)(q0 + k) * G + g] = (o[k] + pr[(size_t)k * G + g]) * s->st.gene_std[g] + s->st.gene_mean[g];
+                    out[(size_t)(q0 + k) * ng + j] = (o[k] + pr[(size_t)k * ng + j]) * s->st.gene_std[g] + s->st.gene_mean[g];
             }
         }
     }
@@ -191,6 +200,11 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
 }
 
 const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free};
+
+size_t gi_inr_predict_bytes_per_gene(void)
+{
+    return 2 * sizeof(float) * INR_BATCH; /* output rows + prior values of a batch */
+}
 
 void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err)
 {

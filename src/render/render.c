@@ -1,14 +1,12 @@
 /* render.c - slab-partitioned rendering into the parallel HDF5 atlas (see render.h). */
 #include "geneinr/render.h"
+#include "geneinr/render_plan.h"
 #include "geneinr/rundir.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <sys/stat.h>
 
 #include "geneinr/anatomy.h"
 #include "geneinr/atlas.h"
@@ -37,12 +35,6 @@ typedef struct renderer {
     float *coords;           /* [nb_max][gi_model_coord_width] */
     int *rows;               /* [nb_max] 0, 1, 2, ...: row k of coords is voxel k */
 } renderer;
-
-/* Non-zero, non-NaN mask voxels are inside. */
-static int in_mask(float v)
-{
-    return v != 0 && !isnan(v);
-}
 
 static void renderer_free(renderer *r)
 {
@@ -187,7 +179,7 @@ static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *b
         for (int y = 0; y < v->ny; y++)
             for (int x = 0; x < v->nx; x++) {
                 size_t off = (size_t)zz * plane + (size_t)y * v->nx + x;
-                int inside = in_mask(v->data[(size_t)z * plane + (size_t)y * v->nx + x]);
+                int inside = gi_render_in_mask(v->data[(size_t)z * plane + (size_t)y * v->nx + x]);
                 mbuf[off] = (unsigned char)inside;
                 if (!inside)
                     continue;
@@ -214,79 +206,6 @@ static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *b
     }
 }
 
-/* File name of a gene: symbols are file-name safe in practice; anything
- * else becomes '_'. */
-static void gene_file_name(const char *gene, char *out, size_t n)
-{
-    snprintf(out, n, "%s", gene);
-    for (char *p = out; *p; p++)
-        if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':' || (*p == '.' && p == out))
-            *p = '_';
-}
-
-/* Rank 0: create OUT/nifti, remove maps of an earlier render (they would sit
- * among the new ones looking current), refuse genes whose file names collide. */
-static int prepare_nifti_dir(const renderer *r, const char *dir, gi_err *err)
-{
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
-    DIR *dh = opendir(dir);
-    if (!dh)
-        return gi_fail(err, "cannot read %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    char path[GI_PATH_MAX + 300];
-    while ((e = readdir(dh))) {
-        size_t n = strlen(e->d_name);
-        if (n > 7 && strcmp(e->d_name + n - 7, ".nii.gz") == 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            remove(path);
-        }
-    }
-    closedir(dh);
-    char a[256], b[256];
-    for (int g = 0; g < r->st.n_genes; g++)
-        for (int h = 0; h < g; h++) {
-            gene_file_name(r->st.genes[g], a, sizeof a);
-            gene_file_name(r->st.genes[h], b, sizeof b);
-            if (strcmp(a, b) == 0)
-                return gi_fail(err, "genes '%s' and '%s' would both be written as %s/%s.nii.gz", r->st.genes[h],
-                               r->st.genes[g], dir, a);
-        }
-    return 0;
-}
-
-/* One .nii.gz per gene on the mask's geometry, read back from the finished
- * atlas; genes dealt round-robin to ranks. Collective. */
-static int write_nifti(renderer *r, const char *out_dir, const char *atlas_path, gi_err *err)
-{
-    char dir[GI_PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/nifti", out_dir);
-    if (gi_dist_agree(r->comm, r->rank == 0 ? prepare_nifti_dir(r, dir, err) : 0, err) != 0)
-        return -1;
-    gi_atlas a;
-    int rc = gi_atlas_open(&a, atlas_path, err);
-    float *vol = rc == 0 ? malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz) : NULL;
-    if (rc == 0 && !vol)
-        rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
-    for (int g = r->rank; rc == 0 && g < a.n_genes; g += r->size) {
-        char name[256], path[GI_PATH_MAX + 300], tmp[GI_PATH_MAX + 320], desc[80];
-        gene_file_name(a.genes[g], name, sizeof name);
-        snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
-        snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
-        snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], r->c->render.donor);
-        rc = gi_atlas_read_gene(&a, g, vol, err);
-        if (rc == 0)
-            gi_export_background(r->c, vol, (size_t)a.nx * a.ny * a.nz);   /* render.background */
-        if (rc != 0 || gi_volume_write_like(&r->mask, vol, tmp, desc, err) != 0)
-            rc = -1;
-        else if (rename(tmp, path) != 0)
-            rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    }
-    free(vol);
-    gi_atlas_close(&a);
-    return gi_dist_agree(r->comm, rc, err);
-}
-
 /* The config recorded in the atlas: the checkpoint's (what the model is and
  * was trained on) with this render's section. */
 static char *provenance_yaml(const renderer *r, const char *checkpoint, gi_config *trained)
@@ -298,103 +217,14 @@ static char *provenance_yaml(const renderer *r, const char *checkpoint, gi_confi
     return gi_config_to_yaml(trained);
 }
 
-/* Which slices this rank renders, and how many slices and genes per
- * collective write.
- *
- * Blocks of k slices are dealt to the ranks in turn: write i of rank p is the
- * block [(i P + p) k, (i P + p + 1) k) (P ranks), so one write's blocks lie
- * side by side. Every write is a synchronisation point (it is collective and
- * compresses inside), so what counts is the balance of each write, not of a
- * rank's whole share: with one contiguous slab per rank (balanced by in-mask
- * voxels in total) a write paired the bottom of one slab (few brain voxels,
- * cheap) with the middle of the brain on the other rank, and the fast rank
- * waited at every write. Neighbouring blocks cost about the same to render
- * and to compress. (Slices dealt one by one balance better still, but the
- * strided selection made HDF5 1.10's filtered collective write twice as
- * slow: docs/BENCHMARKS.md.) A chunk is one slice, so no chunk is shared by
- * two ranks either way, and a voxel's value depends on its slice alone
- * (render_slices), so the atlas is the same at any rank count. */
-typedef struct slab_plan {
-    long total;              /* in-mask voxels of the whole grid */
-    int k;                   /* slices per write (a block) */
-    int ng;                  /* genes per write (a group); n_genes when a slice of all fits */
-    int groups;              /* gene groups = ceil(n_genes / ng) */
-    int rounds;              /* collective writes per gene group (the same on every rank) */
-    int chunk_genes;         /* genes per chunk of the atlas (gi_atlas_chunk_genes) */
-    size_t buffer_bytes;     /* the output buffers this plan allocates per rank */
-} slab_plan;
-
-/* Output buffers of a write of k slices x ng genes: the slab [ng][k][ny][nx]
- * floats, its mask [k][ny][nx] bytes and the model's outputs of one batch
- * ([batch_voxels][ng] factorized, [batch_voxels] concat). */
-static size_t plan_bytes(const renderer *r, size_t plane, size_t k, size_t ng)
+/* The slab plan (render_plan.h) with this renderer's scratch: the model's
+ * outputs of one batch, [batch_voxels][ng] factorized, [batch_voxels] concat. */
+static int plan_slabs(const renderer *r, gi_render_plan *p, gi_err *err)
 {
-    size_t nb = (size_t)r->nb_max;
-    size_t outs = r->st.model.spec.gene_mode == GI_GENE_FACTORIZED ? nb * ng : nb;
-    return k * plane * ng * sizeof(float) + k * plane + outs * sizeof(float);
-}
-
-static int plan_slabs(const renderer *r, slab_plan *p, gi_err *err)
-{
-    const gi_volume *v = &r->mask;
-    size_t plane = (size_t)v->nx * v->ny;
-    int rc = 0;
-    p->total = 0;
-    for (size_t q = 0; q < plane * (size_t)v->nz; q++)
-        p->total += in_mask(v->data[q]);
-    if (p->total == 0)
-        rc = gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", r->c->render.mask);
-    if (gi_dist_agree(r->comm, rc, err) != 0)
-        return -1;
-    /* render.buffer_mb bounds the output buffers (plan_bytes). As many slices
-     * of all genes as fit; when not even one slice of all genes fits, one
-     * slice of as many genes as fit (gene groups, each a pass over the slab).
-     * Only one slice of one gene that alone exceeds the bound is allowed past
-     * it, with a note. The plan depends only on the grid, the genes and the
-     * config, so every rank makes the same one. */
-    size_t budget = (size_t)r->c->render.buffer_mb * 1048576, G = (size_t)r->st.n_genes;
-    gi_atlas_info layout = { .n_genes = (int)G, .nx = v->nx, .ny = v->ny, .nz = v->nz,
-                             .chunk_genes = r->c->render.chunk_genes };
-    p->chunk_genes = gi_atlas_chunk_genes(&layout);
-    int tallest = (v->nz + r->size - 1) / r->size; /* no block beyond a rank's share */
-    size_t k = 1, ng = G;
-    if (plan_bytes(r, plane, 1, G) <= budget) {
-        while (k < (size_t)(tallest > 0 ? tallest : 1) && plan_bytes(r, plane, k + 1, G) <= budget)
-            k++;
-    } else {
-        size_t lo = 1, hi = G; /* largest ng with plan_bytes(1, ng) <= budget */
-        while (lo < hi) {
-            size_t mid = (lo + hi + 1) / 2;
-            if (plan_bytes(r, plane, 1, mid) <= budget)
-                lo = mid;
-            else
-                hi = mid - 1;
-        }
-        ng = lo;
-        /* Whole chunks per write (atlas.h): a group that ends inside a chunk
-         * would make the next group's write read, inflate and rewrite it. */
-        if (ng >= (size_t)p->chunk_genes)
-            ng -= ng % (size_t)p->chunk_genes;
-        if (r->rank == 0) {
-            if (plan_bytes(r, plane, 1, 1) > budget)
-                printf("render: note: one slice of one gene with render.batch_voxels = %d takes %.1f MB, more than "
-                       "render.buffer_mb = %d\n", r->nb_max, plan_bytes(r, plane, 1, 1) / 1048576.0,
-                       r->c->render.buffer_mb);
-            else
-                printf("render: one slice of all %zu genes takes %.1f MB, more than render.buffer_mb = %d: "
-                       "rendering in groups of %zu genes%s\n", G, plan_bytes(r, plane, 1, G) / 1048576.0,
-                       r->c->render.buffer_mb, ng,
-                       ng % (size_t)p->chunk_genes ? " (fewer than the atlas's genes per chunk: each write "
-                                                     "rewrites chunks it shares with the next)" : "");
-        }
-    }
-    p->k = (int)k;
-    p->ng = (int)ng;
-    p->groups = (int)((G + ng - 1) / ng);
-    p->buffer_bytes = plan_bytes(r, plane, k, ng);
-    long span = (long)p->k * r->size; /* slices per round of writes */
-    p->rounds = (int)((v->nz + span - 1) / span);
-    return 0;
+    size_t nb = (size_t)r->nb_max * sizeof(float);
+    int factorized = r->st.model.spec.gene_mode == GI_GENE_FACTORIZED;
+    return gi_render_plan_make(&r->mask, r->comm, r->st.n_genes, r->c, factorized ? nb : 0, factorized ? 0 : nb, p,
+                               err);
 }
 
 int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
@@ -410,8 +240,13 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     double t0 = MPI_Wtime();
 
     /* Set-up: checkpoint, mask, anatomy, slab plan, buffers. */
-    slab_plan plan;
-    if (gi_dist_agree(comm, setup(&r, checkpoint, err), err) != 0 || plan_slabs(&r, &plan, err) != 0) {
+    gi_render_plan plan;
+    /* Map names are checked before anything is rendered (export.h). */
+    if (gi_dist_agree(comm, setup(&r, checkpoint, err), err) != 0 ||
+        gi_dist_agree(comm, c->render.nifti & GI_NIFTI_3D
+                      ? gi_export_check_gene_names((const char *const *)r.st.genes, r.st.n_genes, out_dir, err) : 0,
+                      err) != 0 ||
+        plan_slabs(&r, &plan, err) != 0) {
         renderer_free(&r);
         return -1;
     }
@@ -475,13 +310,12 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
         int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
         for (int round = 0; rc == 0 && round < plan.rounds; round++) {
-            long z0 = ((long)round * r.size + r.rank) * plan.k;
-            int nzb = z0 >= v->nz ? 0 : (int)(v->nz - z0 < plan.k ? v->nz - z0 : plan.k);
+            int z0, nzb = gi_render_plan_block(&plan, round, &z0);
             if (nzb > 0)
-                render_slices(&r, (int)z0, nzb, g0, ng, buf, mbuf);
+                render_slices(&r, z0, nzb, g0, ng, buf, mbuf);
             /* The mask once, with the first gene group. */
             double tw = MPI_Wtime();
-            rc = gi_atlas_write_genes(w, g0, ng, nzb > 0 ? (int)z0 : 0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
             t_write += MPI_Wtime() - tw;
             if (r.rank == 0 && total_rounds > 1) {
                 printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
@@ -497,7 +331,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     t_write += MPI_Wtime() - tw;
     double el = MPI_Wtime() - t0;
     if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
-        rc = write_nifti(&r, out_dir, atlas_path, err);
+        rc = gi_export_gene_maps(c, comm, out_dir, atlas_path, &r.mask, c->render.donor, err);
     double el_nifti = MPI_Wtime() - t0 - el;
 
     /* Report. */

@@ -1,12 +1,10 @@
 /* render_method.c - baselines rendered as atlases (see render_method.h). */
 #include "geneinr/render_method.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "geneinr/anatomy.h"
 #include "geneinr/atlas.h"
@@ -15,10 +13,10 @@
 #include "geneinr/export.h"
 #include "geneinr/method.h"
 #include "geneinr/nifti.h"
+#include "geneinr/render_plan.h"
+#include "geneinr/rundir.h"
 
 #define BATCH 4096
-
-static int in_mask(float v) { return v != 0 && !isnan(v); }
 
 typedef struct job {
     const gi_config *c;
@@ -80,38 +78,44 @@ static int setup(job *j, const gi_config *c, const char *checkpoint, gi_err *err
     if (!j->m)
         return gi_fail_prefix(err, "render.method %s", GI_METHOD_NAMES[kind]);
     j->pts = malloc(sizeof(float) * 3 * BATCH);
-    j->pred = malloc(sizeof(float) * BATCH * (size_t)s->n_genes);
     j->labels = malloc(sizeof(int) * BATCH);
     j->where = malloc(sizeof(long) * BATCH);
-    if (!j->pts || !j->pred || !j->labels || !j->where)
+    if (!j->pts || !j->labels || !j->where)
         return gi_fail(err, "out of memory");
     return 0;
 }
 
-static int flush_batch(job *j, int nb, float *buf, size_t gene_stride, gi_err *err)
+/* Predict the nb gathered voxels for genes g0 .. g0+ng-1 and scatter them
+ * into buf ([ng][slices][ny][nx]). */
+static int flush_batch(job *j, int nb, int g0, int ng, float *buf, size_t gene_stride, gi_err *err)
 {
-    int G = j->d.s.n_genes;
-    if (gi_method_predict(j->m, nb, j->pts, j->have_anat ? j->labels : NULL, j->pred, err) != 0)
+    if (gi_method_predict_genes(j->m, nb, j->pts, j->have_anat ? j->labels : NULL, g0, ng, j->pred, err) != 0)
         return -1;
     for (int k = 0; k < nb; k++)
-        for (int g = 0; g < G; g++)
-            buf[g * gene_stride + j->where[k]] = j->destandardise
-                ? j->pred[(size_t)k * G + g] * j->d.gene_std[g] + j->d.gene_mean[g] : j->pred[(size_t)k * G + g];
+        for (int q = 0; q < ng; q++) {
+            int g = g0 + q;
+            float p = j->pred[(size_t)k * ng + q];
+            buf[q * gene_stride + j->where[k]] = j->destandardise ? p * j->d.gene_std[g] + j->d.gene_mean[g] : p;
+        }
     return 0;
 }
 
-static int render_slices(job *j, int z0, int nzb, float *buf, unsigned char *mbuf, gi_err *err)
+/* Slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf. Batches
+ * never cross a slice, so a voxel's batch (its rows and their order) depends
+ * on its slice alone and the values are bit-identical at any rank count
+ * (as in render.c). */
+static int render_slices(job *j, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf, gi_err *err)
 {
     const gi_volume *v = &j->mask;
     size_t plane = (size_t)v->nx * v->ny, gene_stride = plane * nzb;
-    int G = j->d.s.n_genes, nb = 0;
-    for (size_t q = 0; q < gene_stride * G; q++)
+    for (size_t q = 0; q < gene_stride * ng; q++)
         buf[q] = NAN;
-    for (int zz = 0; zz < nzb; zz++)
+    for (int zz = 0; zz < nzb; zz++) {
+        int nb = 0;
         for (int y = 0; y < v->ny; y++)
             for (int x = 0; x < v->nx; x++) {
                 size_t off = (size_t)zz * plane + (size_t)y * v->nx + x;
-                int inside = in_mask(v->data[(size_t)(z0 + zz) * plane + (size_t)y * v->nx + x]);
+                int inside = gi_render_in_mask(v->data[(size_t)(z0 + zz) * plane + (size_t)y * v->nx + x]);
                 mbuf[off] = (unsigned char)inside;
                 if (!inside)
                     continue;
@@ -123,51 +127,15 @@ static int render_slices(job *j, int z0, int nzb, float *buf, unsigned char *mbu
                     j->labels[nb] = gi_anatomy_index_at(&j->anat, mm[0], mm[1], mm[2]);
                 j->where[nb] = (long)off;
                 if (++nb == BATCH) {
-                    if (flush_batch(j, nb, buf, gene_stride, err) != 0)
+                    if (flush_batch(j, nb, g0, ng, buf, gene_stride, err) != 0)
                         return -1;
                     nb = 0;
                 }
             }
-    return nb ? flush_batch(j, nb, buf, gene_stride, err) : 0;
-}
-
-static int write_nifti(job *j, MPI_Comm comm, const char *out_dir, const char *atlas_path, gi_err *err)
-{
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    char dir[GI_PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/nifti", out_dir);
-    int rc = rank == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST ? gi_fail(err, "cannot create %s: %s", dir, strerror(errno)) : 0;
-    if (gi_dist_agree(comm, rc, err) != 0)
-        return -1;
-    gi_atlas a;
-    rc = gi_atlas_open(&a, atlas_path, err);
-    int opened = rc == 0;
-    float *vol = rc == 0 ? malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz) : NULL;
-    if (rc == 0 && !vol)
-        rc = gi_fail(err, "out of memory");
-    for (int g = rank; rc == 0 && g < a.n_genes; g += size) {
-        char name[256], path[GI_PATH_MAX + 300], tmp[GI_PATH_MAX + 320], desc[80];
-        snprintf(name, sizeof name, "%s", a.genes[g]);
-        for (char *p = name; *p; p++)
-            if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':' || (*p == '.' && p == name))
-                *p = '_';
-        snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
-        snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
-        snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], GI_METHOD_NAMES[j->c->render.method]);
-        rc = gi_atlas_read_gene(&a, g, vol, err);
-        if (rc == 0)
-            gi_export_background(j->c, vol, (size_t)a.nx * a.ny * a.nz);   /* render.background */
-        if (rc != 0 || gi_volume_write_like(&j->mask, vol, tmp, desc, err) != 0)
-            rc = -1;
-        else if (rename(tmp, path) != 0)
-            rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        if (nb && flush_batch(j, nb, g0, ng, buf, gene_stride, err) != 0)
+            return -1;
     }
-    free(vol);
-    if (opened)
-        gi_atlas_close(&a);
-    return gi_dist_agree(comm, rc, err);
+    return 0;
 }
 
 int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
@@ -181,40 +149,35 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     job j;
     memset(&j, 0, sizeof j);
     j.c = c;
-    if (gi_dist_agree(comm, setup(&j, c, checkpoint, err), err) != 0) {
+    /* Map names are checked before anything is rendered (export.h). */
+    if (gi_dist_agree(comm, setup(&j, c, checkpoint, err), err) != 0 ||
+        gi_dist_agree(comm, c->render.nifti & GI_NIFTI_3D
+                      ? gi_export_check_gene_names((const char *const *)j.d.s.gene_names, j.d.s.n_genes, out_dir, err)
+                      : 0, err) != 0) {
         job_free(&j);
         return -1;
     }
     const gi_volume *v = &j.mask;
     int G = j.d.s.n_genes;
     size_t plane = (size_t)v->nx * v->ny;
-    /* Slabs balanced by in-mask voxels; slices per write bounded by render.buffer_mb. */
-    long *count = calloc((size_t)v->nz, sizeof(long)), total = 0;
-    int *begin = malloc(sizeof(int) * ((size_t)size + 1));
-    int rc = count && begin ? 0 : gi_fail(err, "out of memory");
-    if (rc == 0) {
-        for (int z = 0; z < v->nz; z++) {
-            for (size_t q = 0; q < plane; q++)
-                count[z] += in_mask(v->data[(size_t)z * plane + q]);
-            total += count[z];
-        }
-        gi_slab_partition(count, v->nz, size, begin);
-        if (total == 0)
-            rc = gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", c->render.mask);
+    /* Scratch per gene of a group: one batch of predictions here, and what
+     * the method's predict takes per gene (method.h). */
+    size_t per_gene = sizeof(float) * BATCH + gi_method_predict_bytes_per_gene(j.m);
+    gi_render_plan plan;
+    if (gi_render_plan_make(v, comm, G, c, per_gene, 0, &plan, err) != 0) {
+        job_free(&j);
+        return -1;
     }
-    int z_lo = begin ? begin[rank] : 0, z_hi = begin ? begin[rank + 1] : 0;
-    free(count);
-    free(begin);
-    size_t per_slice = plane * (size_t)G * sizeof(float);
-    int k = (int)((size_t)c->render.buffer_mb * 1048576 / per_slice);
-    if (k < 1) k = 1;
-    if (k > v->nz) k = v->nz;
-    int mine = (z_hi - z_lo + k - 1) / k, rounds = 0;
-    MPI_Allreduce(&mine, &rounds, 1, MPI_INT, MPI_MAX, comm);
-    float *buf = rc == 0 ? malloc(per_slice * (size_t)k) : NULL;
-    unsigned char *mbuf = rc == 0 ? malloc(plane * (size_t)k) : NULL;
-    if (rc == 0 && (!buf || !mbuf))
-        rc = gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", k, G);
+    long total = plan.total;
+    float *buf = malloc(plane * (size_t)plan.ng * sizeof(float) * (size_t)plan.k);
+    unsigned char *mbuf = malloc(plane * (size_t)plan.k);
+    j.pred = malloc(sizeof(float) * BATCH * (size_t)plan.ng);
+    int rc = buf && mbuf && j.pred ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)",
+                                               plan.k, plan.ng);
+    /* The fit has passed: this render replaces the folder's maps, so the
+     * earlier render's files go now (rundir.h), not only those it rewrites. */
+    if (rc == 0 && rank == 0 && gi_rundir_remove_renders(out_dir, 1, err) < 0)
+        rc = -1;
     if (gi_dist_agree(comm, rc, err) != 0) {
         free(buf);
         free(mbuf);
@@ -222,8 +185,10 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
         return -1;
     }
     if (rank == 0) {
-        printf("render: %s fitted on %d samples; %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s\n",
-               GI_METHOD_NAMES[c->render.method], j.d.s.n, total, v->nx, v->ny, v->nz, G, size, size > 1 ? "s" : "");
+        printf("render: %s fitted on %d samples; %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d "
+               "genes per write (atlas chunks: 1 slice x %d genes); per rank %.1f MB output buffers\n",
+               GI_METHOD_NAMES[c->render.method], j.d.s.n, total, v->nx, v->ny, v->nz, G, size, size > 1 ? "s" : "",
+               plan.k, plan.ng, plan.chunk_genes, plan.buffer_bytes / 1048576.0);
         fflush(stdout);
     }
     char atlas_path[GI_PATH_MAX + 32], units[GI_PATH_MAX + 64];
@@ -245,23 +210,33 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
         .nx = v->nx, .ny = v->ny, .nz = v->nz, .units = units, .normalisation = norm,
         .config_yaml = yaml, .rendered_for = "average", .kind = "atlas", .compress = c->render.compress,
         .chunk_genes = c->render.chunk_genes,
-        /* the slabs cover every slice, each write holds all genes */
+        /* the slabs cover every slice, and every gene group is written for each */
         .every_slice_written = 1,
     };
     memcpy(info.affine, v->affine, sizeof info.affine);
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
     free(yaml);
     rc = w ? 0 : -1;
-    for (int round = 0; rc == 0 && round < rounds; round++) {
-        int z0 = z_lo + round * k, nzb = z_hi - z0 < k ? z_hi - z0 : k;
-        if (nzb < 0)
-            nzb = 0;
-        int lrc = nzb > 0 ? render_slices(&j, z0, nzb, buf, mbuf, err) : 0;
-        if (gi_dist_agree(comm, lrc, err) != 0) {
-            rc = -1;
-            break;
+    int total_rounds = plan.rounds * plan.groups;
+    double t_write = 0; /* rank 0's time in the collective writes (docs/SCALING.md) */
+    for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
+        int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
+        for (int round = 0; rc == 0 && round < plan.rounds; round++) {
+            int z0, nzb = gi_render_plan_block(&plan, round, &z0);
+            int lrc = nzb > 0 ? render_slices(&j, z0, nzb, g0, ng, buf, mbuf, err) : 0;
+            if (gi_dist_agree(comm, lrc, err) != 0) {
+                rc = -1;
+                break;
+            }
+            /* The mask once, with the first gene group. */
+            double tw = MPI_Wtime();
+            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            t_write += MPI_Wtime() - tw;
+            if (rank == 0 && total_rounds > 1) {
+                printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
+                fflush(stdout);
+            }
         }
-        rc = gi_atlas_write_slices(w, nzb > 0 ? z0 : 0, nzb, buf, mbuf, err);
     }
     free(buf);
     free(mbuf);
@@ -270,7 +245,7 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     double el = MPI_Wtime() - t0;
     /* One 3-D file per gene (render.nifti 3d or both). */
     if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
-        rc = write_nifti(&j, comm, out_dir, atlas_path, err);
+        rc = gi_export_gene_maps(c, comm, out_dir, atlas_path, &j.mask, GI_METHOD_NAMES[c->render.method], err);
     if (rc == 0)   /* 4-D NIfTI, dataset_description.json, previews */
         rc = gi_export_after_render(c, comm, out_dir, atlas_path, &j.mask, err);
     res->voxels = total;
@@ -278,8 +253,8 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     res->seconds = el;
     res->voxels_per_second = el > 0 ? total / el : 0;
     if (rc == 0 && rank == 0) {
-        printf("render: %s, %ld voxels x %d genes in %.1f s; atlas %s\n", GI_METHOD_NAMES[c->render.method], total, G,
-               el, atlas_path);
+        printf("render: %s, %ld voxels x %d genes in %.1f s (rank 0: collective writes %.1f s); atlas %s\n",
+               GI_METHOD_NAMES[c->render.method], total, G, el, t_write, atlas_path);
         fflush(stdout);
     }
     job_free(&j);

@@ -1,0 +1,66 @@
+/* render_plan.h - how a render splits the grid and the genes: how many slices
+ * and genes go into one collective write so that the output buffers stay
+ * within render.buffer_mb, which block of slices a rank renders in each
+ * write, and how many writes every rank makes. Shared by the INR render
+ * (render.c) and the render of any fit/predict method (render_method.c), so
+ * both keep the same memory bound whatever the gene count.
+ *
+ * Blocks of k slices are dealt to the ranks in turn: write i of rank p is the
+ * block [(i P + p) k, (i P + p + 1) k) (P ranks), so one write's blocks lie
+ * side by side. Every write is a synchronisation point (it is collective and
+ * compresses inside), so what counts is the balance of each write, not of a
+ * rank's whole share: with one contiguous slab per rank (balanced by in-mask
+ * voxels in total) a write paired the bottom of one slab (few brain voxels,
+ * cheap) with the middle of the brain on the other rank, and the fast rank
+ * waited at every write. Neighbouring blocks cost about the same to render
+ * and to compress. (Slices dealt one by one balance better still, but the
+ * strided selection made HDF5 1.10's filtered collective write twice as
+ * slow: docs/BENCHMARKS.md.) A chunk is one slice, so no chunk is shared by
+ * two ranks either way, and a voxel's value depends on its slice alone (the
+ * renderers cut batches at slices), so the atlas is the same at any rank
+ * count.
+ */
+#ifndef GENEINR_RENDER_PLAN_H
+#define GENEINR_RENDER_PLAN_H
+
+#include <stddef.h>
+
+#include <mpi.h>
+
+#include "geneinr/config.h"
+#include "geneinr/error.h"
+#include "geneinr/nifti.h"
+
+typedef struct gi_render_plan {
+    long total;              /* in-mask voxels of the whole grid */
+    int rank, size, nz;      /* this rank of size; slices of the grid */
+    int k;                   /* slices per write (a block) */
+    int ng;                  /* genes per write (a group); n_genes when a slice of all fits */
+    int groups;              /* gene groups = ceil(n_genes / ng) */
+    int rounds;              /* collective writes per gene group (the same on every rank) */
+    int chunk_genes;         /* genes per chunk of the atlas (gi_atlas_chunk_genes) */
+    size_t buffer_bytes;     /* the output buffers and scratch this plan allows per rank */
+} gi_render_plan;
+
+/* A voxel of the mask is rendered when its value is non-zero and not NaN. */
+int gi_render_in_mask(float v);
+
+/* The plan for n_genes genes on the mask's grid. The bound counts the slab
+ * buffer ([ng][k][ny][nx] floats), its mask ([k][ny][nx] bytes) and the
+ * caller's scratch: scratch_per_gene bytes for each gene of a group (a
+ * batch's predictions) plus scratch_fixed. As many slices of all genes as
+ * fit; when not even one slice of all genes fits, one slice of as many genes
+ * as fit, cut on the atlas's chunk boundaries (gene groups, each a pass over
+ * the slab). Only one slice of one gene that alone exceeds the bound goes past
+ * it, with a note. Depends only on the grid, the genes and the config, so
+ * every rank makes the same plan. Collective over comm; prints the note on
+ * rank 0. */
+int gi_render_plan_make(const gi_volume *mask, MPI_Comm comm, int n_genes, const gi_config *c,
+                        size_t scratch_per_gene, size_t scratch_fixed, gi_render_plan *p, gi_err *err);
+
+/* This rank's block of write `round` (0 .. rounds-1): its first slice in
+ * *z0 and its number of slices as the result (0, with *z0 = 0, when the
+ * grid ends before it: the rank still takes part in the write). */
+int gi_render_plan_block(const gi_render_plan *p, int round, int *z0);
+
+#endif

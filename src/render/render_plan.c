@@ -1,0 +1,96 @@
+/* render_plan.c - slabs, slices and gene groups of a render (see render_plan.h). */
+#include "geneinr/render_plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "geneinr/atlas.h"
+#include "geneinr/dist.h"
+
+int gi_render_in_mask(float v)
+{
+    return v != 0 && !isnan(v);
+}
+
+typedef struct cost {
+    size_t plane, per_gene, fixed;
+} cost;
+
+static size_t plan_bytes(const cost *c, size_t k, size_t ng)
+{
+    return k * c->plane * ng * sizeof(float) + k * c->plane + ng * c->per_gene + c->fixed;
+}
+
+int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi_config *c,
+                        size_t scratch_per_gene, size_t scratch_fixed, gi_render_plan *p, gi_err *err)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    size_t plane = (size_t)v->nx * v->ny;
+    p->rank = rank;
+    p->size = size;
+    p->nz = v->nz;
+    p->total = 0;
+    for (size_t q = 0; q < plane * (size_t)v->nz; q++)
+        p->total += gi_render_in_mask(v->data[q]);
+    int rc = p->total == 0 ? gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", c->render.mask) : 0;
+    if (gi_dist_agree(comm, rc, err) != 0)
+        return -1;
+    cost cs = {plane, scratch_per_gene, scratch_fixed};
+    size_t budget = (size_t)c->render.buffer_mb * 1048576, G = (size_t)n_genes;
+    gi_atlas_info layout = {.n_genes = n_genes, .nx = v->nx, .ny = v->ny, .nz = v->nz,
+                            .chunk_genes = c->render.chunk_genes};
+    p->chunk_genes = gi_atlas_chunk_genes(&layout);
+    int tallest = (v->nz + size - 1) / size; /* no block beyond a rank's share */
+    size_t k = 1, ng = G;
+    if (plan_bytes(&cs, 1, G) <= budget) {
+        while (k < (size_t)(tallest > 0 ? tallest : 1) && plan_bytes(&cs, k + 1, G) <= budget)
+            k++;
+    } else {
+        size_t lo = 1, hi = G; /* largest ng with plan_bytes(1, ng) <= budget */
+        while (lo < hi) {
+            size_t mid = (lo + hi + 1) / 2;
+            if (plan_bytes(&cs, 1, mid) <= budget)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        ng = lo;
+        /* Whole chunks per write (atlas.h): a group that ends inside a chunk
+         * would make the next group's write read, inflate and rewrite it. */
+        if (ng >= (size_t)p->chunk_genes)
+            ng -= ng % (size_t)p->chunk_genes;
+        if (rank == 0) {
+            if (plan_bytes(&cs, 1, 1) > budget)
+                printf("render: note: one slice of one gene takes %.1f MB with its scratch, more than "
+                       "render.buffer_mb = %d\n", plan_bytes(&cs, 1, 1) / 1048576.0, c->render.buffer_mb);
+            else
+                printf("render: one slice of all %zu genes takes %.1f MB, more than render.buffer_mb = %d: "
+                       "rendering in groups of %zu genes%s\n", G, plan_bytes(&cs, 1, G) / 1048576.0,
+                       c->render.buffer_mb, ng,
+                       ng % (size_t)p->chunk_genes ? " (fewer than the atlas's genes per chunk: each write "
+                                                     "rewrites chunks it shares with the next)" : "");
+            fflush(stdout);
+        }
+    }
+    p->k = (int)k;
+    p->ng = (int)ng;
+    p->groups = (int)((G + ng - 1) / ng);
+    p->buffer_bytes = plan_bytes(&cs, k, ng);
+    long span = (long)p->k * size; /* slices per round of writes */
+    p->rounds = (int)((v->nz + span - 1) / span);
+    return 0;
+}
+
+int gi_render_plan_block(const gi_render_plan *p, int round, int *z0)
+{
+    long first = ((long)round * p->size + p->rank) * p->k;
+    if (first >= p->nz) {
+        *z0 = 0;
+        return 0;
+    }
+    *z0 = (int)first;
+    return (int)(p->nz - first < p->k ? p->nz - first : p->k);
+}
