@@ -10,6 +10,7 @@ PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
 PKGS    += libpng
 PKGS    += sleef
 PKGS    += libdeflate
+PKGS    += libisal
 CC      := gcc
 SAN     ?=
 OPT     ?= -O2 -g

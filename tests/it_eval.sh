@@ -209,6 +209,17 @@ PY
         $PY -c "import h5py, numpy as np, sys; a = h5py.File('$T/rpr/atlas.h5', 'r')['expression'][...]; b = h5py.File('$T/rpr2/atlas.h5', 'r')['expression'][...]; sys.exit(not np.array_equal(a, b, equal_nan=True))"
     check "eval with data.prior_refit=true: INR at least as good as RK alone on held-out r (tolerance 0.01)" \
         bash -c "$G eval '$T/cfg.yaml' --out '$T/kfr' --set data.prior=regression_kriging --set data.prior_refit=true --set eval.methods=inr,regression_kriging >/dev/null && awk -F, 'NR > 1 { r[\$1] = \$5 } END { exit !(r[\"inr\"] > r[\"regression_kriging\"] - 0.01) }' '$T/kfr/summary.csv'"
+    # The prior is part of the model: a render config that names another prior is refused.
+    fails "a checkpoint trained over data.prior is not rendered without its prior" \
+        "was trained with data.prior regression_kriging, the config none" \
+        $G render "$T/cfg.yaml" --out "$T/rp_none" --checkpoint "$T/rp/checkpoint.h5" --set data.prior=none \
+        --set render.mask="$T/slab.nii.gz"
+    check "a model without a prior (a few steps)" $G train "$T/cfg.yaml" --out "$T/np" --set train.steps=4
+    fails "a checkpoint trained without a prior is not rendered over one, on 2 ranks" \
+        "was trained with data.prior none, the config kriging" \
+        $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/np" --set data.prior=kriging --set render.mask="$T/slab.nii.gz"
+    [ ! -e "$T/np/atlas.h5" ] && [ ! -e "$T/rp_none/atlas.h5" ] && ok "the refused renders wrote no atlas" \
+        || notok "the refused renders wrote no atlas"
 else
     echo "skip - render.method checks: numpy, h5py or nibabel missing"
 fi

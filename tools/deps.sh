@@ -8,7 +8,8 @@ PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libh
 libnifti2-dev libyaml-dev zlib1g-dev
 libpng-dev
 libsleef-dev
-libdeflate-dev"
+libdeflate-dev
+libisal-dev"
 [ "$1" = test ] && PKGS="$PKGS python3-numpy python3-h5py python3-nibabel python3-torch"
 # the report's browser test (headless)
 [ "$1" = test ] && PKGS="$PKGS chromium"

@@ -411,6 +411,50 @@ static int record_and_report(const ctx *x, const args *a, const gi_config *c, co
 }
 
 /* train / render / run in a run folder that this job holds (rundir.h). */
+/* The prior a model was trained over is part of the model: rendering a
+ * checkpoint with a config that names another prior (or none) would add a
+ * prior its network never learned around, or leave out the one it did, and
+ * give a wrong atlas that looks right. Rank 0 reads the checkpoint's config;
+ * agreed across ranks. data.prior_refit and data.prior_crossfit are not
+ * compared: the first is a choice made at prediction time, the second only
+ * shaped the training targets (a prediction never cross-fits). */
+static const char *prior_name(int p)
+{
+    return p == GI_PRIOR_RK ? "regression_kriging" : p == GI_PRIOR_KRIGING ? "kriging" : "none";
+}
+
+static int check_prior_matches(const ctx *x, const gi_config *c, const char *ckpt, gi_err *err)
+{
+    int rc = 0;
+    if (x->rank == 0) {
+        gi_state st;
+        gi_config t;
+        memset(&st, 0, sizeof st);
+        if (gi_checkpoint_load(&st, ckpt, err) != 0 || !st.config_yaml ||
+            gi_config_load_text(&t, st.config_yaml, ckpt, err) != 0) {
+            rc = -1;
+        } else {
+            char what[160] = "";
+            if (t.data.prior != c->data.prior)
+                snprintf(what, sizeof what, "data.prior %s, the config %s", prior_name(t.data.prior),
+                         prior_name(c->data.prior));
+            else if (t.data.prior != GI_PRIOR_NONE && t.data.prior_donor_effect != c->data.prior_donor_effect)
+                snprintf(what, sizeof what, "data.prior_donor_effect %s, the config %s",
+                         t.data.prior_donor_effect ? "true" : "false", c->data.prior_donor_effect ? "true" : "false");
+            else if (t.data.prior != GI_PRIOR_NONE &&
+                     (t.baseline.covariance != c->baseline.covariance || t.baseline.per_gene != c->baseline.per_gene ||
+                      t.baseline.fit_samples != c->baseline.fit_samples ||
+                      t.baseline.label_shrink != c->baseline.label_shrink))
+                snprintf(what, sizeof what, "other baseline.* settings for its prior than the config");
+            if (what[0])
+                rc = gi_fail(err, "%s was trained with %s: the prior is part of the model; render with the config it "
+                             "was trained with (OUT/config.yaml), or --set the training's value", ckpt, what);
+        }
+        gi_state_free(&st);
+    }
+    return gi_dist_agree(x->comm, rc, err);
+}
+
 static int train_render_locked(const ctx *x, const args *a, int do_train, int do_render, gi_config *cfg,
                                const char *out, double t0)
 {
@@ -463,6 +507,8 @@ static int train_render_locked(const ctx *x, const args *a, int do_train, int do
             gi_fail(&err, "render.donor: a model trained over data.prior renders the donor average only");
             return report(x, -1, &err);
         }
+        if (check_prior_matches(x, &c, from, &err) != 0)
+            return report(x, -1, &err);
         if ((c.data.prior != GI_PRIOR_NONE ? gi_render_method(&c, x->comm, out, from, &rr, &err)
                                            : gi_render(&c, x->comm, out, from, &rr, &err)) != 0)
             return report(x, -1, &err);
