@@ -1,6 +1,8 @@
 #!/bin/bash
 # make bench: speed and memory figures of this machine. Record the output, with
 # this command, in docs/BENCHMARKS.md. Uses runs/bench/ for its data.
+#   tools/bench.sh [BUILD]     env: NP (2); SKIP_LONG=1 leaves out the prepare and
+#                              whole-transcriptome benchmarks (tens of minutes)
 set -e
 BUILD=${1:-build}
 G=$BUILD/geneinr
@@ -40,6 +42,8 @@ echo "== render: full 1 mm MNI grid x 100 genes into one HDF5 atlas (mpirun -np 
 mpirun -np $NP $G render $cfg --out $B/train100 | grep -E "^(render|resources)"
 ls -l $B/train100/atlas.h5 | awk '{printf "atlas size: %.0f MB\n", $5 / 1048576}'
 echo
-tools/bench_prepare.sh $BUILD
-tools/bench_transcriptome.sh $BUILD
+if [ "${SKIP_LONG:-0}" != 1 ]; then
+    tools/bench_prepare.sh $BUILD
+    tools/bench_transcriptome.sh $BUILD
+fi
 echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

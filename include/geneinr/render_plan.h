@@ -5,9 +5,9 @@
  * (render.c) and the render of any fit/predict method (render_method.c), so
  * both keep the same memory bound whatever the gene count.
  *
- * Blocks of k slices are dealt to the ranks in turn: write i of rank p is the
- * block [(i P + p) k, (i P + p + 1) k) (P ranks), so one write's blocks lie
- * side by side. Every write is a synchronisation point (it is collective and
+ * The slices are cut into `rounds` even runs, one per collective write, and
+ * each run into one block per rank (P ranks, rounds = ceil(nz / (P k)), so
+ * no block exceeds k slices): one write's blocks lie side by side. Every write is a synchronisation point (it is collective and
  * compresses inside), so what counts is the balance of each write, not of a
  * rank's whole share: with one contiguous slab per rank (balanced by in-mask
  * voxels in total) a write paired the bottom of one slab (few brain voxels,

@@ -86,13 +86,13 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
 
 int gi_render_plan_block(const gi_render_plan *p, int round, int *z0)
 {
-    long first = ((long)round * p->size + p->rank) * p->k;
-    if (first >= p->nz) {
-        *z0 = 0;
-        return 0;
-    }
-    *z0 = (int)first;
-    return (int)(p->nz - first < p->k ? p->nz - first : p->k);
+    /* Write `round` covers the run [lo, hi) of about nz / rounds slices, cut
+     * into one block per rank: every write, the last too, is as even as the
+     * slices allow (rounds = ceil(nz / (P k)) keeps every block <= k). */
+    long lo = (long)round * p->nz / p->rounds, hi = (long)(round + 1) * p->nz / p->rounds;
+    long first = lo + (hi - lo) * p->rank / p->size, end = lo + (hi - lo) * (p->rank + 1) / p->size;
+    *z0 = end > first ? (int)first : 0;
+    return (int)(end - first);
 }
 
 int gi_render_walk_slices(const gi_volume *v, const gi_anatomy *anat, int z0, int nzb, int nb_max, double *mm,
