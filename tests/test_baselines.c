@@ -268,6 +268,56 @@ static void test_donor_effect(void)
     printf("# donor effect: rmse %.4f with vs %.4f without\n", rmse[1], rmse[0]);
 }
 
+/* hyper_from (data.prior_crossfit's fold fits): a fit given another fit's
+ * hyperparameters keeps them exactly and skips the ML fit, so on the same
+ * samples it predicts exactly what that fit predicts; on other samples the
+ * weights change but not the hyperparameters. A model of another kind is
+ * refused. */
+static void test_hyper_from(void)
+{
+    enum { N = 300, Q = 50 };
+    static float pts[N][3], y[N], q[Q][3], a[Q], b[Q];
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 3; k++)
+            pts[i][k] = (float)(80 * gi_rng_uniform(9, 1, (uint64_t)(3 * i + k)));
+        y[i] = (float)(sin(pts[i][0] / 10.0) + 0.3 * gi_rng_normal(9, 2, (uint64_t)i));
+    }
+    for (int k = 0; k < Q; k++)
+        for (int c = 0; c < 3; c++)
+            q[k][c] = (float)(80 * gi_rng_uniform(9, 3, (uint64_t)(3 * k + c)));
+    gi_fit_data d = {.n = N, .n_genes = 1, .mni = &pts[0][0], .y = y};
+    gi_method_opts o = opts();
+    gi_err err;
+    gi_method *full = gi_method_fit(GI_METHOD_KRIGING, &o, &d, &err);
+    o.hyper_from = full;
+    gi_method *same = full ? gi_method_fit(GI_METHOD_KRIGING, &o, &d, &err) : NULL;
+    gi_fit_data half = d;
+    half.n = N / 2;
+    gi_method *part = full ? gi_method_fit(GI_METHOD_KRIGING, &o, &half, &err) : NULL;
+    int ok = full && same && part && gi_method_predict(full, Q, &q[0][0], NULL, a, &err) == 0
+             && gi_method_predict(same, Q, &q[0][0], NULL, b, &err) == 0;
+    CHECKF(ok, "kriging fits with hyper_from", "%s", err.msg);
+    if (ok) {
+        CHECK(memcmp(a, b, sizeof a) == 0, "hyper_from on the same samples predicts exactly as the fit it copies");
+        double r0, s0, n0, r1, s1, n1;
+        gi_kriging_params(full, 0, &r0, &s0, &n0);
+        gi_kriging_params(part, 0, &r1, &s1, &n1);
+        CHECKF(r1 == r0 && fabs(n1 / s1 - n0 / s0) < 1e-12 * (n0 / s0), "hyper_from keeps range and nugget ratio on other samples",
+               "range %g vs %g, nugget/sill %g vs %g", r1, r0, n1 / s1, n0 / s0);
+        int lab[N] = {0};
+        gi_fit_data dl = d;
+        dl.label = lab;
+        dl.n_labels = 1;
+        gi_method *rk = gi_method_fit(GI_METHOD_RK, &o, &dl, &err);
+        CHECKF(rk == NULL && strstr(err.msg, "not the same kind"), "hyper_from refuses a model of another kind", "%s",
+               err.msg);
+        gi_method_free(rk);
+    }
+    gi_method_free(full);
+    gi_method_free(same);
+    gi_method_free(part);
+}
+
 /* gi_method_predict_genes (render's gene groups): a range of genes gives
  * exactly the columns of the full prediction, for every baseline, with
  * shared and per-gene kriging, and a range past the genes is refused. */
@@ -396,6 +446,7 @@ int main(int argc, char **argv)
     test_kriging_recovery(GI_COV_MATERN52, "matern52", 0);
     test_regression_kriging();
     test_donor_effect();
+    test_hyper_from();
     test_gene_range();
     test_kriging_weights();
     MPI_Finalize();

@@ -14,6 +14,7 @@
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
     "data.samples", "data.anatomy", "data.genes", "data.prior", "data.prior_donor_effect",
+    "data.prior_crossfit", "data.prior_refit",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",
@@ -338,6 +339,19 @@ static void test_errors(void)
                  "train.min_lr", "must not exceed train.lr");
     expect_error("error: min_lr above lr cites lr's line if only lr was set", "train:\n  steps: 3\n  lr: 1e-6\n", 3,
                  "train.min_lr", "train.lr");
+    expect_error("error: prior_crossfit of 1 fold", "data:\n  prior: kriging\n  prior_crossfit: 1\n", 3,
+                 "data.prior_crossfit: 1 fold", "K >= 2");
+    expect_error("error: prior_crossfit without a prior", "data:\n  prior_crossfit: 5\n", 2,
+                 "data.prior_crossfit has no effect without data.prior", NULL);
+    expect_error("error: prior_refit without a prior", "train:\n  steps: 3\ndata:\n  prior_refit: true\n", 4,
+                 "data.prior_refit has no effect without data.prior", NULL);
+    {
+        gi_config c;
+        gi_err err = { "" };
+        int rc = load_yaml(&c, "data:\n  prior: kriging\n  prior_crossfit: 5\n  prior_refit: true\n", NULL, &err);
+        CHECKF(rc == 0 && c.data.prior_crossfit == 5 && c.data.prior_refit == 1,
+               "prior_crossfit and prior_refit load with a prior", "%s", err.msg);
+    }
     expect_error("error: validation donor without a donor", "train:\n  steps: 3\n  validation: donor\n", 3,
                  "train.validation is 'donor'", "train.val_donor is empty");
 
@@ -435,6 +449,8 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "resume") ? "auto"
                             : strstr(ALL_KEYS[i], "render.method") ? "kriging"
                             : strstr(ALL_KEYS[i], "prior_donor_effect") ? "true"
+                            : strstr(ALL_KEYS[i], "prior_crossfit") ? "0"
+                            : strstr(ALL_KEYS[i], "prior_refit") ? "false"
                             : strstr(ALL_KEYS[i], "data.prior") ? "kriging"
                             : strstr(ALL_KEYS[i], "covariance") ? "matern52"
                             : strstr(ALL_KEYS[i], "eval.split") ? "block"

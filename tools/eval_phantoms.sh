@@ -4,19 +4,21 @@
 # for the kfold, block and donor splits, on the built-in phantom and (when ../shared/data exists) the
 # phantom on the real DK grid at the real AHBA coordinates; then the truth r of each method's atlas.
 #   tools/eval_phantoms.sh [OUT]        (default runs/eval_phantoms; ~1 h on a busy 2-core machine)
+# EVAL_PHANTOMS="ph" or "dk" runs one phantom only (two such runs in parallel use both cores).
 set -e
 G=${GENEINR:-build/geneinr}
 OUT=${1:-runs/eval_phantoms}
 REF=${GENEINR_SHARED_DATA:-../shared/data}
 mkdir -p "$OUT"
-[ -f "$OUT/ph/samples.csv" ] || $G phantom --out "$OUT/ph" --grid 2
 tags="ph"
-if [ -f "$REF/atlas-desikankilliany.nii.gz" ]; then
-    [ -f "$OUT/dk/samples.csv" ] || $G phantom --out "$OUT/dk" --dk --grid 2 --reference "$REF"
-    tags="ph dk"
-fi
+[ -f "$REF/atlas-desikankilliany.nii.gz" ] && tags="ph dk"
+tags=${EVAL_PHANTOMS:-$tags}
 for tag in $tags; do
     P=$OUT/$tag
+    if [ ! -f "$P/samples.csv" ]; then
+        if [ "$tag" = dk ]; then $G phantom --out "$P" --dk --grid 2 --reference "$REF"
+        else $G phantom --out "$P" --grid 2; fi
+    fi
     S="--set data.samples=$P/samples.csv --set data.anatomy=$P/anatomy.nii.gz --set render.mask=$P/mask.nii.gz"
     for split in kfold block donor; do
         nice -n 10 $G eval configs/atlas.yaml --out "$OUT/eval_${tag}_$split" $S --set eval.split=$split \

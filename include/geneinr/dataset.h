@@ -26,14 +26,27 @@ typedef struct gi_dataset {
     int val_donor;           /* held-out donor index (validation: donor), else -1 */
     int n_train, n_val;
     /* data.prior: the baseline fitted on the training samples (standardised
-     * units) and its prediction at every sample; y holds the residual
-     * (standardised value - prior), so the network learns what the baseline
-     * misses. NULL without a prior. */
+     * units) and its prediction at every sample (at training samples the
+     * out-of-fold prediction with data.prior_crossfit); y holds the residual
+     * (standardised value - prior_at), so the network learns what the
+     * baseline misses. NULL without a prior. */
     struct gi_method *prior;
     float *prior_at;         /* [n][n_genes] */
 } gi_dataset;
 
 int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err);
+
+/* What a dataset is built for. TRAIN: the prior is fitted on the training
+ * samples, and with data.prior_crossfit the training targets are residuals
+ * over out-of-fold prior fits. PREDICT (a trained model's prior, for eval and
+ * render): no cross-fitting, and with data.prior_refit the prior is fitted on
+ * every sample, validation included. Normalisation is the same for both. */
+enum { GI_DATASET_TRAIN = 0, GI_DATASET_PREDICT = 1 };
+int gi_dataset_build_for(gi_dataset *d, const gi_config *c, int purpose, gi_err *err);
+
+/* The cross-fitting fold (0 .. data.prior_crossfit-1) of training sample i:
+ * a pure function of train.seed and i, so every rank and rank count agree. */
+int gi_dataset_crossfit_fold(const gi_config *c, int i);
 
 /* The prior (data.prior) of a built dataset at n MNI points (mm) with their
  * label indices (NULL without anatomy): out [n][n_genes] in standardised

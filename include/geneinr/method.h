@@ -55,6 +55,8 @@ typedef struct gi_method_opts {
     float label_shrink;          /* regression kriging: pseudo-count of the label-mean shrinkage */
     int donor_effect;            /* kriging: a donor random effect in the covariance, left out of the
                                   * (donor-average) prediction (data.prior_donor_effect) */
+    const struct gi_method *hyper_from; /* kriging: a fitted kriging model of the same kind whose
+                                  * hyperparameters are reused (no ML fit), NULL = fit them */
     uint64_t seed;               /* subsample draws */
     int verbose;                 /* print the fitted hyperparameters */
     /* INR */

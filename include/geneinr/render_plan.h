@@ -27,6 +27,7 @@
 
 #include <mpi.h>
 
+#include "geneinr/anatomy.h"
 #include "geneinr/config.h"
 #include "geneinr/error.h"
 #include "geneinr/nifti.h"
@@ -57,6 +58,25 @@ int gi_render_in_mask(float v);
  * rank 0. */
 int gi_render_plan_make(const gi_volume *mask, MPI_Comm comm, int n_genes, const gi_config *c,
                         size_t scratch_per_gene, size_t scratch_fixed, gi_render_plan *p, gi_err *err);
+
+/* What a renderer does with one batch of in-mask voxels: mm [nb][3] their
+ * MNI millimetres, label [nb] their anatomy label index (NULL without an
+ * anatomy), where [nb] their offsets in the block's buffer ([slices][ny][nx]). */
+typedef int (*gi_render_batch_fn)(void *ctx, int nb, const double *mm, const int *label, const long *where,
+                                  gi_err *err);
+
+/* Slices [z0, z0 + nzb) of the mask: mbuf [nzb][ny][nx] gets 1 inside, and
+ * the in-mask voxels of each slice go to fn in batches of at most nb_max,
+ * cut at every slice. A voxel's batch (its rows and their order) then
+ * depends on its slice alone, not on which rank renders it or where its
+ * block starts, so values are bit-identical at any rank count whatever GEMM
+ * kernels OpenBLAS runs (some, e.g. the Haswell ones, round a row
+ * differently by its place in the batch). mm [nb_max][3], label [nb_max]
+ * (with anat) and where [nb_max] are the caller's scratch. Stops at fn's
+ * first error. */
+int gi_render_walk_slices(const gi_volume *mask, const gi_anatomy *anat, int z0, int nzb, int nb_max, double *mm,
+                          int *label, long *where, unsigned char *mbuf, gi_render_batch_fn fn, void *ctx,
+                          gi_err *err);
 
 /* This rank's block of write `round` (0 .. rounds-1): its first slice in
  * *z0 and its number of slices as the result (0, with *z0 = 0, when the

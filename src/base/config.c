@@ -116,6 +116,10 @@ static const key_spec KEYS[] = {
          "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     BOOL("data.prior_donor_effect", data.prior_donor_effect, "false",
          "the prior's covariance includes a donor random effect (per-donor offsets, fitted by ML) that its donor-average prediction leaves out"),
+    INT("data.prior_crossfit", data.prior_crossfit, "0", 0, 100,
+        "cross-fitting of the prior: K >= 2 splits the training samples into K folds and the network learns the residual over each sample's out-of-fold prior prediction (fits on the other K-1 folds, the full fit's hyperparameters), i.e. the prior's held-out error; 0 = in-sample residuals; needs data.prior"),
+    BOOL("data.prior_refit", data.prior_refit, "false",
+         "for prediction (render, eval) the prior is refitted on every sample of data.samples, validation samples included; training and its validation keep the fit on the training samples; needs data.prior"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     GI_MODEL_SETTINGS(MODEL_ROW)
@@ -658,6 +662,17 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
     if (c->data.prior == GI_PRIOR_RK && !c->data.anatomy[0]) {
         where_pair(c, ctx, i_pr, i_an, where, sizeof where);
         return gi_fail(err, "%s: data.prior regression_kriging needs data.anatomy (a label image)", where);
+    }
+    int i_cf = find_key("data.prior_crossfit"), i_rf = find_key("data.prior_refit");
+    if (c->data.prior_crossfit == 1) {
+        where_pair(c, ctx, i_cf, i_cf, where, sizeof where);
+        return gi_fail(err, "%s: data.prior_crossfit: 1 fold leaves nothing to fit on; use 0 (off) or K >= 2 folds",
+                       where);
+    }
+    if (c->data.prior == GI_PRIOR_NONE && (c->data.prior_crossfit > 0 || c->data.prior_refit)) {
+        where_pair(c, ctx, c->data.prior_crossfit > 0 ? i_cf : i_rf, i_pr, where, sizeof where);
+        return gi_fail(err, "%s: %s has no effect without data.prior (set data.prior: regression_kriging or kriging)",
+                       where, c->data.prior_crossfit > 0 ? "data.prior_crossfit" : "data.prior_refit");
     }
     int i_em = find_key("eval.methods");
     for (const char *p = c->eval.methods; *p;) {

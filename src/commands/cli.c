@@ -415,7 +415,9 @@ static int record_and_report(const ctx *x, const args *a, const gi_config *c, co
  * checkpoint with a config that names another prior (or none) would add a
  * prior its network never learned around, or leave out the one it did, and
  * give a wrong atlas that looks right. Rank 0 reads the checkpoint's config;
- * agreed across ranks. */
+ * agreed across ranks. data.prior_refit and data.prior_crossfit are not
+ * compared: the first is a choice made at prediction time, the second only
+ * shaped the training targets (a prediction never cross-fits). */
 static const char *prior_name(int p)
 {
     return p == GI_PRIOR_RK ? "regression_kriging" : p == GI_PRIOR_KRIGING ? "kriging" : "none";

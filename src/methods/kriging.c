@@ -343,6 +343,23 @@ static void krige_free(void *p)
     free(s);
 }
 
+/* The method's state is opaque outside method.c; it hands it back here. */
+const void *gi_method_state(const gi_method *m);
+
+/* The state of hyper_from when it is a kriging fit with the same genes,
+ * covariance, per-gene setting and random effects as s; else NULL. */
+static const krige_state *hyper_state(const gi_method *from, const krige_state *s)
+{
+    int kind = gi_method_kind(from);
+    if (kind != GI_METHOD_KRIGING && kind != GI_METHOD_RK)
+        return NULL;
+    const krige_state *h = gi_method_state(from);
+    if (h->G != s->G || h->cov != s->cov || h->per_gene != s->per_gene || (h->lab == NULL) != (s->lab == NULL)
+        || (h->don == NULL) != (s->don == NULL))
+        return NULL;
+    return h;
+}
+
 /* The weights, mean and sill of every gene measured at all n samples, from
  * the factor L of the shared covariance (A^-1 1 once, A^-1 Y in blocks of
  * genes), marked in done[g]; genes with a missing sample are left to the
@@ -408,7 +425,8 @@ static int weights_of_measured(krige_state *s, const double *L, const float *y, 
     return 0;
 }
 
-/* Hyperparameters by ML on the subsample, then the weights on all n samples. */
+/* Hyperparameters by ML on the subsample (or copied from o->hyper_from),
+ * then the weights on all n samples. */
 static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const float *y, gi_err *err)
 {
     int n = s->n, G = s->G;
@@ -445,6 +463,20 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
     double extent = fmax(fmax(hi[0] - lo[0], hi[1] - lo[1]), fmax(hi[2] - lo[2], 1.0));
     objective ob = {s->cov, ns, G, -1, ps, ys, ls, dsub, A, 0};
     int passes = s->per_gene ? G : 1, D = 2 + (ls != NULL) + (dsub != NULL);
+    if (o->hyper_from) {
+        /* Hyperparameters taken from another fit of the same model (cross-
+         * fitting's fold fits): only the weights below are computed. */
+        const krige_state *h = hyper_state(o->hyper_from, s);
+        if (!h) {
+            gi_fail(err, "kriging: the fit to take hyperparameters from is not the same kind of kriging model");
+            goto done;
+        }
+        memcpy(s->range, h->range, sizeof(double) * G);
+        memcpy(s->lambda, h->lambda, sizeof(double) * G);
+        memcpy(s->eta, h->eta, sizeof(double) * G);
+        memcpy(s->zeta, h->zeta, sizeof(double) * G);
+        passes = 0;
+    }
     for (int pass = 0; pass < passes; pass++) {
         ob.gene = s->per_gene ? pass : -1;
         double th[4] = {log(extent / 8), log(0.3), log(0.3), log(0.1)};
@@ -501,13 +533,13 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
                 s->label_alpha[(size_t)s->lab[i] * G + g] += (float)alpha[i];
         }
     }
-    if (o->verbose)
+    if (o->verbose && !o->hyper_from)
         for (int g = 0; g < (s->per_gene ? G : 1); g++)
             printf("%s: %s%s range %.2f mm, nugget/sill %.3f%s%.3g (%d likelihood evaluations on %d samples)\n",
                    s->lab ? "regression kriging" : "kriging", s->per_gene ? "gene " : "shared", s->per_gene ? "" : ":",
                    s->range[g], s->lambda[g], s->lab ? ", label effect/sill " : "", s->lab ? s->eta[g] : 0.0,
                    ob.evals, ns);
-    if (o->verbose && s->don)
+    if (o->verbose && !o->hyper_from && s->don)
         printf("  donor effect/sill %.3g (excluded from the donor-average prediction)\n", s->zeta[0]);
     rc = 0;
 done:
@@ -715,9 +747,6 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
 
 const gi_method_impl gi_kriging_impl = {krige_fit, krige_predict, krige_free};
 const gi_method_impl gi_rk_impl = {rk_fit, krige_predict, krige_free};
-
-/* The method's state is opaque outside method.c; it hands it back here. */
-const void *gi_method_state(const gi_method *m);
 
 int gi_kriging_params(const gi_method *m, int gene, double *range, double *sill, double *nugget)
 {

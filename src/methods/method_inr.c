@@ -77,7 +77,9 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
 /* The best-validation weights of a checkpoint, plus the prior its training
  * subtracted (rebuilt from c: the prior is a deterministic function of the
  * table and the split, so the same config reproduces it exactly; the
- * normalisation is compared with the checkpoint's to make sure). */
+ * normalisation is compared with the checkpoint's to make sure). With
+ * data.prior_refit the prior is instead refitted on every sample of the
+ * table (dataset.h, GI_DATASET_PREDICT). */
 static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
 {
     inr_state *s = calloc(1, sizeof *s);
@@ -90,7 +92,7 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
     gi_model *m = &s->st.model;
     memcpy(m->params, s->st.best_params, sizeof(float) * m->n_params);
     if (c->data.prior != GI_PRIOR_NONE) {
-        if (gi_dataset_build(&s->prior, c, err) != 0) {
+        if (gi_dataset_build_for(&s->prior, c, GI_DATASET_PREDICT, err) != 0) {
             inr_free(s);
             return NULL;
         }

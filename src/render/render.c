@@ -30,6 +30,7 @@ typedef struct renderer {
     float *xyz, *out;
     int *donors, *labels, *genes;
     long *where;             /* [nb_max] voxel offset within the round buffer */
+    double *mm;              /* [nb_max][3] MNI mm of a batch (the slice walk's scratch) */
     /* concat mode: the batch's coordinate columns (Fourier features), computed
      * once and shared by every gene's pass; NULL in factorized mode */
     float *coords;           /* [nb_max][gi_model_coord_width] */
@@ -49,6 +50,7 @@ static void renderer_free(renderer *r)
     free(r->labels);
     free(r->genes);
     free(r->where);
+    free(r->mm);
     free(r->coords);
     free(r->rows);
 }
@@ -121,7 +123,8 @@ static int setup(renderer *r, const char *checkpoint, gi_err *err)
     r->labels = malloc(sizeof(int) * (size_t)r->nb_max);
     r->genes = malloc(sizeof(int) * (size_t)r->nb_max);
     r->where = malloc(sizeof(long) * (size_t)r->nb_max);
-    if (!r->ws || !r->xyz || !r->donors || !r->labels || !r->genes || !r->where)
+    r->mm = malloc(sizeof(double) * 3 * (size_t)r->nb_max);
+    if (!r->ws || !r->xyz || !r->donors || !r->labels || !r->genes || !r->where || !r->mm)
         return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
     if (m->spec.gene_mode == GI_GENE_CONCAT) {
         r->coords = malloc(sizeof(float) * (size_t)r->nb_max * (size_t)gi_model_coord_width(m));
@@ -166,44 +169,35 @@ static void eval_batch(renderer *r, int nb, int g0, int ng, float *buf, size_t g
     }
 }
 
+/* One batch of the slice walk (render_plan.h): normalised coordinates, then
+ * the model for this write's genes. */
+typedef struct walk {
+    renderer *r;
+    int g0, ng;
+    float *buf;
+    size_t gene_stride;
+} walk;
+
+static int walk_batch(void *ctx, int nb, const double *mm, const int *label, const long *where, gi_err *err)
+{
+    (void)label, (void)where, (void)err; /* in r->labels and r->where: the walk's scratch */
+    walk *w = ctx;
+    for (int k = 0; k < nb; k++)
+        gi_mni_normalise(mm[3 * k], mm[3 * k + 1], mm[3 * k + 2], w->r->xyz + 3 * k);
+    eval_batch(w->r, nb, w->g0, w->ng, w->buf, w->gene_stride);
+    return 0;
+}
+
 /* Render slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf. */
 static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf)
 {
     const gi_volume *v = &r->mask;
-    size_t plane = (size_t)v->nx * v->ny, gene_stride = plane * nzb;
+    size_t gene_stride = (size_t)v->nx * v->ny * nzb;
     for (size_t q = 0; q < gene_stride * ng; q++)
         buf[q] = NAN;
-    int nb = 0;
-    for (int zz = 0; zz < nzb; zz++) {
-        int z = z0 + zz;
-        for (int y = 0; y < v->ny; y++)
-            for (int x = 0; x < v->nx; x++) {
-                size_t off = (size_t)zz * plane + (size_t)y * v->nx + x;
-                int inside = gi_render_in_mask(v->data[(size_t)z * plane + (size_t)y * v->nx + x]);
-                mbuf[off] = (unsigned char)inside;
-                if (!inside)
-                    continue;
-                double mm[3];
-                gi_affine_apply(v->affine, x, y, z, mm);
-                gi_mni_normalise(mm[0], mm[1], mm[2], r->xyz + 3 * nb);
-                if (r->have_anat)
-                    r->labels[nb] = gi_anatomy_index_at(&r->anat, mm[0], mm[1], mm[2]);
-                r->where[nb] = (long)off;
-                if (++nb == r->nb_max) {
-                    eval_batch(r, nb, g0, ng, buf, gene_stride);
-                    nb = 0;
-                }
-            }
-        /* Batches never cross a slice: a voxel's batch (its rows and their
-         * order) then depends on its slice alone, not on which rank renders
-         * it or where its block starts, so the values are bit-identical at
-         * any rank count whatever GEMM kernels OpenBLAS runs (some, e.g. the
-         * Haswell ones, round a row differently by its place in the batch). */
-        if (nb) {
-            eval_batch(r, nb, g0, ng, buf, gene_stride);
-            nb = 0;
-        }
-    }
+    walk w = {r, g0, ng, buf, gene_stride};
+    gi_render_walk_slices(v, r->have_anat ? &r->anat : NULL, z0, nzb, r->nb_max, r->mm, r->labels, r->where, mbuf,
+                          walk_batch, &w, NULL);
 }
 
 /* The config recorded in the atlas: the checkpoint's (what the model is and

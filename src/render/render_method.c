@@ -28,6 +28,7 @@ typedef struct job {
     float *pts, *pred;
     int *labels;
     long *where;
+    double *mm;              /* [BATCH][3] the slice walk's scratch */
     int destandardise;       /* baselines predict standardised values; the INR table units */
 } job;
 
@@ -42,6 +43,7 @@ static void job_free(job *j)
     free(j->pred);
     free(j->labels);
     free(j->where);
+    free(j->mm);
 }
 
 static int setup(job *j, const gi_config *c, const char *checkpoint, gi_err *err)
@@ -80,62 +82,48 @@ static int setup(job *j, const gi_config *c, const char *checkpoint, gi_err *err
     j->pts = malloc(sizeof(float) * 3 * BATCH);
     j->labels = malloc(sizeof(int) * BATCH);
     j->where = malloc(sizeof(long) * BATCH);
-    if (!j->pts || !j->labels || !j->where)
+    j->mm = malloc(sizeof(double) * 3 * BATCH);
+    if (!j->pts || !j->labels || !j->where || !j->mm)
         return gi_fail(err, "out of memory");
     return 0;
 }
 
-/* Predict the nb gathered voxels for genes g0 .. g0+ng-1 and scatter them
- * into buf ([ng][slices][ny][nx]). */
-static int flush_batch(job *j, int nb, int g0, int ng, float *buf, size_t gene_stride, gi_err *err)
+/* One batch of the slice walk (render_plan.h): predict the voxels for genes
+ * g0 .. g0+ng-1 and scatter them into buf ([ng][slices][ny][nx]). */
+typedef struct walk {
+    job *j;
+    int g0, ng;
+    float *buf;
+    size_t gene_stride;
+} walk;
+
+static int walk_batch(void *ctx, int nb, const double *mm, const int *label, const long *where, gi_err *err)
 {
-    if (gi_method_predict_genes(j->m, nb, j->pts, j->have_anat ? j->labels : NULL, g0, ng, j->pred, err) != 0)
+    walk *w = ctx;
+    job *j = w->j;
+    for (int q = 0; q < 3 * nb; q++)
+        j->pts[q] = (float)mm[q];
+    if (gi_method_predict_genes(j->m, nb, j->pts, label, w->g0, w->ng, j->pred, err) != 0)
         return -1;
     for (int k = 0; k < nb; k++)
-        for (int q = 0; q < ng; q++) {
-            int g = g0 + q;
-            float p = j->pred[(size_t)k * ng + q];
-            buf[q * gene_stride + j->where[k]] = j->destandardise ? p * j->d.gene_std[g] + j->d.gene_mean[g] : p;
+        for (int q = 0; q < w->ng; q++) {
+            int g = w->g0 + q;
+            float p = j->pred[(size_t)k * w->ng + q];
+            w->buf[q * w->gene_stride + where[k]] = j->destandardise ? p * j->d.gene_std[g] + j->d.gene_mean[g] : p;
         }
     return 0;
 }
 
-/* Slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf. Batches
- * never cross a slice, so a voxel's batch (its rows and their order) depends
- * on its slice alone and the values are bit-identical at any rank count
- * (as in render.c). */
+/* Slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf. */
 static int render_slices(job *j, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf, gi_err *err)
 {
     const gi_volume *v = &j->mask;
-    size_t plane = (size_t)v->nx * v->ny, gene_stride = plane * nzb;
+    size_t gene_stride = (size_t)v->nx * v->ny * nzb;
     for (size_t q = 0; q < gene_stride * ng; q++)
         buf[q] = NAN;
-    for (int zz = 0; zz < nzb; zz++) {
-        int nb = 0;
-        for (int y = 0; y < v->ny; y++)
-            for (int x = 0; x < v->nx; x++) {
-                size_t off = (size_t)zz * plane + (size_t)y * v->nx + x;
-                int inside = gi_render_in_mask(v->data[(size_t)(z0 + zz) * plane + (size_t)y * v->nx + x]);
-                mbuf[off] = (unsigned char)inside;
-                if (!inside)
-                    continue;
-                double mm[3];
-                gi_affine_apply(v->affine, x, y, z0 + zz, mm);
-                for (int a = 0; a < 3; a++)
-                    j->pts[3 * nb + a] = (float)mm[a];
-                if (j->have_anat)
-                    j->labels[nb] = gi_anatomy_index_at(&j->anat, mm[0], mm[1], mm[2]);
-                j->where[nb] = (long)off;
-                if (++nb == BATCH) {
-                    if (flush_batch(j, nb, g0, ng, buf, gene_stride, err) != 0)
-                        return -1;
-                    nb = 0;
-                }
-            }
-        if (nb && flush_batch(j, nb, g0, ng, buf, gene_stride, err) != 0)
-            return -1;
-    }
-    return 0;
+    walk w = {j, g0, ng, buf, gene_stride};
+    return gi_render_walk_slices(v, j->have_anat ? &j->anat : NULL, z0, nzb, BATCH, j->mm, j->labels, j->where, mbuf,
+                                 walk_batch, &w, err);
 }
 
 int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,

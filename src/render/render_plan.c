@@ -94,3 +94,34 @@ int gi_render_plan_block(const gi_render_plan *p, int round, int *z0)
     *z0 = end > first ? (int)first : 0;
     return (int)(end - first);
 }
+
+int gi_render_walk_slices(const gi_volume *v, const gi_anatomy *anat, int z0, int nzb, int nb_max, double *mm,
+                          int *label, long *where, unsigned char *mbuf, gi_render_batch_fn fn, void *ctx,
+                          gi_err *err)
+{
+    size_t plane = (size_t)v->nx * v->ny;
+    for (int zz = 0; zz < nzb; zz++) {
+        int z = z0 + zz, nb = 0;
+        for (int y = 0; y < v->ny; y++)
+            for (int x = 0; x < v->nx; x++) {
+                size_t off = (size_t)zz * plane + (size_t)y * v->nx + x;
+                int inside = gi_render_in_mask(v->data[(size_t)z * plane + (size_t)y * v->nx + x]);
+                mbuf[off] = (unsigned char)inside;
+                if (!inside)
+                    continue;
+                double *p = mm + 3 * (size_t)nb;
+                gi_affine_apply(v->affine, x, y, z, p);
+                if (anat)
+                    label[nb] = gi_anatomy_index_at(anat, p[0], p[1], p[2]);
+                where[nb] = (long)off;
+                if (++nb == nb_max) {
+                    if (fn(ctx, nb, mm, anat ? label : NULL, where, err) != 0)
+                        return -1;
+                    nb = 0;
+                }
+            }
+        if (nb && fn(ctx, nb, mm, anat ? label : NULL, where, err) != 0)
+            return -1;
+    }
+    return 0;
+}
