@@ -410,7 +410,6 @@ static int record_and_report(const ctx *x, const args *a, const gi_config *c, co
     return gi_dist_agree(x->comm, rc, err);
 }
 
-/* train / render / run in a run folder that this job holds (rundir.h). */
 /* The prior a model was trained over is part of the model: rendering a
  * checkpoint with a config that names another prior (or none) would add a
  * prior its network never learned around, or leave out the one it did, and
@@ -455,6 +454,7 @@ static int check_prior_matches(const ctx *x, const gi_config *c, const char *ckp
     return gi_dist_agree(x->comm, rc, err);
 }
 
+/* train / render / run in a run folder that this job holds (rundir.h). */
 static int train_render_locked(const ctx *x, const args *a, int do_train, int do_render, gi_config *cfg,
                                const char *out, double t0)
 {
