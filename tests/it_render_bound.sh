@@ -209,6 +209,14 @@ else
         && ok "resume with a changed train.lr is refused without --force, naming the change" \
         || notok "resume with a changed train.lr is refused without --force, naming the change" "$(tail -n 2 "$T/rs.log" | tr '\n' ' ')"
 fi
+if $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --resume --set train.steps=15 --set data.prior=kriging \
+    >"$T/rs2.log" 2>&1; then
+    notok "resume with a changed data.prior is refused (the prior defines the targets)" "exit 0"
+else
+    grep -q "data.prior (none -> kriging)" "$T/rs2.log" \
+        && ok "resume with a changed data.prior is refused (the prior defines the targets)" \
+        || notok "resume with a changed data.prior is refused (the prior defines the targets)" "$(tail -n 2 "$T/rs2.log" | tr '\n' ' ')"
+fi
 check "resume with only train.steps changed (constant schedule) is accepted" \
     $MPIRUN -np 1 $G train "$T/cfg.yaml" --out "$R" --resume --set train.steps=15
 grep -q "train.steps changed from 10 to 15" "$T/last.log" && ok "resume reports the changed step budget" \

@@ -340,12 +340,14 @@ static int state_new(trainer *t, gi_err *err)
 }
 
 /* Training settings that may change on resume without changing what is
- * computed: how often to checkpoint or log, whether to resume by itself, and
- * the step budget when the learning-rate schedule does not depend on it
- * (cosine does). */
+ * computed: how often to checkpoint or log, whether to resume by itself, the
+ * step budget when the learning-rate schedule does not depend on it (cosine
+ * does), data.prior_refit (which prior predictions use; training never sees
+ * it) and baseline.idw_k (no prior uses it). */
 static int neutral_on_resume(const char *key, const gi_config *old, const gi_config *now)
 {
-    if (!strcmp(key, "train.checkpoint_every") || !strcmp(key, "train.log_every") || !strcmp(key, "train.resume"))
+    if (!strcmp(key, "train.checkpoint_every") || !strcmp(key, "train.log_every") || !strcmp(key, "train.resume") ||
+        !strcmp(key, "data.prior_refit") || !strcmp(key, "baseline.idw_k"))
         return 1;
     if (!strcmp(key, "train.steps"))
         return old->train.schedule != GI_SCHED_COSINE && now->train.schedule != GI_SCHED_COSINE;
@@ -376,7 +378,7 @@ static void on_change(const char *key, const char *was, const char *is, void *ct
     rc->n_break++;
 }
 
-/* Compare the training settings of the checkpoint with the config: report
+/* Compare the training settings (train.*, data.prior*) of the checkpoint with the config: report
  * every change; refuse those that break bit-identical continuation unless
  * force, and then record them in the checkpoint's settings history. */
 static int check_settings(trainer *t, const char *path, int force, gi_err *err)
@@ -396,6 +398,10 @@ static int check_settings(trainer *t, const char *path, int force, gi_err *err)
     ch.now = t->c;
     ch.rank = t->rank;
     gi_config_diff(&old, t->c, "train.", on_change, &ch);
+    /* The prior defines the targets the network learns (their residuals). */
+    gi_config_diff(&old, t->c, "data.prior", on_change, &ch);
+    if (old.data.prior != GI_PRIOR_NONE)
+        gi_config_diff(&old, t->c, "baseline.", on_change, &ch);
     if (t->rank == 0)
         fflush(stdout);
     int rc = 0;
