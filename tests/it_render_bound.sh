@@ -54,6 +54,25 @@ assert np.array_equal(a["mask"][...], b["mask"][...]), "mask differs"
 PY
 }
 
+# render_in_groups NAME NP DIR SETTINGS...: render DIR's model at buffer_mb=1 on NP ranks; it must
+# split the genes into groups, keep its output buffers within 1 MB and give DIR/whole.h5's atlas.
+render_in_groups() {
+    local name=$1 np=$2 dir=$3; shift 3
+    if $MPIRUN -np $np $G render "$T/cfg.yaml" --out "$dir" "$@" --set render.buffer_mb=1 >"$T/$name.log" 2>&1 \
+        && grep -q "rendering in groups of" "$T/$name.log"; then
+        ok "$name, $np rank(s): buffer_mb=1 renders in gene groups"
+    else
+        notok "$name, $np rank(s): buffer_mb=1 renders in gene groups" "$(tail -n 3 "$T/$name.log" | tr '\n' ' ')"
+    fi
+    local mb
+    mb=$(grep -o "per rank [0-9.]* MB output buffers" "$T/$name.log" | grep -o "[0-9.]* MB" | cut -d' ' -f1)
+    awk -v m="$mb" 'BEGIN { exit !(m != "" && m <= 1.0) }' \
+        && ok "$name, $np rank(s): the output buffers stay within render.buffer_mb ($mb MB)" \
+        || notok "$name, $np rank(s): the output buffers stay within render.buffer_mb" "'$mb' MB"
+    check "$name, $np rank(s): gene groups give the same atlas (1e-5 relative)" \
+        same_expression "$dir/atlas.h5" "$dir/whole.h5"
+}
+
 for mode in factorized concat; do
     S="--set model.gene_mode=$mode"
     ranks="1 2"
@@ -62,20 +81,7 @@ for mode in factorized concat; do
     check "$mode: render with a buffer for all genes" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$T/$mode" $S
     cp "$T/$mode/atlas.h5" "$T/$mode/whole.h5"
     for np in $ranks; do
-        if $MPIRUN -np $np $G render "$T/cfg.yaml" --out "$T/$mode" $S --set render.buffer_mb=1 >"$T/$mode.log" 2>&1 \
-            && grep -q "rendering in groups of" "$T/$mode.log"; then
-            ok "$mode, $np rank(s): buffer_mb=1 renders in gene groups"
-        else
-            notok "$mode, $np rank(s): buffer_mb=1 renders in gene groups" "$(tail -n 3 "$T/$mode.log" | tr '\n' ' ')"
-        fi
-        groups=$(grep -o "per rank [0-9.]* MB output buffers" "$T/$mode.log" | grep -o "[0-9.]* MB" | cut -d' ' -f1)
-        if awk -v m="$groups" 'BEGIN { exit !(m != "" && m <= 1.0) }'; then
-            ok "$mode, $np rank(s): the output buffers stay within render.buffer_mb ($groups MB)"
-        else
-            notok "$mode, $np rank(s): the output buffers stay within render.buffer_mb" "'$groups' MB"
-        fi
-        check "$mode, $np rank(s): gene groups give the same atlas (1e-5 relative)" \
-            same_expression "$T/$mode/atlas.h5" "$T/$mode/whole.h5"
+        render_in_groups "$mode" $np "$T/$mode" $S
     done
 done
 
@@ -148,17 +154,7 @@ for what in baseline prior; do
     check "$what: render with a buffer for all genes" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$R" $S
     cp "$R/atlas.h5" "$R/whole.h5"
     for np in 1 2; do
-        if $MPIRUN -np $np $G render "$T/cfg.yaml" --out "$R" $S --set render.buffer_mb=1 >"$T/$what.log" 2>&1 \
-            && grep -q "rendering in groups of" "$T/$what.log"; then
-            ok "$what, $np rank(s): buffer_mb=1 renders in gene groups"
-        else
-            notok "$what, $np rank(s): buffer_mb=1 renders in gene groups" "$(tail -n 3 "$T/$what.log" | tr '\n' ' ')"
-        fi
-        mb=$(grep -o "per rank [0-9.]* MB output buffers" "$T/$what.log" | grep -o "[0-9.]* MB" | cut -d' ' -f1)
-        awk -v m="$mb" 'BEGIN { exit !(m != "" && m <= 1.0) }' \
-            && ok "$what, $np rank(s): the output buffers stay within render.buffer_mb ($mb MB)" \
-            || notok "$what, $np rank(s): the output buffers stay within render.buffer_mb" "'$mb' MB"
-        check "$what, $np rank(s): gene groups give the same atlas (1e-5 relative)" same_expression "$R/atlas.h5" "$R/whole.h5"
+        render_in_groups "$what" $np "$R" $S
         cp "$R/atlas.h5" "$R/groups$np.h5"
     done
     check "$what: 1 and 2 ranks give the same atlas, bit for bit" same_bits "$R/groups1.h5" "$R/groups2.h5"

@@ -71,6 +71,9 @@ int gi_state_add_history(gi_state *st, long step, const char *text, gi_err *err)
 
 int gi_checkpoint_save(const gi_state *st, const char *path, gi_err *err);
 int gi_checkpoint_load(gi_state *st, const char *path, gi_err *err);
+/* Only the config a checkpoint was trained with (YAML, malloc'd): for checks
+ * that need no weights. */
+int gi_checkpoint_read_config(const char *path, char **yaml, gi_err *err);
 void gi_state_free(gi_state *st);
 
 #endif

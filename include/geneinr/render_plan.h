@@ -78,6 +78,21 @@ int gi_render_walk_slices(const gi_volume *mask, const gi_anatomy *anat, int z0,
                           int *label, long *where, unsigned char *mbuf, gi_render_batch_fn fn, void *ctx,
                           gi_err *err);
 
+/* Renders this rank's block (slices [z0, z0 + nzb) of genes [g0, g0 + ng))
+ * into buf ([ng][nzb][ny][nx]) and mbuf ([nzb][ny][nx]). */
+typedef int (*gi_render_block_fn)(void *ctx, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf,
+                                  gi_err *err);
+
+struct gi_atlas_writer;
+
+/* Every write of the plan into w: for each gene group and round, fn renders
+ * this rank's block (not called when the rank has none), its errors are
+ * agreed, then one collective write (the mask with the first group only).
+ * Prints the rounds on rank 0 when there is more than one; *t_write gets
+ * this rank's time inside the writes. Collective; -1 on every rank on error. */
+int gi_render_plan_write(const gi_render_plan *p, int n_genes, struct gi_atlas_writer *w, MPI_Comm comm, float *buf,
+                         unsigned char *mbuf, gi_render_block_fn fn, void *ctx, double *t_write, gi_err *err);
+
 /* This rank's block of write `round` (0 .. rounds-1): its first slice in
  * *z0 and its number of slices as the result (0, with *z0 = 0, when the
  * grid ends before it: the rank still takes part in the write). */

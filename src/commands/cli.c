@@ -426,11 +426,9 @@ static int check_prior_matches(const ctx *x, const gi_config *c, const char *ckp
 {
     int rc = 0;
     if (x->rank == 0) {
-        gi_state st;
+        char *yaml = NULL;
         gi_config t;
-        memset(&st, 0, sizeof st);
-        if (gi_checkpoint_load(&st, ckpt, err) != 0 || !st.config_yaml ||
-            gi_config_load_text(&t, st.config_yaml, ckpt, err) != 0) {
+        if (gi_checkpoint_read_config(ckpt, &yaml, err) != 0 || gi_config_load_text(&t, yaml, ckpt, err) != 0) {
             rc = -1;
         } else {
             char what[160] = "";
@@ -449,7 +447,7 @@ static int check_prior_matches(const ctx *x, const gi_config *c, const char *ckp
                 rc = gi_fail(err, "%s was trained with %s: the prior is part of the model; render with the config it "
                              "was trained with (OUT/config.yaml), or --set the training's value", ckpt, what);
         }
-        gi_state_free(&st);
+        free(yaml);
     }
     return gi_dist_agree(x->comm, rc, err);
 }

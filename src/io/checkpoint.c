@@ -318,20 +318,36 @@ static int plausible_sizes(hid_t f, const char *path, const gi_model_spec *s, gi
     return 0;
 }
 
-static int load(gi_state *st, const char *path, gi_err *err)
+/* Open path read-only and check it is a geneinr checkpoint: *f, and 0; or
+ * -1 with the reason (and *f closed or never opened). */
+static int open_checkpoint(const char *path, hid_t *f, gi_err *err)
 {
+    *f = -1;
     if (access(path, R_OK) != 0)
         return gi_fail(err, "%s: cannot read: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0)
         return gi_fail(err, "%s: not an HDF5 file (or it does not exist)", path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
+    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*f < 0)
         return gi_h5_fail(err, "%s: cannot open (corrupted file?)", path);
     char *kind = NULL;
-    int rc = gi_h5_get_attr_str(f, path, "kind", &kind, err);
+    int rc = gi_h5_get_attr_str(*f, path, "kind", &kind, err);
     if (rc == 0 && !(kind && strcmp(kind, "checkpoint") == 0))
         rc = gi_fail(err, "%s: not a geneinr checkpoint (no kind = \"checkpoint\" attribute)", path);
     free(kind);
+    if (rc != 0) {
+        H5Fclose(*f);
+        *f = -1;
+    }
+    return rc;
+}
+
+static int load(gi_state *st, const char *path, gi_err *err)
+{
+    hid_t f;
+    if (open_checkpoint(path, &f, err) != 0)
+        return -1;
+    int rc = 0;
 
     gi_model_spec s;
     long long step = 0, adam_t = 0, best_step = 0, bad_evals = 0, stopped = 0;
@@ -429,6 +445,26 @@ int gi_checkpoint_load(gi_state *st, const char *path, gi_err *err)
     int rc = load(st, path, err);
     if (rc != 0)
         gi_state_free(st);
+    gi_h5_loud(printer);
+    return rc;
+}
+
+int gi_checkpoint_read_config(const char *path, char **yaml, gi_err *err)
+{
+    *yaml = NULL;
+    gi_h5_printer printer = gi_h5_quiet();
+    hid_t f;
+    int rc = open_checkpoint(path, &f, err);
+    if (rc == 0) {
+        rc = gi_h5_get_attr_str(f, path, "config", yaml, err);
+        if (rc == 0 && !*yaml)
+            rc = gi_fail(err, "%s: checkpoint has no config attribute", path);
+        H5Fclose(f);
+    }
+    if (rc != 0) {
+        free(*yaml);
+        *yaml = NULL;
+    }
     gi_h5_loud(printer);
     return rc;
 }

@@ -16,8 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
-#include <dirent.h>
-#include <sys/stat.h>
 
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
@@ -441,15 +439,6 @@ int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char 
     return rc;
 }
 
-/* A gene's NIfTI file name: characters a path cannot hold safely become '_'. */
-static void gene_file_name(const char *gene, char *out, size_t n)
-{
-    snprintf(out, n, "%s", gene);
-    for (char *p = out; *p; p++)
-        if (*p == '/' || *p == '\\' || *p == ' ' || *p == ':' || (*p == '.' && p == out))
-            *p = '_';
-}
-
 typedef struct named {
     char file[256];
     int gene;
@@ -469,7 +458,7 @@ int gi_export_check_gene_names(const char *const *genes, int n_genes, const char
     if (!nm)
         return gi_fail(err, "out of memory for %d gene names", n_genes);
     for (int g = 0; g < n_genes; g++) {
-        gene_file_name(genes[g], nm[g].file, sizeof nm[g].file);
+        gi_gene_file_name(genes[g], nm[g].file, sizeof nm[g].file);
         nm[g].gene = g;
     }
     qsort(nm, (size_t)n_genes, sizeof *nm, by_file);
@@ -488,22 +477,8 @@ static int prepare_gene_dir(const char *out_dir, const char *dir, const gi_atlas
 {
     if (gi_export_check_gene_names((const char *const *)a->genes, a->n_genes, out_dir, err) != 0)
         return -1;
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
-    DIR *dh = opendir(dir);
-    if (!dh)
-        return gi_fail(err, "cannot read %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    char path[GI_PATH_MAX + 300];
-    while ((e = readdir(dh))) {
-        size_t n = strlen(e->d_name);
-        if (n > 7 && strcmp(e->d_name + n - 7, ".nii.gz") == 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            remove(path);
-        }
-    }
-    closedir(dh);
-    return 0;
+    /* with the .tmp.nii.gz of an interrupted map */
+    return gi_dir_clear(dir, ".nii.gz", NULL, err);
 }
 
 int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
@@ -529,7 +504,7 @@ int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, 
         rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
     for (int g = rank; rc == 0 && g < a.n_genes; g += size) {
         char name[256], path[GI_PATH_MAX + 300], tmp[GI_PATH_MAX + 320], desc[80];
-        gene_file_name(a.genes[g], name, sizeof name);
+        gi_gene_file_name(a.genes[g], name, sizeof name);
         snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
         snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], what);

@@ -17,13 +17,11 @@
  */
 #include "geneinr/preview.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "geneinr/atlas.h"
 #include "geneinr/files.h"
@@ -406,21 +404,7 @@ static int write_gene(scene *sc, int g, const char *dir, float *vol, gi_err *err
 
 int gi_preview_prepare_dir(const char *dir, gi_err *err)
 {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
-    DIR *dh = opendir(dir);
-    if (!dh)
-        return gi_fail(err, "cannot read %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    char path[4200];
-    while ((e = readdir(dh))) {
-        if (gi_ends_with(e->d_name, ".png") || gi_ends_with(e->d_name, ".png.tmp")) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            gi_remove_partial(path);
-        }
-    }
-    closedir(dh);
-    return 0;
+    return gi_dir_clear(dir, ".png", ".png.tmp", err);
 }
 
 int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_opts *o, int rank, int size,

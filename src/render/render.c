@@ -188,16 +188,19 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
     return 0;
 }
 
-/* Render slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf. */
-static void render_slices(renderer *r, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf)
+/* Render slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf
+ * (gi_render_block_fn; the model cannot fail here). */
+static int render_block(void *ctx, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf, gi_err *err)
 {
+    (void)err;
+    renderer *r = ctx;
     const gi_volume *v = &r->mask;
     size_t gene_stride = (size_t)v->nx * v->ny * nzb;
     for (size_t q = 0; q < gene_stride * ng; q++)
         buf[q] = NAN;
     walk w = {r, g0, ng, buf, gene_stride};
-    gi_render_walk_slices(v, r->have_anat ? &r->anat : NULL, z0, nzb, r->nb_max, r->mm, r->labels, r->where, mbuf,
-                          walk_batch, &w, NULL);
+    return gi_render_walk_slices(v, r->have_anat ? &r->anat : NULL, z0, nzb, r->nb_max, r->mm, r->labels, r->where,
+                                 mbuf, walk_batch, &w, NULL);
 }
 
 /* The config recorded in the atlas: the checkpoint's (what the model is and
@@ -299,24 +302,9 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
     free(yaml);
     int rc = w ? 0 : -1;
-    int total_rounds = plan.rounds * plan.groups;
     double t_write = 0; /* rank 0's time in the collective writes (docs/SCALING.md) */
-    for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
-        int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
-        for (int round = 0; rc == 0 && round < plan.rounds; round++) {
-            int z0, nzb = gi_render_plan_block(&plan, round, &z0);
-            if (nzb > 0)
-                render_slices(&r, z0, nzb, g0, ng, buf, mbuf);
-            /* The mask once, with the first gene group. */
-            double tw = MPI_Wtime();
-            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
-            t_write += MPI_Wtime() - tw;
-            if (r.rank == 0 && total_rounds > 1) {
-                printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
-                fflush(stdout);
-            }
-        }
-    }
+    if (rc == 0)
+        rc = gi_render_plan_write(&plan, G, w, comm, buf, mbuf, render_block, &r, &t_write, err);
     free(buf);
     free(mbuf);
     double tw = MPI_Wtime();

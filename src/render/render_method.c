@@ -114,9 +114,10 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
     return 0;
 }
 
-/* Slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf. */
-static int render_slices(job *j, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf, gi_err *err)
+/* Slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf (gi_render_block_fn). */
+static int render_block(void *ctx, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf, gi_err *err)
 {
+    job *j = ctx;
     const gi_volume *v = &j->mask;
     size_t gene_stride = (size_t)v->nx * v->ny * nzb;
     for (size_t q = 0; q < gene_stride * ng; q++)
@@ -205,27 +206,9 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
     free(yaml);
     rc = w ? 0 : -1;
-    int total_rounds = plan.rounds * plan.groups;
     double t_write = 0; /* rank 0's time in the collective writes (docs/SCALING.md) */
-    for (int grp = 0; rc == 0 && grp < plan.groups; grp++) {
-        int g0 = grp * plan.ng, ng = G - g0 < plan.ng ? G - g0 : plan.ng;
-        for (int round = 0; rc == 0 && round < plan.rounds; round++) {
-            int z0, nzb = gi_render_plan_block(&plan, round, &z0);
-            int lrc = nzb > 0 ? render_slices(&j, z0, nzb, g0, ng, buf, mbuf, err) : 0;
-            if (gi_dist_agree(comm, lrc, err) != 0) {
-                rc = -1;
-                break;
-            }
-            /* The mask once, with the first gene group. */
-            double tw = MPI_Wtime();
-            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
-            t_write += MPI_Wtime() - tw;
-            if (rank == 0 && total_rounds > 1) {
-                printf("render: round %d/%d\n", grp * plan.rounds + round + 1, total_rounds);
-                fflush(stdout);
-            }
-        }
-    }
+    if (rc == 0)
+        rc = gi_render_plan_write(&plan, G, w, comm, buf, mbuf, render_block, &j, &t_write, err);
     free(buf);
     free(mbuf);
     if (w)

@@ -125,3 +125,26 @@ int gi_render_walk_slices(const gi_volume *v, const gi_anatomy *anat, int z0, in
     }
     return 0;
 }
+
+int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *w, MPI_Comm comm, float *buf,
+                         unsigned char *mbuf, gi_render_block_fn fn, void *ctx, double *t_write, gi_err *err)
+{
+    int total_rounds = p->rounds * p->groups, rc = 0;
+    *t_write = 0;
+    for (int grp = 0; rc == 0 && grp < p->groups; grp++) {
+        int g0 = grp * p->ng, ng = n_genes - g0 < p->ng ? n_genes - g0 : p->ng;
+        for (int round = 0; rc == 0 && round < p->rounds; round++) {
+            int z0, nzb = gi_render_plan_block(p, round, &z0);
+            if (gi_dist_agree(comm, nzb > 0 ? fn(ctx, z0, nzb, g0, ng, buf, mbuf, err) : 0, err) != 0)
+                return -1;
+            double tw = MPI_Wtime();
+            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            *t_write += MPI_Wtime() - tw;
+            if (p->rank == 0 && total_rounds > 1) {
+                printf("render: round %d/%d\n", grp * p->rounds + round + 1, total_rounds);
+                fflush(stdout);
+            }
+        }
+    }
+    return rc;
+}
