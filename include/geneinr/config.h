@@ -79,6 +79,7 @@ typedef struct gi_config {
         int checkpoint_every;          /* train.checkpoint_every: steps between checkpoints, 0 = only at the end */
         int log_every;                 /* train.log_every: steps between progress lines */
         uint64_t seed;                 /* train.seed */
+        int ensemble;                  /* train.ensemble: members trained with seeds seed .. seed+ensemble-1, mean predicted */
         int val_average;               /* train.val_average: score validation with the donor-average prediction */
         int resume;                    /* train.resume: off | auto (continue from OUT/checkpoint.h5 if present) */
     } train;

@@ -147,6 +147,9 @@ static const key_spec KEYS[] = {
     INT("train.checkpoint_every", train.checkpoint_every, "0", 0, 1e9, "steps between checkpoints; 0 = only at the end"),
     INT("train.log_every", train.log_every, "100", 1, 1e9, "steps between progress lines"),
     U64("train.seed", train.seed, "1", "seed of the counter-based random generator"),
+    INT("train.ensemble", train.ensemble, "1", 1, 64,
+        "networks trained with seeds train.seed, train.seed+1, ... (validation split, initialisation and batches); "
+        "the rendered and evaluated map is their mean; member k+1 (k >= 1) is trained into OUT/ensemble/k"),
     BOOL("train.val_average", train.val_average, "false",
          "score validation samples with the donor-average prediction (what render and eval use) instead of their own donor's embedding"),
     ENUM("train.resume", train.resume, "off", RESUME_NAMES,

@@ -24,6 +24,7 @@
 #include "geneinr/cmd.h"
 #include "geneinr/config.h"
 #include "geneinr/dist.h"
+#include "geneinr/ensemble.h"
 #include "geneinr/export.h"
 #include "geneinr/files.h"
 #include "geneinr/h5.h"
@@ -494,21 +495,34 @@ static int train_render_locked(const ctx *x, const args *a, int do_train, int do
             return report(x, -1, &err);
         if (tr.interrupted)
             return GI_EXIT_REQUEUE;
+        if (gi_ensemble_size(&c) > 1) {
+            /* Members 2..K; a resumed run (a requeued job) picks up each where it stopped. */
+            gi_stop_install();
+            rc = gi_ensemble_train(&c, x->comm, out, 1, resume != NULL, a->force, &tr, &err);
+            gi_stop_uninstall();
+            if (rc != 0)
+                return report(x, -1, &err);
+            if (tr.interrupted)
+                return GI_EXIT_REQUEUE;
+        }
         if (write_run_config(x, &c, out, &err) != 0)
             return report(x, -1, &err);
     }
     if (do_render) {
         gi_render_result rr;
         const char *from = a->checkpoint ? a->checkpoint : ckpt;
-        /* A model trained over data.prior renders through the method interface (network + prior). */
-        if (c.data.prior != GI_PRIOR_NONE && strcmp(c.render.donor, "average") != 0) {
-            gi_fail(&err, "render.donor: a model trained over data.prior renders the donor average only");
+        /* A model trained over data.prior, or an ensemble, renders through the method interface
+         * (network + prior, mean of the members). */
+        int via_method = c.data.prior != GI_PRIOR_NONE || gi_ensemble_size(&c) > 1;
+        if (via_method && strcmp(c.render.donor, "average") != 0) {
+            gi_fail(&err, "render.donor: a model trained over data.prior or as a train.ensemble renders the donor "
+                    "average only");
             return report(x, -1, &err);
         }
         if (check_prior_matches(x, &c, from, &err) != 0)
             return report(x, -1, &err);
-        if ((c.data.prior != GI_PRIOR_NONE ? gi_render_method(&c, x->comm, out, from, &rr, &err)
-                                           : gi_render(&c, x->comm, out, from, &rr, &err)) != 0)
+        if ((via_method ? gi_render_method(&c, x->comm, out, from, &rr, &err)
+                        : gi_render(&c, x->comm, out, from, &rr, &err)) != 0)
             return report(x, -1, &err);
     }
     report_resources(x, t0);

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "geneinr/dist.h"
+#include "geneinr/ensemble.h"
 #include "geneinr/render.h"
 #include "geneinr/stop.h"
 #include "geneinr/train.h"
@@ -439,6 +440,13 @@ static int run_trial(const sweep_run *r, int t, MPI_Comm comm, int node_ranks, i
         }
         snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
         rc = gi_train(&c, comm, dir, fresh ? NULL : path, &tr, &err);
+        /* An ensemble trial trains its other members too (so that the trial folder renders as
+         * configured); it is scored by its first member's validation (the members' splits differ). */
+        if (rc == 0 && !tr.interrupted && gi_ensemble_size(&c) > 1) {
+            gi_train_result more;
+            rc = gi_ensemble_train(&c, comm, dir, 1, !fresh, 0, &more, &err);
+            tr.interrupted = more.interrupted;
+        }
         if (rank == 0 && rc != 0)
             printf("geneinr: error: %s\n", err.msg);
         fflush(stdout);

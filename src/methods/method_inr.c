@@ -9,6 +9,13 @@
  * holds back never steers training. Predict loads the best-validation
  * weights and evaluates the donor average, de-standardised into the units of
  * the given targets.
+ *
+ * With train.ensemble = K the fit trains K members, member k with seed
+ * train.seed + k (its own validation split, initialisation and batches), the
+ * first in the work folder and member k >= 1 in WORK/ensemble/k; predict is the
+ * mean of the members' maps (network + its prior). Under data.prior_refit
+ * every member's prediction prior is the same fit on all samples, so it is
+ * fitted and evaluated once.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +25,7 @@
 #include "geneinr/checkpoint.h"
 #include "geneinr/dataset.h"
 #include "geneinr/dist.h"
+#include "geneinr/ensemble.h"
 #include "geneinr/method.h"
 #include "geneinr/model.h"
 #include "geneinr/samples.h"
@@ -25,22 +33,39 @@
 
 #define INR_BATCH 1024
 
-typedef struct inr_state {
+/* One trained network and the prior it is added to. */
+typedef struct inr_member {
     gi_state st;
     gi_workspace *ws;
     gi_dataset prior;        /* with data.prior: the same prior the training subtracted */
-    int have_prior;
+    int have_prior;          /* prior built here (0 also when borrowing member 0's refitted prior) */
+} inr_member;
+
+typedef struct inr_state {
+    int k;                   /* members */
+    int shared_prior;        /* data.prior_refit: one prior for all members (member 0's) */
+    inr_member **mem;
 } inr_state;
 
-static void inr_free(void *p)
+static void member_free(inr_member *s)
 {
-    inr_state *s = p;
     if (!s)
         return;
     gi_state_free(&s->st);
     gi_workspace_free(s->ws);
     if (s->have_prior)
         gi_dataset_free(&s->prior);
+    free(s);
+}
+
+static void inr_free(void *p)
+{
+    inr_state *s = p;
+    if (!s)
+        return;
+    for (int k = 0; k < s->k && s->mem; k++)
+        member_free(s->mem[k]);
+    free(s->mem);
     free(s);
 }
 
@@ -80,9 +105,9 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
  * normalisation is compared with the checkpoint's to make sure). With
  * data.prior_refit the prior is instead refitted on every sample of the
  * table (dataset.h, GI_DATASET_PREDICT). */
-static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
+static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, gi_err *err)
 {
-    inr_state *s = calloc(1, sizeof *s);
+    inr_member *s = calloc(1, sizeof *s);
     if (!s || gi_checkpoint_load(&s->st, ckpt, err) != 0) {
         if (!s)
             gi_fail(err, "out of memory");
@@ -91,9 +116,9 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
     }
     gi_model *m = &s->st.model;
     memcpy(m->params, s->st.best_params, sizeof(float) * m->n_params);
-    if (c->data.prior != GI_PRIOR_NONE) {
+    if (c->data.prior != GI_PRIOR_NONE && build_prior) {
         if (gi_dataset_build_for(&s->prior, c, GI_DATASET_PREDICT, err) != 0) {
-            inr_free(s);
+            member_free(s);
             return NULL;
         }
         s->have_prior = 1;
@@ -101,7 +126,7 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
         for (int g = 0; same && g < s->st.n_genes; g++)
             same = s->prior.gene_mean[g] == s->st.gene_mean[g] && s->prior.gene_std[g] == s->st.gene_std[g];
         if (!same) {
-            inr_free(s);
+            member_free(s);
             gi_fail(err, "%s: data.samples or the validation split differ from the training's, so the data.prior "
                     "it was trained over cannot be rebuilt; use the config it was trained with", ckpt);
             return NULL;
@@ -109,9 +134,57 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
     }
     s->ws = gi_workspace_new_inference(m, INR_BATCH);   /* predict never runs backward */
     if (!s->ws) {
-        inr_free(s);
+        member_free(s);
         gi_fail(err, "out of memory");
         return NULL;
+    }
+    return s;
+}
+
+/* The ensemble of c (train.ensemble members) whose first member's checkpoint is ckpt. */
+static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
+{
+    int K = gi_ensemble_size(c);
+    inr_state *s = calloc(1, sizeof *s);
+    if (s)
+        s->mem = calloc((size_t)K, sizeof *s->mem);
+    if (!s || !s->mem) {
+        free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    s->k = K;
+    s->shared_prior = c->data.prior != GI_PRIOR_NONE && c->data.prior_refit;
+    char dir[GI_PATH_MAX], kdir[GI_PATH_MAX + 32], kckpt[GI_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", ckpt);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    for (int k = 0; k < K; k++) {
+        gi_config ck;
+        gi_ensemble_member(c, dir, k, &ck, kdir, sizeof kdir);
+        if (k == 0)
+            snprintf(kckpt, sizeof kckpt, "%s", ckpt);
+        else
+            snprintf(kckpt, sizeof kckpt, "%s/checkpoint.h5", kdir);
+        s->mem[k] = member_load(kckpt, &ck, k == 0 || !s->shared_prior, err);
+        if (!s->mem[k]) {
+            if (k > 0)
+                gi_fail_prefix(err, "train.ensemble %d: member %d", K, k + 1);
+            inr_free(s);
+            return NULL;
+        }
+        const gi_state *a = &s->mem[0]->st, *b = &s->mem[k]->st;
+        int same = a->n_genes == b->n_genes && a->n_labels == b->n_labels &&
+                   a->model.n_params == b->model.n_params && b->seed == ck.train.seed;
+        if (!same) {
+            gi_fail(err, "%s: ensemble member %d does not belong with %s (other data, shape or seed); "
+                    "train the ensemble again", kckpt, k + 1, ckpt);
+            inr_free(s);
+            return NULL;
+        }
     }
     return s;
 }
@@ -133,79 +206,127 @@ static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
     if (gi_dist_agree(o->comm, rc, err) != 0)
         return NULL;
     gi_train_result res;
-    if (gi_train(&c, o->comm, o->work_dir, NULL, &res, err) != 0)
+    if (gi_ensemble_train(&c, o->comm, o->work_dir, 0, 0, 0, &res, err) != 0)
         return NULL;
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o->work_dir);
     return inr_load(ckpt, &c, err);
 }
 
+/* Member m's map for one batch in table units, (network + prior) * gene_std +
+ * gene_mean with its own standardisation (the mean and SD of its training
+ * part, which depend on its validation split), stored into out (first member)
+ * or added into acc. With a shared prior, shared[] holds that prior in table
+ * units (set by member 0) and member m adds its de-standardised network. */
+typedef struct batch_io {
+    int nb, g0, ng;
+    const float *mni, *xyz;
+    const int *label;
+    int *donor, *gene;
+    float *pr, *o;           /* scratch: prior values [nb][ng], network outputs */
+    float *shared;           /* [nb][ng] the shared prior in table units, or NULL */
+} batch_io;
+
+static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err)
+{
+    const gi_model *md = &m->st.model;
+    int G = m->st.n_genes, concat = md->spec.gene_mode == GI_GENE_CONCAT, nb = io->nb, ng = io->ng, g0 = io->g0;
+    int borrowed = io->shared && !m->have_prior;
+    float *pr = io->pr, *o = io->o;
+    if (m->have_prior) {
+        if (gi_dataset_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
+            return -1;
+    } else {
+        memset(pr, 0, sizeof(float) * (size_t)nb * ng);
+    }
+    gi_batch b = {nb, io->xyz, md->spec.donor_dim ? io->donor : NULL, m->st.n_labels ? io->label : NULL, NULL};
+    /* The workspace is scratch: predict stays logically const. */
+    gi_workspace *ws = m->ws;
+    if (!concat) {
+        /* A group of genes: the trunk, then only its rows of the output layer. */
+        if (ng == G)
+            gi_model_forward(md, &b, ws, o);
+        else
+            gi_model_forward_outputs(md, &b, ws, g0, ng, o);
+    }
+    for (int j = 0; j < ng; j++) {
+        int g = g0 + j;
+        if (concat) {
+            b.gene = io->gene;
+            for (int k = 0; k < nb; k++)
+                io->gene[k] = g;
+            gi_model_forward(md, &b, ws, o);
+        }
+        float sd = m->st.gene_std[g], mean = m->st.gene_mean[g];
+        for (int k = 0; k < nb; k++) {
+            size_t q = (size_t)k * ng + j;
+            float net = concat ? o[k] : o[q];
+            if (borrowed) {
+                val[q] = net * sd + io->shared[q];
+            } else {
+                val[q] = (net + pr[q]) * sd + mean;
+                if (io->shared)
+                    io->shared[q] = pr[q] * sd + mean;
+            }
+        }
+    }
+    return 0;
+}
+
 static int inr_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
                        gi_err *err)
 {
     const inr_state *s = p;
-    const gi_model *m = &s->st.model;
-    int G = s->st.n_genes, n_out = m->n_out, concat = m->spec.gene_mode == GI_GENE_CONCAT;
-    if (s->st.n_labels && !label)
+    const gi_state *st = &s->mem[0]->st;
+    int K = s->k;
+    if (st->n_labels && !label)
         return gi_fail(err, "the INR was trained with an anatomy: predicting needs a label per point");
-    float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *o = malloc(sizeof(float) * INR_BATCH * (size_t)(concat ? n_out : ng));
-    float *pr = malloc(sizeof(float) * INR_BATCH * (size_t)ng);
-    int *donor = malloc(sizeof(int) * INR_BATCH), *gene = malloc(sizeof(int) * INR_BATCH);
-    if (!xyz || !o || !donor || !gene || !pr) {
-        free(xyz); free(o); free(donor); free(gene); free(pr);
-        return gi_fail(err, "out of memory");
-    }
-    for (int k = 0; k < INR_BATCH; k++)
-        donor[k] = -1;
-    for (int q0 = 0; q0 < n; q0 += INR_BATCH) {
+    int concat = st->model.spec.gene_mode == GI_GENE_CONCAT, n_out = st->model.n_out;
+    size_t cells = (size_t)INR_BATCH * ng;
+    batch_io io = {0, g0, ng, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *val = K > 1 ? malloc(sizeof(float) * cells) : NULL;
+    double *acc = K > 1 ? malloc(sizeof(double) * cells) : NULL;
+    io.o = malloc(sizeof(float) * INR_BATCH * (size_t)(concat ? n_out : ng));
+    io.pr = malloc(sizeof(float) * cells);
+    io.shared = s->shared_prior && K > 1 ? malloc(sizeof(float) * cells) : NULL;
+    io.donor = malloc(sizeof(int) * INR_BATCH);
+    io.gene = malloc(sizeof(int) * INR_BATCH);
+    int rc = !xyz || !io.o || !io.pr || !io.donor || !io.gene || (K > 1 && (!val || !acc)) ||
+             (s->shared_prior && K > 1 && !io.shared) ? gi_fail(err, "out of memory") : 0;
+    for (int k = 0; rc == 0 && k < INR_BATCH; k++)
+        io.donor[k] = -1;
+    io.xyz = xyz;
+    for (int q0 = 0; rc == 0 && q0 < n; q0 += INR_BATCH) {
         int nb = n - q0 < INR_BATCH ? n - q0 : INR_BATCH;
-        for (int k = 0; k < nb; k++) {
-            const float *q = mni + 3 * (size_t)(q0 + k);
-            gi_mni_normalise(q[0], q[1], q[2], xyz + 3 * k);
+        io.nb = nb;
+        io.mni = mni + 3 * (size_t)q0;
+        io.label = label ? label + q0 : NULL;
+        for (int k = 0; k < nb; k++)
+            gi_mni_normalise(io.mni[3 * k], io.mni[3 * k + 1], io.mni[3 * k + 2], xyz + 3 * k);
+        float *dst = out + (size_t)q0 * ng;
+        if (K == 1) {
+            rc = member_map(s->mem[0], &io, dst, err);
+            continue;
         }
-        gi_batch b = {nb, xyz, m->spec.donor_dim ? donor : NULL, s->st.n_labels ? label + q0 : NULL, NULL};
-        if (s->have_prior
-            ? gi_dataset_prior_predict_genes(&s->prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, g0, ng,
-                                             pr, err) != 0
-            : (memset(pr, 0, sizeof(float) * (size_t)nb * ng), 0)) {
-            free(xyz); free(o); free(donor); free(gene); free(pr);
-            return -1;
+        /* Members in a fixed order, summed in double: the same mean for any rank count. */
+        for (int k = 0; rc == 0 && k < K; k++) {
+            rc = member_map(s->mem[k], &io, val, err);
+            for (size_t q = 0; rc == 0 && q < (size_t)nb * ng; q++)
+                acc[q] = (k ? acc[q] : 0) + val[q];
         }
-        /* The workspace is scratch: predict stays logically const. */
-        gi_workspace *ws = s->ws;
-        if (!concat) {
-            /* A group of genes: the trunk, then only its rows of the output layer. */
-            if (ng == G)
-                gi_model_forward(m, &b, ws, o);
-            else
-                gi_model_forward_outputs(m, &b, ws, g0, ng, o);
-            for (int k = 0; k < nb; k++)
-                for (int j = 0; j < ng; j++) {
-                    int g = g0 + j;
-                    out[(size_t)(q0 + k) * ng + j] =
-                        (o[(size_t)k * ng + j] + pr[(size_t)k * ng + j]) * s->st.gene_std[g] + s->st.gene_mean[g];
-                }
-        } else {
-            b.gene = gene;
-            for (int j = 0; j < ng; j++) {
-                int g = g0 + j;
-                for (int k = 0; k < nb; k++)
-                    gene[k] = g;
-                gi_model_forward(m, &b, ws, o);
-                for (int k = 0; k < nb; k++)
-                    out[(size_t)(q0 + k) * ng + j] = (o[k] + pr[(size_t)k * ng + j]) * s->st.gene_std[g] + s->st.gene_mean[g];
-            }
-        }
+        for (size_t q = 0; rc == 0 && q < (size_t)nb * ng; q++)
+            dst[q] = (float)(acc[q] / K);
     }
-    free(xyz); free(o); free(donor); free(gene); free(pr);
-    return 0;
+    free(xyz); free(val); free(acc); free(io.o); free(io.pr); free(io.shared); free(io.donor); free(io.gene);
+    return rc;
 }
 
 const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free};
 
 size_t gi_inr_predict_bytes_per_gene(void)
 {
-    return 2 * sizeof(float) * INR_BATCH; /* output rows + prior values of a batch */
+    /* output rows, prior values, shared prior, member map and member sums of a batch */
+    return (4 * sizeof(float) + sizeof(double)) * INR_BATCH;
 }
 
 void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err)

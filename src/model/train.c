@@ -343,11 +343,12 @@ static int state_new(trainer *t, gi_err *err)
  * computed: how often to checkpoint or log, whether to resume by itself, the
  * step budget when the learning-rate schedule does not depend on it (cosine
  * does), data.prior_refit (which prior predictions use; training never sees
- * it) and baseline.idw_k (no prior uses it). */
+ * it), baseline.idw_k (no prior uses it) and train.ensemble (how many other
+ * members are trained beside this one). */
 static int neutral_on_resume(const char *key, const gi_config *old, const gi_config *now)
 {
     if (!strcmp(key, "train.checkpoint_every") || !strcmp(key, "train.log_every") || !strcmp(key, "train.resume") ||
-        !strcmp(key, "data.prior_refit") || !strcmp(key, "baseline.idw_k"))
+        !strcmp(key, "data.prior_refit") || !strcmp(key, "baseline.idw_k") || !strcmp(key, "train.ensemble"))
         return 1;
     if (!strcmp(key, "train.steps"))
         return old->train.schedule != GI_SCHED_COSINE && now->train.schedule != GI_SCHED_COSINE;

@@ -187,9 +187,16 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     memset(prov.run.out, 0, sizeof prov.run.out);
     char *yaml = gi_config_to_yaml(&prov);
     char norm[256];
-    if (c->render.method == GI_METHOD_INR)
-        snprintf(norm, sizeof norm, "(network output + data.prior %s) * gene_std + gene_mean, with the mean and std of "
-                 "the training samples", c->data.prior == GI_PRIOR_RK ? "regression_kriging" : "kriging");
+    int K = c->train.ensemble > 1 ? c->train.ensemble : 1;
+    char members[96] = "";
+    if (K > 1)
+        snprintf(members, sizeof members, "mean over the %d train.ensemble members of ", K);
+    if (c->render.method == GI_METHOD_INR && c->data.prior != GI_PRIOR_NONE)
+        snprintf(norm, sizeof norm, "%s(network output + data.prior %s) * gene_std + gene_mean, with the mean and std "
+                 "of the training samples", members, c->data.prior == GI_PRIOR_RK ? "regression_kriging" : "kriging");
+    else if (c->render.method == GI_METHOD_INR)
+        snprintf(norm, sizeof norm, "%snetwork output * gene_std + gene_mean, with the mean and std of the training "
+                 "samples", members);
     else
         snprintf(norm, sizeof norm, "%s fitted on per-gene standardised samples, de-standardised: value = prediction "
                  "* gene_std + gene_mean (mean and std of all samples)", GI_METHOD_NAMES[c->render.method]);
