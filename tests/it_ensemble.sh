@@ -4,7 +4,8 @@
 # on its own (--checkpoint, its seed, ensemble 1): the ensemble atlas is their mean, with and
 # without a data.prior; 1 and 2 ranks give the same atlas bit for bit; a run resumed with a
 # larger ensemble trains only the new members and equals a fresh run of that size bit for bit;
-# a missing member is refused by name; eval scores an ensemble.
+# a fresh run removes an earlier run's members (never averaged into new weights); a missing member
+# is refused by name; eval scores an ensemble.
 G=${GENEINR:?GENEINR not set}
 T=${TESTTMP:-$(mktemp -d)}/ensemble
 mkdir -p "$T"
@@ -112,6 +113,8 @@ check "grow: members 1-2 resumed finished, member 3 trained fresh" bash -c "
     grep -q 'member 3/3 (train.seed 9) in .*ensemble/2\$' '$T/grow.log'"
 check "grow: the grown ensemble equals a fresh one, bit for bit" same_bits "$R/atlas.h5" "$T/plain/atlas.h5"
 
+check "a fresh run removes the members of the earlier one" bash -c "
+    $MPIRUN -np 1 $G run '$T/cfg.yaml' --out '$T/plain' --set train.ensemble=1 >/dev/null 2>&1 && [ ! -e '$T/plain/ensemble' ]"
 refused "a missing member is refused by name" "member 3" \
     bash -c "rm -rf '$R/ensemble/2' && $MPIRUN -np 1 $G render '$T/cfg.yaml' --out '$R'"
 

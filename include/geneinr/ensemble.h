@@ -23,6 +23,11 @@ int gi_ensemble_size(const gi_config *c);
 /* Member k of the run in dir: its config (seed + k, run.out) and folder. */
 void gi_ensemble_member(const gi_config *c, const char *dir, int k, gi_config *ck, char *kdir, size_t len);
 
+/* Rank 0: removes the members of an earlier run in dir (OUT/ensemble/k,
+ * every k), before a fresh run: they belong to other weights, and a render
+ * must never average them in. */
+void gi_ensemble_clear(const char *dir);
+
 /* Trains members from .. size-1 of the run in dir (collective over comm).
  * resume: continue a member from its checkpoint when it has one (train.resume
  * auto or --resume: a requeued job picks up the member it was in), else each

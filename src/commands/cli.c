@@ -488,6 +488,8 @@ static int train_render_locked(const ctx *x, const args *a, int do_train, int do
         gi_train_result tr;
         if (x->rank == 0)
             gi_export_remove_derived(out);   /* maps of earlier weights (train removes atlas.h5) */
+        if (x->rank == 0 && !resume)
+            gi_ensemble_clear(out);          /* members of earlier weights */
         gi_stop_install();
         rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
         gi_stop_uninstall();

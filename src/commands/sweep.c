@@ -439,6 +439,8 @@ static int run_trial(const sweep_run *r, int t, MPI_Comm comm, int node_ranks, i
             }
         }
         snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+        if (fresh && rank == 0)
+            gi_ensemble_clear(dir);
         rc = gi_train(&c, comm, dir, fresh ? NULL : path, &tr, &err);
         /* An ensemble trial trains its other members too (so that the trial folder renders as
          * configured); it is scored by its first member's validation (the members' splits differ). */

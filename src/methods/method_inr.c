@@ -179,6 +179,8 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
         const gi_state *a = &s->mem[0]->st, *b = &s->mem[k]->st;
         int same = a->n_genes == b->n_genes && a->n_labels == b->n_labels &&
                    a->model.n_params == b->model.n_params && b->seed == ck.train.seed;
+        for (int g = 0; same && g < a->n_genes; g++)
+            same = strcmp(a->genes[g], b->genes[g]) == 0;
         if (!same) {
             gi_fail(err, "%s: ensemble member %d does not belong with %s (other data, shape or seed); "
                     "train the ensemble again", kckpt, k + 1, ckpt);

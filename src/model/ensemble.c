@@ -24,12 +24,30 @@ void gi_ensemble_member(const gi_config *c, const char *dir, int k, gi_config *c
     snprintf(ck->run.out, sizeof ck->run.out, "%s", kdir);
 }
 
+void gi_ensemble_clear(const char *dir)
+{
+    static const char *const FILES[] = {"checkpoint.h5", "checkpoint.h5.tmp", "train_log.csv"};
+    char kdir[GI_PATH_MAX + 32], path[GI_PATH_MAX + 64];
+    for (int k = 1; k <= 64; k++) {
+        snprintf(kdir, sizeof kdir, "%s/ensemble/%d", dir, k);
+        for (size_t f = 0; f < sizeof FILES / sizeof *FILES; f++) {
+            snprintf(path, sizeof path, "%s/%s", kdir, FILES[f]);
+            gi_remove_partial(path);
+        }
+        rmdir(kdir);   /* only when empty: a user's own files stay */
+    }
+    snprintf(kdir, sizeof kdir, "%s/ensemble", dir);
+    rmdir(kdir);
+}
+
 int gi_ensemble_train(const gi_config *c, MPI_Comm comm, const char *dir, int from, int resume, int force,
                       gi_train_result *res, gi_err *err)
 {
     int rank, K = gi_ensemble_size(c);
     MPI_Comm_rank(comm, &rank);
     memset(res, 0, sizeof *res);
+    if (from == 0 && !resume && rank == 0)
+        gi_ensemble_clear(dir);
     for (int k = from; k < K; k++) {
         gi_config ck;
         char kdir[GI_PATH_MAX + 32], ckpt[GI_PATH_MAX + 64];
