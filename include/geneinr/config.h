@@ -48,6 +48,7 @@ typedef struct gi_config {
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
         int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
         int prior_donor_effect;        /* data.prior_donor_effect: the prior models donor offsets (random effect) */
+        int prior_label_similarity;    /* data.prior_label_similarity: label effects correlated by gene profile */
         int prior_crossfit;            /* data.prior_crossfit: K folds of out-of-fold prior residuals, 0 = off */
         int prior_refit;               /* data.prior_refit: the prior for prediction is fitted on every sample */
     } data;

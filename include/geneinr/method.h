@@ -55,6 +55,8 @@ typedef struct gi_method_opts {
     float label_shrink;          /* regression kriging: pseudo-count of the label-mean shrinkage */
     int donor_effect;            /* kriging: a donor random effect in the covariance, left out of the
                                   * (donor-average) prediction (data.prior_donor_effect) */
+    int label_similarity;        /* regression kriging: the label effects of labels with similar gene
+                                  * profiles are correlated (data.prior_label_similarity) */
     const struct gi_method *hyper_from; /* kriging: a fitted kriging model of the same kind whose
                                   * hyperparameters are reused (no ML fit), NULL = fit them */
     uint64_t seed;               /* subsample draws */

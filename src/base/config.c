@@ -116,6 +116,8 @@ static const key_spec KEYS[] = {
          "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     BOOL("data.prior_donor_effect", data.prior_donor_effect, "false",
          "the prior's covariance includes a donor random effect (per-donor offsets, fitted by ML) that its donor-average prediction leaves out"),
+    BOOL("data.prior_label_similarity", data.prior_label_similarity, "false",
+         "regression_kriging prior: the label effects of two labels are correlated by the similarity of their mean gene profiles in the training samples (shrunk for labels with few samples), by a weight fitted by ML: a label sparsely sampled or held out borrows from labels that express alike (e.g. cortical regions)"),
     INT("data.prior_crossfit", data.prior_crossfit, "0", 0, 100,
         "cross-fitting of the prior: K >= 2 splits the training samples into K folds and the network learns the residual over each sample's out-of-fold prior prediction (fits on the other K-1 folds, the full fit's hyperparameters), i.e. the prior's held-out error; 0 = in-sample residuals; needs data.prior"),
     BOOL("data.prior_refit", data.prior_refit, "false",

@@ -439,6 +439,10 @@ static int check_prior_matches(const ctx *x, const gi_config *c, const char *ckp
             else if (t.data.prior != GI_PRIOR_NONE && t.data.prior_donor_effect != c->data.prior_donor_effect)
                 snprintf(what, sizeof what, "data.prior_donor_effect %s, the config %s",
                          t.data.prior_donor_effect ? "true" : "false", c->data.prior_donor_effect ? "true" : "false");
+            else if (t.data.prior == GI_PRIOR_RK && t.data.prior_label_similarity != c->data.prior_label_similarity)
+                snprintf(what, sizeof what, "data.prior_label_similarity %s, the config %s",
+                         t.data.prior_label_similarity ? "true" : "false",
+                         c->data.prior_label_similarity ? "true" : "false");
             else if (t.data.prior != GI_PRIOR_NONE &&
                      (t.baseline.covariance != c->baseline.covariance || t.baseline.per_gene != c->baseline.per_gene ||
                       t.baseline.fit_samples != c->baseline.fit_samples ||

@@ -160,6 +160,7 @@ static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsig
     gi_method_opts o;
     gi_method_opts_from_config(&o, c);
     o.donor_effect = c->data.prior_donor_effect;
+    o.label_similarity = c->data.prior_label_similarity;
     o.hyper_from = hyper_from;
     m = gi_method_fit(kind, &o, &fd, err);
     if (!m)

@@ -32,6 +32,9 @@ typedef struct krige_state {
     float *label_alpha;      /* [n_labels][G] sum of alpha over each label's samples */
     int *don;                /* [n] donor of each sample (donor random effect), NULL = none */
     double *zeta;            /* [G] donor-effect variance / sill */
+    double *lsim;            /* [n_labels][n_labels] label profile similarity R (unit diagonal, PSD), NULL = none:
+                              * label effects covary as eta ((1 - beta) I + beta R) */
+    double *beta;            /* [G] weight of R */
 } krige_state;
 
 double gi_cov_rho(int covariance, double h, double range)
@@ -47,9 +50,16 @@ double gi_cov_rho(int covariance, double h, double range)
 /* ------------------------------------------------------------ factor */
 
 /* A = R + eta [same label] + lambda I over points p[0..n) (lower Cholesky
- * in place). lab = NULL: no label term. */
+ * in place); with lc.R the label term is eta ((1 - beta) [same label] + beta
+ * R[label i][label j]). lab = NULL: no label term. */
+typedef struct label_cov {
+    const double *R;         /* [L][L] or NULL: labels' effects independent */
+    int L;
+    double beta;
+} label_cov;
+
 static int factor(int cov, const float *p, const int *lab, const int *don, int n, double range, double lambda,
-                  double eta, double zeta, double *A, double *logdet)
+                  double eta, double zeta, label_cov lc, double *A, double *logdet)
 {
     for (int i = 0; i < n; i++) {
         A[(size_t)i * n + i] = 1 + lambda + (lab ? eta : 0) + (don ? zeta : 0);
@@ -58,6 +68,8 @@ static int factor(int cov, const float *p, const int *lab, const int *don, int n
             double r = gi_cov_rho(cov, sqrt(dx * dx + dy * dy + dz * dz), range);
             if (lab && lab[i] == lab[j])
                 r += eta;
+            else if (lab && lc.R)
+                r += eta * lc.beta * lc.R[(size_t)lab[i] * lc.L + lab[j]];
             if (don && don[i] == don[j])
                 r += zeta;
             A[(size_t)i * n + j] = A[(size_t)j * n + i] = r;
@@ -220,17 +232,21 @@ typedef struct objective {
     const int *don;          /* [n] or NULL */
     double *A;               /* [n][n] scratch */
     int evals;
+    const double *R;         /* label similarity or NULL (then no beta parameter) */
+    int L;
 } objective;
 
 static double objective_at(objective *o, const double *th)
 {
-    int D = 2 + (o->lab != NULL);
+    int D = 2 + (o->lab != NULL) + (o->R != NULL);
     double range = exp(th[0]), lambda = exp(th[1]), eta = o->lab ? exp(th[2]) : 0, zeta = o->don ? exp(th[D]) : 0, logdet;
+    double beta = o->R ? 1 / (1 + exp(-th[3])) : 0;
     o->evals++;
     if (range < 0.1 || range > 1e4 || lambda < 1e-6 || lambda > 1e3 || (o->lab && (eta < 1e-6 || eta > 1e3))
-        || (o->don && (zeta < 1e-6 || zeta > 1e3)))
+        || (o->don && (zeta < 1e-6 || zeta > 1e3)) || (o->R && (th[3] < -12 || th[3] > 12)))
         return INFINITY;
-    if (factor(o->cov, o->p, o->lab, o->don, o->n, range, lambda, eta, zeta, o->A, &logdet) != 0)
+    label_cov lc = {o->R, o->L, beta};
+    if (factor(o->cov, o->p, o->lab, o->don, o->n, range, lambda, eta, zeta, lc, o->A, &logdet) != 0)
         return INFINITY;
     double tot = 0;
     for (int g = 0; g < o->G; g++) {
@@ -244,11 +260,11 @@ static double objective_at(objective *o, const double *th)
     return tot;
 }
 
-/* Nelder-Mead over (log range, log lambda[, log eta]): smooth, 2-3-D, a few
- * dozen factorisations. */
+/* Nelder-Mead over (log range, log lambda[, log eta][, logit beta][, log
+ * zeta]): smooth, 2-5-D, a few dozen factorisations. */
 static void nelder_mead(objective *o, int D, double *th)
 {
-    double S[5][4], f[5];
+    double S[6][5], f[6];
     for (int i = 0; i <= D; i++) {
         for (int a = 0; a < D; a++)
             S[i][a] = th[a] + (i == a + 1 ? (a == 0 ? 0.5 : 1.0) : 0);
@@ -258,7 +274,7 @@ static void nelder_mead(objective *o, int D, double *th)
         for (int a = 0; a <= D; a++) /* sort */
             for (int b = a + 1; b <= D; b++)
                 if (f[b] < f[a]) {
-                    double t[4], tf = f[a];
+                    double t[5], tf = f[a];
                     memcpy(t, S[a], sizeof t); memcpy(S[a], S[b], sizeof t); memcpy(S[b], t, sizeof t);
                     f[a] = f[b]; f[b] = tf;
                 }
@@ -268,7 +284,7 @@ static void nelder_mead(objective *o, int D, double *th)
                 size += fabs(S[i][a] - S[0][a]);
         if (size < 2e-3 || (isfinite(f[D]) && fabs(f[D] - f[0]) < 1e-7 * (1 + fabs(f[0])) && size < 0.05))
             break;
-        double c[4] = {0, 0, 0, 0}, xr[4], xe[4], xc[4];
+        double c[5] = {0, 0, 0, 0, 0}, xr[5], xe[5], xc[5];
         for (int i = 0; i < D; i++)
             for (int a = 0; a < D; a++)
                 c[a] += S[i][a] / D;
@@ -340,6 +356,8 @@ static void krige_free(void *p)
     free(s->label_alpha);
     free(s->don);
     free(s->zeta);
+    free(s->beta);
+    free(s->lsim);
     free(s);
 }
 
@@ -355,7 +373,7 @@ static const krige_state *hyper_state(const gi_method *from, const krige_state *
         return NULL;
     const krige_state *h = gi_method_state(from);
     if (h->G != s->G || h->cov != s->cov || h->per_gene != s->per_gene || (h->lab == NULL) != (s->lab == NULL)
-        || (h->don == NULL) != (s->don == NULL))
+        || (h->don == NULL) != (s->don == NULL) || (h->lsim == NULL) != (s->lsim == NULL))
         return NULL;
     return h;
 }
@@ -425,6 +443,32 @@ static int weights_of_measured(krige_state *s, const double *L, const float *y, 
     return 0;
 }
 
+/* With label similarity a point of label l gets the label term
+ * eta sum_l' S[l][l'] alpha(l') (S = (1 - beta) I + beta R, alpha(l') the
+ * weights summed over label l''s samples) instead of eta alpha(l): folded into
+ * label_alpha once, so prediction is unchanged. */
+static int similar_label_alpha(krige_state *s)
+{
+    int L = s->n_labels, G = s->G;
+    double *acc = malloc(sizeof(double) * (size_t)L);
+    if (!acc)
+        return -1;
+    for (int g = 0; g < G; g++) {
+        double b = s->beta[g];
+        for (int l = 0; l < L; l++) {
+            double v = s->label_alpha[(size_t)l * G + g];
+            for (int m = 0; m < L; m++)
+                if (m != l)
+                    v += b * s->lsim[(size_t)l * L + m] * s->label_alpha[(size_t)m * G + g];
+            acc[l] = v;
+        }
+        for (int l = 0; l < L; l++)
+            s->label_alpha[(size_t)l * G + g] = (float)acc[l];
+    }
+    free(acc);
+    return 0;
+}
+
 /* Hyperparameters by ML on the subsample (or copied from o->hyper_from),
  * then the weights on all n samples. */
 static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const float *y, gi_err *err)
@@ -461,8 +505,8 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
             hi[a] = fmax(hi[a], ps[3 * k + a]);
         }
     double extent = fmax(fmax(hi[0] - lo[0], hi[1] - lo[1]), fmax(hi[2] - lo[2], 1.0));
-    objective ob = {s->cov, ns, G, -1, ps, ys, ls, dsub, A, 0};
-    int passes = s->per_gene ? G : 1, D = 2 + (ls != NULL) + (dsub != NULL);
+    objective ob = {s->cov, ns, G, -1, ps, ys, ls, dsub, A, 0, s->lsim, s->n_labels};
+    int passes = s->per_gene ? G : 1, D = 2 + (ls != NULL) + (s->lsim != NULL) + (dsub != NULL);
     if (o->hyper_from) {
         /* Hyperparameters taken from another fit of the same model (cross-
          * fitting's fold fits): only the weights below are computed. */
@@ -475,17 +519,21 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
         memcpy(s->lambda, h->lambda, sizeof(double) * G);
         memcpy(s->eta, h->eta, sizeof(double) * G);
         memcpy(s->zeta, h->zeta, sizeof(double) * G);
+        memcpy(s->beta, h->beta, sizeof(double) * G);
         passes = 0;
     }
     for (int pass = 0; pass < passes; pass++) {
         ob.gene = s->per_gene ? pass : -1;
-        double th[4] = {log(extent / 8), log(0.3), log(0.3), log(0.1)};
+        double th[5] = {log(extent / 8), log(0.3), log(0.3), log(0.1), log(0.1)};
+        if (s->lsim)
+            th[3] = log(0.3 / 0.7); /* beta 0.3 */
         nelder_mead(&ob, D, th);
         for (int g = 0; g < G; g++)
             if (!s->per_gene || g == pass) {
                 s->range[g] = exp(th[0]);
                 s->lambda[g] = exp(th[1]);
                 s->eta[g] = ls ? exp(th[2]) : 0;
+                s->beta[g] = s->lsim ? 1 / (1 + exp(-th[3])) : 0;
                 s->zeta[g] = dsub ? exp(th[D - 1]) : 0;
             }
     }
@@ -496,7 +544,8 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
      * not two triangular solves each (15,600 genes: ~14 s instead of ~10 min). */
     if (!s->per_gene) {
         double logdet;
-        if (factor(s->cov, s->mni, s->lab, s->don, n, s->range[0], s->lambda[0], s->eta[0], s->zeta[0], A, &logdet)
+        label_cov lc = {s->lsim, s->n_labels, s->beta[0]};
+        if (factor(s->cov, s->mni, s->lab, s->don, n, s->range[0], s->lambda[0], s->eta[0], s->zeta[0], lc, A, &logdet)
             != 0) {
             gi_fail(err, "kriging: the covariance matrix is not positive definite (range %g mm, nugget ratio %g)",
                     s->range[0], s->lambda[0]);
@@ -513,8 +562,9 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
         if (measured && measured[g])
             continue; /* done above */
         if (s->per_gene) {
-            if (factor(s->cov, s->mni, s->lab, s->don, n, s->range[g], s->lambda[g], s->eta[g], s->zeta[g], A, &logdet)
-                != 0) {
+            label_cov lc = {s->lsim, s->n_labels, s->beta[g]};
+            if (factor(s->cov, s->mni, s->lab, s->don, n, s->range[g], s->lambda[g], s->eta[g], s->zeta[g], lc, A,
+                       &logdet) != 0) {
                 gi_fail(err, "kriging: the covariance matrix is not positive definite (range %g mm, nugget ratio %g)",
                         s->range[g], s->lambda[g]);
                 goto done;
@@ -541,6 +591,12 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
                    ob.evals, ns);
     if (o->verbose && !o->hyper_from && s->don)
         printf("  donor effect/sill %.3g (excluded from the donor-average prediction)\n", s->zeta[0]);
+    if (o->verbose && !o->hyper_from && s->lsim)
+        printf("  label similarity weight %.3g (label effects correlated by gene profile)\n", s->beta[0]);
+    if (s->lsim && similar_label_alpha(s) != 0) {
+        gi_fail(err, "out of memory");
+        goto done;
+    }
     rc = 0;
 done:
     free(measured);
@@ -578,12 +634,13 @@ static krige_state *krige_new(const gi_method_opts *o, const gi_fit_data *d, gi_
     s->sill = calloc((size_t)G, sizeof(double));
     s->eta = calloc((size_t)G, sizeof(double));
     s->zeta = calloc((size_t)G, sizeof(double));
+    s->beta = calloc((size_t)G, sizeof(double));
     if (o->donor_effect && d->donor) {
         s->don = malloc(sizeof(int) * (size_t)n);
         if (s->don)
             memcpy(s->don, d->donor, sizeof(int) * (size_t)n);
     }
-    if (!s->mni || !s->alpha || !s->mu || !s->range || !s->lambda || !s->sill || !s->eta || !s->zeta
+    if (!s->mni || !s->alpha || !s->mu || !s->range || !s->lambda || !s->sill || !s->eta || !s->zeta || !s->beta
         || (o->donor_effect && d->donor && !s->don)) {
         krige_free(s);
         gi_fail(err, "out of memory");
@@ -601,6 +658,48 @@ static void *krige_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *er
         return NULL;
     }
     return s;
+}
+
+/* R[l][m] = w_l w_m cos(p_l, p_m) off the diagonal, 1 on it: p_l the label's
+ * mean profile over the genes (centred by the genes' means), w_l =
+ * sqrt(n_l / (n_l + LSIM_SHRINK)) so that a label with few samples, whose
+ * profile is mostly noise, is trusted less; unsampled labels are similar to
+ * none. R = W C W + diag(1 - w^2) with C a Gram matrix of unit vectors, so it
+ * is positive semi-definite. sum, cnt: [L][G] sums and counts of the labels'
+ * values. */
+#define LSIM_SHRINK 20.0
+static double *label_similarity(int L, int G, const double *sum, const double *cnt, const double *gmean)
+{
+    double *R = calloc((size_t)L * L, sizeof(double)), *P = calloc((size_t)L * G, sizeof(double));
+    double *w = calloc((size_t)L, sizeof(double));
+    if (!R || !P || !w) {
+        free(R); free(P); free(w);
+        return NULL;
+    }
+    for (int l = 0; l < L; l++) {
+        double nl = 0, norm = 0;
+        for (int g = 0; g < G; g++) {
+            double c = cnt[(size_t)l * G + g];
+            double v = c > 0 ? sum[(size_t)l * G + g] / c - gmean[g] : 0;
+            P[(size_t)l * G + g] = v;
+            norm += v * v;
+            nl = c > nl ? c : nl;
+        }
+        norm = sqrt(norm);
+        for (int g = 0; g < G && norm > 0; g++)
+            P[(size_t)l * G + g] /= norm;
+        w[l] = norm > 0 ? sqrt(nl / (nl + LSIM_SHRINK)) : 0;
+    }
+    for (int l = 0; l < L; l++)
+        for (int m = 0; m < L; m++) {
+            double c = 0;
+            for (int g = 0; g < G; g++)
+                c += P[(size_t)l * G + g] * P[(size_t)m * G + g];
+            R[(size_t)l * L + m] = l == m ? 1 : w[l] * w[m] * c;
+        }
+    free(P);
+    free(w);
+    return R;
 }
 
 static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
@@ -628,6 +727,13 @@ static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
         gi_fail(err, "out of memory");
         return NULL;
     }
+    double *gmean = malloc(sizeof(double) * (size_t)G);
+    if (!gmean) {
+        free(sum); free(cnt); free(res);
+        krige_free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
     for (int g = 0; g < G; g++) {
         double tot = 0, nt = 0;
         for (int i = 0; i < n; i++) {
@@ -641,6 +747,7 @@ static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
             nt += 1;
         }
         double mean = nt > 0 ? tot / nt : 0, k = o->label_shrink;
+        gmean[g] = mean;
         for (int l = 0; l < L; l++) {
             double c = cnt[(size_t)l * G + g];
             /* label_shrink 0: no fixed label means, the labels act only
@@ -654,8 +761,15 @@ static void *rk_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
             res[(size_t)i * G + g] = isnan(y) ? NAN : y - s->label_mean[(size_t)l * G + g];
         }
     }
+    if (o->label_similarity && G >= 2 && !(s->lsim = label_similarity(L, G, sum, cnt, gmean))) {
+        free(sum); free(cnt); free(res); free(gmean);
+        krige_free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
     free(sum);
     free(cnt);
+    free(gmean);
     int rc = krige_fit_targets(s, o, res, err);
     free(res);
     if (rc != 0) {
