@@ -14,14 +14,14 @@
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
     "data.samples", "data.anatomy", "data.genes", "data.prior", "data.prior_donor_effect",
-    "data.prior_crossfit", "data.prior_refit",
+    "data.prior_crossfit", "data.prior_refit", "data.prior_label_similarity",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
     "model.gene_frequencies", "model.donor_dim", "model.anatomy_dim",
     "train.steps", "train.batch_size", "train.optimizer", "train.lr", "train.weight_decay", "train.beta1",
     "train.beta2", "train.eps", "train.schedule", "train.warmup_steps", "train.min_lr", "train.step_every",
     "train.step_gamma", "train.clip_norm", "train.validation", "train.val_fraction", "train.val_donor",
-    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.val_average", "train.resume",
+    "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.ensemble", "train.val_average", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
     "render.chunk_genes",
     "render.method",
@@ -345,6 +345,11 @@ static void test_errors(void)
                  "data.prior_crossfit has no effect without data.prior", NULL);
     expect_error("error: prior_refit without a prior", "train:\n  steps: 3\ndata:\n  prior_refit: true\n", 4,
                  "data.prior_refit has no effect without data.prior", NULL);
+    expect_error("error: label similarity without a regression-kriging prior",
+                 "data:\n  prior: kriging\n  prior_label_similarity: true\n", 3,
+                 "data.prior_label_similarity needs data.prior: regression_kriging", NULL);
+    expect_error("error: an ensemble of 0", "train:\n  ensemble: 0\n", 2, "train.ensemble: 0 is out of range [1, 64]",
+                 NULL);
     {
         gi_config c;
         gi_err err = { "" };
@@ -451,6 +456,7 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "prior_donor_effect") ? "true"
                             : strstr(ALL_KEYS[i], "prior_crossfit") ? "0"
                             : strstr(ALL_KEYS[i], "prior_refit") ? "false"
+                            : strstr(ALL_KEYS[i], "prior_label_similarity") ? "false"
                             : strstr(ALL_KEYS[i], "data.prior") ? "kriging"
                             : strstr(ALL_KEYS[i], "covariance") ? "matern52"
                             : strstr(ALL_KEYS[i], "eval.split") ? "block"

@@ -679,6 +679,12 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
         return gi_fail(err, "%s: %s has no effect without data.prior (set data.prior: regression_kriging or kriging)",
                        where, c->data.prior_crossfit > 0 ? "data.prior_crossfit" : "data.prior_refit");
     }
+    int i_ls = find_key("data.prior_label_similarity");
+    if (c->data.prior_label_similarity && c->data.prior != GI_PRIOR_RK) {
+        where_pair(c, ctx, i_ls, i_pr, where, sizeof where);
+        return gi_fail(err, "%s: data.prior_label_similarity needs data.prior: regression_kriging (it correlates the "
+                       "prior's label effects)", where);
+    }
     int i_em = find_key("eval.methods");
     for (const char *p = c->eval.methods; *p;) {
         size_t len = strcspn(p, ",");
