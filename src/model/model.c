@@ -606,12 +606,14 @@ GI_VECTORISED static void relu_backward(float *dz, double *colsum, const float *
         colsum[j] = 0.0;
     for (int i = 0; i < n; i++) {
         size_t r = (size_t)i * out;
+        /* two loops over the row (still in L1): GCC does not vectorise the
+         * select and the double sums in one */
 #pragma omp simd
-        for (int j = 0; j < out; j++) {
-            float v = a[r + j] > 0.0f ? da[r + j] : 0.0f;
-            dz[r + j] = v;
-            colsum[j] += v;
-        }
+        for (int j = 0; j < out; j++)
+            dz[r + j] = a[r + j] > 0.0f ? da[r + j] : 0.0f;
+#pragma omp simd
+        for (int j = 0; j < out; j++)
+            colsum[j] += dz[r + j];
     }
 }
 
