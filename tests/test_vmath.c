@@ -76,6 +76,63 @@ static void test_widths_agree(void)
     free(c);
 }
 
+/* The SIREN activation: every width bit-identical to the scalar function
+ * (values, derivatives, and sin without the derivative), independent of
+ * length and position, and within SLEEF's 3.5-ulp bound of double libm. */
+static void test_sine_act(void)
+{
+    enum { M = 5003 }; /* odd: every width has a tail */
+    float *y0 = malloc(sizeof(float) * M), *b = malloc(sizeof(float) * M), *y1 = malloc(sizeof(float) * M);
+    float *d1 = malloc(sizeof(float) * M), *y = malloc(sizeof(float) * M), *d = malloc(sizeof(float) * M);
+    const float omega = 30.0f;
+    for (int i = 0; i < M; i++) {
+        /* pre-activations of a sine layer before omega: |.| up to ~4 */
+        y0[i] = (float)(8 * gi_rng_uniform(5, 3, (uint64_t)i) - 4);
+        b[i] = (float)(0.1 * gi_rng_uniform(5, 4, (uint64_t)i) - 0.05);
+    }
+    memcpy(y1, y0, sizeof(float) * M);
+    gi_sine_act_width(1, y1, d1, b, omega, M);
+    int widths[] = {4, 8, 16};
+    for (int w = 0; w < 3; w++) {
+        char name[96];
+        snprintf(name, sizeof name, "sine activation width %d is bit-identical to the scalar function", widths[w]);
+        memcpy(y, y0, sizeof(float) * M);
+        if (!gi_sine_act_width(widths[w], y, d, b, omega, M)) {
+            SKIP(name, "this CPU lacks the instruction set");
+            continue;
+        }
+        int same = memcmp(y, y1, sizeof(float) * M) == 0 && memcmp(d, d1, sizeof(float) * M) == 0;
+        memcpy(y, y0, sizeof(float) * M);
+        gi_sine_act_width(widths[w], y, NULL, b, omega, M);
+        same &= memcmp(y, y1, sizeof(float) * M) == 0;
+        CHECK(same, name);
+    }
+    int same = 1;
+    for (size_t n = 1; n < 40; n++) {
+        memcpy(y, y0 + n, sizeof(float) * n);
+        gi_sine_act(y, d, b + n, omega, n);
+        for (size_t k = 0; k < n; k++)
+            same &= y[k] == y1[n + k] && d[k] == d1[n + k];
+    }
+    CHECK(same, "sine activation: a value does not depend on the array length or its position");
+    double worst = 0, worst_d = 0;
+    for (int i = 0; i < M; i++) {
+        float z = omega * (y0[i] + b[i]); /* the float pre-activation the function forms */
+        worst = fmax(worst, fabs(y1[i] - sin((double)z)) / 0x1p-24);
+        /* d = omega cos z: 3.5 ulp of cos, then one rounding of the product */
+        worst_d = fmax(worst_d, fabs(d1[i] / omega - cos((double)z)) / 0x1p-24);
+    }
+    printf("# sine activation: worst %.2f ulp (sin), %.2f (derivative)\n", worst, worst_d);
+    CHECKF(worst <= 3.5 && worst_d <= 4.5, "sine activation within SLEEF's 3.5-ulp bound of double libm",
+           "worst %.2f ulp (sin), %.2f (derivative)", worst, worst_d);
+    free(y0);
+    free(b);
+    free(y1);
+    free(d1);
+    free(y);
+    free(d);
+}
+
 /* exp (kriging covariances, arguments -(distance / range) scaled, <= 0):
  * every width bit-identical to the scalar function, independent of length
  * and position, in place, and within 1 ulp of double libm. */
@@ -126,6 +183,7 @@ static void test_exp(void)
 int main(void)
 {
     test_widths_agree();
+    test_sine_act();
     test_exp();
     return check_summary();
 }

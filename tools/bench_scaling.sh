@@ -15,7 +15,7 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 D=$(mktemp -d "${TMPDIR:-/tmp}/geneinr-bench-scaling.XXXXXX")
 trap 'rm -rf "$D"' EXIT
 $G phantom --out "$D/ph" --grid 2 --genes 100 >/dev/null
-cfg=(configs/atlas.yaml --set data.prior=none --set train.batch_size=0 --set data.samples=$D/ph/samples.csv --set data.anatomy=$D/ph/anatomy.nii.gz
+cfg=(configs/atlas.yaml --set data.prior=none --set data.prior_refit=false --set train.batch_size=0 --set data.samples=$D/ph/samples.csv --set data.anatomy=$D/ph/anatomy.nii.gz
      --set render.mask=$D/ph/mask.nii.gz --set render.nifti=false --set render.preview_genes=0 --set render.report=false
      --set train.patience=0
      --set train.steps=$STEPS --set train.log_every=100000 --set train.val_every=100000)

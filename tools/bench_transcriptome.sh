@@ -22,7 +22,7 @@ $BUILD/bench/bench_widen "$D/ph/samples.csv" "$D/wide.csv" "$GENES"
 printf "== whole transcriptome: %d genes x %d samples, sample table %.0f MB of text (written in %.1f s)\n" "$GENES" \
     $(($(wc -l <"$D/wide.csv") - 1)) "$(echo "$(stat -c %s "$D/wide.csv") / 1048576" | bc -l)" \
     "$(echo "$(date +%s.%N) - $t0" | bc -l)"
-cfg=(configs/atlas.yaml --set data.prior=none --set train.batch_size=0 --set data.samples=$D/wide.csv --set data.anatomy=$D/ph/anatomy.nii.gz
+cfg=(configs/atlas.yaml --set data.prior=none --set data.prior_refit=false --set train.batch_size=0 --set data.samples=$D/wide.csv --set data.anatomy=$D/ph/anatomy.nii.gz
      --set render.mask=$D/ph/mask.nii.gz --set render.nifti=false --set render.buffer_mb=$BUFFER_MB
      --set render.preview_genes=0 --set render.report=false)
 echo "== train, factorized (configs/atlas.yaml model, full batch), 20 steps, $NP ranks"

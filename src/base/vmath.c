@@ -40,6 +40,54 @@ static void sincos4(const float *x, float *s, float *c, size_t n)
 }
 #endif
 
+/* gi_sine_act, one value at a time (the scalar fallback and the tails):
+ * the same IEEE single operations as every vector width */
+static void sine1(float *y, float *d, const float *b, float omega, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        Sleef_float_2 r = Sleef_cinz_sincosf1_u35purec(omega * (y[k] + b[k]));
+        y[k] = r.x;
+        if (d)
+            d[k] = r.y * omega;
+    }
+}
+
+#if defined(__x86_64__)
+static void sine4(float *y, float *d, const float *b, float omega, size_t n)
+{
+    __m128 w = _mm_set1_ps(omega);
+    size_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        __m128 z = _mm_mul_ps(w, _mm_add_ps(_mm_loadu_ps(y + k), _mm_loadu_ps(b + k)));
+        Sleef___m128_2 r = Sleef_cinz_sincosf4_u35sse2(z);
+        _mm_storeu_ps(y + k, r.x);
+        if (d)
+            _mm_storeu_ps(d + k, _mm_mul_ps(r.y, w));
+    }
+    sine1(y + k, d ? d + k : NULL, b + k, omega, n - k);
+}
+#endif
+
+typedef void (*sine_fn)(float *, float *, const float *, float, size_t);
+
+static sine_fn sine_of(int width)
+{
+    switch (width) {
+#if defined(__x86_64__)
+    case 16:
+        return gi_vmath_sine16;
+    case 8:
+        return gi_vmath_sine8;
+    case 4:
+        return sine4;
+#endif
+    case 1:
+        return sine1;
+    default:
+        return NULL;
+    }
+}
+
 typedef void (*sincos_fn)(const float *, float *, float *, size_t);
 typedef void (*exp_fn)(const float *, float *, size_t);
 
@@ -141,6 +189,20 @@ void gi_sincosf(const float *x, float *s, float *c, size_t n)
 void gi_sinf(const float *x, float *s, size_t n)
 {
     fn_of(gi_vmath_width())(x, s, NULL, n);
+}
+
+void gi_sine_act(float *y, float *d, const float *b, float omega, size_t n)
+{
+    sine_of(gi_vmath_width())(y, d, b, omega, n);
+}
+
+int gi_sine_act_width(int width, float *y, float *d, const float *b, float omega, size_t n)
+{
+    sine_fn f = sine_of(width);
+    if (!f || width > gi_vmath_width())
+        return 0;
+    f(y, d, b, omega, n);
+    return width;
 }
 
 int gi_sincosf_width(int width, const float *x, float *s, float *c, size_t n)

@@ -12,4 +12,8 @@ void gi_vmath_sincos8(const float *x, float *s, float *c, size_t n);  /* AVX */
 void gi_vmath_exp16(const float *x, float *y, size_t n); /* AVX-512F */
 void gi_vmath_exp8(const float *x, float *y, size_t n);  /* AVX */
 
+/* gi_sine_act (vmath.h) */
+void gi_vmath_sine16(float *y, float *d, const float *b, float omega, size_t n); /* AVX-512F */
+void gi_vmath_sine8(float *y, float *d, const float *b, float omega, size_t n);  /* AVX */
+
 #endif

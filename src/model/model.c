@@ -22,9 +22,11 @@
  * hidden layer l writes x[l + 1] and one fused pass adds the bias and applies
  * the activation in place. For SIREN that pass also keeps the activation's
  * derivative d[l] = omega cos(omega z) (sine and cosine come from one
- * vectorised sincos, vmath.h), so backward needs no second transcendental;
- * ReLU needs no saved state (z > 0 exactly where the output is > 0). The
- * output layer writes straight into the caller's `out`.
+ * vectorised sincos in the same sweep, gi_sine_act in vmath.h), so backward
+ * needs no second transcendental; ReLU needs no saved state (z > 0 exactly
+ * where the output is > 0). The output layer writes straight into the
+ * caller's `out`. Backward through an activation also takes the column sums
+ * of the dz it writes (the next layer's bias gradient), one sweep for both.
  */
 #include "geneinr/model.h"
 
@@ -371,7 +373,6 @@ struct gi_workspace {
     double *colsum;          /* bias-gradient sums, [max layer width] */
     float *donor_mean;       /* [donor_dim] */
     float *pool;             /* inference only: the one buffer x[] points into */
-    float *scratch;          /* inference only: [width] cosines gi_sincosf also computes */
 };
 
 void gi_workspace_free(gi_workspace *ws)
@@ -391,7 +392,6 @@ void gi_workspace_free(gi_workspace *ws)
     free(ws->colsum);
     free(ws->donor_mean);
     free(ws->pool);
-    free(ws->scratch);
     free(ws);
 }
 
@@ -458,9 +458,8 @@ gi_workspace *gi_workspace_new_inference(const gi_model *m, int max_batch)
     ws->x = calloc((size_t)m->n_layers, sizeof *ws->x);
     ws->d = calloc((size_t)m->n_layers, sizeof *ws->d);
     ws->pool = malloc(nb * (in0 + 2 * hidden) * sizeof(float));
-    ws->scratch = malloc(hidden * sizeof(float));
     ws->donor_mean = calloc(m->spec.donor_dim > 0 ? (size_t)m->spec.donor_dim : 1, sizeof(float));
-    if (!ws->x || !ws->d || !ws->pool || !ws->scratch || !ws->donor_mean) {
+    if (!ws->x || !ws->d || !ws->pool || !ws->donor_mean) {
         free(ws->pool); /* x[] holds no buffers of its own yet */
         ws->pool = NULL;
         if (ws->x)
@@ -490,7 +489,7 @@ size_t gi_workspace_bytes(const gi_model *m, int max_batch, int inference)
         floats += nb * (size_t)ly->in + (is_hidden && m->spec.arch == GI_ARCH_SIREN ? nb * (size_t)ly->out : 0);
     }
     if (inference)
-        return (nb * ((size_t)m->layers[0].in + 2 * hidden) + hidden) * sizeof(float);
+        return nb * ((size_t)m->layers[0].in + 2 * hidden) * sizeof(float);
     return (floats + 2 * nb * widest) * sizeof(float) + widest * sizeof(double);
 }
 
@@ -522,18 +521,10 @@ GI_VECTORISED static void bias_forward(float *y, const float *b, int n, int out)
     }
 }
 
-/* From dz[n][out]: dW[out][in] += dz^T x, db[out] += column sums of dz (with
- * set: dW = dz^T x and db = the column sums, whatever they held), and,
- * if dx is not NULL, dx[n][dx_cols] = dz W[:, dx_col0 : dx_col0 + dx_cols]
- * (only the input columns someone needs a gradient for). The column sums are
- * taken in double (scratch colsum[out]) and added once, so a bias gradient
- * does not depend on what was already accumulated in db. */
-GI_VECTORISED static void linear_backward(float *dx, int dx_col0, int dx_cols, float *dW, float *db,
-                                          double *colsum, const float *dz, const float *x, const float *W, int n,
-                                          int in, int out, int set)
+/* Column sums of dz[n][out] into colsum[out], in double, each column's sum
+ * running over the rows in order. */
+GI_VECTORISED static void column_sums(double *colsum, const float *dz, int n, int out)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dz, out, x, in, set ? 0.0f : 1.0f, dW,
-                in);
     for (int j = 0; j < out; j++)
         colsum[j] = 0.0;
     for (int i = 0; i < n; i++) {
@@ -543,6 +534,23 @@ GI_VECTORISED static void linear_backward(float *dx, int dx_col0, int dx_cols, f
         for (int j = 0; j < out; j++)
             colsum[j] += row[j];
     }
+}
+
+/* From dz[n][out]: dW[out][in] += dz^T x, db[out] += column sums of dz (with
+ * set: dW = dz^T x and db = the column sums, whatever they held), and,
+ * if dx is not NULL, dx[n][dx_cols] = dz W[:, dx_col0 : dx_col0 + dx_cols]
+ * (only the input columns someone needs a gradient for). The column sums are
+ * taken in double (colsum[out]) and added once, so a bias gradient does not
+ * depend on what was already accumulated in db; summed = 1 says colsum
+ * already holds them (the activation's backward pass computed them while it
+ * wrote dz: one sweep over dz fewer, the same sums). */
+static void linear_backward(float *dx, int dx_col0, int dx_cols, float *dW, float *db, double *colsum, int summed,
+                            const float *dz, const float *x, const float *W, int n, int in, int out, int set)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dz, out, x, in, set ? 0.0f : 1.0f, dW,
+                in);
+    if (!summed)
+        column_sums(colsum, dz, n, out);
     for (int j = 0; j < out; j++)
         db[j] = set ? (float)colsum[j] : db[j] + (float)colsum[j];
     if (dx && dx_cols > 0)
@@ -550,28 +558,31 @@ GI_VECTORISED static void linear_backward(float *dx, int dx_col0, int dx_cols, f
                     0.0f, dx, dx_cols);
 }
 
-/* In place on y[n][out] = x W^T: a = sin(omega (y + b)), and the derivative
- * d = omega cos(omega (y + b)) for the backward pass. */
-GI_VECTORISED static void sine_forward(float *y, float *d, const float *b, float omega, int n, int out)
+/* In place on y[n][out] = x W^T: a = sin(omega (y + b)), and (d not NULL)
+ * the derivative d = omega cos(omega (y + b)) for the backward pass: one
+ * fused pass per row (gi_sine_act). */
+static void sine_forward(float *y, float *d, const float *b, float omega, int n, int out)
 {
-    for (int i = 0; i < n; i++) {
-        float *row = y + (size_t)i * out, *drow = d + (size_t)i * out;
-#pragma omp simd
-        for (int j = 0; j < out; j++)
-            row[j] = omega * (row[j] + b[j]);
-        gi_sincosf(row, row, drow, (size_t)out);
-#pragma omp simd
-        for (int j = 0; j < out; j++)
-            drow[j] *= omega;
-    }
+    for (int i = 0; i < n; i++)
+        gi_sine_act(y + (size_t)i * out, d ? d + (size_t)i * out : NULL, b, omega, (size_t)out);
 }
 
-/* dz[k] = da[k] d[k] */
-GI_VECTORISED static void sine_backward(float *dz, const float *da, const float *d, size_t count)
+/* dz[n][out] = da d (element-wise), and colsum[out] = the column sums of dz
+ * exactly as column_sums gives them (the next linear_backward's bias
+ * gradient), in the same sweep. */
+GI_VECTORISED static void sine_backward(float *dz, double *colsum, const float *da, const float *d, int n, int out)
 {
+    for (int j = 0; j < out; j++)
+        colsum[j] = 0.0;
+    for (int i = 0; i < n; i++) {
+        size_t r = (size_t)i * out;
 #pragma omp simd
-    for (size_t k = 0; k < count; k++)
-        dz[k] = da[k] * d[k];
+        for (int j = 0; j < out; j++) {
+            float v = da[r + j] * d[r + j];
+            dz[r + j] = v;
+            colsum[j] += v;
+        }
+    }
 }
 
 /* In place on y[n][out] = x W^T: a = max(y + b, 0) */
@@ -587,12 +598,23 @@ GI_VECTORISED static void relu_forward(float *y, const float *b, int n, int out)
     }
 }
 
-/* dz[k] = da[k] where the ReLU passed its input (a[k] > 0, i.e. z[k] > 0), else 0 */
-GI_VECTORISED static void relu_backward(float *dz, const float *da, const float *a, size_t count)
+/* dz[n][out] = da where the ReLU passed its input (a > 0, i.e. z > 0), else
+ * 0; colsum as in sine_backward. */
+GI_VECTORISED static void relu_backward(float *dz, double *colsum, const float *da, const float *a, int n, int out)
 {
+    for (int j = 0; j < out; j++)
+        colsum[j] = 0.0;
+    for (int i = 0; i < n; i++) {
+        size_t r = (size_t)i * out;
+        /* two loops over the row (still in L1): GCC does not vectorise the
+         * select and the double sums in one */
 #pragma omp simd
-    for (size_t k = 0; k < count; k++)
-        dz[k] = a[k] > 0.0f ? da[k] : 0.0f;
+        for (int j = 0; j < out; j++)
+            dz[r + j] = a[r + j] > 0.0f ? da[r + j] : 0.0f;
+#pragma omp simd
+        for (int j = 0; j < out; j++)
+            colsum[j] += dz[r + j];
+    }
 }
 
 /* feat[n][2F] = [sin(2 pi B xyz), cos(2 pi B xyz)], B[F][3], row stride ld.
@@ -729,11 +751,8 @@ static void forward(const gi_model *m, const gi_batch *b, const float *coord_tab
             break;
         }
         linear_forward(ws->x[l + 1], ws->x[l], W, n, ly->in, ly->out);
-        if (s->arch == GI_ARCH_SIREN && ws->pool) {
-            /* inference: the derivative is not kept; one row's worth of scratch */
-            for (int i = 0; i < n; i++)
-                sine_forward(ws->x[l + 1] + (size_t)i * ly->out, ws->scratch, bias, ly->omega, 1, ly->out);
-        } else if (s->arch == GI_ARCH_SIREN) {
+        if (s->arch == GI_ARCH_SIREN) {
+            /* inference keeps no derivative (d[l] is NULL) */
             sine_forward(ws->x[l + 1], ws->d[l], bias, ly->omega, n, ly->out);
         } else {
             relu_forward(ws->x[l + 1], bias, n, ly->out);
@@ -781,22 +800,24 @@ static void backward(gi_model *m, const gi_batch *b, gi_workspace *ws, const flo
     int dx0_cols = train_end - L.donor_col;
 
     const float *dz = dout;
+    int summed = 0; /* ws->colsum holds dz's column sums */
     for (int l = m->n_layers - 1; l >= 0; l--) {
         const gi_layer *ly = &m->layers[l];
         const float *W = m->params + ly->w_off;
         float *dW = m->grads + ly->w_off, *db = m->grads + ly->b_off;
         if (l > 0) {
-            linear_backward(ws->dx, 0, ly->in, dW, db, ws->colsum, dz, ws->x[l], W, n, ly->in, ly->out, set);
+            linear_backward(ws->dx, 0, ly->in, dW, db, ws->colsum, summed, dz, ws->x[l], W, n, ly->in, ly->out,
+                            set);
             /* through the activation of layer l - 1 */
             const gi_layer *prev = &m->layers[l - 1];
-            size_t count = (size_t)n * (size_t)prev->out;
             if (s->arch == GI_ARCH_SIREN)
-                sine_backward(ws->dz, ws->dx, ws->d[l - 1], count);
+                sine_backward(ws->dz, ws->colsum, ws->dx, ws->d[l - 1], n, prev->out);
             else
-                relu_backward(ws->dz, ws->dx, ws->x[l], count);
+                relu_backward(ws->dz, ws->colsum, ws->dx, ws->x[l], n, prev->out);
             dz = ws->dz;
+            summed = 1;
         } else {
-            linear_backward(dx0_cols > 0 ? ws->dx : NULL, L.donor_col, dx0_cols, dW, db, ws->colsum, dz,
+            linear_backward(dx0_cols > 0 ? ws->dx : NULL, L.donor_col, dx0_cols, dW, db, ws->colsum, summed, dz,
                             ws->x[0], W, n, ly->in, ly->out, set);
         }
     }
