@@ -17,13 +17,7 @@ refused() { local name=$1 want=$2; shift 2; if "$@" >"$T/last.log" 2>&1; then no
 MPIRUN="timeout 300 mpirun --oversubscribe"
 
 check "phantom (2 mm grid, 6 genes)" $G phantom --out "$T/ph" --grid 2 --genes 6 --seed 3
-check "a 4-slice mask" $PY - "$T/ph/mask.nii.gz" "$T/slab.nii.gz" <<'PY'
-import sys, nibabel as nib, numpy as np
-m = nib.load(sys.argv[1]); d = np.asarray(m.dataobj).copy()
-d[:, :, :38] = 0; d[:, :, 42:] = 0
-assert d.sum() > 1000
-nib.save(nib.Nifti1Image(d, m.affine, m.header), sys.argv[2])
-PY
+check "a 4-slice mask" $PY "$(dirname "$0")/atlas_check.py" slab "$T/ph/mask.nii.gz" "$T/slab.nii.gz"
 awk 'NR == 1 || NR % 4 == 0' "$T/ph/samples.csv" >"$T/quarter.csv"   # a quick kriging fit
 cat > "$T/cfg.yaml" <<YAML
 data:
@@ -65,14 +59,7 @@ assert d <= tol * scale, "max diff %g (values up to %g)" % (d, scale)
 assert spread > 2 * d and spread > 1e-3 * scale, "the members are too alike to tell (spread %g)" % spread
 PY
 }
-same_bits() {
-    $PY - "$1" "$2" <<'PY'
-import sys, h5py, numpy as np
-a = h5py.File(sys.argv[1], "r")["expression"][...]; b = h5py.File(sys.argv[2], "r")["expression"][...]
-assert a.shape == b.shape and np.isfinite(a).sum() > 0
-assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), "values differ in %d places" % (a.view(np.uint32) != b.view(np.uint32)).sum()
-PY
-}
+same_bits() { $PY "$(dirname "$0")/atlas_check.py" same-bits "$1" "$2"; }
 
 for what in plain prior refit; do
     S=""

@@ -130,21 +130,8 @@ done
 # a block of genes differently from all genes) and is bit-identical at 1 and 2 ranks. On 4
 # slices of the mask and a quarter of the samples: kriging factors the samples' covariance and
 # evaluates one with every sample at every voxel.
-same_bits() {
-    $PY - "$1" "$2" <<'PY'
-import sys, h5py, numpy as np
-a = h5py.File(sys.argv[1], "r")["expression"][...]; b = h5py.File(sys.argv[2], "r")["expression"][...]
-assert a.shape == b.shape and np.isfinite(a).sum() > 0
-assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), "values differ in %d places" % (a.view(np.uint32) != b.view(np.uint32)).sum()
-PY
-}
-check "a 4-slice mask" $PY - "$T/ph/mask.nii.gz" "$T/slab.nii.gz" <<'PY'
-import sys, nibabel as nib, numpy as np
-m = nib.load(sys.argv[1]); d = np.asarray(m.dataobj).copy()
-d[:, :, :38] = 0; d[:, :, 42:] = 0
-assert d.sum() > 1000
-nib.save(nib.Nifti1Image(d, m.affine, m.header), sys.argv[2])
-PY
+same_bits() { $PY "$(dirname "$0")/atlas_check.py" same-bits "$1" "$2"; }
+check "a 4-slice mask" $PY "$(dirname "$0")/atlas_check.py" slab "$T/ph/mask.nii.gz" "$T/slab.nii.gz"
 awk 'NR == 1 || NR % 4 == 0' "$T/ph/samples.csv" >"$T/quarter.csv"   # 925 samples: a quick kriging fit
 K="--set data.samples=$T/quarter.csv --set baseline.fit_samples=300 --set render.mask=$T/slab.nii.gz
    --set render.preview_genes=0 --set render.report=false"

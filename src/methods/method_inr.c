@@ -238,8 +238,8 @@ static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err
     if (m->have_prior) {
         if (gi_dataset_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
             return -1;
-    } else {
-        memset(pr, 0, sizeof(float) * (size_t)nb * ng);
+    } else if (!borrowed) {
+        memset(pr, 0, sizeof(float) * (size_t)nb * ng);   /* no prior: network alone */
     }
     gi_batch b = {nb, io->xyz, md->spec.donor_dim ? io->donor : NULL, m->st.n_labels ? io->label : NULL, NULL};
     /* The workspace is scratch: predict stays logically const. */
@@ -285,7 +285,7 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
         return gi_fail(err, "the INR was trained with an anatomy: predicting needs a label per point");
     int concat = st->model.spec.gene_mode == GI_GENE_CONCAT, n_out = st->model.n_out;
     size_t cells = (size_t)INR_BATCH * ng;
-    batch_io io = {0, g0, ng, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    batch_io io = {.g0 = g0, .ng = ng};
     float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *val = K > 1 ? malloc(sizeof(float) * cells) : NULL;
     double *acc = K > 1 ? malloc(sizeof(double) * cells) : NULL;
     io.o = malloc(sizeof(float) * INR_BATCH * (size_t)(concat ? n_out : ng));

@@ -10,6 +10,7 @@
 #include "geneinr/atlas.h"
 #include "geneinr/dataset.h"
 #include "geneinr/dist.h"
+#include "geneinr/ensemble.h"
 #include "geneinr/export.h"
 #include "geneinr/method.h"
 #include "geneinr/nifti.h"
@@ -187,7 +188,7 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
     memset(prov.run.out, 0, sizeof prov.run.out);
     char *yaml = gi_config_to_yaml(&prov);
     char norm[256];
-    int K = c->train.ensemble > 1 ? c->train.ensemble : 1;
+    int K = gi_ensemble_size(c);
     char members[96] = "";
     if (K > 1)
         snprintf(members, sizeof members, "mean over the %d train.ensemble members of ", K);
