@@ -5,7 +5,7 @@ on data of the same size (coordinates, donors, labels and values are random:
 speed does not depend on the values). One training step = zero_grad, forward,
 masked-free MSE, backward, optimizer step, as a PyTorch user would write it.
 
-usage: bench_torch.py atlas|atlas_split|atlas_recompute|paper STEPS [N_LABELS]
+usage: bench_torch.py atlas|atlas_split|atlas_recompute|atlas_batch|atlas_batch_split|paper STEPS [N_LABELS]
 Prints one line: "torch MODEL: MEDIAN ms/step (STEPS steps, T threads)".
 
 "atlas" is the twin as a PyTorch user would write it: the Fourier features of
@@ -25,6 +25,12 @@ so the atlas ratio is taken against the faster of the two. The paper twin
 needs no such split: its input (xyz and the fixed gene codes) wants no
 gradient, so autograd already skips the first layer's input gradient, as
 geneinr does.
+
+"atlas_batch" and "atlas_batch_split" are "atlas" and "atlas_split" as
+configs/atlas.yaml trains them (train.batch_size: 512): each step draws a
+fresh mini-batch of 512 of the 3,702 samples with replacement (torch.randint),
+as geneinr does (train.c: 512 independent draws of a (seed, step) generator),
+and indexes the cached features, donors, labels and targets with it.
 
 The OpenMP wait policy matters for PyTorch at 2 threads on a 2-core machine:
 tools/bench_train.sh runs every twin with the default (active spinning) and
@@ -117,7 +123,22 @@ def main():
     donor = torch.randint(0, 6, (n,))
     label = torch.randint(0, n_labels, (n,))
     y = torch.randn(n, G)
-    if which in ("atlas", "atlas_split", "atlas_recompute"):
+    if which in ("atlas_batch", "atlas_batch_split"):
+        net = Atlas(n_labels)
+        if which == "atlas_batch_split":
+            net.split()
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1.0)
+        feats = net.features(xyz).detach()
+        batch = 512  # configs/atlas.yaml train.batch_size
+
+        def step():
+            # a fresh random mini-batch of samples, with replacement, as geneinr draws
+            s = torch.randint(0, n, (batch,))
+            opt.zero_grad()
+            loss = ((net(None, donor[s], label[s], feats[s]) - y[s]) ** 2).mean()
+            loss.backward()
+            opt.step()
+    elif which in ("atlas", "atlas_split", "atlas_recompute"):
         net = Atlas(n_labels)
         if which == "atlas_split":
             net.split()
