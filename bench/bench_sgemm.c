@@ -69,6 +69,7 @@ typedef struct model_shape {
     int in0, dx0;            /* first-layer input width, and its columns that need a gradient */
     int layers, width, out;  /* hidden layers of width, then the output layer */
     int units;               /* units per step (all ranks) */
+    int batch;               /* units per step as the recommended config trains it (0: none) */
     int chunk;               /* rows per GEMM (train.c's fixed grid for this model) */
 } model_shape;
 
@@ -121,6 +122,13 @@ static int report(const model_shape *s, double peak, int ranks, char *below, siz
     printf("  all layers: %.2f GFLOP per step at %.1f GFLOP/s per thread = %.1f%% of peak; "
            "GEMM time per step on %d ranks x 1 thread: %.1f ms\n",
            total_flop / 1e9, eff, 100 * eff / peak, ranks, 1e3 * total_s / ranks);
+    if (s->batch > 0) {
+        /* whole chunks dealt to ranks (train.c): the busiest rank's chunks set the step */
+        int chunks = (s->batch + s->chunk - 1) / s->chunk, per_rank = (chunks + ranks - 1) / ranks;
+        printf("  as configured, batch %d (%d chunk%s of %d rows): GEMM time per step on %d ranks x 1 thread: "
+               "%.2f ms (busiest rank: %d chunk%s)\n", s->batch, chunks, chunks > 1 ? "s" : "", s->chunk, ranks,
+               1e3 * total_s * s->chunk / s->units * per_rank, per_rank, per_rank > 1 ? "s" : "");
+    }
     return n_below;
 }
 
@@ -145,8 +153,8 @@ int main(int argc, char **argv)
     gi_model_spec paper = {.arch = GI_ARCH_SIREN, .gene_mode = GI_GENE_CONCAT, .gene_code = GI_CODE_SPECTRAL,
                            .hidden_layers = 6, .width = 512, .gene_frequencies = 11, .n_genes = 100};
     model_shape shapes[] = {
-        {"atlas", 524, 12, 3, 256, 100, 3702, gi_train_chunk(&atlas)},
-        {"paper", 25, 0, 6, 512, 1, 16384, gi_train_chunk(&paper)},
+        {"atlas", 524, 12, 3, 256, 100, 3702, 512, gi_train_chunk(&atlas)}, /* configs/atlas.yaml: batch 512 */
+        {"paper", 25, 0, 6, 512, 1, 16384, 0, gi_train_chunk(&paper)},
     };
     char below[2048] = "";
     int n_below = 0, n_layers = 0;
