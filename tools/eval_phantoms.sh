@@ -5,10 +5,12 @@
 # phantom on the real DK grid at the real AHBA coordinates; then the truth r of each method's atlas.
 #   tools/eval_phantoms.sh [OUT]        (default runs/eval_phantoms; ~1 h on a busy 2-core machine)
 # EVAL_PHANTOMS="ph" or "dk" runs one phantom only (two such runs in parallel use both cores).
+# EVAL_GENES=100 builds phantoms of 100 genes (the atlas's design point) instead of the default 12.
 set -e
 G=${GENEINR:-build/geneinr}
 OUT=${1:-runs/eval_phantoms}
 REF=${GENEINR_SHARED_DATA:-../shared/data}
+GENES=${EVAL_GENES:-12}
 mkdir -p "$OUT"
 tags="ph"
 [ -f "$REF/atlas-desikankilliany.nii.gz" ] && tags="ph dk"
@@ -16,8 +18,8 @@ tags=${EVAL_PHANTOMS:-$tags}
 for tag in $tags; do
     P=$OUT/$tag
     if [ ! -f "$P/samples.csv" ]; then
-        if [ "$tag" = dk ]; then $G phantom --out "$P" --dk --grid 2 --reference "$REF"
-        else $G phantom --out "$P" --grid 2; fi
+        if [ "$tag" = dk ]; then $G phantom --out "$P" --dk --grid 2 --reference "$REF" --genes "$GENES"
+        else $G phantom --out "$P" --grid 2 --genes "$GENES"; fi
     fi
     S="--set data.samples=$P/samples.csv --set data.anatomy=$P/anatomy.nii.gz --set render.mask=$P/mask.nii.gz"
     for split in kfold block donor; do
