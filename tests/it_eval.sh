@@ -61,6 +61,12 @@ check "baseline scores do not depend on the rank grouping" \
 
 check "eval, donor split (6 donors), baselines" $G eval "$T/cfg.yaml" --out "$T/dn" --set eval.split=donor \
     --set eval.methods=nearest,idw
+printf '%s\n' method,split,fold,gene,n_test,r,mse inr,kfold,1,A,5,0.1,1 inr,kfold,all,A,9,0.5,1 \
+    inr,kfold,all,B,9,0.6,1 inr,kfold,all,C,9,0.7,1 idw,kfold,all,A,9,0.4,1 idw,kfold,all,B,9,0.7,1 \
+    idw,kfold,all,C,9,0.6,1 idw,kfold,1,A,5,0.9,1 >"$T/wins.csv"
+check "tools/eval_wins.sh: per-gene wins and mean r from the pooled rows only (hand-checked fixture)" \
+    bash -c "tools/eval_wins.sh '$T/wins.csv' | grep -Eq '^idw +0\.5667 +2 of 3 +\+0\.0333\$' && tools/eval_wins.sh '$T/wins.csv' | grep -Eq '^inr +0\.6000 '"
+fails "tools/eval_wins.sh: a method not in the file is named" "no method kriging" tools/eval_wins.sh "$T/wins.csv" kriging
 check "donor split: 6 folds, each one donor" bash -c "grep -q '^idw,donor,6,3,' '$T/dn/summary.csv'"
 check "eval, block split (20 mm), baselines" $G eval "$T/cfg.yaml" --out "$T/bl" --set eval.split=block \
     --set eval.methods=nearest,idw,kriging
