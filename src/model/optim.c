@@ -127,29 +127,41 @@ double gi_grad_clip(float *g, size_t n, double max_norm)
     return norm;
 }
 
-/* Element-wise, so vectorised (vmath.h: the same bits in every width). */
+/* Element-wise, so vectorised (vmath.h: the same bits in every width). The
+ * AdamW / Adam choice is made outside the loops: with the branch inside, GCC
+ * vectorised only the AVX-512 clone and the AVX2 one ran scalar divisions and
+ * square roots, 23% of a batch-512 step on a Zen core. Each loop does exactly
+ * the arithmetic of its branch, so the bits do not change. */
 GI_VECTORISED void gi_adam_step(gi_adam *a, const gi_optim_spec *o, float *params, const float *grads, double lr)
 {
     a->t++;
     double b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
     double bc1 = 1.0 - pow(b1, (double)a->t);
     double bc2 = 1.0 - pow(b2, (double)a->t);
-    int decoupled = o->optimizer == GI_OPT_ADAMW;
-    double shrink = decoupled ? 1.0 - lr * wd : 1.0;
     float *am = a->m, *av = a->v;
     size_t n = a->n;
+    if (o->optimizer == GI_OPT_ADAMW) {
+        double shrink = 1.0 - lr * wd; /* AdamW: p -= lr * wd * p */
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        double p = params[i], g = grads[i];
-        if (decoupled)
-            p *= shrink;          /* AdamW: p -= lr * wd * p */
-        else
-            g += wd * p;          /* Adam: L2 penalty in the gradient */
-        double m = b1 * (double)am[i] + (1.0 - b1) * g;
-        double v = b2 * (double)av[i] + (1.0 - b2) * g * g;
-        p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
-        am[i] = (float)m;
-        av[i] = (float)v;
-        params[i] = (float)p;
+        for (size_t i = 0; i < n; i++) {
+            double p = (double)params[i] * shrink, g = grads[i];
+            double m = b1 * (double)am[i] + (1.0 - b1) * g;
+            double v = b2 * (double)av[i] + (1.0 - b2) * g * g;
+            p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
+            am[i] = (float)m;
+            av[i] = (float)v;
+            params[i] = (float)p;
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            double p = params[i], g = (double)grads[i] + wd * p; /* Adam: L2 penalty in the gradient */
+            double m = b1 * (double)am[i] + (1.0 - b1) * g;
+            double v = b2 * (double)av[i] + (1.0 - b2) * g * g;
+            p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
+            am[i] = (float)m;
+            av[i] = (float)v;
+            params[i] = (float)p;
+        }
     }
 }
