@@ -9,9 +9,7 @@ awk -F, -v ref="${2:-inr}" '
 NR == 1 { next }
 $3 == "all" && $6 != "nan" { r[$1, $4] = $6; if (!($1 in seen)) { seen[$1] = 1; order[++nm] = $1 } genes[$4] = 1 }
 END {
-    found = 0
-    for (i = 1; i <= nm; i++) if (order[i] == ref) found = 1
-    if (!found) { print "eval_wins: no method " ref " in the file" > "/dev/stderr"; exit 2 }
+    if (!(ref in seen)) { print "eval_wins: no method " ref " in the file" > "/dev/stderr"; exit 2 }
     printf "%-20s %8s %14s %14s\n", "method", "mean r", ref " higher on", "mean r diff"
     for (i = 1; i <= nm; i++) {
         m = order[i]; n = 0; s = 0; w = 0; d = 0

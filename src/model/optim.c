@@ -127,6 +127,24 @@ double gi_grad_clip(float *g, size_t n, double max_norm)
     return norm;
 }
 
+/* The constants of one Adam step. */
+typedef struct {
+    double b1, b2, bc1, bc2, lr, eps;
+} adam_step_k;
+
+/* Parameter i's moments and update from p and g after the Adam or AdamW
+ * treatment of weight decay; inlined into both loops of gi_adam_step. */
+static inline void adam_update(const adam_step_k *k, size_t i, double p, double g, float *params, float *am,
+                               float *av)
+{
+    double m = k->b1 * (double)am[i] + (1.0 - k->b1) * g;
+    double v = k->b2 * (double)av[i] + (1.0 - k->b2) * g * g;
+    p -= k->lr * (m / k->bc1) / (sqrt(v / k->bc2) + k->eps);
+    am[i] = (float)m;
+    av[i] = (float)v;
+    params[i] = (float)p;
+}
+
 /* Element-wise, so vectorised (vmath.h: the same bits in every width). The
  * AdamW / Adam choice is made outside the loops: with the branch inside, GCC
  * vectorised only the AVX-512 clone and the AVX2 one ran scalar divisions and
@@ -135,33 +153,19 @@ double gi_grad_clip(float *g, size_t n, double max_norm)
 GI_VECTORISED void gi_adam_step(gi_adam *a, const gi_optim_spec *o, float *params, const float *grads, double lr)
 {
     a->t++;
-    double b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
-    double bc1 = 1.0 - pow(b1, (double)a->t);
-    double bc2 = 1.0 - pow(b2, (double)a->t);
+    double wd = o->weight_decay;
+    adam_step_k k = {o->beta1, o->beta2, 1.0 - pow(o->beta1, (double)a->t), 1.0 - pow(o->beta2, (double)a->t), lr,
+                     o->eps};
     float *am = a->m, *av = a->v;
     size_t n = a->n;
     if (o->optimizer == GI_OPT_ADAMW) {
         double shrink = 1.0 - lr * wd; /* AdamW: p -= lr * wd * p */
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            double p = (double)params[i] * shrink, g = grads[i];
-            double m = b1 * (double)am[i] + (1.0 - b1) * g;
-            double v = b2 * (double)av[i] + (1.0 - b2) * g * g;
-            p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
-            am[i] = (float)m;
-            av[i] = (float)v;
-            params[i] = (float)p;
-        }
+        for (size_t i = 0; i < n; i++)
+            adam_update(&k, i, (double)params[i] * shrink, grads[i], params, am, av);
     } else {
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            double p = params[i], g = (double)grads[i] + wd * p; /* Adam: L2 penalty in the gradient */
-            double m = b1 * (double)am[i] + (1.0 - b1) * g;
-            double v = b2 * (double)av[i] + (1.0 - b2) * g * g;
-            p -= lr * (m / bc1) / (sqrt(v / bc2) + eps);
-            am[i] = (float)m;
-            av[i] = (float)v;
-            params[i] = (float)p;
-        }
+        for (size_t i = 0; i < n; i++) /* Adam: L2 penalty in the gradient */
+            adam_update(&k, i, params[i], (double)grads[i] + wd * (double)params[i], params, am, av);
     }
 }
