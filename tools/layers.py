@@ -174,6 +174,9 @@ def main(argv):
                 if not fn.endswith(".o"):
                     continue
                 path = os.path.join(d, fn)
+                # an object of a source that has moved or gone is not part of the house
+                if not os.path.exists(os.path.join(root, "src", os.path.relpath(path, objs)[:-2] + ".c")):
+                    continue
                 out = subprocess.run(["nm", "-P", path], capture_output=True, text=True, check=True).stdout
                 u = stem(fn)
                 for line in out.splitlines():

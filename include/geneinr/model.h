@@ -35,19 +35,8 @@
 #include <stdint.h>
 
 #include "geneinr/error.h"
+#include "geneinr/mni.h" /* the model takes normalised MNI coordinates */
 #include "geneinr/model_settings.h"
-
-/* The fixed MNI box that maps millimetres to [-1, 1]^3 (the MNI152 1 mm grid's
- * extent). Fixed, not the data's range, so a model means the same on any grid. */
-#define GI_MNI_XMIN (-90.0)
-#define GI_MNI_XMAX 90.0
-#define GI_MNI_YMIN (-126.0)
-#define GI_MNI_YMAX 90.0
-#define GI_MNI_ZMIN (-72.0)
-#define GI_MNI_ZMAX 108.0
-
-/* MNI mm -> normalised coordinates. */
-void gi_mni_normalise(double x, double y, double z, float out[3]);
 
 typedef struct gi_model_spec {
     /* The settings (arch: GI_ARCH_*, gene_mode: GI_GENE_*, gene_code: GI_CODE_*

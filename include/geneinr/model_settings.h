@@ -5,7 +5,7 @@
  *     same name, same C type;
  *   - the config key rows "model.<field>" with default, bounds and meaning
  *     (config.c: parsing, validation, reference, YAML dump);
- *   - gi_model_spec_from_config (copying config -> spec);
+ *   - gi_model_spec_from_config (copying config -> spec; model_spec.c);
  *   - the resume comparison (gi_model_spec_diff names what differs by key);
  *   - the checkpoint attributes (checkpoint.c saves and loads each row under
  *     its field name: ints as int64, floats as float64).
@@ -17,6 +17,9 @@
  *   default  YAML text, parsed like a user value
  *   lo, hi   bounds (INT, FLOAT); lo_open / hi_open: 1 = bound excluded (FLOAT)
  *   names    ENUM: the NULL-terminated name list in config.c, index = value
+ *
+ * It stands in base, below config.h, which declares gi_config.model from it;
+ * model_spec.c (model layer) makes a gi_model_spec from a config.
  *
  * Data-derived sizes (n_genes, n_donors, n_labels) are not settings: they come
  * from the sample table and the anatomy and are declared in gi_model_spec.

@@ -31,6 +31,7 @@
 #include "geneinr/nifti.h"
 #include "geneinr/phantom.h"
 #include "geneinr/prepare.h"
+#include "geneinr/prior.h" /* gi_train_ex, gi_ensemble_train: training over data.prior */
 #include "geneinr/method.h"
 #include "geneinr/render.h"
 #include "geneinr/rundir.h"

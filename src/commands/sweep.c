@@ -48,6 +48,7 @@
 
 #include "geneinr/dist.h"
 #include "geneinr/ensemble.h"
+#include "geneinr/prior.h" /* gi_train, gi_ensemble_train: training over data.prior */
 #include "geneinr/render.h"
 #include "geneinr/stop.h"
 #include "geneinr/train.h"

@@ -1,16 +1,16 @@
-/* method.c - the fit/predict interface's dispatch table (see method.h). */
+/* method.c - a fitted method behind the fit/predict interface (see method.h):
+ * it calls its implementation's entry points and knows no implementation by
+ * name (the table of kinds is method_table.c), so every method, and the prior
+ * composed over them, can stand on it. */
 #include "geneinr/method.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const gi_method_impl *const IMPLS[GI_METHOD_COUNT] = {
-    &gi_inr_impl, &gi_nearest_impl, &gi_idw_impl, &gi_kriging_impl, &gi_rk_impl,
-};
-
 struct gi_method {
     int kind;
     int n_genes;
+    const gi_method_impl *impl;
     void *state;
 };
 
@@ -27,37 +27,37 @@ void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c)
     o->comm = MPI_COMM_SELF;
 }
 
-size_t gi_inr_predict_bytes_per_gene(void); /* method_inr.c */
-
-gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+gi_method *gi_method_of(const gi_method_impl *impl, int kind, int n_genes, void *state, gi_err *err)
 {
-    if (kind < 0 || kind >= GI_METHOD_COUNT) {
-        gi_fail(err, "unknown interpolation method %d", kind);
+    if (!state)
         return NULL;
-    }
     gi_method *m = calloc(1, sizeof *m);
     if (!m) {
+        impl->free(state);
         gi_fail(err, "out of memory");
         return NULL;
     }
     m->kind = kind;
-    m->n_genes = d->n_genes;
-    m->state = IMPLS[kind]->fit(o, d, err);
-    if (!m->state) {
-        free(m);
-        return NULL;
-    }
+    m->n_genes = n_genes;
+    m->impl = impl;
+    m->state = state;
     return m;
+}
+
+gi_method *gi_method_fit_impl(const gi_method_impl *impl, int kind, const gi_method_opts *o, const gi_fit_data *d,
+                              gi_err *err)
+{
+    return gi_method_of(impl, kind, d->n_genes, impl->fit(o, d, err), err);
 }
 
 int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err)
 {
-    return IMPLS[m->kind]->predict(m->state, n, mni, label, 0, m->n_genes, out, err);
+    return m->impl->predict(m->state, n, mni, label, 0, m->n_genes, out, err);
 }
 
 size_t gi_method_predict_bytes_per_gene(const gi_method *m)
 {
-    return m->kind == GI_METHOD_INR ? gi_inr_predict_bytes_per_gene() : 0;
+    return m->impl->bytes_per_gene ? m->impl->bytes_per_gene() : 0;
 }
 
 int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng,
@@ -65,26 +65,7 @@ int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const i
 {
     if (g0 < 0 || ng < 1 || g0 + ng > m->n_genes)
         return gi_fail(err, "genes %d..%d requested of a method fitted on %d", g0, g0 + ng - 1, m->n_genes);
-    return IMPLS[m->kind]->predict(m->state, n, mni, label, g0, ng, out, err);
-}
-
-void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err);
-
-gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err)
-{
-    gi_method *m = calloc(1, sizeof *m);
-    if (!m) {
-        gi_fail(err, "out of memory");
-        return NULL;
-    }
-    m->kind = GI_METHOD_INR;
-    m->n_genes = n_genes;
-    m->state = gi_inr_load_state(checkpoint, c, err);
-    if (!m->state) {
-        free(m);
-        return NULL;
-    }
-    return m;
+    return m->impl->predict(m->state, n, mni, label, g0, ng, out, err);
 }
 
 int gi_method_n_genes(const gi_method *m) { return m->n_genes; }
@@ -95,6 +76,6 @@ void gi_method_free(gi_method *m)
 {
     if (!m)
         return;
-    IMPLS[m->kind]->free(m->state);
+    m->impl->free(m->state);
     free(m);
 }

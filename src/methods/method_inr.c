@@ -28,6 +28,7 @@
 #include "geneinr/ensemble.h"
 #include "geneinr/method.h"
 #include "geneinr/model.h"
+#include "geneinr/prior.h"
 #include "geneinr/samples.h"
 #include "geneinr/train.h"
 
@@ -37,7 +38,8 @@
 typedef struct inr_member {
     gi_state st;
     gi_workspace *ws;
-    gi_dataset prior;        /* with data.prior: the same prior the training subtracted */
+    gi_dataset data;         /* with data.prior: the table and split the prior is fitted on ... */
+    gi_prior_fit prior;          /* ... the same prior the training subtracted */
     int have_prior;          /* prior built here (0 also when borrowing member 0's refitted prior) */
 } inr_member;
 
@@ -53,8 +55,10 @@ static void member_free(inr_member *s)
         return;
     gi_state_free(&s->st);
     gi_workspace_free(s->ws);
-    if (s->have_prior)
-        gi_dataset_free(&s->prior);
+    if (s->have_prior) {
+        gi_prior_free(&s->prior);
+        gi_dataset_free(&s->data);
+    }
     free(s);
 }
 
@@ -104,7 +108,7 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
  * table and the split, so the same config reproduces it exactly; the
  * normalisation is compared with the checkpoint's to make sure). With
  * data.prior_refit the prior is instead refitted on every sample of the
- * table (dataset.h, GI_DATASET_PREDICT). */
+ * table (prior.h, GI_PRIOR_FOR_PREDICT). */
 static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, gi_err *err)
 {
     inr_member *s = calloc(1, sizeof *s);
@@ -117,14 +121,18 @@ static inr_member *member_load(const char *ckpt, const gi_config *c, int build_p
     gi_model *m = &s->st.model;
     memcpy(m->params, s->st.best_params, sizeof(float) * m->n_params);
     if (c->data.prior != GI_PRIOR_NONE && build_prior) {
-        if (gi_dataset_build_for(&s->prior, c, GI_DATASET_PREDICT, err) != 0) {
+        if (gi_dataset_build(&s->data, c, err) != 0) {
             member_free(s);
             return NULL;
         }
         s->have_prior = 1;
-        int same = s->prior.s.n_genes == s->st.n_genes;
+        if (gi_prior_apply(&s->prior, &s->data, c, GI_PRIOR_FOR_PREDICT, err) != 0) {
+            member_free(s);
+            return NULL;
+        }
+        int same = s->data.s.n_genes == s->st.n_genes;
         for (int g = 0; same && g < s->st.n_genes; g++)
-            same = s->prior.gene_mean[g] == s->st.gene_mean[g] && s->prior.gene_std[g] == s->st.gene_std[g];
+            same = s->data.gene_mean[g] == s->st.gene_mean[g] && s->data.gene_std[g] == s->st.gene_std[g];
         if (!same) {
             member_free(s);
             gi_fail(err, "%s: data.samples or the validation split differ from the training's, so the data.prior "
@@ -236,7 +244,7 @@ static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err
     int borrowed = io->shared && !m->have_prior;
     float *pr = io->pr, *o = io->o;
     if (m->have_prior) {
-        if (gi_dataset_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
+        if (gi_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
             return -1;
     } else if (!borrowed) {
         memset(pr, 0, sizeof(float) * (size_t)nb * ng);   /* no prior: network alone */
@@ -323,15 +331,15 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
     return rc;
 }
 
-const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free};
-
-size_t gi_inr_predict_bytes_per_gene(void)
+static size_t inr_bytes_per_gene(void)
 {
     /* output rows, prior values, shared prior, member map and member sums of a batch */
     return (4 * sizeof(float) + sizeof(double)) * INR_BATCH;
 }
 
-void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err)
+const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free, inr_bytes_per_gene};
+
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err)
 {
-    return inr_load(checkpoint, c, err);
+    return gi_method_of(&gi_inr_impl, GI_METHOD_INR, n_genes, inr_load(checkpoint, c, err), err);
 }

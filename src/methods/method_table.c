@@ -1,0 +1,17 @@
+/* method_table.c - the kinds of method.h, each to its implementation: the
+ * dispatch of gi_method_fit by kind. It names every implementation, the INR
+ * among them, so it stands above them all. */
+#include "geneinr/method.h"
+
+static const gi_method_impl *const IMPLS[GI_METHOD_COUNT] = {
+    &gi_inr_impl, &gi_nearest_impl, &gi_idw_impl, &gi_kriging_impl, &gi_rk_impl,
+};
+
+gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+{
+    if (kind < 0 || kind >= GI_METHOD_COUNT) {
+        gi_fail(err, "unknown interpolation method %d", kind);
+        return NULL;
+    }
+    return gi_method_fit_impl(IMPLS[kind], kind, o, d, err);
+}
