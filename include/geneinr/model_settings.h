@@ -1,5 +1,8 @@
 /* model_settings.h - the model's settings, listed once.
  *
+ * A base header (no .c of its own): config.h declares gi_config.model from
+ * it, below every model file; model_spec.c makes a gi_model_spec from a config.
+ *
  * Each model setting is one row of GI_MODEL_SETTINGS. From this list come:
  *   - the fields of gi_config.model (config.h) and of gi_model_spec (model.h),
  *     same name, same C type;
@@ -17,9 +20,6 @@
  *   default  YAML text, parsed like a user value
  *   lo, hi   bounds (INT, FLOAT); lo_open / hi_open: 1 = bound excluded (FLOAT)
  *   names    ENUM: the NULL-terminated name list in config.c, index = value
- *
- * It stands in base, below config.h, which declares gi_config.model from it;
- * model_spec.c (model layer) makes a gi_model_spec from a config.
  *
  * Data-derived sizes (n_genes, n_donors, n_labels) are not settings: they come
  * from the sample table and the anatomy and are declared in gi_model_spec.

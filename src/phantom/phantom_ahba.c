@@ -39,6 +39,7 @@
 #include "geneinr/ahba.h"
 #include "geneinr/csv.h"
 #include "geneinr/genelist.h"
+#include "geneinr/grow.h"
 #include "geneinr/rng.h"
 #include "geneinr/samples.h"
 
@@ -298,7 +299,8 @@ static int read_real_probes(real_table *t, const char *path, gi_err *err)
     if (!r)
         return -1;
     char **f;
-    int nf, rc, cap = 0, ix[3] = {-1, -1, -1};
+    int nf, rc, ix[3] = {-1, -1, -1};
+    size_t cap = 0;
     rc = gi_csv_next(r, &f, &nf, err);
     static const char *const cols[3] = {"probe_name", "gene_symbol", "entrez_id"};
     for (int k = 0; rc == 1 && k < 3; k++)
@@ -310,14 +312,9 @@ static int read_real_probes(real_table *t, const char *path, gi_err *err)
     while (rc == 1 && (rc = gi_csv_next(r, &f, &nf, err)) == 1) {
         if (nf <= ix[0] || nf <= ix[1] || nf <= ix[2])
             continue;
-        if (t->n == cap) {
-            cap = cap ? 2 * cap : 65536;
-            real_probe *nv = realloc(t->v, (size_t)cap * sizeof *nv);
-            if (!nv) {
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-            t->v = nv;
+        if (GI_GROW(t->v, cap, (size_t)t->n + 1)) {
+            rc = gi_fail(err, "out of memory");
+            break;
         }
         real_probe *q = &t->v[t->n++];
         q->name = strdup(f[ix[0]]);

@@ -34,6 +34,7 @@
 #include "geneinr/ahba.h"
 #include "geneinr/csv.h"
 #include "geneinr/genelist.h"
+#include "geneinr/grow.h"
 #include "geneinr/rng.h"
 #include "geneinr/samples.h"
 
@@ -57,36 +58,17 @@ static int cmp_long(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Open a CSV with a header and find the named columns (idx[k] = column of
+/* Open a CSV table (csv.h) and find the named columns (idx[k] = column of
  * names[k]); a missing one is an error naming the file and the column. */
-static gi_csv *open_table(const char *path, const char *const *names, int n, int *idx,
-                          int *n_cols, gi_err *err)
+static int open_table(gi_table *t, const char *path, const char *const *names, int n, int *idx, gi_err *err)
 {
-    gi_csv *r = gi_csv_open(path, err);
-    if (!r)
-        return NULL;
-    char **f;
-    int nf;
-    int rc = gi_csv_next(r, &f, &nf, err);
-    if (rc <= 0) {
-        if (rc == 0)
-            gi_fail(err, "%s: empty file (no header row)", path);
-        gi_csv_close(r);
-        return NULL;
+    if (gi_table_open(t, path, err) != 0)
+        return -1;
+    if (gi_table_columns(t, names, n, idx, err) != 0) {
+        gi_table_close(t);
+        return -1;
     }
-    for (int k = 0; k < n; k++) {
-        idx[k] = -1;
-        for (int i = 0; i < nf; i++)
-            if (strcmp(f[i], names[k]) == 0)
-                idx[k] = i;
-        if (idx[k] < 0) {
-            gi_fail(err, "%s:%ld: missing column '%s'", path, gi_csv_line(r), names[k]);
-            gi_csv_close(r);
-            return NULL;
-        }
-    }
-    *n_cols = nf;
-    return r;
+    return 0;
 }
 
 static int parse_long_field(const char *s, long *out)
@@ -259,26 +241,17 @@ static int read_probes(prep *P, gi_err *err)
     char path[GI_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/Probes.csv", P->dn[0].d.dir);
     static const char *const cols[] = {"probe_id", "probe_name", "gene_symbol", "entrez_id"};
-    int idx[4], nc, cap = 0, rc;
-    gi_csv *r = open_table(path, cols, 4, idx, &nc, err);
-    if (!r)
+    int idx[4], rc;
+    size_t cap = 0;
+    gi_table t;
+    if (open_table(&t, path, cols, 4, idx, err) != 0)
         return -1;
-    char **f;
-    int nf;
-    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
-        long line = gi_csv_line(r);
-        if (nf != nc) {
-            rc = gi_fail(err, "%s:%ld: row has %d fields but the header has %d", path, line, nf, nc);
+    while ((rc = gi_table_next(&t, err)) == 1) {
+        char **f = t.f;
+        long line = t.line;
+        if (GI_GROW(P->p, cap, (size_t)P->n_probes_file + 1)) {
+            rc = gi_fail(err, "%s: out of memory", path);
             break;
-        }
-        if (P->n_probes_file == cap) {
-            cap = cap ? 2 * cap : 65536;
-            probe *np = realloc(P->p, (size_t)cap * sizeof *np);
-            if (!np) {
-                rc = gi_fail(err, "%s: out of memory", path);
-                break;
-            }
-            P->p = np;
         }
         probe *q = &P->p[P->n_probes_file];
         memset(q, 0, sizeof *q);
@@ -295,7 +268,7 @@ static int read_probes(prep *P, gi_err *err)
             break;
         }
     }
-    gi_csv_close(r);
+    gi_table_close(&t);
     if (rc < 0)
         return -1;
     if (P->n_probes_file == 0)
@@ -332,21 +305,15 @@ static int reannotate(prep *P, const char *path, gi_err *err)
     sort_ctx_prep = P;
     qsort(by_name, (size_t)n, sizeof *by_name, cmp_probe_name_idx);
     static const char *const cols[] = {"probe_name", "gene_symbol", "entrez_id"};
-    int idx[3], nc, rc;
-    gi_csv *r = open_table(path, cols, 3, idx, &nc, err);
-    if (!r) {
+    int idx[3], rc;
+    gi_table t;
+    if (open_table(&t, path, cols, 3, idx, err) != 0) {
         free(by_name);
         free(sym);
         return gi_fail_prefix(err, "prepare.reannotation: ");
     }
-    char **f;
-    int nf;
-    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
-        if (nf != nc) {
-            rc = gi_fail(err, "%s:%ld: row has %d fields but the header has %d", path,
-                         gi_csv_line(r), nf, nc);
-            break;
-        }
+    while ((rc = gi_table_next(&t, err)) == 1) {
+        char **f = t.f;
         if (is_nan_text(f[idx[2]]) || !f[idx[1]][0])
             continue;
         int lo = 0, hi = n - 1, hit = -1;
@@ -379,7 +346,7 @@ static int reannotate(prep *P, const char *path, gi_err *err)
         if (rc < 0)
             break;
     }
-    gi_csv_close(r);
+    gi_table_close(&t);
     free(by_name);
     for (int i = 0; i < n; i++) {
         if (rc >= 0) {
@@ -462,26 +429,17 @@ static int read_ontology(donor *D, gi_err *err)
     char path[GI_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/Ontology.csv", D->d.dir);
     static const char *const cols[] = {"id", "acronym", "name", "hemisphere", "structure_id_path"};
-    int idx[5], nc, cap = 0, rc;
-    gi_csv *r = open_table(path, cols, 5, idx, &nc, err);
-    if (!r)
+    int idx[5], rc;
+    size_t cap = 0;
+    gi_table t;
+    if (open_table(&t, path, cols, 5, idx, err) != 0)
         return -1;
-    char **f;
-    int nf;
-    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
-        long line = gi_csv_line(r);
-        if (nf != nc) {
-            rc = gi_fail(err, "%s:%ld: row has %d fields but the header has %d", path, line, nf, nc);
+    while ((rc = gi_table_next(&t, err)) == 1) {
+        char **f = t.f;
+        long line = t.line;
+        if (GI_GROW(D->ont, cap, (size_t)D->n_ont + 1)) {
+            rc = gi_fail(err, "out of memory");
             break;
-        }
-        if (D->n_ont == cap) {
-            cap = cap ? 2 * cap : 2048;
-            ont_row *no = realloc(D->ont, (size_t)cap * sizeof *no);
-            if (!no) {
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-            D->ont = no;
         }
         ont_row *o = &D->ont[D->n_ont];
         memset(o, 0, sizeof *o);
@@ -504,7 +462,7 @@ static int read_ontology(donor *D, gi_err *err)
             break;
         }
     }
-    gi_csv_close(r);
+    gi_table_close(&t);
     if (rc < 0)
         return -1;
     qsort(D->ont, (size_t)D->n_ont, sizeof *D->ont, cmp_ont_id);
@@ -531,27 +489,18 @@ static void coords_free(coords *C)
 static int read_coords(coords *C, const char *path, gi_err *err)
 {
     static const char *const cols[] = {"well_id", "corrected_mni_x", "corrected_mni_y", "corrected_mni_z"};
-    int idx[4], nc, cap = 0, rc;
+    int idx[4], rc;
+    size_t cap = 0;
     memset(C, 0, sizeof *C);
-    gi_csv *r = open_table(path, cols, 4, idx, &nc, err);
-    if (!r)
+    gi_table t;
+    if (open_table(&t, path, cols, 4, idx, err) != 0)
         return gi_fail_prefix(err, "prepare.coordinates: ");
-    char **f;
-    int nf;
-    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
-        long line = gi_csv_line(r);
-        if (nf != nc) {
-            rc = gi_fail(err, "%s:%ld: row has %d fields but the header has %d", path, line, nf, nc);
+    while ((rc = gi_table_next(&t, err)) == 1) {
+        char **f = t.f;
+        long line = t.line;
+        if (GI_GROW(C->v, cap, (size_t)C->n + 1)) {
+            rc = gi_fail(err, "out of memory");
             break;
-        }
-        if (C->n == cap) {
-            cap = cap ? 2 * cap : 4096;
-            coord *nv = realloc(C->v, (size_t)cap * sizeof *nv);
-            if (!nv) {
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-            C->v = nv;
         }
         coord *q = &C->v[C->n];
         for (int k = 0; k < 3; k++)
@@ -568,7 +517,7 @@ static int read_coords(coords *C, const char *path, gi_err *err)
         }
         C->n++;
     }
-    gi_csv_close(r);
+    gi_table_close(&t);
     if (rc < 0) {
         coords_free(C);
         return -1;
@@ -583,15 +532,10 @@ static const coord *find_coord(const coords *C, const char *well)
     return bsearch(&key, C->v, (size_t)C->n, sizeof *C->v, cmp_coord);
 }
 
-static int push_sample(donor *D, int *cap, const sample *s, gi_err *err)
+static int push_sample(donor *D, size_t *cap, const sample *s, gi_err *err)
 {
-    if (D->n == *cap) {
-        *cap = *cap ? 2 * *cap : 1024;
-        sample *ns = realloc(D->s, (size_t)*cap * sizeof *ns);
-        if (!ns)
-            return gi_fail(err, "out of memory");
-        D->s = ns;
-    }
+    if (GI_GROW(D->s, *cap, (size_t)D->n + 1))
+        return gi_fail(err, "out of memory");
     D->s[D->n] = *s;
     if (!(D->s[D->n].well = strdup(s->well)))
         return gi_fail(err, "out of memory");
@@ -622,29 +566,20 @@ static int read_samples(prep *P, donor *D, const coords *C, gi_err *err)
     char path[GI_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/SampleAnnot.csv", D->d.dir);
     static const char *const cols[] = {"structure_id", "well_id", "mni_x", "mni_y", "mni_z"};
-    int idx[5], nc, rc;
-    gi_csv *r = open_table(path, cols, 5, idx, &nc, err);
-    if (!r)
+    int idx[5], rc;
+    gi_table t;
+    if (open_table(&t, path, cols, 5, idx, err) != 0)
         return -1;
     /* All samples of the file first (in file order), then the selection. */
     sample *all = NULL;
-    int n_all = 0, cap_all = 0;
-    char **f;
-    int nf;
-    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
-        long line = gi_csv_line(r);
-        if (nf != nc) {
-            rc = gi_fail(err, "%s:%ld: row has %d fields but the header has %d", path, line, nf, nc);
+    int n_all = 0;
+    size_t cap_all = 0;
+    while ((rc = gi_table_next(&t, err)) == 1) {
+        char **f = t.f;
+        long line = t.line;
+        if (GI_GROW(all, cap_all, (size_t)n_all + 1)) {
+            rc = gi_fail(err, "out of memory");
             break;
-        }
-        if (n_all == cap_all) {
-            cap_all = cap_all ? 2 * cap_all : 1024;
-            sample *na = realloc(all, (size_t)cap_all * sizeof *na);
-            if (!na) {
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-            all = na;
         }
         sample *s = &all[n_all];
         memset(s, 0, sizeof *s);
@@ -682,9 +617,9 @@ static int read_samples(prep *P, donor *D, const coords *C, gi_err *err)
                 break;
         }
     }
-    gi_csv_close(r);
+    gi_table_close(&t);
     D->n_file = n_all;
-    int cap = 0;
+    size_t cap = 0;
     if (rc >= 0 && n_all == 0)
         rc = gi_fail(err, "%s: no samples", path);
     /* Originals, then mirror copies (x -> -x, the other side's structure),

@@ -10,6 +10,7 @@
 #include "geneinr/atlas.h"
 #include "geneinr/csv.h"
 #include "geneinr/files.h"
+#include "geneinr/grow.h"
 #include "geneinr/nifti.h"
 
 typedef struct label_names {
@@ -34,7 +35,8 @@ static int read_names(label_names *l, const char *path, gi_err *err)
     if (!r)
         return gi_fail_prefix(err, "--labels");
     char **f;
-    int nf, rc, c_id = -1, c_label = -1, cap = 0;
+    int nf, rc, c_id = -1, c_label = -1;
+    size_t cap = 0, cap_name = 0;
     if ((rc = gi_csv_next(r, &f, &nf, err)) != 1) {
         gi_csv_close(r);
         return rc < 0 ? -1 : gi_fail(err, "%s: empty file (expected a header with columns id,label)", path);
@@ -58,13 +60,9 @@ static int read_names(label_names *l, const char *path, gi_err *err)
             rc = gi_fail(err, "%s:%ld: id '%s' is not an integer", path, gi_csv_line(r), f[c_id]);
             break;
         }
-        if (l->n == cap) {
-            cap = cap ? 2 * cap : 64;
-            long *ni = realloc(l->id, sizeof(long) * cap);
-            if (ni) l->id = ni;
-            char **nn = realloc(l->name, sizeof(char *) * cap);
-            if (nn) l->name = nn;
-            if (!ni || !nn) { rc = gi_fail(err, "out of memory"); break; }
+        if (GI_GROW(l->id, cap, (size_t)l->n + 1) || GI_GROW(l->name, cap_name, (size_t)l->n + 1)) {
+            rc = gi_fail(err, "out of memory");
+            break;
         }
         l->id[l->n] = id;
         l->name[l->n] = strdup(f[c_label]);
