@@ -38,1357 +38,8 @@
 #include "geneinr/rng.h"
 #include "geneinr/samples.h"
 
-/* ------------------------------------------------------------ small helpers */
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int cmp_long(const void *a, const void *b)
-{
-    long x = *(const long *)a, y = *(const long *)b;
-    return (x > y) - (x < y);
-}
-
-/* Open a CSV table (csv.h) and find the named columns (idx[k] = column of
- * names[k]); a missing one is an error naming the file and the column. */
-static int open_table(gi_table *t, const char *path, const char *const *names, int n, int *idx, gi_err *err)
-{
-    if (gi_table_open(t, path, err) != 0)
-        return -1;
-    if (gi_table_columns(t, names, n, idx, err) != 0) {
-        gi_table_close(t);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_long_field(const char *s, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double_field(const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* JSON string body (quotes, backslashes and control bytes escaped). */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-/* ------------------------------------------------------------------ state */
-
-typedef struct probe {
-    long id;
-    char *name;
-    char *symbol;           /* after reannotation; NULL = dropped (no Entrez id) */
-    int valid;              /* index among probes with a symbol, or -1 */
-} probe;
-
-typedef struct ont_row {
-    long id;
-    char *acronym, *name;
-    char hemi;              /* 'L', 'R' or 'B' (empty in the file) */
-    const char *cls;        /* abagen's structure class, "" if none */
-} ont_row;
-
-typedef struct sample {
-    int col;                /* column in the donor's matrices (row of SampleAnnot) */
-    char *well;
-    long sid;               /* structure_id (mirrored copies: the other side's) */
-    const ont_row *ont;
-    double xyz[3];
-} sample;
-
-typedef struct donor {
-    gi_ahba_donor d;
-    int n_file;             /* rows of SampleAnnot.csv */
-    int n;                  /* kept samples */
-    sample *s;              /* [n] */
-    int n_mismatch, n_mirrored, n_mirror_unmatched;
-    ont_row *ont;           /* [n_ont] sorted by id */
-    int n_ont;
-    float *expr;            /* [n_valid][n] */
-    double *pa;             /* [n_valid] present calls summed over kept samples */
-    long rows_expr, rows_pa;
-    double mb_expr, mb_pa, s_expr, s_pa;
-    int n_regions;          /* distinct structure ids among kept samples */
-    int *region;            /* [n] region index of each sample */
-    int *region_count;      /* [n_regions] samples per region */
-} donor;
-
-typedef struct prep {
-    const gi_config *c;
-    FILE *log;
-    int threads;
-    int n_probes_file;
-    probe *p;               /* [n_probes_file] sorted by id */
-    int n_valid;            /* probes with a symbol and an Entrez id */
-    int *valid_probe;       /* [n_valid] index into p */
-    donor *dn;
-    int n_donors;
-    /* after the intensity filter */
-    int n_ibf;
-    unsigned char *ibf;     /* [n_valid] */
-    /* genes */
-    int n_genes;
-    char **genes;           /* [n_genes] byte order (point into probe symbols) */
-    int *gene_first, *gene_count;  /* [n_genes] run of ibf probes (valid indices) in order */
-    int *order;             /* [n_ibf] valid indices sorted by (symbol, id) */
-    int *chosen;            /* [n_genes] valid index of the chosen probe, -1 = mean / dropped */
-    unsigned char *gene_kept;
-    double *ds;             /* [n_valid] differential stability (diff_stability) */
-    int n_sel;              /* genes with a chosen probe */
-} prep;
-
-static void prep_free(prep *P)
-{
-    for (int i = 0; i < P->n_probes_file; i++) {
-        free(P->p[i].name);
-        free(P->p[i].symbol);
-    }
-    free(P->p);
-    free(P->valid_probe);
-    for (int d = 0; d < P->n_donors; d++) {
-        donor *D = &P->dn[d];
-        free(D->d.dir);
-        for (int i = 0; i < D->n; i++)
-            free(D->s[i].well);
-        free(D->s);
-        for (int i = 0; i < D->n_ont; i++) {
-            free(D->ont[i].acronym);
-            free(D->ont[i].name);
-        }
-        free(D->ont);
-        free(D->expr);
-        free(D->pa);
-        free(D->region);
-        free(D->region_count);
-    }
-    free(P->dn);
-    free(P->ibf);
-    free(P->genes);
-    free(P->gene_first);
-    free(P->gene_count);
-    free(P->order);
-    free(P->chosen);
-    free(P->gene_kept);
-    free(P->ds);
-}
-
-/* ----------------------------------------------------------- 1. probes */
-
-static int cmp_probe_id(const void *a, const void *b)
-{
-    const probe *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
-static int find_probe(const prep *P, long id)
-{
-    int lo = 0, hi = P->n_probes_file - 1;
-    while (lo <= hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (P->p[mid].id == id)
-            return mid;
-        if (P->p[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return -1;
-}
-
-static int is_nan_text(const char *s)
-{
-    return !*s || !strcmp(s, "NaN") || !strcmp(s, "nan") || !strcmp(s, "NA");
-}
-
-static int read_probes(prep *P, gi_err *err)
-{
-    char path[GI_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/Probes.csv", P->dn[0].d.dir);
-    static const char *const cols[] = {"probe_id", "probe_name", "gene_symbol", "entrez_id"};
-    int idx[4], rc;
-    size_t cap = 0;
-    gi_table t;
-    if (open_table(&t, path, cols, 4, idx, err) != 0)
-        return -1;
-    while ((rc = gi_table_next(&t, err)) == 1) {
-        char **f = t.f;
-        long line = t.line;
-        if (GI_GROW(P->p, cap, (size_t)P->n_probes_file + 1)) {
-            rc = gi_fail(err, "%s: out of memory", path);
-            break;
-        }
-        probe *q = &P->p[P->n_probes_file];
-        memset(q, 0, sizeof *q);
-        if (parse_long_field(f[idx[0]], &q->id) != 0) {
-            rc = gi_fail(err, "%s:%ld: probe_id '%s' is not an integer", path, line, f[idx[0]]);
-            break;
-        }
-        P->n_probes_file++;
-        q->name = strdup(f[idx[1]]);
-        /* Without a reannotation table: Probes.csv's symbol, if it has an Entrez id. */
-        q->symbol = is_nan_text(f[idx[3]]) || !f[idx[2]][0] ? NULL : strdup(f[idx[2]]);
-        if (!q->name || (!q->symbol && !is_nan_text(f[idx[3]]) && f[idx[2]][0])) {
-            rc = gi_fail(err, "%s: out of memory", path);
-            break;
-        }
-    }
-    gi_table_close(&t);
-    if (rc < 0)
-        return -1;
-    if (P->n_probes_file == 0)
-        return gi_fail(err, "%s: no probes", path);
-    qsort(P->p, (size_t)P->n_probes_file, sizeof *P->p, cmp_probe_id);
-    for (int i = 1; i < P->n_probes_file; i++)
-        if (P->p[i].id == P->p[i - 1].id)
-            return gi_fail(err, "%s: probe_id %ld appears twice", path, P->p[i].id);
-    return 0;
-}
-
-static const prep *sort_ctx_prep;   /* only during the qsort below (single-threaded) */
-
-static int cmp_probe_name_idx(const void *a, const void *b)
-{
-    const prep *P = sort_ctx_prep;
-    return strcmp(P->p[*(const int *)a].name, P->p[*(const int *)b].name);
-}
-
-/* Replace the symbols by the reannotation table's: abagen keeps exactly the
- * probes whose probe_name the table lists with a non-NaN entrez_id. */
-static int reannotate(prep *P, const char *path, gi_err *err)
-{
-    int n = P->n_probes_file;
-    int *by_name = malloc((size_t)n * sizeof *by_name);
-    char **sym = calloc((size_t)n, sizeof *sym);
-    if (!by_name || !sym) {
-        free(by_name);
-        free(sym);
-        return gi_fail(err, "out of memory");
-    }
-    for (int i = 0; i < n; i++)
-        by_name[i] = i;
-    sort_ctx_prep = P;
-    qsort(by_name, (size_t)n, sizeof *by_name, cmp_probe_name_idx);
-    static const char *const cols[] = {"probe_name", "gene_symbol", "entrez_id"};
-    int idx[3], rc;
-    gi_table t;
-    if (open_table(&t, path, cols, 3, idx, err) != 0) {
-        free(by_name);
-        free(sym);
-        return gi_fail_prefix(err, "prepare.reannotation: ");
-    }
-    while ((rc = gi_table_next(&t, err)) == 1) {
-        char **f = t.f;
-        if (is_nan_text(f[idx[2]]) || !f[idx[1]][0])
-            continue;
-        int lo = 0, hi = n - 1, hit = -1;
-        while (lo <= hi) {
-            int mid = lo + (hi - lo) / 2;
-            int c = strcmp(P->p[by_name[mid]].name, f[idx[0]]);
-            if (c == 0) {
-                hit = mid;
-                break;
-            }
-            if (c < 0)
-                lo = mid + 1;
-            else
-                hi = mid - 1;
-        }
-        if (hit < 0)
-            continue;   /* a probe this release does not have */
-        /* Every probe of that name (names are unique in the Allen release). */
-        while (hit > 0 && strcmp(P->p[by_name[hit - 1]].name, f[idx[0]]) == 0)
-            hit--;
-        for (; hit < n && strcmp(P->p[by_name[hit]].name, f[idx[0]]) == 0; hit++) {
-            int pi = by_name[hit];
-            if (sym[pi])
-                continue;   /* listed twice: the first row wins */
-            if (!(sym[pi] = strdup(f[idx[1]]))) {
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-        }
-        if (rc < 0)
-            break;
-    }
-    gi_table_close(&t);
-    free(by_name);
-    for (int i = 0; i < n; i++) {
-        if (rc >= 0) {
-            free(P->p[i].symbol);
-            P->p[i].symbol = sym[i];
-        } else {
-            free(sym[i]);
-        }
-    }
-    free(sym);
-    return rc < 0 ? -1 : 0;
-}
-
-static int index_valid_probes(prep *P, gi_err *err)
-{
-    P->valid_probe = malloc((size_t)P->n_probes_file * sizeof *P->valid_probe);
-    if (!P->valid_probe)
-        return gi_fail(err, "out of memory");
-    P->n_valid = 0;
-    for (int i = 0; i < P->n_probes_file; i++) {
-        P->p[i].valid = P->p[i].symbol ? P->n_valid : -1;
-        if (P->p[i].symbol)
-            P->valid_probe[P->n_valid++] = i;
-    }
-    if (P->n_valid == 0)
-        return gi_fail(err, "no probe has a gene symbol with an Entrez id%s",
-                       P->c->prepare.reannotation[0] ? " in prepare.reannotation" : "");
-    return 0;
-}
-
-/* ----------------------------------------------------------- 2. samples */
-
-/* abagen's structure classes, by ontology id on structure_id_path. */
-static const struct { long id; const char *cls; } CLASSES[] = {
-    {4008, "cortex"}, {4249, "subcortex/brainstem"}, {4275, "subcortex/brainstem"},
-    {4391, "subcortex/brainstem"}, {4696, "cerebellum"}, {9001, "subcortex/brainstem"},
-    {9131, "subcortex/brainstem"}, {9218, "white matter"}, {9352, "other"},
-    {9512, "subcortex/brainstem"},
-};
-
-/* The deepest class id on the path "/4005/4006/.../id/". */
-static const char *class_of_path(const char *path)
-{
-    const char *cls = "";
-    const char *s = path;
-    while (*s) {
-        while (*s == '/')
-            s++;
-        if (!*s)
-            break;
-        char *end;
-        long id = strtol(s, &end, 10);
-        if (end == s) {
-            while (*s && *s != '/')
-                s++;
-            continue;
-        }
-        for (size_t k = 0; k < sizeof CLASSES / sizeof CLASSES[0]; k++)
-            if (CLASSES[k].id == id && (*end == '/' || !*end))
-                cls = CLASSES[k].cls;
-        s = end;
-    }
-    return cls;
-}
-
-static int cmp_ont_id(const void *a, const void *b)
-{
-    const ont_row *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
-static const ont_row *find_ont(const donor *D, long id)
-{
-    ont_row key = {.id = id};
-    return bsearch(&key, D->ont, (size_t)D->n_ont, sizeof *D->ont, cmp_ont_id);
-}
-
-static int read_ontology(donor *D, gi_err *err)
-{
-    char path[GI_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/Ontology.csv", D->d.dir);
-    static const char *const cols[] = {"id", "acronym", "name", "hemisphere", "structure_id_path"};
-    int idx[5], rc;
-    size_t cap = 0;
-    gi_table t;
-    if (open_table(&t, path, cols, 5, idx, err) != 0)
-        return -1;
-    while ((rc = gi_table_next(&t, err)) == 1) {
-        char **f = t.f;
-        long line = t.line;
-        if (GI_GROW(D->ont, cap, (size_t)D->n_ont + 1)) {
-            rc = gi_fail(err, "out of memory");
-            break;
-        }
-        ont_row *o = &D->ont[D->n_ont];
-        memset(o, 0, sizeof *o);
-        if (parse_long_field(f[idx[0]], &o->id) != 0) {
-            rc = gi_fail(err, "%s:%ld: id '%s' is not an integer", path, line, f[idx[0]]);
-            break;
-        }
-        const char *h = f[idx[3]];
-        if (strcmp(h, "L") && strcmp(h, "R") && strcmp(h, "B") && h[0]) {
-            rc = gi_fail(err, "%s:%ld: hemisphere '%s' is not L, R, B or empty", path, line, h);
-            break;
-        }
-        o->hemi = h[0] ? h[0] : 'B';   /* empty = both (abagen's NaN -> "B") */
-        o->cls = class_of_path(f[idx[4]]);
-        o->acronym = strdup(f[idx[1]]);
-        o->name = strdup(f[idx[2]]);
-        D->n_ont++;
-        if (!o->acronym || !o->name) {
-            rc = gi_fail(err, "out of memory");
-            break;
-        }
-    }
-    gi_table_close(&t);
-    if (rc < 0)
-        return -1;
-    qsort(D->ont, (size_t)D->n_ont, sizeof *D->ont, cmp_ont_id);
-    return 0;
-}
-
-/* Corrected coordinates: well_id text -> xyz, sorted by well_id. */
-typedef struct coord { char *well; double xyz[3]; } coord;
-typedef struct coords { coord *v; int n; } coords;
-
-static int cmp_coord(const void *a, const void *b)
-{
-    return strcmp(((const coord *)a)->well, ((const coord *)b)->well);
-}
-
-static void coords_free(coords *C)
-{
-    for (int i = 0; i < C->n; i++)
-        free(C->v[i].well);
-    free(C->v);
-    memset(C, 0, sizeof *C);
-}
-
-static int read_coords(coords *C, const char *path, gi_err *err)
-{
-    static const char *const cols[] = {"well_id", "corrected_mni_x", "corrected_mni_y", "corrected_mni_z"};
-    int idx[4], rc;
-    size_t cap = 0;
-    memset(C, 0, sizeof *C);
-    gi_table t;
-    if (open_table(&t, path, cols, 4, idx, err) != 0)
-        return gi_fail_prefix(err, "prepare.coordinates: ");
-    while ((rc = gi_table_next(&t, err)) == 1) {
-        char **f = t.f;
-        long line = t.line;
-        if (GI_GROW(C->v, cap, (size_t)C->n + 1)) {
-            rc = gi_fail(err, "out of memory");
-            break;
-        }
-        coord *q = &C->v[C->n];
-        for (int k = 0; k < 3; k++)
-            if (parse_double_field(f[idx[1 + k]], &q->xyz[k]) != 0) {
-                rc = gi_fail(err, "%s:%ld: %s '%s' is not a finite number", path, line,
-                             cols[1 + k], f[idx[1 + k]]);
-                break;
-            }
-        if (rc < 0)
-            break;
-        if (!(q->well = strdup(f[idx[0]]))) {
-            rc = gi_fail(err, "out of memory");
-            break;
-        }
-        C->n++;
-    }
-    gi_table_close(&t);
-    if (rc < 0) {
-        coords_free(C);
-        return -1;
-    }
-    qsort(C->v, (size_t)C->n, sizeof *C->v, cmp_coord);
-    return 0;
-}
-
-static const coord *find_coord(const coords *C, const char *well)
-{
-    coord key = {.well = (char *)well};
-    return bsearch(&key, C->v, (size_t)C->n, sizeof *C->v, cmp_coord);
-}
-
-static int push_sample(donor *D, size_t *cap, const sample *s, gi_err *err)
-{
-    if (GI_GROW(D->s, *cap, (size_t)D->n + 1))
-        return gi_fail(err, "out of memory");
-    D->s[D->n] = *s;
-    if (!(D->s[D->n].well = strdup(s->well)))
-        return gi_fail(err, "out of memory");
-    D->n++;
-    return 0;
-}
-
-/* The structure of the same acronym on the other side (abagen's
- * _mirror_ontology); NULL when the ontology has none. */
-static const ont_row *mirror_structure(const donor *D, const ont_row *o)
-{
-    char want = o->hemi == 'L' ? 'R' : o->hemi == 'R' ? 'L' : 'B';
-    for (int i = 0; i < D->n_ont; i++)
-        if (D->ont[i].hemi == want && strcmp(D->ont[i].acronym, o->acronym) == 0)
-            return &D->ont[i];
-    return NULL;
-}
-
-static int keeps(const ont_row *o, double x)
-{
-    return (o->hemi == 'L' && x < 0) || (o->hemi == 'R' && x > 0) || (o->hemi == 'B' && x == 0);
-}
-
-static int read_samples(prep *P, donor *D, const coords *C, gi_err *err)
-{
-    if (read_ontology(D, err) != 0)
-        return -1;
-    char path[GI_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/SampleAnnot.csv", D->d.dir);
-    static const char *const cols[] = {"structure_id", "well_id", "mni_x", "mni_y", "mni_z"};
-    int idx[5], rc;
-    gi_table t;
-    if (open_table(&t, path, cols, 5, idx, err) != 0)
-        return -1;
-    /* All samples of the file first (in file order), then the selection. */
-    sample *all = NULL;
-    int n_all = 0;
-    size_t cap_all = 0;
-    while ((rc = gi_table_next(&t, err)) == 1) {
-        char **f = t.f;
-        long line = t.line;
-        if (GI_GROW(all, cap_all, (size_t)n_all + 1)) {
-            rc = gi_fail(err, "out of memory");
-            break;
-        }
-        sample *s = &all[n_all];
-        memset(s, 0, sizeof *s);
-        s->col = n_all;
-        if (parse_long_field(f[idx[0]], &s->sid) != 0) {
-            rc = gi_fail(err, "%s:%ld: structure_id '%s' is not an integer", path, line, f[idx[0]]);
-            break;
-        }
-        if (!(s->ont = find_ont(D, s->sid))) {
-            rc = gi_fail(err, "%s:%ld: structure_id %ld is not in %s/Ontology.csv", path, line,
-                         s->sid, D->d.dir);
-            break;
-        }
-        if (!(s->well = strdup(f[idx[1]]))) {
-            rc = gi_fail(err, "out of memory");
-            break;
-        }
-        n_all++;
-        if (C->n) {
-            const coord *q = find_coord(C, s->well);
-            if (!q) {
-                rc = gi_fail(err, "%s:%ld: well_id %s of donor %s is not in prepare.coordinates "
-                             "(%s)", path, line, s->well, D->d.name, P->c->prepare.coordinates);
-                break;
-            }
-            memcpy(s->xyz, q->xyz, sizeof s->xyz);
-        } else {
-            for (int k = 0; k < 3; k++)
-                if (parse_double_field(f[idx[2 + k]], &s->xyz[k]) != 0) {
-                    rc = gi_fail(err, "%s:%ld: %s '%s' is not a finite number", path, line,
-                                 cols[2 + k], f[idx[2 + k]]);
-                    break;
-                }
-            if (rc < 0)
-                break;
-        }
-    }
-    gi_table_close(&t);
-    D->n_file = n_all;
-    size_t cap = 0;
-    if (rc >= 0 && n_all == 0)
-        rc = gi_fail(err, "%s: no samples", path);
-    /* Originals, then mirror copies (x -> -x, the other side's structure),
-     * each kept only if its hemisphere agrees with its x. */
-    int mirror = P->c->prepare.lr_mirror;
-    for (int pass = 0; pass < 3 && rc >= 0; pass++) {
-        if ((pass == 1 && mirror != GI_MIRROR_LEFTRIGHT && mirror != GI_MIRROR_BIDIRECTIONAL) ||
-            (pass == 2 && mirror != GI_MIRROR_RIGHTLEFT && mirror != GI_MIRROR_BIDIRECTIONAL))
-            continue;
-        for (int i = 0; i < n_all && rc >= 0; i++) {
-            sample s = all[i];
-            if (pass > 0) {
-                if ((pass == 1 && !(s.xyz[0] < 0)) || (pass == 2 && !(s.xyz[0] > 0)))
-                    continue;
-                const ont_row *m = mirror_structure(D, s.ont);
-                if (!m) {
-                    D->n_mirror_unmatched++;
-                    continue;
-                }
-                s.ont = m;
-                s.sid = m->id;
-                s.xyz[0] = -s.xyz[0];
-                D->n_mirrored++;
-            }
-            if (!keeps(s.ont, s.xyz[0])) {
-                D->n_mismatch++;
-                continue;
-            }
-            rc = push_sample(D, &cap, &s, err);
-        }
-    }
-    for (int i = 0; i < n_all; i++)
-        free(all[i].well);
-    free(all);
-    if (rc < 0)
-        return -1;
-    if (D->n == 0)
-        return gi_fail(err, "donor %s: none of its %d samples has a hemisphere that agrees with "
-                       "its x coordinate", D->d.name, D->n_file);
-    return 0;
-}
-
-/* ------------------------------------------------------ 3. the matrices */
-
-typedef struct task {
-    prep *P;
-    donor *D;
-    int is_pa;
-    int cursor;             /* probe index expected next (files follow Probes.csv order) */
-    int *colmult;           /* PACall: [n_file] multiplicity of each column among kept samples */
-} task;
-
-static int row_probe(task *t, long line, const char *probe_txt, const char *path, gi_err *err)
-{
-    prep *P = t->P;
-    long id;
-    if (parse_long_field(probe_txt, &id) != 0)
-        return gi_fail(err, "%s:%ld: probe id '%s' is not an integer", path, line, probe_txt) - 1;
-    int pi = t->cursor < P->n_probes_file && P->p[t->cursor].id == id ? t->cursor : find_probe(P, id);
-    if (pi < 0)
-        return gi_fail(err, "%s:%ld: probe id %ld is not in Probes.csv", path, line, id) - 1;
-    t->cursor = pi + 1;
-    return pi;
-}
-
-static int on_expr_row(void *ctx, long line, const char *probe_txt, const double *v, int n_cols,
-                       gi_err *err)
-{
-    (void)n_cols;
-    task *t = ctx;
-    int pi = row_probe(t, line, probe_txt, "MicroarrayExpression.csv", err);
-    if (pi < -1)
-        return -1;
-    int vi = t->P->p[pi].valid;
-    if (vi < 0)
-        return 0;
-    const donor *D = t->D;
-    float *out = D->expr + (size_t)vi * (size_t)D->n;
-    for (int s = 0; s < D->n; s++)
-        out[s] = (float)v[D->s[s].col];
-    return 0;
-}
-
-static int on_pa_row(void *ctx, long line, const char *probe_txt, const double *v, int n_cols,
-                     gi_err *err)
-{
-    task *t = ctx;
-    int pi = row_probe(t, line, probe_txt, "PACall.csv", err);
-    if (pi < -1)
-        return -1;
-    int vi = t->P->p[pi].valid;
-    if (vi < 0)
-        return 0;
-    double sum = 0;
-    for (int j = 0; j < n_cols; j++)
-        if (t->colmult[j])
-            sum += t->colmult[j] * v[j];
-    t->D->pa[vi] = sum;
-    return 0;
-}
-
-typedef struct pool {
-    prep *P;
-    atomic_int next;
-    atomic_int failed;
-    pthread_mutex_t lock;
-    gi_err err;             /* the first failure */
-} pool;
-
-static void run_task(pool *pl, int k)
-{
-    prep *P = pl->P;
-    donor *D = &P->dn[k / 2];
-    task t = {.P = P, .D = D, .is_pa = k % 2};
-    char path[GI_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", D->d.dir, t.is_pa ? "PACall.csv" : "MicroarrayExpression.csv");
-    gi_err err = {{0}};
-    double t0 = now_s(), bytes = 0;
-    long rows = 0;
-    int rc = 0;
-    if (t.is_pa) {
-        t.colmult = calloc((size_t)D->n_file, sizeof *t.colmult);
-        if (!t.colmult)
-            rc = gi_fail(&err, "out of memory");
-        for (int s = 0; rc == 0 && s < D->n; s++)
-            t.colmult[D->s[s].col]++;
-    }
-    if (rc == 0)
-        rc = gi_ahba_read_matrix(path, D->n_file, t.is_pa ? on_pa_row : on_expr_row, &t, &rows,
-                                 &bytes, &err);
-    if (rc == 0 && rows != P->n_probes_file)
-        rc = gi_fail(&err, "%s: %ld rows, but Probes.csv lists %d probes", path, rows, P->n_probes_file);
-    free(t.colmult);
-    double dt = now_s() - t0;
-    if (t.is_pa)
-        D->rows_pa = rows, D->mb_pa = bytes / 1048576.0, D->s_pa = dt;
-    else
-        D->rows_expr = rows, D->mb_expr = bytes / 1048576.0, D->s_expr = dt;
-    pthread_mutex_lock(&pl->lock);
-    if (rc != 0 && !atomic_load(&pl->failed)) {
-        pl->err = err;
-        atomic_store(&pl->failed, 1);
-    }
-    if (rc == 0 && P->log) {
-        fprintf(P->log, "  donor %-6ld %-26s %6ld rows %8.1f MB %6.2f s\n", D->d.id,
-                t.is_pa ? "PACall.csv" : "MicroarrayExpression.csv", rows, bytes / 1048576.0, dt);
-        fflush(P->log);
-    }
-    pthread_mutex_unlock(&pl->lock);
-}
-
-static void *pool_worker(void *arg)
-{
-    pool *pl = arg;
-    for (;;) {
-        int k = atomic_fetch_add(&pl->next, 1);
-        if (k >= 2 * pl->P->n_donors || atomic_load(&pl->failed))
-            break;
-        run_task(pl, k);
-    }
-    return NULL;
-}
-
-/* Generic parallel-for over [0, n) in contiguous chunks: fn(ctx, lo, hi). */
-typedef void (*range_fn)(void *ctx, int lo, int hi);
-typedef struct range_job { range_fn fn; void *ctx; int lo, hi; } range_job;
-
-static void *range_worker(void *arg)
-{
-    range_job *j = arg;
-    j->fn(j->ctx, j->lo, j->hi);
-    return NULL;
-}
-
-static void parallel_for(int threads, int n, range_fn fn, void *ctx)
-{
-    if (threads > 64)
-        threads = 64;
-    if (threads > n)
-        threads = n;
-    if (threads <= 1) {
-        fn(ctx, 0, n);
-        return;
-    }
-    pthread_t th[64];
-    range_job jobs[64];
-    int started[64] = {0};
-    for (int t = 0; t < threads; t++) {
-        jobs[t] = (range_job){fn, ctx, (int)((long)n * t / threads), (int)((long)n * (t + 1) / threads)};
-        if (t > 0)
-            started[t] = pthread_create(&th[t], NULL, range_worker, &jobs[t]) == 0;
-    }
-    fn(ctx, jobs[0].lo, jobs[0].hi);
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(th[t], NULL);
-        else
-            fn(ctx, jobs[t].lo, jobs[t].hi);   /* no thread: do it here */
-    }
-}
-
-static int read_matrices(prep *P, gi_err *err)
-{
-    for (int d = 0; d < P->n_donors; d++) {
-        donor *D = &P->dn[d];
-        D->expr = malloc((size_t)P->n_valid * (size_t)D->n * sizeof *D->expr);
-        D->pa = calloc((size_t)P->n_valid, sizeof *D->pa);
-        if (!D->expr || !D->pa)
-            return gi_fail(err, "out of memory for donor %s: %d probes x %d samples", D->d.name,
-                           P->n_valid, D->n);
-    }
-    pool pl = {.P = P};
-    atomic_init(&pl.next, 0);
-    atomic_init(&pl.failed, 0);
-    pthread_mutex_init(&pl.lock, NULL);
-    int nt = P->threads < 2 * P->n_donors ? P->threads : 2 * P->n_donors;
-    if (nt > 64)
-        nt = 64;
-    pthread_t th[64];
-    int started = 0;
-    for (int t = 1; t < nt; t++) {
-        if (pthread_create(&th[started], NULL, pool_worker, &pl) != 0)
-            break;
-        started++;
-    }
-    pool_worker(&pl);
-    for (int t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
-    pthread_mutex_destroy(&pl.lock);
-    if (atomic_load(&pl.failed)) {
-        *err = pl.err;
-        return -1;
-    }
-    return 0;
-}
-
-/* --------------------------------------------- 4. filter and selection */
-
-static int intensity_filter(prep *P, gi_err *err)
-{
-    long n_samples = 0;
-    for (int d = 0; d < P->n_donors; d++)
-        n_samples += P->dn[d].n;
-    P->ibf = malloc((size_t)P->n_valid);
-    if (!P->ibf)
-        return gi_fail(err, "out of memory");
-    P->n_ibf = 0;
-    for (int v = 0; v < P->n_valid; v++) {
-        double sum = 0;
-        for (int d = 0; d < P->n_donors; d++)
-            sum += P->dn[d].pa[v];
-        P->ibf[v] = sum / (double)n_samples >= P->c->prepare.ibf_threshold;
-        P->n_ibf += P->ibf[v];
-    }
-    if (P->n_ibf == 0)
-        return gi_fail(err, "no probe passes the intensity filter (prepare.ibf_threshold %g)",
-                       P->c->prepare.ibf_threshold);
-    return 0;
-}
-
-static int cmp_valid_by_symbol(const void *a, const void *b)
-{
-    const prep *P = sort_ctx_prep;
-    const probe *x = &P->p[P->valid_probe[*(const int *)a]];
-    const probe *y = &P->p[P->valid_probe[*(const int *)b]];
-    int c = strcmp(x->symbol, y->symbol);
-    return c ? c : (x->id > y->id) - (x->id < y->id);
-}
-
-static int group_genes(prep *P, gi_err *err)
-{
-    P->order = malloc((size_t)P->n_ibf * sizeof *P->order);
-    P->genes = malloc((size_t)P->n_ibf * sizeof *P->genes);
-    P->gene_first = malloc((size_t)P->n_ibf * sizeof *P->gene_first);
-    P->gene_count = malloc((size_t)P->n_ibf * sizeof *P->gene_count);
-    if (!P->order || !P->genes || !P->gene_first || !P->gene_count)
-        return gi_fail(err, "out of memory");
-    int k = 0;
-    for (int v = 0; v < P->n_valid; v++)
-        if (P->ibf[v])
-            P->order[k++] = v;
-    sort_ctx_prep = P;
-    qsort(P->order, (size_t)k, sizeof *P->order, cmp_valid_by_symbol);
-    P->n_genes = 0;
-    for (int i = 0; i < k; i++) {
-        const char *sym = P->p[P->valid_probe[P->order[i]]].symbol;
-        if (P->n_genes == 0 || strcmp(P->genes[P->n_genes - 1], sym) != 0) {
-            P->genes[P->n_genes] = (char *)sym;
-            P->gene_first[P->n_genes] = i;
-            P->gene_count[P->n_genes] = 0;
-            P->n_genes++;
-        }
-        P->gene_count[P->n_genes - 1]++;
-    }
-    return 0;
-}
-
-/* Average ranks (1-based, ties share their mean rank) of x[idx[0..n)] given
- * the order perm of x over all its entries: entries not in the subset are
- * skipped (insub[j] == 0), so ranking a subset costs O(len) once the full
- * order is known. */
-static void subset_ranks(const double *x, const uint16_t *perm, int len, const int *pos,
-                         double *rank_out)
-{
-    /* pos[j] = position of entry j in the subset, -1 if absent */
-    int r = 0;
-    int i = 0;
-    while (i < len) {
-        int j = perm[i];
-        if (pos[j] < 0) {
-            i++;
-            continue;
-        }
-        /* a run of equal values among subset members */
-        int start = r, cnt = 0, e = i;
-        double val = x[j];
-        while (e < len && x[perm[e]] == val) {
-            if (pos[perm[e]] >= 0)
-                cnt++;
-            e++;
-        }
-        double avg = start + (cnt + 1) / 2.0;
-        for (int q = i; q < e; q++)
-            if (pos[perm[q]] >= 0)
-                rank_out[pos[perm[q]]] = avg;
-        r += cnt;
-        i = e;
-    }
-}
-
-static double pearson(const double *a, const double *b, int n)
-{
-    if (n < 2)
-        return NAN;
-    double ma = 0, mb = 0;
-    for (int i = 0; i < n; i++)
-        ma += a[i], mb += b[i];
-    ma /= n, mb /= n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int i = 0; i < n; i++) {
-        double x = a[i] - ma, y = b[i] - mb;
-        sab += x * y, saa += x * x, sbb += y * y;
-    }
-    if (!(saa > 0) || !(sbb > 0))
-        return NAN;
-    return sab / sqrt(saa * sbb);
-}
-
-/* Differential stability, one probe at a time so that nothing of size
- * probes x regions is ever held: per donor the probe's region means and
- * their order (one sort), then per donor pair the ranks over the common
- * regions (a linear pass over that order) and their Pearson correlation. */
-typedef struct ds_ctx {
-    prep *P;
-    int n_pairs;
-    int (*pairs)[2];
-    int **pos;              /* [pair][R_a + R_b] position in the common list, -1 = not common */
-    int *n_common;          /* [pair] */
-    int *ibf_of;            /* [n_ibf] valid index */
-    int max_regions, sum_regions;
-    atomic_int oom;
-} ds_ctx;
-
-static _Thread_local const double *tl_vals;   /* qsort has no context argument */
-
-static int cmp_by_val(const void *a, const void *b)
-{
-    double x = tl_vals[*(const uint16_t *)a], y = tl_vals[*(const uint16_t *)b];
-    return (x > y) - (x < y);
-}
-
-static void ds_range(void *ctx, int lo, int hi)
-{
-    ds_ctx *X = ctx;
-    prep *P = X->P;
-    double *means = malloc((size_t)X->sum_regions * sizeof *means);
-    uint16_t *perm = malloc((size_t)X->sum_regions * sizeof *perm);
-    double *ra = malloc((size_t)X->max_regions * sizeof *ra);
-    double *rb = malloc((size_t)X->max_regions * sizeof *rb);
-    int *off = malloc((size_t)P->n_donors * sizeof *off);
-    if (!means || !perm || !ra || !rb || !off) {
-        atomic_store(&X->oom, 1);
-        goto done;
-    }
-    for (int d = 0, o = 0; d < P->n_donors; o += P->dn[d].n_regions, d++)
-        off[d] = o;
-    for (int k = lo; k < hi; k++) {
-        int v = X->ibf_of[k];
-        for (int d = 0; d < P->n_donors; d++) {
-            const donor *D = &P->dn[d];
-            const float *row = D->expr + (size_t)v * (size_t)D->n;
-            double *m = means + off[d];
-            uint16_t *pm = perm + off[d];
-            for (int r = 0; r < D->n_regions; r++)
-                m[r] = 0;
-            for (int s = 0; s < D->n; s++)
-                m[D->region[s]] += row[s];
-            for (int r = 0; r < D->n_regions; r++) {
-                m[r] /= D->region_count[r];
-                pm[r] = (uint16_t)r;
-            }
-            tl_vals = m;
-            qsort(pm, (size_t)D->n_regions, sizeof *pm, cmp_by_val);
-        }
-        double sum = 0;
-        for (int q = 0; q < X->n_pairs; q++) {
-            int a = X->pairs[q][0], b = X->pairs[q][1];
-            int Ra = P->dn[a].n_regions, Rb = P->dn[b].n_regions;
-            if (X->n_common[q] < 2) {
-                sum = NAN;
-                break;
-            }
-            subset_ranks(means + off[a], perm + off[a], Ra, X->pos[q], ra);
-            subset_ranks(means + off[b], perm + off[b], Rb, X->pos[q] + Ra, rb);
-            sum += pearson(ra, rb, X->n_common[q]);
-        }
-        P->ds[v] = sum / X->n_pairs;
-    }
-done:
-    free(means);
-    free(perm);
-    free(ra);
-    free(rb);
-    free(off);
-}
-
-/* Sorted distinct structure ids of a donor's kept samples; each sample's
- * index among them and the count per region. */
-static int assign_regions(donor *D, long **ids_out, gi_err *err)
-{
-    long *ids = malloc((size_t)D->n * sizeof *ids);
-    D->region = malloc((size_t)D->n * sizeof *D->region);
-    if (!ids || !D->region) {
-        free(ids);
-        return gi_fail(err, "out of memory");
-    }
-    for (int s = 0; s < D->n; s++)
-        ids[s] = D->s[s].sid;
-    qsort(ids, (size_t)D->n, sizeof *ids, cmp_long);
-    int R = 0;
-    for (int i = 0; i < D->n; i++)
-        if (R == 0 || ids[R - 1] != ids[i])
-            ids[R++] = ids[i];
-    if (R > 65535) {
-        free(ids);
-        return gi_fail(err, "donor %s: more than 65535 structures", D->d.name);
-    }
-    D->region_count = calloc((size_t)R, sizeof *D->region_count);
-    if (!D->region_count) {
-        free(ids);
-        return gi_fail(err, "out of memory");
-    }
-    for (int s = 0; s < D->n; s++) {
-        const long *hit = bsearch(&D->s[s].sid, ids, (size_t)R, sizeof *ids, cmp_long);
-        D->region[s] = (int)(hit - ids);
-        D->region_count[D->region[s]]++;
-    }
-    D->n_regions = R;
-    *ids_out = ids;
-    return 0;
-}
-
-static int diff_stability(prep *P, gi_err *err)
-{
-    if (P->n_donors < 2)
-        return gi_fail(err, "prepare.probe_selection: diff_stability compares donors and needs "
-                       "at least 2 (found %d); use max_intensity, max_variance or mean", P->n_donors);
-    ds_ctx X = {.P = P};
-    atomic_init(&X.oom, 0);
-    int rc = 0;
-    long **ids = calloc((size_t)P->n_donors, sizeof *ids);
-    X.n_pairs = P->n_donors * (P->n_donors - 1) / 2;
-    X.pos = calloc((size_t)X.n_pairs, sizeof *X.pos);
-    X.n_common = calloc((size_t)X.n_pairs, sizeof *X.n_common);
-    X.pairs = malloc((size_t)X.n_pairs * sizeof *X.pairs);
-    X.ibf_of = malloc((size_t)P->n_ibf * sizeof *X.ibf_of);
-    P->ds = malloc((size_t)P->n_valid * sizeof *P->ds);
-    if (!ids || !X.pos || !X.n_common || !X.pairs || !X.ibf_of || !P->ds) {
-        rc = gi_fail(err, "out of memory");
-        goto done;
-    }
-    for (int v = 0; v < P->n_valid; v++)
-        P->ds[v] = NAN;
-    for (int v = 0, k = 0; v < P->n_valid; v++)
-        if (P->ibf[v])
-            X.ibf_of[k++] = v;
-    for (int d = 0; d < P->n_donors && rc == 0; d++) {
-        rc = assign_regions(&P->dn[d], &ids[d], err);
-        if (rc == 0) {
-            X.sum_regions += P->dn[d].n_regions;
-            if (P->dn[d].n_regions > X.max_regions)
-                X.max_regions = P->dn[d].n_regions;
-        }
-    }
-    for (int a = 0, q = 0; rc == 0 && a < P->n_donors; a++)
-        for (int b = a + 1; b < P->n_donors && rc == 0; b++, q++) {
-            X.pairs[q][0] = a, X.pairs[q][1] = b;
-            int Ra = P->dn[a].n_regions, Rb = P->dn[b].n_regions;
-            if (!(X.pos[q] = malloc((size_t)(Ra + Rb) * sizeof *X.pos[q]))) {
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-            for (int i = 0; i < Ra + Rb; i++)
-                X.pos[q][i] = -1;
-            int i = 0, j = 0, n = 0;
-            while (i < Ra && j < Rb) {
-                if (ids[a][i] == ids[b][j])
-                    X.pos[q][i] = n, X.pos[q][Ra + j] = n, n++, i++, j++;
-                else if (ids[a][i] < ids[b][j])
-                    i++;
-                else
-                    j++;
-            }
-            X.n_common[q] = n;
-        }
-    if (rc == 0) {
-        parallel_for(P->threads, P->n_ibf, ds_range, &X);
-        if (atomic_load(&X.oom))
-            rc = gi_fail(err, "out of memory computing differential stability");
-    }
-done:
-    for (int d = 0; ids && d < P->n_donors; d++)
-        free(ids[d]);
-    for (int q = 0; q < X.n_pairs && X.pos; q++)
-        free(X.pos[q]);
-    free(ids);
-    free(X.pos);
-    free(X.n_common);
-    free(X.pairs);
-    free(X.ibf_of);
-    return rc;
-}
-
-/* Mean (or sample SD, ddof 1) of a probe over every kept sample of every donor. */
-static double probe_stat(const prep *P, int v, int want_sd)
-{
-    double sum = 0, n = 0;
-    for (int d = 0; d < P->n_donors; d++) {
-        const donor *D = &P->dn[d];
-        const float *row = D->expr + (size_t)v * (size_t)D->n;
-        for (int s = 0; s < D->n; s++)
-            sum += row[s];
-        n += D->n;
-    }
-    double mean = sum / n;
-    if (!want_sd)
-        return mean;
-    double ss = 0;
-    for (int d = 0; d < P->n_donors; d++) {
-        const donor *D = &P->dn[d];
-        const float *row = D->expr + (size_t)v * (size_t)D->n;
-        for (int s = 0; s < D->n; s++)
-            ss += (row[s] - mean) * (row[s] - mean);
-    }
-    return n > 1 ? sqrt(ss / (n - 1)) : NAN;
-}
-
-static int select_probes(prep *P, gi_err *err)
-{
-    int method = P->c->prepare.probe_selection;
-    P->chosen = malloc((size_t)P->n_genes * sizeof *P->chosen);
-    P->gene_kept = malloc((size_t)P->n_genes);
-    if (!P->chosen || !P->gene_kept)
-        return gi_fail(err, "out of memory");
-    if (method == GI_PROBE_DIFF_STABILITY && diff_stability(P, err) != 0)
-        return -1;
-    P->n_sel = 0;
-    for (int g = 0; g < P->n_genes; g++) {
-        int best = -1;
-        double best_score = NAN;
-        if (method == GI_PROBE_MEAN) {
-            P->chosen[g] = -1;
-            P->gene_kept[g] = 1;
-            P->n_sel++;
-            continue;
-        }
-        /* probes of the gene are in ascending probe_id: the first maximum wins */
-        for (int i = 0; i < P->gene_count[g]; i++) {
-            int v = P->order[P->gene_first[g] + i];
-            double score = method == GI_PROBE_DIFF_STABILITY ? P->ds[v]
-                         : probe_stat(P, v, method == GI_PROBE_MAX_VARIANCE);
-            if (isnan(score))
-                continue;
-            if (best < 0 || score > best_score)
-                best = v, best_score = score;
-        }
-        P->chosen[g] = best;
-        P->gene_kept[g] = best >= 0;
-        P->n_sel += best >= 0;
-    }
-    if (P->n_sel == 0)
-        return gi_fail(err, "no gene has a probe with a defined differential stability (too few "
-                       "structures in common between donors?)");
-    return 0;
-}
-
-/* ------------------------------------------------------ 5. normalisation */
-
-/* The k-th smallest of a[lo..hi] (inclusive; lo <= k <= hi), a reordered so
- * that a[lo..k) <= a[k] <= a(k..hi]. */
-static double select_kth(double *a, int lo, int hi, int k)
-{
-    while (hi > lo) {
-        int mid = lo + (hi - lo) / 2;
-        double x = a[lo], y = a[mid], z = a[hi];
-        double pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < pivot)
-                i++;
-            while (a[j] > pivot)
-                j--;
-            if (i <= j) {
-                double t = a[i];
-                a[i] = a[j], a[j] = t;
-                i++, j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return a[k];
-    }
-    return a[k];
-}
-
-static double min_of(const double *a, int lo, int hi)   /* a[lo..hi), lo < hi */
-{
-    double m = a[lo];
-    for (int i = lo + 1; i < hi; i++)
-        if (a[i] < m)
-            m = a[i];
-    return m;
-}
-
-/* numpy's linear-interpolation 25th, 50th and 75th percentiles of a[0..n)
- * (NaN-free; a is reordered). The median is selected first; the quartiles
- * then only search their half, and the upper neighbour of each order
- * statistic is the minimum of the part between it and the next one. */
-static void quartiles(double *a, int n, double *q1, double *med, double *q3)
-{
-    double h[3] = {(n - 1) * 0.25, (n - 1) * 0.5, (n - 1) * 0.75};
-    int k[3] = {(int)floor(h[0]), (int)floor(h[1]), (int)floor(h[2])};
-    double lo_v[3], hi_v[3];
-    lo_v[1] = select_kth(a, 0, n - 1, k[1]);
-    if (k[0] < k[1])
-        lo_v[0] = select_kth(a, 0, k[1] - 1, k[0]);
-    else
-        lo_v[0] = lo_v[1];
-    if (k[2] > k[1])
-        lo_v[2] = select_kth(a, k[1] + 1, n - 1, k[2]);
-    else
-        lo_v[2] = lo_v[1];
-    /* Upper neighbours (sorted position k + 1). The selected positions split
-     * a into parts ordered by value, so the neighbour of k is the next selected
-     * position p when p = k + 1, else the minimum of a(k..p). */
-    int sel[3] = {k[0], k[1], k[2]};   /* ascending */
-    for (int i = 0; i < 3; i++) {
-        int p = n;
-        for (int j = 0; j < 3; j++)
-            if (sel[j] > k[i] && sel[j] < p)
-                p = sel[j];
-        if (k[i] + 1 >= n)
-            hi_v[i] = lo_v[i];
-        else if (k[i] + 1 == p)
-            hi_v[i] = a[p];
-        else
-            hi_v[i] = min_of(a, k[i] + 1, p);
-    }
-    double out[3];
-    for (int i = 0; i < 3; i++) {
-        double frac = h[i] - k[i];
-        out[i] = frac == 0 || k[i] + 1 >= n ? lo_v[i] : lo_v[i] + (hi_v[i] - lo_v[i]) * frac;
-    }
-    *q1 = out[0], *med = out[1], *q3 = out[2];
-}
-
-void gi_srs(double *v, int n, const unsigned char *fit, double *tmp)
-{
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (!fit || fit[i])
-            tmp[m++] = v[i];
-    if (m == 0) {
-        for (int i = 0; i < n; i++)
-            v[i] = NAN;
-        return;
-    }
-    for (int i = 0; i < m; i++)
-        if (isnan(tmp[i])) {
-            for (int j = 0; j < n; j++)
-                v[j] = NAN;
-            return;
-        }
-    double q1, med, q3;
-    quartiles(tmp, m, &q1, &med, &q3);
-    double s = (q3 - q1) / 1.3489795003921634;
-    /* numpy's min and max propagate NaN (an IQR of 0 gives 0/0 at the median) */
-    double lo = INFINITY, hi = -INFINITY;
-    int any_nan = 0;
-    for (int i = 0; i < n; i++) {
-        double y = 1.0 / (1.0 + exp(-(v[i] - med) / s));
-        v[i] = y;
-        if (fit && !fit[i])
-            continue;
-        if (isnan(y))
-            any_nan = 1;
-        else if (y < lo)
-            lo = y;
-        if (y > hi)
-            hi = y;
-    }
-    if (any_nan)
-        lo = hi = NAN;
-    for (int i = 0; i < n; i++)
-        v[i] = (v[i] - lo) / (hi - lo);
-}
-
-typedef struct norm_ctx {
-    const prep *P;
-    const donor *D;
-    double *X;              /* [n][G] */
-    int G;
-    const unsigned char *fit; /* [n] or NULL */
-    atomic_int oom;
-} norm_ctx;
-
-static void srs_samples_range(void *ctx, int lo, int hi)
-{
-    norm_ctx *c = ctx;
-    double *tmp = malloc((size_t)c->G * sizeof *tmp);
-    if (!tmp) {
-        atomic_store(&c->oom, 1);
-        return;
-    }
-    for (int s = lo; s < hi; s++)
-        gi_srs(c->X + (size_t)s * c->G, c->G, NULL, tmp);
-    free(tmp);
-}
-
-/* Within-donor SRS of genes [lo, hi): c->X is gene-major here, [G][n]. */
-static void srs_genes_range(void *ctx, int lo, int hi)
-{
-    norm_ctx *c = ctx;
-    int n = c->D->n;
-    double *tmp = malloc((size_t)n * sizeof *tmp);
-    if (!tmp) {
-        atomic_store(&c->oom, 1);
-        return;
-    }
-    for (int g = lo; g < hi; g++)
-        gi_srs(c->X + (size_t)g * n, n, c->fit, tmp);
-    free(tmp);
-}
-
-/* dst[c][r] = src[r][c] for a rows x cols matrix, in cache-sized blocks. */
-static void transpose(const double *src, double *dst, int rows, int cols)
-{
-    enum { B = 32 };
-    for (int r0 = 0; r0 < rows; r0 += B)
-        for (int c0 = 0; c0 < cols; c0 += B) {
-            int r1 = r0 + B < rows ? r0 + B : rows, c1 = c0 + B < cols ? c0 + B : cols;
-            for (int r = r0; r < r1; r++)
-                for (int c = c0; c < c1; c++)
-                    dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
-        }
-}
+#include "prep.h"
 
 /* ---------------------------------------------------------------- run */
 
@@ -1403,11 +54,11 @@ static int write_report(const prep *P, const char *path, const gi_genelist *list
     static const char *const MIR[] = {"none", "leftright", "rightleft", "bidirectional"};
     const gi_config *c = P->c;
     fprintf(f, "{\n  \"data_dir\": ");
-    json_str(f, c->prepare.data_dir);
+    prep_json_str(f, c->prepare.data_dir);
     fprintf(f, ",\n  \"coordinates\": ");
-    json_str(f, c->prepare.coordinates);
+    prep_json_str(f, c->prepare.coordinates);
     fprintf(f, ",\n  \"reannotation\": ");
-    json_str(f, c->prepare.reannotation);
+    prep_json_str(f, c->prepare.reannotation);
     fprintf(f, ",\n  \"probe_selection\": \"%s\",\n  \"ibf_threshold\": %g,\n  \"lr_mirror\": \"%s\",\n"
                "  \"norm_train_only\": %s,\n",
             SEL[c->prepare.probe_selection], c->prepare.ibf_threshold, MIR[c->prepare.lr_mirror],
@@ -1416,7 +67,7 @@ static int write_report(const prep *P, const char *path, const gi_genelist *list
     for (int d = 0; d < P->n_donors; d++) {
         const donor *D = &P->dn[d];
         fprintf(f, "    {\"id\": %ld, \"name\": ", D->d.id);
-        json_str(f, D->d.name);
+        prep_json_str(f, D->d.name);
         fprintf(f, ", \"samples_in_file\": %d, \"mirror_copies\": %d, "
                    "\"mirror_copies_without_structure\": %d, \"dropped_hemisphere_mismatch\": %d, "
                    "\"kept\": %d}%s\n",
@@ -1430,12 +81,12 @@ static int write_report(const prep *P, const char *path, const gi_genelist *list
             P->n_sel, n_out);
     if (list) {
         fprintf(f, ", \"list\": ");
-        json_str(f, list->path);
+        prep_json_str(f, list->path);
         fprintf(f, ", \"listed\": %d, \"missing\": [", list->n);
         for (int i = 0, first = 1; i < list->n; i++)
             if (!listed_found[i]) {
                 fprintf(f, "%s", first ? "" : ", ");
-                json_str(f, list->names[i]);
+                prep_json_str(f, list->names[i]);
                 first = 0;
             }
         fprintf(f, "]");
@@ -1464,7 +115,7 @@ static int gene_in_list(char *const *sorted, int n, const char *name)
 
 int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *err)
 {
-    double t0 = now_s();
+    double t0 = prep_now_s();
     prep P = {.c = c, .log = log};
     gi_samples out = {0};
     gi_genelist list = {0};
@@ -1510,21 +161,21 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
     }
 
     /* 1. probes */
-    rc = read_probes(&P, err);
+    rc = prep_read_probes(&P, err);
     if (rc == 0 && c->prepare.reannotation[0])
-        rc = reannotate(&P, c->prepare.reannotation, err);
+        rc = prep_reannotate(&P, c->prepare.reannotation, err);
     if (rc == 0)
-        rc = index_valid_probes(&P, err);
+        rc = prep_index_valid_probes(&P, err);
     if (rc == 0 && log)
         fprintf(log, "probes: %d in Probes.csv, %d with a gene symbol and an Entrez id (%s)\n",
                 P.n_probes_file, P.n_valid, c->prepare.reannotation[0] ? "reannotated" : "Probes.csv's own");
 
     /* 2. samples */
     if (rc == 0 && c->prepare.coordinates[0])
-        rc = read_coords(&C, c->prepare.coordinates, err);
+        rc = prep_read_coords(&C, c->prepare.coordinates, err);
     for (int d = 0; rc == 0 && d < P.n_donors; d++)
-        rc = read_samples(&P, &P.dn[d], &C, err);
-    coords_free(&C);
+        rc = prep_read_samples(&P, &P.dn[d], &C, err);
+    prep_coords_free(&C);
     if (rc == 0 && log)
         for (int d = 0; d < P.n_donors; d++) {
             const donor *D = &P.dn[d];
@@ -1535,26 +186,26 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
 
     /* 3. the matrices, then the intensity filter */
     if (rc == 0) {
-        double t1 = now_s();
-        rc = read_matrices(&P, err);
+        double t1 = prep_now_s();
+        rc = prep_read_matrices(&P, err);
         if (rc == 0 && log)
             fprintf(log, "read the matrices of %d donors in %.1f s (%d threads)\n", P.n_donors,
-                    now_s() - t1, P.threads);
+                    prep_now_s() - t1, P.threads);
     }
     if (rc == 0)
-        rc = intensity_filter(&P, err);
+        rc = prep_intensity_filter(&P, err);
     if (rc == 0)
-        rc = group_genes(&P, err);
+        rc = prep_group_genes(&P, err);
     if (rc == 0 && log)
         fprintf(log, "intensity filter (>= %g): %d of %d probes kept, %d genes\n",
                 c->prepare.ibf_threshold, P.n_ibf, P.n_valid, P.n_genes);
 
     /* 4. one probe per gene */
     if (rc == 0) {
-        double t1 = now_s();
-        rc = select_probes(&P, err);
+        double t1 = prep_now_s();
+        rc = prep_select_probes(&P, err);
         if (rc == 0 && log)
-            fprintf(log, "probe selection: %d genes (%.1f s)\n", P.n_sel, now_s() - t1);
+            fprintf(log, "probe selection: %d genes (%.1f s)\n", P.n_sel, prep_now_s() - t1);
     }
 
     /* Output genes: every selected gene, or those of prepare.genes. */
@@ -1577,7 +228,7 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
                 sel_gene[k++] = g;
         if (list.n) {
             memcpy(sorted_list, list.names, (size_t)list.n * sizeof *sorted_list);
-            qsort(sorted_list, (size_t)list.n, sizeof *sorted_list, cmp_str);
+            qsort(sorted_list, (size_t)list.n, sizeof *sorted_list, prep_cmp_str);
         }
         for (int k = 0; k < G; k++)
             if (!list.n || gene_in_list(sorted_list, list.n, P.genes[sel_gene[k]]))
@@ -1623,7 +274,7 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
     }
 
     /* 5. normalisation, one donor at a time */
-    double t_norm = now_s();
+    double t_norm = prep_now_s();
     for (int d = 0, row0 = 0; rc == 0 && d < P.n_donors; row0 += P.dn[d].n, d++) {
         donor *D = &P.dn[d];
         /* gene-major first ([G][n], contiguous copies of the probe rows),
@@ -1655,7 +306,7 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
                     dst[s] /= P.gene_count[g];
             }
         }
-        transpose(XT, X, G, D->n);
+        prep_transpose(XT, X, G, D->n);
         free(D->expr);   /* the donor's probes are no longer needed */
         D->expr = NULL;
         int n_fit = 0;
@@ -1677,13 +328,13 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
          * normalisation never mixes donors, so nothing of it reaches training. */
         norm_ctx nc = {&P, D, X, G, c->prepare.norm_train_only && n_fit > 0 ? fit : NULL, 0};
         atomic_init(&nc.oom, 0);
-        parallel_for(P.threads, D->n, srs_samples_range, &nc);
+        prep_parallel_for(P.threads, D->n, prep_srs_samples_range, &nc);
         /* Genes are columns of X: make them rows again for the within-donor step. */
-        transpose(X, XT, D->n, G);
+        prep_transpose(X, XT, D->n, G);
         free(X);
         X = XT;
         nc.X = X;
-        parallel_for(P.threads, G, srs_genes_range, &nc);
+        prep_parallel_for(P.threads, G, prep_srs_genes_range, &nc);
         if (atomic_load(&nc.oom))
             rc = gi_fail(err, "out of memory while normalising donor %s", D->d.name);
         for (int s = 0; s < D->n && rc == 0; s++) {
@@ -1726,7 +377,7 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
     }
     if (rc == 0 && log)
         fprintf(log, "normalised (scaled robust sigmoid across genes, then within donors%s) in %.1f s\n",
-                c->prepare.norm_train_only ? ", fitted on training samples" : "", now_s() - t_norm);
+                c->prepare.norm_train_only ? ", fitted on training samples" : "", prep_now_s() - t_norm);
 
     /* 6. output */
     char path[GI_PATH_MAX + 32];
@@ -1737,7 +388,7 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
     }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/report.json", out_dir);
-        rc = write_report(&P, path, list.n ? &list : NULL, listed_found, n_out, n_rows, now_s() - t0, err);
+        rc = write_report(&P, path, list.n ? &list : NULL, listed_found, n_out, n_rows, prep_now_s() - t0, err);
     }
     if (rc == 0 && log) {
         fprintf(log, "wrote %s/samples.csv: %d samples x %d genes", out_dir, n_rows, n_out);
@@ -1756,7 +407,7 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
             }
             fprintf(log, ")");
         }
-        fprintf(log, "; report.json; %.1f s in all\n", now_s() - t0);
+        fprintf(log, "; report.json; %.1f s in all\n", prep_now_s() - t0);
     }
     free(X);
     free(fit);
@@ -1769,3 +420,4 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
     prep_free(&P);
     return rc;
 }
+
