@@ -175,11 +175,4 @@ int gi_model_param_blocks(const gi_model *m, gi_param_block *out, int max);
  * features that the output layer reads (one row per point). */
 const float *gi_workspace_layer_input(const gi_workspace *ws, int layer);
 
-/* 1-D spectral ordering of genes (the paper's gene code): positions in [0, 1]
- * from the Fiedler vector of the normalised Laplacian of the gene affinity
- * (1 + r) / 2, r = Pearson correlation over samples where both genes are
- * measured. values: [n][n_genes], NaN = missing. Deterministic sign: gene 0
- * gets t <= 0.5. With one gene t = 0. */
-int gi_gene_spectral_positions(const float *values, int n, int n_genes, float *t, gi_err *err);
-
 #endif
