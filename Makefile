@@ -2,6 +2,8 @@
 #   make          build build/geneinr
 #   make run      install missing Debian packages (as root), build, run the demo job
 #   make test     install missing packages, build, run the whole test suite
+#   make check    the unit tests only (tests/test_*.c): a minute, for the edit-build loop
+#   make layers   includes and calls between files follow src/LAYERS (run by make test)
 #   make bench    speed and memory benchmarks (figures go to docs/BENCHMARKS.md)
 #   make asan     build the suite with AddressSanitizer + UBSan and run it
 #   make fuzz     libFuzzer on the config, CSV, NIfTI and checkpoint readers (FUZZ_SECONDS each)
@@ -69,6 +71,10 @@ test:
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	@$(MAKE) --no-print-directory layers
 	@tests/run.sh $(BUILD)
+
+check:
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@tests/run.sh $(BUILD) --unit
 
 # Includes and calls between files follow src/LAYERS: none points up, no circle.
 layers: $(LIB_OBJ) $(BUILD)/obj/main.o
