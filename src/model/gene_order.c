@@ -124,6 +124,45 @@ static int ritz(const double *alpha, const double *beta, int k, double *theta, d
     return rc;
 }
 
+/* Per-gene mean (o->mu) and 1/std (o->isd) over the rows used (cnt[g]: the
+ * gene's measured values), and the diagonal of Z^T Z (o->diag). Returns the
+ * rows used; fewer than 3 leave the rest undone. */
+static long moments(op *o, double *cnt)
+{
+    const int n = o->n, G = o->G;
+    long m = 0;
+    for (int i = 0; i < n; i++) {
+        if (o->skip && o->skip[i])
+            continue;
+        m++;
+        const float *row = o->x + (size_t)i * G;
+        for (int g = 0; g < G; g++)
+            if (!isnan(row[g])) {
+                o->mu[g] += row[g];
+                cnt[g] += 1;
+            }
+    }
+    if (m < 3)
+        return m;
+    for (int g = 0; g < G; g++)
+        o->mu[g] = cnt[g] > 0 ? o->mu[g] / cnt[g] : 0.0;
+    for (int i = 0; i < n; i++) {
+        if (o->skip && o->skip[i])
+            continue;
+        const float *row = o->x + (size_t)i * G;
+        for (int g = 0; g < G; g++)
+            if (!isnan(row[g]))
+                o->isd[g] += ((double)row[g] - o->mu[g]) * ((double)row[g] - o->mu[g]);
+    }
+    o->denom = (double)(m - 1);
+    for (int g = 0; g < G; g++) {
+        double ss = o->isd[g];
+        o->isd[g] = cnt[g] >= 2 && ss > 0 ? 1.0 / sqrt(ss / (cnt[g] - 1)) : 0.0;
+        o->diag[g] = ss * o->isd[g] * o->isd[g] / o->denom;
+    }
+    return m;
+}
+
 int gi_gene_spectral_positions_lowmem(const float *values, int n, int n_genes, const unsigned char *skip, float *t,
                                       gi_err *err)
 {
@@ -155,37 +194,10 @@ int gi_gene_spectral_positions_lowmem(const float *values, int n, int n_genes, c
     }
 
     /* Per-gene mean and 1/std over the rows used; the diagonal of Z^T Z. */
-    long m = 0;
-    for (int i = 0; i < n; i++) {
-        if (skip && skip[i])
-            continue;
-        m++;
-        const float *row = values + (size_t)i * G;
-        for (int g = 0; g < G; g++)
-            if (!isnan(row[g])) {
-                o.mu[g] += row[g];
-                cnt[g] += 1;
-            }
-    }
+    long m = moments(&o, cnt);
     if (m < 3) {
         rc = gi_fail(err, "spectral gene positions need at least 3 samples, got %ld", m);
         goto done;
-    }
-    for (int g = 0; g < G; g++)
-        o.mu[g] = cnt[g] > 0 ? o.mu[g] / cnt[g] : 0.0;
-    for (int i = 0; i < n; i++) {
-        if (skip && skip[i])
-            continue;
-        const float *row = values + (size_t)i * G;
-        for (int g = 0; g < G; g++)
-            if (!isnan(row[g]))
-                o.isd[g] += ((double)row[g] - o.mu[g]) * ((double)row[g] - o.mu[g]);
-    }
-    o.denom = (double)(m - 1);
-    for (int g = 0; g < G; g++) {
-        double ss = o.isd[g];
-        o.isd[g] = cnt[g] >= 2 && ss > 0 ? 1.0 / sqrt(ss / (cnt[g] - 1)) : 0.0;
-        o.diag[g] = ss * o.isd[g] * o.isd[g] / o.denom;
     }
 
     /* Degrees D = A 1 (>= 1/2 when |r| <= 1; kept positive regardless). */
