@@ -13,6 +13,7 @@ T=${TESTTMP:-$(mktemp -d)}/anatomy_match
 SHARED=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
 PY=/usr/bin/python3
 mkdir -p "$T"
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 ok() { echo "ok - $1"; }
 notok() { echo "not ok - $1${2:+: $2}"; }
 check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
@@ -112,6 +113,20 @@ check "a label table without class columns in the samples says it cannot apply" 
 printf 'id,label,hemisphere,structure\n1,a,L,cortex\n1,b,R,cortex\n' > "$T/dup.csv"
 check "a bad label table is refused with file:line" \
     bash -c "! $G train '$T/cfg.yaml' --out '$T/bad' $CL --set data.anatomy_labels=$T/dup.csv > '$T/bad.log' 2>&1 && grep -q 'dup.csv:3: id 1 appears twice' '$T/bad.log'"
+
+# prepare with data.anatomy: the prepared samples (with prepare's class and hemisphere) matched, in report.json.
+check "phantom --ahba (2 mm grid)" $G phantom --out "$T/pha" --grid 2 --genes 3 --seed 7 --ahba
+printf 'prepare:\n  data_dir: %s\n  coordinates: %s\n  reannotation: %s\n' "$T/pha/ahba" \
+    "$T/pha/ahba/corrected_mni_coordinates.csv" "$T/pha/ahba/reannotated.csv" > "$T/prep.yaml"
+check "prepare with data.anatomy, a tolerance and the label table" \
+    bash -c "$G prepare '$T/prep.yaml' --out '$T/prep' --set data.anatomy=$T/pha/anatomy.nii.gz $TOL \
+        --set data.anatomy_labels=$T/labels.csv > '$T/prep.log'"
+check "... prints the matching summary, every sample constrained by its class and hemisphere" \
+    grep -qE '^anatomy: ([0-9]+) samples: .*class/hemisphere: \1 constrained\)' "$T/prep.log"
+check "... and report.json holds it" $PY -c "
+import json, sys
+j = json.load(open('$T/prep/report.json'))['anatomy_match']
+sys.exit(0 if j['samples'] == j['by_voxel'] + j['by_distance'] + j['not_matched'] and j['class_rule'] == 'applied' else 1)"
 
 # eval: the summary once, anatomy_match.json, regression kriging on matched labels, IDW unchanged.
 E="--set eval.methods=idw,regression_kriging --set eval.folds=3 --set eval.split=kfold"
