@@ -956,6 +956,7 @@ void gi_phantom_defaults(gi_phantom_spec *s)
     s->noise = 0.3;
     s->missing = 0.02;
     s->grid_step = 1;
+    s->sample_truth = GI_PHANTOM_TRUTH_TISSUE;
 }
 
 static int check_spec(const gi_phantom_spec *s, gi_err *err)
@@ -968,6 +969,8 @@ static int check_spec(const gi_phantom_spec *s, gi_err *err)
         return gi_fail(err, "phantom: missing must be in [0, 1) (got %g)", s->missing);
     if (s->grid_step < 1 || s->grid_step > 8)
         return gi_fail(err, "phantom: grid_step must be between 1 and 8 mm (got %d)", s->grid_step);
+    if (s->sample_truth != GI_PHANTOM_TRUTH_TISSUE && s->sample_truth != GI_PHANTOM_TRUTH_VOXEL)
+        return gi_fail(err, "phantom: sample_truth must be tissue or voxel (got %d)", s->sample_truth);
     return 0;
 }
 
