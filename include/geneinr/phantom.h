@@ -12,6 +12,8 @@
  *   truth.h5        the true maps in the atlas layout (atlas.h, kind "truth"):
  *                   donor-average expression without noise.
  *   README.txt      what each file holds and how the truth was made.
+ *   anatomy.csv, sample_tissue.csv  (realistic samples only, the default:
+ *                   see GI_PHANTOM_TRUTH_TISSUE below)
  * True maps mix smooth gradients, regional (piecewise-by-label) structure and
  * fine detail, correlated across genes.
  */

@@ -11,7 +11,20 @@
  *   2. samples - 3,702 locations in 6 donors (65% cortex, then deep nuclei,
  *                cerebellum, brainstem, white matter: GROUPS), values with donor
  *                effects, registration jitter, noise and missing values
- *                -> samples.csv;
+ *                -> samples.csv. With spec->sample_truth tissue (default) the
+ *                location is the sample's tissue (white matter cut to 1%,
+ *                GROUP_P_TISSUE: AHBA dissected grey matter), the written
+ *                coordinate is tissue + registration error (donor shift +
+ *                heavy-tailed per-sample error, REG_*), so ~40% land off their
+ *                label and ~20% outside the brain, as real coordinates do;
+ *                the value is the truth at the tissue; columns class and
+ *                hemisphere as prepare writes them; anatomy.csv (label table)
+ *                and sample_tissue.csv (the hidden tissue) besides. Left out:
+ *                real structure proportions and sampling sites, white matter
+ *                beyond 1%, any anisotropy of registration error. With voxel
+ *                (the phantom before issue 25, byte for byte) the coordinate
+ *                is the location and the value comes from location + a small
+ *                error;
  *   3. volumes - labels on the grid -> mask.nii.gz, anatomy.nii.gz;
  *   4. truth   - the noise-free donor-average maps, 8 z-slices at a time
  *                (bounded memory) -> truth.h5 (atlas.h layout, kind "truth");

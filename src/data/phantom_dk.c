@@ -17,7 +17,27 @@
  * + fine detail (6-14 mm, below the ~10 mm sample spacing). Samples add
  * per-donor offsets and scales, registration error (1.5 mm per donor + 1 mm
  * per sample), measurement noise (spec->noise x the gene's spatial SD) and
- * spec->missing unmeasured values. The six donors are synthetic: the
+ * spec->missing unmeasured values.
+ * How samples meet the anatomy (spec->sample_truth):
+ *   tissue (default) - as real data arise: a sample is grey matter cut from
+ *     a structure, and its coordinate (the real one, kept) is that tissue
+ *     plus registration error. Its tissue = the DK-labelled voxel centre of
+ *     this grid nearest to coordinate - error (the same draws as below);
+ *     its value = the gene model there with that label's class. Cerebellum:
+ *     DK has none, so a coordinate > CBL_FAR_MM from every label and
+ *     posterior-inferior (CBL_Y_MAX, CBL_Z_MAX; measured on the real
+ *     coordinates, see there) is cerebellar tissue at coordinate - error,
+ *     with a cerebellum class level of its own (not in truth.h5). Writes
+ *     prepare's class / hemisphere columns, anatomy.csv (the label table)
+ *     and sample_tissue.csv (each sample's tissue, for analysis). Left out:
+ *     the real donors' assignment, the real structure of each sample (the
+ *     structure proportions are those of the nearest labels), white-matter
+ *     samples, non-DK structures other than the cerebellum.
+ *   voxel - the phantom before issue 25, byte for byte: the value is the
+ *     model at coordinate + error with the class of the voxel it lands in,
+ *     so a sample outside the brain is white matter.
+ * The truth (truth.h5) is the same in both: each voxel its own label's class.
+ * The six donors are synthetic: the
  * reference files do not say which donor a sample came from, so right-
  * hemisphere samples go to the first two donors (as in AHBA) and the others
  * to all six in AHBA's proportions.
