@@ -60,6 +60,10 @@ static const char *USAGE =
     "                         real tables, e.g. ../shared/data, for real well ids, coordinates, probe names)\n"
     "                         --dk: on the real Desikan-Killiany grid at the real AHBA sample coordinates\n"
     "                         (from --reference, default ../shared/data), tissue-class effects + gradients\n"
+    "                         --sample-truth tissue|voxel: tissue (default) = each sample is grey matter cut\n"
+    "                         from a structure, its coordinate that tissue + registration error (it may miss\n"
+    "                         every label), its value the truth at the tissue; adds class/hemisphere columns,\n"
+    "                         anatomy.csv (label table), sample_tissue.csv; voxel = the phantoms before issue 25\n"
     "  prepare CONFIG [--out DIR] [--set k=v]...\n"
     "                         AHBA donor folders (prepare.data_dir) -> OUT/samples.csv as abagen computes\n"
     "                         it, and OUT/report.json (default OUT: prepare.out, else prepared/<config name>)\n"
@@ -117,6 +121,7 @@ typedef struct args {
     int collect, retry_failed;          /* sweep --collect, --retry-failed */
     int ahba;                           /* phantom --ahba */
     int dk;                             /* phantom --dk */
+    int sample_truth_voxel;             /* phantom --sample-truth voxel */
     long ahba_probes;                   /* phantom --ahba-probes N, -1 = not given */
     const char *reference_dir;          /* phantom --reference DIR */
     const char *given[32];              /* the options seen, to refuse those a command does not take */
@@ -203,6 +208,11 @@ static int parse_args(const ctx *x, int argc, char **argv, args *a)
             }
         } else if (!strcmp(s, "--dk")) {
             a->dk = 1;
+        } else if (!strcmp(s, "--sample-truth")) {
+            NEED_VALUE();
+            if (strcmp(next, "tissue") != 0 && strcmp(next, "voxel") != 0)
+                return usage_error(x, "--sample-truth must be tissue or voxel, got '%s'", next);
+            a->sample_truth_voxel = !strcmp(next, "voxel");
         } else if (!strcmp(s, "--ahba")) {
             a->ahba = 1;
         } else if (!strcmp(s, "--ahba-probes")) {
@@ -272,7 +282,7 @@ static int check_options(const ctx *x, const args *a)
         {"train", " --out --set --resume --resume-from --force "},
         {"render", " --out --set --checkpoint --nifti "},
         {"run", " --out --set --resume --resume-from --force --nifti "},
-        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference --dk "},
+        {"phantom", " --out --seed --genes --grid --ahba --ahba-probes --reference --dk --sample-truth "},
         {"score", " --truth --samples --stride --json "},
         {"info", " "},
         {"prepare", " --out --set "},
@@ -579,6 +589,7 @@ static int cmd_phantom(const ctx *x, const args *a)
         return usage_error(x, "--grid must be 1 (1 mm) or 2 (2 mm)%s", "");
     if (s.n_genes < 1 || s.n_genes > 1000)
         return usage_error(x, "--genes must be in 1..1000%s", "");
+    s.sample_truth = a->sample_truth_voxel ? GI_PHANTOM_TRUTH_VOXEL : GI_PHANTOM_TRUTH_TISSUE;
     int rc = 0;
     if (x->rank == 0) {
         double t0 = MPI_Wtime();

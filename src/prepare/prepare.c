@@ -34,6 +34,7 @@
 #include "geneinr/ahba.h"
 #include "geneinr/csv.h"
 #include "geneinr/genelist.h"
+#include "geneinr/label_match.h"
 #include "geneinr/grow.h"
 #include "geneinr/rng.h"
 #include "geneinr/samples.h"
@@ -44,8 +45,8 @@
 /* ---------------------------------------------------------------- run */
 
 static int write_report(const prep *P, const char *path, const gi_genelist *list,
-                        const unsigned char *listed_found, int n_out, int n_rows, double secs,
-                        gi_err *err)
+                        const unsigned char *listed_found, int n_out, int n_rows, const gi_match_summary *match,
+                        double secs, gi_err *err)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -91,7 +92,12 @@ static int write_report(const prep *P, const char *path, const gi_genelist *list
             }
         fprintf(f, "]");
     }
-    fprintf(f, "},\n  \"seconds\": %.2f\n}\n", secs);
+    fprintf(f, "}");
+    if (match) {   /* with data.anatomy: how these samples meet its labels (label_match.h) */
+        fprintf(f, ",\n  \"anatomy_match\": ");
+        gi_match_summary_json(f, match);
+    }
+    fprintf(f, ",\n  \"seconds\": %.2f\n}\n", secs);
     if (fclose(f) != 0)
         return gi_fail(err, "writing %s: %s", path, strerror(errno));
     return 0;
@@ -423,8 +429,29 @@ static int write_outputs(const prep *P, const char *out_dir, const gi_genelist *
     /* abagen's values lie in [0, 1]: 7 decimals are 1e-7, far inside its 1e-4 */
     if (gi_samples_write_csv_decimals(out, path, 7, err) != 0)
         return -1;
+    /* With data.anatomy in the config: match the prepared samples to its
+     * labels as training will (data.anatomy_tolerance, data.anatomy_labels). */
+    gi_match_summary match;
+    int have_match = 0;
+    if (P->c->data.anatomy[0]) {
+        gi_anatomy a;
+        gi_label_match lm;
+        int rc = gi_anatomy_load(&a, P->c->data.anatomy, NULL, 0, err);
+        if (rc == 0) {
+            rc = gi_label_match_samples(&lm, &a, out, P->c, err);
+            gi_anatomy_free(&a);
+        }
+        if (rc != 0)
+            return -1;
+        match = lm.sum;
+        have_match = 1;
+        gi_label_match_free(&lm);
+        if (log)
+            gi_match_summary_print(log, &match, "anatomy: ");
+    }
     snprintf(path, sizeof path, "%s/report.json", out_dir);
-    if (write_report(P, path, list->n ? list : NULL, o->listed_found, o->n_out, o->n_rows, prep_now_s() - t0, err) != 0)
+    if (write_report(P, path, list->n ? list : NULL, o->listed_found, o->n_out, o->n_rows, have_match ? &match : NULL,
+                     prep_now_s() - t0, err) != 0)
         return -1;
     if (!log)
         return 0;
