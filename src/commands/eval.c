@@ -457,7 +457,12 @@ static int setup(evaluation *e, const gi_config *c, gi_err *err)
     if (c->data.anatomy[0]) {
         /* Training and test samples alike: a sample's label is a property of
          * the sample (its point, class and hemisphere; never its values), the
-         * same that training (dataset.c) gives it. */
+         * same that training (dataset.c) gives it. A held-out sample is tissue
+         * of its structure whose coordinate missed it, so the map is read for it
+         * in that structure. Reading it at the voxel its coordinate lands in
+         * instead (tried, docs/ACCURACY.md) scores a sample outside the brain
+         * against the map's "outside" label where the map holds no value at all,
+         * and ranked the rules against the phantom's truth. */
         gi_anatomy a;
         if (gi_anatomy_load(&a, c->data.anatomy, NULL, 0, err) != 0)
             return -1;
