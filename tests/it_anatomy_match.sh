@@ -11,10 +11,10 @@
 . "$(dirname "$0")/lib.sh" anatomy_match
 SHARED=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
 
-check "phantom (2 mm grid, 3 genes)" $G phantom --out "$T/ph" --grid 2 --genes 3 --seed 4
-# The phantom draws every sample inside its tissue; registration error moves
-# real ones off it. Here every sample is moved 3 mm away from the midline (x),
-# so cortical samples near the surface leave the brain.
+# The phantom as it was before realistic samples (--sample-truth voxel) puts every sample in
+# its tissue, with structure_id; this test moves them itself, by a known amount: every sample
+# 3 mm away from the midline (x), so cortical samples near the surface leave the brain.
+check "phantom (2 mm grid, 3 genes)" $G phantom --out "$T/ph" --grid 2 --genes 3 --seed 4 --sample-truth voxel
 $PY - "$T/ph/samples.csv" "$T/moved.csv" <<'PYEOF'
 import csv, sys
 r = csv.reader(open(sys.argv[1])); w = csv.writer(open(sys.argv[2], 'w', newline=''), lineterminator='\n')
