@@ -49,7 +49,7 @@ typedef struct gi_fit_data {
  * INR, the run config plus where it may write its training files. */
 typedef struct gi_method_opts {
     int idw_k;                   /* IDW: nearest samples averaged (abagen: 10) */
-    int covariance;              /* kriging: GI_COV_* */
+    int covariance;              /* kriging: GI_COV_* (enum_names.h) */
     int per_gene;                /* kriging: 1 = hyperparameters per gene, 0 = shared */
     int fit_samples;             /* kriging: samples used by the likelihood fit (subsample), 0 = all */
     float label_shrink;          /* regression kriging: pseudo-count of the label-mean shrinkage */
@@ -66,8 +66,6 @@ typedef struct gi_method_opts {
     MPI_Comm comm;               /* ranks that train together */
     const char *work_dir;        /* folder for the fold's sample table, checkpoint and log */
 } gi_method_opts;
-
-enum { GI_COV_EXPONENTIAL = 0, GI_COV_MATERN32 = 1, GI_COV_MATERN52 = 2 };
 
 /* Options from a config (baseline.* keys; INR fields left for the caller). */
 void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c);

@@ -5,7 +5,9 @@
 #include <string.h>
 
 static const gi_method_impl *const IMPLS[GI_METHOD_COUNT] = {
-    &gi_inr_impl, &gi_nearest_impl, &gi_idw_impl, &gi_kriging_impl, &gi_rk_impl,
+#define GI_METHOD_IMPL(id, name, anat, impl) [GI_METHOD_##id] = &impl,
+    GI_METHOD_LIST(GI_METHOD_IMPL)
+#undef GI_METHOD_IMPL
 };
 
 struct gi_method {

@@ -194,7 +194,7 @@ int gi_render_method(const gi_config *c, MPI_Comm comm, const char *out_dir, con
         snprintf(members, sizeof members, "mean over the %d train.ensemble members of ", K);
     if (c->render.method == GI_METHOD_INR && c->data.prior != GI_PRIOR_NONE)
         snprintf(norm, sizeof norm, "%s(network output + data.prior %s) * gene_std + gene_mean, with the mean and std "
-                 "of the training samples", members, c->data.prior == GI_PRIOR_RK ? "regression_kriging" : "kriging");
+                 "of the training samples", members, GI_PRIOR_NAMES[c->data.prior]);
     else if (c->render.method == GI_METHOD_INR)
         snprintf(norm, sizeof norm, "%snetwork output * gene_std + gene_mean, with the mean and std of the training "
                  "samples", members);
