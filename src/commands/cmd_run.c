@@ -24,7 +24,6 @@
 #include "geneinr/files.h"
 #include "geneinr/method_kind.h"
 #include "geneinr/render.h"
-#include "geneinr/render_method.h"
 #include "geneinr/report.h"
 #include "geneinr/rundir.h"
 #include "geneinr/stop.h"
@@ -193,7 +192,7 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
     if (do_render && c.render.method != GI_METHOD_INR) {
         /* A baseline is fitted at render time: nothing to train. */
         gi_render_result rr;
-        if (gi_render_method(&c, x->comm, out, NULL, &rr, &err) != 0)
+        if (gi_render(&c, x->comm, out, NULL, &rr, &err) != 0)
             return gi_cmd_status(x, -1, &err);
         report_resources(x, t0);
         return gi_cmd_status(x, record_and_report(x, &c, out, t0, 1, &err), &err);
@@ -241,18 +240,7 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
     if (do_render) {
         gi_render_result rr;
         const char *from = a->checkpoint ? a->checkpoint : ckpt;
-        /* A model trained over data.prior, or an ensemble, renders through the method interface
-         * (network + prior, mean of the members). */
-        int via_method = c.data.prior != GI_PRIOR_NONE || gi_ensemble_size(&c) > 1;
-        if (via_method && strcmp(c.render.donor, "average") != 0) {
-            gi_fail(&err, "render.donor: a model trained over data.prior or as a train.ensemble renders the donor "
-                    "average only");
-            return gi_cmd_status(x, -1, &err);
-        }
-        if (check_prior_matches(x, &c, from, &err) != 0)
-            return gi_cmd_status(x, -1, &err);
-        if ((via_method ? gi_render_method(&c, x->comm, out, from, &rr, &err)
-                        : gi_render(&c, x->comm, out, from, &rr, &err)) != 0)
+        if (check_prior_matches(x, &c, from, &err) != 0 || gi_render(&c, x->comm, out, from, &rr, &err) != 0)
             return gi_cmd_status(x, -1, &err);
     }
     report_resources(x, t0);

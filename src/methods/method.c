@@ -1,6 +1,8 @@
 /* method.c - the fit/predict interface's dispatch table (see method.h). */
 #include "geneinr/method.h"
 
+#include "geneinr/checkpoint.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +31,10 @@ void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c)
     o->comm = MPI_COMM_SELF;
 }
 
-size_t gi_inr_predict_bytes_per_gene(void); /* method_inr.c */
+/* method_inr.c */
+void gi_inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed);
+void *gi_inr_load_state(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err);
+const gi_state *gi_inr_checkpoint(const void *state);
 
 gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
 {
@@ -57,9 +62,11 @@ int gi_method_predict(const gi_method *m, int n, const float *mni, const int *la
     return IMPLS[m->kind]->predict(m->state, n, mni, label, 0, m->n_genes, out, err);
 }
 
-size_t gi_method_predict_bytes_per_gene(const gi_method *m)
+void gi_method_predict_bytes(const gi_method *m, size_t *per_gene, size_t *fixed)
 {
-    return m->kind == GI_METHOD_INR ? gi_inr_predict_bytes_per_gene() : 0;
+    *per_gene = *fixed = 0;
+    if (m->kind == GI_METHOD_INR)
+        gi_inr_predict_bytes(m->state, per_gene, fixed);
 }
 
 int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng,
@@ -70,9 +77,7 @@ int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const i
     return IMPLS[m->kind]->predict(m->state, n, mni, label, g0, ng, out, err);
 }
 
-void *gi_inr_load_state(const char *checkpoint, const gi_config *c, gi_err *err);
-
-gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err)
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
 {
     gi_method *m = calloc(1, sizeof *m);
     if (!m) {
@@ -80,17 +85,21 @@ gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_
         return NULL;
     }
     m->kind = GI_METHOD_INR;
-    m->n_genes = n_genes;
-    m->state = gi_inr_load_state(checkpoint, c, err);
+    m->state = gi_inr_load_state(checkpoint, c, donor, batch, err);
     if (!m->state) {
         free(m);
         return NULL;
     }
+    m->n_genes = gi_inr_checkpoint(m->state)->n_genes;
     return m;
 }
 
 int gi_method_n_genes(const gi_method *m) { return m->n_genes; }
 int gi_method_kind(const gi_method *m) { return m->kind; }
+const gi_state *gi_method_inr_checkpoint(const gi_method *m)
+{
+    return m->kind == GI_METHOD_INR ? gi_inr_checkpoint(m->state) : NULL;
+}
 const void *gi_method_state(const gi_method *m) { return m->state; }
 
 void gi_method_free(gi_method *m)
