@@ -55,6 +55,7 @@ check "a number that is not one: exit 2" exits_2 "--trial needs an integer" swee
 check "a missing value: exit 2" exits_2 "--out needs a value" train c.yaml --out
 check "a second operand: exit 2" exits_2 "unexpected argument" info a b
 check "an operand to a command that takes none: exit 2" exits_2 "takes no argument" phantom x --out "$T/p"
+check "preview --at that is not x,y,z: exit 2" exits_2 "is not x,y,z" preview a.h5 --at 1,2
 check "a flag given a value: exit 2" exits_2 "takes no value" train c.yaml --resume=yes
 check "no usage error leaves files behind" test ! -e "$T/p"
 check "--opt=value is read like --opt value" bash -c "$G config --set=train.steps=7 | grep -q 'steps: 7'"

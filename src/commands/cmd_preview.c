@@ -1,11 +1,15 @@
 /* cmd_preview.c - `geneinr preview ATLAS`: PNG slices of genes of any atlas (export.h). */
 #include "geneinr/cmd.h"
 
+#include "geneinr/config.h"
 #include "geneinr/export.h"
 
 static int run_preview(const gi_cmd_ctx *x, const gi_cmd_args *a)
 {
     gi_err err = {{0}};
+    double at[3];
+    if (a->at && gi_parse_mni_point(a->at, at) != 0)   /* a malformed option, before the atlas is read */
+        return gi_cmd_usage_error(x, "preview", "--at '%s' is not x,y,z (three numbers, MNI mm)", a->at);
     return gi_cmd_status(x, gi_export_preview_command(x->comm, a->operand, a->gene_list, a->at, a->out, &err), &err);
 }
 
