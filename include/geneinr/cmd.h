@@ -25,7 +25,7 @@
 #define GI_EXIT_USAGE 2
 
 /* Where the options of every command land. A value option not given keeps
- * NULL (strings) or -1 (numbers); a flag not given is 0. */
+ * NULL (strings) or -1 (numbers, choices); a flag not given is 0. */
 typedef struct gi_cmd_args {
     const char *operand;                /* CONFIG, FILE, ATLAS, RUN_DIR, SWEEP.yaml */
     const char *out;
@@ -54,6 +54,7 @@ typedef enum gi_opt_kind {
     GI_OPT_STRING,   /* --out DIR: const char * field */
     GI_OPT_LONG,     /* --seed N: long field, checked against [min, max] */
     GI_OPT_SET,      /* --set K=V: appended to sets[] (repeatable) */
+    GI_OPT_CHOICE,   /* --sample-truth voxel: long field set to the name's index in names[] */
 } gi_opt_kind;
 
 typedef struct gi_cmd_opt {
@@ -62,6 +63,7 @@ typedef struct gi_cmd_opt {
     size_t where;          /* offsetof(gi_cmd_args, field) */
     const char *value;     /* value's name in the help ("DIR"); NULL for a flag */
     long min, max;         /* GI_OPT_LONG */
+    const char *const *names; /* GI_OPT_CHOICE: the allowed values, NULL-terminated (an enum's name table) */
     int required;          /* the command cannot run without it (usage error) */
     const char *help;      /* one line for `geneinr CMD --help` */
 } gi_cmd_opt;
@@ -79,15 +81,19 @@ typedef struct gi_cmd {
 } gi_cmd;
 
 /* Option rows, spelled alike in every command file. */
-#define GI_OPT_F(flag, field, help) {flag, GI_OPT_FLAG, offsetof(gi_cmd_args, field), NULL, 0, 0, 0, help}
-#define GI_OPT_S(flag, field, value, help) {flag, GI_OPT_STRING, offsetof(gi_cmd_args, field), value, 0, 0, 0, help}
+#define GI_OPT_F(flag, field, help) {flag, GI_OPT_FLAG, offsetof(gi_cmd_args, field), NULL, 0, 0, NULL, 0, help}
+#define GI_OPT_S(flag, field, value, help) \
+    {flag, GI_OPT_STRING, offsetof(gi_cmd_args, field), value, 0, 0, NULL, 0, help}
 #define GI_OPT_S_REQ(flag, field, value, help) \
-    {flag, GI_OPT_STRING, offsetof(gi_cmd_args, field), value, 0, 0, 1, help}
+    {flag, GI_OPT_STRING, offsetof(gi_cmd_args, field), value, 0, 0, NULL, 1, help}
 #define GI_OPT_L(flag, field, value, lo, hi, help) \
-    {flag, GI_OPT_LONG, offsetof(gi_cmd_args, field), value, lo, hi, 0, help}
-#define GI_OPT_SETS {"--set", GI_OPT_SET, offsetof(gi_cmd_args, sets), "KEY=VALUE", 0, 0, 0, \
+    {flag, GI_OPT_LONG, offsetof(gi_cmd_args, field), value, lo, hi, NULL, 0, help}
+/* value: how the help spells the choices, e.g. "tissue|voxel" */
+#define GI_OPT_C(flag, field, value, names, help) \
+    {flag, GI_OPT_CHOICE, offsetof(gi_cmd_args, field), value, 0, 0, names, 0, help}
+#define GI_OPT_SETS {"--set", GI_OPT_SET, offsetof(gi_cmd_args, sets), "KEY=VALUE", 0, 0, NULL, 0, \
                      "override a config key, e.g. --set train.steps=500 (repeatable)"}
-#define GI_OPT_END {NULL, GI_OPT_FLAG, 0, NULL, 0, 0, 0, NULL}
+#define GI_OPT_END {NULL, GI_OPT_FLAG, 0, NULL, 0, 0, NULL, 0, NULL}
 
 /* The rows, one per command file. */
 extern const gi_cmd gi_cmd_phantom, gi_cmd_prepare, gi_cmd_train, gi_cmd_render, gi_cmd_run, gi_cmd_info,

@@ -150,6 +150,13 @@ static int store_value(const gi_cmd_ctx *x, const gi_cmd *c, const gi_cmd_opt *o
         if (a->n_sets == GI_CMD_MAX_SETS)
             return gi_cmd_usage_error(x, c->name, "too many --set options (at most %d)", GI_CMD_MAX_SETS);
         a->sets[a->n_sets++] = v;
+    } else if (o->kind == GI_OPT_CHOICE) {
+        long k = 0;
+        while (o->names[k] && strcmp(o->names[k], v) != 0)
+            k++;
+        if (!o->names[k])
+            return gi_cmd_usage_error(x, c->name, "%s must be %s, got '%s'", o->flag, o->value, v);
+        *(long *)field = k;
     } else {
         char *end;
         errno = 0;
@@ -204,10 +211,13 @@ static int parse_args(const gi_cmd_ctx *x, const gi_cmd *c, int argc, char **arg
     return 0;
 }
 
-static void args_init(gi_cmd_args *a)
+/* Nothing given: NULL strings, 0 flags, -1 numbers and choices. */
+static void args_init(const gi_cmd *c, gi_cmd_args *a)
 {
     memset(a, 0, sizeof *a);
-    a->stride = a->seed = a->genes = a->grid = a->trial = a->ahba_probes = -1;
+    for (const gi_cmd_opt *o = c->opts; o->flag; o++)
+        if (o->kind == GI_OPT_LONG || o->kind == GI_OPT_CHOICE)
+            *(long *)((char *)a + o->where) = -1;
 }
 
 /* --help anywhere after the command asks for its help (not an option value:
@@ -253,7 +263,7 @@ static int dispatch(const gi_cmd_ctx *x, int argc, char **argv)
         return 0;
     }
     gi_cmd_args a;
-    args_init(&a);
+    args_init(c, &a);
     int rc = parse_args(x, c, argc, argv, &a);
     return rc != 0 ? rc : c->run(x, &a);
 }
