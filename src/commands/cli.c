@@ -76,6 +76,15 @@ static void usage_line(const gi_cmd *c, char *buf, size_t size)
     }
 }
 
+/* A synopsis without its Markdown code quotes (they are for the README), and a newline. */
+static void print_plain(FILE *f, const char *text)
+{
+    for (const char *p = text; *p; p++)
+        if (*p != '`')
+            fputc(*p, f);
+    fputc('\n', f);
+}
+
 static void print_global_help(FILE *f)
 {
     char line[1024];
@@ -83,7 +92,8 @@ static void print_global_help(FILE *f)
     fputs("\ncommands:\n", f);
     for (int i = 0; gi_cmd_table[i]; i++) {
         usage_line(gi_cmd_table[i], line, sizeof line);
-        fprintf(f, "  %s\n      %s\n", line, gi_cmd_table[i]->synopsis);
+        fprintf(f, "  %s\n      ", line);
+        print_plain(f, gi_cmd_table[i]->synopsis);
     }
     fputc('\n', f);
     fputs(FOOTER, f);
@@ -93,7 +103,9 @@ static void print_command_help(FILE *f, const gi_cmd *c)
 {
     char line[1024];
     usage_line(c, line, sizeof line);
-    fprintf(f, "usage: geneinr %s\n\n%s\n\n%s\n", line, c->synopsis, c->help);
+    fprintf(f, "usage: geneinr %s\n\n", line);
+    print_plain(f, c->synopsis);
+    fprintf(f, "\n%s\n", c->help);
     if (c->opts[0].flag)
         fputs("\noptions:\n", f);
     for (const gi_cmd_opt *o = c->opts; o->flag; o++) {
