@@ -13,7 +13,7 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy", "data.genes", "data.prior", "data.prior_donor_effect",
+    "data.samples", "data.anatomy", "data.anatomy_tolerance", "data.anatomy_labels", "data.genes", "data.prior", "data.prior_donor_effect",
     "data.prior_crossfit", "data.prior_refit", "data.prior_label_similarity",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
@@ -348,6 +348,26 @@ static void test_errors(void)
     expect_error("error: label similarity without a regression-kriging prior",
                  "data:\n  prior: kriging\n  prior_label_similarity: true\n", 3,
                  "data.prior_label_similarity needs data.prior: regression_kriging", NULL);
+    expect_error("error: anatomy_tolerance without an anatomy", "data:\n  anatomy_tolerance: 2\n", 2,
+                 "data.anatomy_tolerance has no effect without data.anatomy", NULL);
+    expect_error("error: anatomy_labels without an anatomy", "data:\n  samples: s.csv\n  anatomy_labels: dk.csv\n", 3,
+                 "data.anatomy_labels has no effect without data.anatomy", NULL);
+    expect_error("error: anatomy_tolerance above 50 mm", "data:\n  anatomy: a.nii\n  anatomy_tolerance: 51\n", 3,
+                 "data.anatomy_tolerance", "out of range");
+    expect_error("error: negative anatomy_tolerance", "data:\n  anatomy: a.nii\n  anatomy_tolerance: -1\n", 3,
+                 "data.anatomy_tolerance", "out of range");
+    {
+        gi_config c;
+        gi_err err = { "" };
+        int rc = load_yaml(&c, "data:\n  anatomy: a.nii\n  anatomy_tolerance: 2.5\n  anatomy_labels: dk.csv\n", NULL,
+                           &err);
+        CHECKF(rc == 0 && c.data.anatomy_tolerance == 2.5f && strcmp(c.data.anatomy_labels, "dk.csv") == 0,
+               "anatomy_tolerance and anatomy_labels load with an anatomy", "%s", err.msg);
+        gi_config d;
+        gi_config_defaults(&d);
+        CHECK(d.data.anatomy_tolerance == 0 && d.data.anatomy_labels[0] == 0,
+              "anatomy matching defaults: tolerance 0 (the voxel rule), no label table");
+    }
     expect_error("error: an ensemble of 0", "train:\n  ensemble: 0\n", 2, "train.ensemble: 0 is out of range [1, 64]",
                  NULL);
     {
@@ -455,6 +475,8 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "render.method") ? "kriging"
                             : strstr(ALL_KEYS[i], "prior_donor_effect") ? "true"
                             : strstr(ALL_KEYS[i], "prior_crossfit") ? "0"
+                            : strstr(ALL_KEYS[i], "anatomy_tolerance") ? "0"
+                            : strstr(ALL_KEYS[i], "anatomy_labels") ? "\"\""
                             : strstr(ALL_KEYS[i], "prior_refit") ? "false"
                             : strstr(ALL_KEYS[i], "prior_label_similarity") ? "false"
                             : strstr(ALL_KEYS[i], "data.prior") ? "kriging"

@@ -438,8 +438,8 @@ static void test_failures(void)
 {
     gi_phantom_spec s;
     gi_phantom_defaults(&s);
-    CHECK(s.seed == 1 && s.n_genes == 12 && s.noise == 0.3 && s.missing == 0.02 && s.grid_step == 1,
-          "phantom defaults");
+    CHECK(s.seed == 1 && s.n_genes == 12 && s.noise == 0.3 && s.missing == 0.02 && s.grid_step == 1 &&
+          s.sample_truth == GI_PHANTOM_TRUTH_TISSUE, "phantom defaults (realistic samples)");
     char file[600], sub[700];
     gi_err err = {{0}};
     path_in(file, sizeof file, base, "a_file");
@@ -460,6 +460,11 @@ static void test_failures(void)
     err.msg[0] = '\0';
     rc = gi_phantom_write(base, &s, &err);
     CHECKF(rc < 0 && strstr(err.msg, "missing"), "phantom: missing > 1 is refused", "%s", err.msg);
+    s.missing = 0.02;
+    s.sample_truth = 7;
+    err.msg[0] = '\0';
+    rc = gi_phantom_write(base, &s, &err);
+    CHECKF(rc < 0 && strstr(err.msg, "sample_truth"), "phantom: an unknown sample_truth is refused", "%s", err.msg);
 }
 
 static void test_nibabel(const char *dir)
@@ -494,6 +499,10 @@ int main(int argc, char **argv)
     gi_phantom_defaults(&spec);
     spec.grid_step = 2;
     spec.n_genes = 4;
+    /* The old sample model (coordinates inside their own label, structure_id
+     * column): these checks are about it; the realistic default is checked
+     * by tests/it_phantom_tissue.sh. */
+    spec.sample_truth = GI_PHANTOM_TRUTH_VOXEL;
     gi_err err = {{0}};
     double t0 = now();
     int rc = gi_phantom_write(dir, &spec, &err);

@@ -38,6 +38,7 @@ typedef struct gi_cmd_args {
     const char *gene_list, *at;         /* preview --genes a,b --at x,y,z */
     const char *reference_dir;          /* phantom --reference DIR */
     long stride, seed, genes, grid, trial, ahba_probes;
+    long sample_truth;                  /* phantom --sample-truth: GI_PHANTOM_TRUTH_* */
 } gi_cmd_args;
 
 /* The process a command runs in: every command runs under MPI (a plain

@@ -30,6 +30,8 @@ typedef struct gi_config {
     struct {
         char samples[GI_PATH_MAX];     /* data.samples: sample table CSV (required) */
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
+        float anatomy_tolerance;       /* data.anatomy_tolerance: mm a sample may reach for its label (label_match.h) */
+        char anatomy_labels[GI_PATH_MAX]; /* data.anatomy_labels: abagen label table (class/hemisphere rule); "" = none */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
         int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
         int prior_donor_effect;        /* data.prior_donor_effect: the prior models donor offsets (random effect) */

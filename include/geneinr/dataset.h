@@ -12,12 +12,14 @@
 
 #include "geneinr/config.h"
 #include "geneinr/error.h"
+#include "geneinr/label_match.h"
 #include "geneinr/samples.h"
 
 typedef struct gi_dataset {
     gi_samples s;            /* the table as read, except s.values: moved into y (one copy per rank) */
     float *xyz;              /* [n][3] normalised coordinates */
-    int *label;              /* [n] anatomy label index, NULL without data.anatomy */
+    int *label;              /* [n] anatomy label index, NULL without data.anatomy (label_match.h) */
+    gi_match_summary match;  /* how the samples met their labels (n = 0 without data.anatomy) */
     int n_labels;            /* 0 without data.anatomy */
     int *label_values;       /* [n_labels] */
     float *y;                /* [n][n_genes] standardised targets, NaN = not measured (the table's buffer) */

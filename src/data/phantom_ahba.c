@@ -608,6 +608,49 @@ static void *writer_thread(void *arg)
 
 /* ---- the whole release ------------------------------------------------------- */
 
+static int has_annot(const gi_samples *s, const char *name)
+{
+    for (int a = 0; a < s->n_annot; a++)
+        if (!strcmp(s->annot_names[a], name))
+            return 1;
+    return 0;
+}
+
+/* The tissue location of each sample of a realistic phantom, from
+ * sample_tissue.csv beside its samples.csv, into xyz[n][3]. */
+static int read_tissue(const char *samples_csv, const gi_samples *ps, double *xyz, gi_err *err)
+{
+    char path[2048];
+    const char *slash = strrchr(samples_csv, '/');
+    int len = slash ? (int)(slash - samples_csv) : 1;
+    snprintf(path, sizeof path, "%.*s/sample_tissue.csv", len, slash ? samples_csv : ".");
+    gi_csv *r = gi_csv_open(path, err);
+    if (!r)
+        return gi_fail_prefix(err, "a realistic phantom needs its sample_tissue.csv");
+    char **f;
+    int nf, rc = 0;
+    long i = 0;
+    if (gi_csv_next(r, &f, &nf, err) != 1)
+        rc = gi_fail(err, "%s: no header", path);
+    while (rc == 0 && (rc = gi_csv_next(r, &f, &nf, err)) == 1) {
+        rc = 0;
+        if (i >= ps->n || nf < 4 || strcmp(f[0], ps->well_ids[i]) != 0) {
+            rc = gi_fail(err, "%s:%ld: not the samples of %s", path, i + 2, samples_csv);
+            break;
+        }
+        for (int k = 0; k < 3; k++)
+            xyz[3 * i + k] = strtod(f[1 + k], NULL);
+        i++;
+    }
+    gi_csv_close(r);
+    if (rc < 0)
+        return -1;
+    if (i != ps->n)
+        return gi_fail(err, "%s: %ld rows, %s has %d samples", path, i, samples_csv, ps->n);
+    return 0;
+}
+
+
 int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *spec, const gi_phantom_ahba_spec *a,
                           gi_err *err)
 {
@@ -701,12 +744,18 @@ int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *spec, const gi
                 smp[i].xyz[0] = 1e-3;   /* the release has no sample on x = 0 */
             memcpy(xyz + 3 * i, smp[i].xyz, sizeof smp[i].xyz);
         }
-        rc = gi_phantom_truth_at(spec, n, xyz, truth, labels, err);
+        /* A realistic phantom (class column): the values and structures are
+         * the tissue's (sample_tissue.csv), the coordinates stay where
+         * registration put them. */
+        if (!a->reference && has_annot(&ps, "class"))
+            rc = read_tissue(a->samples_csv, &ps, xyz, err);
+        if (rc == 0)
+            rc = gi_phantom_truth_at(spec, n, xyz, truth, labels, err);
     }
     if (rc == 0) {
         for (long i = 0; i < n; i++) {
             asample *s = &smp[i];
-            s->sidx = structure_of(labels[i], s->xyz);
+            s->sidx = structure_of(labels[i], xyz + 3 * i);
             if (urand(seed, 13000000 + (uint64_t)i) < MISMATCH_SHARE)
                 s->sidx ^= 1;   /* the other side's structure: contradicts x */
             for (int k = 0; k < 3; k++)

@@ -34,6 +34,7 @@
 #include "geneinr/ahba.h"
 #include "geneinr/csv.h"
 #include "geneinr/genelist.h"
+#include "geneinr/label_match.h"
 #include "geneinr/rng.h"
 #include "geneinr/samples.h"
 
@@ -1458,8 +1459,8 @@ static void transpose(const double *src, double *dst, int rows, int cols)
 /* ---------------------------------------------------------------- run */
 
 static int write_report(const prep *P, const char *path, const gi_genelist *list,
-                        const unsigned char *listed_found, int n_out, int n_rows, double secs,
-                        gi_err *err)
+                        const unsigned char *listed_found, int n_out, int n_rows, const gi_match_summary *match,
+                        double secs, gi_err *err)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -1505,7 +1506,12 @@ static int write_report(const prep *P, const char *path, const gi_genelist *list
             }
         fprintf(f, "]");
     }
-    fprintf(f, "},\n  \"seconds\": %.2f\n}\n", secs);
+    fprintf(f, "}");
+    if (match) {   /* with data.anatomy: how these samples meet its labels (label_match.h) */
+        fprintf(f, ",\n  \"anatomy_match\": ");
+        gi_match_summary_json(f, match);
+    }
+    fprintf(f, ",\n  \"seconds\": %.2f\n}\n", secs);
     if (fclose(f) != 0)
         return gi_fail(err, "writing %s: %s", path, strerror(errno));
     return 0;
@@ -1800,9 +1806,30 @@ int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *e
         /* abagen's values lie in [0, 1]: 7 decimals are 1e-7, far inside its 1e-4 */
         rc = gi_samples_write_csv_decimals(&out, path, 7, err);
     }
+    /* With data.anatomy in the config: match the prepared samples to its
+     * labels as training will (data.anatomy_tolerance, data.anatomy_labels). */
+    gi_match_summary match;
+    int have_match = 0;
+    if (rc == 0 && c->data.anatomy[0]) {
+        gi_anatomy a;
+        gi_label_match lm;
+        rc = gi_anatomy_load(&a, c->data.anatomy, NULL, 0, err);
+        if (rc == 0) {
+            rc = gi_label_match_samples(&lm, &a, &out, c, err);
+            gi_anatomy_free(&a);
+        }
+        if (rc == 0) {
+            match = lm.sum;
+            have_match = 1;
+            gi_label_match_free(&lm);
+            if (log)
+                gi_match_summary_print(log, &match, "anatomy: ");
+        }
+    }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/report.json", out_dir);
-        rc = write_report(&P, path, list.n ? &list : NULL, listed_found, n_out, n_rows, now_s() - t0, err);
+        rc = write_report(&P, path, list.n ? &list : NULL, listed_found, n_out, n_rows, have_match ? &match : NULL,
+                          now_s() - t0, err);
     }
     if (rc == 0 && log) {
         fprintf(log, "wrote %s/samples.csv: %d samples x %d genes", out_dir, n_rows, n_out);

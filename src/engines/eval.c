@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "geneinr/anatomy.h"
+#include "geneinr/label_match.h"
 #include "geneinr/dist.h"
 #include "geneinr/method.h"
 #include "geneinr/rng.h"
@@ -167,8 +168,9 @@ static int cmp_double(const void *a, const void *b)
 typedef struct evaluation {
     const gi_config *c;
     gi_samples s;
-    int *label;              /* [n] or NULL */
+    int *label;              /* [n] or NULL: the matched label of each sample (label_match.h) */
     int n_labels;
+    gi_match_summary match;  /* how they were matched (with data.anatomy) */
     int *fold;
     int F;
     int kinds[GI_METHOD_COUNT], M;
@@ -189,17 +191,18 @@ static void evaluation_free(evaluation *e)
 
 /* The fold's training data in standardised units; mean/sd for the test truth. */
 static int fold_data(evaluation *e, int f, gi_fit_data *d, float **mni, float **y, int **donor, int **label,
-                     double *mean, double *sd, gi_err *err)
+                     char ***annot, double *mean, double *sd, gi_err *err)
 {
     const gi_samples *s = &e->s;
-    int G = s->n_genes, ntr = 0;
+    int G = s->n_genes, ntr = 0, A = s->n_annot;
     for (int i = 0; i < s->n; i++)
         ntr += e->fold[i] != f;
     *mni = malloc(sizeof(float) * 3 * (size_t)ntr);
     *y = malloc(sizeof(float) * (size_t)ntr * G);
     *donor = malloc(sizeof(int) * (size_t)ntr);
     *label = e->label ? malloc(sizeof(int) * (size_t)ntr) : NULL;
-    if (!*mni || !*y || !*donor || (e->label && !*label))
+    *annot = A ? malloc(sizeof(char *) * (size_t)ntr * A) : NULL;
+    if (!*mni || !*y || !*donor || (e->label && !*label) || (A && !*annot))
         return gi_fail(err, "out of memory");
     for (int g = 0; g < G; g++) {
         double sum = 0, sum2 = 0;
@@ -235,6 +238,8 @@ static int fold_data(evaluation *e, int f, gi_fit_data *d, float **mni, float **
         (*donor)[k] = s->donor[i];
         if (e->label)
             (*label)[k] = e->label[i];
+        for (int a = 0; a < A; a++)
+            (*annot)[(size_t)k * A + a] = s->annot[(size_t)i * A + a];
         k++;
     }
     memset(d, 0, sizeof *d);
@@ -248,6 +253,9 @@ static int fold_data(evaluation *e, int f, gi_fit_data *d, float **mni, float **
     d->gene_names = s->gene_names;
     d->label = *label;
     d->n_labels = e->n_labels;
+    d->n_annot = A;
+    d->annot_names = s->annot_names;
+    d->annot = *annot;
     return 0;
 }
 
@@ -269,8 +277,10 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
     gi_fit_data d;
     float *mni = NULL, *y = NULL, *tmni = NULL, *tpred = NULL;
     int *donor = NULL, *label = NULL, *tlabel = NULL, *tidx = NULL;
+    char **annot = NULL;
     double *mean = malloc(sizeof(double) * G), *sd = malloc(sizeof(double) * G);
-    int rc = !mean || !sd ? gi_fail(err, "out of memory") : fold_data(e, f, &d, &mni, &y, &donor, &label, mean, sd, err);
+    int rc = !mean || !sd ? gi_fail(err, "out of memory")
+                          : fold_data(e, f, &d, &mni, &y, &donor, &label, &annot, mean, sd, err);
     int nt = 0;
     for (int i = 0; i < n; i++)
         nt += e->fold[i] == f;
@@ -346,7 +356,7 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
     }
     rc = gi_dist_agree(group, rc, err);
 done:
-    free(mni); free(y); free(donor); free(label);
+    free(mni); free(y); free(donor); free(label); free(annot);
     free(tmni); free(tlabel); free(tidx); free(tpred);
     free(mean); free(sd);
     return rc;
@@ -444,16 +454,21 @@ static int setup(evaluation *e, const gi_config *c, gi_err *err)
         return -1;
     e->M = M;
     if (c->data.anatomy[0]) {
+        /* Training and test samples alike: a sample's label is a property of
+         * the sample (its point, class and hemisphere; never its values), the
+         * same that training (dataset.c) gives it. */
         gi_anatomy a;
         if (gi_anatomy_load(&a, c->data.anatomy, NULL, 0, err) != 0)
             return -1;
-        e->label = malloc(sizeof(int) * (size_t)n);
-        if (!e->label) {
+        gi_label_match m;
+        if (gi_label_match_samples(&m, &a, &e->s, c, err) != 0) {
             gi_anatomy_free(&a);
-            return gi_fail(err, "out of memory");
+            return -1;
         }
-        for (int i = 0; i < n; i++)
-            e->label[i] = gi_anatomy_index_at(&a, e->s.mni[3 * i], e->s.mni[3 * i + 1], e->s.mni[3 * i + 2]);
+        e->label = m.label;
+        m.label = NULL;
+        e->match = m.sum;
+        gi_label_match_free(&m);
         e->n_labels = a.n_labels;
         gi_anatomy_free(&a);
     }
@@ -499,6 +514,8 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     if (rank == 0) {
         printf("eval: %s split into %d folds; %d methods; %d rank group%s of %d-%d ranks\n",
                GI_SPLIT_NAMES[c->eval.split], e.F, e.M, ng, ng > 1 ? "s" : "", size / ng, (size + ng - 1) / ng);
+        if (e.label)
+            gi_match_summary_print(stdout, &e.match, "eval: anatomy: ");
         fflush(stdout);
     }
     double t0 = MPI_Wtime();
@@ -517,6 +534,12 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     rc = 0;
     if (rank == 0) {
         rc = write_outputs(&e, out_dir, err);
+        if (rc == 0 && e.label) {
+            /* How the samples met the anatomy, beside summary.csv. */
+            char p[GI_PATH_MAX + 32];
+            snprintf(p, sizeof p, "%s/anatomy_match.json", out_dir);
+            rc = gi_match_summary_write(p, &e.match, err);
+        }
         printf("eval: %.1f s wall\n", MPI_Wtime() - t0);
     }
     evaluation_free(&e);

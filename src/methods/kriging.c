@@ -16,6 +16,7 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, c
              const int *ldb, int *info);
 
 #define PRED_BLOCK 256
+#define GENE_WINDOW 128   /* genes per prediction GEMM (krige_predict) */
 #define STREAM_SUBSAMPLE (GI_STREAM_SPLIT + 12)
 
 typedef struct krige_state {
@@ -816,10 +817,12 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
         return gi_fail(err, "regression_kriging: predicting needs the anatomy label of every point");
     float *R = malloc(sizeof(float) * (size_t)PRED_BLOCK * N);
     float *tmp = s->per_gene ? malloc(sizeof(float) * PRED_BLOCK) : NULL;
+    float *win = s->per_gene ? NULL : malloc(sizeof(float) * PRED_BLOCK * GENE_WINDOW);
     float *col = malloc(sizeof(float) * 4 * (size_t)N); /* px, py, pz, scratch */
-    if (!R || (s->per_gene && !tmp) || !col) {
+    if (!R || (s->per_gene && !tmp) || (!s->per_gene && !win) || !col) {
         free(R);
         free(tmp);
+        free(win);
         free(col);
         return gi_fail(err, "out of memory for the kriging prediction block");
     }
@@ -833,9 +836,24 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
                 cov_row(s->cov, mni + 3 * (size_t)(q0 + k), col, col + N, col + 2 * (size_t)N, N, s->range[g],
                         R + (size_t)k * N, col + 3 * (size_t)N);
             if (!s->per_gene) {
-                /* out block [nb][ng] = R [nb][N] x alpha [N][g0 .. g0+ng) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, ng, N, 1.0f, R, N, s->alpha + g0, G, 0.0f,
-                            out + (size_t)q0 * ng, ng);
+                /* out block [nb][ng] = R [nb][N] x alpha [N][g0 .. g0+ng), computed in fixed windows of
+                 * GENE_WINDOW genes aligned to 0: a gene's value then comes from the same GEMM call
+                 * whichever gene range is asked for (OpenBLAS's kernels round differently for other
+                 * widths, e.g. on AVX-512), so a gene group renders the bits of the whole. */
+                for (int w0 = g0 / GENE_WINDOW * GENE_WINDOW; w0 < g0 + ng; w0 += GENE_WINDOW) {
+                    int wn = G - w0 < GENE_WINDOW ? G - w0 : GENE_WINDOW;
+                    int lo = w0 > g0 ? w0 : g0, hi = w0 + wn < g0 + ng ? w0 + wn : g0 + ng;
+                    if (lo == w0 && hi == w0 + wn) {   /* the window lies inside the range: write in place */
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, wn, N, 1.0f, R, N, s->alpha + w0,
+                                    G, 0.0f, out + (size_t)q0 * ng + (w0 - g0), ng);
+                        continue;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, wn, N, 1.0f, R, N, s->alpha + w0, G,
+                                0.0f, win, wn);
+                    for (int k = 0; k < nb; k++)
+                        memcpy(out + (size_t)(q0 + k) * ng + (lo - g0), win + (size_t)k * wn + (lo - w0),
+                               sizeof(float) * (size_t)(hi - lo));
+                }
             } else {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, nb, N, 1.0f, R, N, s->alpha + g, G, 0.0f, tmp, 1);
                 for (int k = 0; k < nb; k++)
@@ -855,6 +873,7 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
     }
     free(R);
     free(tmp);
+    free(win);
     free(col);
     return 0;
 }

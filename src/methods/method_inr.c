@@ -71,7 +71,7 @@ static void inr_free(void *p)
     free(s);
 }
 
-/* The given samples as a table (borrowed names; values copied). */
+/* The given samples as a table (borrowed names and annotations; values copied). */
 static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
 {
     gi_samples s;
@@ -84,6 +84,9 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
     s.mni = (float *)d->mni;
     s.gene_names = (char **)d->gene_names;
     s.values = (float *)d->y;
+    s.n_annot = d->n_annot;
+    s.annot_names = (char **)d->annot_names;
+    s.annot = (char **)d->annot;
     s.well_ids = malloc(sizeof(char *) * (size_t)d->n);
     char *ids = malloc(16 * (size_t)d->n);
     if (!s.well_ids || !ids) {

@@ -379,7 +379,7 @@ static void on_change(const char *key, const char *was, const char *is, void *ct
     rc->n_break++;
 }
 
-/* Compare the training settings (train.*, data.prior*) of the checkpoint with the config: report
+/* Compare the training settings (train.*, data.prior*, data.anatomy_*) of the checkpoint with the config: report
  * every change; refuse those that break bit-identical continuation unless
  * force, and then record them in the checkpoint's settings history. */
 static int check_settings(trainer *t, const char *path, int force, gi_err *err)
@@ -401,6 +401,8 @@ static int check_settings(trainer *t, const char *path, int force, gi_err *err)
     gi_config_diff(&old, t->c, "train.", on_change, &ch);
     /* The prior defines the targets the network learns (their residuals). */
     gi_config_diff(&old, t->c, "data.prior", on_change, &ch);
+    /* So does which label each sample was matched to (label_match.h). */
+    gi_config_diff(&old, t->c, "data.anatomy_", on_change, &ch);
     if (old.data.prior != GI_PRIOR_NONE)
         gi_config_diff(&old, t->c, "baseline.", on_change, &ch);
     if (t->rank == 0)
@@ -743,9 +745,22 @@ int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const ch
                "%zu parameters; %d rank%s\n",
                t.data.s.n, t.data.n_train, t.data.n_val, t.data.s.n_genes, t.data.s.n_donors,
                t.train.measured + t.val.measured, st->model.n_params, t.size, t.size > 1 ? "s" : "");
+        if (t.data.label)
+            gi_match_summary_print(stdout, &t.data.match, "anatomy: ");
         if (resume)
             printf("train: resuming %s at step %ld\n", resume, st->step);
         fflush(stdout);
+    }
+    if (t.rank == 0 && t.data.label) {
+        /* The matching is part of what the model learns from: kept beside
+         * the checkpoint for the report (report.h). */
+        char mp[GI_PATH_MAX + 32];
+        snprintf(mp, sizeof mp, "%s/anatomy_match.json", out_dir);
+        rc = gi_match_summary_write(mp, &t.data.match, err);
+    }
+    if (gi_dist_agree(comm, rc, err) != 0) {
+        trainer_free(&t);
+        return -1;
     }
 
     /* Over a prior, the untrained (zero) network - the prior alone - is the

@@ -431,6 +431,29 @@ static void section_data(FILE *f, const gi_config *c, int have_config)
     gi_samples_free(&s);
 }
 
+/* One line on how the samples met the anatomy labels (OUT/anatomy_match.json,
+ * written by train and eval with data.anatomy; label_match.h). */
+static void section_anatomy_match(FILE *f, const char *dir)
+{
+    char path[GI_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/anatomy_match.json", dir);
+    char *t = slurp(path, NULL);
+    if (!t)
+        return;
+    static const char *const K[] = {"samples", "by_voxel", "by_distance", "distance_median_mm", "distance_max_mm",
+                                    "not_matched", "tolerance_mm", "class_rule", "constrained"};
+    char v[9][128];
+    for (int i = 0; i < 9; i++)
+        if (json_value(t, K[i], v[i], sizeof v[i]) != 0)
+            snprintf(v[i], sizeof v[i], "?");
+    fprintf(f, "<p id=\"anatomy_match\">Anatomy: of <b>%s</b> samples, <b>%s</b> matched a label by voxel, <b>%s</b> by "
+               "distance (median %s mm, max %s mm), <b>%s</b> not at all (tolerance %s mm; class/hemisphere rule: ",
+            v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+    html(f, v[7]);
+    fprintf(f, ", %s constrained).</p>\n", v[8]);
+    free(t);
+}
+
 static void section_training(FILE *f, const char *dir, const curve *cv, int have_log)
 {
     fputs("<h2 id=\"training\">Training curve</h2>\n", f);
@@ -585,6 +608,7 @@ static void section_outputs(FILE *f, const char *dir)
         {"expression.nii.gz", "4-D NIfTI, one volume per gene (order: genes.tsv)"},
         {"genes.tsv", "volume index and gene name of expression.nii.gz"},
         {"dataset_description.json", "BIDS derivative description"},
+        {"anatomy_match.json", "how the samples met the anatomy labels"},
         {"README.md", "what the folder holds and how nilearn, FSLeyes and h5py open it"},
         {"checkpoint.h5", "the trained model (render it again, resume training)"},
         {"train_log.csv", "loss per step"},
@@ -780,6 +804,7 @@ int gi_report_write(const char *run_dir, gi_err *err)
           "<a href=\"#accuracy\">accuracy</a><a href=\"#outputs\">outputs</a><a href=\"#previews\">maps</a></nav>\n", f);
     section_run(f, run_dir, config_text);
     section_data(f, &c, have_config);
+    section_anatomy_match(f, run_dir);
     section_training(f, run_dir, &cv, have_log);
     section_accuracy(f, run_dir, &cv, have_log);
     section_outputs(f, run_dir);
