@@ -51,6 +51,7 @@ check "phantom without --out: exit 2" exits_2 "phantom needs --out" phantom
 check "an option the command does not take: exit 2" exits_2 "train does not take --nifti" train c.yaml --nifti
 check "an unknown option: exit 2" exits_2 "does not take --frob" render c.yaml --frob
 check "a value out of range: exit 2" exits_2 "--grid needs an integer in 1..2" phantom --out "$T/p" --grid 3
+check "a choice that is not one: exit 2, naming the choices" exits_2 "must be tissue or voxel" phantom --out "$T/p" --sample-truth x
 check "a number that is not one: exit 2" exits_2 "--trial needs an integer" sweep s.yaml --trial x
 check "a missing value: exit 2" exits_2 "--out needs a value" train c.yaml --out
 check "a second operand: exit 2" exits_2 "unexpected argument" info a b

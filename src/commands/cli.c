@@ -166,8 +166,14 @@ static int store_value(const gi_cmd_ctx *x, const gi_cmd *c, const gi_cmd_opt *o
         long k = 0;
         while (o->names[k] && strcmp(o->names[k], v) != 0)
             k++;
-        if (!o->names[k])
-            return gi_cmd_usage_error(x, c->name, "%s must be %s, got '%s'", o->flag, o->value, v);
+        if (!o->names[k]) {
+            char list[256] = "";   /* "a, b or c" */
+            for (int i = 0; o->names[i]; i++) {
+                const char *sep = i == 0 ? "" : o->names[i + 1] ? ", " : " or ";
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", sep, o->names[i]);
+            }
+            return gi_cmd_usage_error(x, c->name, "%s must be %s, got '%s'", o->flag, list, v);
+        }
         *(long *)field = k;
     } else {
         char *end;
