@@ -4,7 +4,8 @@
  * ...). From it come the C enum and the NULL-terminated name table
  * GI_<ENUM>_NAMES (index = value) that the config schema validates and
  * prints, that the command line parses (phantom --sample-truth) and that
- * cli, eval and the renderers print: no other file spells a name. Adding a value is one row here (plus the code that uses it).
+ * cli, eval and the renderers print: no other file spells a name.
+ * Adding a value is one row here (plus the code that uses it).
  * The interpolation methods have their own list in method_kind.h.
  */
 #ifndef GENEINR_ENUM_NAMES_H

@@ -338,8 +338,8 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     }
     if (rank == 0) {
         printf("render: %s; %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write "
-               "(atlas chunks: 1 slice x %d genes); per rank %.1f MB output buffers\n", GI_METHOD_NAMES[c->render.method],
-               plan.total, v->nx, v->ny, v->nz, G, size, size > 1 ? "s" : "", plan.k, plan.ng, plan.chunk_genes,
+               "(atlas chunks: 1 slice x %d genes); per rank %.1f MB output buffers\n",
+               GI_METHOD_NAMES[c->render.method], plan.total, v->nx, v->ny, v->nz, G, size, size > 1 ? "s" : "", plan.k, plan.ng, plan.chunk_genes,
                plan.buffer_bytes / 1048576.0);
         fflush(stdout);
     }
