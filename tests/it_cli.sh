@@ -43,6 +43,7 @@ exits_2() { # expected-message args...: exit status 2 and the message on stderr
 }
 check "no command: exit 2" exits_2 "usage: geneinr COMMAND"
 check "unknown command: exit 2" exits_2 "unknown command" frobnicate
+check "help for an unknown command: exit 2" exits_2 "unknown command" help frobnicate
 check "run without a config: exit 2" exits_2 "run needs CONFIG" run
 check "eval without a config: exit 2" exits_2 "eval needs CONFIG" eval
 check "regions without --out: exit 2" exits_2 "regions needs --out" regions a.h5 --parcellation p.nii.gz

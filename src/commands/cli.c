@@ -9,7 +9,6 @@
 #include "geneinr/cli.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -258,6 +257,8 @@ static int dispatch(const gi_cmd_ctx *x, int argc, char **argv)
     }
     if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
         const gi_cmd *c = argc > 2 ? find_command(argv[2]) : NULL;   /* geneinr help CMD */
+        if (argc > 2 && !c)
+            return gi_cmd_usage_error(x, NULL, "unknown command '%s'", argv[2]);
         if (x->rank == 0)
             c ? print_command_help(stdout, c) : print_global_help(stdout);
         return 0;
