@@ -303,6 +303,36 @@ static void test_speed(void)
     free_anat(&a);
 }
 
+/* data.anatomy_labels: "auto" finds the CSV beside the image (abagen's and the phantoms' naming), or none. */
+static void test_table_path(void)
+{
+    const char *tmp = getenv("TESTTMP") ? getenv("TESTTMP") : "/tmp";
+    gi_config c;
+    memset(&c, 0, sizeof c);
+    char img[GI_PATH_MAX], csv[GI_PATH_MAX], out[GI_PATH_MAX];
+    snprintf(img, sizeof img, "%s/tp_atlas-dk.nii.gz", tmp);
+    snprintf(csv, sizeof csv, "%s/tp_atlas-dk.csv", tmp);
+    remove(csv);
+    snprintf(c.data.anatomy, sizeof c.data.anatomy, "%s", img);
+    snprintf(c.data.anatomy_labels, sizeof c.data.anatomy_labels, "auto");
+    CHECK(gi_label_table_path(&c, out, sizeof out) == 0 && out[0] == 0, "auto without a CSV beside the image: no table");
+    FILE *f = fopen(csv, "w");
+    if (f) {
+        fputs("id,label,hemisphere,structure\n1,a,L,cortex\n", f);
+        fclose(f);
+    }
+    CHECK(gi_label_table_path(&c, out, sizeof out) == 1 && strcmp(out, csv) == 0,
+          "auto finds NAME.csv beside NAME.nii.gz");
+    snprintf(c.data.anatomy, sizeof c.data.anatomy, "%s/tp_atlas-dk.nii", tmp);
+    CHECK(gi_label_table_path(&c, out, sizeof out) == 1 && strcmp(out, csv) == 0, "... and beside NAME.nii");
+    snprintf(c.data.anatomy_labels, sizeof c.data.anatomy_labels, "/some/table.csv");
+    CHECK(gi_label_table_path(&c, out, sizeof out) == 1 && strcmp(out, "/some/table.csv") == 0,
+          "a path is taken as it is");
+    c.data.anatomy_labels[0] = 0;
+    CHECK(gi_label_table_path(&c, out, sizeof out) == 0, "\"\" = no table");
+    remove(csv);
+}
+
 int main(void)
 {
     test_distance();
@@ -310,5 +340,6 @@ int main(void)
     test_class();
     test_affine();
     test_speed();
+    test_table_path();
     return check_summary();
 }

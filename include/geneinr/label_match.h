@@ -91,6 +91,11 @@ typedef struct gi_label_match {
 int gi_label_match_points(gi_label_match *m, const gi_anatomy *a, int n, const float *mni, const char *const *cls,
                           const char *const *hemi, const gi_label_table *table, double tolerance_mm, gi_err *err);
 
+/* The label table data.anatomy_labels names: the path itself, or with "auto" the CSV beside
+ * data.anatomy (its name with .nii.gz / .nii replaced by .csv) when that file exists. Writes the
+ * path into out (n bytes) and returns 1, or returns 0 with out = "" when there is none. */
+int gi_label_table_path(const gi_config *c, char *out, size_t n);
+
 /* Match the samples of a table by the config's data.anatomy_tolerance and
  * data.anatomy_labels (read here), against the loaded anatomy image. */
 int gi_label_match_samples(gi_label_match *m, const gi_anatomy *a, const gi_samples *s, const gi_config *c,

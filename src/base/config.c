@@ -99,7 +99,7 @@ static const key_spec KEYS[] = {
     FLOAT("data.anatomy_tolerance", data.anatomy_tolerance, "0", 0, CLOSED, 50, CLOSED,
           "how far (mm) a sample may reach for its anatomy label: a sample whose own voxel (nearest voxel centre) is unlabelled, outside the image or of a label data.anatomy_labels forbids takes the label of the nearest allowed labelled voxel centre within this distance (Euclidean mm through the image affine; ties: nearest label centroid, then lowest label value), else label 0; 0 = the sample's own voxel only. Unlike abagen (1 mm rings, most frequent label) the single nearest voxel decides. Render voxels always keep their own label; needs data.anatomy"),
     STR("data.anatomy_labels", data.anatomy_labels, "",
-        "abagen label table CSV (id,label,hemisphere,structure) describing data.anatomy's labels: when the sample table has class and hemisphere columns (prepare writes them) a sample may take only labels of its own structure class, and of its hemisphere unless the label's hemisphere is B (abagen's rule), at any tolerance; samples with an empty class or hemisphere are unconstrained; \"\" = no constraint; needs data.anatomy"),
+        "abagen label table CSV (id,label,hemisphere,structure) describing data.anatomy's labels (\"auto\": the .csv of the same name beside the data.anatomy image, as abagen ships atlas-desikankilliany.nii.gz + .csv and the phantoms write anatomy.nii.gz + anatomy.csv, none if it is absent): when the sample table has class and hemisphere columns (prepare writes them) a sample may take only labels of its own structure class, and of its hemisphere unless the label's hemisphere is B (abagen's rule), at any tolerance; samples with an empty class or hemisphere are unconstrained; \"\" = no constraint; needs data.anatomy"),
     ENUM("data.prior", data.prior, "none", GI_PRIOR_NAMES,
          "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     BOOL("data.prior_donor_effect", data.prior_donor_effect, "false",
@@ -657,7 +657,8 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
         return gi_fail(err, "%s: data.prior regression_kriging needs data.anatomy (a label image)", where);
     }
     int i_at = find_key("data.anatomy_tolerance"), i_al = find_key("data.anatomy_labels");
-    if (!c->data.anatomy[0] && (c->data.anatomy_tolerance > 0 || c->data.anatomy_labels[0])) {
+    int labels_set = c->data.anatomy_labels[0] && strcmp(c->data.anatomy_labels, "auto") != 0;
+    if (!c->data.anatomy[0] && (c->data.anatomy_tolerance > 0 || labels_set)) {
         where_pair(c, ctx, c->data.anatomy_tolerance > 0 ? i_at : i_al, i_an, where, sizeof where);
         return gi_fail(err, "%s: %s has no effect without data.anatomy (the label image samples are matched to)",
                        where, c->data.anatomy_tolerance > 0 ? "data.anatomy_tolerance" : "data.anatomy_labels");

