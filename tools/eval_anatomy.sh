@@ -29,8 +29,8 @@ for tag in $tags; do
     S="--set data.samples=$P/samples.csv --set data.anatomy=$P/anatomy.nii.gz --set render.mask=$P/mask.nii.gz"
     for rule in $RULES; do
         name=${rule%%=*}; spec=${rule#*=}; tol=${spec%%:*}
-        A="--set data.anatomy_tolerance=$tol"
-        [ "$spec" != "${spec%:class}" ] && A="$A --set data.anatomy_labels=$P/anatomy.csv"
+        A="--set data.anatomy_tolerance=$tol --set data.anatomy_labels="   # no class rule unless the rule says so
+        [ "$spec" != "${spec%:class}" ] && A="--set data.anatomy_tolerance=$tol --set data.anatomy_labels=$P/anatomy.csv"
         M=""; [ -n "$METHODS" ] && M="--set eval.methods=$METHODS"
         mtag=${METHODS:-all}; mtag=${mtag//,/+}
         for split in $SPLITS; do
