@@ -104,7 +104,7 @@ extern const gi_cmd gi_cmd_phantom, gi_cmd_prepare, gi_cmd_train, gi_cmd_render,
 extern const gi_cmd *const gi_cmd_table[];
 
 /* Prints "geneinr: <message>" and the pointer to CMD --help on rank 0;
- * returns GI_EXIT_USAGE. */
+ * returns GI_EXIT_USAGE. (cmd_common.c, as gi_cmd_status) */
 int gi_cmd_usage_error(const gi_cmd_ctx *x, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <mpi.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,26 +34,6 @@ static const char *FOOTER =
     "Exit status: 0 success, 1 the command failed (the message names the file, line or key),\n"
     "2 usage error, 75 training was stopped by SIGTERM/SIGUSR1 after checkpointing.\n"
     "Config reference: docs/CONFIG.md or `geneinr config --reference`.\n";
-
-int gi_cmd_usage_error(const gi_cmd_ctx *x, const char *cmd, const char *fmt, ...)
-{
-    if (x->rank == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, "geneinr: ");
-        vfprintf(stderr, fmt, ap);
-        fprintf(stderr, "\nRun 'geneinr %s%s--help' for usage.\n", cmd ? cmd : "", cmd ? " " : "");
-        va_end(ap);
-    }
-    return GI_EXIT_USAGE;
-}
-
-int gi_cmd_status(const gi_cmd_ctx *x, int rc, const gi_err *err)
-{
-    if (rc != 0 && x->rank == 0)
-        fprintf(stderr, "geneinr: error: %s\n", err->msg);
-    return rc != 0 ? 1 : 0;
-}
 
 /* ------------------------------------------------------------- help texts */
 
