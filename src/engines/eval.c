@@ -168,8 +168,7 @@ static int cmp_double(const void *a, const void *b)
 typedef struct evaluation {
     const gi_config *c;
     gi_samples s;
-    int *label;              /* [n] or NULL: the matched label of each sample (label_match.h): what it teaches */
-    int *test_label;         /* [n] or NULL: the label of the voxel each sample lies in: what the map holds there */
+    int *label;              /* [n] or NULL: the matched label of each sample (label_match.h) */
     int n_labels;
     gi_match_summary match;  /* how they were matched (with data.anatomy) */
     int *fold;
@@ -184,7 +183,6 @@ static void evaluation_free(evaluation *e)
 {
     gi_samples_free(&e->s);
     free(e->label);
-    free(e->test_label);
     free(e->fold);
     free(e->truth);
     free(e->pred);
@@ -299,7 +297,7 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         for (int i = 0; i < n; i++)
             if (e->fold[i] == f) {
                 memcpy(tmni + 3 * (size_t)k, s->mni + 3 * (size_t)i, sizeof(float) * 3);
-                tlabel[k] = e->test_label ? e->test_label[i] : 0;
+                tlabel[k] = e->label ? e->label[i] : 0;
                 tidx[k] = i;
                 for (int g = 0; g < G; g++) {
                     float v = s->values[(size_t)i * G + g];
@@ -456,12 +454,14 @@ static int setup(evaluation *e, const gi_config *c, gi_err *err)
         return -1;
     e->M = M;
     if (c->data.anatomy[0]) {
-        /* A training sample teaches through its matched label (its point, class
-         * and hemisphere; never its values), the one training (dataset.c) gives
-         * it. A held-out sample is predicted as the rendered map predicts its
-         * point: with the label of the voxel it lies in (render voxels keep their
-         * own label). So every rule is judged by the same map reading, and a rule
-         * cannot score by labelling the test points it is judged on. */
+        /* Training and test samples alike: a sample's label is a property of
+         * the sample (its point, class and hemisphere; never its values), the
+         * same that training (dataset.c) gives it. A held-out sample is tissue
+         * of its structure whose coordinate missed it, so the map is read for it
+         * in that structure. Reading it at the voxel its coordinate lands in
+         * instead (tried, docs/ACCURACY.md) scores a sample outside the brain
+         * against the map's "outside" label where the map holds no value at all,
+         * and ranked the rules against the phantom's truth. */
         gi_anatomy a;
         if (gi_anatomy_load(&a, c->data.anatomy, NULL, 0, err) != 0)
             return -1;
@@ -474,13 +474,6 @@ static int setup(evaluation *e, const gi_config *c, gi_err *err)
         m.label = NULL;
         e->match = m.sum;
         gi_label_match_free(&m);
-        e->test_label = malloc(sizeof(int) * (size_t)(n ? n : 1));
-        if (!e->test_label) {
-            gi_anatomy_free(&a);
-            return gi_fail(err, "out of memory");
-        }
-        for (int i = 0; i < n; i++)
-            e->test_label[i] = gi_anatomy_index_at(&a, e->s.mni[3 * i], e->s.mni[3 * i + 1], e->s.mni[3 * i + 2]);
         e->n_labels = a.n_labels;
         gi_anatomy_free(&a);
     }
