@@ -2,6 +2,8 @@
 #   make          build build/geneinr
 #   make run      install missing Debian packages (as root), build, run the demo job
 #   make test     install missing packages, build, run the whole test suite
+#   make check    the unit tests only (tests/test_*.c): a minute, for the edit-build loop
+#   make layers   includes and calls between files follow src/LAYERS (run by make test)
 #   make bench    speed and memory benchmarks (figures go to docs/BENCHMARKS.md)
 #   make asan     build the suite with AddressSanitizer + UBSan and run it
 #   make fuzz     libFuzzer on the config, CSV, NIfTI and checkpoint readers (FUZZ_SECONDS each)
@@ -24,22 +26,22 @@ BUILD   ?= build
 CFLAGS  += -pthread
 LDLIBS  += -pthread
 
-# src/ is layered in folders (base, io, data, model, methods, render, commands);
-# objects mirror them under $(BUILD)/obj/.
-LIB_SRC := $(wildcard src/*/*.c)
+# src/ is layered in folders, listed lowest first in src/LAYERS (`make layers` holds
+# the includes and calls to it); objects mirror the folders under $(BUILD)/obj/.
+LIB_SRC := $(wildcard src/*/*.c src/*/*/*.c)
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps run test bench asan fuzz clean
+.PHONY: all deps run test check layers bench asan fuzz clean
 all: $(BUILD)/geneinr
 
 deps:
 	@tools/deps.sh
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h src/*/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/geneinr/*.h src/*/*.h src/*/*/*.h) | $(BUILD)/obj
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -67,7 +69,16 @@ run: deps
 test:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory layers
 	@tests/run.sh $(BUILD)
+
+check:
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@tests/run.sh $(BUILD) --unit
+
+# Includes and calls between files follow src/LAYERS: none points up, no circle.
+layers: $(LIB_OBJ) $(BUILD)/obj/main.o
+	@/usr/bin/python3 tools/layers.py --objs $(BUILD)/obj
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)

@@ -6,13 +6,7 @@
 # abagen's text 'structure'), and each one must read with the same genes and
 # values and train a few steps. Text in an unknown column is an error naming
 # it and saying how to mark it; data.genes selects the gene columns.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/abagen_export
-mkdir -p "$T"
-PY=/usr/bin/python3
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
+. "$(dirname "$0")/lib.sh" abagen_export
 fails_with() { # name, expected text, command...
     local name=$1 want=$2; shift 2
     if "$@" >"$T/last.log" 2>&1; then notok "$name" "succeeded"; return; fi

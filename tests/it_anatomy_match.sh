@@ -8,21 +8,13 @@
 # summary, writes anatomy_match.json, and the baselines without anatomy do
 # not change. With ../shared/data (else SKIP): the real AHBA coordinates on
 # the Desikan-Killiany image give the issue's counts.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/anatomy_match
+. "$(dirname "$0")/lib.sh" anatomy_match
 SHARED=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
-PY=/usr/bin/python3
-mkdir -p "$T"
-if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
-MPIRUN="timeout 600 mpirun --oversubscribe"
 
-check "phantom (2 mm grid, 3 genes)" $G phantom --out "$T/ph" --grid 2 --genes 3 --seed 4
-# The phantom draws every sample inside its tissue; registration error moves
-# real ones off it. Here every sample is moved 3 mm away from the midline (x),
-# so cortical samples near the surface leave the brain.
+# The phantom as it was before realistic samples (--sample-truth voxel) puts every sample in
+# its tissue, with structure_id; this test moves them itself, by a known amount: every sample
+# 3 mm away from the midline (x), so cortical samples near the surface leave the brain.
+check "phantom (2 mm grid, 3 genes)" $G phantom --out "$T/ph" --grid 2 --genes 3 --seed 4 --sample-truth voxel
 $PY - "$T/ph/samples.csv" "$T/moved.csv" <<'PYEOF'
 import csv, sys
 r = csv.reader(open(sys.argv[1])); w = csv.writer(open(sys.argv[2], 'w', newline=''), lineterminator='\n')

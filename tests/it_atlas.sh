@@ -6,10 +6,9 @@
 # script adds one line per run for the exit status and for HDF5 error stacks
 # leaking to stderr (library code must report through gi_err, not print).
 # Run by tests/run.sh, which exports GENEINR (path of build/geneinr).
+. "$(dirname "$0")/lib.sh" atlas
 GENEINR=${GENEINR:-$PWD/build/geneinr}
 BIN="$(dirname "$GENEINR")/tests/test_atlas"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
 if [ ! -x "$BIN" ]; then
     echo "not ok - atlas under mpirun: $BIN is not built (make test builds it)"
     exit 1

@@ -2,12 +2,7 @@
 # The command line: the command table (src/commands/) drives the global help,
 # each `geneinr CMD --help`, the README's command table and the usage errors
 # (exit 2). Fast: no command does any work here.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/cli
-mkdir -p "$T"
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
+. "$(dirname "$0")/lib.sh" cli
 
 COMMANDS="phantom prepare train render run info score eval regions config preview report sweep"
 

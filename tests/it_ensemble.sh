@@ -6,13 +6,7 @@
 # larger ensemble trains only the new members and equals a fresh run of that size bit for bit;
 # a fresh run removes an earlier run's members (never averaged into new weights); a missing member
 # is refused by name; eval scores an ensemble.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/ensemble
-mkdir -p "$T"
-PY=/usr/bin/python3
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
+. "$(dirname "$0")/lib.sh" ensemble
 refused() { local name=$1 want=$2; shift 2; if "$@" >"$T/last.log" 2>&1; then notok "$name" "accepted"; elif grep -q -- "$want" "$T/last.log"; then ok "$name"; else notok "$name" "$(tail -n 3 "$T/last.log" | tr '\n' ' ')"; fi; }
 MPIRUN="timeout 300 mpirun --oversubscribe"
 

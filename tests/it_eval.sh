@@ -2,16 +2,7 @@
 # geneinr eval (same folds for every method, summary columns, splits, errors)
 # and geneinr regions against a numpy reference. Small on purpose: 2 mm
 # phantom, 3 genes, a tiny INR, the kriging likelihood on 300 samples.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/eval
-mkdir -p "$T"
-PY=/usr/bin/python3
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
-fails() { local name=$1 want=$2; shift 2; if "$@" >"$T/last.log" 2>&1; then notok "$name" "succeeded"; elif grep -q -- "$want" "$T/last.log"; then ok "$name"; else notok "$name" "$(tail -n 3 "$T/last.log" | tr '\n' ' ')"; fi; }
-MPIRUN="timeout 600 mpirun --oversubscribe"
-have_py() { $PY -c "import $1" >/dev/null 2>&1; }
+. "$(dirname "$0")/lib.sh" eval
 
 check "phantom (2 mm grid, 3 genes)" $G phantom --out "$T/ph" --grid 2 --genes 3 --seed 4
 cat > "$T/cfg.yaml" <<YAML

@@ -7,13 +7,7 @@
 # weights. The failure rule checked throughout: exit 1 (never a crash or a
 # hang), one message naming the cause, nothing half-written at a final name,
 # no temporary files left.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/faults
-mkdir -p "$T"
-PY=/usr/bin/python3
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
+. "$(dirname "$0")/lib.sh" faults
 MPIRUN="mpirun --oversubscribe"
 # fails NAME PATTERN CMD...: CMD must exit 1 within 120 s (124 = hang, 139 =
 # crash), print PATTERN (extended regex) on stderr, and not crash.

@@ -6,19 +6,13 @@
 # tissue's value. --sample-truth voxel keeps the old phantoms (no class column;
 # built-in coordinates inside the mask; a DK sample outside the brain is white
 # matter). The DK part needs ../shared/data (else SKIP).
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/tissue
+. "$(dirname "$0")/lib.sh" tissue
 SHARED=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
-PY=/usr/bin/python3
 CHK=tests/phantom_tissue_check.py
 if ! $PY -c "import h5py, numpy, nibabel, scipy" >/dev/null 2>&1; then
     echo "skip - realistic phantoms: /usr/bin/python3 lacks h5py, numpy, nibabel or scipy"
     exit 0
 fi
-mkdir -p "$T"
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
 
 check "built-in phantom, realistic samples (2 mm, 4 genes)" $G phantom --out "$T/b" --grid 2 --genes 4 --seed 6
 $PY $CHK builtin "$T/b"

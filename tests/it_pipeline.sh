@@ -3,15 +3,7 @@
 # resume, the atlas read back with h5py, NIfTI affines with nibabel, accuracy
 # against the truth (better than the nearest-sample map), and clean failures.
 # Uses the 2 mm phantom grid to stay fast; the 1 mm grid is exercised by `make run`.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/pipeline
-mkdir -p "$T"
-PY=/usr/bin/python3
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
-MPIRUN="timeout 600 mpirun --oversubscribe"
-have_py() { $PY -c "import $1" >/dev/null 2>&1; }
+. "$(dirname "$0")/lib.sh" pipeline
 
 check "phantom (2 mm grid, 5 genes)" $G phantom --out "$T/ph" --grid 2 --genes 5 --seed 3
 cat > "$T/cfg.yaml" <<YAML

@@ -5,17 +5,9 @@
 # prepare -> train -> render -> score end to end, and clean failures. With
 # ../shared/data: the real well ids, corrected coordinates, reannotation
 # table and the AD gene list (SKIP otherwise).
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/prepare
-mkdir -p "$T"
-PY=/usr/bin/python3
-if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+. "$(dirname "$0")/lib.sh" prepare
 REF=tests/prepare_reference.py
 SHARED=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-skip() { echo "skip - $1: $2"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
 fails_with() { # name, expected text, command...
     local name=$1 want=$2; shift 2
     if "$@" >"$T/last.log" 2>&1; then notok "$name" "succeeded"; return; fi

@@ -7,13 +7,7 @@
 # sgemm may round a row differently in another batch (1 ulp seen). Also: resume reports changed
 # training settings and refuses those that break bit-identical continuation
 # unless --force, which records them in the checkpoint's settings history.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/render_bound
-mkdir -p "$T"
-PY=/usr/bin/python3
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
+. "$(dirname "$0")/lib.sh" render_bound
 MPIRUN="timeout 300 mpirun --oversubscribe"
 
 # 40 genes on the 2 mm grid (91 x 109 voxels a slice): one slice of all genes

@@ -5,17 +5,8 @@
 # NIfTI in nibabel against the mask and the atlas, the JSON parsed, and the
 # report loaded in headless Chromium (SKIP when it is not installed).
 # SCREENSHOT_TO=FILE keeps the browser's screenshot (docs/report.png is one).
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/report
-mkdir -p "$T"
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh" report
 HERE=$(cd "$(dirname "$0")" && pwd)
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-skip() { echo "skip - $1"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
-MPIRUN="timeout 600 mpirun --oversubscribe"
-have_py() { $PY -c "import $1" >/dev/null 2>&1; }
 
 check "phantom (2 mm grid, 4 genes)" $G phantom --out "$T/ph" --grid 2 --genes 4 --seed 5
 cat > "$T/cfg.yaml" <<YAML

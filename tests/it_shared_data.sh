@@ -5,11 +5,9 @@
 # the phantom's own LAS grid at the same MNI points - the fixed MNI box and
 # the affines make a trained model mean the same on any grid. Then use the DK
 # parcellation itself as the anatomical input.
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/shared
+. "$(dirname "$0")/lib.sh" shared
 SHARED=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
 DK=$SHARED/atlas-desikankilliany.nii.gz
-PY=/usr/bin/python3
 if [ ! -f "$DK" ]; then
     echo "skip - shared reference data: $SHARED not found"
     exit 0
@@ -18,11 +16,6 @@ if ! $PY -c "import h5py, numpy, nibabel" >/dev/null 2>&1; then
     echo "skip - shared reference data: /usr/bin/python3 lacks h5py, numpy or nibabel"
     exit 0
 fi
-mkdir -p "$T"
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
-MPIRUN="timeout 600 mpirun --oversubscribe"
 
 check "phantom (2 mm grid)" $G phantom --out "$T/ph" --grid 2 --genes 3 --seed 5
 cat > "$T/cfg.yaml" <<YAML

@@ -8,10 +8,8 @@
 # daemon it started is stopped by PID on exit.
 # Needs root and the Debian packages slurm-wlm and munge (make test installs them as
 # root, tools/deps.sh); prints skip otherwise.
-G=${GENEINR:?GENEINR not set}
+. "$(dirname "$0")/lib.sh" slurm
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
 skip() { echo "skip - $1"; exit 0; }
 check() { local name=$1; shift; if "$@" >"$D/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 8 "$D/last.log" | tr '\n' ' ')"; fi; }
 

@@ -6,12 +6,7 @@
 # search, validation errors with the sweep file's line, render_best; and the
 # stop signal: SIGUSR1 -> checkpoint, exit 75, resume bit-identical (sweep and
 # train.resume: auto).
-G=${GENEINR:?GENEINR not set}
-T=${TESTTMP:-$(mktemp -d)}/sweep
-mkdir -p "$T"
-ok() { echo "ok - $1"; }
-notok() { echo "not ok - $1${2:+: $2}"; }
-check() { local name=$1; shift; if "$@" >"$T/last.log" 2>&1; then ok "$name"; else notok "$name" "$(tail -n 5 "$T/last.log" | tr '\n' ' ')"; fi; }
+. "$(dirname "$0")/lib.sh" sweep
 MPIRUN="timeout 300 mpirun --oversubscribe"
 
 $G phantom --out "$T/ph" --grid 2 --genes 4 --seed 5 >/dev/null || { notok "phantom"; exit 1; }

@@ -2,7 +2,10 @@
 # Run the whole suite: every unit-test binary, then every integration script
 # (tests/it_*.sh). Each prints "ok - ", "not ok - " or "skip - " lines; this
 # script echoes them, counts them, and ends with "N passed, N failed".
+# usage: tests/run.sh [BUILD] [--unit]   (--unit: the unit tests only, `make check`)
 BUILD=${1:-build}
+UNIT_ONLY=0
+[ "$2" = --unit ] && UNIT_ONLY=1
 export GENEINR="$PWD/$BUILD/geneinr"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
@@ -30,7 +33,7 @@ for t in "$BUILD"/tests/test_*; do
     run_one "$(basename "$t")" "$t"
 done
 for t in tests/it_*.sh; do
-    [ -f "$t" ] || continue
+    [ -f "$t" ] && [ $UNIT_ONLY = 0 ] || continue
     run_one "$(basename "$t" .sh)" bash "$t"
 done
 echo "($skipped skipped)"

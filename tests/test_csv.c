@@ -227,9 +227,19 @@ static void expect_samples_error(const char *name, const char *file, const char 
 
 static void test_samples_errors(void)
 {
+    /* Free is safe on a zeroed struct and leaves it zeroed, so a second free
+     * (every error path frees) is safe too; and on a table that was read. */
+    static const gi_samples zeroed;
     gi_samples zero = {0};
-    gi_samples_free(&zero);   /* safe on a zeroed struct */
-    CHECK(1, "samples: free on a zeroed struct");
+    gi_samples_free(&zero);
+    gi_samples_free(&zero);
+    CHECK(memcmp(&zero, &zeroed, sizeof zero) == 0, "samples: free on a zeroed struct leaves it zeroed");
+    gi_samples read;
+    gi_err err = {{0}};
+    int rc = gi_samples_read_csv(&read, put("z.csv", "well_id,donor,mni_x,mni_y,mni_z,G\nw,d,1,2,3,4\n"), &err);
+    gi_samples_free(&read);
+    CHECKF(rc == 0 && memcmp(&read, &zeroed, sizeof read) == 0, "samples: free of a read table zeroes it", "%s",
+           err.msg);
 
     expect_samples_error("samples: missing required column", "e1.csv",
                          "well_id,donor,mni_x,mni_z,G\nw,d,1,2,3\n",

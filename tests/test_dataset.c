@@ -1,4 +1,4 @@
-/* test_dataset.c - the training targets over data.prior (dataset.h).
+/* test_dataset.c - the training targets over data.prior (dataset.h, prior.h).
  *
  * A small sample table (a smooth field plus noise, two genes, three donors)
  * is built three ways with the kriging prior: in-sample residuals, cross-
@@ -17,6 +17,7 @@
 #include "geneinr/config.h"
 #include "geneinr/dataset.h"
 #include "geneinr/method.h"
+#include "geneinr/prior.h"
 #include "geneinr/rng.h"
 
 enum { N = 240, G = 2, K = 4 };
@@ -40,7 +41,7 @@ static const char *write_table(void)
     return fclose(f) == 0 ? path : NULL;
 }
 
-/* The kriging prior as dataset.c fits it, on the standardised values std of
+/* The kriging prior as prior.c fits it, on the standardised values std of
  * the samples with use[i] set. */
 static gi_method *fit_on(const gi_config *c, const gi_dataset *d, const float *std, const unsigned char *use,
                          const gi_method *hyper_from, gi_err *err)
@@ -84,10 +85,11 @@ static void test_crossfit_and_refit(const char *table)
     CHECKF(gi_config_validate(&cf, &err) == 0 && gi_config_validate(&rf, &err) == 0, "test configs are valid", "%s",
            err.msg);
     gi_dataset d0, din, dcf, drf;
+    gi_prior_fit pin, pcf, prf;
     int ok = gi_dataset_build(&d0, &plain, &err) == 0;
-    ok = ok && gi_dataset_build(&din, &c, &err) == 0;
-    ok = ok && gi_dataset_build(&dcf, &cf, &err) == 0;
-    ok = ok && gi_dataset_build_for(&drf, &rf, GI_DATASET_PREDICT, &err) == 0;
+    ok = ok && gi_dataset_build(&din, &c, &err) == 0 && gi_prior_apply(&pin, &din, &c, GI_PRIOR_FOR_TRAIN, &err) == 0;
+    ok = ok && gi_dataset_build(&dcf, &cf, &err) == 0 && gi_prior_apply(&pcf, &dcf, &cf, GI_PRIOR_FOR_TRAIN, &err) == 0;
+    ok = ok && gi_dataset_build(&drf, &rf, &err) == 0 && gi_prior_apply(&prf, &drf, &rf, GI_PRIOR_FOR_PREDICT, &err) == 0;
     CHECKF(ok, "datasets with in-sample, cross-fitted and refitted priors build", "%s", err.msg);
     if (!ok)
         return;
@@ -103,11 +105,11 @@ static void test_crossfit_and_refit(const char *table)
             if (isnan(d0.y[q]))
                 continue;
             if (d0.is_val[i]) {
-                val_same &= dcf.prior_at[q] == din.prior_at[q];
+                val_same &= pcf.at[q] == pin.at[q];
                 se_val += (double)din.y[q] * din.y[q];
                 n_val++;
             } else {
-                train_differs += dcf.prior_at[q] != din.prior_at[q];
+                train_differs += pcf.at[q] != pin.at[q];
                 se_in += (double)din.y[q] * din.y[q];
                 se_cf += (double)dcf.y[q] * dcf.y[q];
                 n_tr++;
@@ -127,8 +129,8 @@ static void test_crossfit_and_refit(const char *table)
     int fits = 1, matched = 0, unmatched = 0;
     int fold[N];
     for (int i = 0; i < N; i++)
-        fold[i] = d0.is_val[i] ? -1 : gi_dataset_crossfit_fold(&cf, i);
-    /* Predicted at the fold's samples in index order, as dataset.c does (a kernel may round a
+        fold[i] = d0.is_val[i] ? -1 : gi_prior_crossfit_fold(&cf, i);
+    /* Predicted at the fold's samples in index order, as prior.c does (a kernel may round a
      * row by its place in the batch). */
     static float fmni[N * 3];
     static int fidx[N];
@@ -141,13 +143,13 @@ static void test_crossfit_and_refit(const char *table)
                 fidx[nf++] = i;
             }
         }
-        gi_method *m = fit_on(&c, &d0, d0.y, use, din.prior, &err);
+        gi_method *m = fit_on(&c, &d0, d0.y, use, pin.m, &err);
         fits = m && gi_method_predict(m, nf, fmni, NULL, pred[f], &err) == 0;
         gi_method_free(m);
         for (int k = 0; k < nf && fits; k++) {
             int same = 1;
             for (int g = 0; g < G; g++)
-                same &= pred[f][k * G + g] == dcf.prior_at[(size_t)fidx[k] * G + g];
+                same &= pred[f][k * G + g] == pcf.at[(size_t)fidx[k] * G + g];
             matched += same;
             unmatched += !same;
         }
@@ -172,8 +174,8 @@ static void test_crossfit_and_refit(const char *table)
     int same = all != NULL, differs = 0;
     if (all && gi_method_predict(all, N, d0.s.mni, NULL, pred[0], &err) == 0)
         for (int q = 0; q < N * G; q++) {
-            same &= pred[0][q] == drf.prior_at[q];
-            differs += drf.prior_at[q] != din.prior_at[q];
+            same &= pred[0][q] == prf.at[q];
+            differs += prf.at[q] != pin.at[q];
         }
     else
         same = 0;
@@ -187,14 +189,19 @@ static void test_crossfit_and_refit(const char *table)
 
     /* A PREDICT build without refit is the training prior, without the cross-fitting cost. */
     gi_dataset dp;
-    if (gi_dataset_build_for(&dp, &cf, GI_DATASET_PREDICT, &err) == 0) {
+    gi_prior_fit pp;
+    if (gi_dataset_build(&dp, &cf, &err) == 0 && gi_prior_apply(&pp, &dp, &cf, GI_PRIOR_FOR_PREDICT, &err) == 0) {
         int eq = 1;
         for (int q = 0; q < N * G; q++)
-            eq &= dp.prior_at[q] == din.prior_at[q];
+            eq &= pp.at[q] == pin.at[q];
         CHECK(eq, "predict build of a crossfit config: the prior fitted on the training samples");
+        gi_prior_free(&pp);
         gi_dataset_free(&dp);
     } else
         CHECKF(0, "predict build of a crossfit config", "%s", err.msg);
+    gi_prior_free(&pin);
+    gi_prior_free(&pcf);
+    gi_prior_free(&prf);
     gi_dataset_free(&d0);
     gi_dataset_free(&din);
     gi_dataset_free(&dcf);

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "geneinr/config.h"
+#include "geneinr/gene_order.h"
 #include "geneinr/model.h"
 #include "geneinr/rng.h"
 

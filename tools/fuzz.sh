@@ -26,7 +26,9 @@ MK
 )
 LIBS=${CFLAGS#*|}
 CFLAGS=${CFLAGS%|*}
-OBJ=$(ls $B/obj/*/*.o)
+# The library objects of today's sources (src/<layer>/ and src/render/products/;
+# not main.o, and not a stale object of a file that has moved).
+OBJ=$(for f in src/*/*.c src/*/*/*.c; do [ -f "$f" ] && f=${f#src/} && echo "$B/obj/${f%.c}.o"; done)
 mkdir -p $B/fuzz
 status=0
 for t in $TARGETS; do

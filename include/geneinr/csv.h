@@ -28,4 +28,32 @@ const char *gi_csv_path(const gi_csv *r);
 
 void gi_csv_close(gi_csv *r);
 
+/* ---- the one table reader: a CSV with a header row, every row as wide as
+ * the header. Every table of the project (sample tables, the AHBA donor
+ * files, region lists, ...) is read through it, so the messages are the same
+ * everywhere. */
+typedef struct gi_table {
+    gi_csv *csv;
+    const char *path;
+    int n_cols;              /* the header's width */
+    char **f;                /* the header after gi_table_open, then the current row's fields */
+    long line;               /* the line where that record starts */
+} gi_table;
+
+/* Opens path and reads its header row into t->f ("PATH: empty file (no header
+ * row)" without one). 0 or -1. */
+int gi_table_open(gi_table *t, const char *path, gi_err *err);
+
+/* idx[k] = the header column named names[k] (the last of that name), for n
+ * names; a missing one is "PATH:LINE: missing column 'NAME'". 0 or -1. Call
+ * right after gi_table_open. */
+int gi_table_columns(gi_table *t, const char *const *names, int n, int *idx, gi_err *err);
+
+/* The next row into t->f: 1, 0 at the end of the file, -1 on error. A row of
+ * another width than the header is an error: "PATH:LINE: row has N fields but
+ * the header has M". */
+int gi_table_next(gi_table *t, gi_err *err);
+
+void gi_table_close(gi_table *t);
+
 #endif

@@ -31,9 +31,9 @@ void gi_ensemble_clear(const char *dir);
 /* Trains members from .. size-1 of the run in dir (collective over comm).
  * resume: continue a member from its checkpoint when it has one (train.resume
  * auto or --resume: a requeued job picks up the member it was in), else each
- * starts fresh; force as in gi_train_ex. res->interrupted is set (and the
- * remaining members skipped) when a stop signal ended a member early. */
-int gi_ensemble_train(const gi_config *c, MPI_Comm comm, const char *dir, int from, int resume, int force,
-                      gi_train_result *res, gi_err *err);
+ * starts fresh; targets and force as in gi_train_on. res->interrupted is set
+ * (and the remaining members skipped) when a stop signal ended a member early. */
+int gi_ensemble_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const char *dir, int from,
+                         int resume, int force, gi_train_result *res, gi_err *err);
 
 #endif

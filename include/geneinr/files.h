@@ -12,6 +12,12 @@ void gi_remove_partial(const char *path);
 
 #include "geneinr/error.h"
 
+/* The whole file at path, NUL-terminated (malloc'd; its length in *len when
+ * len is not NULL), or NULL with err set: "PATH: cannot open: WHY", "PATH:
+ * cannot read", "PATH: larger than MAX bytes" (max 0: no limit). The one
+ * whole-file reader (reports, sweep files and trial stamps). */
+char *gi_read_file(const char *path, size_t max, size_t *len, gi_err *err);
+
 /* mkdir -p: create path and its missing parents; fails if path exists and is
  * not a folder. */
 int gi_make_dirs(const char *path, gi_err *err);

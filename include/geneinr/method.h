@@ -79,7 +79,8 @@ void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c);
 typedef struct gi_method gi_method;
 
 /* Fit. Collective over o->comm for the INR (every rank passes the same
- * data); the baselines are local. NULL on failure (message in err). */
+ * data); the baselines are local. NULL on failure (message in err).
+ * (method_table.c: the table of kinds.) */
 gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err);
 
 /* Predict at n points: out [n][n_genes]. label may be NULL for methods that
@@ -107,21 +108,31 @@ int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const i
 gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err);
 
 /* A loaded INR's (first member's) checkpoint: genes, donors, labels, the
- * config it was trained with. NULL for the other methods. */
+ * config it was trained with. NULL for the other methods. (method_inr.c) */
 const struct gi_state *gi_method_inr_checkpoint(const gi_method *m);
 
 int gi_method_n_genes(const gi_method *m);
 int gi_method_kind(const gi_method *m);
 void gi_method_free(gi_method *m);
 
-/* ---- per-method entry points, used by method.c's dispatch table ---- */
+/* ---- per-method entry points, behind a gi_method (method.c) ---- */
 typedef struct gi_method_impl {
     void *(*fit)(const gi_method_opts *o, const gi_fit_data *d, gi_err *err);
     /* genes g0 .. g0+ng-1, out [n][ng] */
     int (*predict)(const void *state, int n, const float *mni, const int *label, int g0, int ng, float *out,
                    gi_err *err);
     void (*free)(void *state);
+    /* gi_method_predict_bytes; NULL = nothing beyond out */
+    void (*predict_bytes)(const void *state, size_t *per_gene, size_t *fixed);
 } gi_method_impl;
+
+/* Fit with one implementation, named directly: for code that stands below
+ * the table of kinds (the prior fits kriging this way, prior.c). */
+gi_method *gi_method_fit_impl(const gi_method_impl *impl, int kind, const gi_method_opts *o, const gi_fit_data *d,
+                              gi_err *err);
+/* A method around a state an implementation made (NULL state: NULL, err as
+ * set by the maker; the state is freed on failure). */
+gi_method *gi_method_of(const gi_method_impl *impl, int kind, int n_genes, void *state, gi_err *err);
 
 extern const gi_method_impl gi_nearest_impl, gi_idw_impl, gi_kriging_impl, gi_rk_impl, gi_inr_impl;
 

@@ -35,19 +35,8 @@
 #include <stdint.h>
 
 #include "geneinr/error.h"
+#include "geneinr/mni.h" /* the model takes normalised MNI coordinates */
 #include "geneinr/model_settings.h"
-
-/* The fixed MNI box that maps millimetres to [-1, 1]^3 (the MNI152 1 mm grid's
- * extent). Fixed, not the data's range, so a model means the same on any grid. */
-#define GI_MNI_XMIN (-90.0)
-#define GI_MNI_XMAX 90.0
-#define GI_MNI_YMIN (-126.0)
-#define GI_MNI_YMAX 90.0
-#define GI_MNI_ZMIN (-72.0)
-#define GI_MNI_ZMAX 108.0
-
-/* MNI mm -> normalised coordinates. */
-void gi_mni_normalise(double x, double y, double z, float out[3]);
 
 typedef struct gi_model_spec {
     /* The settings (arch: GI_ARCH_*, gene_mode: GI_GENE_*, gene_code: GI_CODE_*
@@ -185,12 +174,5 @@ int gi_model_param_blocks(const gi_model *m, gi_param_block *out, int max);
  * [n][layers[layer].in], row-major. layer = n_layers - 1 gives the trunk
  * features that the output layer reads (one row per point). */
 const float *gi_workspace_layer_input(const gi_workspace *ws, int layer);
-
-/* 1-D spectral ordering of genes (the paper's gene code): positions in [0, 1]
- * from the Fiedler vector of the normalised Laplacian of the gene affinity
- * (1 + r) / 2, r = Pearson correlation over samples where both genes are
- * measured. values: [n][n_genes], NaN = missing. Deterministic sign: gene 0
- * gets t <= 0.5. With one gene t = 0. */
-int gi_gene_spectral_positions(const float *values, int n, int n_genes, float *t, gi_err *err);
 
 #endif

@@ -1,11 +1,14 @@
 /* model_settings.h - the model's settings, listed once.
  *
+ * A base header (no .c of its own): config.h declares gi_config.model from
+ * it, below every model file; model_spec.c makes a gi_model_spec from a config.
+ *
  * Each model setting is one row of GI_MODEL_SETTINGS. From this list come:
  *   - the fields of gi_config.model (config.h) and of gi_model_spec (model.h),
  *     same name, same C type;
  *   - the config key rows "model.<field>" with default, bounds and meaning
  *     (config.c: parsing, validation, reference, YAML dump);
- *   - gi_model_spec_from_config (copying config -> spec);
+ *   - gi_model_spec_from_config (copying config -> spec; model_spec.c);
  *   - the resume comparison (gi_model_spec_diff names what differs by key);
  *   - the checkpoint attributes (checkpoint.c saves and loads each row under
  *     its field name: ints as int64, floats as float64).

@@ -26,6 +26,7 @@
 #include <mpi.h>
 
 #include "geneinr/config.h"
+#include "geneinr/dataset.h"
 #include "geneinr/error.h"
 #include "geneinr/model.h"
 
@@ -44,17 +45,21 @@ typedef struct gi_train_result {
  * 1 and N ranks compute the same chunks). */
 int gi_train_chunk(const gi_model_spec *s);
 
-/* resume: checkpoint to continue from, or NULL. Collective over comm. */
-int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
-             gi_train_result *res, gi_err *err);
+/* The targets the network learns: fills d from c (inputs, targets, split).
+ * NULL = gi_dataset_build. A data.prior is composed above training by a
+ * caller that hands in its residual targets (prior.h: gi_prior_targets, and
+ * gi_train / gi_train_ex there, which call gi_train_on with it). */
+typedef int (*gi_targets_fn)(gi_dataset *d, const gi_config *c, gi_err *err);
 
-/* gi_train with force: on resume, accept changed training settings that make
- * the continuation differ from a run that had them from the start (lr,
- * schedule, batch size, validation, ...), recording each in the checkpoint's
- * settings history; without force they are refused. Changes of
- * train.checkpoint_every, train.log_every, and of train.steps under a schedule
- * that does not depend on it, are always accepted. Every change is reported. */
-int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume, int force,
-                gi_train_result *res, gi_err *err);
+/* Trains c's model on targets(c), into out_dir. resume: checkpoint to continue
+ * from, or NULL. Collective over comm. force: on resume, accept changed
+ * training settings that make the continuation differ from a run that had
+ * them from the start (lr, schedule, batch size, validation, ...), recording
+ * each in the checkpoint's settings history; without force they are refused.
+ * Changes of train.checkpoint_every, train.log_every, and of train.steps under
+ * a schedule that does not depend on it, are always accepted. Every change is
+ * reported. */
+int gi_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const char *out_dir, const char *resume,
+                int force, gi_train_result *res, gi_err *err);
 
 #endif

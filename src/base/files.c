@@ -3,9 +3,54 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+
+char *gi_read_file(const char *path, size_t max, size_t *len, gi_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gi_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int bad = 0;
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            size_t c = cap ? cap * 2 : 131072;
+            char *nb = realloc(buf, c);
+            if (!nb) {
+                bad = 1;
+                break;
+            }
+            buf = nb, cap = c;
+        }
+        size_t got = fread(buf + n, 1, 65536, f);
+        n += got;
+        if (max && n > max) {
+            free(buf);
+            fclose(f);
+            gi_fail(err, "%s: larger than %zu bytes", path, max);
+            return NULL;
+        }
+        if (got < 65536)
+            break;
+    }
+    bad |= ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        gi_fail(err, "%s: cannot read", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
 
 int gi_ends_with(const char *s, const char *suffix)
 {

@@ -23,6 +23,7 @@
 #include "geneinr/export.h"
 #include "geneinr/files.h"
 #include "geneinr/method_kind.h"
+#include "geneinr/prior.h" /* gi_train_ex, gi_ensemble_train: training over data.prior */
 #include "geneinr/render.h"
 #include "geneinr/report.h"
 #include "geneinr/rundir.h"

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "geneinr/grow.h"
 /* The six donors of the release: numeric id and specimen name (facts of the
  * release, also in abagen's donor_info.csv). */
 static const struct { const char *id, *name; } DONORS[] = {
@@ -50,7 +51,8 @@ int gi_ahba_find_donors(const char *data_dir, gi_ahba_donor **donors, int *n, gi
         return gi_fail(err, "prepare.data_dir: cannot open %s: %s", data_dir, strerror(errno));
     static const char prefix[] = "normalized_microarray_donor";
     gi_ahba_donor *v = NULL;
-    int cnt = 0, cap = 0, rc = 0;
+    int cnt = 0, rc = 0;
+    size_t cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (strncmp(e->d_name, prefix, sizeof prefix - 1) != 0)
@@ -73,15 +75,10 @@ int gi_ahba_find_donors(const char *data_dir, gi_ahba_donor **donors, int *n, gi
             free(dir);
             continue;
         }
-        if (cnt == cap) {
-            cap = cap ? 2 * cap : 8;
-            gi_ahba_donor *nv = realloc(v, (size_t)cap * sizeof *nv);
-            if (!nv) {
-                free(dir);
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-            v = nv;
+        if (GI_GROW(v, cap, (size_t)cnt + 1)) {
+            free(dir);
+            rc = gi_fail(err, "out of memory");
+            break;
         }
         v[cnt].id = id;
         v[cnt].dir = dir;

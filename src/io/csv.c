@@ -293,3 +293,51 @@ void gi_csv_close(gi_csv *r)
     free(r->fields);
     free(r);
 }
+
+int gi_table_open(gi_table *t, const char *path, gi_err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    if (!(t->csv = gi_csv_open(path, err)))
+        return -1;
+    int rc = gi_csv_next(t->csv, &t->f, &t->n_cols, err);
+    if (rc == 1) {
+        t->line = gi_csv_line(t->csv);
+        return 0;
+    }
+    if (rc == 0)
+        gi_fail(err, "%s: empty file (no header row)", path);
+    gi_table_close(t);
+    return -1;
+}
+
+int gi_table_columns(gi_table *t, const char *const *names, int n, int *idx, gi_err *err)
+{
+    for (int k = 0; k < n; k++) {
+        idx[k] = -1;
+        for (int i = 0; i < t->n_cols; i++)
+            if (strcmp(t->f[i], names[k]) == 0)
+                idx[k] = i;
+        if (idx[k] < 0)
+            return gi_fail(err, "%s:%ld: missing column '%s'", t->path, t->line, names[k]);
+    }
+    return 0;
+}
+
+int gi_table_next(gi_table *t, gi_err *err)
+{
+    int nf;
+    int rc = gi_csv_next(t->csv, &t->f, &nf, err);
+    if (rc != 1)
+        return rc;
+    t->line = gi_csv_line(t->csv);
+    if (nf != t->n_cols)
+        return gi_fail(err, "%s:%ld: row has %d fields but the header has %d", t->path, t->line, nf, t->n_cols);
+    return 1;
+}
+
+void gi_table_close(gi_table *t)
+{
+    gi_csv_close(t->csv);
+    t->csv = NULL;
+}

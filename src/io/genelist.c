@@ -7,6 +7,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "geneinr/grow.h"
+
 int gi_genelist_read(gi_genelist *l, const char *path, gi_err *err)
 {
     memset(l, 0, sizeof *l);
@@ -15,7 +17,8 @@ int gi_genelist_read(gi_genelist *l, const char *path, gi_err *err)
     if (!gz)
         return gi_fail(err, "cannot open gene list %s: %s", path,
                        errno ? strerror(errno) : "out of memory");
-    int cap = 0, rc = 0;
+    size_t cap = 0, cap_lines = 0;
+    int rc = 0;
     long line = 0;
     char buf[4096];
     l->path = strdup(path);
@@ -40,18 +43,9 @@ int gi_genelist_read(gi_genelist *l, const char *path, gi_err *err)
                          line, s, l->lines[dup]);
             break;
         }
-        if (l->n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nn = realloc(l->names, (size_t)cap * sizeof *nn);
-            if (nn)
-                l->names = nn;
-            long *ll = realloc(l->lines, (size_t)cap * sizeof *ll);
-            if (ll)
-                l->lines = ll;
-            if (!nn || !ll) {
-                rc = gi_fail(err, "%s: out of memory", path);
-                break;
-            }
+        if (GI_GROW(l->names, cap, (size_t)l->n + 1) || GI_GROW(l->lines, cap_lines, (size_t)l->n + 1)) {
+            rc = gi_fail(err, "%s: out of memory", path);
+            break;
         }
         if (!(l->names[l->n] = strdup(s))) {
             rc = gi_fail(err, "%s: out of memory", path);

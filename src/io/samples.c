@@ -18,6 +18,7 @@
 #include "geneinr/csv.h"
 #include "geneinr/ahba.h"
 #include "geneinr/genelist.h"
+#include "geneinr/grow.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -99,27 +100,6 @@ static const char *number_problem(int why)
     }
 }
 
-/* Room for at least need elements of size sz at p (capacity *cap elements,
- * doubled as needed). Returns the possibly moved block, or NULL (p intact). */
-static void *grown(void *p, size_t *cap, size_t need, size_t sz)
-{
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    if (c > SIZE_MAX / sz)
-        return NULL;
-    void *q = realloc(p, c * sz);
-    if (q)
-        *cap = c;
-    return q;
-}
-
-/* GROW(array, capacity, n): 0 when array holds n elements, -1 when out of memory. */
-#define GROW(arr, cap, need) \
-    ((grow_tmp = grown((arr), &(cap), (need), sizeof *(arr))) ? ((arr) = grow_tmp, 0) : -1)
-
 /* Column roles decided by the header. */
 typedef struct column_map {
     int n_cols;
@@ -185,17 +165,12 @@ static const char *annotation_list_text(void)
     return text;
 }
 
-static int read_header(gi_samples *s, column_map *m, gi_csv *r, const char *path,
+static int read_header(gi_samples *s, column_map *m, const gi_table *t, const char *path,
                        const gi_genelist *genes, gi_err *err)
 {
-    char **f;
-    int nf;
-    int rc = gi_csv_next(r, &f, &nf, err);
-    if (rc < 0)
-        return -1;
-    if (rc == 0)
-        return gi_fail(err, "%s: empty file (no header row)", path);
-    long line = gi_csv_line(r);
+    char **f = t->f;
+    int nf = t->n_cols;
+    long line = t->line;
     m->n_cols = nf;
     /* Leading unnamed columns are pandas index levels; any other unnamed
      * column is a mistake. */
@@ -300,35 +275,30 @@ static int donor_lookup_add(gi_samples *s, size_t *cap, const char *name)
     int d = gi_samples_donor_index(s, name);
     if (d >= 0)
         return d;
-    void *grow_tmp;
-    if (GROW(s->donor_names, *cap, (size_t)s->n_donors + 1))
+    if (GI_GROW(s->donor_names, *cap, (size_t)s->n_donors + 1))
         return -1;
     if (!(s->donor_names[s->n_donors] = strdup(name)))
         return -1;
     return s->n_donors++;
 }
 
-static int read_rows(gi_samples *s, const column_map *m, gi_csv *r, const char *path,
+static int read_rows(gi_samples *s, const column_map *m, gi_table *t, const char *path,
                      gi_err *err)
 {
     size_t cap_donors = 0, cap_well = 0, cap_donor = 0, cap_mni = 0, cap_val = 0, cap_annot = 0;
     const size_t G = (size_t)s->n_genes, A = (size_t)s->n_annot;
-    void *grow_tmp;
-    char **f;
-    int nf, rc;
-    while ((rc = gi_csv_next(r, &f, &nf, err)) == 1) {
-        long line = gi_csv_line(r);
-        if (nf != m->n_cols)
-            return gi_fail(err, "%s:%ld: row has %d fields but the header has %d", path,
-                           line, nf, m->n_cols);
+    int rc;
+    while ((rc = gi_table_next(t, err)) == 1) {
+        char **f = t->f;
+        long line = t->line;
         if (s->n == INT_MAX)
             return gi_fail(err, "%s:%ld: too many samples", path, line);
         const int i = s->n;
         const size_t rows = (size_t)i + 1;
         /* Grow every per-row array to i + 1 rows; caps are in elements. */
-        if (GROW(s->well_ids, cap_well, rows) || GROW(s->donor, cap_donor, rows) ||
-            GROW(s->mni, cap_mni, 3 * rows) || GROW(s->values, cap_val, G * rows) ||
-            (A > 0 && GROW(s->annot, cap_annot, A * rows)))
+        if (GI_GROW(s->well_ids, cap_well, rows) || GI_GROW(s->donor, cap_donor, rows) ||
+            GI_GROW(s->mni, cap_mni, 3 * rows) || GI_GROW(s->values, cap_val, G * rows) ||
+            (A > 0 && GI_GROW(s->annot, cap_annot, A * rows)))
             return gi_fail(err, "%s:%ld: out of memory after %d samples", path, line, i);
         /* Claim the slot before copying any string into it (see top). */
         s->well_ids[i] = NULL;
@@ -410,16 +380,16 @@ int gi_samples_read_csv_genes(gi_samples *s, const char *path, const char *genes
     gi_genelist genes = {0};
     if (genes_path && genes_path[0] && gi_genelist_read(&genes, genes_path, err) != 0)
         return gi_fail_prefix(err, "data.genes: ");
-    gi_csv *r = gi_csv_open(path, err);
-    if (!r) {
+    gi_table t;
+    if (gi_table_open(&t, path, err) != 0) {
         gi_genelist_free(&genes);
         return -1;
     }
-    int rc = read_header(s, &m, r, path, genes.n ? &genes : NULL, err);
+    int rc = read_header(s, &m, &t, path, genes.n ? &genes : NULL, err);
     gi_genelist_free(&genes);
     if (rc == 0)
-        rc = read_rows(s, &m, r, path, err);
-    gi_csv_close(r);
+        rc = read_rows(s, &m, &t, path, err);
+    gi_table_close(&t);
     free(m.gene_col);
     free(m.annot_col);
     if (rc)

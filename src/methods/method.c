@@ -1,20 +1,16 @@
-/* method.c - the fit/predict interface's dispatch table (see method.h). */
+/* method.c - a fitted method behind the fit/predict interface (see method.h):
+ * it calls its implementation's entry points and knows no implementation by
+ * name (the table of kinds is method_table.c), so every method, and the prior
+ * composed over them, can stand on it. */
 #include "geneinr/method.h"
-
-#include "geneinr/checkpoint.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const gi_method_impl *const IMPLS[GI_METHOD_COUNT] = {
-#define GI_METHOD_IMPL(id, name, anat, impl) [GI_METHOD_##id] = &impl,
-    GI_METHOD_LIST(GI_METHOD_IMPL)
-#undef GI_METHOD_IMPL
-};
-
 struct gi_method {
     int kind;
     int n_genes;
+    const gi_method_impl *impl;
     void *state;
 };
 
@@ -31,42 +27,39 @@ void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c)
     o->comm = MPI_COMM_SELF;
 }
 
-/* method_inr.c */
-void gi_inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed);
-void *gi_inr_load_state(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err);
-const gi_state *gi_inr_checkpoint(const void *state);
-
-gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
+gi_method *gi_method_of(const gi_method_impl *impl, int kind, int n_genes, void *state, gi_err *err)
 {
-    if (kind < 0 || kind >= GI_METHOD_COUNT) {
-        gi_fail(err, "unknown interpolation method %d", kind);
+    if (!state)
         return NULL;
-    }
     gi_method *m = calloc(1, sizeof *m);
     if (!m) {
+        impl->free(state);
         gi_fail(err, "out of memory");
         return NULL;
     }
     m->kind = kind;
-    m->n_genes = d->n_genes;
-    m->state = IMPLS[kind]->fit(o, d, err);
-    if (!m->state) {
-        free(m);
-        return NULL;
-    }
+    m->n_genes = n_genes;
+    m->impl = impl;
+    m->state = state;
     return m;
+}
+
+gi_method *gi_method_fit_impl(const gi_method_impl *impl, int kind, const gi_method_opts *o, const gi_fit_data *d,
+                              gi_err *err)
+{
+    return gi_method_of(impl, kind, d->n_genes, impl->fit(o, d, err), err);
 }
 
 int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err)
 {
-    return IMPLS[m->kind]->predict(m->state, n, mni, label, 0, m->n_genes, out, err);
+    return m->impl->predict(m->state, n, mni, label, 0, m->n_genes, out, err);
 }
 
 void gi_method_predict_bytes(const gi_method *m, size_t *per_gene, size_t *fixed)
 {
     *per_gene = *fixed = 0;
-    if (m->kind == GI_METHOD_INR)
-        gi_inr_predict_bytes(m->state, per_gene, fixed);
+    if (m->impl->predict_bytes)
+        m->impl->predict_bytes(m->state, per_gene, fixed);
 }
 
 int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng,
@@ -74,38 +67,17 @@ int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const i
 {
     if (g0 < 0 || ng < 1 || g0 + ng > m->n_genes)
         return gi_fail(err, "genes %d..%d requested of a method fitted on %d", g0, g0 + ng - 1, m->n_genes);
-    return IMPLS[m->kind]->predict(m->state, n, mni, label, g0, ng, out, err);
-}
-
-gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
-{
-    gi_method *m = calloc(1, sizeof *m);
-    if (!m) {
-        gi_fail(err, "out of memory");
-        return NULL;
-    }
-    m->kind = GI_METHOD_INR;
-    m->state = gi_inr_load_state(checkpoint, c, donor, batch, err);
-    if (!m->state) {
-        free(m);
-        return NULL;
-    }
-    m->n_genes = gi_inr_checkpoint(m->state)->n_genes;
-    return m;
+    return m->impl->predict(m->state, n, mni, label, g0, ng, out, err);
 }
 
 int gi_method_n_genes(const gi_method *m) { return m->n_genes; }
 int gi_method_kind(const gi_method *m) { return m->kind; }
-const gi_state *gi_method_inr_checkpoint(const gi_method *m)
-{
-    return m->kind == GI_METHOD_INR ? gi_inr_checkpoint(m->state) : NULL;
-}
 const void *gi_method_state(const gi_method *m) { return m->state; }
 
 void gi_method_free(gi_method *m)
 {
     if (!m)
         return;
-    IMPLS[m->kind]->free(m->state);
+    m->impl->free(m->state);
     free(m);
 }

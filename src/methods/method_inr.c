@@ -28,6 +28,7 @@
 #include "geneinr/ensemble.h"
 #include "geneinr/method.h"
 #include "geneinr/model.h"
+#include "geneinr/prior.h"
 #include "geneinr/samples.h"
 #include "geneinr/train.h"
 
@@ -37,7 +38,8 @@
 typedef struct inr_member {
     gi_state st;
     gi_workspace *ws;
-    gi_dataset prior;        /* with data.prior: the same prior the training subtracted */
+    gi_dataset data;         /* with data.prior: the table and split the prior is fitted on ... */
+    gi_prior_fit prior;          /* ... the same prior the training subtracted */
     int have_prior;          /* prior built here (0 also when borrowing member 0's refitted prior) */
 } inr_member;
 
@@ -55,8 +57,10 @@ static void member_free(inr_member *s)
         return;
     gi_state_free(&s->st);
     gi_workspace_free(s->ws);
-    if (s->have_prior)
-        gi_dataset_free(&s->prior);
+    if (s->have_prior) {
+        gi_prior_free(&s->prior);
+        gi_dataset_free(&s->data);
+    }
     free(s);
 }
 
@@ -109,7 +113,7 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
  * table and the split, so the same config reproduces it exactly; the
  * normalisation is compared with the checkpoint's to make sure). With
  * data.prior_refit the prior is instead refitted on every sample of the
- * table (dataset.h, GI_DATASET_PREDICT). */
+ * table (prior.h, GI_PRIOR_FOR_PREDICT). */
 static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, int batch, gi_err *err)
 {
     inr_member *s = calloc(1, sizeof *s);
@@ -122,14 +126,18 @@ static inr_member *member_load(const char *ckpt, const gi_config *c, int build_p
     gi_model *m = &s->st.model;
     memcpy(m->params, s->st.best_params, sizeof(float) * m->n_params);
     if (c->data.prior != GI_PRIOR_NONE && build_prior) {
-        if (gi_dataset_build_for(&s->prior, c, GI_DATASET_PREDICT, err) != 0) {
+        if (gi_dataset_build(&s->data, c, err) != 0) {
             member_free(s);
             return NULL;
         }
         s->have_prior = 1;
-        int same = s->prior.s.n_genes == s->st.n_genes;
+        if (gi_prior_apply(&s->prior, &s->data, c, GI_PRIOR_FOR_PREDICT, err) != 0) {
+            member_free(s);
+            return NULL;
+        }
+        int same = s->data.s.n_genes == s->st.n_genes;
         for (int g = 0; same && g < s->st.n_genes; g++)
-            same = s->prior.gene_mean[g] == s->st.gene_mean[g] && s->prior.gene_std[g] == s->st.gene_std[g];
+            same = s->data.gene_mean[g] == s->st.gene_mean[g] && s->data.gene_std[g] == s->st.gene_std[g];
         if (!same) {
             member_free(s);
             gi_fail(err, "%s: data.samples or the validation split differ from the training's, so the data.prior "
@@ -269,7 +277,7 @@ static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err
     int borrowed = io->shared && !m->have_prior;
     int plain = !m->have_prior && !borrowed;   /* the network alone */
     float *pr = io->pr, *o = io->o;
-    if (m->have_prior && gi_dataset_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
+    if (m->have_prior && gi_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
         return -1;
     gi_batch b = {nb, io->xyz, md->spec.donor_dim ? io->donor : NULL, m->st.n_labels ? io->label : NULL, NULL};
     /* The workspace is scratch: predict stays logically const. */
@@ -396,9 +404,7 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
     return rc;
 }
 
-const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free};
-
-void gi_inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed)
+static void inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed)
 {
     const inr_state *s = state;
     const gi_model *md = &s->mem[0]->st.model;
@@ -413,12 +419,17 @@ void gi_inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed)
     *fixed = 0;
 }
 
-void *gi_inr_load_state(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
+const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free, inr_predict_bytes};
+
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
 {
-    return inr_load(checkpoint, c, donor, batch, err);
+    inr_state *s = inr_load(checkpoint, c, donor, batch, err);
+    return gi_method_of(&gi_inr_impl, GI_METHOD_INR, s ? s->mem[0]->st.n_genes : 0, s, err);
 }
 
-const gi_state *gi_inr_checkpoint(const void *state)
+const void *gi_method_state(const gi_method *m); /* method.c */
+
+const gi_state *gi_method_inr_checkpoint(const gi_method *m)
 {
-    return &((const inr_state *)state)->mem[0]->st;
+    return gi_method_kind(m) == GI_METHOD_INR ? &((const inr_state *)gi_method_state(m))->mem[0]->st : NULL;
 }

@@ -40,8 +40,8 @@ void gi_ensemble_clear(const char *dir)
     rmdir(kdir);
 }
 
-int gi_ensemble_train(const gi_config *c, MPI_Comm comm, const char *dir, int from, int resume, int force,
-                      gi_train_result *res, gi_err *err)
+int gi_ensemble_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const char *dir, int from,
+                         int resume, int force, gi_train_result *res, gi_err *err)
 {
     int rank, K = gi_ensemble_size(c);
     MPI_Comm_rank(comm, &rank);
@@ -64,7 +64,7 @@ int gi_ensemble_train(const gi_config *c, MPI_Comm comm, const char *dir, int fr
                    (unsigned long long)ck.train.seed, kdir, found ? ", resumed" : "");
             fflush(stdout);
         }
-        if (gi_train_ex(&ck, comm, kdir, found ? ckpt : NULL, force, res, err) != 0) {
+        if (gi_train_on(&ck, targets, comm, kdir, found ? ckpt : NULL, force, res, err) != 0) {
             if (K > 1)
                 gi_fail_prefix(err, "ensemble member %d/%d", k + 1, K);
             return -1;

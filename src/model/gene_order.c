@@ -1,6 +1,6 @@
 /* gene_order.c - the spectral gene ordering for many genes, without a G x G matrix.
  *
- * The same quantity as gi_gene_spectral_positions (model.h): the Fiedler vector
+ * The same quantity as gi_gene_spectral_positions (below): the Fiedler vector
  * of the normalised Laplacian I - D^-1/2 A D^-1/2 of the gene affinity
  * A = (1 + R) / 2, R = gene-gene Pearson correlation, A_ii = 1. The dense
  * version builds R (five G x G double matrices: 9.7 GB at 15,600 genes); this
@@ -19,6 +19,7 @@
  */
 #include "geneinr/gene_order.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,45 @@ static int ritz(const double *alpha, const double *beta, int k, double *theta, d
     return rc;
 }
 
+/* Per-gene mean (o->mu) and 1/std (o->isd) over the rows used (cnt[g]: the
+ * gene's measured values), and the diagonal of Z^T Z (o->diag). Returns the
+ * rows used; fewer than 3 leave the rest undone. */
+static long moments(op *o, double *cnt)
+{
+    const int n = o->n, G = o->G;
+    long m = 0;
+    for (int i = 0; i < n; i++) {
+        if (o->skip && o->skip[i])
+            continue;
+        m++;
+        const float *row = o->x + (size_t)i * G;
+        for (int g = 0; g < G; g++)
+            if (!isnan(row[g])) {
+                o->mu[g] += row[g];
+                cnt[g] += 1;
+            }
+    }
+    if (m < 3)
+        return m;
+    for (int g = 0; g < G; g++)
+        o->mu[g] = cnt[g] > 0 ? o->mu[g] / cnt[g] : 0.0;
+    for (int i = 0; i < n; i++) {
+        if (o->skip && o->skip[i])
+            continue;
+        const float *row = o->x + (size_t)i * G;
+        for (int g = 0; g < G; g++)
+            if (!isnan(row[g]))
+                o->isd[g] += ((double)row[g] - o->mu[g]) * ((double)row[g] - o->mu[g]);
+    }
+    o->denom = (double)(m - 1);
+    for (int g = 0; g < G; g++) {
+        double ss = o->isd[g];
+        o->isd[g] = cnt[g] >= 2 && ss > 0 ? 1.0 / sqrt(ss / (cnt[g] - 1)) : 0.0;
+        o->diag[g] = ss * o->isd[g] * o->isd[g] / o->denom;
+    }
+    return m;
+}
+
 int gi_gene_spectral_positions_lowmem(const float *values, int n, int n_genes, const unsigned char *skip, float *t,
                                       gi_err *err)
 {
@@ -154,37 +194,10 @@ int gi_gene_spectral_positions_lowmem(const float *values, int n, int n_genes, c
     }
 
     /* Per-gene mean and 1/std over the rows used; the diagonal of Z^T Z. */
-    long m = 0;
-    for (int i = 0; i < n; i++) {
-        if (skip && skip[i])
-            continue;
-        m++;
-        const float *row = values + (size_t)i * G;
-        for (int g = 0; g < G; g++)
-            if (!isnan(row[g])) {
-                o.mu[g] += row[g];
-                cnt[g] += 1;
-            }
-    }
+    long m = moments(&o, cnt);
     if (m < 3) {
         rc = gi_fail(err, "spectral gene positions need at least 3 samples, got %ld", m);
         goto done;
-    }
-    for (int g = 0; g < G; g++)
-        o.mu[g] = cnt[g] > 0 ? o.mu[g] / cnt[g] : 0.0;
-    for (int i = 0; i < n; i++) {
-        if (skip && skip[i])
-            continue;
-        const float *row = values + (size_t)i * G;
-        for (int g = 0; g < G; g++)
-            if (!isnan(row[g]))
-                o.isd[g] += ((double)row[g] - o.mu[g]) * ((double)row[g] - o.mu[g]);
-    }
-    o.denom = (double)(m - 1);
-    for (int g = 0; g < G; g++) {
-        double ss = o.isd[g];
-        o.isd[g] = cnt[g] >= 2 && ss > 0 ? 1.0 / sqrt(ss / (cnt[g] - 1)) : 0.0;
-        o.diag[g] = ss * o.isd[g] * o.isd[g] / o.denom;
     }
 
     /* Degrees D = A 1 (>= 1/2 when |r| <= 1; kept positive regardless). */
@@ -279,5 +292,203 @@ done:
     free(beta);
     free(y);
     free(cnt);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spectral gene positions, dense (moved from model.c: the gene order is not the network) */
+
+/* LAPACK (Fortran, in libopenblas): eigenpairs of a symmetric matrix with
+ * indices il..iu of the ascending spectrum (MRRR). Used instead of dsyev
+ * because only one eigenvector is needed. */
+void dsyevr_(char *jobz, char *range, char *uplo, int *n, double *a, int *lda, double *vl, double *vu, int *il,
+             int *iu, double *abstol, int *m, double *w, double *z, int *ldz, int *isuppz, double *work,
+             int *lwork, int *iwork, int *liwork, int *info);
+
+/* Pairwise-complete Pearson correlations r[G][G] of the columns of
+ * values[n][G] (NaN = missing), as four BLAS products over the centred data
+ * X (0 where missing) and the mask M:
+ *   N = M^T M, Sx = X^T M, Sxx = (X*X)^T M, Sxy = X^T X
+ * then r_ij = (Sxy - Sx_ij Sx_ji / N) / sqrt((Sxx_ij - Sx_ij^2/N)(Sxx_ji - Sx_ji^2/N)).
+ * Centring each gene by its overall mean first keeps this one-pass formula
+ * well conditioned in double. Pairs with < 3 common samples or no variance
+ * get r = 0. */
+static int pairwise_pearson(const float *values, int n, int G, double *r, gi_err *err)
+{
+    size_t nG = (size_t)n * (size_t)G, GG = (size_t)G * (size_t)G;
+    double *X = malloc(nG * sizeof *X), *Q = malloc(nG * sizeof *Q), *M = malloc(nG * sizeof *M);
+    double *N = malloc(GG * sizeof *N), *Sx = malloc(GG * sizeof *Sx), *Sxx = malloc(GG * sizeof *Sxx);
+    int rc = 0;
+    if (!X || !Q || !M || !N || !Sx || !Sxx) {
+        rc = gi_fail(err, "out of memory computing gene correlations (%d genes, %d samples)", G, n);
+        goto done;
+    }
+    for (int g = 0; g < G; g++) {
+        double sum = 0.0;
+        long cnt = 0;
+        for (int k = 0; k < n; k++) {
+            float v = values[(size_t)k * G + g];
+            if (!isnan(v)) {
+                sum += v;
+                cnt++;
+            }
+        }
+        double mean = cnt ? sum / (double)cnt : 0.0;
+        for (int k = 0; k < n; k++) {
+            float v = values[(size_t)k * G + g];
+            size_t i = (size_t)k * G + g;
+            int ok = !isnan(v);
+            X[i] = ok ? (double)v - mean : 0.0;
+            Q[i] = X[i] * X[i];
+            M[i] = ok ? 1.0 : 0.0;
+        }
+    }
+    if (n > 0) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, M, G, M, G, 0.0, N, G);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, X, G, M, G, 0.0, Sx, G);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, Q, G, M, G, 0.0, Sxx, G);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, n, 1.0, X, G, X, G, 0.0, r, G);
+    } else {
+        memset(N, 0, GG * sizeof *N);
+        memset(r, 0, GG * sizeof *r);
+    }
+    for (int i = 0; i < G; i++) {
+        for (int j = i; j < G; j++) {
+            size_t ij = (size_t)i * G + j, ji = (size_t)j * G + i;
+            double cnt = N[ij], v = 0.0;
+            if (cnt >= 3.0) {
+                double sx = Sx[ij], sy = Sx[ji];
+                double vx = Sxx[ij] - sx * sx / cnt, vy = Sxx[ji] - sy * sy / cnt;
+                double cov = r[ij] - sx * sy / cnt;
+                /* no variance (relative to the sum of squares): undefined r */
+                if (vx > 1e-12 * Sxx[ij] && vy > 1e-12 * Sxx[ji] && vx > 0.0 && vy > 0.0) {
+                    v = cov / sqrt(vx * vy);
+                    v = v > 1.0 ? 1.0 : v < -1.0 ? -1.0 : v;
+                }
+            }
+            r[ij] = v;
+            r[ji] = v;
+        }
+    }
+done:
+    free(X);
+    free(Q);
+    free(M);
+    free(N);
+    free(Sx);
+    free(Sxx);
+    return rc;
+}
+
+int gi_gene_spectral_positions(const float *values, int n, int n_genes, float *t, gi_err *err)
+{
+    if (n_genes < 1)
+        return gi_fail(err, "spectral gene positions need at least one gene, got %d", n_genes);
+    if (n < 0)
+        return gi_fail(err, "spectral gene positions: negative sample count %d", n);
+    if (!t || (n > 0 && !values))
+        return gi_fail(err, "spectral gene positions: NULL argument");
+    if (n_genes == 1) {
+        t[0] = 0.0f;
+        return 0;
+    }
+    if (n_genes == 2) {
+        t[0] = 0.0f;
+        t[1] = 1.0f;
+        return 0;
+    }
+    if (n_genes > 46340) /* G*G must fit the int LAPACK takes */
+        return gi_fail(err, "spectral gene positions support at most 46340 genes, got %d", n_genes);
+
+    int G = n_genes, rc = 0;
+    size_t GG = (size_t)G * (size_t)G;
+    double *A = malloc(GG * sizeof *A), *dinv = malloc((size_t)G * sizeof *dinv);
+    double *vec = malloc((size_t)G * sizeof *vec);
+    double *work = NULL;
+    int *iwork = NULL;
+    if (!A || !dinv || !vec) {
+        rc = gi_fail(err, "out of memory for the gene affinity matrix (%d genes)", G);
+        goto done;
+    }
+    if ((rc = pairwise_pearson(values, n, G, A, err)) != 0)
+        goto done;
+
+    /* Affinity (1 + r) / 2 with self-affinity 1 (r_ii = 1), so every degree
+     * is >= 1; then L = I - D^-1/2 A D^-1/2 in place. */
+    for (int i = 0; i < G; i++)
+        A[(size_t)i * G + i] = 1.0;
+    for (size_t k = 0; k < GG; k++)
+        A[k] = 0.5 * (1.0 + A[k]);
+    for (int i = 0; i < G; i++) {
+        double d = 0.0;
+        for (int j = 0; j < G; j++)
+            d += A[(size_t)i * G + j];
+        dinv[i] = 1.0 / sqrt(d);
+    }
+    for (int i = 0; i < G; i++)
+        for (int j = 0; j < G; j++) {
+            size_t ij = (size_t)i * G + j;
+            A[ij] = (i == j ? 1.0 : 0.0) - dinv[i] * A[ij] * dinv[j];
+        }
+
+    /* Second-smallest eigenpair of the (symmetric) L. */
+    char jobz = 'V', range = 'I', uplo = 'U';
+    int nn = G, lda = G, il = 2, iu = 2, found = 0, ldz = G, isuppz[2], info = 0;
+    int lwork = -1, liwork = -1, iwq = 0;
+    double vl = 0.0, vu = 0.0, abstol = 0.0, wq = 0.0;
+    /* the eigenvalue array must hold n entries even though one is found */
+    double *wall = malloc((size_t)G * sizeof *wall);
+    if (!wall) {
+        rc = gi_fail(err, "out of memory for the gene Laplacian eigenvalues");
+        goto done;
+    }
+    dsyevr_(&jobz, &range, &uplo, &nn, A, &lda, &vl, &vu, &il, &iu, &abstol, &found, wall, vec, &ldz, isuppz,
+            &wq, &lwork, &iwq, &liwork, &info);
+    if (info == 0) {
+        lwork = (int)wq + 1;
+        liwork = iwq + 1;
+        work = malloc((size_t)lwork * sizeof *work);
+        iwork = malloc((size_t)liwork * sizeof *iwork);
+        if (!work || !iwork) {
+            free(wall);
+            rc = gi_fail(err, "out of memory for the LAPACK eigensolver workspace");
+            goto done;
+        }
+        dsyevr_(&jobz, &range, &uplo, &nn, A, &lda, &vl, &vu, &il, &iu, &abstol, &found, wall, vec, &ldz,
+                isuppz, work, &lwork, iwork, &liwork, &info);
+    }
+    free(wall);
+    if (info != 0 || found != 1) {
+        rc = gi_fail(err, "the eigensolver (LAPACK dsyevr) failed on the %d-gene Laplacian (info %d)", G, info);
+        goto done;
+    }
+
+    /* Fiedler vector of the random-walk Laplacian: D^-1/2 v; scale to [0, 1]. */
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < G; i++) {
+        vec[i] *= dinv[i];
+        lo = vec[i] < lo ? vec[i] : lo;
+        hi = vec[i] > hi ? vec[i] : hi;
+    }
+    double span = hi - lo;
+    for (int i = 0; i < G; i++)
+        vec[i] = span > 0.0 ? (vec[i] - lo) / span : 0.0;
+    /* Deterministic orientation: gene 0 in the lower half (ties broken by the
+     * first gene off the midpoint). */
+    int flip = 0;
+    for (int i = 0; i < G; i++) {
+        if (vec[i] != 0.5) {
+            flip = vec[i] > 0.5;
+            break;
+        }
+    }
+    for (int i = 0; i < G; i++)
+        t[i] = (float)(flip ? 1.0 - vec[i] : vec[i]);
+done:
+    free(A);
+    free(dinv);
+    free(vec);
+    free(work);
+    free(iwork);
     return rc;
 }

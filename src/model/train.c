@@ -50,6 +50,7 @@ typedef struct units {
 
 typedef struct trainer {
     const gi_config *c;
+    gi_targets_fn targets;    /* builds data: the dataset or, composed above, its residual over a prior */
     MPI_Comm comm;
     int rank, size;
     gi_dataset data;
@@ -542,7 +543,7 @@ static void trainer_free(trainer *t)
 
 static int setup(trainer *t, const char *resume, int force, gi_err *err)
 {
-    if (gi_dataset_build(&t->data, t->c, err) != 0)
+    if ((t->targets ? t->targets(&t->data, t->c, err) : gi_dataset_build(&t->data, t->c, err)) != 0)
         return -1;
     if ((resume ? state_resume(t, resume, force, err) : state_new(t, err)) != 0)
         return -1;
@@ -696,18 +697,13 @@ static void progress(trainer *t, long step, double loss, double val, double gnor
     }
 }
 
-int gi_train(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume,
-             gi_train_result *res, gi_err *err)
-{
-    return gi_train_ex(c, comm, out_dir, resume, 0, res, err);
-}
-
-int gi_train_ex(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *resume, int force,
-                gi_train_result *res, gi_err *err)
+int gi_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const char *out_dir, const char *resume,
+                int force, gi_train_result *res, gi_err *err)
 {
     trainer t;
     memset(&t, 0, sizeof t);
     t.c = c;
+    t.targets = targets;
     t.comm = comm;
     MPI_Comm_rank(comm, &t.rank);
     MPI_Comm_size(comm, &t.size);

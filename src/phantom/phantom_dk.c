@@ -408,53 +408,12 @@ static int write_readme_tissue(const char *dir, const gi_phantom_spec *spec, con
     return 0;
 }
 
-int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *spec, const char *ref, gi_err *err)
+/* The phantom's mask on the grid: the labelled voxels plus the unlabelled
+ * ones between labelled ones along x, y and z (white matter). Returns its
+ * size. */
+static long dk_inside(const unsigned char *lab, int nx, int ny, int nz, unsigned char *inside)
 {
-    char p_atlas[GI_PATH_MAX], p_csv[GI_PATH_MAX], p_coord[GI_PATH_MAX], path[GI_PATH_MAX + 64];
-    snprintf(p_atlas, sizeof p_atlas, "%s/atlas-desikankilliany.nii.gz", ref);
-    snprintf(p_csv, sizeof p_csv, "%s/atlas-desikankilliany.csv", ref);
-    snprintf(p_coord, sizeof p_coord, "%s/corrected_mni_coordinates.csv.gz", ref);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return gi_fail(err, "phantom: cannot create %s: %s", dir, strerror(errno));
-    gi_volume dk;
-    if (gi_volume_read(&dk, p_atlas, 1, err) != 0)
-        return gi_fail_prefix(err, "phantom --dk");
-    dk_model m;
-    memset(&m, 0, sizeof m);
-    int rc = -1, G = spec->n_genes, st = spec->grid_step;
-    unsigned char *lab = NULL, *inside = NULL;
-    float *fl = NULL, *expr = NULL;
-    unsigned char *mk = NULL;
-    char **gnames = NULL, *gbuf = NULL;
-    gi_samples s;
-    memset(&s, 0, sizeof s);
-    int tissue = spec->sample_truth == GI_PHANTOM_TRUTH_TISSUE;
-    dk_tissue *tt = NULL;
-    unsigned char *lab1 = NULL;
-    char *an_names[2] = {"class", "hemisphere"};
-    dk_offsets off;
-    memset(&off, 0, sizeof off);
-    if (model_init(&m, spec->seed, G, err) != 0 || read_classes(&m, p_csv, err) != 0)
-        goto done;
-    /* The grid: every st-th DK voxel. */
-    int nx = (dk.nx + st - 1) / st, ny = (dk.ny + st - 1) / st, nz = (dk.nz + st - 1) / st;
-    size_t nv = (size_t)nx * ny * nz, plane = (size_t)nx * ny;
-    double A[16];
-    memcpy(A, dk.affine, sizeof A);
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            A[4 * r + c] *= st;
-    lab = calloc(nv, 1);
-    inside = calloc(nv, 1);
-    fl = malloc(sizeof(float) * nv);
-    if (!lab || !inside || !fl) { gi_fail(err, "phantom: out of memory"); goto done; }
-    for (int k = 0; k < nz; k++)
-        for (int j = 0; j < ny; j++)
-            for (int i = 0; i < nx; i++) {
-                float v = dk.data[((size_t)(k * st) * dk.ny + (size_t)(j * st)) * dk.nx + (size_t)(i * st)];
-                lab[((size_t)k * ny + j) * nx + i] = v > 0 && v < 256 ? (unsigned char)v : 0;
-            }
-    /* White matter: unlabelled voxels between labelled ones along x, y and z. */
+    size_t nv = (size_t)nx * ny * nz;
     for (size_t q = 0; q < nv; q++)
         inside[q] = lab[q] ? 7 : 0;
     for (int axis = 0; axis < 3; axis++) {
@@ -478,7 +437,14 @@ int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *spec, const char
         inside[q] = inside[q] == 7;
         n_in += inside[q];
     }
-    /* Spatial mean and SD of each gene over the mask (every 3rd voxel). */
+    return n_in;
+}
+
+/* Spatial mean and SD of each gene over the mask (every 3rd voxel). */
+static void dk_moments(dk_model *m, int G, const unsigned char *lab, const unsigned char *inside, int nx, int ny,
+                       int nz, const double A[16])
+{
+    size_t nv = (size_t)nx * ny * nz, plane = (size_t)nx * ny;
     for (int g = 0; g < G; g++) {
         double s1 = 0, s2 = 0;
         long cnt = 0;
@@ -487,12 +453,202 @@ int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *spec, const char
             int i = (int)(q % nx), j = (int)((q / nx) % ny), k = (int)(q / plane);
             double p[3];
             gi_affine_apply(A, i, j, k, p);
-            double v = raw_value(&m, g, m.class_of[lab[q]], p);
+            double v = raw_value(m, g, m->class_of[lab[q]], p);
             s1 += v; s2 += v * v; cnt++;
         }
-        m.mean[g] = s1 / cnt;
-        m.sd[g] = sqrt(fmax(s2 / cnt - m.mean[g] * m.mean[g], 1e-12));
+        m->mean[g] = s1 / cnt;
+        m->sd[g] = sqrt(fmax(s2 / cnt - m->mean[g] * m->mean[g], 1e-12));
     }
+}
+
+/* truth.h5: the noise-free donor average of every gene on the grid (in the
+ * table's units: the same affine map as the samples' donor average). */
+static int dk_write_truth(const char *dir, const gi_phantom_spec *spec, const dk_model *m, char **gnames,
+                          const unsigned char *lab, const unsigned char *inside, int nx, int ny, int nz,
+                          const double A[16], gi_err *err)
+{
+    int G = spec->n_genes, st = spec->grid_step, tissue = spec->sample_truth == GI_PHANTOM_TRUTH_TISSUE;
+    size_t plane = (size_t)nx * ny;
+    char path[GI_PATH_MAX + 64];
+    char yaml[256];
+    snprintf(yaml, sizeof yaml, "phantom: {mode: dk, seed: %llu, genes: %d, noise: %g, missing: %g, grid: %d%s}\n",
+             (unsigned long long)spec->seed, G, spec->noise, spec->missing, st,
+             tissue ? ", sample_truth: tissue" : "");
+    gi_atlas_info info = {.n_genes = G, .genes = (const char *const *)gnames, .n_donors = 6, .donors = DONORS,
+                          .nx = nx, .ny = ny, .nz = nz, .units = "arbitrary expression units (phantom)",
+                          .normalisation = "noise-free donor-average truth", .config_yaml = yaml,
+                          .rendered_for = "average", .kind = "truth", .compress = 1};
+    memcpy(info.affine, A, sizeof info.affine);
+    snprintf(path, sizeof path, "%s/truth.h5", dir);
+    gi_atlas_writer *w = gi_atlas_create(MPI_COMM_SELF, path, &info, err);
+    if (!w) return -1;
+    float *expr = malloc(sizeof(float) * plane * (size_t)G);
+    unsigned char *mk = malloc(plane);
+    if (!expr || !mk) { gi_atlas_abort(w); free(expr); free(mk); return gi_fail(err, "phantom: out of memory"); }
+    for (int k = 0; k < nz; k++) {
+        for (int j = 0; j < ny; j++)
+            for (int i = 0; i < nx; i++) {
+                size_t q = ((size_t)k * ny + j) * nx + i, o = (size_t)j * nx + i;
+                mk[o] = inside[q];
+                double p[3];
+                gi_affine_apply(A, i, j, k, p);
+                for (int g = 0; g < G; g++)
+                    expr[(size_t)g * plane + o] = inside[q] ? (float)(5 + raw_value(m, g, m->class_of[lab[q]], p) / m->sd[g]) : NAN;
+            }
+        if (gi_atlas_write_slices(w, k, 1, expr, mk, err) != 0) { gi_atlas_abort(w); free(expr); free(mk); return -1; }
+    }
+    free(expr);
+    free(mk);
+    return gi_atlas_finish(w, err) != 0 ? -1 : 0;
+}
+
+/* README.txt of the voxel-truth DK phantom. */
+static void dk_write_readme(const char *dir, const gi_phantom_spec *spec, const char *p_atlas, const char *p_coord,
+                            long n_in, int n_samples)
+{
+    char path[GI_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/README.txt", dir);
+    FILE *rd = fopen(path, "w");
+    if (rd) {
+        fprintf(rd, "geneinr phantom, DK mode (seed %llu, %d genes, %d mm grid, noise %g, missing %g)\n\n"
+                "Grid: the Desikan-Killiany atlas of %s (every %d. voxel); mask = labelled voxels plus the\n"
+                "enclosed unlabelled ones (white matter): %ld voxels. anatomy.nii.gz = the DK labels.\n"
+                "Samples: the %d AHBA samples at their corrected MNI coordinates (%s); donors synthetic.\n"
+                "Truth (truth.h5): per gene, tissue-class level (", (unsigned long long)spec->seed, spec->n_genes, spec->grid_step,
+                spec->noise, spec->missing, p_atlas, spec->grid_step, n_in, n_samples, p_coord);
+        for (int c = 0; c < N_CLASSES; c++) fprintf(rd, "%s%s", CLASS_NAMES[c], c + 1 < N_CLASSES ? ", " : "");
+        fprintf(rd, ")\n+ gradients (80-200 mm) + medium detail (20-40 mm) + fine detail (6-14 mm), scaled to SD 1\n"
+                "and offset 5. Samples: per-donor offset (SD 0.3) and scale (SD 0.15), registration error\n"
+                "(1.5 mm per donor, 1 mm per sample), noise SD %g, %g%% unmeasured.\n", spec->noise, 100 * spec->missing);
+        fclose(rd);
+    }
+}
+
+/* Donors: right hemisphere -> donors 1-2; left -> all six in AHBA's proportions. */
+static void dk_donors(gi_samples *s, uint64_t seed)
+{
+    for (int i = 0; i < s->n; i++) {
+        double u = unf(seed, 10, (uint64_t)i);
+        if (s->mni[3 * i] > 0) {
+            s->donor[i] = u < 946.0 / (946 + 893) ? 0 : 1;
+        } else {
+            double tot = 0, acc = 0;
+            for (int d = 0; d < 6; d++) tot += DONOR_SHARE[d];
+            int d = 0;
+            for (; d < 5; d++) {
+                acc += DONOR_SHARE[d] / tot;
+                if (u < acc) break;
+            }
+            s->donor[i] = d;
+        }
+    }
+}
+
+/* The AHBA samples at their corrected MNI coordinates (p_coord): well ids
+ * and coordinates into s (its arrays are the caller's to free). */
+static int dk_read_coords(gi_samples *s, const char *p_coord, gi_err *err)
+{
+    gi_csv *r = gi_csv_open(p_coord, err);
+    if (!r) return -1;
+    char **f;
+    int nf, crc, line = 0, cap = 4096;
+    s->well_ids = malloc(sizeof(char *) * cap);
+    s->mni = malloc(sizeof(float) * 3 * cap);
+    s->donor = malloc(sizeof(int) * cap);
+    if (!s->well_ids || !s->mni || !s->donor) { gi_csv_close(r); return gi_fail(err, "phantom: out of memory"); }
+    while ((crc = gi_csv_next(r, &f, &nf, err)) == 1) {
+        if (line++ == 0 || nf < 4) continue;
+        if (s->n == cap) { gi_csv_close(r); return gi_fail(err, "%s: more than %d samples", p_coord, cap); }
+        s->well_ids[s->n] = strdup(f[0]);
+        for (int a = 0; a < 3; a++) s->mni[3 * s->n + a] = (float)atof(f[1 + a]);
+        s->n++;
+    }
+    gi_csv_close(r);
+    return crc < 0 ? -1 : 0;
+}
+
+/* The DK grid of the phantom: labels, size, voxel -> mm and back. */
+typedef struct dk_grid {
+    const unsigned char *lab;
+    int nx, ny, nz;
+    const double *A, *inv;
+} dk_grid;
+
+/* The tissue a sample was cut from (sample truth "tissue"): p, its
+ * coordinate c minus the registration error, is only a guess of the tissue,
+ * which is the grey matter nearest to it, or cerebellum where c lies far
+ * from every label of the full-resolution atlas dk (lab1: labelled, inv1: mm
+ * to its voxels) below the cerebrum (CBL_FAR_MM). 0 or -1. */
+static int dk_tissue_at(dk_tissue *T, const dk_model *m, const gi_volume *dk, const unsigned char *lab1,
+                        const double inv1[16], const dk_grid *g, const double c[3], const double p[3], gi_err *err)
+{
+    double dc, dt;
+    nearest_labelled(lab1, dk->nx, dk->ny, dk->nz, dk->affine, inv1, c, &dc);
+    if (dc > CBL_FAR_MM && c[1] < CBL_Y_MAX && c[2] < CBL_Z_MAX) {
+        memcpy(T->t, p, sizeof T->t);
+        T->label = 0;
+        T->cls = CLS_CEREBELLUM;
+        T->klass = "cerebellum";
+        T->hemi = c[0] < 0 ? "L" : "R";
+    } else {
+        long q = nearest_labelled(g->lab, g->nx, g->ny, g->nz, g->A, g->inv, p, &dt);
+        if (q < 0) return gi_fail(err, "phantom --dk: the atlas has no labelled voxel");
+        gi_affine_apply(g->A, (double)(q % g->nx), (double)((q / g->nx) % g->ny), (double)(q / ((long)g->nx * g->ny)), T->t);
+        T->label = g->lab[q];
+        T->cls = m->class_of[g->lab[q]];
+        T->klass = strcmp(m->structure[g->lab[q]], "cortex") == 0 ? "cortex" : "subcortex/brainstem";
+        T->hemi = m->hemi[g->lab[q]][0] == 'L' ? "L" : m->hemi[g->lab[q]][0] == 'R' ? "R" : "B";
+    }
+    return 0;
+}
+
+int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *spec, const char *ref, gi_err *err)
+{
+    char p_atlas[GI_PATH_MAX], p_csv[GI_PATH_MAX], p_coord[GI_PATH_MAX], path[GI_PATH_MAX + 64];
+    snprintf(p_atlas, sizeof p_atlas, "%s/atlas-desikankilliany.nii.gz", ref);
+    snprintf(p_csv, sizeof p_csv, "%s/atlas-desikankilliany.csv", ref);
+    snprintf(p_coord, sizeof p_coord, "%s/corrected_mni_coordinates.csv.gz", ref);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return gi_fail(err, "phantom: cannot create %s: %s", dir, strerror(errno));
+    gi_volume dk;
+    if (gi_volume_read(&dk, p_atlas, 1, err) != 0)
+        return gi_fail_prefix(err, "phantom --dk");
+    dk_model m;
+    memset(&m, 0, sizeof m);
+    int rc = -1, G = spec->n_genes, st = spec->grid_step;
+    unsigned char *lab = NULL, *inside = NULL;
+    float *fl = NULL;
+    char **gnames = NULL, *gbuf = NULL;
+    gi_samples s;
+    memset(&s, 0, sizeof s);
+    int tissue = spec->sample_truth == GI_PHANTOM_TRUTH_TISSUE;
+    dk_tissue *tt = NULL;
+    unsigned char *lab1 = NULL;
+    char *an_names[2] = {"class", "hemisphere"};
+    dk_offsets off;
+    memset(&off, 0, sizeof off);
+    if (model_init(&m, spec->seed, G, err) != 0 || read_classes(&m, p_csv, err) != 0)
+        goto done;
+    /* The grid: every st-th DK voxel. */
+    int nx = (dk.nx + st - 1) / st, ny = (dk.ny + st - 1) / st, nz = (dk.nz + st - 1) / st;
+    size_t nv = (size_t)nx * ny * nz;
+    double A[16];
+    memcpy(A, dk.affine, sizeof A);
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            A[4 * r + c] *= st;
+    lab = calloc(nv, 1);
+    inside = calloc(nv, 1);
+    fl = malloc(sizeof(float) * nv);
+    if (!lab || !inside || !fl) { gi_fail(err, "phantom: out of memory"); goto done; }
+    for (int k = 0; k < nz; k++)
+        for (int j = 0; j < ny; j++)
+            for (int i = 0; i < nx; i++) {
+                float v = dk.data[((size_t)(k * st) * dk.ny + (size_t)(j * st)) * dk.nx + (size_t)(i * st)];
+                lab[((size_t)k * ny + j) * nx + i] = v > 0 && v < 256 ? (unsigned char)v : 0;
+            }
+    long n_in = dk_inside(lab, nx, ny, nz, inside);
+    dk_moments(&m, G, lab, inside, nx, ny, nz, A);
     /* mask + anatomy */
     for (size_t q = 0; q < nv; q++) fl[q] = inside[q];
     snprintf(path, sizeof path, "%s/mask.nii.gz", dir);
@@ -508,74 +664,15 @@ int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *spec, const char
         gnames[g] = gbuf + 16 * (size_t)g;
         snprintf(gnames[g], 16, G < 100 ? "G%02d" : "G%03d", g + 1);
     }
-    /* truth.h5 (expression in the table's units: the same affine map as the samples' donor average) */
-    {
-        char yaml[256];
-        snprintf(yaml, sizeof yaml, "phantom: {mode: dk, seed: %llu, genes: %d, noise: %g, missing: %g, grid: %d%s}\n",
-                 (unsigned long long)spec->seed, G, spec->noise, spec->missing, st,
-                 tissue ? ", sample_truth: tissue" : "");
-        gi_atlas_info info = {.n_genes = G, .genes = (const char *const *)gnames, .n_donors = 6, .donors = DONORS,
-                              .nx = nx, .ny = ny, .nz = nz, .units = "arbitrary expression units (phantom)",
-                              .normalisation = "noise-free donor-average truth", .config_yaml = yaml,
-                              .rendered_for = "average", .kind = "truth", .compress = 1};
-        memcpy(info.affine, A, sizeof A);
-        snprintf(path, sizeof path, "%s/truth.h5", dir);
-        gi_atlas_writer *w = gi_atlas_create(MPI_COMM_SELF, path, &info, err);
-        if (!w) goto done;
-        expr = malloc(sizeof(float) * plane * (size_t)G);
-        mk = malloc(plane);
-        if (!expr || !mk) { gi_atlas_abort(w); gi_fail(err, "phantom: out of memory"); goto done; }
-        for (int k = 0; k < nz; k++) {
-            for (int j = 0; j < ny; j++)
-                for (int i = 0; i < nx; i++) {
-                    size_t q = ((size_t)k * ny + j) * nx + i, o = (size_t)j * nx + i;
-                    mk[o] = inside[q];
-                    double p[3];
-                    gi_affine_apply(A, i, j, k, p);
-                    for (int g = 0; g < G; g++)
-                        expr[(size_t)g * plane + o] = inside[q] ? (float)(5 + raw_value(&m, g, m.class_of[lab[q]], p) / m.sd[g]) : NAN;
-                }
-            if (gi_atlas_write_slices(w, k, 1, expr, mk, err) != 0) { gi_atlas_abort(w); goto done; }
-        }
-        if (gi_atlas_finish(w, err) != 0) goto done;
-    }
+    if (dk_write_truth(dir, spec, &m, gnames, lab, inside, nx, ny, nz, A, err) != 0)
+        goto done;
     /* samples at the real coordinates */
     {
-        gi_csv *r = gi_csv_open(p_coord, err);
-        if (!r) goto done;
-        char **f;
-        int nf, crc, line = 0, cap = 4096;
         s.n_genes = G;
         s.n_donors = 6;
-        s.well_ids = malloc(sizeof(char *) * cap);
-        s.mni = malloc(sizeof(float) * 3 * cap);
-        s.donor = malloc(sizeof(int) * cap);
-        if (!s.well_ids || !s.mni || !s.donor) { gi_csv_close(r); gi_fail(err, "phantom: out of memory"); goto done; }
-        while ((crc = gi_csv_next(r, &f, &nf, err)) == 1) {
-            if (line++ == 0 || nf < 4) continue;
-            if (s.n == cap) { gi_csv_close(r); gi_fail(err, "%s: more than %d samples", p_coord, cap); goto done; }
-            s.well_ids[s.n] = strdup(f[0]);
-            for (int a = 0; a < 3; a++) s.mni[3 * s.n + a] = (float)atof(f[1 + a]);
-            s.n++;
-        }
-        gi_csv_close(r);
-        if (crc < 0) goto done;
-        /* donors: right hemisphere -> donors 1-2; left -> all six in AHBA's proportions */
-        for (int i = 0; i < s.n; i++) {
-            double u = unf(spec->seed, 10, (uint64_t)i);
-            if (s.mni[3 * i] > 0) {
-                s.donor[i] = u < 946.0 / (946 + 893) ? 0 : 1;
-            } else {
-                double tot = 0, acc = 0;
-                for (int d = 0; d < 6; d++) tot += DONOR_SHARE[d];
-                int d = 0;
-                for (; d < 5; d++) {
-                    acc += DONOR_SHARE[d] / tot;
-                    if (u < acc) break;
-                }
-                s.donor[i] = d;
-            }
-        }
+        if (dk_read_coords(&s, p_coord, err) != 0)
+            goto done;
+        dk_donors(&s, spec->seed);
         s.donor_names = (char **)DONORS;
         s.gene_names = gnames;
         s.values = malloc(sizeof(float) * (size_t)s.n * G);
@@ -610,23 +707,10 @@ int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *spec, const char
             int cls = m.class_of[l];
             if (tissue) {
                 dk_tissue *T = tt + i;
-                double c[3] = {s.mni[3 * i], s.mni[3 * i + 1], s.mni[3 * i + 2]}, dc, dt;
-                nearest_labelled(lab1, dk.nx, dk.ny, dk.nz, dk.affine, inv1, c, &dc);
-                if (dc > CBL_FAR_MM && c[1] < CBL_Y_MAX && c[2] < CBL_Z_MAX) {
-                    memcpy(T->t, p, sizeof T->t);
-                    T->label = 0;
-                    T->cls = CLS_CEREBELLUM;
-                    T->klass = "cerebellum";
-                    T->hemi = c[0] < 0 ? "L" : "R";
-                } else {
-                    long q = nearest_labelled(lab, nx, ny, nz, A, inv, p, &dt);
-                    if (q < 0) { gi_fail(err, "phantom --dk: the atlas has no labelled voxel"); goto done; }
-                    gi_affine_apply(A, (double)(q % nx), (double)((q / nx) % ny), (double)(q / plane), T->t);
-                    T->label = lab[q];
-                    T->cls = m.class_of[lab[q]];
-                    T->klass = strcmp(m.structure[lab[q]], "cortex") == 0 ? "cortex" : "subcortex/brainstem";
-                    T->hemi = m.hemi[lab[q]][0] == 'L' ? "L" : m.hemi[lab[q]][0] == 'R' ? "R" : "B";
-                }
+                const double c[3] = {s.mni[3 * i], s.mni[3 * i + 1], s.mni[3 * i + 2]};
+                dk_grid gr = {lab, nx, ny, nz, A, inv};
+                if (dk_tissue_at(T, &m, &dk, lab1, inv1, &gr, c, p, err) != 0)
+                    goto done;
                 memcpy(p, T->t, sizeof p);
                 cls = T->cls;
                 s.annot[2 * (size_t)i] = (char *)T->klass;
@@ -649,21 +733,7 @@ int gi_phantom_write_dk(const char *dir, const gi_phantom_spec *spec, const char
         rc = write_readme_tissue(dir, spec, p_atlas, p_coord, n_in, &s, &off, err);
         goto done;
     }
-    snprintf(path, sizeof path, "%s/README.txt", dir);
-    FILE *rd = fopen(path, "w");
-    if (rd) {
-        fprintf(rd, "geneinr phantom, DK mode (seed %llu, %d genes, %d mm grid, noise %g, missing %g)\n\n"
-                "Grid: the Desikan-Killiany atlas of %s (every %d. voxel); mask = labelled voxels plus the\n"
-                "enclosed unlabelled ones (white matter): %ld voxels. anatomy.nii.gz = the DK labels.\n"
-                "Samples: the %d AHBA samples at their corrected MNI coordinates (%s); donors synthetic.\n"
-                "Truth (truth.h5): per gene, tissue-class level (", (unsigned long long)spec->seed, G, st,
-                spec->noise, spec->missing, p_atlas, st, n_in, s.n, p_coord);
-        for (int c = 0; c < N_CLASSES; c++) fprintf(rd, "%s%s", CLASS_NAMES[c], c + 1 < N_CLASSES ? ", " : "");
-        fprintf(rd, ")\n+ gradients (80-200 mm) + medium detail (20-40 mm) + fine detail (6-14 mm), scaled to SD 1\n"
-                "and offset 5. Samples: per-donor offset (SD 0.3) and scale (SD 0.15), registration error\n"
-                "(1.5 mm per donor, 1 mm per sample), noise SD %g, %g%% unmeasured.\n", spec->noise, 100 * spec->missing);
-        fclose(rd);
-    }
+    dk_write_readme(dir, spec, p_atlas, p_coord, n_in, s.n);
     rc = 0;
 done:
     if (s.well_ids) for (int i = 0; i < s.n; i++) free(s.well_ids[i]);
@@ -671,6 +741,6 @@ done:
     free(tt); free(lab1);
     gi_volume_free(&dk);
     model_free(&m);
-    free(lab); free(inside); free(fl); free(expr); free(mk); free(gnames); free(gbuf);
+    free(lab); free(inside); free(fl); free(gnames); free(gbuf);
     return rc;
 }

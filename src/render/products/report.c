@@ -30,45 +30,12 @@
 
 /* ---- small helpers --------------------------------------------------------------- */
 
-/* The whole file, NUL-terminated (malloc'd), or NULL. */
+/* The whole file, NUL-terminated (malloc'd), or NULL: a product the report
+ * does not find is left out, so the reason is not kept. */
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = cap ? cap * 2 : 131072;
-            if (cap > (size_t)MAX_TEXT) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, 65536, f);
-        n += got;
-        if (got < 65536)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
+    gi_err e;
+    return gi_read_file(path, (size_t)MAX_TEXT, len, &e);
 }
 
 static void html(FILE *f, const char *t)

@@ -10,6 +10,7 @@
 #include "geneinr/atlas.h"
 #include "geneinr/csv.h"
 #include "geneinr/files.h"
+#include "geneinr/grow.h"
 #include "geneinr/nifti.h"
 
 typedef struct label_names {
@@ -34,7 +35,8 @@ static int read_names(label_names *l, const char *path, gi_err *err)
     if (!r)
         return gi_fail_prefix(err, "--labels");
     char **f;
-    int nf, rc, c_id = -1, c_label = -1, cap = 0;
+    int nf, rc, c_id = -1, c_label = -1;
+    size_t cap = 0, cap_name = 0;
     if ((rc = gi_csv_next(r, &f, &nf, err)) != 1) {
         gi_csv_close(r);
         return rc < 0 ? -1 : gi_fail(err, "%s: empty file (expected a header with columns id,label)", path);
@@ -58,13 +60,9 @@ static int read_names(label_names *l, const char *path, gi_err *err)
             rc = gi_fail(err, "%s:%ld: id '%s' is not an integer", path, gi_csv_line(r), f[c_id]);
             break;
         }
-        if (l->n == cap) {
-            cap = cap ? 2 * cap : 64;
-            long *ni = realloc(l->id, sizeof(long) * cap);
-            if (ni) l->id = ni;
-            char **nn = realloc(l->name, sizeof(char *) * cap);
-            if (nn) l->name = nn;
-            if (!ni || !nn) { rc = gi_fail(err, "out of memory"); break; }
+        if (GI_GROW(l->id, cap, (size_t)l->n + 1) || GI_GROW(l->name, cap_name, (size_t)l->n + 1)) {
+            rc = gi_fail(err, "out of memory");
+            break;
         }
         l->id[l->n] = id;
         l->name[l->n] = strdup(f[c_label]);
@@ -111,6 +109,88 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The labels of the parcellation p (its non-zero integer values, in the
+ * order first met) and then those of names that it does not hold, sorted:
+ * *ids [*nl] (malloc'd). */
+static int label_set(const gi_volume *p, const label_names *names, const char *path, long **ids, int *nl,
+                     gi_err *err)
+{
+    size_t np = (size_t)p->nx * p->ny * p->nz, cap = 0;
+    long last = 0;
+    int n = 0;
+    for (size_t q = 0; q < np; q++) {
+        float v = p->data[q];
+        if (isnan(v) || v == 0)
+            continue;
+        if (v != floorf(v) || fabsf(v) > 2e9f)
+            return gi_fail(err, "%s: voxel %zu holds %g; a parcellation must hold integer labels", path, q, v);
+        long lab = (long)v;
+        if (lab == last)
+            continue;
+        last = lab;
+        int found = 0;
+        for (int k = 0; k < n && !found; k++)
+            found = (*ids)[k] == lab;
+        if (found)
+            continue;
+        if (n == 100000)
+            return gi_fail(err, "%s: more than 100000 distinct labels; is this a parcellation?", path);
+        if (GI_GROW(*ids, cap, (size_t)n + 1))
+            return gi_fail(err, "out of memory");
+        (*ids)[n++] = lab;
+        *nl = n;
+    }
+    for (int k = 0; k < names->n; k++) {
+        int found = 0;
+        for (int j = 0; j < n && !found; j++)
+            found = (*ids)[j] == names->id[k];
+        if (found || names->id[k] == 0)
+            continue;
+        if (GI_GROW(*ids, cap, (size_t)n + 1))
+            return gi_fail(err, "out of memory");
+        (*ids)[n++] = names->id[k];
+        *nl = n;
+    }
+    if (n)
+        qsort(*ids, (size_t)n, sizeof(long), cmp_long);
+    *nl = n;
+    return 0;
+}
+
+/* Each labelled voxel of p inside the atlas mask: its atlas voxel (nearest;
+ * inv maps millimetres to atlas voxels) in voxoff and its label index in
+ * vlab. Returns how many. */
+static long map_voxels(const gi_volume *p, const double inv[16], const gi_atlas *a, const long *ids, int nl,
+                       long *voxoff, int *vlab)
+{
+    long m = 0;
+    for (int k = 0; k < p->nz; k++)
+        for (int j = 0; j < p->ny; j++)
+            for (int i = 0; i < p->nx; i++) {
+                float v = p->data[((size_t)k * p->ny + j) * p->nx + i];
+                if (isnan(v) || v == 0)
+                    continue;
+                double mm[3], ijk[3];
+                gi_affine_apply(p->affine, i, j, k, mm);
+                gi_affine_apply(inv, mm[0], mm[1], mm[2], ijk);
+                /* Nearest voxel; an exact tie (a finer grid's voxel centre
+                 * halfway between two atlas voxels, common between 1 and 2 mm
+                 * grids) goes up, with a margin far above rounding noise so
+                 * the rule does not depend on how the inverse was computed. */
+                long ai = (long)floor(ijk[0] + 0.5 + 1e-6), aj = (long)floor(ijk[1] + 0.5 + 1e-6),
+                     ak = (long)floor(ijk[2] + 0.5 + 1e-6);
+                if (ai < 0 || aj < 0 || ak < 0 || ai >= a->nx || aj >= a->ny || ak >= a->nz)
+                    continue;
+                long off = (ak * a->ny + aj) * a->nx + ai;
+                if (!a->mask[off])
+                    continue;
+                voxoff[m] = off;
+                vlab[m] = find_long(ids, nl, (long)v);
+                m++;
+            }
+    return m;
+}
+
 int gi_regions_table(const char *atlas_path, const char *parcellation_path, const char *labels_csv,
                      const char *out_csv, long *n_regions, gi_err *err)
 {
@@ -141,52 +221,9 @@ int gi_regions_table(const char *atlas_path, const char *parcellation_path, cons
     }
     /* The label set: the image's non-zero integer values plus the CSV's ids. */
     size_t np = (size_t)p.nx * p.ny * p.nz;
-    int nl = 0, cap = 256;
-    ids = malloc(sizeof(long) * cap);
-    if (!ids) { gi_fail(err, "out of memory"); goto done; }
-    long last = 0;
-    for (size_t q = 0; q < np; q++) {
-        float v = p.data[q];
-        if (isnan(v) || v == 0)
-            continue;
-        if (v != floorf(v) || fabsf(v) > 2e9f) {
-            gi_fail(err, "%s: voxel %zu holds %g; a parcellation must hold integer labels", parcellation_path, q, v);
-            goto done;
-        }
-        long lab = (long)v;
-        if (lab == last)
-            continue;
-        last = lab;
-        int found = 0;
-        for (int k = 0; k < nl && !found; k++)
-            found = ids[k] == lab;
-        if (found)
-            continue;
-        if (nl == 100000) {
-            gi_fail(err, "%s: more than 100000 distinct labels; is this a parcellation?", parcellation_path);
-            goto done;
-        }
-        if (nl == cap) {
-            long *n2 = realloc(ids, sizeof(long) * (cap *= 2));
-            if (!n2) { gi_fail(err, "out of memory"); goto done; }
-            ids = n2;
-        }
-        ids[nl++] = lab;
-    }
-    for (int k = 0; k < names.n; k++) {
-        int found = 0;
-        for (int j = 0; j < nl && !found; j++)
-            found = ids[j] == names.id[k];
-        if (found || names.id[k] == 0)
-            continue;
-        if (nl == cap) {
-            long *n2 = realloc(ids, sizeof(long) * (cap *= 2));
-            if (!n2) { gi_fail(err, "out of memory"); goto done; }
-            ids = n2;
-        }
-        ids[nl++] = names.id[k];
-    }
-    qsort(ids, (size_t)nl, sizeof(long), cmp_long);
+    int nl = 0;
+    if (label_set(&p, &names, parcellation_path, &ids, &nl, err) != 0)
+        goto done;
     /* Each labelled voxel's atlas voxel (nearest) and label index. */
     long nv = 0;
     for (size_t q = 0; q < np; q++)
@@ -194,31 +231,7 @@ int gi_regions_table(const char *atlas_path, const char *parcellation_path, cons
     voxoff = malloc(sizeof(long) * (size_t)(nv ? nv : 1));
     vlab = malloc(sizeof(int) * (size_t)(nv ? nv : 1));
     if (!voxoff || !vlab) { gi_fail(err, "out of memory"); goto done; }
-    long m = 0;
-    for (int k = 0; k < p.nz; k++)
-        for (int j = 0; j < p.ny; j++)
-            for (int i = 0; i < p.nx; i++) {
-                float v = p.data[((size_t)k * p.ny + j) * p.nx + i];
-                if (isnan(v) || v == 0)
-                    continue;
-                double mm[3], ijk[3];
-                gi_affine_apply(p.affine, i, j, k, mm);
-                gi_affine_apply(inv, mm[0], mm[1], mm[2], ijk);
-                /* Nearest voxel; an exact tie (a finer grid's voxel centre
-                 * halfway between two atlas voxels, common between 1 and 2 mm
-                 * grids) goes up, with a margin far above rounding noise so
-                 * the rule does not depend on how the inverse was computed. */
-                long ai = (long)floor(ijk[0] + 0.5 + 1e-6), aj = (long)floor(ijk[1] + 0.5 + 1e-6),
-                     ak = (long)floor(ijk[2] + 0.5 + 1e-6);
-                if (ai < 0 || aj < 0 || ak < 0 || ai >= a.nx || aj >= a.ny || ak >= a.nz)
-                    continue;
-                long off = (ak * a.ny + aj) * a.nx + ai;
-                if (!a.mask[off])
-                    continue;
-                voxoff[m] = off;
-                vlab[m] = find_long(ids, nl, (long)v);
-                m++;
-            }
+    long m = map_voxels(&p, inv, &a, ids, nl, voxoff, vlab);
     vol = malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz);
     sum = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
     sum2 = malloc(sizeof(double) * (size_t)(nl ? nl : 1));

@@ -221,6 +221,110 @@ void gi_score_free(gi_score *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The scored voxels of truth: in its mask, on the stride lattice. Returns
+ * how many; with vox non-NULL also their offsets (vox), centres in mm (ctr,
+ * [n][3]) and the box around the centres (lo, hi). */
+static long lattice(const gi_atlas *truth, int stride, long *vox, double *ctr, double lo[3], double hi[3])
+{
+    int nx = truth->nx, ny = truth->ny, nz = truth->nz;
+    long v = 0;
+    for (int k = 0; k < nz; k += stride)
+        for (int j = 0; j < ny; j += stride)
+            for (int i = 0; i < nx; i += stride) {
+                size_t idx = ((size_t)k * ny + j) * nx + i;
+                if (!truth->mask[idx])
+                    continue;
+                if (vox) {
+                    vox[v] = (long)idx;
+                    double *c = ctr + (size_t)v * 3;
+                    gi_affine_apply(truth->affine, i, j, k, c);
+                    for (int a = 0; a < 3; a++) {
+                        if (c[a] < lo[a]) lo[a] = c[a];
+                        if (c[a] > hi[a]) hi[a] = c[a];
+                    }
+                }
+                v++;
+            }
+    return v;
+}
+
+/* One gene's values at the scored voxels: the samples, the voxels and their
+ * nearest sample overall (near_all), and the samples that measure the gene
+ * (list [n_meas], sample column sg). */
+typedef struct pairing {
+    const gi_samples *smp;
+    const long *vox;
+    const double *ctr;
+    const int *near_all;
+    long nv;
+    const double *lo, *hi;
+    const int *list;
+    int n_meas, sg;
+} pairing;
+
+/* The voxels where both atlas and truth are finite: model (am), truth (tm) and
+ * nearest measured sample (nm) values. A voxel whose nearest sample did not
+ * measure the gene takes the nearest one that did (gene_grid, built on first
+ * need). Returns the count, or -1 out of memory. */
+static long pair_values(const pairing *p, const float *avol, const float *tvol, nn_grid *gene_grid, double *am,
+                        double *tm, double *nm)
+{
+    const gi_samples *smp = p->smp;
+    int grid_built = 0;
+    long n = 0;
+    for (long v = 0; v < p->nv; v++) {
+        float a = avol[p->vox[v]], t = tvol[p->vox[v]];
+        if (!isfinite(a) || !isfinite(t))
+            continue;
+        int s = p->near_all[v];
+        if (!isfinite(smp->values[(size_t)s * smp->n_genes + p->sg])) {
+            if (!grid_built) {
+                if (nn_build(gene_grid, smp->mni, p->list, p->n_meas, p->lo, p->hi) < 0)
+                    return -1;
+                grid_built = 1;
+            }
+            s = nn_query(gene_grid, p->ctr + (size_t)v * 3);
+        }
+        am[n] = a;
+        tm[n] = t;
+        nm[n] = smp->values[(size_t)s * smp->n_genes + p->sg];
+        n++;
+    }
+    return n;
+}
+
+/* Genes of the atlas that truth and the samples also hold. */
+static int common_genes(const gi_atlas *atlas, const gi_atlas *truth, const gi_samples *smp)
+{
+    int n = 0;
+    for (int g = 0; g < atlas->n_genes; g++)
+        n += gi_atlas_gene_index(truth, atlas->genes[g]) >= 0 && sample_gene_index(smp, atlas->genes[g]) >= 0;
+    return n;
+}
+
+/* The samples that measure gene column sg, into list; returns how many. */
+static int measured(const gi_samples *smp, int sg, int *list)
+{
+    int n = 0;
+    for (int s = 0; s < smp->n; s++)
+        if (isfinite(smp->values[(size_t)s * smp->n_genes + sg]))
+            list[n++] = s;
+    return n;
+}
+
+/* The next gene score of out: r and RMSE of the model and of the nearest
+ * sample against the truth at n voxels. */
+static const gi_gene_score *record(gi_score *out, const char *name, long n, const double *am, const double *tm,
+                                   const double *nm)
+{
+    gi_gene_score *gs = &out->genes[out->n++];
+    snprintf(gs->gene, sizeof gs->gene, "%s", name);
+    gs->n_voxels = n;
+    fit_stats(am, tm, n, &gs->r_model, &gs->rmse_model);
+    fit_stats(nm, tm, n, &gs->r_nearest, &gs->rmse_nearest);
+    return gs;
+}
+
 int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *samples_path,
                    int stride, gi_score *out, gi_err *err)
 {
@@ -268,11 +372,7 @@ int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *s
         gi_fail(err, "score: out of memory");
         goto done;
     }
-    int n_common = 0;
-    for (int g = 0; g < atlas.n_genes; g++)
-        if (gi_atlas_gene_index(&truth, atlas.genes[g]) >= 0 && sample_gene_index(&smp, atlas.genes[g]) >= 0)
-            n_common++;
-    if (n_common == 0) {
+    if (common_genes(&atlas, &truth, &smp) == 0) {
         gi_fail(err, "score: no gene of atlas %s is in both truth %s and samples %s", atlas_path,
                 truth_path, samples_path);
         goto done;
@@ -281,11 +381,7 @@ int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *s
     /* Scored voxels: in the truth's mask, on the stride lattice. */
     int nx = truth.nx, ny = truth.ny, nz = truth.nz;
     size_t nvox = (size_t)nx * ny * nz;
-    long nv = 0;
-    for (int k = 0; k < nz; k += stride)
-        for (int j = 0; j < ny; j += stride)
-            for (int i = 0; i < nx; i += stride)
-                nv += truth.mask[((size_t)k * ny + j) * nx + i] != 0;
+    long nv = lattice(&truth, stride, NULL, NULL, NULL, NULL);
     if (nv == 0) {
         gi_fail(err, "score: the mask of truth %s is empty", truth_path);
         goto done;
@@ -304,22 +400,8 @@ int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *s
         goto done;
     }
     double lo[3] = {DBL_MAX, DBL_MAX, DBL_MAX}, hi[3] = {-DBL_MAX, -DBL_MAX, -DBL_MAX};
-    long v = 0;
-    for (int k = 0; k < nz; k += stride)
-        for (int j = 0; j < ny; j += stride)
-            for (int i = 0; i < nx; i += stride) {
-                size_t idx = ((size_t)k * ny + j) * nx + i;
-                if (!truth.mask[idx])
-                    continue;
-                vox[v] = (long)idx;
-                double *c = ctr + (size_t)v * 3;
-                gi_affine_apply(truth.affine, i, j, k, c);
-                for (int a = 0; a < 3; a++) {
-                    if (c[a] < lo[a]) lo[a] = c[a];
-                    if (c[a] > hi[a]) hi[a] = c[a];
-                }
-                v++;
-            }
+    lattice(&truth, stride, vox, ctr, lo, hi);
+    long v;
 
     /* Nearest sample overall. */
     for (int s = 0; s < smp.n; s++)
@@ -337,10 +419,7 @@ int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *s
         int tg = gi_atlas_gene_index(&truth, name), sg = sample_gene_index(&smp, name);
         if (tg < 0 || sg < 0)
             continue;
-        int n_meas = 0;
-        for (int s = 0; s < smp.n; s++)
-            if (isfinite(smp.values[(size_t)s * smp.n_genes + sg]))
-                list[n_meas++] = s;
+        int n_meas = measured(&smp, sg, list);
         if (n_meas == 0) {
             gi_fail(err, "score: gene %s has no measured value in samples %s", name, samples_path);
             goto done;
@@ -353,39 +432,19 @@ int gi_score_atlas(const char *atlas_path, const char *truth_path, const char *s
             gi_fail_prefix(err, "score: truth %s, gene %s", truth_path, name);
             goto done;
         }
-        int grid_built = 0;
-        long n = 0;
-        for (v = 0; v < nv; v++) {
-            float a = avol[vox[v]], t = tvol[vox[v]];
-            if (!isfinite(a) || !isfinite(t))
-                continue;
-            int s = near_all[v];
-            if (!isfinite(smp.values[(size_t)s * smp.n_genes + sg])) {
-                if (!grid_built) {
-                    if (nn_build(&gene_grid, smp.mni, list, n_meas, lo, hi) < 0) {
-                        gi_fail(err, "score: out of memory for the sample search grid");
-                        goto done;
-                    }
-                    grid_built = 1;
-                }
-                s = nn_query(&gene_grid, ctr + (size_t)v * 3);
-            }
-            am[n] = a;
-            tm[n] = t;
-            nm[n] = smp.values[(size_t)s * smp.n_genes + sg];
-            n++;
-        }
+        pairing pr = {&smp, vox, ctr, near_all, nv, lo, hi, list, n_meas, sg};
+        long n = pair_values(&pr, avol, tvol, &gene_grid, am, tm, nm);
         nn_free(&gene_grid);
+        if (n < 0) {
+            gi_fail(err, "score: out of memory for the sample search grid");
+            goto done;
+        }
         if (n < 2) {
             gi_fail(err, "score: gene %s: fewer than 2 voxels with finite values in both atlas %s and "
                     "truth %s", name, atlas_path, truth_path);
             goto done;
         }
-        gi_gene_score *gs = &out->genes[out->n++];
-        snprintf(gs->gene, sizeof gs->gene, "%s", name);
-        gs->n_voxels = n;
-        fit_stats(am, tm, n, &gs->r_model, &gs->rmse_model);
-        fit_stats(nm, tm, n, &gs->r_nearest, &gs->rmse_nearest);
+        const gi_gene_score *gs = record(out, name, n, am, tm, nm);
         sum_model += gs->r_model;
         sum_near += gs->r_nearest;
     }

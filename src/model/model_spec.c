@@ -1,4 +1,4 @@
-/* model_settings.c - what the GI_MODEL_SETTINGS list generates outside
+/* model_spec.c - what the GI_MODEL_SETTINGS list generates outside
  * config.c and checkpoint.c: config -> spec, and naming spec differences. */
 #include "geneinr/model.h"
 

@@ -39,6 +39,7 @@
 #include "geneinr/ahba.h"
 #include "geneinr/csv.h"
 #include "geneinr/genelist.h"
+#include "geneinr/grow.h"
 #include "geneinr/rng.h"
 #include "geneinr/samples.h"
 
@@ -298,7 +299,8 @@ static int read_real_probes(real_table *t, const char *path, gi_err *err)
     if (!r)
         return -1;
     char **f;
-    int nf, rc, cap = 0, ix[3] = {-1, -1, -1};
+    int nf, rc, ix[3] = {-1, -1, -1};
+    size_t cap = 0;
     rc = gi_csv_next(r, &f, &nf, err);
     static const char *const cols[3] = {"probe_name", "gene_symbol", "entrez_id"};
     for (int k = 0; rc == 1 && k < 3; k++)
@@ -310,14 +312,9 @@ static int read_real_probes(real_table *t, const char *path, gi_err *err)
     while (rc == 1 && (rc = gi_csv_next(r, &f, &nf, err)) == 1) {
         if (nf <= ix[0] || nf <= ix[1] || nf <= ix[2])
             continue;
-        if (t->n == cap) {
-            cap = cap ? 2 * cap : 65536;
-            real_probe *nv = realloc(t->v, (size_t)cap * sizeof *nv);
-            if (!nv) {
-                rc = gi_fail(err, "out of memory");
-                break;
-            }
-            t->v = nv;
+        if (GI_GROW(t->v, cap, (size_t)t->n + 1)) {
+            rc = gi_fail(err, "out of memory");
+            break;
         }
         real_probe *q = &t->v[t->n++];
         q->name = strdup(f[ix[0]]);
@@ -651,6 +648,117 @@ static int read_tissue(const char *samples_csv, const gi_samples *ps, double *xy
 }
 
 
+/* With --reference: real well ids and corrected coordinates for the n samples,
+ * the real probe table, and the AD gene list's symbols for the phantom genes. */
+static int read_reference(const char *ref, asample *smp, long n, real_table *real, gi_genelist *ad,
+                          char (*gene_sym)[32], int ng, gi_err *err)
+{
+    char path[2048];
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/corrected_mni_coordinates.csv.gz", ref);
+    gi_csv *r = gi_csv_open(path, err);
+    char **f;
+    int nf;
+    long i = 0;
+    if (!r)
+        rc = -1;
+    else if (gi_csv_next(r, &f, &nf, err) != 1)
+        rc = gi_fail(err, "%s: no header", path);
+    while (rc == 0 && i < n && gi_csv_next(r, &f, &nf, err) == 1 && nf >= 4) {
+        snprintf(smp[i].well, sizeof smp[i].well, "%s", f[0]);
+        for (int k = 0; k < 3; k++)
+            smp[i].xyz[k] = strtod(f[1 + k], NULL);
+        i++;
+    }
+    gi_csv_close(r);
+    if (rc == 0 && i < n)
+        rc = gi_fail(err, "%s: %ld rows, the phantom has %ld samples", path, i, n);
+    snprintf(path, sizeof path, "%s/reannotated.csv.gz", ref);
+    if (rc == 0)
+        rc = read_real_probes(real, path, err);
+    snprintf(path, sizeof path, "%s/genes-ad99.txt", ref);
+    if (rc == 0 && gi_genelist_read(ad, path, err) == 0) {
+        for (int g = 0; g < ng && g < ad->n; g++)
+            snprintf(gene_sym[g], sizeof gene_sym[g], "%s", ad->names[g]);
+    }
+    return rc;
+}
+
+/* The filler genes' two plane waves each (40-120 mm) and their amplitude. */
+static void make_fillers(filler *fill, int n_fill, uint64_t seed)
+{
+    for (int f = 0; f < n_fill; f++) {
+        for (int t = 0; t < 2; t++) {
+            double len = 2 * M_PI / (40.0 + 80.0 * urand(seed, 16000000 + (uint64_t)f * 8 + (uint64_t)t));
+            double v[3], norm = 0;
+            for (int k = 0; k < 3; k++)
+                v[k] = nrand(seed, 16000000 + (uint64_t)f * 8 + (uint64_t)t * 3 + (uint64_t)k), norm += v[k] * v[k];
+            norm = sqrt(norm) + 1e-12;
+            for (int k = 0; k < 3; k++)
+                fill[f].k[t][k] = len * v[k] / norm;
+            fill[f].phase[t] = 2 * M_PI * urand(seed, 17000000 + (uint64_t)f * 2 + (uint64_t)t);
+        }
+        fill[f].amp2 = 0.5 * urand(seed, 18000000 + (uint64_t)f);
+    }
+}
+
+/* abagen-layout companion tables (when there is no real reference):
+ * corrected_mni_coordinates.csv and reannotated.csv. */
+static int write_companions(const char *dir, const asample *smp, long n, const aprobe *probes, int n_probes,
+                            gi_err *err)
+{
+    int rc = 0;
+    FILE *f = open_out(dir, "corrected_mni_coordinates.csv", err);
+    if (!f)
+        rc = -1;
+    else {
+        fprintf(f, "well_id,corrected_mni_x,corrected_mni_y,corrected_mni_z\n");
+        for (long i = 0; i < n; i++)
+            fprintf(f, "%s,%.17g,%.17g,%.17g\n", smp[i].well, smp[i].xyz[0], smp[i].xyz[1], smp[i].xyz[2]);
+        rc = close_out(f, dir, "corrected_mni_coordinates.csv", err);
+    }
+    f = rc == 0 ? open_out(dir, "reannotated.csv", err) : NULL;
+    if (rc == 0 && !f)
+        rc = -1;
+    if (f) {
+        fprintf(f, "probe_name,gene_symbol,entrez_id,allen_entrez_id,compare\n");
+        for (int i = 0; i < n_probes; i++) {
+            if (probes[i].entrez > 0)
+                fprintf(f, "%s,%s,%ld,%ld,1\n", probes[i].name, probes[i].symbol, probes[i].entrez,
+                        probes[i].entrez);
+            else
+                fprintf(f, "%s,%s,NaN,,0\n", probes[i].name, probes[i].symbol);
+        }
+        rc = close_out(f, dir, "reannotated.csv", err);
+    }
+    return rc;
+}
+
+/* README.txt of the AHBA folders. */
+static int write_readme_ahba(const char *dir, const gi_phantom_ahba_spec *a, const gi_samples *ps,
+                             const char (*gene_sym)[32], int ng, long n, int n_probes, int n_fill, gi_err *err)
+{
+    FILE *f = open_out(dir, "README.txt", err);
+    if (f) {
+        fprintf(f, "The phantom written as the Allen Institute publishes AHBA (geneinr phantom --ahba).\n\n"
+                   "normalized_microarray_donor<ID>/  MicroarrayExpression.csv, PACall.csv (no header;\n"
+                   "    probe_id then one value per sample), Probes.csv, SampleAnnot.csv, Ontology.csv\n"
+                   "%s\n"
+                   "%ld samples, %d probes: 4 per phantom gene (a good, a weak, an absent one failing the\n"
+                   "presence calls, one without an Entrez id, in a per-gene order) and %d filler genes.\n"
+                   "About %.0f%% of samples carry the structure of the other hemisphere (dropped by prepare).\n"
+                   "Phantom genes and their symbols here:\n",
+                a->reference ? "Real well ids, corrected coordinates, symbols and probe names from the reference\n"
+                               "folder; use its corrected_mni_coordinates.csv.gz and reannotated.csv.gz."
+                             : "corrected_mni_coordinates.csv, reannotated.csv: the companion tables in abagen's layout.",
+                n, n_probes, n_fill, 100 * MISMATCH_SHARE);
+        for (int g = 0; g < ng; g++)
+            fprintf(f, "  %s = %s\n", ps->gene_names[g], gene_sym[g]);
+        return close_out(f, dir, "README.txt", err);
+    }
+    return -1;
+}
+
 int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *spec, const gi_phantom_ahba_spec *a,
                           gi_err *err)
 {
@@ -683,34 +791,8 @@ int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *spec, const gi
     for (int g = 0; g < ng; g++)
         snprintf(gene_sym[g], sizeof gene_sym[g], "%s", ps.gene_names[g]);
     /* Locations and well ids: the phantom's, or the real ones. */
-    char path[2048];
     if (rc == 0 && a->reference) {
-        snprintf(path, sizeof path, "%s/corrected_mni_coordinates.csv.gz", a->reference);
-        gi_csv *r = gi_csv_open(path, err);
-        char **f;
-        int nf;
-        long i = 0;
-        if (!r)
-            rc = -1;
-        else if (gi_csv_next(r, &f, &nf, err) != 1)
-            rc = gi_fail(err, "%s: no header", path);
-        while (rc == 0 && i < n && gi_csv_next(r, &f, &nf, err) == 1 && nf >= 4) {
-            snprintf(smp[i].well, sizeof smp[i].well, "%s", f[0]);
-            for (int k = 0; k < 3; k++)
-                smp[i].xyz[k] = strtod(f[1 + k], NULL);
-            i++;
-        }
-        gi_csv_close(r);
-        if (rc == 0 && i < n)
-            rc = gi_fail(err, "%s: %ld rows, the phantom has %ld samples", path, i, n);
-        snprintf(path, sizeof path, "%s/reannotated.csv.gz", a->reference);
-        if (rc == 0)
-            rc = read_real_probes(&real, path, err);
-        snprintf(path, sizeof path, "%s/genes-ad99.txt", a->reference);
-        if (rc == 0 && gi_genelist_read(&ad, path, err) == 0) {
-            for (int g = 0; g < ng && g < ad.n; g++)
-                snprintf(gene_sym[g], sizeof gene_sym[g], "%s", ad.names[g]);
-        }
+        rc = read_reference(a->reference, smp, n, &real, &ad, gene_sym, ng, err);
     } else if (rc == 0) {
         for (long i = 0; i < n; i++) {
             snprintf(smp[i].well, sizeof smp[i].well, "%s", ps.well_ids[i]);
@@ -766,45 +848,11 @@ int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *spec, const gi
     }
     if (rc == 0 && !(fill = malloc((size_t)(n_fill ? n_fill : 1) * sizeof *fill)))
         rc = gi_fail(err, "out of memory");
-    for (int f = 0; rc == 0 && f < n_fill; f++) {
-        for (int t = 0; t < 2; t++) {
-            double len = 2 * M_PI / (40.0 + 80.0 * urand(seed, 16000000 + (uint64_t)f * 8 + (uint64_t)t));
-            double v[3], norm = 0;
-            for (int k = 0; k < 3; k++)
-                v[k] = nrand(seed, 16000000 + (uint64_t)f * 8 + (uint64_t)t * 3 + (uint64_t)k), norm += v[k] * v[k];
-            norm = sqrt(norm) + 1e-12;
-            for (int k = 0; k < 3; k++)
-                fill[f].k[t][k] = len * v[k] / norm;
-            fill[f].phase[t] = 2 * M_PI * urand(seed, 17000000 + (uint64_t)f * 2 + (uint64_t)t);
-        }
-        fill[f].amp2 = 0.5 * urand(seed, 18000000 + (uint64_t)f);
-    }
+    if (rc == 0)
+        make_fillers(fill, n_fill, seed);
     /* abagen-layout companion tables, when there is no real reference */
-    if (rc == 0 && !a->reference) {
-        FILE *f = open_out(dir, "corrected_mni_coordinates.csv", err);
-        if (!f)
-            rc = -1;
-        else {
-            fprintf(f, "well_id,corrected_mni_x,corrected_mni_y,corrected_mni_z\n");
-            for (long i = 0; i < n; i++)
-                fprintf(f, "%s,%.17g,%.17g,%.17g\n", smp[i].well, smp[i].xyz[0], smp[i].xyz[1], smp[i].xyz[2]);
-            rc = close_out(f, dir, "corrected_mni_coordinates.csv", err);
-        }
-        f = rc == 0 ? open_out(dir, "reannotated.csv", err) : NULL;
-        if (rc == 0 && !f)
-            rc = -1;
-        if (f) {
-            fprintf(f, "probe_name,gene_symbol,entrez_id,allen_entrez_id,compare\n");
-            for (int i = 0; i < n_probes; i++) {
-                if (probes[i].entrez > 0)
-                    fprintf(f, "%s,%s,%ld,%ld,1\n", probes[i].name, probes[i].symbol, probes[i].entrez,
-                            probes[i].entrez);
-                else
-                    fprintf(f, "%s,%s,NaN,,0\n", probes[i].name, probes[i].symbol);
-            }
-            rc = close_out(f, dir, "reannotated.csv", err);
-        }
-    }
+    if (rc == 0 && !a->reference)
+        rc = write_companions(dir, smp, n, probes, n_probes, err);
     if (rc == 0) {
         w.probes = probes;
         w.n_probes = n_probes;
@@ -834,28 +882,8 @@ int gi_phantom_write_ahba(const char *dir, const gi_phantom_spec *spec, const gi
             rc = -1;
         }
     }
-    if (rc == 0) {
-        FILE *f = open_out(dir, "README.txt", err);
-        if (f) {
-            fprintf(f, "The phantom written as the Allen Institute publishes AHBA (geneinr phantom --ahba).\n\n"
-                       "normalized_microarray_donor<ID>/  MicroarrayExpression.csv, PACall.csv (no header;\n"
-                       "    probe_id then one value per sample), Probes.csv, SampleAnnot.csv, Ontology.csv\n"
-                       "%s\n"
-                       "%ld samples, %d probes: 4 per phantom gene (a good, a weak, an absent one failing the\n"
-                       "presence calls, one without an Entrez id, in a per-gene order) and %d filler genes.\n"
-                       "About %.0f%% of samples carry the structure of the other hemisphere (dropped by prepare).\n"
-                       "Phantom genes and their symbols here:\n",
-                    a->reference ? "Real well ids, corrected coordinates, symbols and probe names from the reference\n"
-                                   "folder; use its corrected_mni_coordinates.csv.gz and reannotated.csv.gz."
-                                 : "corrected_mni_coordinates.csv, reannotated.csv: the companion tables in abagen's layout.",
-                    n, n_probes, n_fill, 100 * MISMATCH_SHARE);
-            for (int g = 0; g < ng; g++)
-                fprintf(f, "  %s = %s\n", ps.gene_names[g], gene_sym[g]);
-            rc = close_out(f, dir, "README.txt", err);
-        } else {
-            rc = -1;
-        }
-    }
+    if (rc == 0)
+        rc = write_readme_ahba(dir, a, &ps, (const char (*)[32])gene_sym, ng, n, n_probes, n_fill, err);
     free(gene_sym);
     free(probes);
     free(smp);
