@@ -127,7 +127,7 @@ if have_py numpy && have_py h5py && have_py nibabel; then
 else
     echo "skip - regions vs numpy: numpy, h5py or nibabel missing"
 fi
-fails "regions without --parcellation is refused" "needs ATLAS --parcellation" $G regions "$T/ph/truth.h5" --out "$T/x.csv"
+fails "regions without --parcellation is refused" "regions needs --parcellation" $G regions "$T/ph/truth.h5" --out "$T/x.csv"
 fails "regions of a missing atlas names the file" "nosuch.h5" $G regions "$T/nosuch.h5" --parcellation "$T/ph/anatomy.nii.gz" --out "$T/x.csv"
 check "a failed regions run leaves no output" test ! -e "$T/x.csv"
 

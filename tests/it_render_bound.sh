@@ -118,7 +118,7 @@ PY
         $G regions '$R/atlas.h5' --parcellation '$T/ph/anatomy.nii.gz' --out '$T/reg$cg.csv' && [ \$(wc -l <'$T/reg$cg.csv') -gt 2 ]"
 done
 
-# Fit/predict methods (render_method.c) keep the same bound: a baseline (kriging) and the INR
+# Fit/predict methods (render.c, the same loop) keep the same bound: a baseline (kriging) and the INR
 # over a kriging prior (data.prior, as configs/atlas.yaml renders) split the genes into
 # groups at buffer_mb=1; the atlas matches the one-write render (1e-5 relative: sgemm may round
 # a block of genes differently from all genes) and is bit-identical at 1 and 2 ranks. On 4

@@ -15,29 +15,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "geneinr/enum_names.h"
 #include "geneinr/error.h"
 #include "geneinr/model_settings.h"
 
 #define GI_PATH_MAX 1024
 #define GI_NAME_MAX 64
 
-enum gi_arch { GI_ARCH_SIREN = 0, GI_ARCH_FOURIER = 1 };           /* "siren", "fourier" */
-enum gi_gene_mode { GI_GENE_CONCAT = 0, GI_GENE_FACTORIZED = 1 };  /* "concat", "factorized" */
-enum gi_gene_code { GI_CODE_EMBEDDING = 0, GI_CODE_SPECTRAL = 1 }; /* "embedding", "spectral" */
-enum gi_optimizer { GI_OPT_ADAM = 0, GI_OPT_ADAMW = 1 };           /* "adam", "adamw" */
-enum gi_schedule { GI_SCHED_CONSTANT = 0, GI_SCHED_STEP = 1, GI_SCHED_COSINE = 2 }; /* "constant", "step", "cosine" */
-enum gi_val_mode { GI_VAL_NONE = 0, GI_VAL_FRACTION = 1, GI_VAL_DONOR = 2 };        /* "none", "fraction", "donor" */
-enum gi_prior { GI_PRIOR_NONE = 0, GI_PRIOR_KRIGING = 1, GI_PRIOR_RK = 2 };      /* "none", "kriging", "regression_kriging" */
-enum gi_eval_split { GI_SPLIT_KFOLD = 0, GI_SPLIT_DONOR = 1, GI_SPLIT_BLOCK = 2 };  /* "kfold", "donor", "block" */
-/* render.nifti: bit flags, "both" = 3d | 4d */
-enum gi_nifti_mode { GI_NIFTI_NONE = 0, GI_NIFTI_3D = 1, GI_NIFTI_4D = 2, GI_NIFTI_BOTH = 3 }; /* "none", "3d", "4d", "both" */
-enum gi_background { GI_BACKGROUND_NAN = 0, GI_BACKGROUND_ZERO = 1 };                   /* "nan", "zero" */
-enum gi_orientation { GI_NEUROLOGICAL = 0, GI_RADIOLOGICAL = 1 };           /* "neurological", "radiological" */
-enum gi_resume { GI_RESUME_OFF = 0, GI_RESUME_AUTO = 1 };                           /* "off", "auto" */
-enum gi_probe_sel { GI_PROBE_DIFF_STABILITY = 0, GI_PROBE_MAX_INTENSITY = 1,
-                    GI_PROBE_MAX_VARIANCE = 2, GI_PROBE_MEAN = 3 };  /* "diff_stability", "max_intensity", "max_variance", "mean" */
-enum gi_lr_mirror { GI_MIRROR_NONE = 0, GI_MIRROR_LEFTRIGHT = 1, GI_MIRROR_RIGHTLEFT = 2,
-                    GI_MIRROR_BIDIRECTIONAL = 3 };                 /* "none", "leftright", "rightleft", "bidirectional" */
+/* The enumerated settings (GI_ARCH_*, GI_PRIOR_*, ...) and their names: enum_names.h. */
 
 typedef struct gi_config {
     char source[GI_PATH_MAX];          /* the YAML file this came from */

@@ -55,7 +55,7 @@ typedef struct gi_fit_data {
  * INR, the run config plus where it may write its training files. */
 typedef struct gi_method_opts {
     int idw_k;                   /* IDW: nearest samples averaged (abagen: 10) */
-    int covariance;              /* kriging: GI_COV_* */
+    int covariance;              /* kriging: GI_COV_* (enum_names.h) */
     int per_gene;                /* kriging: 1 = hyperparameters per gene, 0 = shared */
     int fit_samples;             /* kriging: samples used by the likelihood fit (subsample), 0 = all */
     float label_shrink;          /* regression kriging: pseudo-count of the label-mean shrinkage */
@@ -73,8 +73,6 @@ typedef struct gi_method_opts {
     const char *work_dir;        /* folder for the fold's sample table, checkpoint and log */
 } gi_method_opts;
 
-enum { GI_COV_EXPONENTIAL = 0, GI_COV_MATERN32 = 1, GI_COV_MATERN52 = 2 };
-
 /* Options from a config (baseline.* keys; INR fields left for the caller). */
 void gi_method_opts_from_config(gi_method_opts *o, const gi_config *c);
 
@@ -89,10 +87,11 @@ gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d
  * do not use anatomy. Local (no communication). */
 int gi_method_predict(const gi_method *m, int n, const float *mni, const int *label, float *out, gi_err *err);
 
-/* Bytes a predict call takes per gene predicted, beyond the caller's out
- * (the INR's output rows and prior values of one internal batch; 0 for the
- * baselines, whose scratch does not grow with the genes): for memory plans. */
-size_t gi_method_predict_bytes_per_gene(const gi_method *m);
+/* Bytes a predict call takes beyond the caller's out, for memory plans: per
+ * gene predicted (the INR's output rows and prior values of one internal
+ * batch) and fixed (the INR's outputs of one gene in concat mode); 0 for the
+ * baselines, whose scratch does not grow with the genes. */
+void gi_method_predict_bytes(const gi_method *m, size_t *per_gene, size_t *fixed);
 
 /* Predict genes g0 .. g0+ng-1 only: out [n][ng], each value bit-identical to
  * gi_method_predict's for that gene. For renders whose buffer holds a group of
@@ -102,9 +101,15 @@ int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const i
                             float *out, gi_err *err);
 
 /* The INR of a trained checkpoint (best-validation weights; with data.prior
- * the prior rebuilt from c). Predicts in the sample table's units.
- * (method_inr.c) */
-gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err);
+ * the prior rebuilt from c; with train.ensemble the members beside it).
+ * Predicts in the sample table's units, for donor `donor` (a donor name of
+ * the checkpoint; NULL or "average" = the donor average), in network passes
+ * of `batch` points (0 = the default, 1024). */
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err);
+
+/* A loaded INR's (first member's) checkpoint: genes, donors, labels, the
+ * config it was trained with. NULL for the other methods. (method_inr.c) */
+const struct gi_state *gi_method_inr_checkpoint(const gi_method *m);
 
 int gi_method_n_genes(const gi_method *m);
 int gi_method_kind(const gi_method *m);
@@ -117,7 +122,8 @@ typedef struct gi_method_impl {
     int (*predict)(const void *state, int n, const float *mni, const int *label, int g0, int ng, float *out,
                    gi_err *err);
     void (*free)(void *state);
-    size_t (*bytes_per_gene)(void); /* gi_method_predict_bytes_per_gene; NULL = 0 */
+    /* gi_method_predict_bytes; NULL = nothing beyond out */
+    void (*predict_bytes)(const void *state, size_t *per_gene, size_t *fixed);
 } gi_method_impl;
 
 /* Fit with one implementation, named directly: for code that stands below

@@ -3,21 +3,22 @@
  * Why apart from method.h: the config schema (base layer) validates
  * `render.method`, `data.prior` and `eval.methods` by name, and must not
  * depend on the methods themselves. Adding a method is one row here plus its
- * implementation in method.c's dispatch table (same order).
+ * implementation (method.c's dispatch table is made from the rows).
  */
 #ifndef GENEINR_METHOD_KIND_H
 #define GENEINR_METHOD_KIND_H
 
-/* X(enum suffix, config name, needs an anatomical label per point) */
-#define GI_METHOD_LIST(X)                         \
-    X(INR, "inr", 0)                              \
-    X(NEAREST, "nearest", 0)                      \
-    X(IDW, "idw", 0)                              \
-    X(KRIGING, "kriging", 0)                      \
-    X(RK, "regression_kriging", 1) /* regression kriging */
+/* X(enum suffix, config name, needs an anatomical label per point, its
+ * gi_method_impl in method.h: only method.c expands this column) */
+#define GI_METHOD_LIST(X)                                     \
+    X(INR, "inr", 0, gi_inr_impl)                             \
+    X(NEAREST, "nearest", 0, gi_nearest_impl)                 \
+    X(IDW, "idw", 0, gi_idw_impl)                             \
+    X(KRIGING, "kriging", 0, gi_kriging_impl)                 \
+    X(RK, "regression_kriging", 1, gi_rk_impl) /* regression kriging */
 
 enum gi_method_kind {
-#define GI_METHOD_ENUM(id, name, anat) GI_METHOD_##id,
+#define GI_METHOD_ENUM(id, name, anat, impl) GI_METHOD_##id,
     GI_METHOD_LIST(GI_METHOD_ENUM)
 #undef GI_METHOD_ENUM
     GI_METHOD_COUNT

@@ -19,7 +19,7 @@
  *   kind     INT | FLOAT | ENUM  (C type int, float, int)
  *   default  YAML text, parsed like a user value
  *   lo, hi   bounds (INT, FLOAT); lo_open / hi_open: 1 = bound excluded (FLOAT)
- *   names    ENUM: the NULL-terminated name list in config.c, index = value
+ *   names    ENUM: the NULL-terminated name table of enum_names.h, index = value
  *
  * Data-derived sizes (n_genes, n_donors, n_labels) are not settings: they come
  * from the sample table and the anatomy and are declared in gi_model_spec.
@@ -28,7 +28,7 @@
 #define GENEINR_MODEL_SETTINGS_H
 
 #define GI_MODEL_SETTINGS(X)                                                                                    \
-    X(ENUM, arch, "siren", 0, 0, 0, 0, ARCH_NAMES,                                                              \
+    X(ENUM, arch, "siren", 0, 0, 0, 0, GI_ARCH_NAMES,                                                              \
       "network type: SIREN or ReLU MLP on random Fourier features")                                             \
     X(INT, hidden_layers, "3", 1, 0, 64, 0, NULL, "number of hidden layers")                                    \
     X(INT, width, "128", 1, 0, 4096, 0, NULL, "units per hidden layer")                                         \
@@ -37,9 +37,9 @@
     X(INT, fourier_features, "64", 1, 0, 4096, 0, NULL, "number of random frequencies (fourier arch)")          \
     X(FLOAT, fourier_scale, "2.0", 0, 1, 1000, 0, NULL,                                                         \
       "std of the random frequencies, cycles per unit of normalised coordinates (fourier arch)")                \
-    X(ENUM, gene_mode, "factorized", 0, 0, 0, 0, GENE_MODE_NAMES,                                               \
+    X(ENUM, gene_mode, "factorized", 0, 0, 0, 0, GI_GENE_MODE_NAMES,                                               \
       "gene enters as an input (concat) or selects an output row (factorized)")                                 \
-    X(ENUM, gene_code, "embedding", 0, 0, 0, 0, GENE_CODE_NAMES,                                                \
+    X(ENUM, gene_code, "embedding", 0, 0, 0, 0, GI_GENE_CODE_NAMES,                                                \
       "gene input code in concat mode: learned embedding or sinusoidal spectral code")                          \
     X(INT, gene_dim, "16", 1, 0, 1024, 0, NULL, "learned gene embedding size (concat + embedding)")             \
     X(INT, gene_frequencies, "11", 1, 0, 30, 0, NULL, "sinusoidal frequencies of the spectral gene code")       \

@@ -22,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "geneinr/enum_names.h"
 #include "geneinr/error.h"
 
 typedef struct gi_phantom_spec {
@@ -45,7 +46,7 @@ typedef struct gi_phantom_spec {
  * (built-in: coordinates inside their own label, value from a nearby
  * displaced point; DK: value from the class of the voxel the displaced
  * coordinate lands in, so a sample outside the brain is white matter). */
-enum { GI_PHANTOM_TRUTH_TISSUE = 0, GI_PHANTOM_TRUTH_VOXEL = 1 };
+/* (The values and their names "tissue", "voxel": enum_names.h.) */
 
 void gi_phantom_defaults(gi_phantom_spec *s);
 

@@ -30,12 +30,6 @@
  * Progress and the summary go to log (may be NULL). */
 int gi_prepare_run(const gi_config *c, const char *out_dir, FILE *log, gi_err *err);
 
-/* The command (cmd_prepare.c): load the config with the overrides, make the
- * output folder (out_opt, else prepare.out, else prepared/<config name>),
- * run on rank 0. Returns the exit code (0, or 1 after printing the error). */
-int gi_prepare_command(MPI_Comm comm, const char *config_path, const char *out_opt,
-                       const char *const *sets, int n_sets);
-
 /* Scaled robust sigmoid of v[0..n) in place (abagen's srs): median, quartiles
  * by linear interpolation, s = IQR / 1.3489795003921634, logistic, then
  * min-max to [0, 1]. When fit is not NULL, the median, quartiles, min and max

@@ -1,9 +1,8 @@
 /* render_plan.h - how a render splits the grid and the genes: how many slices
  * and genes go into one collective write so that the output buffers stay
  * within render.buffer_mb, which block of slices a rank renders in each
- * write, and how many writes every rank makes. Shared by the INR render
- * (render.c) and the render of any fit/predict method (render_method.c), so
- * both keep the same memory bound whatever the gene count.
+ * write, and how many writes every rank makes (render.c), so every method
+ * keeps the same memory bound whatever the gene count.
  *
  * The slices are cut into `rounds` even runs, one per collective write, and
  * each run into one block per rank (P ranks, rounds = ceil(nz / (P k)), so

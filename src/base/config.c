@@ -58,19 +58,6 @@ typedef struct key_spec {
     const char *meaning;        /* one line for the reference */
 } key_spec;
 
-static const char *const ARCH_NAMES[] = { "siren", "fourier", NULL };
-static const char *const GENE_MODE_NAMES[] = { "concat", "factorized", NULL };
-static const char *const GENE_CODE_NAMES[] = { "embedding", "spectral", NULL };
-static const char *const OPTIMIZER_NAMES[] = { "adam", "adamw", NULL };
-static const char *const SCHEDULE_NAMES[] = { "constant", "step", "cosine", NULL };
-static const char *const VAL_MODE_NAMES[] = { "none", "fraction", "donor", NULL };
-static const char *const PRIOR_NAMES[] = { "none", "kriging", "regression_kriging", NULL };
-static const char *const SPLIT_NAMES[] = { "kfold", "donor", "block", NULL };
-static const char *const COVARIANCE_NAMES[] = { "exponential", "matern32", "matern52", NULL };
-static const char *const NIFTI_NAMES[] = { "none", "3d", "4d", "both", NULL };
-static const char *const BACKGROUND_NAMES[] = { "nan", "zero", NULL };
-static const char *const ORIENTATION_NAMES[] = { "neurological", "radiological", NULL };
-
 /* Older spellings an enum key still accepts: render.nifti was a boolean, so
  * every YAML boolean keeps its meaning (true = one 3-D file per gene). The
  * canonical name is what the effective config and checkpoints record. */
@@ -79,9 +66,6 @@ static const struct { const char *key, *alias, *name; } ENUM_ALIASES[] = {
     {"render.nifti", "1", "3d"}, {"render.nifti", "false", "none"}, {"render.nifti", "no", "none"},
     {"render.nifti", "off", "none"}, {"render.nifti", "0", "none"},
 };
-static const char *const RESUME_NAMES[] = { "off", "auto", NULL };
-static const char *const PROBE_SEL_NAMES[] = { "diff_stability", "max_intensity", "max_variance", "mean", NULL };
-static const char *const LR_MIRROR_NAMES[] = { "none", "leftright", "rightleft", "bidirectional", NULL };
 
 /* The field macros check the C type of the member at compile time (_Generic
  * has no association for a wrong type), so a table row cannot write an int
@@ -116,7 +100,7 @@ static const key_spec KEYS[] = {
           "how far (mm) a sample may reach for its anatomy label: a sample whose own voxel (nearest voxel centre) is unlabelled, outside the image or of a label data.anatomy_labels forbids takes the label of the nearest allowed labelled voxel centre within this distance (Euclidean mm through the image affine; ties: nearest label centroid, then lowest label value), else label 0; 0 = the sample's own voxel only. Unlike abagen (1 mm rings, most frequent label) the single nearest voxel decides. Render voxels always keep their own label; needs data.anatomy"),
     STR("data.anatomy_labels", data.anatomy_labels, "",
         "abagen label table CSV (id,label,hemisphere,structure) describing data.anatomy's labels (\"auto\": the .csv of the same name beside the data.anatomy image, as abagen ships atlas-desikankilliany.nii.gz + .csv and the phantoms write anatomy.nii.gz + anatomy.csv, none if it is absent): when the sample table has class and hemisphere columns (prepare writes them) a sample may take only labels of its own structure class, and of its hemisphere unless the label's hemisphere is B (abagen's rule), at any tolerance; samples with an empty class or hemisphere are unconstrained; \"\" = no constraint; needs data.anatomy"),
-    ENUM("data.prior", data.prior, "none", PRIOR_NAMES,
+    ENUM("data.prior", data.prior, "none", GI_PRIOR_NAMES,
          "baseline the INR refines: it learns the residual over this method's prediction (fitted on the training samples), and renders prior + network; regression_kriging needs data.anatomy"),
     BOOL("data.prior_donor_effect", data.prior_donor_effect, "false",
          "the prior's covariance includes a donor random effect (per-donor offsets, fitted by ML) that its donor-average prediction leaves out"),
@@ -132,19 +116,19 @@ static const key_spec KEYS[] = {
 
     INT("train.steps", train.steps, "2000", 1, 1e9, "optimizer steps (the most; validation may stop earlier)"),
     INT("train.batch_size", train.batch_size, "0", 0, 1e9, "units per step: samples (factorized) or measured (sample, gene) pairs (concat); 0 = full batch"),
-    ENUM("train.optimizer", train.optimizer, "adamw", OPTIMIZER_NAMES, "optimizer (adamw = decoupled weight decay)"),
+    ENUM("train.optimizer", train.optimizer, "adamw", GI_OPTIMIZER_NAMES, "optimizer (adamw = decoupled weight decay)"),
     FLOAT("train.lr", train.lr, "1e-3", 0, OPEN, 10, CLOSED, "peak learning rate"),
     FLOAT("train.weight_decay", train.weight_decay, "0", 0, CLOSED, 10, CLOSED, "weight decay"),
     FLOAT("train.beta1", train.beta1, "0.9", 0, CLOSED, 1, OPEN, "Adam first-moment decay"),
     FLOAT("train.beta2", train.beta2, "0.999", 0, CLOSED, 1, OPEN, "Adam second-moment decay"),
     FLOAT("train.eps", train.eps, "1e-8", 0, OPEN, 1, CLOSED, "Adam denominator epsilon"),
-    ENUM("train.schedule", train.schedule, "cosine", SCHEDULE_NAMES, "learning-rate schedule after warm-up"),
+    ENUM("train.schedule", train.schedule, "cosine", GI_SCHEDULE_NAMES, "learning-rate schedule after warm-up"),
     INT("train.warmup_steps", train.warmup_steps, "50", 0, 1e9, "linear warm-up from 0 over this many steps"),
     FLOAT("train.min_lr", train.min_lr, "1e-5", 0, CLOSED, 10, CLOSED, "floor of the cosine schedule; at most train.lr"),
     INT("train.step_every", train.step_every, "1000", 1, 1e9, "step schedule: steps between decays"),
     FLOAT("train.step_gamma", train.step_gamma, "0.5", 0, OPEN, 1, CLOSED, "step schedule: factor applied at each decay"),
     FLOAT("train.clip_norm", train.clip_norm, "0", 0, CLOSED, 1e6, CLOSED, "global gradient-norm clip; 0 = off"),
-    ENUM("train.validation", train.val_mode, "fraction", VAL_MODE_NAMES,
+    ENUM("train.validation", train.val_mode, "fraction", GI_VAL_MODE_NAMES,
          "held-out set: none, a random fraction of samples, or one donor"),
     FLOAT("train.val_fraction", train.val_fraction, "0.1", 0, OPEN, 1, OPEN, "share of samples held out (validation: fraction)"),
     STR("train.val_donor", train.val_donor, "", "donor held out (validation: donor)"),
@@ -158,19 +142,19 @@ static const key_spec KEYS[] = {
         "the rendered and evaluated map is their mean; member k+1 (k >= 1) is trained into OUT/ensemble/k"),
     BOOL("train.val_average", train.val_average, "false",
          "score validation samples with the donor-average prediction (what render and eval use) instead of their own donor's embedding"),
-    ENUM("train.resume", train.resume, "off", RESUME_NAMES,
+    ENUM("train.resume", train.resume, "off", GI_RESUME_NAMES,
          "auto: continue from OUT/checkpoint.h5 when it exists, else start fresh (requeued jobs); off: start fresh unless --resume"),
 
     STR("render.mask", render.mask, "", "mask NIfTI defining the output grid (required to render)"),
     INT("render.batch_voxels", render.batch_voxels, "16384", 1, 16777216, "voxels evaluated per batch"),
     STR("render.donor", render.donor, "average", "\"average\" or a donor name"),
-    ENUM("render.nifti", render.nifti, "none", NIFTI_NAMES,
+    ENUM("render.nifti", render.nifti, "none", GI_NIFTI_NAMES,
          "NIfTI export: none, 3d = OUT/nifti/GENE.nii.gz, 4d = OUT/expression.nii.gz (one volume per gene, "
          "OUT/genes.tsv in atlas order), both; true/false (older boolean) mean 3d/none"),
     INT("render.buffer_mb", render.buffer_mb, "256", 1, 65536, "bound on the output buffers per rank, MiB: z-slices of all genes per write, or of a group of genes when one slice of all genes does not fit"),
     INT("render.compress", render.compress, "1", 0, 9, "HDF5 deflate level for /expression; 0 = none"),
     INT("render.chunk_genes", render.chunk_genes, "0", 0, 1000000, "genes per HDF5 chunk of /expression (one z-slice of that many genes); 0 = automatic: 1 while genes x slices <= 20,000 chunks, else the fewest that keep the chunk count there (docs/BENCHMARKS.md \"Atlas chunk layout\")"),
-    ENUM("render.background", render.background, "nan", BACKGROUND_NAMES,
+    ENUM("render.background", render.background, "nan", GI_BACKGROUND_NAMES,
          "NIfTI value outside the mask: nan, or zero for tools whose means and resampling choke on NaN "
          "(the atlas always keeps NaN)"),
     INT("render.preview_genes", render.preview_genes, "24", 0, 1000000,
@@ -179,7 +163,7 @@ static const key_spec KEYS[] = {
         "\"x,y,z\" in MNI mm where the three preview slices cross; \"\" = the centre of the mask"),
     BOOL("render.preview_samples", render.preview_samples, "true",
          "mark the training samples within 2 mm of each preview slice (red dots)"),
-    ENUM("render.preview_orientation", render.preview_orientation, "neurological", ORIENTATION_NAMES,
+    ENUM("render.preview_orientation", render.preview_orientation, "neurological", GI_ORIENTATION_NAMES,
          "left-right convention of the previews: neurological (subject's left on the left) or radiological"),
     BOOL("render.report", render.report, "true",
          "write OUT/report.html (run, data, training curve, accuracy, previews) after render"),
@@ -188,7 +172,7 @@ static const key_spec KEYS[] = {
          "what to render: the trained model (inr) or a baseline fitted on all samples (nearest, idw, kriging, regression_kriging)"),
 
     INT("baseline.idw_k", baseline.idw_k, "10", 1, 1000, "idw: nearest samples averaged with weights 1/d (abagen: 10)"),
-    ENUM("baseline.covariance", baseline.covariance, "exponential", COVARIANCE_NAMES,
+    ENUM("baseline.covariance", baseline.covariance, "exponential", GI_COVARIANCE_NAMES,
          "kriging covariance model (plus a nugget): exponential, Matern 3/2 or Matern 5/2"),
     BOOL("baseline.per_gene", baseline.per_gene, "false",
          "kriging: fit range and nugget per gene (one Cholesky per gene) instead of shared by all genes"),
@@ -197,7 +181,7 @@ static const key_spec KEYS[] = {
     FLOAT("baseline.label_shrink", baseline.label_shrink, "0", 0, CLOSED, 1e6, CLOSED,
           "regression kriging: 0 = labels enter only as a random effect in the covariance (fitted by ML with the field, BLUP-shrunk); > 0 = also remove fixed label means shrunk with this pseudo-count first"),
 
-    ENUM("eval.split", eval.split, "kfold", SPLIT_NAMES,
+    ENUM("eval.split", eval.split, "kfold", GI_SPLIT_NAMES,
          "held-out partition: random folds of samples, leave one donor out, or spatial blocks"),
     INT("eval.folds", eval.folds, "5", 2, 1000, "folds (kfold, block); donor uses one fold per donor"),
     FLOAT("eval.block_mm", eval.block_mm, "20", 0, OPEN, 1000, CLOSED, "edge of the spatial blocks, mm (block)"),
@@ -213,11 +197,11 @@ static const key_spec KEYS[] = {
     STR("prepare.coordinates", prepare.coordinates, "", "corrected MNI coordinates table (well_id,corrected_mni_x,corrected_mni_y,corrected_mni_z); \"\" = SampleAnnot's mni_x/y/z"),
     STR("prepare.reannotation", prepare.reannotation, "", "probe reannotation table (probe_name,gene_symbol,entrez_id,...); \"\" = Probes.csv's own symbols"),
     STR("prepare.genes", prepare.genes, "", "gene list file (one symbol a line) selecting the output columns; the normalisation still runs over every gene; \"\" = every gene"),
-    ENUM("prepare.probe_selection", prepare.probe_selection, "diff_stability", PROBE_SEL_NAMES,
+    ENUM("prepare.probe_selection", prepare.probe_selection, "diff_stability", GI_PROBE_SEL_NAMES,
          "one probe per gene: most differentially stable across donors, largest mean, largest variance, or the mean of the gene's probes"),
     FLOAT("prepare.ibf_threshold", prepare.ibf_threshold, "0.5", 0, CLOSED, 1, CLOSED,
           "intensity-based filter: keep probes above background in at least this share of kept samples"),
-    ENUM("prepare.lr_mirror", prepare.lr_mirror, "none", LR_MIRROR_NAMES,
+    ENUM("prepare.lr_mirror", prepare.lr_mirror, "none", GI_LR_MIRROR_NAMES,
          "copy samples across x = 0 (leftright: left to right, rightleft, bidirectional), as abagen's lr_mirror"),
     BOOL("prepare.norm_train_only", prepare.norm_train_only, "false",
          "fit the within-donor normalisation on the training samples of train.validation only (abagen, the default, lets held-out samples into it)"),

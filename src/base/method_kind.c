@@ -4,7 +4,7 @@
 #include <string.h>
 
 const char *const GI_METHOD_NAMES[] = {
-#define GI_METHOD_NAME(id, name, anat) name,
+#define GI_METHOD_NAME(id, name, anat, impl) name,
     GI_METHOD_LIST(GI_METHOD_NAME)
 #undef GI_METHOD_NAME
     NULL};
@@ -20,7 +20,7 @@ int gi_method_parse(const char *name)
 int gi_method_needs_anatomy(int kind)
 {
     static const int needs[] = {
-#define GI_METHOD_ANAT(id, name, anat) anat,
+#define GI_METHOD_ANAT(id, name, anat, impl) anat,
         GI_METHOD_LIST(GI_METHOD_ANAT)
 #undef GI_METHOD_ANAT
     };

@@ -1,4 +1,4 @@
-/* cmd_eval.c - `geneinr eval CONFIG [--out DIR] [--set k=v]...` (see eval.h).
+/* cmd_eval.c - `geneinr eval CONFIG`: held-out accuracy of the INR and the baselines (the engine: eval.h).
  *
  * Set-up (config, output folder), compute (gi_eval_run), report (the table
  * it prints, eval.csv, summary.csv). The default output folder is
@@ -18,13 +18,11 @@
 #include "geneinr/eval.h"
 #include "geneinr/report.h"
 
-int gi_cmd_eval(MPI_Comm comm, const char *config, const char *out, const char *const *sets, int n_sets, gi_err *err)
+static int eval_run(MPI_Comm comm, const char *config, const char *out, const char *const *sets, int n_sets,
+                    gi_err *err)
 {
-    static const char *const split[] = {"kfold", "donor", "block"};
     int rank;
     MPI_Comm_rank(comm, &rank);
-    if (!config)
-        return gi_fail(err, "eval needs a CONFIG file (e.g. configs/atlas.yaml)");
     gi_config c;
     int rc = gi_config_load(&c, config, sets, n_sets, err);
     if (gi_dist_agree(comm, rc, err) != 0)
@@ -36,7 +34,7 @@ int gi_cmd_eval(MPI_Comm comm, const char *config, const char *out, const char *
         const char *base = strrchr(config, '/');
         base = base ? base + 1 : config;
         int len = (int)strcspn(base, ".");
-        snprintf(dir, sizeof dir, "runs/%.*s/eval-%s", len, base, split[c.eval.split]);
+        snprintf(dir, sizeof dir, "runs/%.*s/eval-%s", len, base, GI_SPLIT_NAMES[c.eval.split]);
     }
     /* Fixed OpenBLAS threads, as for train: results must not depend on them. */
     openblas_set_num_threads(c.run.threads > 0 ? c.run.threads : 1);
@@ -48,3 +46,28 @@ int gi_cmd_eval(MPI_Comm comm, const char *config, const char *out, const char *
         rc = gi_dist_agree(comm, rank == 0 ? gi_report_after_eval(dir, err) : 0, err);
     return rc;
 }
+
+static int run_eval(const gi_cmd_ctx *x, const gi_cmd_args *a)
+{
+    gi_err err = {{0}};
+    return gi_cmd_status(x, eval_run(x->comm, a->operand, a->out, a->sets, a->n_sets, &err), &err);
+}
+
+static const gi_cmd_opt OPTS[] = {
+    GI_OPT_S("--out", out, "DIR", "output folder (default: runs/<config name>/eval-<eval.split>)"),
+    GI_OPT_SETS,
+    GI_OPT_END,
+};
+
+const gi_cmd gi_cmd_eval = {
+    .name = "eval",
+    .run = run_eval,
+    .operand = "CONFIG",
+    .synopsis = "held-out accuracy of the INR and the baselines on the same folds: `OUT/eval.csv`, "
+                "`OUT/summary.csv` (see How accurate is it?)",
+    .help = "Cross-validates the INR of CONFIG and the baselines of eval.methods (nearest, idw, kriging,\n"
+            "regression_kriging) on the same folds (eval.split kfold|donor|block): every method is fitted on\n"
+            "the training samples of a fold and scored on its held-out samples. Writes OUT/eval.csv (per fold,\n"
+            "method and gene) and OUT/summary.csv, and prints the table.",
+    .opts = OPTS,
+};

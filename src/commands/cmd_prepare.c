@@ -1,11 +1,11 @@
-/* cmd_prepare.c - the `geneinr prepare CONFIG [--out DIR] [--set k=v]...` command.
+/* cmd_prepare.c - `geneinr prepare CONFIG`: AHBA donor folders -> a sample table (prepare.h).
  *
  * Set-up (config, output folder), compute (gi_prepare_run on rank 0: the
  * pipeline is I/O-bound and threaded, so more ranks would only compete for
  * the same disk), report (summary and resources). Other ranks wait for the
  * agreed status, so a job started with mpirun -np N still ends cleanly.
  */
-#include "geneinr/prepare.h"
+#include "geneinr/cmd.h"
 
 #include <errno.h>
 #include <mpi.h>
@@ -17,16 +17,17 @@
 
 #include "geneinr/dist.h"
 #include "geneinr/files.h"
+#include "geneinr/prepare.h"
 
-int gi_prepare_command(MPI_Comm comm, const char *config_path, const char *out_opt,
-                       const char *const *sets, int n_sets)
+static int run_prepare(const gi_cmd_ctx *x, const gi_cmd_args *a)
 {
-    int rank;
-    MPI_Comm_rank(comm, &rank);
+    MPI_Comm comm = x->comm;
+    int rank = x->rank;
+    const char *config_path = a->operand, *out_opt = a->out;
     double t0 = MPI_Wtime();
     gi_err err = {{0}};
     gi_config c;
-    int rc = gi_config_load(&c, config_path, sets, n_sets, &err);
+    int rc = gi_config_load(&c, config_path, a->sets, a->n_sets, &err);
     char out[GI_PATH_MAX];
     if (rc == 0) {
         if (out_opt)
@@ -73,3 +74,20 @@ int gi_prepare_command(MPI_Comm comm, const char *config_path, const char *out_o
     }
     return 0;
 }
+
+static const gi_cmd_opt OPTS[] = {
+    GI_OPT_S("--out", out, "DIR", "output folder (default: prepare.out, else prepared/<config name>)"),
+    GI_OPT_SETS,
+    GI_OPT_END,
+};
+
+const gi_cmd gi_cmd_prepare = {
+    .name = "prepare",
+    .run = run_prepare,
+    .operand = "CONFIG",
+    .synopsis = "AHBA donor folders -> `OUT/samples.csv` (as abagen computes it) and `OUT/report.json`",
+    .help = "Reads the AHBA donor folders of prepare.data_dir and runs abagen's sample-level pipeline (probe\n"
+            "reannotation, corrected coordinates, filters, probe selection, normalisation) into\n"
+            "OUT/samples.csv, the data.samples of a training config, and OUT/report.json.",
+    .opts = OPTS,
+};

@@ -55,9 +55,11 @@ int gi_method_predict(const gi_method *m, int n, const float *mni, const int *la
     return m->impl->predict(m->state, n, mni, label, 0, m->n_genes, out, err);
 }
 
-size_t gi_method_predict_bytes_per_gene(const gi_method *m)
+void gi_method_predict_bytes(const gi_method *m, size_t *per_gene, size_t *fixed)
 {
-    return m->impl->bytes_per_gene ? m->impl->bytes_per_gene() : 0;
+    *per_gene = *fixed = 0;
+    if (m->impl->predict_bytes)
+        m->impl->predict_bytes(m->state, per_gene, fixed);
 }
 
 int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng,

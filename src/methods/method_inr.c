@@ -46,6 +46,8 @@ typedef struct inr_member {
 typedef struct inr_state {
     int k;                   /* members */
     int shared_prior;        /* data.prior_refit: one prior for all members (member 0's) */
+    int batch;               /* points per network pass */
+    int donor;               /* donor index of every point, -1 = the donor average */
     inr_member **mem;
 } inr_state;
 
@@ -112,7 +114,7 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
  * normalisation is compared with the checkpoint's to make sure). With
  * data.prior_refit the prior is instead refitted on every sample of the
  * table (prior.h, GI_PRIOR_FOR_PREDICT). */
-static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, gi_err *err)
+static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, int batch, gi_err *err)
 {
     inr_member *s = calloc(1, sizeof *s);
     if (!s || gi_checkpoint_load(&s->st, ckpt, err) != 0) {
@@ -143,7 +145,7 @@ static inr_member *member_load(const char *ckpt, const gi_config *c, int build_p
             return NULL;
         }
     }
-    s->ws = gi_workspace_new_inference(m, INR_BATCH);   /* predict never runs backward */
+    s->ws = gi_workspace_new_inference(m, batch);   /* predict never runs backward */
     if (!s->ws) {
         member_free(s);
         gi_fail(err, "out of memory");
@@ -152,8 +154,26 @@ static inr_member *member_load(const char *ckpt, const gi_config *c, int build_p
     return s;
 }
 
+/* The donor index of render.donor `name` in checkpoint ckpt (*donor; -1 for "average"). */
+static int find_donor(const gi_state *st, const char *ckpt, const char *name, int *donor, gi_err *err)
+{
+    *donor = -1;
+    if (!name || strcmp(name, "average") == 0)
+        return 0;
+    for (int d = 0; d < st->n_donors; d++)
+        if (strcmp(st->donors[d], name) == 0)
+            *donor = d;
+    if (*donor < 0)
+        return gi_fail(err, "render.donor: '%s' is not a donor of %s (use \"average\" or one of its donors, e.g. '%s')",
+                       name, ckpt, st->donors[0]);
+    if (!st->model.donor_in_average[*donor])
+        return gi_fail(err, "render.donor: '%s' had no training samples in %s (held out for validation), so the "
+                       "model knows nothing specific to it; render \"average\" instead", name, ckpt);
+    return 0;
+}
+
 /* The ensemble of c (train.ensemble members) whose first member's checkpoint is ckpt. */
-static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
+static inr_state *inr_load(const char *ckpt, const gi_config *c, const char *donor, int batch, gi_err *err)
 {
     int K = gi_ensemble_size(c);
     inr_state *s = calloc(1, sizeof *s);
@@ -166,6 +186,7 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
     }
     s->k = K;
     s->shared_prior = c->data.prior != GI_PRIOR_NONE && c->data.prior_refit;
+    s->batch = batch > 0 ? batch : INR_BATCH;
     char dir[GI_PATH_MAX], kdir[GI_PATH_MAX + 32], kckpt[GI_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s", ckpt);
     char *slash = strrchr(dir, '/');
@@ -180,7 +201,7 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
             snprintf(kckpt, sizeof kckpt, "%s", ckpt);
         else
             snprintf(kckpt, sizeof kckpt, "%s/checkpoint.h5", kdir);
-        s->mem[k] = member_load(kckpt, &ck, k == 0 || !s->shared_prior, err);
+        s->mem[k] = member_load(kckpt, &ck, k == 0 || !s->shared_prior, s->batch, err);
         if (!s->mem[k]) {
             if (k > 0)
                 gi_fail_prefix(err, "train.ensemble %d: member %d", K, k + 1);
@@ -198,6 +219,10 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, gi_err *err)
             inr_free(s);
             return NULL;
         }
+    }
+    if (find_donor(&s->mem[0]->st, ckpt, donor, &s->donor, err) != 0) {
+        inr_free(s);
+        return NULL;
     }
     return s;
 }
@@ -223,21 +248,26 @@ static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
         return NULL;
     char ckpt[GI_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o->work_dir);
-    return inr_load(ckpt, &c, err);
+    return inr_load(ckpt, &c, NULL, 0, err);
 }
 
 /* Member m's map for one batch in table units, (network + prior) * gene_std +
  * gene_mean with its own standardisation (the mean and SD of its training
- * part, which depend on its validation split), stored into out (first member)
+ * part, which depend on its validation split), stored into val (first member)
  * or added into acc. With a shared prior, shared[] holds that prior in table
- * units (set by member 0) and member m adds its de-standardised network. */
+ * units (set by member 0) and member m adds its de-standardised network.
+ * Without a prior the network's outputs go straight into val (factorized:
+ * [nb][ng], the layout of val) and are de-standardised there. */
 typedef struct batch_io {
     int nb, g0, ng;
-    const float *mni, *xyz;
+    const float *mni;
+    float *xyz;              /* normalised coordinates of the batch */
     const int *label;
     int *donor, *gene;
     float *pr, *o;           /* scratch: prior values [nb][ng], network outputs */
     float *shared;           /* [nb][ng] the shared prior in table units, or NULL */
+    float *coords;           /* concat: the batch's coordinate columns, shared by every gene's pass */
+    int *rows;               /* concat: 0, 1, 2, ...: row k of coords is point k */
 } batch_io;
 
 static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err)
@@ -245,36 +275,40 @@ static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err
     const gi_model *md = &m->st.model;
     int G = m->st.n_genes, concat = md->spec.gene_mode == GI_GENE_CONCAT, nb = io->nb, ng = io->ng, g0 = io->g0;
     int borrowed = io->shared && !m->have_prior;
+    int plain = !m->have_prior && !borrowed;   /* the network alone */
     float *pr = io->pr, *o = io->o;
-    if (m->have_prior) {
-        if (gi_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
-            return -1;
-    } else if (!borrowed) {
-        memset(pr, 0, sizeof(float) * (size_t)nb * ng);   /* no prior: network alone */
-    }
+    if (m->have_prior && gi_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
+        return -1;
     gi_batch b = {nb, io->xyz, md->spec.donor_dim ? io->donor : NULL, m->st.n_labels ? io->label : NULL, NULL};
     /* The workspace is scratch: predict stays logically const. */
     gi_workspace *ws = m->ws;
     if (!concat) {
         /* A group of genes: the trunk, then only its rows of the output layer. */
+        float *dst = plain ? val : o;
         if (ng == G)
-            gi_model_forward(md, &b, ws, o);
+            gi_model_forward(md, &b, ws, dst);
         else
-            gi_model_forward_outputs(md, &b, ws, g0, ng, o);
+            gi_model_forward_outputs(md, &b, ws, g0, ng, dst);
+    } else {
+        /* The coordinate columns do not depend on the gene: once per batch
+         * (bit-identical to what each gene's pass would compute, model.h). */
+        gi_model_coord_features(md, io->xyz, nb, io->coords);
+        b.gene = io->gene;
     }
     for (int j = 0; j < ng; j++) {
         int g = g0 + j;
         if (concat) {
-            b.gene = io->gene;
             for (int k = 0; k < nb; k++)
                 io->gene[k] = g;
-            gi_model_forward(md, &b, ws, o);
+            gi_model_forward_coords(md, &b, io->coords, io->rows, ws, o);
         }
         float sd = m->st.gene_std[g], mean = m->st.gene_mean[g];
         for (int k = 0; k < nb; k++) {
             size_t q = (size_t)k * ng + j;
-            float net = concat ? o[k] : o[q];
-            if (borrowed) {
+            float net = concat ? o[k] : plain ? val[q] : o[q];
+            if (plain) {
+                val[q] = net * sd + mean;
+            } else if (borrowed) {
                 val[q] = net * sd + io->shared[q];
             } else {
                 val[q] = (net + pr[q]) * sd + mean;
@@ -286,36 +320,70 @@ static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err
     return 0;
 }
 
+/* The scratch of one predict call (freed by io_free). */
+static int io_alloc(const inr_state *s, int ng, batch_io *io, gi_err *err)
+{
+    const gi_model *md = &s->mem[0]->st.model;
+    int concat = md->spec.gene_mode == GI_GENE_CONCAT, B = s->batch;
+    int prior = s->mem[0]->have_prior, plain1 = s->k == 1 && !prior;
+    size_t cells = (size_t)B * ng;
+    io->ng = ng;
+    io->xyz = malloc(sizeof(float) * 3 * (size_t)B);
+    /* outputs: concat one gene at a time; factorized a group, unless they go straight into out */
+    io->o = concat ? malloc(sizeof(float) * (size_t)B * (size_t)md->n_out)
+                   : plain1 ? NULL : malloc(sizeof(float) * cells);
+    io->pr = prior ? malloc(sizeof(float) * cells) : NULL;
+    io->shared = s->shared_prior && s->k > 1 ? malloc(sizeof(float) * cells) : NULL;
+    io->donor = malloc(sizeof(int) * (size_t)B);
+    io->gene = malloc(sizeof(int) * (size_t)B);
+    io->coords = concat ? malloc(sizeof(float) * (size_t)B * (size_t)gi_model_coord_width(md)) : NULL;
+    io->rows = concat ? malloc(sizeof(int) * (size_t)B) : NULL;
+    int need_o = concat || !plain1, need_shared = s->shared_prior && s->k > 1;
+    if (!io->xyz || (need_o && !io->o) || (prior && !io->pr) || (need_shared && !io->shared) || !io->donor ||
+        !io->gene || (concat && (!io->coords || !io->rows)))
+        return gi_fail(err, "out of memory");
+    for (int k = 0; k < B; k++) {
+        io->donor[k] = s->donor;
+        if (io->rows)
+            io->rows[k] = k;
+    }
+    return 0;
+}
+
+static void io_free(batch_io *io)
+{
+    free(io->xyz);
+    free(io->o);
+    free(io->pr);
+    free(io->shared);
+    free(io->donor);
+    free(io->gene);
+    free(io->coords);
+    free(io->rows);
+}
+
 static int inr_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
                        gi_err *err)
 {
     const inr_state *s = p;
     const gi_state *st = &s->mem[0]->st;
-    int K = s->k;
+    int K = s->k, B = s->batch;
     if (st->n_labels && !label)
         return gi_fail(err, "the INR was trained with an anatomy: predicting needs a label per point");
-    int concat = st->model.spec.gene_mode == GI_GENE_CONCAT, n_out = st->model.n_out;
-    size_t cells = (size_t)INR_BATCH * ng;
-    batch_io io = {.g0 = g0, .ng = ng};
-    float *xyz = malloc(sizeof(float) * 3 * INR_BATCH), *val = K > 1 ? malloc(sizeof(float) * cells) : NULL;
+    size_t cells = (size_t)B * ng;
+    batch_io io = {.g0 = g0};
+    float *val = K > 1 ? malloc(sizeof(float) * cells) : NULL;
     double *acc = K > 1 ? malloc(sizeof(double) * cells) : NULL;
-    io.o = malloc(sizeof(float) * INR_BATCH * (size_t)(concat ? n_out : ng));
-    io.pr = malloc(sizeof(float) * cells);
-    io.shared = s->shared_prior && K > 1 ? malloc(sizeof(float) * cells) : NULL;
-    io.donor = malloc(sizeof(int) * INR_BATCH);
-    io.gene = malloc(sizeof(int) * INR_BATCH);
-    int rc = !xyz || !io.o || !io.pr || !io.donor || !io.gene || (K > 1 && (!val || !acc)) ||
-             (s->shared_prior && K > 1 && !io.shared) ? gi_fail(err, "out of memory") : 0;
-    for (int k = 0; rc == 0 && k < INR_BATCH; k++)
-        io.donor[k] = -1;
-    io.xyz = xyz;
-    for (int q0 = 0; rc == 0 && q0 < n; q0 += INR_BATCH) {
-        int nb = n - q0 < INR_BATCH ? n - q0 : INR_BATCH;
+    int rc = io_alloc(s, ng, &io, err);
+    if (rc == 0 && K > 1 && (!val || !acc))
+        rc = gi_fail(err, "out of memory");
+    for (int q0 = 0; rc == 0 && q0 < n; q0 += B) {
+        int nb = n - q0 < B ? n - q0 : B;
         io.nb = nb;
         io.mni = mni + 3 * (size_t)q0;
         io.label = label ? label + q0 : NULL;
         for (int k = 0; k < nb; k++)
-            gi_mni_normalise(io.mni[3 * k], io.mni[3 * k + 1], io.mni[3 * k + 2], xyz + 3 * k);
+            gi_mni_normalise(io.mni[3 * k], io.mni[3 * k + 1], io.mni[3 * k + 2], io.xyz + 3 * k);
         float *dst = out + (size_t)q0 * ng;
         if (K == 1) {
             rc = member_map(s->mem[0], &io, dst, err);
@@ -330,19 +398,38 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
         for (size_t q = 0; rc == 0 && q < (size_t)nb * ng; q++)
             dst[q] = (float)(acc[q] / K);
     }
-    free(xyz); free(val); free(acc); free(io.o); free(io.pr); free(io.shared); free(io.donor); free(io.gene);
+    io_free(&io);
+    free(val);
+    free(acc);
     return rc;
 }
 
-static size_t inr_bytes_per_gene(void)
+static void inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed)
 {
+    const inr_state *s = state;
+    const gi_model *md = &s->mem[0]->st.model;
+    if (s->k == 1 && !s->mem[0]->have_prior) {
+        /* the network alone: a factorized group's outputs go straight into the caller's out */
+        *per_gene = 0;
+        *fixed = md->spec.gene_mode == GI_GENE_CONCAT ? sizeof(float) * (size_t)s->batch * (size_t)md->n_out : 0;
+        return;
+    }
     /* output rows, prior values, shared prior, member map and member sums of a batch */
-    return (4 * sizeof(float) + sizeof(double)) * INR_BATCH;
+    *per_gene = (4 * sizeof(float) + sizeof(double)) * (size_t)s->batch;
+    *fixed = 0;
 }
 
-const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free, inr_bytes_per_gene};
+const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free, inr_predict_bytes};
 
-gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, int n_genes, gi_err *err)
+gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
 {
-    return gi_method_of(&gi_inr_impl, GI_METHOD_INR, n_genes, inr_load(checkpoint, c, err), err);
+    inr_state *s = inr_load(checkpoint, c, donor, batch, err);
+    return gi_method_of(&gi_inr_impl, GI_METHOD_INR, s ? s->mem[0]->st.n_genes : 0, s, err);
+}
+
+const void *gi_method_state(const gi_method *m); /* method.c */
+
+const gi_state *gi_method_inr_checkpoint(const gi_method *m)
+{
+    return gi_method_kind(m) == GI_METHOD_INR ? &((const inr_state *)gi_method_state(m))->mem[0]->st : NULL;
 }

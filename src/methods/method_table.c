@@ -4,7 +4,9 @@
 #include "geneinr/method.h"
 
 static const gi_method_impl *const IMPLS[GI_METHOD_COUNT] = {
-    &gi_inr_impl, &gi_nearest_impl, &gi_idw_impl, &gi_kriging_impl, &gi_rk_impl,
+#define GI_METHOD_IMPL(id, name, anat, impl) [GI_METHOD_##id] = &impl,
+    GI_METHOD_LIST(GI_METHOD_IMPL)
+#undef GI_METHOD_IMPL
 };
 
 gi_method *gi_method_fit(int kind, const gi_method_opts *o, const gi_fit_data *d, gi_err *err)

@@ -94,11 +94,11 @@ static int validate_spec(const gi_model_spec *s, gi_err *err)
     if (!s)
         return gi_fail(err, "model spec is NULL");
     if (s->arch != GI_ARCH_SIREN && s->arch != GI_ARCH_FOURIER)
-        return gi_fail(err, "model.arch must be siren (%d) or fourier (%d), got %d",
-                       GI_ARCH_SIREN, GI_ARCH_FOURIER, s->arch);
+        return gi_fail(err, "model.arch must be %s (%d) or %s (%d), got %d", GI_ARCH_NAMES[GI_ARCH_SIREN],
+                       GI_ARCH_SIREN, GI_ARCH_NAMES[GI_ARCH_FOURIER], GI_ARCH_FOURIER, s->arch);
     if (s->gene_mode != GI_GENE_CONCAT && s->gene_mode != GI_GENE_FACTORIZED)
-        return gi_fail(err, "model.gene_mode must be concat (%d) or factorized (%d), got %d",
-                       GI_GENE_CONCAT, GI_GENE_FACTORIZED, s->gene_mode);
+        return gi_fail(err, "model.gene_mode must be %s (%d) or %s (%d), got %d", GI_GENE_MODE_NAMES[GI_GENE_CONCAT],
+                       GI_GENE_CONCAT, GI_GENE_MODE_NAMES[GI_GENE_FACTORIZED], GI_GENE_FACTORIZED, s->gene_mode);
     if (s->hidden_layers < 1 || s->hidden_layers > MAX_HIDDEN_LAYERS)
         return gi_fail(err, "model.hidden_layers must be in [1, %d], got %d",
                        MAX_HIDDEN_LAYERS, s->hidden_layers);
@@ -123,8 +123,9 @@ static int validate_spec(const gi_model_spec *s, gi_err *err)
         return gi_fail(err, "the model needs between 1 and %d genes, got %d", MAX_DIM, s->n_genes);
     if (s->gene_mode == GI_GENE_CONCAT) {
         if (s->gene_code != GI_CODE_EMBEDDING && s->gene_code != GI_CODE_SPECTRAL)
-            return gi_fail(err, "model.gene_code must be embedding (%d) or spectral (%d), got %d",
-                           GI_CODE_EMBEDDING, GI_CODE_SPECTRAL, s->gene_code);
+            return gi_fail(err, "model.gene_code must be %s (%d) or %s (%d), got %d",
+                           GI_GENE_CODE_NAMES[GI_CODE_EMBEDDING], GI_CODE_EMBEDDING,
+                           GI_GENE_CODE_NAMES[GI_CODE_SPECTRAL], GI_CODE_SPECTRAL, s->gene_code);
         if (s->gene_code == GI_CODE_EMBEDDING && !dim_ok(s->gene_dim, 1))
             return gi_fail(err, "model.gene_dim must be in [1, %d] for gene_code embedding, got %d",
                            MAX_DIM, s->gene_dim);

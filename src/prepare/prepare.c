@@ -51,8 +51,6 @@ static int write_report(const prep *P, const char *path, const gi_genelist *list
     FILE *f = fopen(path, "w");
     if (!f)
         return gi_fail(err, "cannot create %s: %s", path, strerror(errno));
-    static const char *const SEL[] = {"diff_stability", "max_intensity", "max_variance", "mean"};
-    static const char *const MIR[] = {"none", "leftright", "rightleft", "bidirectional"};
     const gi_config *c = P->c;
     fprintf(f, "{\n  \"data_dir\": ");
     prep_json_str(f, c->prepare.data_dir);
@@ -62,7 +60,8 @@ static int write_report(const prep *P, const char *path, const gi_genelist *list
     prep_json_str(f, c->prepare.reannotation);
     fprintf(f, ",\n  \"probe_selection\": \"%s\",\n  \"ibf_threshold\": %g,\n  \"lr_mirror\": \"%s\",\n"
                "  \"norm_train_only\": %s,\n",
-            SEL[c->prepare.probe_selection], c->prepare.ibf_threshold, MIR[c->prepare.lr_mirror],
+            GI_PROBE_SEL_NAMES[c->prepare.probe_selection], c->prepare.ibf_threshold,
+            GI_LR_MIRROR_NAMES[c->prepare.lr_mirror],
             c->prepare.norm_train_only ? "true" : "false");
     fprintf(f, "  \"donors\": [\n");
     for (int d = 0; d < P->n_donors; d++) {

@@ -1,4 +1,14 @@
-/* render.c - slab-partitioned rendering into the parallel HDF5 atlas (see render.h). */
+/* render.c - every method rendered into the parallel HDF5 atlas through one
+ * plan / predict / write loop (see render.h).
+ *
+ * What differs between methods is only where the fitted method comes from
+ * and how the atlas describes it (a `source`): the INR is loaded from its
+ * checkpoint (with its prior and ensemble members, method_inr.c), a baseline
+ * is fitted on every sample. The loop is the same for all: the slab plan
+ * (render_plan.h), a walk over this rank's slices in batches of in-mask
+ * voxels, gi_method_predict_genes for the write's gene group, one collective
+ * write per round, then the NIfTI maps and the other exports.
+ */
 #include "geneinr/render.h"
 #include "geneinr/render_plan.h"
 #include "geneinr/rundir.h"
@@ -11,168 +21,210 @@
 #include "geneinr/anatomy.h"
 #include "geneinr/atlas.h"
 #include "geneinr/checkpoint.h"
+#include "geneinr/dataset.h"
 #include "geneinr/dist.h"
+#include "geneinr/ensemble.h"
 #include "geneinr/export.h"
-#include "geneinr/model.h"
+#include "geneinr/method.h"
 #include "geneinr/nifti.h"
 
-typedef struct renderer {
+/* Voxels per predict call of a baseline, and of a model with a prior or an
+ * ensemble (which predicts in passes of 1024 inside); a single network takes
+ * render.batch_voxels at a time. These are the sizes each kind has always
+ * rendered with: a GEMM kernel may round a row differently by its place in
+ * the batch, so they are kept for atlases that stay byte-identical. */
+#define METHOD_BATCH 4096
+
+typedef struct source {
     const gi_config *c;
-    MPI_Comm comm;
-    int rank, size;
-    gi_state st;
+    gi_method *m;
+    gi_dataset d;            /* baselines: the samples they are fitted on */
+    int have_d;
     gi_volume mask;
     gi_anatomy anat;
     int have_anat;
-    int donor;               /* -1 = donor average */
-    gi_workspace *ws;
-    int nb_max;
-    float *xyz, *out;
-    int *donors, *labels, *genes;
-    long *where;             /* [nb_max] voxel offset within the round buffer */
-    double *mm;              /* [nb_max][3] MNI mm of a batch (the slice walk's scratch) */
-    /* concat mode: the batch's coordinate columns (Fourier features), computed
-     * once and shared by every gene's pass; NULL in factorized mode */
-    float *coords;           /* [nb_max][gi_model_coord_width] */
-    int *rows;               /* [nb_max] 0, 1, 2, ...: row k of coords is voxel k */
-} renderer;
+    int batch;               /* voxels per predict call */
+    int n_genes, n_donors;
+    char *const *genes, *const *donors;
+    const float *mean, *std; /* baselines predict standardised values: de-standardised with these; NULL = not */
+    gi_config prov;          /* the config recorded in the atlas */
+    char normalisation[320];
+    const char *rendered_for, *what;   /* the atlas's rendered_for; the NIfTI maps' description */
+    float *pts, *pred;       /* [batch][3] MNI mm; [batch][group] predictions */
+    int *labels;
+    long *where;
+    double *mm;              /* [batch][3] the slice walk's scratch */
+} source;
 
-static void renderer_free(renderer *r)
+static void source_free(source *s)
 {
-    gi_state_free(&r->st);
-    gi_volume_free(&r->mask);
-    if (r->have_anat)
-        gi_anatomy_free(&r->anat);
-    gi_workspace_free(r->ws);
-    free(r->xyz);
-    free(r->out);
-    free(r->donors);
-    free(r->labels);
-    free(r->genes);
-    free(r->where);
-    free(r->mm);
-    free(r->coords);
-    free(r->rows);
+    gi_method_free(s->m);
+    if (s->have_d)
+        gi_dataset_free(&s->d);
+    gi_volume_free(&s->mask);
+    if (s->have_anat)
+        gi_anatomy_free(&s->anat);
+    free(s->pts);
+    free(s->pred);
+    free(s->labels);
+    free(s->where);
+    free(s->mm);
 }
 
-static int setup(renderer *r, const char *checkpoint, gi_err *err)
+/* The anatomy image must hold the label set the checkpoint was trained with,
+ * as on resume: with another image, unknown labels would silently become 0
+ * and the maps would differ without a word. */
+static int check_labels(const source *s, const gi_state *st, const char *checkpoint, gi_err *err)
 {
-    const gi_config *c = r->c;
-    if (!c->render.mask[0])
-        return gi_fail(err, "%s: render.mask is not set (the NIfTI mask that defines the grid)",
-                       c->source[0] ? c->source : "config");
-    if (gi_checkpoint_load(&r->st, checkpoint, err) != 0)
+    const gi_anatomy *a = &s->anat;
+    if (a->n_labels == st->n_labels && memcmp(a->values, st->label_values, sizeof(int) * (size_t)st->n_labels) == 0)
+        return 0;
+    int extra = 0, missing = 0, first_extra = 0, first_missing = 0;
+    for (int i = 1; i < a->n_labels; i++) {
+        int found = 0;
+        for (int j = 1; j < st->n_labels && !found; j++)
+            found = st->label_values[j] == a->values[i];
+        if (!found && !extra++)
+            first_extra = a->values[i];
+    }
+    for (int j = 1; j < st->n_labels; j++) {
+        int found = 0;
+        for (int i = 1; i < a->n_labels && !found; i++)
+            found = st->label_values[j] == a->values[i];
+        if (!found && !missing++)
+            first_missing = st->label_values[j];
+    }
+    return gi_fail(err, "data.anatomy %s is not the image %s was trained with: it has %d labels, the checkpoint %d (%d "
+                   "not in the checkpoint, e.g. %d; %d missing, e.g. %d); render with the training's anatomy image",
+                   s->c->data.anatomy, checkpoint, a->n_labels - 1, st->n_labels - 1, extra, first_extra, missing,
+                   first_missing);
+}
+
+/* The INR of a checkpoint. A single network renders any donor, in batches of
+ * render.batch_voxels, and records the checkpoint's config (what the model is
+ * and was trained on) with this render's section; a model over data.prior or
+ * an ensemble renders the donor average and records the render's config,
+ * from which its prior and members are rebuilt. */
+static int setup_inr(source *s, const char *checkpoint, gi_err *err)
+{
+    const gi_config *c = s->c;
+    int K = gi_ensemble_size(c), single = c->data.prior == GI_PRIOR_NONE && K == 1;
+    if (!single && strcmp(c->render.donor, "average") != 0)
+        return gi_fail(err, "render.donor: a model trained over data.prior or as a train.ensemble renders the donor "
+                       "average only");
+    s->batch = single ? c->render.batch_voxels : METHOD_BATCH;
+    s->m = gi_method_inr_load(checkpoint, c, c->render.donor, single ? s->batch : 0, err);
+    if (!s->m)
         return -1;
-    gi_model *m = &r->st.model;
-    /* Render what validation chose (equal to the last weights without validation). */
-    memcpy(m->params, r->st.best_params, sizeof(float) * m->n_params);
-    if (gi_volume_read(&r->mask, c->render.mask, 1, err) != 0)
-        return gi_fail_prefix(err, "render.mask");
-    if (r->st.n_labels > 0) {
-        if (!c->data.anatomy[0])
-            return gi_fail(err, "%s was trained with an anatomical input; set data.anatomy to the label image",
-                           checkpoint);
-        /* The image's own label set must be the checkpoint's, as on resume:
-         * with another image, unknown labels would silently become 0 and the
-         * maps would differ without a word. Loading without a list derives it
-         * from the image (and refuses non-integer labels). */
-        if (gi_anatomy_load(&r->anat, c->data.anatomy, NULL, 0, err) != 0)
+    const gi_state *st = gi_method_inr_checkpoint(s->m);
+    if (st->n_labels > 0 && !c->data.anatomy[0])
+        return gi_fail(err, "%s was trained with an anatomical input; set data.anatomy to the label image", checkpoint);
+    if (c->data.anatomy[0]) {
+        /* Without a list the labels are derived from the image (non-integer labels are refused). */
+        if (gi_anatomy_load(&s->anat, c->data.anatomy, NULL, 0, err) != 0)
             return -1;
-        r->have_anat = 1;
-        if (r->anat.n_labels != r->st.n_labels ||
-            memcmp(r->anat.values, r->st.label_values, sizeof(int) * (size_t)r->st.n_labels) != 0) {
-            int extra = 0, missing = 0, first_extra = 0, first_missing = 0;
-            for (int i = 1; i < r->anat.n_labels; i++) {
-                int found = 0;
-                for (int j = 1; j < r->st.n_labels && !found; j++)
-                    found = r->st.label_values[j] == r->anat.values[i];
-                if (!found && !extra++)
-                    first_extra = r->anat.values[i];
-            }
-            for (int j = 1; j < r->st.n_labels; j++) {
-                int found = 0;
-                for (int i = 1; i < r->anat.n_labels && !found; i++)
-                    found = r->st.label_values[j] == r->anat.values[i];
-                if (!found && !missing++)
-                    first_missing = r->st.label_values[j];
-            }
-            return gi_fail(err, "data.anatomy %s is not the image %s was trained with: it has %d labels, the "
-                           "checkpoint %d (%d not in the checkpoint, e.g. %d; %d missing, e.g. %d); render with "
-                           "the training's anatomy image", c->data.anatomy, checkpoint, r->anat.n_labels - 1,
-                           r->st.n_labels - 1, extra, first_extra, missing, first_missing);
-        }
+        s->have_anat = 1;
+        if (st->n_labels > 0 && check_labels(s, st, checkpoint, err) != 0)
+            return -1;
     }
-    r->donor = -1;
-    if (strcmp(c->render.donor, "average") != 0) {
-        for (int d = 0; d < r->st.n_donors; d++)
-            if (strcmp(r->st.donors[d], c->render.donor) == 0)
-                r->donor = d;
-        if (r->donor < 0)
-            return gi_fail(err, "render.donor: '%s' is not a donor of %s (use \"average\" or one of its donors, "
-                           "e.g. '%s')", c->render.donor, checkpoint, r->st.donors[0]);
-        if (!m->donor_in_average[r->donor])
-            return gi_fail(err, "render.donor: '%s' had no training samples in %s (held out for validation), so "
-                           "the model knows nothing specific to it; render \"average\" instead",
-                           c->render.donor, checkpoint);
+    s->n_genes = st->n_genes;
+    s->genes = st->genes;
+    s->n_donors = st->n_donors;
+    s->donors = st->donors;
+    s->rendered_for = c->render.donor;
+    if (single) {
+        if (gi_config_load_text(&s->prov, st->config_yaml, checkpoint, NULL) != 0)
+            gi_config_defaults(&s->prov);
+        s->prov.render = c->render;
+        s->what = c->render.donor;
+        snprintf(s->normalisation, sizeof s->normalisation, "model output de-standardised per gene: value = output * "
+                 "gene_std + gene_mean, with the mean and std of the training samples");
+        return 0;
     }
-    r->nb_max = c->render.batch_voxels;
-    /* Forward only: no activations kept for a backward pass. */
-    r->ws = gi_workspace_new_inference(m, r->nb_max);
-    r->xyz = malloc(sizeof(float) * 3 * (size_t)r->nb_max);
-    r->donors = malloc(sizeof(int) * (size_t)r->nb_max);
-    r->labels = malloc(sizeof(int) * (size_t)r->nb_max);
-    r->genes = malloc(sizeof(int) * (size_t)r->nb_max);
-    r->where = malloc(sizeof(long) * (size_t)r->nb_max);
-    r->mm = malloc(sizeof(double) * 3 * (size_t)r->nb_max);
-    if (!r->ws || !r->xyz || !r->donors || !r->labels || !r->genes || !r->where || !r->mm)
-        return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
-    if (m->spec.gene_mode == GI_GENE_CONCAT) {
-        r->coords = malloc(sizeof(float) * (size_t)r->nb_max * (size_t)gi_model_coord_width(m));
-        r->rows = malloc(sizeof(int) * (size_t)r->nb_max);
-        if (!r->coords || !r->rows)
-            return gi_fail(err, "out of memory for render.batch_voxels = %d", r->nb_max);
-        for (int k = 0; k < r->nb_max; k++)
-            r->rows[k] = k;
-    }
-    for (int k = 0; k < r->nb_max; k++)
-        r->donors[k] = r->donor;
+    s->prov = *c;
+    s->what = GI_METHOD_NAMES[GI_METHOD_INR];
+    char members[96] = "";
+    if (K > 1)
+        snprintf(members, sizeof members, "mean over the %d train.ensemble members of ", K);
+    if (c->data.prior != GI_PRIOR_NONE)
+        snprintf(s->normalisation, sizeof s->normalisation, "%s(network output + data.prior %s) * gene_std + "
+                 "gene_mean, with the mean and std of the training samples", members, GI_PRIOR_NAMES[c->data.prior]);
+    else
+        snprintf(s->normalisation, sizeof s->normalisation, "%snetwork output * gene_std + gene_mean, with the mean "
+                 "and std of the training samples", members);
     return 0;
 }
 
-/* Evaluate nb gathered voxels for genes g0 .. g0+ng-1 and scatter into buf
- * ([ng][slices][ny][nx]: gene g0 + j's block starts at j * gene_stride and
- * voxel k sits at offset where[k] within it). */
-static void eval_batch(renderer *r, int nb, int g0, int ng, float *buf, size_t gene_stride)
+/* A baseline fitted on every sample of data.samples (per-gene standardised,
+ * no validation split, no prior). */
+static int setup_baseline(source *s, gi_err *err)
 {
-    gi_model *m = &r->st.model;
-    gi_batch b = {nb, r->xyz, m->spec.donor_dim ? r->donors : NULL, r->have_anat ? r->labels : NULL, NULL};
-    if (m->spec.gene_mode == GI_GENE_FACTORIZED) {
-        /* One trunk pass, then only this group's rows of the output layer. */
-        gi_model_forward_outputs(m, &b, r->ws, g0, ng, r->out);
-        for (int k = 0; k < nb; k++)
-            for (int j = 0; j < ng; j++) {
-                int g = g0 + j;
-                buf[j * gene_stride + r->where[k]] = r->out[(size_t)k * ng + j] * r->st.gene_std[g] + r->st.gene_mean[g];
-            }
-        return;
+    const gi_config *c = s->c;
+    int kind = c->render.method;
+    if (gi_method_needs_anatomy(kind) && !c->data.anatomy[0])
+        return gi_fail(err, "render.method: %s needs data.anatomy (a label image)", GI_METHOD_NAMES[kind]);
+    gi_config all = *c;
+    all.train.val_mode = GI_VAL_NONE; /* a baseline map uses every sample */
+    all.data.prior = GI_PRIOR_NONE;   /* ... and the plain standardised values, not a model's residuals */
+    if (gi_dataset_build(&s->d, &all, err) != 0)
+        return -1;
+    s->have_d = 1;
+    if (c->data.anatomy[0]) {
+        /* Same label list as the dataset's (both derived from the image). */
+        if (gi_anatomy_load(&s->anat, c->data.anatomy, s->d.label_values, s->d.n_labels, err) != 0)
+            return -1;
+        s->have_anat = 1;
     }
-    b.gene = r->genes;
-    /* The coordinate columns do not depend on the gene: once per batch. */
-    gi_model_coord_features(m, r->xyz, nb, r->coords);
-    for (int j = 0; j < ng; j++) {
-        int g = g0 + j;
-        for (int k = 0; k < nb; k++)
-            r->genes[k] = g;
-        gi_model_forward_coords(m, &b, r->coords, r->rows, r->ws, r->out);
-        for (int k = 0; k < nb; k++)
-            buf[j * gene_stride + r->where[k]] = r->out[k] * r->st.gene_std[g] + r->st.gene_mean[g];
-    }
+    const gi_samples *sm = &s->d.s;
+    gi_fit_data fd = {.n = sm->n, .n_genes = sm->n_genes, .mni = sm->mni, .y = s->d.y, .donor = sm->donor,
+                      .n_donors = sm->n_donors, .donor_names = sm->donor_names, .gene_names = sm->gene_names,
+                      .label = s->d.label, .n_labels = s->d.n_labels};
+    gi_method_opts o;
+    gi_method_opts_from_config(&o, c);
+    s->m = gi_method_fit(kind, &o, &fd, err);
+    if (!s->m)
+        return gi_fail_prefix(err, "render.method %s", GI_METHOD_NAMES[kind]);
+    s->batch = METHOD_BATCH;
+    s->n_genes = sm->n_genes;
+    s->genes = sm->gene_names;
+    s->n_donors = sm->n_donors;
+    s->donors = sm->donor_names;
+    s->mean = s->d.gene_mean;
+    s->std = s->d.gene_std;
+    s->prov = *c;
+    s->rendered_for = "average";
+    s->what = GI_METHOD_NAMES[kind];
+    snprintf(s->normalisation, sizeof s->normalisation, "%s fitted on per-gene standardised samples, "
+             "de-standardised: value = prediction * gene_std + gene_mean (mean and std of all samples)",
+             GI_METHOD_NAMES[kind]);
+    return 0;
 }
 
-/* One batch of the slice walk (render_plan.h): normalised coordinates, then
- * the model for this write's genes. */
+static int setup(source *s, const char *checkpoint, gi_err *err)
+{
+    const gi_config *c = s->c;
+    if (!c->render.mask[0])
+        return gi_fail(err, "%s: render.mask is not set (the NIfTI mask that defines the grid)",
+                       c->source[0] ? c->source : "config");
+    if (gi_volume_read(&s->mask, c->render.mask, 1, err) != 0)
+        return gi_fail_prefix(err, "render.mask");
+    if ((c->render.method == GI_METHOD_INR ? setup_inr(s, checkpoint, err) : setup_baseline(s, err)) != 0)
+        return -1;
+    memset(s->prov.run.out, 0, sizeof s->prov.run.out);
+    size_t B = (size_t)s->batch;
+    s->pts = malloc(sizeof(float) * 3 * B);
+    s->labels = malloc(sizeof(int) * B);
+    s->where = malloc(sizeof(long) * B);
+    s->mm = malloc(sizeof(double) * 3 * B);
+    if (!s->pts || !s->labels || !s->where || !s->mm)
+        return gi_fail(err, "out of memory for render.batch_voxels = %d", s->batch);
+    return 0;
+}
+
+/* One batch of the slice walk (render_plan.h): predict the voxels for genes
+ * g0 .. g0+ng-1 and scatter them into buf ([ng][slices][ny][nx]). */
 typedef struct walk {
-    renderer *r;
+    source *s;
     int g0, ng;
     float *buf;
     size_t gene_stride;
@@ -180,131 +232,126 @@ typedef struct walk {
 
 static int walk_batch(void *ctx, int nb, const double *mm, const int *label, const long *where, gi_err *err)
 {
-    (void)label, (void)where, (void)err; /* in r->labels and r->where: the walk's scratch */
     walk *w = ctx;
+    source *s = w->s;
+    for (int q = 0; q < 3 * nb; q++)
+        s->pts[q] = (float)mm[q];
+    if (gi_method_predict_genes(s->m, nb, s->pts, s->have_anat ? label : NULL, w->g0, w->ng, s->pred, err) != 0)
+        return -1;
     for (int k = 0; k < nb; k++)
-        gi_mni_normalise(mm[3 * k], mm[3 * k + 1], mm[3 * k + 2], w->r->xyz + 3 * k);
-    eval_batch(w->r, nb, w->g0, w->ng, w->buf, w->gene_stride);
+        for (int q = 0; q < w->ng; q++) {
+            int g = w->g0 + q;
+            float p = s->pred[(size_t)k * w->ng + q];
+            w->buf[q * w->gene_stride + where[k]] = s->mean ? p * s->std[g] + s->mean[g] : p;
+        }
     return 0;
 }
 
-/* Render slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf
- * (gi_render_block_fn; the model cannot fail here). */
+/* Slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf (gi_render_block_fn). */
 static int render_block(void *ctx, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf, gi_err *err)
 {
-    (void)err;
-    renderer *r = ctx;
-    const gi_volume *v = &r->mask;
+    source *s = ctx;
+    const gi_volume *v = &s->mask;
     size_t gene_stride = (size_t)v->nx * v->ny * nzb;
     for (size_t q = 0; q < gene_stride * ng; q++)
         buf[q] = NAN;
-    walk w = {r, g0, ng, buf, gene_stride};
-    return gi_render_walk_slices(v, r->have_anat ? &r->anat : NULL, z0, nzb, r->nb_max, r->mm, r->labels, r->where,
-                                 mbuf, walk_batch, &w, NULL);
+    walk w = {s, g0, ng, buf, gene_stride};
+    return gi_render_walk_slices(v, s->have_anat ? &s->anat : NULL, z0, nzb, s->batch, s->mm, s->labels, s->where,
+                                 mbuf, walk_batch, &w, err);
 }
 
-/* The config recorded in the atlas: the checkpoint's (what the model is and
- * was trained on) with this render's section. */
-static char *provenance_yaml(const renderer *r, const char *checkpoint, gi_config *trained)
+/* Set-up agreed across ranks, map names checked before anything is rendered
+ * (export.h), then the plan: the output buffers, one batch of predictions
+ * per gene of a group and what the method's predict takes (method.h). */
+static int prepare(source *s, MPI_Comm comm, const char *out_dir, const char *checkpoint, gi_render_plan *plan,
+                   gi_err *err)
 {
-    if (gi_config_load_text(trained, r->st.config_yaml, checkpoint, NULL) != 0)
-        gi_config_defaults(trained);
-    trained->render = r->c->render;
-    memset(trained->run.out, 0, sizeof trained->run.out);
-    return gi_config_to_yaml(trained);
+    const gi_config *c = s->c;
+    if (gi_dist_agree(comm, setup(s, checkpoint, err), err) != 0 ||
+        gi_dist_agree(comm, c->render.nifti & GI_NIFTI_3D
+                      ? gi_export_check_gene_names((const char *const *)s->genes, s->n_genes, out_dir, err) : 0,
+                      err) != 0)
+        return -1;
+    size_t per_gene, fixed;
+    gi_method_predict_bytes(s->m, &per_gene, &fixed);
+    return gi_render_plan_make(&s->mask, comm, s->n_genes, c, sizeof(float) * (size_t)s->batch + per_gene, fixed,
+                               plan, err);
 }
 
-/* The slab plan (render_plan.h) with this renderer's scratch: the model's
- * outputs of one batch, [batch_voxels][ng] factorized, [batch_voxels] concat. */
-static int plan_slabs(const renderer *r, gi_render_plan *p, gi_err *err)
+/* The atlas's description of what it holds. */
+static gi_atlas_writer *create_atlas(const source *s, MPI_Comm comm, const char *path, gi_err *err)
 {
-    size_t nb = (size_t)r->nb_max * sizeof(float);
-    int factorized = r->st.model.spec.gene_mode == GI_GENE_FACTORIZED;
-    return gi_render_plan_make(&r->mask, r->comm, r->st.n_genes, r->c, factorized ? nb : 0, factorized ? 0 : nb, p,
-                               err);
+    const gi_volume *v = &s->mask;
+    char units[GI_PATH_MAX + 64];
+    snprintf(units, sizeof units, "the units of the sample table (%s)", s->prov.data.samples);
+    char *yaml = gi_config_to_yaml(&s->prov);
+    gi_atlas_info info = {
+        .n_genes = s->n_genes, .genes = (const char *const *)s->genes,
+        .n_donors = s->n_donors, .donors = (const char *const *)s->donors,
+        .nx = v->nx, .ny = v->ny, .nz = v->nz, .units = units, .normalisation = s->normalisation,
+        .config_yaml = yaml, .rendered_for = s->rendered_for, .kind = "atlas", .compress = s->c->render.compress,
+        /* the slabs cover every slice, and every gene group is written for each */
+        .every_slice_written = 1, .chunk_genes = s->c->render.chunk_genes,
+    };
+    memcpy(info.affine, v->affine, sizeof info.affine);
+    gi_atlas_writer *w = gi_atlas_create(comm, path, &info, err);
+    free(yaml);
+    return w;
 }
 
 int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
               gi_render_result *res, gi_err *err)
 {
-    renderer r;
-    memset(&r, 0, sizeof r);
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
     memset(res, 0, sizeof *res);
-    r.c = c;
-    r.comm = comm;
-    MPI_Comm_rank(comm, &r.rank);
-    MPI_Comm_size(comm, &r.size);
     double t0 = MPI_Wtime();
+    source s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
 
-    /* Set-up: checkpoint, mask, anatomy, slab plan, buffers. */
+    /* Set-up: the method, mask, anatomy, plan, buffers. */
     gi_render_plan plan;
-    /* Map names are checked before anything is rendered (export.h). */
-    if (gi_dist_agree(comm, setup(&r, checkpoint, err), err) != 0 ||
-        gi_dist_agree(comm, c->render.nifti & GI_NIFTI_3D
-                      ? gi_export_check_gene_names((const char *const *)r.st.genes, r.st.n_genes, out_dir, err) : 0,
-                      err) != 0 ||
-        plan_slabs(&r, &plan, err) != 0) {
-        renderer_free(&r);
+    if (prepare(&s, comm, out_dir, checkpoint, &plan, err) != 0) {
+        source_free(&s);
         return -1;
     }
-    const gi_volume *v = &r.mask;
-    int G = r.st.n_genes;
+    const gi_volume *v = &s.mask;
+    int G = s.n_genes;
     size_t plane = (size_t)v->nx * v->ny;
     float *buf = malloc(plane * (size_t)plan.ng * sizeof(float) * (size_t)plan.k);
     unsigned char *mbuf = malloc(plane * (size_t)plan.k);
-    r.out = malloc(sizeof(float) * (size_t)r.nb_max *
-                   (r.st.model.spec.gene_mode == GI_GENE_FACTORIZED ? (size_t)plan.ng : 1));
-    int ok = buf && mbuf && r.out ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)",
-                                                plan.k, plan.ng);
-    /* Set-up has passed (checkpoint, mask, anatomy, donor): this render will
-     * replace the folder's maps, so the earlier render's files go now, not
-     * only those this render rewrites (rundir.h). A render that fails its
-     * set-up leaves the folder as it was. */
-    if (ok == 0 && r.rank == 0 && gi_rundir_remove_renders(out_dir, 1, err) < 0)
-        ok = -1;
-    if (gi_dist_agree(comm, ok, err) != 0) {
+    s.pred = malloc(sizeof(float) * (size_t)s.batch * (size_t)plan.ng);
+    int rc = buf && mbuf && s.pred ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)",
+                                                 plan.k, plan.ng);
+    /* Set-up has passed: this render replaces the folder's maps, so the
+     * earlier render's files go now (rundir.h), not only those it rewrites.
+     * A render that fails its set-up leaves the folder as it was. */
+    if (rc == 0 && rank == 0 && gi_rundir_remove_renders(out_dir, 1, err) < 0)
+        rc = -1;
+    if (gi_dist_agree(comm, rc, err) != 0) {
         free(buf);
         free(mbuf);
-        renderer_free(&r);
+        source_free(&s);
         return -1;
     }
-    if (r.rank == 0) {
-        printf("render: %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write "
-               "(atlas chunks: 1 slice x %d genes); per rank %.1f MB output buffers, %.1f MB forward workspace\n",
-               plan.total, v->nx, v->ny, v->nz, G, r.size, r.size > 1 ? "s" : "", plan.k, plan.ng, plan.chunk_genes,
-               plan.buffer_bytes / 1048576.0,
-               (gi_workspace_bytes(&r.st.model, r.nb_max, 1) +
-                (r.coords ? sizeof(float) * (size_t)r.nb_max * (size_t)gi_model_coord_width(&r.st.model) : 0)) /
-                   1048576.0);
+    if (rank == 0) {
+        printf("render: %s; %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write "
+               "(atlas chunks: 1 slice x %d genes); per rank %.1f MB output buffers\n",
+               GI_METHOD_NAMES[c->render.method], plan.total, v->nx, v->ny, v->nz, G, size, size > 1 ? "s" : "", plan.k, plan.ng, plan.chunk_genes,
+               plan.buffer_bytes / 1048576.0);
         fflush(stdout);
     }
 
     /* Compute and write: one collective write per round of slices. */
     char atlas_path[GI_PATH_MAX + 32];
     snprintf(atlas_path, sizeof atlas_path, "%s/atlas.h5", out_dir);
-    gi_config trained;
-    char *yaml = provenance_yaml(&r, checkpoint, &trained);
-    char units[GI_PATH_MAX + 64];
-    snprintf(units, sizeof units, "the units of the sample table (%s)", trained.data.samples);
-    gi_atlas_info info = {
-        .n_genes = G, .genes = (const char *const *)r.st.genes,
-        .n_donors = r.st.n_donors, .donors = (const char *const *)r.st.donors,
-        .nx = v->nx, .ny = v->ny, .nz = v->nz,
-        .units = units,
-        .normalisation = "model output de-standardised per gene: value = output * gene_std + gene_mean, "
-                         "with the mean and std of the training samples",
-        .config_yaml = yaml, .rendered_for = c->render.donor, .kind = "atlas",
-        .compress = c->render.compress,
-        /* the slabs cover every slice, and every gene group is written for each */
-        .every_slice_written = 1, .chunk_genes = c->render.chunk_genes,
-    };
-    memcpy(info.affine, v->affine, sizeof info.affine);
-    gi_atlas_writer *w = gi_atlas_create(comm, atlas_path, &info, err);
-    free(yaml);
-    int rc = w ? 0 : -1;
+    gi_atlas_writer *w = create_atlas(&s, comm, atlas_path, err);
+    rc = w ? 0 : -1;
     double t_write = 0; /* rank 0's time in the collective writes (docs/SCALING.md) */
     if (rc == 0)
-        rc = gi_render_plan_write(&plan, G, w, comm, buf, mbuf, render_block, &r, &t_write, err);
+        rc = gi_render_plan_write(&plan, G, w, comm, buf, mbuf, render_block, &s, &t_write, err);
     free(buf);
     free(mbuf);
     double tw = MPI_Wtime();
@@ -312,8 +359,8 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
     t_write += MPI_Wtime() - tw;
     double el = MPI_Wtime() - t0;
-    if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))
-        rc = gi_export_gene_maps(c, comm, out_dir, atlas_path, &r.mask, c->render.donor, err);
+    if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))   /* one 3-D file per gene */
+        rc = gi_export_gene_maps(c, comm, out_dir, atlas_path, &s.mask, s.what, err);
     double el_nifti = MPI_Wtime() - t0 - el;
 
     /* Report. */
@@ -321,7 +368,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     res->genes = G;
     res->seconds = el;
     res->voxels_per_second = el > 0 ? plan.total / el : 0;
-    if (rc == 0 && r.rank == 0) {
+    if (rc == 0 && rank == 0) {
         printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s; rank 0: collective writes %.1f s); atlas %s\n",
                plan.total, G, el, res->voxels_per_second, t_write, atlas_path);
         if (c->render.nifti & GI_NIFTI_3D)
@@ -329,7 +376,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         fflush(stdout);
     }
     if (rc == 0)   /* then the 4-D NIfTI, dataset_description.json, previews (export.h) */
-        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &r.mask, err);
-    renderer_free(&r);
+        rc = gi_export_after_render(c, comm, out_dir, atlas_path, &s.mask, err);
+    source_free(&s);
     return rc;
 }

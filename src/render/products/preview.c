@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "geneinr/atlas.h"
+#include "geneinr/enum_names.h"
 #include "geneinr/files.h"
 #include "geneinr/nifti.h"
 #include "geneinr/raster.h"
@@ -340,7 +341,7 @@ static void geometry_json(const scene *sc, const char *gene, double lo, double h
         else if ((unsigned char)*p >= 32)
             PUT("%c", *p);
     PUT("\", \"lo\": %.9g, \"hi\": %.9g, \"at_mm\": [%.6g, %.6g, %.6g], \"orientation\": \"%s\", ", lo, hi, sc->at[0],
-        sc->at[1], sc->at[2], sc->radiological ? "radiological" : "neurological");
+        sc->at[1], sc->at[2], GI_ORIENTATION_NAMES[sc->radiological ? GI_RADIOLOGICAL : GI_NEUROLOGICAL]);
     PUT("\"colorbar\": {\"x\": %d, \"y\": %d, \"w\": %d, \"h\": %d}, \"panels\": [", sc->bar_x, sc->bar_y, BAR_W,
         sc->bar_h);
     for (int p = 0; p < 3; p++) {
@@ -386,7 +387,8 @@ static int write_gene(scene *sc, int g, const char *dir, float *vol, gi_err *err
     snprintf(title, sizeof title, "slices through MNI (%.1f, %.1f, %.1f) mm", sc->at[0], sc->at[1], sc->at[2]);
     gi_image_text(&im, tx, MARGIN + 7, 2, INK, title);
     snprintf(title, sizeof title, "%s: subject's left on the image %s.%s",
-             sc->radiological ? "radiological" : "neurological", sc->radiological ? "right" : "left",
+             GI_ORIENTATION_NAMES[sc->radiological ? GI_RADIOLOGICAL : GI_NEUROLOGICAL],
+             sc->radiological ? "right" : "left",
              sc->have_samples ? "  Red dots: samples within 2 mm of the slice." : "");
     gi_image_text(&im, MARGIN, MARGIN + 32, 2, INK, title);
 

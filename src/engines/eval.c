@@ -15,7 +15,6 @@
 #include "geneinr/rng.h"
 
 #define STREAM_FOLDS (GI_STREAM_SPLIT + 20)
-static const char *const SPLIT_NAME[] = {"kfold", "donor", "block"};
 
 typedef struct block_key {
     long key;
@@ -367,7 +366,7 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
 {
     const gi_samples *s = &e->s;
     int n = s->n, G = s->n_genes, M = e->M, F = e->F;
-    const char *split = SPLIT_NAME[e->c->eval.split];
+    const char *split = GI_SPLIT_NAMES[e->c->eval.split];
     char p1[GI_PATH_MAX + 32], p2[GI_PATH_MAX + 32];
     snprintf(p1, sizeof p1, "%s/eval.csv", out_dir);
     snprintf(p2, sizeof p2, "%s/summary.csv", out_dir);
@@ -491,7 +490,7 @@ static int setup(evaluation *e, const gi_config *c, gi_err *err)
         for (int i = 0; i < n; i++)
             cnt += e->fold[i] == f;
         if (cnt == 0)
-            return gi_fail(err, "fold %d of the %s split is empty", f + 1, SPLIT_NAME[c->eval.split]);
+            return gi_fail(err, "fold %d of the %s split is empty", f + 1, GI_SPLIT_NAMES[c->eval.split]);
     }
     return 0;
 }
@@ -519,7 +518,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     MPI_Comm_split(comm, color, rank, &group);
     if (rank == 0) {
         printf("eval: %s split into %d folds; %d methods; %d rank group%s of %d-%d ranks\n",
-               SPLIT_NAME[c->eval.split], e.F, e.M, ng, ng > 1 ? "s" : "", size / ng, (size + ng - 1) / ng);
+               GI_SPLIT_NAMES[c->eval.split], e.F, e.M, ng, ng > 1 ? "s" : "", size / ng, (size + ng - 1) / ng);
         if (e.label)
             gi_match_summary_print(stdout, &e.match, "eval: anatomy: ");
         fflush(stdout);

@@ -95,22 +95,11 @@ static int write_atomic(const char *path, const char *text, gi_err *err)
     return 0;
 }
 
+/* The whole file, or NULL when it cannot be read (missing: not written yet). */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t got;
-    while (m && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, got, m);
-    fclose(f);
-    if (m)
-        fclose(m);
-    return buf;
+    gi_err ignored;
+    return gi_read_file(path, 0, NULL, &ignored);
 }
 
 static void read_status(const char *dir, trial_status *st)

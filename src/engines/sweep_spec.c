@@ -19,6 +19,7 @@
 
 #include <yaml.h>
 
+#include "geneinr/files.h"
 #include "geneinr/rng.h"
 
 #define MAX_TRIALS 100000
@@ -519,32 +520,6 @@ static int expand(parse *ps)
     return 0;
 }
 
-static char *read_all(const char *path, gi_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        gi_fail(err, "%s: cannot open sweep file: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t got;
-    while (m && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, got, m);
-    int bad = ferror(f);
-    fclose(f);
-    if (m)
-        fclose(m);
-    if (!m || bad) {
-        free(buf);
-        gi_fail(err, "%s: cannot read sweep file", path);
-        return NULL;
-    }
-    return buf;
-}
-
 int gi_sweep_load(gi_sweep *s, const char *path, gi_err *err)
 {
     memset(s, 0, sizeof *s);
@@ -555,9 +530,9 @@ int gi_sweep_load(gi_sweep *s, const char *path, gi_err *err)
     ps.err = err;
     if (snprintf(s->path, sizeof s->path, "%s", path) >= (int)sizeof s->path)
         return gi_fail(err, "sweep file path too long");
-    char *text = read_all(path, err);
+    char *text = gi_read_file(path, 0, NULL, err);
     if (!text)
-        return -1;
+        return gi_fail_prefix(err, "sweep file");
     yaml_parser_t p;
     yaml_document_t d;
     int rc = 0;
