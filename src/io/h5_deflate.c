@@ -101,7 +101,7 @@ int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen
     int have = 0;
     if (level == 1) {
         isal_state *st = cached ? cache_isal : NULL;
-        if (!st && (st = malloc(sizeof *st)) != NULL && cached)
+        if (!st && (st = calloc(1, sizeof *st)) != NULL && cached)
             cache_isal = st;
         if (st) {
             have = 1;
