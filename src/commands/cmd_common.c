@@ -3,6 +3,7 @@
  * commands, so that the command files and the table do not call each other
  * in a circle. */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

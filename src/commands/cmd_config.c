@@ -1,5 +1,6 @@
 /* cmd_config.c - `geneinr config [CONFIG]`: the effective config, validated, or the key reference (config.h). */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

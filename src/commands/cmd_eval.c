@@ -7,6 +7,7 @@
  */
 #include "geneinr/files.h"
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <cblas.h>
 #include <errno.h>

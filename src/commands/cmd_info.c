@@ -1,5 +1,6 @@
 /* cmd_info.c - `geneinr info FILE`: describe a sample table, NIfTI, checkpoint or atlas. Serial, rank 0. */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,6 +1,7 @@
 /* cmd_phantom.c - `geneinr phantom --out DIR`: the synthetic dataset with a known truth (phantom.h).
  * Serial work on rank 0; the other ranks wait for the agreed status. */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <limits.h>
 #include <stdint.h>

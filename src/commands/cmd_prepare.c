@@ -6,6 +6,7 @@
  * agreed status, so a job started with mpirun -np N still ends cleanly.
  */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <errno.h>
 #include <mpi.h>

@@ -1,5 +1,6 @@
 /* cmd_preview.c - `geneinr preview ATLAS`: PNG slices of genes of any atlas (export.h). */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include "geneinr/config.h"
 #include "geneinr/export.h"

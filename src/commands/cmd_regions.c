@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 #include "geneinr/dist.h"
 #include "geneinr/regions.h"
 

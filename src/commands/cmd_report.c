@@ -1,5 +1,6 @@
 /* cmd_report.c - `geneinr report RUN_DIR`: rebuild the run's report.html (report.h). Serial, rank 0. */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <stdio.h>
 

@@ -6,6 +6,7 @@
  * agreed across ranks before being reported once.
  */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <cblas.h>
 #include <errno.h>

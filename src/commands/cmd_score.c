@@ -1,6 +1,7 @@
 /* cmd_score.c - `geneinr score ATLAS --truth TRUTH.h5 --samples CSV`: accuracy against a known truth (score.h).
  * Serial work on rank 0. */
 #include "geneinr/cmd.h"
+#include "geneinr/error.h"
 
 #include <stdio.h>
 
