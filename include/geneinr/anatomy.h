@@ -24,6 +24,9 @@ typedef struct gi_anatomy {
  * otherwise use the given list (n values, values[0] = 0, ascending). */
 int gi_anatomy_load(gi_anatomy *a, const char *path, const int *values, int n, gi_err *err);
 
+/* Index of a label value (0 for 0 and for values not in the list). */
+int gi_anatomy_index_of_value(const gi_anatomy *a, int value);
+
 /* Label index at MNI millimetres (nearest voxel). */
 int gi_anatomy_index_at(const gi_anatomy *a, double x, double y, double z);
 

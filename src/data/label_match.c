@@ -127,20 +127,6 @@ static int allowed(const label_info *li, const char *cls, const char *hemi)
     return li->hemi == 'B' || (hemi[0] == li->hemi && hemi[1] == 0);
 }
 
-static int index_of_value(const gi_anatomy *a, int lab)
-{
-    int lo = 1, hi = a->n_labels - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (a->values[mid] == lab)
-            return mid;
-        if (a->values[mid] < lab)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return 0;
-}
 
 /* The label index of every voxel (0 = unlabelled or not in the list). */
 static int *index_volume(const gi_anatomy *a)
@@ -155,7 +141,7 @@ static int *index_volume(const gi_anatomy *a)
         int lab = isfinite(f) ? (int)lrintf(f) : 0;
         if (lab != last_val) {
             last_val = lab;
-            last_idx = lab ? index_of_value(a, lab) : 0;
+            last_idx = lab ? gi_anatomy_index_of_value(a, lab) : 0;
         }
         idx[v] = last_idx;
     }
@@ -384,7 +370,7 @@ int gi_label_match_points(gi_label_match *m, const gi_anatomy *a, int n, const f
     }
     if (cls)
         for (int r = 0; r < table->n; r++)
-            s->table_unused += index_of_value(a, table->id[r]) == 0;
+            s->table_unused += gi_anatomy_index_of_value(a, table->id[r]) == 0;
 done:
     free(li); free(ok); free(all_ok); free(idx); free(cen); free(dists);
     if (rc != 0)

@@ -89,15 +89,19 @@ int gi_anatomy_index_at(const gi_anatomy *a, double x, double y, double z)
     float f = a->vol.data[((size_t)k * a->vol.ny + j) * a->vol.nx + i];
     if (!isfinite(f))
         return 0;
-    int lab = (int)lrintf(f);
-    if (lab == 0)
+    return gi_anatomy_index_of_value(a, (int)lrintf(f));
+}
+
+int gi_anatomy_index_of_value(const gi_anatomy *a, int value)
+{
+    if (value == 0)
         return 0;
     int lo = 1, hi = a->n_labels - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
-        if (a->values[mid] == lab)
+        if (a->values[mid] == value)
             return mid;
-        if (a->values[mid] < lab)
+        if (a->values[mid] < value)
             lo = mid + 1;
         else
             hi = mid - 1;
