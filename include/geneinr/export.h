@@ -36,9 +36,19 @@ int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, 
                         const gi_volume *mask, const char *what, gi_err *err);
 
 /* The check gi_export_gene_maps makes, for a render to make before it renders
- * anything: -1 with both names when two genes' map files in out_dir/nifti
- * would be the same. Local (every rank gets the same answer). */
+ * anything: -1 when a gene name breaks the rules of names.h, or with both
+ * names when two genes' file names would be the same ignoring case. Local
+ * (every rank gets the same answer). */
 int gi_export_check_gene_names(const char *const *genes, int n_genes, const char *out_dir, gi_err *err);
+
+/* Before a render (or the training before one) does any work: the gene
+ * names follow names.h, no file at one of out_dir's output names for c is a
+ * user's (manifest.h), and no input (data.samples, data.anatomy,
+ * data.anatomy_labels, data.genes, render.mask, checkpoint, the config) is
+ * one of those outputs. all_previews: check every gene's preview name (the
+ * checkpoint's gene order is not known before training). Local, rank 0. */
+int gi_export_check_outputs(const gi_config *c, const char *out_dir, const char *const *genes, int n_genes,
+                            int all_previews, const char *checkpoint, gi_err *err);
 
 /* After OUT/atlas.h5 is complete: the 4-D NIfTI + genes.tsv (render.nifti),
  * dataset_description.json, README.md, and OUT/preview/<gene>.png for the first

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "geneinr/error.h"
 
 typedef struct gi_volume {
@@ -25,6 +27,12 @@ typedef struct gi_volume {
 /* Read a 3-D volume (4-D accepted only when it has a single volume).
  * read_data = 0 reads the header only. */
 int gi_volume_read(gi_volume *v, const char *path, int read_data, gi_err *err);
+
+/* A label image: the geometry into v (no float data) and its voxels as
+ * exact integers into *labels ([nz][ny][nx], malloc'd). Any integer
+ * datatype (int64 and uint64 too, without rounding through float) and float
+ * images holding whole numbers are accepted; NaN is 0 (background). */
+int gi_volume_read_labels(gi_volume *v, const char *path, int64_t **labels, gi_err *err);
 
 /* Write data ([nz][ny][nx] floats) as a float32 NIfTI file (.nii or .nii.gz)
  * with the geometry of geom: same dims, pixdim, sform/qform codes and matrices,

@@ -20,7 +20,15 @@
 
 #include "geneinr/error.h"
 
+/* Refused before any work: --out naming an input (by device and inode); a
+ * labels CSV listing an id twice (both lines named); a parcellation without
+ * labelled voxels or with none inside the atlas mask. The parcellation may
+ * be of any integer datatype (int64 too, exactly) or whole-numbered floats.
+ * warning (may be NULL) receives a line when more than half of the
+ * labelled voxels fall outside the atlas mask ("" otherwise). */
+#include <stddef.h>
+
 int gi_regions_table(const char *atlas_path, const char *parcellation_path, const char *labels_csv,
-                     const char *out_csv, long *n_regions, gi_err *err);
+                     const char *out_csv, long *n_regions, char *warning, size_t warning_size, gi_err *err);
 
 #endif

@@ -53,6 +53,10 @@ int gi_samples_read_csv(gi_samples *s, const char *path, gi_err *err);
 int gi_samples_read_csv_genes(gi_samples *s, const char *path, const char *genes_path,
                               gi_err *err);
 
+/* The gene names of a table (its header only, with the checks of the names
+ * rules, names.h) into *names[*n] (malloc'd strings), without reading rows. */
+int gi_samples_read_gene_names(const char *path, const char *genes_path, char ***names, int *n, gi_err *err);
+
 /* Write a sample table in the layout above (NaN written as empty field;
  * fields quoted when they contain commas, quotes or newlines; floats with %.9g). */
 int gi_samples_write_csv(const gi_samples *s, const char *path, gi_err *err);

@@ -1,5 +1,6 @@
 /* rundir.c - run-folder lock and removal of stale rendered outputs (see rundir.h). */
 #include "geneinr/rundir.h"
+#include "geneinr/manifest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -96,58 +97,68 @@ void gi_rundir_lock_release(gi_rundir_lock *lk)
     }
 }
 
-static int remove_file(const char *path, int *count, gi_err *err)
+/* Files in OUT/sub ending in suffix that the manifest does not list (the
+ * user's: left alone), counted; the first named in example. */
+static int count_foreign(const gi_manifest *m, const char *sub, const char *suffix, char *example, size_t n)
 {
-    if (unlink(path) == 0) {
-        ++*count;
-        return 0;
-    }
-    if (errno == ENOENT)
-        return 0;
-    return gi_fail(err, "cannot remove %s (an output of earlier weights): %s", path, strerror(errno));
-}
-
-/* Files in dir ending in suffix. */
-static int remove_in(const char *dir, const char *suffix, int *count, gi_err *err)
-{
+    char dir[sizeof m->dir + 64];
+    snprintf(dir, sizeof dir, "%s/%s", m->dir, sub);
     DIR *dh = opendir(dir);
     if (!dh)
-        return errno == ENOENT ? 0 : gi_fail(err, "cannot read %s: %s", dir, strerror(errno));
+        return 0;
+    int count = 0;
     struct dirent *e;
-    size_t sl = strlen(suffix);
-    int rc = 0;
-    char path[2400];
-    while (rc == 0 && (e = readdir(dh))) {
-        size_t n = strlen(e->d_name);
-        if (n > sl && strcmp(e->d_name + n - sl, suffix) == 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            rc = remove_file(path, count, err);
-        }
+    char name[1200];
+    while ((e = readdir(dh))) {
+        size_t len = strlen(e->d_name), sl = strlen(suffix);
+        if (e->d_name[0] == '.' || len <= sl || strcmp(e->d_name + len - sl, suffix) != 0)
+            continue;
+        snprintf(name, sizeof name, "%s/%s", sub, e->d_name);
+        if (gi_manifest_owner(m, name) == GI_OWN_FOREIGN && !count++ && example[0] == '\0')
+            snprintf(example, n, "%s/%s", m->dir, name);
     }
     closedir(dh);
-    return rc;
+    return count;
+}
+
+static int not_atlas(const char *name, void *ctx)
+{
+    (void)ctx;
+    return strcmp(name, "atlas.h5") != 0;
 }
 
 int gi_rundir_remove_renders(const char *out_dir, int keep_atlas, gi_err *err)
 {
-    char path[2100];
-    int count = 0;
-    static const char *const files[] = { "expression.nii.gz", "genes.tsv" };
-    if (!keep_atlas) {
-        snprintf(path, sizeof path, "%s/atlas.h5", out_dir);
-        if (remove_file(path, &count, err))
-            return -1;
-    }
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", out_dir, files[i]);
-        if (remove_file(path, &count, err))
-            return -1;
-    }
-    snprintf(path, sizeof path, "%s/nifti", out_dir);
-    if (remove_in(path, ".nii.gz", &count, err))
+    /* Only what geneinr wrote and nobody changed since (manifest.h): a
+     * user's mask in OUT/nifti/ or their file at OUT/expression.nii.gz is
+     * never an output of earlier weights. The manifest lists the rendered
+     * products only, so every listed file is one (atlas.h5 aside when kept). */
+    gi_manifest m;
+    if (gi_manifest_load(&m, out_dir, err) != 0)
         return -1;
-    snprintf(path, sizeof path, "%s/preview", out_dir);
-    if (remove_in(path, ".png", &count, err))
-        return -1;
-    return count;
+    int kept = 0;
+    char example[sizeof m.dir + 1200] = "";
+    /* What earlier geneinrs removed here, counted before the removal (which
+     * unlists changed files): the per-gene folders' maps and the rendered
+     * files at the top (a user's mask.nii.gz beside them is no output name
+     * and not worth a word). */
+    static const char *const TOP[] = {"atlas.h5", "expression.nii.gz", "genes.tsv", "report.html"};
+    int foreign = count_foreign(&m, "nifti", ".nii.gz", example, sizeof example) +
+                  count_foreign(&m, "preview", ".png", example, sizeof example);
+    for (size_t i = keep_atlas ? 1 : 0; i < sizeof TOP / sizeof TOP[0]; i++)
+        if (gi_manifest_owner(&m, TOP[i]) == GI_OWN_FOREIGN && !foreign++ && !example[0])
+            snprintf(example, sizeof example, "%s/%s", out_dir, TOP[i]);
+    char changed[sizeof example] = "";
+    int removed = gi_manifest_remove(&m, keep_atlas ? not_atlas : NULL, NULL, &kept, changed, sizeof changed, err);
+    if (removed >= 0 && kept + foreign > 0 && !keep_atlas) {
+        /* Said once, by rank 0 (the only caller), when training starts (a
+         * render refuses such files at its output names before it gets
+         * here): the rule is not silent. */
+        printf("note: left %d file%s in %s alone that geneinr did not write%s (e.g. %s); it removes only files "
+               "listed in %s/" GI_MANIFEST_NAME "\n", kept + foreign, kept + foreign > 1 ? "s" : "", out_dir,
+               kept ? " or that changed since it wrote them" : "", kept ? changed : example, out_dir);
+        fflush(stdout);
+    }
+    gi_manifest_free(&m);
+    return removed;
 }

@@ -13,7 +13,10 @@ static int run_regions(const gi_cmd_ctx *x, const gi_cmd_args *a)
     int rc = 0;
     if (x->rank == 0) {
         long n = 0;
-        rc = gi_regions_table(a->operand, a->parcellation, a->labels, a->out, &n, &err);
+        char warning[2400];
+        rc = gi_regions_table(a->operand, a->parcellation, a->labels, a->out, &n, warning, sizeof warning, &err);
+        if (rc == 0 && warning[0])
+            fprintf(stderr, "geneinr: %s\n", warning);
         if (rc == 0)
             printf("regions: %ld regions of %s summarised from %s into %s\n", n, a->parcellation, a->operand, a->out);
     }

@@ -23,9 +23,11 @@
 #include "geneinr/ensemble.h"
 #include "geneinr/export.h"
 #include "geneinr/files.h"
+#include "geneinr/manifest.h"
 #include "geneinr/method_kind.h"
 #include "geneinr/prior.h" /* gi_train_ex, gi_ensemble_train: training over data.prior */
 #include "geneinr/render.h"
+#include "geneinr/samples.h"
 #include "geneinr/report.h"
 #include "geneinr/rundir.h"
 #include "geneinr/stop.h"
@@ -135,7 +137,8 @@ static int record_and_report(const gi_cmd_ctx *x, const gi_config *c, const char
             if (rc == 0)
                 printf("report: %s\n", page);
         } else if (rc == 0 && !c->render.report) {
-            gi_remove_partial(page);   /* not this run's */
+            /* not this run's; only if geneinr wrote it (manifest.h) */
+            rc = gi_manifest_remove_in(out, "report.html", NULL, NULL, err) < 0 ? -1 : 0;
         }
     }
     return gi_dist_agree(x->comm, rc, err);
@@ -182,6 +185,23 @@ static int check_prior_matches(const gi_cmd_ctx *x, const gi_config *c, const ch
     return gi_dist_agree(x->comm, rc, err);
 }
 
+/* Rank 0: gi_export_check_outputs with the sample table's genes (its header
+ * only), every gene's preview name (the trained gene order is not known yet). */
+static int check_outputs_before_training(const gi_config *c, const char *out, gi_err *err)
+{
+    char **genes = NULL;
+    int n = 0;
+    if (!c->data.samples[0])
+        return 0;   /* training reports it */
+    int rc = gi_samples_read_gene_names(c->data.samples, c->data.genes, &genes, &n, err);
+    if (rc == 0)
+        rc = gi_export_check_outputs(c, out, (const char *const *)genes, n, 1, NULL, err);
+    for (int g = 0; g < n; g++)
+        free(genes[g]);
+    free(genes);
+    return rc;
+}
+
 /* train / render / run in a run folder that this job holds (rundir.h). */
 static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do_train, int do_render, gi_config *cfg,
                                const char *out, double t0)
@@ -212,6 +232,12 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
         if (resume && access(resume, R_OK) != 0)
             rc = gi_fail(&err, "nothing to resume: %s: %s; train without --resume, or name a checkpoint with "
                          "--resume-from FILE", resume, strerror(errno));
+        if (gi_dist_agree(x->comm, rc, &err) != 0)
+            return gi_cmd_status(x, -1, &err);
+        /* Before any work: the names the render will write are free (no
+         * user's file there, no input among them) and the genes' names
+         * follow the rules (export.h, manifest.h, names.h). */
+        rc = x->rank == 0 ? check_outputs_before_training(&c, out, &err) : 0;
         if (gi_dist_agree(x->comm, rc, &err) != 0)
             return gi_cmd_status(x, -1, &err);
         gi_train_result tr;

@@ -217,8 +217,71 @@ static void convert_voxels(int datatype, const void *raw, size_t n, int scale, d
 #undef CONVERT
 }
 
-/* Read the first nx*ny*nz voxels after vox_offset into out, as floats. */
-static int read_voxels(const nifti_image *nim, const char *path, float *out, gi_err *err)
+/* Convert n raw voxels to exact integer labels; -1 with the voxel's index in
+ * *bad_at and its value in *bad_value when one is not an integer (NaN counts
+ * as 0, background). Integer datatypes without scaling convert exactly, any
+ * width; floats and scaled values must be whole numbers within +-2^53. */
+static int convert_labels(int datatype, const void *raw, size_t n, int scale, double slope, double inter,
+                          int64_t *out, size_t *bad_at, double *bad_value)
+{
+#define WHOLE(T)                                                                \
+    do {                                                                        \
+        const T *in = raw;                                                      \
+        for (size_t q = 0; q < n; q++) {                                        \
+            double x = scale ? slope * (double)in[q] + inter : (double)in[q];   \
+            if (isnan(x))                                                       \
+                x = 0;                                                          \
+            if (x != floor(x) || fabs(x) > 9007199254740992.0) {                \
+                *bad_at = q, *bad_value = x;                                    \
+                return -1;                                                      \
+            }                                                                   \
+            out[q] = (int64_t)x;                                                \
+        }                                                                       \
+    } while (0)
+#define EXACT(T)                                                                \
+    do {                                                                        \
+        if (scale) {                                                            \
+            WHOLE(T);                                                           \
+            break;                                                              \
+        }                                                                       \
+        const T *in = raw;                                                      \
+        for (size_t q = 0; q < n; q++)                                          \
+            out[q] = (int64_t)in[q];                                            \
+    } while (0)
+    switch (datatype) {
+    case DT_UINT8:   EXACT(uint8_t);  break;
+    case DT_INT8:    EXACT(int8_t);   break;
+    case DT_INT16:   EXACT(int16_t);  break;
+    case DT_UINT16:  EXACT(uint16_t); break;
+    case DT_INT32:   EXACT(int32_t);  break;
+    case DT_UINT32:  EXACT(uint32_t); break;
+    case DT_INT64:   EXACT(int64_t);  break;
+    case DT_UINT64:
+        if (!scale) {
+            const uint64_t *in = raw;
+            for (size_t q = 0; q < n; q++) {
+                if (in[q] > (uint64_t)INT64_MAX) {
+                    *bad_at = q, *bad_value = (double)in[q];
+                    return -1;
+                }
+                out[q] = (int64_t)in[q];
+            }
+            break;
+        }
+        WHOLE(uint64_t);
+        break;
+    case DT_FLOAT32: WHOLE(float);    break;
+    case DT_FLOAT64: WHOLE(double);   break;
+    default: break;   /* excluded by check_layout */
+    }
+#undef WHOLE
+#undef EXACT
+    return 0;
+}
+
+/* Read the first nx*ny*nz voxels after vox_offset into out, as floats (or,
+ * when lout is not NULL, as exact integer labels into lout). */
+static int read_voxels(const nifti_image *nim, const char *path, float *out, int64_t *lout, gi_err *err)
 {
     const size_t nvox = (size_t)nim->nx * (size_t)nim->ny * (size_t)nim->nz;
     const size_t nb = (size_t)nim->nbyper;
@@ -256,8 +319,15 @@ static int read_voxels(const nifti_image *nim, const char *path, float *out, gi_
         } else {
             if (swap)
                 nifti_swap_Nbytes((int64_t)(n * nb / (size_t)nim->swapsize), nim->swapsize, buf);
-            convert_voxels(nim->datatype, buf, n, scale, nim->scl_slope, nim->scl_inter,
-                           out + done);
+            size_t bad_at = 0;
+            double bad_value = 0;
+            if (!lout)
+                convert_voxels(nim->datatype, buf, n, scale, nim->scl_slope, nim->scl_inter, out + done);
+            else if (convert_labels(nim->datatype, buf, n, scale, nim->scl_slope, nim->scl_inter, lout + done,
+                                    &bad_at, &bad_value) != 0)
+                rc = gi_fail(err, "%s: voxel %zu holds %.17g (%s); a label image must hold whole numbers (of any "
+                             "integer datatype, or whole floats within +-2^53)", path, done + bad_at, bad_value,
+                             nifti_datatype_string(nim->datatype));
             done += n;
         }
     }
@@ -298,7 +368,7 @@ int gi_volume_read(gi_volume *v, const char *path, int read_data, gi_err *err)
             memset(v, 0, sizeof *v);
             return gi_fail(err, "%s: out of memory for %zu voxels", path, nvox);
         }
-        if (read_voxels(nim, path, v->data, err)) {
+        if (read_voxels(nim, path, v->data, NULL, err)) {
             nifti_image_free(nim);
             free(v->data);
             memset(v, 0, sizeof *v);
@@ -309,6 +379,29 @@ int gi_volume_read(gi_volume *v, const char *path, int read_data, gi_err *err)
     nifti_free_extensions(nim);
     nim->nifti_type = nver == 2 ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
     v->hdr = nim;
+    return 0;
+}
+
+int gi_volume_read_labels(gi_volume *v, const char *path, int64_t **labels, gi_err *err)
+{
+    *labels = NULL;
+    if (gi_volume_read(v, path, 0, err) != 0)
+        return -1;
+    nifti_image *nim = nifti_image_read(path, 0);
+    if (!nim) {
+        gi_volume_free(v);
+        return gi_fail(err, "%s: niftilib cannot read the header", path);
+    }
+    size_t nvox = (size_t)v->nx * (size_t)v->ny * (size_t)v->nz;
+    int64_t *l = malloc(nvox * sizeof *l);
+    int rc = l ? read_voxels(nim, path, NULL, l, err) : gi_fail(err, "%s: out of memory for %zu voxels", path, nvox);
+    nifti_image_free(nim);
+    if (rc != 0) {
+        free(l);
+        gi_volume_free(v);
+        return -1;
+    }
+    *labels = l;
     return 0;
 }
 

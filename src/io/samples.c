@@ -19,6 +19,7 @@
 #include "geneinr/ahba.h"
 #include "geneinr/genelist.h"
 #include "geneinr/grow.h"
+#include "geneinr/names.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -165,6 +166,28 @@ static const char *annotation_list_text(void)
     return text;
 }
 
+/* The name rules of names.h, before any work: a bad name would otherwise
+ * fail only when its map is written, after training. */
+static int check_gene_names(const gi_samples *s, const column_map *m, const char *path, long line, gi_err *err)
+{
+    char why[160], q[200], where[4200];
+    for (int g = 0; g < s->n_genes; g++)
+        if (gi_name_check(s->gene_names[g], why, sizeof why) != 0) {
+            gi_name_quote(s->gene_names[g], q, sizeof q);
+            return gi_fail(err, "%s:%ld: column %d: gene name '%s' %s; gene names must be UTF-8 without control "
+                           "characters, at most %d bytes", path, line, m->gene_col[g] + 1, q, why, GI_GENE_NAME_MAX);
+        }
+    int *cols = malloc(sizeof(int) * (size_t)s->n_genes);
+    if (!cols)
+        return gi_fail(err, "%s:%ld: out of memory", path, line);
+    for (int g = 0; g < s->n_genes; g++)
+        cols[g] = m->gene_col[g] + 1;
+    snprintf(where, sizeof where, "%s:%ld", path, line);
+    int rc = gi_names_check_files((const char *const *)s->gene_names, s->n_genes, where, cols, err);
+    free(cols);
+    return rc;
+}
+
 static int read_header(gi_samples *s, column_map *m, const gi_table *t, const char *path,
                        const gi_genelist *genes, gi_err *err)
 {
@@ -266,7 +289,7 @@ static int read_header(gi_samples *s, column_map *m, const gi_table *t, const ch
     if (s->n_genes == 0)
         return gi_fail(err, "%s:%ld: no gene columns (every column is well_id, donor, "
                        "a coordinate or an annotation)", path, line);
-    return 0;
+    return check_gene_names(s, m, path, line, err);
 }
 
 /* Donor index by name, adding it if new. -1 on out of memory. */
@@ -311,6 +334,11 @@ static int read_rows(gi_samples *s, const column_map *m, gi_table *t, const char
         const char *dname = f[m->req[COL_DONOR]];
         if (dname[0] == 0)
             return gi_fail(err, "%s:%ld: column 'donor': empty donor name", path, line);
+        char why[160], q[200];
+        if (gi_name_check(dname, why, sizeof why) != 0) {   /* names.h: it enters reports and HDF5 */
+            gi_name_quote(dname, q, sizeof q);
+            return gi_fail(err, "%s:%ld: column 'donor': donor name '%s' %s", path, line, q, why);
+        }
         /* AHBA donors given by number (abagen's keys) are named as the Allen
          * Institute names them, so 9861 and H0351.2001 are the same donor. */
         const char *canon = gi_ahba_donor_name(dname);
@@ -394,6 +422,36 @@ int gi_samples_read_csv_genes(gi_samples *s, const char *path, const char *genes
     free(m.annot_col);
     if (rc)
         gi_samples_free(s);
+    return rc;
+}
+
+int gi_samples_read_gene_names(const char *path, const char *genes_path, char ***names, int *n, gi_err *err)
+{
+    *names = NULL;
+    *n = 0;
+    gi_samples s;
+    memset(&s, 0, sizeof s);
+    column_map m = {0};
+    gi_genelist genes = {0};
+    if (genes_path && genes_path[0] && gi_genelist_read(&genes, genes_path, err) != 0)
+        return gi_fail_prefix(err, "data.genes: ");
+    gi_table t;
+    if (gi_table_open(&t, path, err) != 0) {
+        gi_genelist_free(&genes);
+        return -1;
+    }
+    int rc = read_header(&s, &m, &t, path, genes.n ? &genes : NULL, err);
+    gi_genelist_free(&genes);
+    gi_table_close(&t);
+    free(m.gene_col);
+    free(m.annot_col);
+    if (rc == 0) {
+        *names = s.gene_names;   /* handed over */
+        *n = s.n_genes;
+        s.gene_names = NULL;
+        s.n_genes = 0;
+    }
+    gi_samples_free(&s);
     return rc;
 }
 

@@ -25,6 +25,7 @@
 #include "geneinr/dist.h"
 #include "geneinr/ensemble.h"
 #include "geneinr/export.h"
+#include "geneinr/manifest.h"
 #include "geneinr/method.h"
 #include "geneinr/nifti.h"
 
@@ -267,10 +268,11 @@ static int prepare(source *s, MPI_Comm comm, const char *out_dir, const char *ch
                    gi_err *err)
 {
     const gi_config *c = s->c;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
     if (gi_dist_agree(comm, setup(s, checkpoint, err), err) != 0 ||
-        gi_dist_agree(comm, c->render.nifti & GI_NIFTI_3D
-                      ? gi_export_check_gene_names((const char *const *)s->genes, s->n_genes, out_dir, err) : 0,
-                      err) != 0)
+        gi_dist_agree(comm, rank == 0 ? gi_export_check_outputs(c, out_dir, (const char *const *)s->genes,
+                                                                s->n_genes, 0, checkpoint, err) : 0, err) != 0)
         return -1;
     size_t per_gene, fixed;
     gi_method_predict_bytes(s->m, &per_gene, &fixed);
@@ -328,7 +330,9 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     /* Set-up has passed: this render replaces the folder's maps, so the
      * earlier render's files go now (rundir.h), not only those it rewrites.
      * A render that fails its set-up leaves the folder as it was. */
-    if (rc == 0 && rank == 0 && gi_rundir_remove_renders(out_dir, 1, err) < 0)
+    static const char *const ATLAS[] = {"atlas.h5"};   /* geneinr's file from here on (manifest.h) */
+    if (rc == 0 && rank == 0 && (gi_rundir_remove_renders(out_dir, 1, err) < 0 ||
+                                 gi_manifest_claim_in(out_dir, ATLAS, 1, "render", err) != 0))
         rc = -1;
     if (gi_dist_agree(comm, rc, err) != 0) {
         free(buf);
@@ -357,6 +361,9 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     double tw = MPI_Wtime();
     if (w)
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
+    if (rc == 0 && rank == 0)
+        rc = gi_manifest_commit_in(out_dir, ATLAS, 1, err);
+    rc = gi_dist_agree(comm, rc, err);
     t_write += MPI_Wtime() - tw;
     double el = MPI_Wtime() - t0;
     if (rc == 0 && (c->render.nifti & GI_NIFTI_3D))   /* one 3-D file per gene */

@@ -14,12 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
 #include "geneinr/files.h"
+#include "geneinr/manifest.h"
+#include "geneinr/names.h"
 #include "geneinr/preview.h"
 #include "geneinr/version.h"
 
@@ -208,6 +211,9 @@ static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, cons
     float *vol = rc == 0 ? malloc(sizeof(float) * n) : NULL;
     if (rc == 0 && !vol)
         rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
+    static const char *const FOUR_D[] = {"expression.nii.gz", "genes.tsv"};
+    if (rc == 0 && rank == 0)
+        rc = gi_manifest_claim_in(out_dir, FOUR_D, 2, "render", err);
     if (rc == 0 && rank == 0) {
         unsigned char head[GI_NIFTI_HEADER_MAX];
         size_t hlen;
@@ -252,6 +258,8 @@ static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, cons
             } else if (rc == 0) {
                 rc = -1;
             }
+            if (rc == 0)
+                rc = gi_manifest_commit_in(out_dir, FOUR_D, 2, err);
         }
         for (int g = -1; g < G; g++) {
             part_path(part, sizeof part, out_dir, g);
@@ -296,31 +304,87 @@ static int write_files(const gi_config *c, const char *out_dir, const char *atla
     gi_atlas a;
     if (gi_atlas_open(&a, atlas_path, err) != 0)
         return -1;
-    int rc = write_description(c, out_dir, &a, err);
+    static const char *const FILES[] = {"dataset_description.json", "README.md"};
+    int rc = gi_manifest_claim_in(out_dir, FILES, 2, "render", err);
+    if (rc == 0)
+        rc = write_description(c, out_dir, &a, err);
     if (rc == 0)
         rc = write_readme(c, out_dir, &a, err);
+    if (rc == 0)
+        rc = gi_manifest_commit_in(out_dir, FILES, 2, err);
     /* The 4-D file and its genes.tsv are replaced together (write_4d), or
-     * removed: either would describe earlier weights. */
-    char path[GI_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/genes.tsv", out_dir);
-    gi_remove_partial(path);
-    if (!(c->render.nifti & GI_NIFTI_4D)) {
-        snprintf(path, sizeof path, "%s/expression.nii.gz", out_dir);
-        gi_remove_partial(path);
-    }
+     * removed: either would describe earlier weights. Only if geneinr wrote
+     * them (manifest.h). */
+    if (rc == 0 && gi_manifest_remove_in(out_dir, "genes.tsv", NULL, NULL, err) < 0)
+        rc = -1;
+    if (rc == 0 && !(c->render.nifti & GI_NIFTI_4D) &&
+        gi_manifest_remove_in(out_dir, "expression.nii.gz", NULL, NULL, err) < 0)
+        rc = -1;
     gi_atlas_close(&a);
     return rc;
 }
 
-/* Previews into dir per the config, genes shared among ranks. Collective. */
-static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, const char *dir,
+/* The manifest names (prefix + <file>.png) of the previews gi_preview_atlas
+ * writes: the named genes, else the first max genes of the atlas. */
+static int preview_names(const char *atlas_path, const char *prefix, const char *const *genes, int n_genes, int max,
+                         char ***names, int *n, gi_err *err)
+{
+    *names = NULL;
+    *n = 0;
+    gi_atlas a;
+    int have = !genes;
+    if (have && gi_atlas_open(&a, atlas_path, err) != 0)
+        return -1;
+    int count = genes ? n_genes : (a.n_genes < max ? a.n_genes : max);
+    char **v = calloc((size_t)count + 1, sizeof *v);
+    int rc = v ? 0 : gi_fail(err, "out of memory");
+    for (int i = 0; rc == 0 && i < count; i++) {
+        char file[256], name[600];
+        gi_gene_file_name(genes ? genes[i] : a.genes[i], file, sizeof file);
+        snprintf(name, sizeof name, "%s%s.png", prefix, file);
+        if (!(v[i] = strdup(name)))
+            rc = gi_fail(err, "out of memory");
+    }
+    if (have)
+        gi_atlas_close(&a);
+    *names = v;
+    *n = count;
+    return rc;
+}
+
+static void free_names(char **names, int n)
+{
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Previews into root/prefix per the config, genes shared among ranks; root's
+ * manifest (manifest.h) lists them, and only previews it lists are replaced.
+ * Collective. */
+static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, const char *root, const char *prefix,
                     const char *const *genes, int n_genes, const double *at, int *n_total, gi_err *err)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    if (gi_dist_agree(comm, rank == 0 ? gi_preview_prepare_dir(dir, err) : 0, err) != 0)
+    char dir[GI_PATH_MAX + 300];
+    snprintf(dir, sizeof dir, "%s/%s", root, prefix);
+    char **names = NULL;
+    int n_names = 0, rc = 0;
+    if (rank == 0) {
+        rc = gi_make_dirs(dir, err);
+        if (rc == 0)
+            rc = preview_names(atlas_path, prefix, genes, n_genes, c->render.preview_genes, &names, &n_names, err);
+        if (rc == 0 && gi_manifest_remove_in(root, prefix, ".png", NULL, err) < 0)
+            rc = -1;
+        if (rc == 0)
+            rc = gi_manifest_claim_in(root, (const char *const *)names, n_names, "preview", err);
+    }
+    if (gi_dist_agree(comm, rc, err) != 0) {
+        free_names(names, n_names);
         return -1;
+    }
     double point[3];
     if (!at && c->render.preview_at[0] && gi_parse_mni_point(c->render.preview_at, point) == 0)
         at = point;
@@ -335,7 +399,11 @@ static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, c
         .samples = samples, .radiological = c->render.preview_orientation == GI_RADIOLOGICAL, .units = units,
     };
     int mine = 0;
-    int rc = gi_preview_atlas(atlas_path, dir, &o, rank, size, &mine, err);
+    rc = gi_preview_atlas(atlas_path, dir, &o, rank, size, &mine, err);
+    rc = gi_dist_agree(comm, rc, err);
+    if (rc == 0 && rank == 0)
+        rc = gi_manifest_commit_in(root, (const char *const *)names, n_names, err);
+    free_names(names, n_names);
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
     MPI_Reduce(&mine, n_total, 1, MPI_INT, MPI_SUM, 0, comm);
@@ -361,15 +429,15 @@ int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_di
     snprintf(dir, sizeof dir, "%s/preview", out_dir);
     int n = 0;
     if (c->render.preview_genes > 0) {
-        if (previews(c, comm, atlas_path, dir, NULL, 0, NULL, &n, err) != 0)
+        if (previews(c, comm, atlas_path, out_dir, "preview/", NULL, 0, NULL, &n, err) != 0)
             return -1;
         if (rank == 0) {
             printf("render: previews %s/<gene>.png (%d genes), %.1f s\n", dir, n, MPI_Wtime() - t1);
             fflush(stdout);
         }
-    } else if (rank == 0 && access(dir, F_OK) == 0) {
+    } else if (rank == 0) {
         gi_err ignored;
-        gi_preview_prepare_dir(dir, &ignored);  /* no stale previews beside a new atlas */
+        gi_manifest_remove_in(out_dir, "preview/", ".png", NULL, &ignored);  /* no stale previews beside a new atlas */
     }
     return 0;
 }
@@ -377,15 +445,10 @@ int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_di
 void gi_export_remove_derived(const char *out_dir)
 {
     static const char *const FILES[] = {"expression.nii.gz", "genes.tsv", "dataset_description.json", "README.md"};
-    char path[GI_PATH_MAX + 48];
-    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", out_dir, FILES[i]);
-        gi_remove_partial(path);
-    }
-    snprintf(path, sizeof path, "%s/preview", out_dir);
     gi_err ignored;
-    if (access(path, F_OK) == 0)
-        gi_preview_prepare_dir(path, &ignored);
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++)
+        gi_manifest_remove_in(out_dir, FILES[i], NULL, NULL, &ignored);   /* only what geneinr wrote (manifest.h) */
+    gi_manifest_remove_in(out_dir, "preview/", ".png", NULL, &ignored);
 }
 
 int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char *genes_csv, const char *at_text,
@@ -421,53 +484,118 @@ int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char 
         free(list);
         return gi_fail(err, "--genes '%s' names no gene (a comma-separated list, e.g. --genes APOE,TREM2)", genes_csv);
     }
-    char dir[GI_PATH_MAX + 16];
+    /* The manifest (manifest.h) of the folder the previews belong to: the
+     * atlas's run folder for <atlas folder>/preview, else --out DIR itself. */
+    char root[GI_PATH_MAX + 16];
+    const char *prefix = "";
     if (out_dir) {
-        snprintf(dir, sizeof dir, "%s", out_dir);
+        snprintf(root, sizeof root, "%s", out_dir);
     } else {
         const char *slash = strrchr(atlas_path, '/');
-        snprintf(dir, sizeof dir, "%.*s/preview", slash ? (int)(slash - atlas_path) : 1, slash ? atlas_path : ".");
+        snprintf(root, sizeof root, "%.*s", slash ? (int)(slash - atlas_path) : 1, slash ? atlas_path : ".");
+        prefix = "preview/";
     }
     if (c.render.preview_genes == 0)
         c.render.preview_genes = 24;
     double t0 = MPI_Wtime();
     int n = 0;
-    rc = previews(&c, comm, atlas_path, dir, list ? names : NULL, n_names, at_text ? at : NULL, &n, err);
+    rc = previews(&c, comm, atlas_path, root, prefix, list ? names : NULL, n_names, at_text ? at : NULL, &n, err);
     free(list);
     if (rc == 0 && rank == 0)
-        printf("preview: %d PNGs in %s/ (%.1f s)\n", n, dir, MPI_Wtime() - t0);
+        printf("preview: %d PNGs in %s/%s (%.1f s)\n", n, root, prefix, MPI_Wtime() - t0);
     return rc;
-}
-
-typedef struct named {
-    char file[256];
-    int gene;
-} named;
-
-static int by_file(const void *a, const void *b)
-{
-    const named *x = a, *y = b;
-    int d = strcmp(x->file, y->file);
-    return d ? d : x->gene - y->gene;
 }
 
 int gi_export_check_gene_names(const char *const *genes, int n_genes, const char *out_dir, gi_err *err)
 {
-    /* Sorted once: 15,600 genes are no pairwise loop. */
-    named *nm = malloc(sizeof *nm * (size_t)(n_genes > 0 ? n_genes : 1));
-    if (!nm)
-        return gi_fail(err, "out of memory for %d gene names", n_genes);
-    for (int g = 0; g < n_genes; g++) {
-        gi_gene_file_name(genes[g], nm[g].file, sizeof nm[g].file);
-        nm[g].gene = g;
+    char why[160], q[200], where[GI_PATH_MAX + 64];
+    for (int g = 0; g < n_genes; g++)
+        if (gi_name_check(genes[g], why, sizeof why) != 0) {
+            gi_name_quote(genes[g], q, sizeof q);
+            return gi_fail(err, "gene %d '%s' %s (gene names become file names in %s; names.h)", g + 1, q, why,
+                           out_dir);
+        }
+    snprintf(where, sizeof where, "the maps of %s", out_dir);
+    return gi_names_check_files(genes, n_genes, where, NULL, err);
+}
+
+/* out_dir's output names of a render of c (manifest.h) into *names[*n]
+ * (malloc'd): atlas.h5, nifti/<gene>.nii.gz, expression.nii.gz + genes.tsv,
+ * dataset_description.json, README.md, preview/<gene>.png (the first
+ * render.preview_genes genes, or every gene when all_previews: before
+ * training the checkpoint's gene order is not known yet), report.html. */
+static int output_names(const gi_config *c, const char *const *genes, int n_genes, int all_previews, char ***names,
+                        int *n, gi_err *err)
+{
+    int np = c->render.preview_genes > 0 ? (all_previews || c->render.preview_genes > n_genes ? n_genes
+                                                                                           : c->render.preview_genes)
+                                         : 0;
+    int cap = 8 + n_genes + np;
+    char **v = calloc((size_t)cap, sizeof *v);
+    if (!v)
+        return gi_fail(err, "out of memory");
+    int k = 0;
+    v[k++] = strdup("atlas.h5");
+    v[k++] = strdup("dataset_description.json");
+    v[k++] = strdup("README.md");
+    if (c->render.nifti & GI_NIFTI_4D) {
+        v[k++] = strdup("expression.nii.gz");
+        v[k++] = strdup("genes.tsv");
     }
-    qsort(nm, (size_t)n_genes, sizeof *nm, by_file);
-    int rc = 0;
-    for (int i = 1; rc == 0 && i < n_genes; i++)
-        if (strcmp(nm[i - 1].file, nm[i].file) == 0)
-            rc = gi_fail(err, "genes '%s' and '%s' would both be written as %s/nifti/%s.nii.gz; rename one in the "
-                         "sample table", genes[nm[i - 1].gene], genes[nm[i].gene], out_dir, nm[i].file);
-    free(nm);
+    if (c->render.report)
+        v[k++] = strdup("report.html");
+    char file[256], name[300];
+    for (int g = 0; (c->render.nifti & GI_NIFTI_3D) && g < n_genes; g++) {
+        gi_gene_file_name(genes[g], file, sizeof file);
+        snprintf(name, sizeof name, "nifti/%s.nii.gz", file);
+        v[k++] = strdup(name);
+    }
+    for (int g = 0; g < np; g++) {
+        gi_gene_file_name(genes[g], file, sizeof file);
+        snprintf(name, sizeof name, "preview/%s.png", file);
+        v[k++] = strdup(name);
+    }
+    *names = v;
+    *n = k;
+    for (int i = 0; i < k; i++)
+        if (!v[i])
+            return gi_fail(err, "out of memory");
+    return 0;
+}
+
+int gi_export_check_outputs(const gi_config *c, const char *out_dir, const char *const *genes, int n_genes,
+                            int all_previews, const char *checkpoint, gi_err *err)
+{
+    if (gi_export_check_gene_names(genes, n_genes, out_dir, err) != 0)
+        return -1;
+    char **names = NULL;
+    int n = 0;
+    int rc = output_names(c, genes, n_genes, all_previews, &names, &n, err);
+    if (rc == 0)
+        rc = gi_manifest_check_free_in(out_dir, (const char *const *)names, n, "render", err);
+    /* No input may be an output: a render would replace or remove it (a
+     * mask kept as OUT/nifti/X.nii.gz with a gene X, the sample table as
+     * OUT/genes.tsv). Compared by device and inode, so links and other
+     * spellings of a path are caught. */
+    const char *const keys[] = {"data.samples", "data.anatomy", "data.anatomy_labels", "data.genes", "render.mask",
+                                "the checkpoint", "the config"};
+    const char *const inputs[] = {c->data.samples, c->data.anatomy, c->data.anatomy_labels, c->data.genes,
+                                  c->render.mask, checkpoint ? checkpoint : "", c->source};
+    static const char *const TRAIN_OUT[] = {"train_log.csv", "anatomy_match.json", "run.json"};
+    for (size_t k = 0; rc == 0 && k < sizeof inputs / sizeof inputs[0]; k++) {
+        struct stat si, so;
+        if (!inputs[k][0] || stat(inputs[k], &si) != 0)
+            continue;
+        char path[GI_PATH_MAX + 320];
+        for (int i = 0; rc == 0 && i < n + 3; i++) {
+            snprintf(path, sizeof path, "%s/%s", out_dir, i < n ? names[i] : TRAIN_OUT[i - n]);
+            if (stat(path, &so) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino)
+                rc = gi_fail(err, "%s %s is %s, an output of this run: geneinr would replace or remove it; keep "
+                             "inputs outside the run folder's output names (copy it elsewhere)", keys[k], inputs[k],
+                             path);
+        }
+    }
+    free_names(names, n);
     return rc;
 }
 
@@ -477,8 +605,34 @@ static int prepare_gene_dir(const char *out_dir, const char *dir, const gi_atlas
 {
     if (gi_export_check_gene_names((const char *const *)a->genes, a->n_genes, out_dir, err) != 0)
         return -1;
-    /* with the .tmp.nii.gz of an interrupted map */
-    return gi_dir_clear(dir, ".nii.gz", NULL, err);
+    if (gi_make_dirs(dir, err) != 0 || gi_manifest_remove_in(out_dir, "nifti/", ".nii.gz", NULL, err) < 0)
+        return -1;
+    char **names = NULL;
+    int n = 0;
+    gi_config maps;   /* the nifti/ names alone */
+    memset(&maps, 0, sizeof maps);
+    maps.render.nifti = GI_NIFTI_3D;
+    int rc = output_names(&maps, (const char *const *)a->genes, a->n_genes, 0, &names, &n, err);
+    /* names[0..2] are atlas.h5 and the BIDS files, claimed by their writers */
+    if (rc == 0)
+        rc = gi_manifest_claim_in(out_dir, (const char *const *)names + 3, n - 3, "render", err);
+    free_names(names, n);
+    return rc;
+}
+
+/* Rank 0, after every rank wrote its maps: record them. */
+static int commit_gene_maps(const char *out_dir, const gi_atlas *a, gi_err *err)
+{
+    char **names = NULL;
+    int n = 0;
+    gi_config maps;
+    memset(&maps, 0, sizeof maps);
+    maps.render.nifti = GI_NIFTI_3D;
+    int rc = output_names(&maps, (const char *const *)a->genes, a->n_genes, 0, &names, &n, err);
+    if (rc == 0)
+        rc = gi_manifest_commit_in(out_dir, (const char *const *)names + 3, n - 3, err);
+    free_names(names, n);
+    return rc;
 }
 
 int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
@@ -517,6 +671,9 @@ int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, 
             rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     }
     free(vol);
+    rc = gi_dist_agree(comm, rc, err);
+    if (rc == 0 && rank == 0)
+        rc = commit_gene_maps(out_dir, &a, err);
     gi_atlas_close(&a);
     return gi_dist_agree(comm, rc, err);
 }

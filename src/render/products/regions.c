@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "geneinr/atlas.h"
 #include "geneinr/csv.h"
@@ -16,6 +17,7 @@
 typedef struct label_names {
     int n;
     long *id;
+    long *line;             /* line of each id in the CSV */
     char **name;
 } label_names;
 
@@ -24,6 +26,7 @@ static void names_free(label_names *l)
     for (int i = 0; i < l->n; i++)
         free(l->name[i]);
     free(l->id);
+    free(l->line);
     free(l->name);
     memset(l, 0, sizeof *l);
 }
@@ -36,7 +39,7 @@ static int read_names(label_names *l, const char *path, gi_err *err)
         return gi_fail_prefix(err, "--labels");
     char **f;
     int nf, rc, c_id = -1, c_label = -1;
-    size_t cap = 0, cap_name = 0;
+    size_t cap = 0, cap_name = 0, cap_line = 0;
     if ((rc = gi_csv_next(r, &f, &nf, err)) != 1) {
         gi_csv_close(r);
         return rc < 0 ? -1 : gi_fail(err, "%s: empty file (expected a header with columns id,label)", path);
@@ -60,11 +63,22 @@ static int read_names(label_names *l, const char *path, gi_err *err)
             rc = gi_fail(err, "%s:%ld: id '%s' is not an integer", path, gi_csv_line(r), f[c_id]);
             break;
         }
-        if (GI_GROW(l->id, cap, (size_t)l->n + 1) || GI_GROW(l->name, cap_name, (size_t)l->n + 1)) {
+        /* One name per id: a second row for an id would be silently
+         * dropped (the first won), so the table would not say what the
+         * user meant. */
+        for (int k = 0; k < l->n && rc >= 0; k++)
+            if (l->id[k] == id)
+                rc = gi_fail(err, "%s:%ld: id %ld is listed twice (lines %ld and %ld: '%s' and '%s'); each id needs "
+                             "one label", path, gi_csv_line(r), id, l->line[k], gi_csv_line(r), l->name[k], f[c_label]);
+        if (rc < 0)
+            break;
+        if (GI_GROW(l->id, cap, (size_t)l->n + 1) || GI_GROW(l->name, cap_name, (size_t)l->n + 1) ||
+            GI_GROW(l->line, cap_line, (size_t)l->n + 1)) {
             rc = gi_fail(err, "out of memory");
             break;
         }
         l->id[l->n] = id;
+        l->line[l->n] = gi_csv_line(r);
         l->name[l->n] = strdup(f[c_label]);
         if (!l->name[l->n]) { rc = gi_fail(err, "out of memory"); break; }
         l->n++;
@@ -109,35 +123,30 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* The labels of the parcellation p (its non-zero integer values, in the
- * order first met) and then those of names that it does not hold, sorted:
- * *ids [*nl] (malloc'd). */
-static int label_set(const gi_volume *p, const label_names *names, const char *path, long **ids, int *nl,
+/* The labels of the parcellation (its non-zero values lab[np], exact
+ * integers of any width) and then those of names that it does not hold,
+ * sorted: *ids [*nl] (malloc'd). */
+static int label_set(const int64_t *lab, size_t np, const label_names *names, const char *path, long **ids, int *nl,
                      gi_err *err)
 {
-    size_t np = (size_t)p->nx * p->ny * p->nz, cap = 0;
+    size_t cap = 0;
     long last = 0;
     int n = 0;
     for (size_t q = 0; q < np; q++) {
-        float v = p->data[q];
-        if (isnan(v) || v == 0)
+        if (lab[q] == 0 || (long)lab[q] == last)
             continue;
-        if (v != floorf(v) || fabsf(v) > 2e9f)
-            return gi_fail(err, "%s: voxel %zu holds %g; a parcellation must hold integer labels", path, q, v);
-        long lab = (long)v;
-        if (lab == last)
-            continue;
-        last = lab;
+        long v = (long)lab[q];
+        last = v;
         int found = 0;
         for (int k = 0; k < n && !found; k++)
-            found = (*ids)[k] == lab;
+            found = (*ids)[k] == v;
         if (found)
             continue;
         if (n == 100000)
             return gi_fail(err, "%s: more than 100000 distinct labels; is this a parcellation?", path);
         if (GI_GROW(*ids, cap, (size_t)n + 1))
             return gi_fail(err, "out of memory");
-        (*ids)[n++] = lab;
+        (*ids)[n++] = v;
         *nl = n;
     }
     for (int k = 0; k < names->n; k++) {
@@ -160,15 +169,15 @@ static int label_set(const gi_volume *p, const label_names *names, const char *p
 /* Each labelled voxel of p inside the atlas mask: its atlas voxel (nearest;
  * inv maps millimetres to atlas voxels) in voxoff and its label index in
  * vlab. Returns how many. */
-static long map_voxels(const gi_volume *p, const double inv[16], const gi_atlas *a, const long *ids, int nl,
-                       long *voxoff, int *vlab)
+static long map_voxels(const gi_volume *p, const int64_t *lab, const double inv[16], const gi_atlas *a,
+                       const long *ids, int nl, long *voxoff, int *vlab)
 {
     long m = 0;
     for (int k = 0; k < p->nz; k++)
         for (int j = 0; j < p->ny; j++)
             for (int i = 0; i < p->nx; i++) {
-                float v = p->data[((size_t)k * p->ny + j) * p->nx + i];
-                if (isnan(v) || v == 0)
+                long v = (long)lab[((size_t)k * p->ny + j) * p->nx + i];
+                if (v == 0)
                     continue;
                 double mm[3], ijk[3];
                 gi_affine_apply(p->affine, i, j, k, mm);
@@ -185,21 +194,48 @@ static long map_voxels(const gi_volume *p, const double inv[16], const gi_atlas 
                 if (!a->mask[off])
                     continue;
                 voxoff[m] = off;
-                vlab[m] = find_long(ids, nl, (long)v);
+                vlab[m] = find_long(ids, nl, v);
                 m++;
             }
     return m;
 }
 
+/* --out must not be an input: the table would replace it. Compared by
+ * device and inode (links, ./x and x are one file), for the table and its
+ * .tmp; a missing file cannot be an input. */
+static int check_out_not_input(const char *out_csv, const char *const inputs[3], gi_err *err)
+{
+    static const char *const WHAT[] = {"the atlas", "--parcellation", "--labels"};
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out_csv);
+    const char *const outs[] = {out_csv, tmp};
+    for (int o = 0; o < 2; o++) {
+        struct stat so, si;
+        if (stat(outs[o], &so) != 0)
+            continue;
+        for (int i = 0; i < 3; i++)
+            if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+                return gi_fail(err, "--out %s is %s%s (%s): the table would overwrite its own input; name another "
+                               "file", out_csv, o ? "where the table is written first, " : "", WHAT[i], inputs[i]);
+    }
+    return 0;
+}
+
 int gi_regions_table(const char *atlas_path, const char *parcellation_path, const char *labels_csv,
-                     const char *out_csv, long *n_regions, gi_err *err)
+                     const char *out_csv, long *n_regions, char *warning, size_t warning_size, gi_err *err)
 {
     gi_atlas a;
     gi_volume p;
     label_names names = {0};
     memset(&p, 0, sizeof p);
+    if (warning && warning_size)
+        warning[0] = '\0';
+    const char *const inputs[3] = {atlas_path, parcellation_path, labels_csv};
+    if (check_out_not_input(out_csv, inputs, err) != 0)
+        return -1;
     if (gi_atlas_open(&a, atlas_path, err) != 0)
         return -1;
+    int64_t *lab = NULL;
     int rc = -1;
     long *ids = NULL, *voxoff = NULL;
     int *vlab = NULL;
@@ -208,7 +244,7 @@ int gi_regions_table(const char *atlas_path, const char *parcellation_path, cons
     long *cnt = NULL;
     FILE *f = NULL;
     char tmp[4096] = "";
-    if (gi_volume_read(&p, parcellation_path, 1, err) != 0) {
+    if (gi_volume_read_labels(&p, parcellation_path, &lab, err) != 0) {
         gi_fail_prefix(err, "--parcellation");
         goto done;
     }
@@ -222,16 +258,32 @@ int gi_regions_table(const char *atlas_path, const char *parcellation_path, cons
     /* The label set: the image's non-zero integer values plus the CSV's ids. */
     size_t np = (size_t)p.nx * p.ny * p.nz;
     int nl = 0;
-    if (label_set(&p, &names, parcellation_path, &ids, &nl, err) != 0)
+    if (label_set(lab, np, &names, parcellation_path, &ids, &nl, err) != 0)
         goto done;
     /* Each labelled voxel's atlas voxel (nearest) and label index. */
     long nv = 0;
     for (size_t q = 0; q < np; q++)
-        nv += !isnan(p.data[q]) && p.data[q] != 0;
-    voxoff = malloc(sizeof(long) * (size_t)(nv ? nv : 1));
-    vlab = malloc(sizeof(int) * (size_t)(nv ? nv : 1));
+        nv += lab[q] != 0;
+    if (nv == 0) {
+        gi_fail(err, "--parcellation %s has no labelled (non-zero) voxel", parcellation_path);
+        goto done;
+    }
+    voxoff = malloc(sizeof(long) * (size_t)nv);
+    vlab = malloc(sizeof(int) * (size_t)nv);
     if (!voxoff || !vlab) { gi_fail(err, "out of memory"); goto done; }
-    long m = map_voxels(&p, inv, &a, ids, nl, voxoff, vlab);
+    long m = map_voxels(&p, lab, inv, &a, ids, nl, voxoff, vlab);
+    /* A parcellation off the atlas (another space, a wrong affine) would
+     * give a table of empty rows that looks like a result. */
+    if (m == 0) {
+        gi_fail(err, "none of the %ld labelled voxels of --parcellation %s falls inside the atlas mask of %s: the "
+                "two do not overlap in millimetres (are both in MNI space, with correct affines?)", nv,
+                parcellation_path, atlas_path);
+        goto done;
+    }
+    if (warning && 2 * m < nv)
+        snprintf(warning, warning_size, "warning: %ld of the %ld labelled voxels (%.0f%%) of %s fall outside the atlas "
+                 "mask of %s; their regions are summarised from the rest (check that both are in the same space)",
+                 nv - m, nv, 100.0 * (double)(nv - m) / (double)nv, parcellation_path, atlas_path);
     vol = malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz);
     sum = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
     sum2 = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
@@ -297,6 +349,7 @@ done:
     }
     gi_atlas_close(&a);
     gi_volume_free(&p);
+    free(lab);
     names_free(&names);
     free(ids); free(voxoff); free(vlab); free(vol); free(sum); free(sum2); free(cnt);
     return rc;

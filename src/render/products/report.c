@@ -23,6 +23,7 @@
 #include "geneinr/atlas.h"
 #include "geneinr/config.h"
 #include "geneinr/files.h"
+#include "geneinr/manifest.h"
 #include "geneinr/samples.h"
 #include "geneinr/version.h"
 
@@ -749,6 +750,13 @@ int gi_report_write(const char *run_dir, gi_err *err)
 
     snprintf(path, sizeof path, "%s/report.html", run_dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    /* Never over a user's report.html (manifest.h). */
+    static const char *const PAGE[] = {"report.html"};
+    if (gi_manifest_claim_in(run_dir, PAGE, 1, "report", err) != 0) {
+        free(config_text);
+        curve_free(&cv);
+        return -1;
+    }
     FILE *f = fopen(tmp, "w");
     if (!f) {
         free(config_text);
@@ -789,5 +797,5 @@ int gi_report_write(const char *run_dir, gi_err *err)
         gi_remove_partial(tmp);
         return gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(e));
     }
-    return 0;
+    return gi_manifest_commit_in(run_dir, PAGE, 1, err);
 }
