@@ -96,6 +96,12 @@ void gi_name_quote(const char *name, char *out, size_t out_size)
         }
     }
     out[w < out_size ? w : out_size - 1] = '\0';
+    if (strlen(name) > w && out_size > 8 && w >= 3) {   /* cut: say so */
+        size_t e = w < out_size - 4 ? w : out_size - 4;
+        while (e > 0 && ((unsigned char)out[e] & 0xC0) == 0x80)
+            e--;   /* not inside a UTF-8 sequence */
+        memcpy(out + e, "...", 4);
+    }
 }
 
 typedef struct keyed {

@@ -170,7 +170,7 @@ static const char *annotation_list_text(void)
  * fail only when its map is written, after training. */
 static int check_gene_names(const gi_samples *s, const column_map *m, const char *path, long line, gi_err *err)
 {
-    char why[160], q[200], where[4200];
+    char why[160], q[72], where[4200];
     for (int g = 0; g < s->n_genes; g++)
         if (gi_name_check(s->gene_names[g], why, sizeof why) != 0) {
             gi_name_quote(s->gene_names[g], q, sizeof q);
@@ -334,7 +334,7 @@ static int read_rows(gi_samples *s, const column_map *m, gi_table *t, const char
         const char *dname = f[m->req[COL_DONOR]];
         if (dname[0] == 0)
             return gi_fail(err, "%s:%ld: column 'donor': empty donor name", path, line);
-        char why[160], q[200];
+        char why[160], q[72];
         if (gi_name_check(dname, why, sizeof why) != 0) {   /* names.h: it enters reports and HDF5 */
             gi_name_quote(dname, q, sizeof q);
             return gi_fail(err, "%s:%ld: column 'donor': donor name '%s' %s", path, line, q, why);

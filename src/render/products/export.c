@@ -508,7 +508,7 @@ int gi_export_preview_command(MPI_Comm comm, const char *atlas_path, const char 
 
 int gi_export_check_gene_names(const char *const *genes, int n_genes, const char *out_dir, gi_err *err)
 {
-    char why[160], q[200], where[GI_PATH_MAX + 64];
+    char why[160], q[72], where[GI_PATH_MAX + 64];
     for (int g = 0; g < n_genes; g++)
         if (gi_name_check(genes[g], why, sizeof why) != 0) {
             gi_name_quote(genes[g], q, sizeof q);
