@@ -79,7 +79,7 @@ check "geneinr preview --genes G02,G01 --at" $G preview "$R/atlas.h5" --genes G0
 check "  ... writes exactly those genes, crossing at the given point" $PY -c "
 import json, os, sys
 sys.path.insert(0, '$HERE'); import pngread
-files = sorted(os.listdir('$T/pv'))
+files = sorted(f for f in os.listdir('$T/pv') if not f.startswith('.'))  # .geneinr-manifest: what geneinr wrote here
 m = json.loads(pngread.read('$T/pv/G02.png')[4]['geneinr:preview'])
 sys.exit(0 if files == ['G01.png', 'G02.png'] and m['at_mm'] == [-20, -10, 10] and m['panels'][0]['plane_mm'] == 10 else 1)"
 expect_fail() { # name, message fragment, command...

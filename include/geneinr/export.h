@@ -10,7 +10,9 @@
  * 0-based, as nilearn's index_img counts) names them. Outside the mask the
  * NIfTI files hold NaN or 0 (render.background); the atlas always keeps NaN.
  * Outputs of an earlier render that this one does not make (a 4-D file, old
- * previews) are removed, so a folder never mixes weights.
+ * previews) are removed, so a folder never mixes weights. Every file written
+ * here is claimed in and recorded by OUT/.geneinr-manifest (manifest.h), and
+ * only files it lists are removed or replaced: never a user's file.
  */
 #ifndef GENEINR_EXPORT_H
 #define GENEINR_EXPORT_H
@@ -28,10 +30,10 @@ void gi_export_background(const gi_config *c, float *vol, size_t n);
 
 /* After OUT/atlas.h5 is complete: OUT/nifti/<gene>.nii.gz for every gene, on
  * the mask's geometry, described as "geneinr GENE (what)" (the donor or the
- * method). Rank 0 first removes maps of an earlier render (they would sit among
- * the new ones looking current) and refuses genes whose file names collide
- * ('/', '\\', ' ', ':' and a leading '.' become '_'); genes are dealt
- * round-robin to ranks. Collective. */
+ * method). Rank 0 first removes maps of an earlier render that the manifest
+ * lists (they would sit among the new ones looking current) and refuses genes
+ * whose file names collide (names.h); genes are dealt round-robin to ranks.
+ * Collective. */
 int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
                         const gi_volume *mask, const char *what, gi_err *err);
 

@@ -22,11 +22,6 @@ char *gi_read_file(const char *path, size_t max, size_t *len, gi_err *err);
  * not a folder. */
 int gi_make_dirs(const char *path, gi_err *err);
 
-/* Create dir if missing and remove the regular files in it whose names end
- * with suffix_a or suffix_b (NULL: none): a writer's folder without the
- * outputs of an earlier run. */
-int gi_dir_clear(const char *dir, const char *suffix_a, const char *suffix_b, gi_err *err);
-
 /* The file name of a gene's outputs (<name>.nii.gz, <name>.png): symbols are
  * file-name safe in practice; '/', '\\', ' ', ':' and a leading '.' become '_'
  * (the same rule as render's OUT/nifti/ names). */

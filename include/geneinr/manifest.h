@@ -77,7 +77,7 @@ int gi_manifest_commit(gi_manifest *m, const char *const *names, int n, gi_err *
 
 /* Remove the files of listed entries for which select(name, ctx) is true and
  * that are ours; entries of removed or vanished files are dropped, changed
- * ones are left alone and dropped from the list (the user's now). Saves.
+ * ones are left alone and dropped from the list (the user's now). Saves when the list changed.
  * Returns the count removed (-1 with err when one could not be removed);
  * *kept (may be NULL) counts files left alone, kept_example (may be NULL)
  * names the first. */

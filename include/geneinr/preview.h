@@ -35,10 +35,6 @@ typedef struct gi_preview_opts {
     const char *units;          /* colour-bar caption; NULL = "expression" */
 } gi_preview_opts;
 
-/* Create dir and remove the PNGs of an earlier preview (they would sit among
- * the new ones looking current). Call once (rank 0) before any rank writes. */
-int gi_preview_prepare_dir(const char *dir, gi_err *err);
-
 /* Write dir/<gene>.png for this rank's share of the chosen genes (every
  * size-th, starting at rank). Serial: reads the atlas with the serial HDF5
  * reader. *n_written (may be NULL) counts this rank's files. Unknown gene

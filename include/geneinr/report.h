@@ -37,4 +37,8 @@ int gi_report_write(const char *run_dir, gi_err *err);
  * EVAL_DIR itself. Prints the report's path. */
 int gi_report_after_eval(const char *eval_dir, gi_err *err);
 
+/* Before the eval's work: -1 when that report.html is a user's file
+ * (manifest.h), which gi_report_after_eval would refuse to replace. */
+int gi_report_check_after_eval(const char *eval_dir, gi_err *err);
+
 #endif

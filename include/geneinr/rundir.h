@@ -11,9 +11,13 @@
  * Stale outputs. New weights make every rendered file of the folder stale:
  * gi_rundir_remove_renders deletes them (atlas.h5 unless keep_atlas, the
  * per-gene NIfTIs in nifti/, expression.nii.gz and genes.tsv, previews in
- * preview/), so a folder never shows maps of two different trainings side by
- * side. Training calls it with keep_atlas = 0; rendering at its start with
- * keep_atlas = 1 (the new atlas replaces the old one atomically at the end).
+ * preview/, the BIDS files; report.html is rebuilt when the command ends),
+ * so a folder never shows maps of two different trainings side by side.
+ * Only files that OUT/.geneinr-manifest lists as geneinr's and that are
+ * unchanged since (manifest.h) are removed; a user's file is left alone,
+ * with one note when training starts. Training calls it with keep_atlas = 0;
+ * rendering at its start with keep_atlas = 1 (the new atlas replaces the old
+ * one atomically at the end).
  *
  * Rank 0 alone does both; callers agree the result across ranks.
  */

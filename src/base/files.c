@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <dirent.h>
 
 char *gi_read_file(const char *path, size_t max, size_t *len, gi_err *err)
 {
@@ -92,23 +91,5 @@ int gi_make_dirs(const char *path, gi_err *err)
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return gi_fail(err, "%s exists and is not a folder", path);
-    return 0;
-}
-
-int gi_dir_clear(const char *dir, const char *suffix_a, const char *suffix_b, gi_err *err)
-{
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return gi_fail(err, "cannot create %s: %s", dir, strerror(errno));
-    DIR *dh = opendir(dir);
-    if (!dh)
-        return gi_fail(err, "cannot read %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    char path[4200];
-    while ((e = readdir(dh)))
-        if (gi_ends_with(e->d_name, suffix_a) || (suffix_b && gi_ends_with(e->d_name, suffix_b))) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            gi_remove_partial(path);
-        }
-    closedir(dh);
     return 0;
 }

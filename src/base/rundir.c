@@ -121,10 +121,12 @@ static int count_foreign(const gi_manifest *m, const char *sub, const char *suff
     return count;
 }
 
-static int not_atlas(const char *name, void *ctx)
+/* What a removal takes: every listed render but report.html (rebuilt when
+ * the command ends: after a training it tells the maps are gone) and, when
+ * keep_atlas (*ctx), atlas.h5. */
+static int is_stale(const char *name, void *ctx)
 {
-    (void)ctx;
-    return strcmp(name, "atlas.h5") != 0;
+    return strcmp(name, "report.html") != 0 && !(*(const int *)ctx && strcmp(name, "atlas.h5") == 0);
 }
 
 int gi_rundir_remove_renders(const char *out_dir, int keep_atlas, gi_err *err)
@@ -142,14 +144,14 @@ int gi_rundir_remove_renders(const char *out_dir, int keep_atlas, gi_err *err)
      * unlists changed files): the per-gene folders' maps and the rendered
      * files at the top (a user's mask.nii.gz beside them is no output name
      * and not worth a word). */
-    static const char *const TOP[] = {"atlas.h5", "expression.nii.gz", "genes.tsv", "report.html"};
+    static const char *const TOP[] = {"atlas.h5", "expression.nii.gz", "genes.tsv"};
     int foreign = count_foreign(&m, "nifti", ".nii.gz", example, sizeof example) +
                   count_foreign(&m, "preview", ".png", example, sizeof example);
     for (size_t i = keep_atlas ? 1 : 0; i < sizeof TOP / sizeof TOP[0]; i++)
         if (gi_manifest_owner(&m, TOP[i]) == GI_OWN_FOREIGN && !foreign++ && !example[0])
             snprintf(example, sizeof example, "%s/%s", out_dir, TOP[i]);
     char changed[sizeof example] = "";
-    int removed = gi_manifest_remove(&m, keep_atlas ? not_atlas : NULL, NULL, &kept, changed, sizeof changed, err);
+    int removed = gi_manifest_remove(&m, is_stale, &keep_atlas, &kept, changed, sizeof changed, err);
     if (removed >= 0 && kept + foreign > 0 && !keep_atlas) {
         /* Said once, by rank 0 (the only caller), when training starts (a
          * render refuses such files at its output names before it gets

@@ -40,6 +40,8 @@ static int eval_run(MPI_Comm comm, const char *config, const char *out, const ch
     /* Fixed OpenBLAS threads, as for train: results must not depend on them. */
     openblas_set_num_threads(c.run.threads > 0 ? c.run.threads : 1);
     rc = rank == 0 ? gi_make_dirs(dir, err) : 0;
+    if (rc == 0 && rank == 0 && c.render.report)   /* refused now, not after the folds */
+        rc = gi_report_check_after_eval(dir, err);
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
     rc = gi_eval_run(&c, comm, dir, err);

@@ -404,11 +404,6 @@ static int write_gene(scene *sc, int g, const char *dir, float *vol, gi_err *err
     return rc;
 }
 
-int gi_preview_prepare_dir(const char *dir, gi_err *err)
-{
-    return gi_dir_clear(dir, ".png", ".png.tmp", err);
-}
-
 int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_opts *o, int rank, int size,
                      int *n_written, gi_err *err)
 {

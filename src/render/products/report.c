@@ -698,7 +698,8 @@ static const char *const STYLE =
     "img.preview{width:100%;height:auto;border:1px solid #ddd}figcaption{font-size:13px;color:#555}"
     "nav a{margin-right:12px}code{background:#f3f3f3;padding:0 3px}";
 
-int gi_report_after_eval(const char *eval_dir, gi_err *err)
+/* The folder whose report.html an eval in eval_dir rebuilds (see report.h). */
+static void eval_report_target(const char *eval_dir, char *target, size_t size)
 {
     char parent[GI_PATH_MAX + 16], probe[GI_PATH_MAX + 48];
     snprintf(parent, sizeof parent, "%s", eval_dir);
@@ -711,12 +712,26 @@ int gi_report_after_eval(const char *eval_dir, gi_err *err)
     else
         snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
     static const char *const RUN_FILES[] = {"config.yaml", "train_log.csv", "atlas.h5"};
-    const char *target = eval_dir;
+    snprintf(target, size, "%s", eval_dir);
     for (int i = 0; i < 3; i++) {
         snprintf(probe, sizeof probe, "%s/%s", parent, RUN_FILES[i]);
         if (access(probe, R_OK) == 0)
-            target = parent;
+            snprintf(target, size, "%s", parent);
     }
+}
+
+int gi_report_check_after_eval(const char *eval_dir, gi_err *err)
+{
+    char target[GI_PATH_MAX + 16];
+    eval_report_target(eval_dir, target, sizeof target);
+    static const char *const PAGE[] = {"report.html"};
+    return gi_manifest_check_free_in(target, PAGE, 1, "eval (rebuilding the run's report)", err);
+}
+
+int gi_report_after_eval(const char *eval_dir, gi_err *err)
+{
+    char target[GI_PATH_MAX + 16];
+    eval_report_target(eval_dir, target, sizeof target);
     if (gi_report_write(target, err) != 0)
         return -1;
     printf("report: %s/report.html\n", target);
