@@ -98,8 +98,10 @@ static void subset_ranks(const double *x, const uint16_t *perm, int len, const i
             i++;
             continue;
         }
-        /* a run of equal values among subset members */
-        int start = r, cnt = 0, e = i;
+        /* a run of equal values among subset members; the run holds entry j
+         * itself whatever its value, so a NaN (equal to nothing, not even
+         * itself) ranks alone and the loop always advances */
+        int start = r, cnt = 1, e = i + 1;
         double val = x[j];
         while (e < len && x[perm[e]] == val) {
             if (pos[perm[e]] >= 0)
@@ -153,6 +155,9 @@ static _Thread_local const double *tl_vals;   /* qsort has no context argument *
 static int cmp_by_val(const void *a, const void *b)
 {
     double x = tl_vals[*(const uint16_t *)a], y = tl_vals[*(const uint16_t *)b];
+    /* a total order even with NaN (last), which qsort needs to be defined */
+    if (isnan(x) || isnan(y))
+        return isnan(x) - isnan(y);
     return (x > y) - (x < y);
 }
 
