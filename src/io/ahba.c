@@ -298,8 +298,8 @@ int gi_ahba_read_matrix(const char *path, int n_cols, gi_ahba_row_fn fn, void *c
                 }
                 if (parse_number(q, qe, &vals[k]) != 0) {
                     int w = (int)(qe - q) > 40 ? 40 : (int)(qe - q);
-                    rc = gi_fail(err, "%s:%ld: probe %s, sample column %d (field %d): '%.*s' is not a number",
-                                 path, line, probe, k + 1, k + 2, w, q);
+                    rc = gi_fail(err, "%s:%ld: field %d ('%.*s') is not a number (probe %s, sample column %d)",
+                                 path, line, k + 2, w, q, probe, k + 1);
                     break;
                 }
                 /* NaN, inf and values beyond float range (the matrices are
@@ -308,9 +308,9 @@ int gi_ahba_read_matrix(const char *path, int n_cols, gi_ahba_row_fn fn, void *c
                  * no meaning for them (a NaN once spun the rank-tie loop). */
                 if (!(fabs(vals[k]) <= FLT_MAX)) {
                     int w = (int)(qe - q) > 40 ? 40 : (int)(qe - q);
-                    rc = gi_fail(err, "%s:%ld: probe %s, sample column %d (field %d): '%.*s' is not a "
-                                 "finite number (the AHBA matrices hold finite values only)",
-                                 path, line, probe, k + 1, k + 2, w, q);
+                    rc = gi_fail(err, "%s:%ld: field %d ('%.*s') is not a finite number (probe %s, sample "
+                                 "column %d); the AHBA matrices hold finite values only", path, line, k + 2, w, q,
+                                 probe, k + 1);
                     break;
                 }
                 k++;

@@ -86,8 +86,7 @@ int prep_group_genes(prep *P, gi_err *err)
  * the order perm of x over all its entries: entries not in the subset are
  * skipped (insub[j] == 0), so ranking a subset costs O(len) once the full
  * order is known. */
-static void subset_ranks(const double *x, const uint16_t *perm, int len, const int *pos,
-                         double *rank_out)
+void prep_subset_ranks(const double *x, const uint16_t *perm, int len, const int *pos, double *rank_out)
 {
     /* pos[j] = position of entry j in the subset, -1 if absent */
     int r = 0;
@@ -202,8 +201,8 @@ static void ds_range(void *ctx, int lo, int hi)
                 sum = NAN;
                 break;
             }
-            subset_ranks(means + off[a], perm + off[a], Ra, X->pos[q], ra);
-            subset_ranks(means + off[b], perm + off[b], Rb, X->pos[q] + Ra, rb);
+            prep_subset_ranks(means + off[a], perm + off[a], Ra, X->pos[q], ra);
+            prep_subset_ranks(means + off[b], perm + off[b], Rb, X->pos[q] + Ra, rb);
             sum += pearson(ra, rb, X->n_common[q]);
         }
         P->ds[v] = sum / X->n_pairs;
