@@ -52,7 +52,7 @@ sub() {
         mv "$1/$D1/$2.tmp" "$1/$D1/$2"
 }
 probe2=$(sed -n 2p "$T/ahba/$D1/MicroarrayExpression.csv" | cut -d, -f1)
-for sel in diff_stability mean max_intensity max_variance; do
+for sel in diff_stability mean; do   # (max_intensity, max_variance: the same reader check)
     fresh "$T/nan"; sub "$T/nan" MicroarrayExpression.csv 2 3 nan
     refused "NaN in MicroarrayExpression.csv ($sel): refused naming file:line, probe and sample column" \
         "MicroarrayExpression.csv:2: field 3 \('nan'\) is not a finite number \(probe $probe2, sample column 2\)" \
@@ -62,7 +62,7 @@ fresh "$T/nan"
 sed -i 's/^\([0-9]*\),[^,]*,/\1,NaN,/' "$T/nan/$D1/MicroarrayExpression.csv"   # every probe, sample 1
 refused "NaN in every row (default selection, which once spun in the rank ties): refused, no hang" \
     "MicroarrayExpression.csv:1: field 2 \('NaN'\) is not a finite number" prep "$T/nan" --out "$T/o_nan"
-for v in inf -Infinity 1e999; do
+for v in inf 1e999; do   # (-Infinity and the other spellings: test_prepare)
     fresh "$T/inf"; sub "$T/inf" MicroarrayExpression.csv 3 5 "$v"
     refused "'$v' in MicroarrayExpression.csv: refused (not finite, or beyond float range)" \
         "MicroarrayExpression.csv:3: field 5 \('$v'\) is not a finite number" prep "$T/inf" --out "$T/o_inf"
@@ -79,6 +79,12 @@ refused "NaN as a SampleAnnot.csv coordinate: refused naming file:line and colum
 fresh "$T/pr"; sub "$T/pr" Probes.csv 3 1 x12
 refused "a probe_id that is no integer in Probes.csv: refused naming file:line" \
     "Probes.csv:3: probe_id 'x12' is not an integer" prep "$T/pr" --out "$T/o_pr"
+fresh "$T/on"; head -n 1 "$T/ahba/$D1/Ontology.csv" > "$T/on/$D1/Ontology.csv"
+refused "an Ontology.csv with a header alone (found by fuzzing: UB in qsort): refused" \
+    "Ontology.csv: no structures" prep "$T/on" --out "$T/o_on"
+echo "well_id,corrected_mni_x,corrected_mni_y,corrected_mni_z" > "$T/coords.csv"
+refused "a prepare.coordinates table without rows (once ignored without a word): refused" \
+    "prepare.coordinates: .*coords.csv: no rows" prep "$T/ahba" --out "$T/o_co" --set prepare.coordinates="$T/coords.csv"
 
 # ---- 2. donor folders that are links ---------------------------------------------
 fresh "$T/lk"; ln -s "$T/lk/$D1" "$T/lk/normalized_microarray_donor12876"
