@@ -6,7 +6,7 @@
 #   make layers   includes and calls between files follow src/LAYERS (run by make test)
 #   make bench    speed and memory benchmarks (figures go to docs/BENCHMARKS.md)
 #   make asan     build the suite with AddressSanitizer + UBSan and run it
-#   make fuzz     libFuzzer on the config, CSV, NIfTI and checkpoint readers (FUZZ_SECONDS each)
+#   make fuzz     libFuzzer on the config, CSV, NIfTI and checkpoint readers and the AHBA folder reader (FUZZ_SECONDS each)
 
 PKGS    := mpi-c hdf5-openmpi openblas yaml-0.1
 PKGS    += libpng

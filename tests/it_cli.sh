@@ -29,7 +29,7 @@ command_help() { # CMD: specific usage, exit 0, not the global help
 for c in $COMMANDS; do check "geneinr $c --help is specific to $c" command_help "$c"; done
 check "geneinr help train is train's help" bash -c "$G help train | head -n 1 | grep -q '^usage: geneinr train'"
 check "each option of phantom is documented in its help" \
-    bash -c "h=\$($G phantom --help); for o in --out --seed --genes --grid --ahba --ahba-probes --reference --dk; do grep -q -- \"  \$o\" <<<\"\$h\" || exit 1; done"
+    bash -c "h=\$($G phantom --help); for o in --out --seed --genes --grid --ahba --ahba-probes --reference --force --dk; do grep -q -- \"  \$o\" <<<\"\$h\" || exit 1; done"
 
 exits_2() { # expected-message args...: exit status 2 and the message on stderr
     local want=$1; shift

@@ -13,10 +13,13 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 export TESTTMP=$(mktemp -d /tmp/geneinr-test.XXXXXX)
 trap 'rm -rf "$TESTTMP"' EXIT
 passed=0; failed=0; skipped=0
+times=()
 run_one() {
     local name=$1; shift
-    local out rc
+    local out rc t0=$SECONDS
     out=$("$@" 2>&1); rc=$?
+    # Each part's wall time, so the 10-minute budget can be watched part by part.
+    times+=("$((SECONDS - t0)) s  $name")
     local p f s
     p=$(grep -c '^ok - ' <<<"$out"); f=$(grep -c '^not ok - ' <<<"$out"); s=$(grep -c '^skip - ' <<<"$out")
     grep -E '^(ok|not ok|skip) - ' <<<"$out" | sed "s|^|[$name] |"
@@ -36,6 +39,9 @@ for t in tests/it_*.sh; do
     [ -f "$t" ] && [ $UNIT_ONLY = 0 ] || continue
     run_one "$(basename "$t" .sh)" bash "$t"
 done
+echo "(wall time per part, the 12 slowest:"
+printf '%s\n' "${times[@]}" | sort -rn | head -n 12 | sed 's/^/  /'
+echo ")"
 echo "($skipped skipped)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -154,6 +154,28 @@ static void test_csv_reader(void)
                  "t.csv:2: unexpected character after closing quote");
     expect_error("csv: missing file", tmp_path("does-not-exist.csv"),
                  "does-not-exist.csv");
+
+    /* Another delimiter (issue 27): said so by the one reader, for every table. */
+    expect_error("csv: a ';'-delimited file is named as such", put("sc.csv", "well_id;donor;mni_x\nw;d;1\n"),
+                 "sc.csv:1: the first row is not comma-separated but holds ';': the file looks ';'-delimited");
+    expect_error("csv: a tab-delimited file is named as such", put("tb.csv", "\n\"well_id\"\tdonor\n"),
+                 "tb.csv:2: the first row is not comma-separated but holds TABs: the file looks tab-delimited");
+    expect_error("csv: a quoted ';'-delimited header is named as such", put("sq.csv", "\"well_id\";\"donor\"\n"),
+                 "sq.csv:1: the first row is not comma-separated but holds ';'");
+    expect("csv: ';' inside a comma-separated header is fine", put("ok.csv", "a;b,c\n1,2\n"), "@1:a;b|c;@2:1|2;");
+    expect("csv: ';' in a later one-field row is fine", put("ok2.csv", "a\nx;y\n"), "@1:a;@2:x;y;");
+    {
+        gi_table t;
+        gi_err err = {{0}};
+        int rc = gi_table_open(&t, put("st.csv", "well_id;donor;mni_x;mni_y;mni_z;G1\n"), &err);
+        CHECKF(rc != 0 && strstr(err.msg, "looks ';'-delimited") && strstr(err.msg, "reads comma-separated files"),
+               "table: a ';'-delimited header is named, not a missing column", "%s", err.msg);
+        gi_samples s;
+        rc = gi_samples_read_csv(&s, put("st2.csv", "well_id\tdonor\tmni_x\tmni_y\tmni_z\tG1\nw\td\t1\t2\t3\t4\n"),
+                                 &err);
+        CHECKF(rc != 0 && strstr(err.msg, "st2.csv:1:") && strstr(err.msg, "looks tab-delimited"),
+               "samples: a tab-delimited table is named, not a missing column", "%s", err.msg);
+    }
 }
 
 /* ---- samples ------------------------------------------------------------------ */
@@ -241,6 +263,9 @@ static void test_samples_errors(void)
     CHECKF(rc == 0 && memcmp(&read, &zeroed, sizeof read) == 0, "samples: free of a read table zeroes it", "%s",
            err.msg);
 
+    expect_samples_error("samples: the donor name 'average' is reserved (render.donor: average)", "e0.csv",
+                         "well_id,donor,mni_x,mni_y,mni_z,G\nw,d,1,2,3,4\nw2,average,1,2,3,5\n",
+                         "e0.csv:3: column 'donor': the name 'average' is reserved");
     expect_samples_error("samples: missing required column", "e1.csv",
                          "well_id,donor,mni_x,mni_z,G\nw,d,1,2,3\n",
                          "e1.csv:1: missing required column 'mni_y'");

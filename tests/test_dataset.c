@@ -208,6 +208,33 @@ static void test_crossfit_and_refit(const char *table)
     gi_dataset_free(&drf);
 }
 
+/* A gene with one value in every training sample is refused by name (issue
+ * 27: it used to get std 1 and render the network's noise as a range). */
+static void test_constant_gene(void)
+{
+    char path[512];
+    const char *dir = getenv("TESTTMP");
+    snprintf(path, sizeof path, "%s/test_dataset_const.csv", dir && dir[0] ? dir : "/tmp");
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "well_id,donor,mni_x,mni_y,mni_z,GA,FLAT\n");
+    for (int i = 0; i < 20; i++)
+        fprintf(f, "w%d,D%d,%d,%d,%d,%d,0.1\n", i, i % 2, i, -i, 2 * i, i % 7);
+    fclose(f);
+    gi_config c;
+    gi_config_defaults(&c);
+    snprintf(c.data.samples, sizeof c.data.samples, "%s", path);
+    c.train.val_mode = GI_VAL_NONE;
+    gi_dataset d;
+    gi_err err = {{0}};
+    int rc = gi_dataset_build(&d, &c, &err);
+    CHECKF(rc != 0 && strstr(err.msg, "gene 'FLAT' has the same value (0.1) in all 20 training samples"),
+           "a constant gene is refused by name, with its value", "rc %d: %s", rc, err.msg);
+    if (rc == 0)
+        gi_dataset_free(&d);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -215,6 +242,7 @@ int main(int argc, char **argv)
     CHECK(table != NULL, "sample table written");
     if (table)
         test_crossfit_and_refit(table);
+    test_constant_gene();
     MPI_Finalize();
     return check_summary();
 }

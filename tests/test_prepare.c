@@ -9,10 +9,12 @@
 #include "geneinr/genelist.h"
 #include "geneinr/prepare.h"
 #include "geneinr/rng.h"
+#include "../src/prepare/prep.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,6 +169,30 @@ static void test_matrix(void)
     rc = gi_ahba_read_matrix(p, 2, on_row, &r, NULL, NULL, &err);
     CHECKF(rc != 0 && strstr(err.msg, "m4.csv:1: field 3 ('x3') is not a number"),
            "text in a matrix is an error naming file:line and field", "%s", err.msg);
+    /* Non-finite values (issue 27): NaN once spun the rank-tie loop of the
+     * default probe selection, and the mean selection left a donor empty. */
+    static const char *const bad[] = {"nan", "NaN", "-inf", "inf", "infinity", "1e999", "-4e38"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128], want[160];
+        snprintf(text, sizeof text, "1058685,1.5,2\n\"1058686\",3,%s\n", bad[i]);
+        p = put("m6.csv", text);
+        rc = gi_ahba_read_matrix(p, 2, on_row, &r, NULL, NULL, &err);
+        snprintf(want, sizeof want, "m6.csv:2: field 3 ('%s') is not a finite number (probe 1058686, sample column 2)",
+                 bad[i]);
+        CHECKF(rc != 0 && strstr(err.msg, want), "a non-finite matrix value is refused naming file:line, probe and sample",
+               "'%s': %s", bad[i], err.msg);
+    }
+    p = put("m7.csv", "1058685,1.5,,2\n");
+    rc = gi_ahba_read_matrix(p, 3, on_row, &r, NULL, NULL, &err);
+    CHECKF(rc != 0 && strstr(err.msg, "m7.csv:1: field 3 ('') is not a number (probe 1058685, sample column 2)"),
+           "an empty matrix cell is refused naming the probe and sample", "%s", err.msg);
+    p = put("m8.csv", "1058685;1.5;2\n");
+    rc = gi_ahba_read_matrix(p, 2, on_row, &r, NULL, NULL, &err);
+    CHECKF(rc != 0 && strstr(err.msg, "m8.csv:1:") && strstr(err.msg, "looks ';'-delimited"),
+           "a ';'-delimited matrix is named as such", "%s", err.msg);
+    p = put("m9.csv", "1058685\t1.5\t2\n");
+    rc = gi_ahba_read_matrix(p, 2, on_row, &r, NULL, NULL, &err);
+    CHECKF(rc != 0 && strstr(err.msg, "looks tab-delimited"), "a tab-delimited matrix is named as such", "%s", err.msg);
     p = put("m5.csv", "");
     rc = gi_ahba_read_matrix(p, 2, on_row, &r, NULL, NULL, &err);
     CHECKF(rc != 0 && strstr(err.msg, "no rows"), "an empty matrix is an error", "%s", err.msg);
@@ -211,6 +237,54 @@ static void test_genelist_and_donors(void)
            "donor folders in numeric order (9861 before 15697)", "%s", err.msg);
     if (rc == 0)
         gi_ahba_free_donors(d, n);
+
+    /* Links (issue 27): to a folder fine; dangling or a loop an error, never skipped. */
+    char link[1200], target[1200];
+    snprintf(link, sizeof link, "%s/normalized_microarray_donor10021", dir);
+    snprintf(target, sizeof target, "%s/normalized_microarray_donor9861", dir);
+    int lrc = symlink(target, link);
+    rc = gi_ahba_find_donors(dir, &d, &n, &err);
+    CHECKF(lrc == 0 && rc == 0 && n == 3 && d[1].id == 10021, "a symbolic link to a donor folder is a donor",
+           "%s", err.msg);
+    if (rc == 0)
+        gi_ahba_free_donors(d, n);
+    unlink(link);
+    snprintf(target, sizeof target, "%s/no-such-folder", dir);
+    lrc = symlink(target, link);
+    rc = gi_ahba_find_donors(dir, &d, &n, &err);
+    CHECKF(lrc == 0 && rc != 0 && strstr(err.msg, "normalized_microarray_donor10021: a dangling symbolic link"),
+           "a dangling donor link is an error naming it", "%s", err.msg);
+    unlink(link);
+    lrc = symlink(link, link);   /* a loop of one */
+    rc = gi_ahba_find_donors(dir, &d, &n, &err);
+    CHECKF(lrc == 0 && rc != 0 && strstr(err.msg, "normalized_microarray_donor10021: a symbolic link loop"),
+           "a donor link loop is an error naming it", "%s", err.msg);
+    unlink(link);
+    FILE *f = fopen(link, "w");
+    if (f)
+        fclose(f);
+    rc = gi_ahba_find_donors(dir, &d, &n, &err);
+    CHECKF(rc != 0 && strstr(err.msg, "normalized_microarray_donor10021 is not a folder"),
+           "a file named like a donor folder is an error", "%s", err.msg);
+    unlink(link);
+}
+
+/* The rank-tie loop of differential stability ends for any values (issue 27). */
+static void test_subset_ranks(void)
+{
+    /* x sorted by perm with NaN last (the comparator's total order) */
+    double x[5] = {2, NAN, 1, 2, NAN};
+    uint16_t perm[5] = {2, 0, 3, 1, 4};
+    int pos[5] = {0, 1, 2, 3, 4};
+    double rk[5] = {0};
+    prep_subset_ranks(x, perm, 5, pos, rk);
+    CHECKF(rk[2] == 1 && rk[0] == 2.5 && rk[3] == 2.5 && rk[1] == 4 && rk[4] == 5,
+           "subset ranks: ties share their mean rank, each NaN ranks alone (and the loop ends)",
+           "%g %g %g %g %g", rk[0], rk[1], rk[2], rk[3], rk[4]);
+    int pos2[5] = {-1, 0, 1, -1, 2};
+    prep_subset_ranks(x, perm, 5, pos2, rk);
+    CHECKF(rk[1] == 1 && rk[0] == 2 && rk[2] == 3, "subset ranks of a subset (members only)",
+           "%g %g %g", rk[0], rk[1], rk[2]);
 }
 
 int main(void)
@@ -225,6 +299,7 @@ int main(void)
     test_srs_sizes();
     test_matrix();
     test_genelist_and_donors();
+    test_subset_ranks();
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -3,14 +3,14 @@
 # AddressSanitizer and UBSan, and run each for a fixed budget. Called by
 # `make fuzz` (not part of `make test`).
 #   tools/fuzz.sh [SECONDS] [TARGET ...]     default 600 s each; targets:
-#                                            config csv nifti checkpoint
+#                                            config csv nifti checkpoint ahba
 # Seeds: tests/fuzz/corpus/TARGET (kept in git). New inputs go to
 # build-fuzz/corpus/TARGET, crashes to build-fuzz/crash/TARGET/. The last line
 # per target: "fuzz TARGET: N executions in S s, C crashes".
 set -u
 SECONDS_EACH=${1:-600}
 shift || true
-TARGETS=${*:-config csv nifti checkpoint}
+TARGETS=${*:-config csv nifti checkpoint ahba}
 CLANG=${CLANG:-clang-14}
 command -v "$CLANG" >/dev/null || { echo "fuzz: $CLANG not found (apt-get install clang-14 libclang-rt-14-dev)"; exit 1; }
 B=build-fuzz

@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "geneinr/dist.h"
 #include "geneinr/config.h"
@@ -14,9 +16,44 @@
 
 #define DEFAULT_REFERENCE "../shared/data"
 
+/* What a phantom writes into DIR (gi_phantom_write, gi_phantom_write_dk), and
+ * with --ahba the folder gi_phantom_write_ahba writes into. */
+static const char *const OUTPUTS[] = {"samples.csv", "mask.nii.gz", "anatomy.nii.gz", "truth.h5", "README.txt",
+                                      "anatomy.csv", "sample_tissue.csv"};
+
+/* Without --force, refuse a DIR holding any of them: a phantom must never
+ * silently replace a samples.csv (or anything else) that is already there. */
+static int check_overwrite(const gi_cmd_args *a, gi_err *err)
+{
+    if (a->force)
+        return 0;
+    char found[512] = "";
+    size_t n_found = 0;
+    for (size_t i = 0; i <= sizeof OUTPUTS / sizeof OUTPUTS[0]; i++) {
+        const char *name = i < sizeof OUTPUTS / sizeof OUTPUTS[0] ? OUTPUTS[i] : a->ahba ? "ahba" : NULL;
+        char path[GI_PATH_MAX + 32];
+        struct stat st;
+        if (!name)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", a->out, name);
+        if (lstat(path, &st) != 0)
+            continue;
+        size_t len = strlen(found);
+        snprintf(found + len, sizeof found - len, "%s%s%s", n_found ? ", " : "", name,
+                 S_ISDIR(st.st_mode) ? "/" : "");
+        n_found++;
+    }
+    if (n_found == 0)
+        return 0;
+    return gi_fail(err, "phantom --out %s: the folder already holds %s, which a phantom would overwrite; choose "
+                   "another folder, or pass --force to overwrite", a->out, found);
+}
+
 /* Rank 0: the phantom, then with --ahba its samples as AHBA donor folders. */
 static int write_phantom(const gi_cmd_args *a, const gi_phantom_spec *s, gi_err *err)
 {
+    if (check_overwrite(a, err) != 0)
+        return -1;
     double t0 = MPI_Wtime();
     int rc = a->dk ? gi_phantom_write_dk(a->out, s, a->reference_dir ? a->reference_dir : DEFAULT_REFERENCE, err)
                    : gi_phantom_write(a->out, s, err);
@@ -64,6 +101,7 @@ static const gi_cmd_opt OPTS[] = {
     GI_OPT_L("--ahba-probes", ahba_probes, "N", 1, 10000000, "(--ahba) probes in all"),
     GI_OPT_S("--reference", reference_dir, "DIR",
              "folder of real AHBA tables (e.g. " DEFAULT_REFERENCE "): real well ids, coordinates, probe names"),
+    GI_OPT_F("--force", force, "overwrite the files of an earlier phantom in DIR (refused without it)"),
     GI_OPT_F("--dk", dk, "on the real Desikan-Killiany grid at the real AHBA sample coordinates (--reference)"),
     GI_OPT_C("--sample-truth", sample_truth, "tissue|voxel", GI_PHANTOM_TRUTH_NAMES,
              "how a sample meets the anatomy: tissue (default) = grey matter cut from a structure, its coordinate "
@@ -84,6 +122,7 @@ const gi_cmd gi_cmd_phantom = {
             "and gradients. By default (--sample-truth tissue) samples are realistic: a piece of grey matter\n"
             "whose written coordinate carries registration error; samples.csv then has class and hemisphere\n"
             "columns, and DIR also holds anatomy.csv (the label table) and sample_tissue.csv (each sample's\n"
-            "hidden tissue location, for analysis only).",
+            "hidden tissue location, for analysis only). A DIR that already holds any of these files is\n"
+            "refused unless --force is given.",
     .opts = OPTS,
 };

@@ -113,8 +113,18 @@ static int standardise(gi_dataset *d, const char *path, gi_err *err)
     }
     for (int g = 0; g < G; g++) {
         double sd = sqrt(sum2[g] / (double)(cnt[g] - 1));
-        if (!(sd > 1e-12))
-            sd = 1; /* constant gene: keep values, avoid dividing by zero */
+        /* A gene with one value in every training sample is refused, not
+         * given std 1 (which trained the network on all-zero targets and
+         * rendered its noise as a spurious range): it has no map to learn,
+         * and every correlation score of eval and score is undefined for it.
+         * Dropping the column (or data.genes) is the user's clean choice.
+         * sum2 is 0 exactly when every value equals the mean. */
+        if (!(sd > 0) || !isfinite(sd)) {
+            rc = gi_fail(err, "%s: gene '%s' has the same value (%g) in all %ld training samples: a constant has "
+                         "no map to learn and its scores would be undefined; drop the column (or leave it out of "
+                         "data.genes)", path, s->gene_names[g], sum[g], cnt[g]);
+            goto done;
+        }
         d->gene_mean[g] = (float)sum[g];
         d->gene_std[g] = (float)sd;
         sum2[g] = sd;

@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,10 +72,27 @@ int gi_ahba_find_donors(const char *data_dir, gi_ahba_donor **donors, int *n, gi
             break;
         }
         snprintf(dir, len, "%s/%s", data_dir, e->d_name);
+        /* A name of the donor pattern that is no folder (a dangling link, a
+         * symlink loop, a file) is an error, never skipped: skipping it would
+         * prepare one donor fewer without a word. A link to a folder is fine. */
         struct stat st;
-        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        if (stat(dir, &st) != 0) {
+            int e2 = errno;
+            struct stat lst;
+            int dangling = e2 == ENOENT && lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode);
+            rc = gi_fail(err, "prepare.data_dir: %s: %s%s", dir,
+                         dangling ? "a dangling symbolic link (its target does not exist)"
+                         : e2 == ELOOP ? "a symbolic link loop (too many levels of symbolic links)"
+                                       : strerror(e2),
+                         "; a donor folder must be a folder (or a link to one)");
             free(dir);
-            continue;
+            break;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            rc = gi_fail(err, "prepare.data_dir: %s is not a folder; a donor folder must be a folder "
+                         "(or a link to one)", dir);
+            free(dir);
+            break;
         }
         if (GI_GROW(v, cap, (size_t)cnt + 1)) {
             free(dir);
@@ -251,6 +270,13 @@ int gi_ahba_read_matrix(const char *path, int n_cols, gi_ahba_row_fn fn, void *c
             }
             char *f = p;
             char *c = memchr(f, ',', (size_t)(le - f));
+            if (!c && n_cols > 0 && (memchr(f, ';', (size_t)(le - f)) || memchr(f, '\t', (size_t)(le - f)))) {
+                int semi = memchr(f, ';', (size_t)(le - f)) != NULL;
+                rc = gi_fail(err, "%s:%ld: the row holds no comma but %s: the file looks %s-delimited, and "
+                             "geneinr reads comma-separated files (save it as CSV with ',' between fields)",
+                             path, line, semi ? "';'" : "TABs", semi ? "';'" : "tab");
+                break;
+            }
             char *fe = c ? c : le;
             size_t plen = (size_t)(fe - f);
             if (plen >= 2 && f[0] == '"' && fe[-1] == '"')
@@ -272,8 +298,19 @@ int gi_ahba_read_matrix(const char *path, int n_cols, gi_ahba_row_fn fn, void *c
                 }
                 if (parse_number(q, qe, &vals[k]) != 0) {
                     int w = (int)(qe - q) > 40 ? 40 : (int)(qe - q);
-                    rc = gi_fail(err, "%s:%ld: field %d ('%.*s') is not a number", path, line,
-                                 k + 2, w, q);
+                    rc = gi_fail(err, "%s:%ld: field %d ('%.*s') is not a number (probe %s, sample column %d)",
+                                 path, line, k + 2, w, q, probe, k + 1);
+                    break;
+                }
+                /* NaN, inf and values beyond float range (the matrices are
+                 * held as float) are refused here: the Allen files never
+                 * hold them, and downstream ranks, means and quartiles have
+                 * no meaning for them (a NaN once spun the rank-tie loop). */
+                if (!(fabs(vals[k]) <= FLT_MAX)) {
+                    int w = (int)(qe - q) > 40 ? 40 : (int)(qe - q);
+                    rc = gi_fail(err, "%s:%ld: field %d ('%.*s') is not a finite number (probe %s, sample "
+                                 "column %d); the AHBA matrices hold finite values only", path, line, k + 2, w, q,
+                                 probe, k + 1);
                     break;
                 }
                 k++;

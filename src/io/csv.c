@@ -39,7 +39,20 @@ struct gi_csv {
     size_t *starts;           /* [n] offsets of field starts in rec */
     char **fields;            /* [n] pointers into rec, rebuilt per record */
     int n_cap;
+    long n_rec;               /* records returned so far */
 };
+
+/* A ';'- or tab-delimited file read as CSV has a first row of one field
+ * holding the separators (or a quoted field followed by one): say so, instead
+ * of letting the caller report a missing column. Every table of the project
+ * comes through here, so all of them get the same message. */
+static int wrong_delimiter(const gi_csv *r, int ch, gi_err *err)
+{
+    return gi_fail(err, "%s:%ld: the first row is not comma-separated but holds %s: the file looks "
+                   "%s-delimited, and geneinr reads comma-separated files (save it as CSV with ',' "
+                   "between fields)", r->path, r->rec_line, ch == ';' ? "';'" : "TABs",
+                   ch == ';' ? "';'" : "tab");
+}
 
 /* Refill the input block. Returns 1 if bytes are available, 0 at the end of
  * the file, -1 on a read error (message in err). */
@@ -237,6 +250,8 @@ int gi_csv_next(gi_csv *r, char ***fields, int *n_fields, gi_err *err)
                 c = csv_getc(r, err);
                 if (c == CSV_ERR)
                     return -1;
+                if ((c == ';' || c == '\t') && r->n_rec == 0 && n == 0)
+                    return wrong_delimiter(r, c, err);
                 if (c != ',' && c != '\n' && c != '\r' && c != CSV_EOF)
                     return gi_fail(err, "%s:%ld: unexpected character after closing quote "
                                    "(field %d)", r->path, r->line, n + 1);
@@ -258,6 +273,11 @@ int gi_csv_next(gi_csv *r, char ***fields, int *n_fields, gi_err *err)
                 n++;
                 for (int i = 0; i < n; i++)
                     r->fields[i] = r->rec + r->starts[i];
+                if (r->n_rec++ == 0 && n == 1) {
+                    const char *semi = strchr(r->fields[0], ';'), *tab = strchr(r->fields[0], '\t');
+                    if (semi || tab)
+                        return wrong_delimiter(r, semi && (!tab || semi < tab) ? ';' : '\t', err);
+                }
                 *fields = r->fields;
                 *n_fields = n;
                 return 1;

@@ -339,6 +339,11 @@ static int read_rows(gi_samples *s, const column_map *m, gi_table *t, const char
             gi_name_quote(dname, q, sizeof q);
             return gi_fail(err, "%s:%ld: column 'donor': donor name '%s' %s", path, line, q, why);
         }
+        /* "average" is what render.donor names the donor-average map: a donor
+         * of that name could never be rendered on its own, so it is refused. */
+        if (strcmp(dname, "average") == 0)
+            return gi_fail(err, "%s:%ld: column 'donor': the name 'average' is reserved (render.donor: average "
+                           "means the donor-average map); rename the donor", path, line);
         /* AHBA donors given by number (abagen's keys) are named as the Allen
          * Institute names them, so 9861 and H0351.2001 are the same donor. */
         const char *canon = gi_ahba_donor_name(dname);

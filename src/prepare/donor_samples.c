@@ -108,6 +108,9 @@ static int read_ontology(donor *D, gi_err *err)
     gi_table_close(&t);
     if (rc < 0)
         return -1;
+    /* (found by the ahba fuzz target: a header alone reached qsort with NULL) */
+    if (D->n_ont == 0)
+        return gi_fail(err, "%s: no structures (a header row, then one row per structure)", path);
     qsort(D->ont, (size_t)D->n_ont, sizeof *D->ont, cmp_ont_id);
     return 0;
 }
@@ -157,6 +160,8 @@ int prep_read_coords(coords *C, const char *path, gi_err *err)
         C->n++;
     }
     gi_table_close(&t);
+    if (rc == 0 && C->n == 0)   /* not ignored: SampleAnnot's coordinates would be used without a word */
+        rc = gi_fail(err, "prepare.coordinates: %s: no rows", path);
     if (rc < 0) {
         prep_coords_free(C);
         return -1;

@@ -12,6 +12,7 @@
 #define GENEINR_PREP_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "geneinr/ahba.h"
@@ -129,6 +130,10 @@ int prep_read_matrices(prep *P, gi_err *err);
 int prep_intensity_filter(prep *P, gi_err *err);
 int prep_group_genes(prep *P, gi_err *err);
 int prep_select_probes(prep *P, gi_err *err);
+/* Average ranks of the subset members (pos[j] >= 0) of x, given perm, the
+ * order of x over all len entries; terminates for any x, NaN included (a NaN
+ * ranks alone). Exposed for tests/test_prepare.c. */
+void prep_subset_ranks(const double *x, const uint16_t *perm, int len, const int *pos, double *rank_out);
 
 /* 5. normalisation (normalise.c) */
 void prep_srs_samples_range(void *ctx, int lo, int hi);

@@ -86,8 +86,7 @@ int prep_group_genes(prep *P, gi_err *err)
  * the order perm of x over all its entries: entries not in the subset are
  * skipped (insub[j] == 0), so ranking a subset costs O(len) once the full
  * order is known. */
-static void subset_ranks(const double *x, const uint16_t *perm, int len, const int *pos,
-                         double *rank_out)
+void prep_subset_ranks(const double *x, const uint16_t *perm, int len, const int *pos, double *rank_out)
 {
     /* pos[j] = position of entry j in the subset, -1 if absent */
     int r = 0;
@@ -98,8 +97,10 @@ static void subset_ranks(const double *x, const uint16_t *perm, int len, const i
             i++;
             continue;
         }
-        /* a run of equal values among subset members */
-        int start = r, cnt = 0, e = i;
+        /* a run of equal values among subset members; the run holds entry j
+         * itself whatever its value, so a NaN (equal to nothing, not even
+         * itself) ranks alone and the loop always advances */
+        int start = r, cnt = 1, e = i + 1;
         double val = x[j];
         while (e < len && x[perm[e]] == val) {
             if (pos[perm[e]] >= 0)
@@ -153,6 +154,9 @@ static _Thread_local const double *tl_vals;   /* qsort has no context argument *
 static int cmp_by_val(const void *a, const void *b)
 {
     double x = tl_vals[*(const uint16_t *)a], y = tl_vals[*(const uint16_t *)b];
+    /* a total order even with NaN (last), which qsort needs to be defined */
+    if (isnan(x) || isnan(y))
+        return isnan(x) - isnan(y);
     return (x > y) - (x < y);
 }
 
@@ -197,8 +201,8 @@ static void ds_range(void *ctx, int lo, int hi)
                 sum = NAN;
                 break;
             }
-            subset_ranks(means + off[a], perm + off[a], Ra, X->pos[q], ra);
-            subset_ranks(means + off[b], perm + off[b], Rb, X->pos[q] + Ra, rb);
+            prep_subset_ranks(means + off[a], perm + off[a], Ra, X->pos[q], ra);
+            prep_subset_ranks(means + off[b], perm + off[b], Rb, X->pos[q] + Ra, rb);
             sum += pearson(ra, rb, X->n_common[q]);
         }
         P->ds[v] = sum / X->n_pairs;
