@@ -1,4 +1,4 @@
-/* stop.c - graceful stop on SIGTERM / SIGUSR1 (see stop.h). */
+/* stop.c - graceful stop on SIGTERM / SIGINT / SIGUSR1 (see stop.h). */
 #include "geneinr/stop.h"
 
 #include <signal.h>
@@ -19,6 +19,7 @@ static void set_handler(void (*h)(int))
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART; /* MPI and file I/O continue where they were */
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 }
 
@@ -41,4 +42,10 @@ int gi_stop_pending(void)
 int gi_stop_signal(void)
 {
     return (int)stop_signal;
+}
+
+const char *gi_stop_signal_name(void)
+{
+    int s = (int)stop_signal;
+    return s == SIGTERM ? "SIGTERM" : s == SIGINT ? "SIGINT" : s == SIGUSR1 ? "SIGUSR1" : s ? "a signal" : "";
 }
