@@ -122,8 +122,8 @@ int gi_cmd_lock(const gi_cmd_ctx *x, const char *dir, gi_rundir_lock *lk, gi_err
 /* Has any rank been asked to stop (stop.h)? Collective. */
 int gi_cmd_stop_agreed(const gi_cmd_ctx *x);
 
-/* Rank 0 prints "geneinr: WHAT stopped by SIGTERM; RESUME (exit 75)";
- * returns GI_EXIT_REQUEUE (stop.h). */
+/* Collective: rank 0 prints "geneinr: WHAT stopped by SIGTERM; RESUME (exit 75)"
+ * naming the signal any rank got; returns GI_EXIT_REQUEUE (stop.h). */
 int gi_cmd_stopped(const gi_cmd_ctx *x, const char *what, const char *resume);
 
 /* train, render and run (cmd_run.c): the stages of one run folder. */

@@ -34,5 +34,6 @@ int gi_stop_signal(void);
 
 /* Its name for messages ("SIGTERM", "SIGINT", "SIGUSR1"; "" if none). */
 const char *gi_stop_signal_name(void);
+const char *gi_stop_name_of(int sig);   /* the same for a signal number (e.g. one agreed across ranks) */
 
 #endif

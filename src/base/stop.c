@@ -19,7 +19,12 @@ static void set_handler(void (*h)(int))
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART; /* MPI and file I/O continue where they were */
     sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    /* SIGINT only where it is not ignored: a job started with nohup or in
+     * the background of a script has it ignored and keeps it so (Ctrl-C of
+     * the terminal is not meant for it). */
+    struct sigaction old;
+    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+        sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 }
 
@@ -46,6 +51,10 @@ int gi_stop_signal(void)
 
 const char *gi_stop_signal_name(void)
 {
-    int s = (int)stop_signal;
+    return gi_stop_name_of((int)stop_signal);
+}
+
+const char *gi_stop_name_of(int s)
+{
     return s == SIGTERM ? "SIGTERM" : s == SIGINT ? "SIGINT" : s == SIGUSR1 ? "SIGUSR1" : s ? "a signal" : "";
 }

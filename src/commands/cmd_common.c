@@ -58,8 +58,11 @@ int gi_cmd_stop_agreed(const gi_cmd_ctx *x)
 
 int gi_cmd_stopped(const gi_cmd_ctx *x, const char *what, const char *resume)
 {
+    /* The signal some rank got (rank 0 may have got none). */
+    int mine = gi_stop_signal(), sig_no = 0;
+    MPI_Allreduce(&mine, &sig_no, 1, MPI_INT, MPI_MAX, x->comm);
     if (x->rank == 0) {
-        const char *sig = gi_stop_signal_name();
+        const char *sig = gi_stop_name_of(sig_no);
         fprintf(stderr, "geneinr: %s stopped by %s; %s (exit %d)\n", what, sig[0] ? sig : "a stop signal", resume,
                 GI_EXIT_REQUEUE);
         fflush(stderr);

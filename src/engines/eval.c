@@ -737,8 +737,9 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
         evaluation_free(&e);
         return -1;
     }
-    int any_stop = stopped;
+    int any_stop = stopped, sig = gi_stop_signal(), any_sig = 0;
     MPI_Allreduce(&stopped, &any_stop, 1, MPI_INT, MPI_MAX, comm);
+    MPI_Allreduce(&sig, &any_sig, 1, MPI_INT, MPI_MAX, comm);
     if (any_stop) {
         /* Which folds are kept: the result files that belong to this run. */
         int kept = 0;
@@ -749,7 +750,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
         }
         if (rank == 0) {
             printf("eval: stopped by %s; %d of %d folds are complete and kept in %s/folds (a rerun of the same "
-                   "command skips them)\n", gi_stop_signal_name()[0] ? gi_stop_signal_name() : "a stop signal",
+                   "command skips them)\n", any_sig ? gi_stop_name_of(any_sig) : "a stop signal",
                    kept, e.F, out_dir);
             fflush(stdout);
         }

@@ -765,14 +765,14 @@ int gi_sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm world)
     gi_stop_install();
     int status = sweep_command(path, o, world);
     gi_stop_uninstall();
-    int mine = gi_stop_pending(), any = 0, rank;
+    int mine = gi_stop_signal(), any = 0, rank;
     MPI_Comm_rank(world, &rank);
     MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, world);
     if (any && status != 0) {
         if (rank == 0)
             fprintf(stderr, "geneinr: sweep stopped by %s; rerun the same command to resume: finished trials are "
                     "kept, interrupted ones continue from their checkpoints (exit %d)\n",
-                    gi_stop_signal_name()[0] ? gi_stop_signal_name() : "a stop signal", GI_EXIT_REQUEUE);
+                    gi_stop_name_of(any), GI_EXIT_REQUEUE);
         status = GI_EXIT_REQUEUE;
     }
     return status;
