@@ -702,7 +702,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     }
     double t0 = MPI_Wtime();
     e.key = fold_key(&e);
-    int grank, stopped = 0;
+    int grank, stopped = 0, finished = 0; /* folds this group's rank 0 holds results of */
     MPI_Comm_rank(group, &grank);
     /* Rounds of folds, one per group each: between rounds every rank agrees
      * whether to go on (a failed fold, or a stop signal on any rank). */
@@ -719,6 +719,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
         int have = grank == 0 ? load_fold(&e, f, out_dir) : 0;
         MPI_Bcast(&have, 1, MPI_INT, 0, group);
         if (have) {
+            finished += grank == 0;
             if (grank == 0) {
                 printf("eval: fold %d/%d: results of an earlier run of this config reused (%s/folds/%d/result.bin)\n",
                        f + 1, e.F, out_dir, f + 1);
@@ -731,23 +732,18 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
             stopped = 1;
         else
             rc = r;
+        finished += grank == 0 && r == 0;
     }
     MPI_Comm_free(&group);
     if (gi_dist_agree(comm, rc, err) != 0) {
         evaluation_free(&e);
         return -1;
     }
-    int any_stop = stopped, sig = gi_stop_signal(), any_sig = 0;
-    MPI_Allreduce(&stopped, &any_stop, 1, MPI_INT, MPI_MAX, comm);
-    MPI_Allreduce(&sig, &any_sig, 1, MPI_INT, MPI_MAX, comm);
+    int mine[3] = {stopped, gi_stop_signal(), finished}, all[3];
+    MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, comm);
+    MPI_Allreduce(mine + 2, all + 2, 1, MPI_INT, MPI_SUM, comm);
+    int any_stop = all[0], any_sig = all[1], kept = all[2];
     if (any_stop) {
-        /* Which folds are kept: the result files that belong to this run. */
-        int kept = 0;
-        for (int f = 0; rank == 0 && f < e.F; f++) {
-            char p[GI_PATH_MAX + 96];
-            snprintf(p, sizeof p, "%s/folds/%d/result.bin", out_dir, f + 1);
-            kept += access(p, R_OK) == 0;
-        }
         if (rank == 0) {
             printf("eval: stopped by %s; %d of %d folds are complete and kept in %s/folds (a rerun of the same "
                    "command skips them)\n", any_sig ? gi_stop_name_of(any_sig) : "a stop signal",
