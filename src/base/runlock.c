@@ -191,7 +191,7 @@ int gi_rundir_lock_take(gi_rundir_lock *lk, const char *dir, char *note, size_t 
             snprintf(jobs, sizeof jobs, ", SLURM job %s%s%s", ojob, strcmp(otask, "-") ? " task " : "",
                      strcmp(otask, "-") ? otask : "");
         long age = (long)(time(NULL) - sb.st_mtime);
-        char why[400];
+        char why[700];
         if (strcmp(owner, host) == 0) {
             if (gi_runlock_pid_alive(pid)) {
                 gi_fail(err, "%s is in use by process %ld on this host%s (since %s); wait for it to finish or use "
