@@ -113,6 +113,19 @@ int gi_cmd_usage_error(const gi_cmd_ctx *x, const char *cmd, const char *fmt, ..
  * across the ranks): 0, or 1 after rank 0 printed "geneinr: error: ...". */
 int gi_cmd_status(const gi_cmd_ctx *x, int rc, const gi_err *err);
 
+/* Rank 0 takes DIR/.geneinr.lock (runlock.h), prints the note of a
+ * takeover; agreed across the ranks (0 or -1 with err). Release with
+ * gi_rundir_lock_release on every rank (a no-op where not held). */
+typedef struct gi_rundir_lock gi_rundir_lock;
+int gi_cmd_lock(const gi_cmd_ctx *x, const char *dir, gi_rundir_lock *lk, gi_err *err);
+
+/* Has any rank been asked to stop (stop.h)? Collective. */
+int gi_cmd_stop_agreed(const gi_cmd_ctx *x);
+
+/* Collective: rank 0 prints "geneinr: WHAT stopped by SIGTERM; RESUME (exit 75)"
+ * naming the signal any rank got; returns GI_EXIT_REQUEUE (stop.h). */
+int gi_cmd_stopped(const gi_cmd_ctx *x, const char *what, const char *resume);
+
 /* train, render and run (cmd_run.c): the stages of one run folder. */
 int gi_cmd_train_render(const gi_cmd_ctx *x, const gi_cmd_args *a, int do_train, int do_render);
 

@@ -20,6 +20,7 @@
  *                    over genes of the pooled r, the mean over genes of the
  *                    pooled MSE
  *   OUT/folds/F/inr  the INR's fold-F training table, checkpoint and log
+ *   OUT/folds/F/result.bin  fold F's finished results (reused by a rerun)
  * and a table on stdout.
  *
  * MPI: ranks form eval.groups groups (0 = one group per fold, at most one
@@ -42,7 +43,15 @@ int gi_eval_partition(const gi_samples *s, const gi_config *c, int *fold, int *n
 /* Methods to compare (eval.methods, or all that apply), as GI_METHOD_* kinds. */
 int gi_eval_methods(const gi_config *c, int *kinds, int max, gi_err *err);
 
-/* The whole evaluation; collective over comm; writes into out_dir (exists). */
+/* gi_eval_run's return when a stop signal (stop.h) ended it early, on every
+ * rank: the finished folds are kept in out_dir/folds/F/result.bin, and a
+ * rerun with the same config, samples and methods reuses them (a fold's
+ * results are checked to belong to the run: config, sample table, partition
+ * and methods), so its summary.csv equals an uninterrupted run's. */
+#define GI_EVAL_STOPPED 2
+
+/* The whole evaluation; collective over comm; writes into out_dir (exists).
+ * 0, -1 (err), or GI_EVAL_STOPPED. */
 int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *err);
 
 #endif

@@ -1,4 +1,4 @@
-/* rundir.c - run-folder lock and removal of stale rendered outputs (see rundir.h). */
+/* rundir.c - removal of stale rendered outputs (see rundir.h; the lock: runlock.c). */
 #include "geneinr/rundir.h"
 #include "geneinr/manifest.h"
 
@@ -12,90 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define LOCK_NAME ".geneinr.lock"
-
-/* Create the lock file exclusively; 0 on success, errno otherwise. */
-static int create_lock(const char *path, const char *host)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    if (fd < 0)
-        return errno;
-    char text[512];
-    int n = snprintf(text, sizeof text, "%s %ld %ld\n", host, (long)getpid(), (long)time(NULL));
-    int e = write(fd, text, (size_t)n) == n ? 0 : errno ? errno : EIO;
-    if (close(fd) != 0 && !e)
-        e = errno;
-    if (e)
-        unlink(path);
-    return e;
-}
-
-int gi_rundir_lock_take(gi_rundir_lock *lk, const char *out_dir, char *note, size_t note_size, gi_err *err)
-{
-    lk->path[0] = '\0';
-    if (note && note_size)
-        note[0] = '\0';
-    char path[sizeof lk->path], host[256] = "";
-    if (snprintf(path, sizeof path, "%s/" LOCK_NAME, out_dir) >= (int)sizeof path)
-        return gi_fail(err, "run folder path too long: %s", out_dir);
-    gethostname(host, sizeof host - 1);
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int e = create_lock(path, host);
-        if (e == 0) {
-            snprintf(lk->path, sizeof lk->path, "%s", path);
-            return 0;
-        }
-        if (e != EEXIST)
-            return gi_fail(err, "cannot create %s: %s (is the run folder writable?)", path, strerror(e));
-        /* Someone holds it, or held it. */
-        char owner[256] = "";
-        long pid = 0, since = 0;
-        FILE *f = fopen(path, "r");
-        int fields = f ? fscanf(f, "%255s %ld %ld", owner, &pid, &since) : 0;
-        if (f)
-            fclose(f);
-        if (fields < 2) {
-            /* Being written this instant, or damaged: look again shortly. */
-            if (attempt < 2) {
-                usleep(200000);
-                continue;
-            }
-            return gi_fail(err, "%s exists but does not say who holds it; if no geneinr job uses %s, remove "
-                           "the file", path, out_dir);
-        }
-        int alive = pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-        if (strcmp(owner, host) != 0 || alive) {
-            char when[64] = "?";
-            time_t t = (time_t)since;
-            struct tm tmv;
-            if (since > 0 && localtime_r(&t, &tmv))
-                strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tmv);
-            if (strcmp(owner, host) != 0)
-                return gi_fail(err, "run folder %s is locked by process %ld on host %s (since %s); another job "
-                               "may be writing it. Use another --out, or if that job is gone, remove %s",
-                               out_dir, pid, owner, when, path);
-            return gi_fail(err, "run folder %s is in use by process %ld on this host (since %s); wait for it "
-                           "to finish or use another --out", out_dir, pid, when);
-        }
-        /* A dead process on this host: take the lock over. Removing and
-         * creating again (O_EXCL) keeps two newcomers from both winning. */
-        if (unlink(path) != 0 && errno != ENOENT)
-            return gi_fail(err, "cannot remove the stale lock %s: %s", path, strerror(errno));
-        if (note && note_size)
-            snprintf(note, note_size, "note: took over the lock of %s from process %ld, which is no longer running",
-                     out_dir, pid);
-    }
-    return gi_fail(err, "cannot take the lock %s (other jobs keep taking it)", path);
-}
-
-void gi_rundir_lock_release(gi_rundir_lock *lk)
-{
-    if (lk && lk->path[0]) {
-        unlink(lk->path);
-        lk->path[0] = '\0';
-    }
-}
 
 /* Files in OUT/sub ending in suffix that the manifest does not list (the
  * user's: left alone), counted; the first named in example. */

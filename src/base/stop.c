@@ -1,4 +1,4 @@
-/* stop.c - graceful stop on SIGTERM / SIGUSR1 (see stop.h). */
+/* stop.c - graceful stop on SIGTERM / SIGINT / SIGUSR1 (see stop.h). */
 #include "geneinr/stop.h"
 
 #include <signal.h>
@@ -19,6 +19,12 @@ static void set_handler(void (*h)(int))
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART; /* MPI and file I/O continue where they were */
     sigaction(SIGTERM, &sa, NULL);
+    /* SIGINT only where it is not ignored: a job started with nohup or in
+     * the background of a script has it ignored and keeps it so (Ctrl-C of
+     * the terminal is not meant for it). */
+    struct sigaction old;
+    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+        sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 }
 
@@ -41,4 +47,14 @@ int gi_stop_pending(void)
 int gi_stop_signal(void)
 {
     return (int)stop_signal;
+}
+
+const char *gi_stop_signal_name(void)
+{
+    return gi_stop_name_of((int)stop_signal);
+}
+
+const char *gi_stop_name_of(int s)
+{
+    return s == SIGTERM ? "SIGTERM" : s == SIGINT ? "SIGINT" : s == SIGUSR1 ? "SIGUSR1" : s ? "a signal" : "";
 }

@@ -18,12 +18,14 @@
 #include "geneinr/dist.h"
 #include "geneinr/eval.h"
 #include "geneinr/report.h"
+#include "geneinr/runlock.h"
+#include "geneinr/stop.h"
 
-static int eval_run(MPI_Comm comm, const char *config, const char *out, const char *const *sets, int n_sets,
+static int eval_run(const gi_cmd_ctx *x, const char *config, const char *out, const char *const *sets, int n_sets,
                     gi_err *err)
 {
-    int rank;
-    MPI_Comm_rank(comm, &rank);
+    MPI_Comm comm = x->comm;
+    int rank = x->rank;
     gi_config c;
     int rc = gi_config_load(&c, config, sets, n_sets, err);
     if (gi_dist_agree(comm, rc, err) != 0)
@@ -44,16 +46,28 @@ static int eval_run(MPI_Comm comm, const char *config, const char *out, const ch
         rc = gi_report_check_after_eval(dir, err);
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
+    /* One job per folder (runlock.h): two evals into one folder would
+     * write the same fold folders and tables. */
+    gi_rundir_lock lock;
+    if (gi_cmd_lock(x, dir, &lock, err) != 0)
+        return -1;
     rc = gi_eval_run(&c, comm, dir, err);
     if (rc == 0 && c.render.report)   /* the accuracy table of the run's report.html */
         rc = gi_dist_agree(comm, rank == 0 ? gi_report_after_eval(dir, err) : 0, err);
+    gi_rundir_lock_release(&lock);
     return rc;
 }
 
 static int run_eval(const gi_cmd_ctx *x, const gi_cmd_args *a)
 {
     gi_err err = {{0}};
-    return gi_cmd_status(x, eval_run(x->comm, a->operand, a->out, a->sets, a->n_sets, &err), &err);
+    /* SIGTERM/SIGINT/SIGUSR1 stop it at a method or fold boundary (eval.h). */
+    gi_stop_install();
+    int rc = eval_run(x, a->operand, a->out, a->sets, a->n_sets, &err);
+    gi_stop_uninstall();
+    if (rc == GI_EVAL_STOPPED)
+        return gi_cmd_stopped(x, "eval", "rerun the same command to resume: finished folds are kept");
+    return gi_cmd_status(x, rc, &err);
 }
 
 static const gi_cmd_opt OPTS[] = {

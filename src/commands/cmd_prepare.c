@@ -19,6 +19,7 @@
 #include "geneinr/dist.h"
 #include "geneinr/files.h"
 #include "geneinr/prepare.h"
+#include "geneinr/runlock.h"
 
 static int run_prepare(const gi_cmd_ctx *x, const gi_cmd_args *a)
 {
@@ -41,8 +42,16 @@ static int run_prepare(const gi_cmd_ctx *x, const gi_cmd_args *a)
             snprintf(out, sizeof out, "prepared/%.*s", (int)strcspn(base, "."), base);
         }
     }
+    gi_rundir_lock lock;
+    memset(&lock, 0, sizeof lock);
     if (rc == 0 && rank == 0) {
         rc = gi_make_dirs(out, &err);
+        /* One job per folder (runlock.h): two prepares would write one samples.csv. */
+        char note[GI_PATH_MAX + 600] = "";
+        if (rc == 0 && gi_rundir_lock_take(&lock, out, note, sizeof note, &err) != 0)
+            rc = -1;
+        if (note[0])
+            printf("%s\n", note);
         if (rc == 0) {
             /* A failed run must not leave an older samples.csv that looks like its result. */
             char path[GI_PATH_MAX + 32];
@@ -52,6 +61,7 @@ static int run_prepare(const gi_cmd_ctx *x, const gi_cmd_args *a)
             gi_remove_partial(path);
             rc = gi_prepare_run(&c, out, stdout, &err);
         }
+        gi_rundir_lock_release(&lock);
     }
     /* The other ranks wait without spinning (Open MPI's blocking collectives
      * busy-poll, which would take a core from rank 0's reader threads). */

@@ -202,6 +202,15 @@ static int check_outputs_before_training(const gi_config *c, const char *out, gi
     return rc;
 }
 
+/* A render that failed, or was stopped by a signal (render.c asks between
+ * batches; the failure path has removed atlas.h5.tmp). */
+static int render_failed(const gi_cmd_ctx *x, const gi_err *err)
+{
+    if (gi_cmd_stop_agreed(x))
+        return gi_cmd_stopped(x, "render", "no atlas was written; run the same command again to render");
+    return gi_cmd_status(x, -1, err);
+}
+
 /* train / render / run in a run folder that this job holds (rundir.h). */
 static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do_train, int do_render, gi_config *cfg,
                                const char *out, double t0)
@@ -215,7 +224,7 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
         /* A baseline is fitted at render time: nothing to train. */
         gi_render_result rr;
         if (gi_render(&c, x->comm, out, NULL, &rr, &err) != 0)
-            return gi_cmd_status(x, -1, &err);
+            return render_failed(x, &err);
         report_resources(x, t0);
         return gi_cmd_status(x, record_and_report(x, &c, out, t0, 1, &err), &err);
     }
@@ -245,18 +254,14 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
             gi_export_remove_derived(out);   /* maps of earlier weights (train removes atlas.h5) */
         if (x->rank == 0 && !resume)
             gi_ensemble_clear(out);          /* members of earlier weights */
-        gi_stop_install();
         rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
-        gi_stop_uninstall();
         if (rc != 0)
             return gi_cmd_status(x, -1, &err);
         if (tr.interrupted)
             return GI_EXIT_REQUEUE;
         if (gi_ensemble_size(&c) > 1) {
             /* Members 2..K; a resumed run (a requeued job) picks up each where it stopped. */
-            gi_stop_install();
             rc = gi_ensemble_train(&c, x->comm, out, 1, resume != NULL, a->force, &tr, &err);
-            gi_stop_uninstall();
             if (rc != 0)
                 return gi_cmd_status(x, -1, &err);
             if (tr.interrupted)
@@ -268,8 +273,10 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
     if (do_render) {
         gi_render_result rr;
         const char *from = a->checkpoint ? a->checkpoint : ckpt;
-        if (check_prior_matches(x, &c, from, &err) != 0 || gi_render(&c, x->comm, out, from, &rr, &err) != 0)
+        if (check_prior_matches(x, &c, from, &err) != 0)
             return gi_cmd_status(x, -1, &err);
+        if (gi_render(&c, x->comm, out, from, &rr, &err) != 0)
+            return render_failed(x, &err);
     }
     report_resources(x, t0);
     return gi_cmd_status(x, record_and_report(x, &c, out, t0, do_render, &err), &err);
@@ -296,7 +303,11 @@ int gi_cmd_train_render(const gi_cmd_ctx *x, const gi_cmd_args *a, int do_train,
         gi_rundir_lock_release(&lock);
         return gi_cmd_status(x, -1, &err);
     }
+    /* SIGTERM/SIGINT/SIGUSR1: training checkpoints and stops, a render stops
+     * between batches; either exits GI_EXIT_REQUEUE and the lock goes. */
+    gi_stop_install();
     rc = train_render_locked(x, a, do_train, do_render, &c, out, t0);
+    gi_stop_uninstall();
     gi_rundir_lock_release(&lock);
     return rc;
 }

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "geneinr/anatomy.h"
 #include "geneinr/label_match.h"
 #include "geneinr/dist.h"
 #include "geneinr/method.h"
 #include "geneinr/rng.h"
+#include "geneinr/stop.h"
 
 #define STREAM_FOLDS (GI_STREAM_SPLIT + 20)
 
@@ -177,6 +179,7 @@ typedef struct evaluation {
     double *truth;           /* [n][G] standardised in the sample's fold units */
     double *pred;            /* [M][n][G] */
     double *seconds;         /* [M][F] */
+    uint64_t key;            /* what the results depend on (fold_key): a fold result of another key is not reused */
 } evaluation;
 
 static void evaluation_free(evaluation *e)
@@ -266,7 +269,155 @@ static int make_dir(const char *p, gi_err *err)
     return 0;
 }
 
-/* One fold, all methods, on one rank group. */
+/* ---- fold results: kept so that a stopped eval resumes (stop.h) ----
+ *
+ * OUT/folds/F/result.bin holds one finished fold: a header (magic, the
+ * evaluation's key, fold, sizes), the fold's test-sample indices, its truth
+ * [nt][G] and every method's predictions [M][nt][G] as doubles, and the
+ * methods' seconds. Written to .tmp, fsync'd and renamed, so it is whole or
+ * absent; reused only when its key (config, sample table, partition, methods)
+ * and sizes match, so a rerun with the same config gives the same summary.csv
+ * as an uninterrupted run. */
+#define FOLD_MAGIC "GIEVALF1"
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* What every fold's results depend on: the effective config (where it
+ * runs and is written excluded), the samples' coordinates, values and names,
+ * the partition and the methods. */
+static uint64_t fold_key(const evaluation *e)
+{
+    gi_config c = *e->c;
+    memset(c.run.out, 0, sizeof c.run.out);
+    memset(c.source, 0, sizeof c.source);
+    char *y = gi_config_to_yaml(&c);
+    uint64_t h = fnv(1469598103934665603ULL, y ? y : "", y ? strlen(y) : 0);
+    free(y);
+    const gi_samples *s = &e->s;
+    h = fnv(h, &s->n, sizeof s->n);
+    h = fnv(h, &s->n_genes, sizeof s->n_genes);
+    h = fnv(h, s->mni, sizeof(float) * 3 * (size_t)s->n);
+    h = fnv(h, s->values, sizeof(float) * (size_t)s->n * s->n_genes);
+    for (int g = 0; g < s->n_genes; g++)
+        h = fnv(h, s->gene_names[g], strlen(s->gene_names[g]) + 1);
+    h = fnv(h, e->fold, sizeof(int) * (size_t)s->n);
+    if (e->label)
+        h = fnv(h, e->label, sizeof(int) * (size_t)s->n);
+    h = fnv(h, e->kinds, sizeof(int) * (size_t)e->M);
+    return h;
+}
+
+typedef struct fold_head {
+    char magic[8];
+    uint64_t key;
+    int32_t fold, nt, G, M;
+} fold_head;
+
+/* Group rank 0 gathers the fold's predictions and seconds (each method was
+ * computed on one rank of the group) and writes the result file. */
+static int save_fold(evaluation *e, int f, MPI_Comm group, int nt, const int *tidx, const char *dir, gi_err *err)
+{
+    int grank, G = e->s.n_genes, n = e->s.n, M = e->M;
+    MPI_Comm_rank(group, &grank);
+    size_t per = (size_t)nt * G;
+    double *buf = calloc((size_t)M * per + M, sizeof(double));
+    int rc = buf ? 0 : gi_fail(err, "out of memory");
+    if (gi_dist_agree(group, rc, err) != 0) {
+        free(buf);
+        return -1;
+    }
+    for (int mi = 0; mi < M; mi++) {
+        const double *P = e->pred + (size_t)mi * n * G;
+        for (int k = 0; k < nt; k++)
+            for (int g = 0; g < G; g++)
+                buf[(size_t)mi * per + (size_t)k * G + g] = P[(size_t)tidx[k] * G + g];
+        buf[(size_t)M * per + mi] = e->seconds[(size_t)mi * e->F + f];
+    }
+    /* Zeros on the ranks that did not compute a method: a sum gathers them. */
+    MPI_Reduce(grank == 0 ? MPI_IN_PLACE : buf, buf, (int)((size_t)M * per + M), MPI_DOUBLE, MPI_SUM, 0, group);
+    if (grank == 0) {
+        char path[GI_PATH_MAX + 96], tmp[GI_PATH_MAX + 112];
+        snprintf(path, sizeof path, "%s/result.bin", dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        fold_head h;
+        memset(&h, 0, sizeof h);
+        memcpy(h.magic, FOLD_MAGIC, 8);
+        h.key = e->key;
+        h.fold = f;
+        h.nt = nt;
+        h.G = G;
+        h.M = M;
+        double *truth = malloc(sizeof(double) * (per ? per : 1));
+        FILE *fp = truth ? fopen(tmp, "wb") : NULL;
+        int bad = !fp;
+        if (fp) {
+            for (int k = 0; k < nt; k++)
+                for (int g = 0; g < G; g++)
+                    truth[(size_t)k * G + g] = e->truth[(size_t)tidx[k] * G + g];
+            bad |= fwrite(&h, sizeof h, 1, fp) != 1;
+            bad |= fwrite(tidx, sizeof(int), (size_t)nt, fp) != (size_t)nt;
+            bad |= fwrite(truth, sizeof(double), per, fp) != per;
+            bad |= fwrite(buf, sizeof(double), (size_t)M * per + M, fp) != (size_t)M * per + M;
+            bad |= fflush(fp) != 0 || fsync(fileno(fp)) != 0;
+            bad |= fclose(fp) != 0;
+        }
+        if (bad || rename(tmp, path) != 0) {
+            rc = gi_fail(err, "cannot write %s: %s", path, strerror(errno));
+            remove(tmp);
+        }
+        free(truth);
+    }
+    free(buf);
+    return gi_dist_agree(group, rc, err);
+}
+
+/* Group rank 0: fold f's result file, if it belongs to this evaluation, into
+ * pred, truth and seconds (as run_fold would have left them). 1 = loaded. */
+static int load_fold(evaluation *e, int f, const char *out_dir)
+{
+    int G = e->s.n_genes, n = e->s.n, M = e->M, nt = 0;
+    for (int i = 0; i < n; i++)
+        nt += e->fold[i] == f;
+    char path[GI_PATH_MAX + 96];
+    snprintf(path, sizeof path, "%s/folds/%d/result.bin", out_dir, f + 1);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return 0;
+    size_t per = (size_t)nt * G, nb = (size_t)M * per + M;
+    fold_head h;
+    int *tidx = malloc(sizeof(int) * (size_t)(nt ? nt : 1));
+    double *truth = malloc(sizeof(double) * (per ? per : 1)), *buf = malloc(sizeof(double) * nb);
+    int ok = tidx && truth && buf && fread(&h, sizeof h, 1, fp) == 1 && !memcmp(h.magic, FOLD_MAGIC, 8) &&
+             h.key == e->key && h.fold == f && h.nt == nt && h.G == G && h.M == M &&
+             fread(tidx, sizeof(int), (size_t)nt, fp) == (size_t)nt && fread(truth, sizeof(double), per, fp) == per &&
+             fread(buf, sizeof(double), nb, fp) == nb && fgetc(fp) == EOF;
+    fclose(fp);
+    for (int k = 0; ok && k < nt; k++)
+        ok = tidx[k] >= 0 && tidx[k] < n && e->fold[tidx[k]] == f;
+    if (ok) {
+        for (int k = 0; k < nt; k++)
+            for (int g = 0; g < G; g++) {
+                e->truth[(size_t)tidx[k] * G + g] = truth[(size_t)k * G + g];
+                for (int mi = 0; mi < M; mi++)
+                    e->pred[(size_t)mi * n * G + (size_t)tidx[k] * G + g] = buf[(size_t)mi * per + (size_t)k * G + g];
+            }
+        for (int mi = 0; mi < M; mi++)
+            e->seconds[(size_t)mi * e->F + f] = buf[(size_t)M * per + mi];
+    }
+    free(tidx);
+    free(truth);
+    free(buf);
+    return ok;
+}
+
+/* One fold, all methods, on one rank group: 0 done (and kept in
+ * folds/F/result.bin), 2 stopped by a signal, -1 failed; agreed in the group. */
 static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, gi_err *err)
 {
     int grank, gsize;
@@ -313,8 +464,20 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         rc = make_dir(dir, err);
     if (gi_dist_agree(group, rc, err) != 0)
         goto done;
-    int slot = 0; /* baselines dealt to the group's ranks */
-    for (int mi = 0; mi < e->M; mi++) {
+    int slot = 0, stopped = 0; /* baselines dealt to the group's ranks */
+    for (int mi = 0; mi <= e->M; mi++) {
+        /* A failed baseline or a stop signal (stop.h), agreed in the group
+         * at every method's boundary and after the last, so no rank meets the
+         * INR's collectives alone; a fold with a stopped (or possibly stopped)
+         * INR is not complete, so it is not kept. */
+        int want[2] = {gi_stop_pending(), rc != 0}, any[2];
+        MPI_Allreduce(want, any, 2, MPI_INT, MPI_MAX, group);
+        if (any[0] || any[1]) {
+            stopped = any[0] && !any[1];
+            break;
+        }
+        if (mi == e->M)
+            break;
         int kind = e->kinds[mi];
         int inr = kind == GI_METHOD_INR;
         int mine = inr || slot++ % gsize == grank;
@@ -344,7 +507,7 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
             goto done;
         if (rc != 0) {
             gi_fail_prefix(err, "fold %d, %s", f + 1, GI_METHOD_NAMES[kind]);
-            break;
+            continue; /* the next boundary agrees it */
         }
         if (!inr || grank == 0) {
             e->seconds[(size_t)mi * e->F + f] = MPI_Wtime() - t0;
@@ -355,6 +518,10 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         }
     }
     rc = gi_dist_agree(group, rc, err);
+    if (rc == 0 && stopped)
+        rc = 2;
+    if (rc == 0)
+        rc = save_fold(e, f, group, nt, tidx, dir, err);
 done:
     free(mni); free(y); free(donor); free(label); free(annot);
     free(tmni); free(tlabel); free(tidx); free(tpred);
@@ -367,15 +534,20 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
     const gi_samples *s = &e->s;
     int n = s->n, G = s->n_genes, M = e->M, F = e->F;
     const char *split = GI_SPLIT_NAMES[e->c->eval.split];
-    char p1[GI_PATH_MAX + 32], p2[GI_PATH_MAX + 32];
+    char p1[GI_PATH_MAX + 32], p2[GI_PATH_MAX + 32], t1[GI_PATH_MAX + 40], t2[GI_PATH_MAX + 40];
     snprintf(p1, sizeof p1, "%s/eval.csv", out_dir);
     snprintf(p2, sizeof p2, "%s/summary.csv", out_dir);
-    FILE *fe = fopen(p1, "w"), *fs = fopen(p2, "w");
+    /* Written to .tmp and renamed: never half a table at the final name. */
+    snprintf(t1, sizeof t1, "%s.tmp", p1);
+    snprintf(t2, sizeof t2, "%s.tmp", p2);
+    FILE *fe = fopen(t1, "w"), *fs = fopen(t2, "w");
     double *pt = malloc(sizeof(double) * n), *tt = malloc(sizeof(double) * n), *rs = malloc(sizeof(double) * G);
     double *med = malloc(sizeof(double) * M), *mm = malloc(sizeof(double) * M);
     if (!fe || !fs || !pt || !tt || !rs || !med || !mm) {
         if (fe) fclose(fe);
         if (fs) fclose(fs);
+        remove(t1);
+        remove(t2);
         free(pt); free(tt); free(rs); free(med); free(mm);
         return gi_fail(err, "cannot write %s or %s: %s", p1, p2, strerror(errno));
     }
@@ -419,6 +591,11 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
     int bad = ferror(fe) || ferror(fs);
     bad |= fclose(fe) != 0;
     bad |= fclose(fs) != 0;
+    bad = bad || rename(t1, p1) != 0 || rename(t2, p2) != 0;
+    if (bad) {
+        remove(t1);
+        remove(t2);
+    }
     /* The table. */
     printf("\neval: %s split, %d folds, %d samples, %d genes (held-out Pearson r pooled over folds; MSE in "
            "standardised units)\n", split, F, n, G);
@@ -524,12 +701,57 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
         fflush(stdout);
     }
     double t0 = MPI_Wtime();
-    for (int f = color; f < e.F && rc == 0; f += ng)
-        rc = run_fold(&e, f, group, out_dir, err);
+    e.key = fold_key(&e);
+    int grank, stopped = 0, finished = 0; /* folds this group's rank 0 holds results of */
+    MPI_Comm_rank(group, &grank);
+    /* Rounds of folds, one per group each: between rounds every rank agrees
+     * whether to go on (a failed fold, or a stop signal on any rank). */
+    for (int round = 0; round < (e.F + ng - 1) / ng; round++) {
+        int mine[2] = {stopped || gi_stop_pending(), rc != 0}, all[2];
+        MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, comm);
+        if (all[0] || all[1]) {
+            stopped = all[0];
+            break;
+        }
+        int f = color + round * ng;
+        if (f >= e.F)
+            continue;
+        int have = grank == 0 ? load_fold(&e, f, out_dir) : 0;
+        MPI_Bcast(&have, 1, MPI_INT, 0, group);
+        if (have) {
+            finished += grank == 0;
+            if (grank == 0) {
+                printf("eval: fold %d/%d: results of an earlier run of this config reused (%s/folds/%d/result.bin)\n",
+                       f + 1, e.F, out_dir, f + 1);
+                fflush(stdout);
+            }
+            continue;
+        }
+        int r = run_fold(&e, f, group, out_dir, err);
+        if (r == 2)
+            stopped = 1;
+        else
+            rc = r;
+        finished += grank == 0 && r == 0;
+    }
     MPI_Comm_free(&group);
     if (gi_dist_agree(comm, rc, err) != 0) {
         evaluation_free(&e);
         return -1;
+    }
+    int mine[3] = {stopped, gi_stop_signal(), finished}, all[3];
+    MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, comm);
+    MPI_Allreduce(mine + 2, all + 2, 1, MPI_INT, MPI_SUM, comm);
+    int any_stop = all[0], any_sig = all[1], kept = all[2];
+    if (any_stop) {
+        if (rank == 0) {
+            printf("eval: stopped by %s; %d of %d folds are complete and kept in %s/folds (a rerun of the same "
+                   "command skips them)\n", any_sig ? gi_stop_name_of(any_sig) : "a stop signal",
+                   kept, e.F, out_dir);
+            fflush(stdout);
+        }
+        evaluation_free(&e);
+        return GI_EVAL_STOPPED;
     }
     /* Each (fold, method) was filled by exactly one rank, zeros elsewhere. */
     size_t np = (size_t)e.M * e.s.n * e.s.n_genes, nt = (size_t)e.s.n * e.s.n_genes;

@@ -25,6 +25,14 @@
  * every trial's status.yaml under an flock on OUT/.results.lock, so groups
  * (and the concurrent tasks of a job array) never lose each other's rows.
  *
+ * Claims. A trial folder is a run folder: the group that trains a trial holds
+ * its lock (runlock.h) for the whole trial. Several sweeps may share one
+ * folder (the tasks of a job array, or two `geneinr sweep`s started on
+ * different nodes to spread the work): each takes only trials that no live
+ * job holds and skips the others, so no trial is trained twice at once; a
+ * claim left by a dead job (or an expired lease) is taken over. OUT/best is
+ * claimed the same way while it is rendered.
+ *
  * Resuming. A rerun refuses a sweep file that would change an existing trial
  * (its trial.yaml differs from what the file now gives), skips trials that are
  * ok, continues running ones from their checkpoint (bit-identical when
@@ -50,6 +58,7 @@
 #include "geneinr/ensemble.h"
 #include "geneinr/prior.h" /* gi_train, gi_ensemble_train: training over data.prior */
 #include "geneinr/render.h"
+#include "geneinr/runlock.h"
 #include "geneinr/stop.h"
 #include "geneinr/train.h"
 
@@ -585,12 +594,29 @@ static int render_best(const sweep_run *r, int best, MPI_Comm world, gi_err *err
     gi_sweep_free_overrides(ov);
     if (rc == 0 && snprintf(c.run.out, sizeof c.run.out, "%.*s", (int)sizeof c.run.out - 1, bdir) >= (int)sizeof c.run.out)
         rc = gi_fail(err, "path too long: %s", bdir);
+    gi_rundir_lock lock;
+    memset(&lock, 0, sizeof lock);
+    int busy = 0;
     if (rc == 0 && rank == 0) {
         rc = gi_make_dirs(bdir, err);
-        remove(stamp);
+        char note[GI_PATH_MAX + 600] = "";
+        if (rc == 0)
+            rc = gi_rundir_lock_take(&lock, bdir, note, sizeof note, err);
+        if (note[0])
+            printf("sweep: %s\n", note);
+        if (rc == GI_RUNLOCK_BUSY) {
+            printf("sweep: not rendering the best trial: another job renders %s (%s)\n", bdir, err->msg);
+            busy = 1;
+            rc = 0;
+        } else if (rc == 0) {
+            remove(stamp);
+        }
     }
-    if (gi_dist_agree(world, rc, err) != 0)
-        return -1;
+    MPI_Bcast(&busy, 1, MPI_INT, 0, world);
+    if (gi_dist_agree(world, rc, err) != 0 || busy) {
+        gi_rundir_lock_release(&lock);
+        return busy ? 0 : -1;
+    }
     int size;
     MPI_Comm_size(world, &size);
     set_threads(&c, size);
@@ -599,8 +625,10 @@ static int render_best(const sweep_run *r, int best, MPI_Comm world, gi_err *err
         fflush(stdout);
     }
     gi_render_result rr;
-    if (gi_render(&c, world, bdir, ckpt, &rr, err) != 0)
+    if (gi_render(&c, world, bdir, ckpt, &rr, err) != 0) {
+        gi_rundir_lock_release(&lock);
         return -1;
+    }
     rc = 0;
     if (rank == 0) {
         char cfg[GI_PATH_MAX + 64];
@@ -611,7 +639,46 @@ static int render_best(const sweep_run *r, int best, MPI_Comm world, gi_err *err
         if (rc == 0)
             rc = write_atomic(stamp, want, err);
     }
+    gi_rundir_lock_release(&lock);
     return gi_dist_agree(world, rc, err);
+}
+
+/* Claim trial t for the group on comm (its leader takes the trial folder's
+ * lock): 0 claimed (release lk after the trial), 1 skipped (held by a live
+ * job, or finished meanwhile by one), -1 the folder cannot be written.
+ * Agreed across comm. */
+static int claim_trial(const sweep_run *r, int t, MPI_Comm comm, gi_rundir_lock *lk)
+{
+    int rank, rc = 0;
+    MPI_Comm_rank(comm, &rank);
+    memset(lk, 0, sizeof *lk);
+    if (rank == 0) {
+        char dir[GI_PATH_MAX + 64], note[GI_PATH_MAX + 600] = "";
+        gi_err err = {{0}};
+        trial_dir(r, t, dir, sizeof dir);
+        rc = gi_make_dirs(dir, &err);
+        if (rc == 0)
+            rc = gi_rundir_lock_take(lk, dir, note, sizeof note, &err);
+        if (note[0])
+            printf("sweep: trial %d: %s\n", t, note);
+        if (rc == GI_RUNLOCK_BUSY) {
+            printf("sweep: trial %d skipped: another job runs it (%s)\n", t, err.msg);
+        } else if (rc != 0) {
+            fprintf(stderr, "geneinr: sweep: trial %d: %s\n", t, err.msg);
+        } else {
+            /* Between the list and the claim another job may have finished it. */
+            trial_status st;
+            read_status(dir, &st);
+            if (st.state == S_OK || (st.state == S_FAILED && !r->o->retry_failed)) {
+                gi_rundir_lock_release(lk);
+                printf("sweep: trial %d skipped: another job has finished it (%s)\n", t, STATE_NAMES[st.state]);
+                rc = 1;
+            }
+        }
+        fflush(stdout);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    return rc;
 }
 
 /* Hand trials out to groups until none is left (or a stop signal came).
@@ -660,7 +727,12 @@ static int dispatch(const sweep_run *r, MPI_Comm world, const int *pending, int 
         MPI_Bcast(&next, 1, MPI_INT, 0, comm);
         if (next >= n_pending)
             break;
-        int outcome = run_trial(r, pending[next], comm, node_ranks, group);
+        gi_rundir_lock claim;
+        int cl = claim_trial(r, pending[next], comm, &claim);
+        if (cl == 1)
+            continue;
+        int outcome = cl < 0 ? -1 : run_trial(r, pending[next], comm, node_ranks, group);
+        gi_rundir_lock_release(&claim);
         if (outcome < 0) {
             bad = 1;
             break;
@@ -683,7 +755,30 @@ static int fail_out(int rank, const char *msg)
     return 1;
 }
 
+static int sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm world);
+
+/* The whole command with the stop signals handled (stop.h): a stop during
+ * training checkpoints every trial, one during the best trial's render
+ * stops it; either way the exit status is GI_EXIT_REQUEUE. */
 int gi_sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm world)
+{
+    gi_stop_install();
+    int status = sweep_command(path, o, world);
+    gi_stop_uninstall();
+    int mine = gi_stop_signal(), any = 0, rank;
+    MPI_Comm_rank(world, &rank);
+    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, world);
+    if (any && status != 0) {
+        if (rank == 0)
+            fprintf(stderr, "geneinr: sweep stopped by %s; rerun the same command to resume: finished trials are "
+                    "kept, interrupted ones continue from their checkpoints (exit %d)\n",
+                    gi_stop_name_of(any), GI_EXIT_REQUEUE);
+        status = GI_EXIT_REQUEUE;
+    }
+    return status;
+}
+
+static int sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm world)
 {
     int rank, size;
     MPI_Comm_rank(world, &rank);
@@ -766,10 +861,12 @@ int gi_sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm world)
                 MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
                 MPI_Comm_size(node, &node_ranks);
                 MPI_Comm_free(&node);
-                gi_stop_install();
-                int outcome = run_trial(&r, o->trial, world, node_ranks, 0);
-                gi_stop_uninstall();
-                status = outcome == 0 ? 0 : outcome == 2 ? GI_EXIT_REQUEUE : 1;
+                gi_rundir_lock claim;
+                int cl = claim_trial(&r, o->trial, world, &claim);
+                int outcome = cl == 0 ? run_trial(&r, o->trial, world, node_ranks, 0) : cl == 1 ? 3 : -1;
+                gi_rundir_lock_release(&claim);
+                /* 3: another job holds or has finished it: nothing for this one to do. */
+                status = outcome == 0 || outcome == 3 ? 0 : outcome == 2 ? GI_EXIT_REQUEUE : 1;
                 stopped = outcome == 2;
             }
         } else {
@@ -782,9 +879,7 @@ int gi_sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm world)
                        groups == 1 ? "" : "s", s.ranks_per_trial, s.ranks_per_trial == 1 ? "" : "s", r.out);
                 fflush(stdout);
             }
-            gi_stop_install();
             int failed = dispatch(&r, world, pending, n_pending, &stopped);
-            gi_stop_uninstall();
             free(pending);
             int counts[2] = {failed < 0, stopped}, all[2];
             MPI_Allreduce(counts, all, 2, MPI_INT, MPI_MAX, world);

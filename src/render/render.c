@@ -28,6 +28,7 @@
 #include "geneinr/manifest.h"
 #include "geneinr/method.h"
 #include "geneinr/nifti.h"
+#include "geneinr/stop.h"
 
 /* Voxels per predict call of a baseline, and of a model with a prior or an
  * ensemble (which predicts in passes of 1024 inside); a single network takes
@@ -235,6 +236,10 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
 {
     walk *w = ctx;
     source *s = w->s;
+    /* A stop signal (stop.h) fails this rank's block; the round's agreement
+     * (render_plan.c) then stops every rank and the atlas's .tmp is removed. */
+    if (gi_stop_pending())
+        return gi_fail(err, "render stopped by a signal");
     for (int q = 0; q < 3 * nb; q++)
         s->pts[q] = (float)mm[q];
     if (gi_method_predict_genes(s->m, nb, s->pts, s->have_anat ? label : NULL, w->g0, w->ng, s->pred, err) != 0)
