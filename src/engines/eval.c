@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "geneinr/anatomy.h"
+#include "geneinr/geometry.h"
 #include "geneinr/label_match.h"
 #include "geneinr/dist.h"
 #include "geneinr/method.h"
@@ -502,6 +503,10 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     MPI_Comm_size(comm, &size);
     evaluation e;
     int rc = setup(&e, c, err);
+    gi_geometry geo;  /* samples against the mask and labels, before any fold (geometry.h) */
+    memset(&geo, 0, sizeof geo);
+    if (rc == 0 && rank == 0)
+        rc = gi_geometry_check(c, &e.s, e.label ? &e.match : NULL, &geo, err);
     char folds[GI_PATH_MAX + 16];
     snprintf(folds, sizeof folds, "%s/folds", out_dir);
     if (rc == 0 && rank == 0)
@@ -521,6 +526,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
                GI_SPLIT_NAMES[c->eval.split], e.F, e.M, ng, ng > 1 ? "s" : "", size / ng, (size + ng - 1) / ng);
         if (e.label)
             gi_match_summary_print(stdout, &e.match, "eval: anatomy: ");
+        gi_geometry_warn(stdout, &geo, c, "eval: ");
         fflush(stdout);
     }
     double t0 = MPI_Wtime();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "geneinr/checkpoint.h"
+#include "geneinr/geometry.h"
 #include "geneinr/dataset.h"
 #include "geneinr/dist.h"
 #include "geneinr/gene_order.h"
@@ -715,6 +716,11 @@ int gi_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const 
 
     /* Set-up: data, model (new or resumed), buffers, log. */
     int rc = setup(&t, resume, force, err);
+    /* Samples against the mask and the labels, before any training (geometry.h). */
+    gi_geometry geo;
+    memset(&geo, 0, sizeof geo);
+    if (rc == 0 && t.rank == 0)
+        rc = gi_geometry_check(c, &t.data.s, t.data.label ? &t.data.match : NULL, &geo, err);
     if (rc == 0 && t.rank == 0)
         rc = open_log(&t, logpath, resume != NULL, err);
     /* Maps rendered from earlier weights would sit next to the new checkpoint
@@ -743,8 +749,10 @@ int gi_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const 
                t.train.measured + t.val.measured, st->model.n_params, t.size, t.size > 1 ? "s" : "");
         if (t.data.label)
             gi_match_summary_print(stdout, &t.data.match, "anatomy: ");
+        gi_geometry_warn(stdout, &geo, c, "train: ");
         if (resume)
-            printf("train: resuming %s at step %ld\n", resume, st->step);
+            printf("train: resuming %s at step %ld%s\n", resume, st->step,
+                   st->sealed ? "" : " (note: written before content hashes: loaded without checking them)");
         fflush(stdout);
     }
     if (t.rank == 0 && t.data.label) {
