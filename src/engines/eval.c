@@ -10,6 +10,7 @@
 
 #include "geneinr/anatomy.h"
 #include "geneinr/geometry.h"
+#include "geneinr/progress.h"
 #include "geneinr/label_match.h"
 #include "geneinr/dist.h"
 #include "geneinr/method.h"
@@ -338,8 +339,15 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
             printf("eval: fold %d/%d (%d test samples): %s\n", f + 1, e->F, nt, GI_METHOD_NAMES[kind]);
             fflush(stdout);
         }
+        /* A kriging fit takes tens of seconds: progress lines (progress.h). */
+        char what[96];
+        snprintf(what, sizeof what, "eval: fold %d/%d %s", f + 1, e->F, GI_METHOD_NAMES[kind]);
+        gi_progress prog;
+        gi_progress_begin_here(&prog, inr ? NULL : what, "likelihood evaluations", 0);
+        o.progress = &prog;
         gi_method *m = gi_method_fit(kind, &o, &d, err);
         rc = m ? gi_method_predict(m, nt, tmni, e->label ? tlabel : NULL, tpred, err) : -1;
+        gi_progress_end(&prog);
         gi_method_free(m);
         if (inr && gi_dist_agree(group, rc, err) != 0)
             goto done;

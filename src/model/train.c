@@ -11,6 +11,7 @@
 
 #include "geneinr/checkpoint.h"
 #include "geneinr/geometry.h"
+#include "geneinr/progress.h"
 #include "geneinr/dataset.h"
 #include "geneinr/dist.h"
 #include "geneinr/gene_order.h"
@@ -497,18 +498,6 @@ static int state_resume(trainer *t, const char *path, int force, gi_err *err)
     return t->st.config_yaml ? 0 : gi_fail(err, "out of memory");
 }
 
-static void fmt_duration(double s, char *buf, size_t n)
-{
-    if (!(s >= 0) || s > 1e8)
-        snprintf(buf, n, "?");
-    else if (s < 60)
-        snprintf(buf, n, "%.0fs", s);
-    else if (s < 3600)
-        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else
-        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
 static int save(trainer *t, const char *path, gi_err *err)
 {
     /* The log rows up to this step reach the disk before the checkpoint does,
@@ -691,7 +680,7 @@ static void progress(trainer *t, long step, double loss, double val, double gnor
         double per = elapsed / (double)(st->step - start_step);
         long B = t->c->train.batch_size, units = B > 0 && B < t->train.n ? B : t->train.n;
         char eta[32];
-        fmt_duration(per * (double)(steps - st->step), eta, sizeof eta);
+        gi_fmt_duration(per * (double)(steps - st->step), eta, sizeof eta);
         printf("step %6ld/%ld  loss %.5f  val %s  %.0f pts/s  ETA %s\n", st->step, steps, loss, vshow,
                (double)units / per, eta);
         fflush(stdout);
