@@ -26,6 +26,9 @@ typedef struct gi_progress {
     long total;              /* units in all; 0 = unknown (no ETA) */
     long done;
     double t0, last;         /* monotonic seconds */
+    double every;            /* seconds between lines: GI_PROGRESS_EVERY, or the
+                              * environment's GENEINR_PROGRESS_EVERY (0 = every
+                              * unit and always the final line: for tests) */
     int approx;              /* total is an estimate (an optimiser's typical count): "~" */
     int on;                  /* prints (rank 0 and a name) */
 } gi_progress;
