@@ -150,8 +150,16 @@ fails "geometry: sweep with a label image on an identity affine is refused befor
     $G sweep "$T/sweep.yaml" --out "$T/gs"
 check "  ... no trial started" bash -c "grep -q 'no label' '$T/f.out' && test ! -e '$T/gs/trials/000'"
 says "geometry: below data.max_outside but above half of it: trains with a warning" \
-    "warning: [0-9]+ of 3702 samples .* outside render.mask" \
+    "warning: 654 of 3702 samples .* get no anatomy label" \
     $G train "$T/cfg.yaml" --out "$T/gw" --set data.max_outside=0.3 --set train.steps=2
+$PY - "$T/ph/mask.nii.gz" "$T/slab.nii.gz" <<'PY' 2>"$T/py.err"
+import sys, nibabel as nib, numpy as np
+im = nib.load(sys.argv[1]); d = np.asarray(im.dataobj).copy(); d[:, :, :40] = 0; d[:, :, 52:] = 0
+nib.save(nib.Nifti1Image(d, im.affine, im.header), sys.argv[2])
+PY
+says "geometry: a region-of-interest mask (a slab: 81% of samples outside) trains, with a note" \
+    "note: [0-9]+ of 3702 samples .* outside render.mask .* lies among them" \
+    $G train "$T/cfg.yaml" --out "$T/gr" --set render.mask="$T/slab.nii.gz" --set train.steps=2
 fails "geometry: data.max_outside is validated" "data.max_outside: 2 is out of range" \
     $G config "$T/cfg.yaml" --set data.max_outside=2
 says "geometry: a mask and labels centred far apart are named (with data.max_outside 1)" \

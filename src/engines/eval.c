@@ -514,7 +514,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     gi_geometry geo;  /* samples against the mask and labels, before any fold (geometry.h) */
     memset(&geo, 0, sizeof geo);
     if (rc == 0 && rank == 0)
-        rc = gi_geometry_check(c, &e.s, e.label ? &e.match : NULL, &geo, err);
+        rc = gi_geometry_check(c, &e.s, e.label ? &e.match : NULL, 0, &geo, err);
     char folds[GI_PATH_MAX + 16];
     snprintf(folds, sizeof folds, "%s/folds", out_dir);
     if (rc == 0 && rank == 0)

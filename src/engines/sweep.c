@@ -696,7 +696,7 @@ static int preflight(const sweep_run *r, gi_err *err)
     if (gi_dataset_build(&d, &c, err) != 0)
         return -1;
     gi_geometry g;
-    rc = gi_geometry_check(&c, &d.s, d.label ? &d.match : NULL, &g, err);
+    rc = gi_geometry_check(&c, &d.s, d.label ? &d.match : NULL, 1, &g, err);
     if (rc == 0) {
         gi_geometry_warn(stdout, &g, &c, "sweep: ");
         fflush(stdout);

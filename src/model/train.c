@@ -709,7 +709,7 @@ int gi_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const 
     gi_geometry geo;
     memset(&geo, 0, sizeof geo);
     if (rc == 0 && t.rank == 0)
-        rc = gi_geometry_check(c, &t.data.s, t.data.label ? &t.data.match : NULL, &geo, err);
+        rc = gi_geometry_check(c, &t.data.s, t.data.label ? &t.data.match : NULL, 1, &geo, err);
     if (rc == 0 && t.rank == 0)
         rc = open_log(&t, logpath, resume != NULL, err);
     /* Maps rendered from earlier weights would sit next to the new checkpoint
