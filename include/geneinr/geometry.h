@@ -6,8 +6,8 @@
  * the samples' MNI coordinates are looked up in render.mask (nearest voxel)
  * and their anatomy labels are counted after label matching (label_match.h,
  * so data.anatomy_tolerance counts): above data.max_outside of the samples
- * outside either, the command refuses (the mask only when it also lies away
- * from the samples, see GI_GEOMETRY_MAX_FAR); above half of it, it warns. The mask's
+ * outside either, the command refuses when that image also lies away from the
+ * samples (GI_GEOMETRY_MAX_FAR); above half of it, it warns. The mask's
  * and the label image's foregrounds are also compared (their centres in MNI
  * mm): far apart, the two images are not in one space.
  *
@@ -34,14 +34,18 @@ typedef struct gi_geometry {
                               * (-1: not measured: few samples outside) */
     int anatomy_checked;     /* a match summary was given */
     int unlabelled;          /* samples without a label after matching */
+    double labels_far;       /* fraction of the labelled voxels over GI_GEOMETRY_FAR_MM from every
+                              * sample (-1: not measured: few samples unlabelled) */
     double centre_gap_mm;    /* distance between the mask's and the labels' centres (-1: not compared) */
     char mask_unread[2048];   /* why render.mask could not be read when it was not needed ("" = read) */
 } gi_geometry;
 
-/* A mask with many samples outside it is refused only when it also lies
- * away from the samples: more than GI_GEOMETRY_MAX_FAR of its voxels over
- * GI_GEOMETRY_FAR_MM from every sample. A region-of-interest mask (a slab, a
- * structure) lies among the samples and is let through with a note. Measured
+/* A mask (label image) with many samples outside it (unlabelled) is refused
+ * only when it also lies away from the samples: more than GI_GEOMETRY_MAX_FAR
+ * of its non-zero voxels over GI_GEOMETRY_FAR_MM from every sample. A
+ * region-of-interest mask (a slab, a structure) or a parcellation of part of
+ * the brain (cortex only, at a strict tolerance) lies among the samples and
+ * is let through with a note or a warning. Measured
  * on the 2 mm phantom (3,702 samples): the MNI brain mask 4% far (18% of
  * samples outside), a 12-slice slab of it 5% (81% outside), the mask shifted
  * 20 mm 5% (46% outside), the mask on an identity affine 45% (98.5% outside). */

@@ -83,7 +83,7 @@ int gi_geometry_check(const gi_config *c, const gi_samples *s, const gi_match_su
                       gi_geometry *g, gi_err *err)
 {
     memset(g, 0, sizeof *g);
-    g->mask_far = -1;
+    g->mask_far = g->labels_far = -1;
     g->n = s->n;
     g->centre_gap_mm = -1;
     gi_volume mask, labels;
@@ -117,13 +117,20 @@ int gi_geometry_check(const gi_config *c, const gi_samples *s, const gi_match_su
         g->anatomy_checked = 1;
         g->unlabelled = match->none;
     }
-    if (g->mask_checked && c->data.anatomy[0]) {
+    int many_unlabelled = g->anatomy_checked && s->n > 0 && (double)g->unlabelled > c->data.max_outside / 2 * s->n;
+    if (c->data.anatomy[0] && (g->mask_checked || many_unlabelled)) {
         double cm[3], ca[3];
-        if (gi_volume_read(&labels, c->data.anatomy, 1, err) != 0)
+        if (gi_volume_read(&labels, c->data.anatomy, 1, err) != 0) {
             rc = with_key(err, "data.anatomy");
-        else if (foreground_centre(&mask, cm) == 0 && foreground_centre(&labels, ca) == 0)
-            g->centre_gap_mm = sqrt((cm[0] - ca[0]) * (cm[0] - ca[0]) + (cm[1] - ca[1]) * (cm[1] - ca[1]) +
-                                    (cm[2] - ca[2]) * (cm[2] - ca[2]));
+        } else {
+            if (g->mask_checked && foreground_centre(&mask, cm) == 0 && foreground_centre(&labels, ca) == 0)
+                g->centre_gap_mm = sqrt((cm[0] - ca[0]) * (cm[0] - ca[0]) + (cm[1] - ca[1]) * (cm[1] - ca[1]) +
+                                        (cm[2] - ca[2]) * (cm[2] - ca[2]));
+            /* Many samples unlabelled: a parcellation of part of the brain
+             * (cortex only) at a strict tolerance, or an image in another space? */
+            if (many_unlabelled)
+                g->labels_far = far_from_samples(&labels, s);
+        }
     }
     gi_volume_free(&mask);
     gi_volume_free(&labels);
@@ -137,12 +144,13 @@ int gi_geometry_check(const gi_config *c, const gi_samples *s, const gi_match_su
                        "mm? Fix the image, or raise data.max_outside (1 = never refuse)", c->render.mask,
                        g->outside_mask, g->n, pct(g->outside_mask, g->n), limit, 100 * g->mask_far,
                        GI_GEOMETRY_FAR_MM);
-    if (g->anatomy_checked && g->n > 0 && (double)g->unlabelled > limit * g->n)
+    if (g->anatomy_checked && g->n > 0 && (double)g->unlabelled > limit * g->n && g->labels_far > GI_GEOMETRY_MAX_FAR)
         return gi_fail(err, "%s (data.anatomy): %d of %d samples (%.1f%%) get no label (data.anatomy_tolerance %g "
-                       "mm), more than data.max_outside (%g) allows: is the label image's affine in MNI mm "
-                       "(`geneinr info` shows it)? Fix the image, or raise data.anatomy_tolerance or "
-                       "data.max_outside (1 = never refuse)", c->data.anatomy, g->unlabelled, g->n,
-                       pct(g->unlabelled, g->n), (double)c->data.anatomy_tolerance, limit);
+                       "mm), more than data.max_outside (%g) allows, and %.0f%% of its labelled voxels lie over %.0f "
+                       "mm from every sample: is the label image's affine in MNI mm (`geneinr info` shows it)? Fix "
+                       "the image, or raise data.anatomy_tolerance or data.max_outside (1 = never refuse)",
+                       c->data.anatomy, g->unlabelled, g->n, pct(g->unlabelled, g->n),
+                       (double)c->data.anatomy_tolerance, limit, 100 * g->labels_far, GI_GEOMETRY_FAR_MM);
     return 0;
 }
 
@@ -154,18 +162,25 @@ void gi_geometry_warn(FILE *f, const gi_geometry *g, const gi_config *c, const c
     if (g->mask_checked && g->n > 0 && (double)g->outside_mask > half * g->n) {
         if (g->mask_far >= 0 && g->mask_far <= GI_GEOMETRY_MAX_FAR)
             fprintf(f, "%snote: %d of %d samples (%.1f%%) lie outside render.mask %s, which lies among them (a "
-                    "region-of-interest mask, or samples outside the brain)\n", prefix, g->outside_mask, g->n, pct(g->outside_mask, g->n),
-                    c->render.mask);
+                    "region-of-interest mask, or samples outside the brain)\n", prefix, g->outside_mask, g->n,
+                    pct(g->outside_mask, g->n), c->render.mask);
         else
             fprintf(f, "%swarning: %d of %d samples (%.1f%%) lie outside render.mask %s: is its affine in MNI mm? "
                     "(refused above data.max_outside = %g)\n", prefix, g->outside_mask, g->n,
                     pct(g->outside_mask, g->n), c->render.mask, c->data.max_outside);
     }
-    if (g->anatomy_checked && g->n > 0 && (double)g->unlabelled > half * g->n)
-        fprintf(f, "%swarning: %d of %d samples (%.1f%%) get no anatomy label at data.anatomy_tolerance %g mm: is "
-                "the affine of %s in MNI mm, or is the tolerance too small? (refused above data.max_outside = %g)\n",
-                prefix, g->unlabelled, g->n, pct(g->unlabelled, g->n), (double)c->data.anatomy_tolerance,
-                c->data.anatomy, c->data.max_outside);
+    if (g->anatomy_checked && g->n > 0 && (double)g->unlabelled > half * g->n) {
+        if (g->labels_far >= 0 && g->labels_far <= GI_GEOMETRY_MAX_FAR)
+            fprintf(f, "%swarning: %d of %d samples (%.1f%%) get no anatomy label at data.anatomy_tolerance %g mm; "
+                    "the labels of %s lie among the samples (a parcellation of part of the brain): a larger "
+                    "tolerance lets more samples take the label of their tissue\n", prefix, g->unlabelled, g->n,
+                    pct(g->unlabelled, g->n), (double)c->data.anatomy_tolerance, c->data.anatomy);
+        else
+            fprintf(f, "%swarning: %d of %d samples (%.1f%%) get no anatomy label at data.anatomy_tolerance %g mm: "
+                    "is the affine of %s in MNI mm, or is the tolerance too small? (refused above "
+                    "data.max_outside = %g)\n", prefix, g->unlabelled, g->n, pct(g->unlabelled, g->n),
+                    (double)c->data.anatomy_tolerance, c->data.anatomy, c->data.max_outside);
+    }
     if (g->centre_gap_mm > GI_GEOMETRY_MAX_GAP_MM)
         fprintf(f, "%swarning: render.mask %s and data.anatomy %s are centred %.0f mm apart: are both in MNI "
                 "space (affines)?\n", prefix, c->render.mask, c->data.anatomy, g->centre_gap_mm);

@@ -678,23 +678,25 @@ static int dispatch(const sweep_run *r, MPI_Comm world, const int *pending, int 
     return bad ? -1 : failed;
 }
 
-/* Before any trial: the inputs of the first trial's config (the sample table,
- * render.mask, data.anatomy) read and the samples checked against the mask and
- * labels (geometry.h), so a wrong image fails the sweep once instead of every
- * trial after it has started. A trial whose overrides change these inputs is
- * checked again by its own training. Rank 0. */
+/* Before any trial: the samples of the first trial's config checked against
+ * its render.mask and data.anatomy (geometry.h), so a wrong image fails the
+ * sweep once instead of every trial after it has started. Only that: a trial
+ * whose own config or data is wrong (a rule between keys, a donor that does
+ * not exist) fails as that trial, and a trial whose overrides change these
+ * inputs is checked again by its own training. Rank 0. */
 static int preflight(const sweep_run *r, gi_err *err)
 {
     int n;
     char **ov = gi_sweep_overrides(r->s, 0, &n);
     gi_config c;
-    int rc = ov ? gi_config_load(&c, r->s->base, (const char *const *)ov, n, err) : gi_fail(err, "out of memory");
+    gi_err skip;
+    int rc = ov ? gi_config_load(&c, r->s->base, (const char *const *)ov, n, &skip) : -1;
     gi_sweep_free_overrides(ov);
     if (rc != 0 || !c.data.samples[0])
-        return rc;
+        return 0;
     gi_dataset d;
-    if (gi_dataset_build(&d, &c, err) != 0)
-        return -1;
+    if (gi_dataset_build(&d, &c, &skip) != 0)
+        return 0;
     gi_geometry g;
     rc = gi_geometry_check(&c, &d.s, d.label ? &d.match : NULL, 1, &g, err);
     if (rc == 0) {
