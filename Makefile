@@ -13,6 +13,7 @@ PKGS    += libpng
 PKGS    += sleef
 PKGS    += libdeflate
 PKGS    += libisal
+PKGS    += libxxhash
 CC      := gcc
 SAN     ?=
 OPT     ?= -O2 -g

@@ -143,6 +143,186 @@ static void test_history_and_checksums(void)
     gi_state_free(&st);
 }
 
+
+/* ---- content hashes (h5_seal.h): what fletcher32 lets through ------------- */
+
+static int load_fails_with(const char *path, const char *want, char *why, size_t n)
+{
+    gi_state back;
+    gi_err err = {{0}};
+    int rc = gi_checkpoint_load(&back, path, &err);
+    if (rc == 0) {
+        snprintf(why, n, "loaded (sealed %d)", back.sealed);
+        gi_state_free(&back);
+        return 0;
+    }
+    snprintf(why, n, "%s", err.msg);
+    return strstr(err.msg, want) != NULL && strstr(err.msg, path) != NULL;
+}
+
+/* Open a checkpoint for editing as h5py would (1.8 format kept). */
+static hid_t open_rw(const char *path)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+/* Replace /best_params by a new chunked, fletcher32-checksummed dataset of
+ * the given values carrying the old one's hash attribute. */
+static int replace_best_params(const char *path, float value)
+{
+    hid_t f = open_rw(path);
+    if (f < 0)
+        return -1;
+    hid_t d = H5Dopen2(f, "best_params", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    char *hash = NULL;
+    gi_err err;
+    gi_h5_get_attr_str(d, path, "xxh3_128", &hash, &err);
+    H5Dclose(d);
+    H5Ldelete(f, "best_params", H5P_DEFAULT);
+    float *v = malloc(sizeof(float) * (size_t)n);
+    for (hssize_t i = 0; i < n; i++)
+        v[i] = value;
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk = (hsize_t)n;
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_fletcher32(dcpl);
+    d = H5Dcreate2(f, "best_params", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0 && hash &&
+                     gi_h5_put_attr_fixed_str(d, path, "xxh3_128", hash, &err) == 0
+                 ? 0
+                 : -1;
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Fclose(f);
+    free(v);
+    free(hash);
+    return rc;
+}
+
+static void test_content_hashes(void)
+{
+    gi_state st;
+    gi_err err = {{0}};
+    char why[2100];
+    int ok = make_state(&st, &err) == 0;
+    CHECKF(ok, "hashes: state set up", "%s", err.msg);
+    if (!ok)
+        return;
+    for (size_t i = 0; i < st.model.n_params; i++)
+        st.best_params[i] = 0.5f + (float)i;
+    char a[] = "/tmp/geneinr-ckpt-XXXXXX", b[] = "/tmp/geneinr-ckpt-XXXXXX";
+    close(mkstemp(a));
+    close(mkstemp(b));
+    gi_state back;
+    ok = gi_checkpoint_save(&st, a, &err) == 0 && gi_checkpoint_load(&back, a, &err) == 0;
+    CHECKF(ok && back.sealed == 1, "hashes: an intact checkpoint loads with every hash checked", "%s",
+           ok ? "not sealed" : err.msg);
+    if (ok)
+        gi_state_free(&back);
+
+    /* 1. The chunk of /best_params zeroed in full, checksum included: fletcher32 of zeros is 0. */
+    hid_t f = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "best_params", H5P_DEFAULT), fsp = H5Dget_space(d);
+    hsize_t offset[1] = {0}, size = 0;
+    haddr_t addr = 0;
+    unsigned mask = 0;
+    herr_t hr = H5Dget_chunk_info(d, fsp, 0, offset, &mask, &addr, &size);
+    H5Sclose(fsp);
+    H5Dclose(d);
+    H5Fclose(f);
+    CHECK(hr >= 0 && size > 0, "hashes: the chunk of /best_params is found");
+    if (hr >= 0 && size > 0) {
+        FILE *fp = fopen(a, "r+b");
+        fseek(fp, (long)addr, SEEK_SET);
+        for (hsize_t i = 0; i < size; i++)
+            fputc(0, fp);
+        fclose(fp);
+        CHECKF(load_fails_with(a, "/best_params does not match its content hash", why, sizeof why),
+               "hashes: a /best_params chunk zeroed in full (fletcher32 passes it) fails the load", "%s", why);
+    }
+
+    /* 2. /best_params replaced (as h5py does) with a valid fletcher32 and the old hash attribute. */
+    gi_checkpoint_save(&st, a, &err);
+    ok = replace_best_params(a, 0.0f) == 0;
+    CHECK(ok, "hashes: /best_params replaced by zeros with a valid fletcher32");
+    if (ok)
+        CHECKF(load_fails_with(a, "/best_params does not match its content hash", why, sizeof why),
+               "hashes: a replaced dataset with a valid checksum fails the load", "%s", why);
+
+    /* 3. /best_params copied, hash attribute and all, from another checkpoint. */
+    gi_checkpoint_save(&st, a, &err);
+    st.best_params[0] += 1;
+    st.step = 6;
+    gi_checkpoint_save(&st, b, &err);
+    hid_t fa = open_rw(a), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5Ldelete(fa, "best_params", H5P_DEFAULT);
+    hr = H5Ocopy(fb, "best_params", fa, "best_params", H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(fb);
+    H5Fclose(fa);
+    CHECK(hr >= 0, "hashes: /best_params transplanted from another checkpoint (H5Ocopy, attributes too)");
+    if (hr >= 0)
+        CHECKF(load_fails_with(a, "/best_params does not match its content hash", why, sizeof why),
+               "hashes: a dataset transplanted from another checkpoint fails the load", "%s", why);
+    ok = gi_checkpoint_load(&back, b, &err) == 0;
+    CHECKF(ok, "hashes: the other checkpoint itself still loads", "%s", err.msg);
+    if (ok)
+        gi_state_free(&back);
+
+    /* 4. A checkpoint from before content hashes (no content_id, no xxh3_128
+     * attributes) loads, unchecked, and says so (sealed 0). */
+    gi_checkpoint_save(&st, a, &err);
+    fa = open_rw(a);
+    H5Adelete(fa, "content_id");
+    const char *names[] = {"params", "best_params", "adam_m", "adam_v", "fixed", "gene_mean", "gene_std",
+                           "gene_position", "genes", "donors", "label_values", "donor_in_average",
+                           "settings_history", "settings_history_step"};
+    for (int i = 0; i < 14; i++) {
+        d = H5Dopen2(fa, names[i], H5P_DEFAULT);
+        H5Adelete(d, "xxh3_128");
+        H5Dclose(d);
+    }
+    H5Fclose(fa);
+    ok = gi_checkpoint_load(&back, a, &err) == 0;
+    CHECKF(ok && back.sealed == 0, "hashes: a checkpoint without hashes (an older one) loads, marked unchecked", "%s",
+           ok ? "sealed" : err.msg);
+    if (ok)
+        gi_state_free(&back);
+
+    /* 5. Sealed, but one dataset without its hash (added afterwards). */
+    gi_checkpoint_save(&st, a, &err);
+    fa = open_rw(a);
+    d = H5Dopen2(fa, "gene_std", H5P_DEFAULT);
+    H5Adelete(d, "xxh3_128");
+    H5Dclose(d);
+    H5Fclose(fa);
+    CHECKF(load_fails_with(a, "/gene_std has no content hash", why, sizeof why),
+           "hashes: a sealed checkpoint with a dataset lacking its hash fails the load", "%s", why);
+
+    /* Equal states still give byte-identical files (the identity is derived from the content). */
+    gi_checkpoint_save(&st, a, &err);
+    gi_checkpoint_save(&st, b, &err);
+    FILE *pa = fopen(a, "rb"), *pb = fopen(b, "rb");
+    int same = pa && pb, ca, cb;
+    while (same && (ca = fgetc(pa)) != EOF) {
+        cb = fgetc(pb);
+        same = ca == cb;
+    }
+    same = same && fgetc(pb) == EOF;
+    if (pa) fclose(pa);
+    if (pb) fclose(pb);
+    CHECK(same, "hashes: equal states still give byte-identical checkpoints");
+    remove(a);
+    remove(b);
+    gi_state_free(&st);
+}
+
 static int printed;
 static herr_t count_prints(hid_t stack, void *data)
 {
@@ -223,6 +403,7 @@ int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
     test_history_and_checksums();
+    test_content_hashes();
     test_error_printing_restored();
     test_settings_list();
     MPI_Finalize();

@@ -9,7 +9,8 @@ libnifti2-dev libyaml-dev zlib1g-dev
 libpng-dev
 libsleef-dev
 libdeflate-dev
-libisal-dev"
+libisal-dev
+libxxhash-dev"
 [ "$1" = test ] && PKGS="$PKGS python3-numpy python3-h5py python3-nibabel python3-torch"
 # the report's browser test (headless)
 [ "$1" = test ] && PKGS="$PKGS chromium"

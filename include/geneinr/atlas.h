@@ -16,6 +16,9 @@
  *   /affine      float64 [4][4]: voxel (i, j, k, 1) -> MNI mm (the mask's sform/qform).
  *   /genes       variable-length UTF-8 strings [n_genes]
  *   /donors      variable-length UTF-8 strings [n_donors]
+ *   /expression_xxh3_rows  uint64 [2 n_genes]: a content hash per gene, and on
+ *                every dataset an xxh3_128 attribute, root attribute content_id
+ *                (h5_seal.h): verified by the readers. HDF5 1.8 file format.
  *   root attributes: geneinr_version, created (UTC ISO 8601), config (YAML of
  *                the run), rendered_for ("average" or donor), kind ("atlas" | "truth"),
  *                layout (a one-line description of the above).
@@ -28,6 +31,7 @@
 #include <mpi.h>
 
 #include "geneinr/error.h"
+#include "geneinr/h5_seal.h"
 
 typedef struct gi_atlas_info {
     int n_genes;
@@ -98,11 +102,17 @@ typedef struct gi_atlas {
     unsigned char *mask;          /* [nz][ny][nx] */
     char *kind, *rendered_for, *config_yaml, *version;
     long long file_id;            /* hid_t of the open file */
+    int sealed;                   /* 1: content hashes checked (the rest at open, each gene
+                                   * of /expression as it is read); 0: written before them */
+    gi_h5_rows rows;              /* the per-gene hashes of /expression */
 } gi_atlas;
 
 int gi_atlas_open(gi_atlas *a, const char *path, gi_err *err);
-/* vol: [nz][ny][nx] floats of gene g. */
+/* vol: [nz][ny][nx] floats of gene g, checked against its content hash. */
 int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err);
+/* Read and check every gene (`geneinr info`); *n_checked genes matched. A
+ * file without content hashes is no error (a->sealed 0, nothing checked). */
+int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err);
 int gi_atlas_gene_index(const gi_atlas *a, const char *name);
 void gi_atlas_close(gi_atlas *a);
 

@@ -31,8 +31,12 @@
  * instead of returning different numbers. The file is written to PATH.tmp,
  * fsync'd, renamed to PATH and the folder fsync'd: after a crash PATH is the
  * old or the new checkpoint, never a torn one.
+ * Every dataset also carries a content hash (attribute xxh3_128, root attribute
+ * content_id; h5_seal.h), verified on load: fletcher32 alone passes a chunk
+ * zeroed in full and a dataset replaced or copied in with a valid checksum.
  * Object timestamps are off, so equal states give byte-identical files.
- * Checkpoints of earlier versions (no checksums, no history) still load.
+ * Checkpoints of earlier versions (no checksums, no history, no content
+ * hashes: sealed = 0, which the commands report) still load.
  */
 #ifndef GENEINR_CHECKPOINT_H
 #define GENEINR_CHECKPOINT_H
@@ -64,6 +68,8 @@ typedef struct gi_state {
     int n_history;               /* settings changes accepted on resume */
     char **history;              /* [n_history] "key: old -> new", oldest first */
     long *history_step;          /* [n_history] step from which each applied */
+    int sealed;                  /* load: 1 = every dataset matched its content hash,
+                                  * 0 = written before content hashes (unchecked) */
 } gi_state;
 
 /* Record a settings change (a copy of text) applying from `step` on. */

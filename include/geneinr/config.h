@@ -32,6 +32,7 @@ typedef struct gi_config {
         char anatomy[GI_PATH_MAX];     /* data.anatomy: label NIfTI entering the network; "" = none */
         float anatomy_tolerance;       /* data.anatomy_tolerance: mm a sample may reach for its label (label_match.h) */
         char anatomy_labels[GI_PATH_MAX]; /* data.anatomy_labels: abagen label table (class/hemisphere rule); "" = none */
+        float max_outside;             /* data.max_outside: refuse when more samples lie outside mask/labels (geometry.h) */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
         int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
         int prior_donor_effect;        /* data.prior_donor_effect: the prior models donor offsets (random effect) */

@@ -67,6 +67,7 @@ typedef struct gi_method_opts {
                                   * hyperparameters are reused (no ML fit), NULL = fit them */
     uint64_t seed;               /* subsample draws */
     int verbose;                 /* print the fitted hyperparameters */
+    struct gi_progress *progress; /* kriging: counts likelihood evaluations and genes into it (progress.h); NULL = none */
     /* INR */
     const gi_config *config;     /* model and train settings */
     MPI_Comm comm;               /* ranks that train together */

@@ -53,6 +53,9 @@ static int info_checkpoint(const char *path, gi_err *err)
     print_names("donors", st.donors, st.n_donors);
     for (int i = 0; i < st.n_history; i++)
         printf("  settings changed at step %ld: %s\n", st.history_step[i], st.history[i]);
+    /* gi_checkpoint_load has failed if any hash differs. */
+    printf("  content hashes: %s\n", st.sealed ? "ok (every dataset matches its xxh3_128)"
+                                             : "none (written before content hashes; not checked)");
     gi_state_free(&st);
     return 0;
 }
@@ -74,8 +77,14 @@ static int info_atlas(const char *path, gi_err *err)
     print_affine(a.affine);
     print_names("genes", a.genes, a.n_genes);
     print_names("donors", a.donors, a.n_donors);
+    int genes_ok = 0, rc = gi_atlas_verify(&a, &genes_ok, err);
+    if (rc == 0)
+        printf("  content hashes: %s", a.sealed ? "ok (every dataset and" : "none (written before content hashes; "
+                                                                          "not checked)\n");
+    if (rc == 0 && a.sealed)
+        printf(" all %d genes of /expression match their xxh3_128)\n", genes_ok);
     gi_atlas_close(&a);
-    return 0;
+    return rc;
 }
 
 static int info_nifti(const char *path, gi_err *err)

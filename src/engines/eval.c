@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "geneinr/anatomy.h"
+#include "geneinr/geometry.h"
+#include "geneinr/progress.h"
 #include "geneinr/label_match.h"
 #include "geneinr/dist.h"
 #include "geneinr/method.h"
@@ -500,8 +502,15 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
             printf("eval: fold %d/%d (%d test samples): %s\n", f + 1, e->F, nt, GI_METHOD_NAMES[kind]);
             fflush(stdout);
         }
+        /* A kriging fit takes tens of seconds: progress lines (progress.h). */
+        char what[96];
+        snprintf(what, sizeof what, "eval: fold %d/%d %s", f + 1, e->F, GI_METHOD_NAMES[kind]);
+        gi_progress prog;
+        gi_progress_begin_here(&prog, inr ? NULL : what, "likelihood evaluations", 0);
+        o.progress = &prog;
         gi_method *m = gi_method_fit(kind, &o, &d, err);
         rc = m ? gi_method_predict(m, nt, tmni, e->label ? tlabel : NULL, tpred, err) : -1;
+        gi_progress_end(&prog);
         gi_method_free(m);
         if (inr && gi_dist_agree(group, rc, err) != 0)
             goto done;
@@ -679,6 +688,10 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     MPI_Comm_size(comm, &size);
     evaluation e;
     int rc = setup(&e, c, err);
+    gi_geometry geo;  /* samples against the mask and labels, before any fold (geometry.h) */
+    memset(&geo, 0, sizeof geo);
+    if (rc == 0 && rank == 0)
+        rc = gi_geometry_check(c, &e.s, e.label ? &e.match : NULL, 0, &geo, err);
     char folds[GI_PATH_MAX + 16];
     snprintf(folds, sizeof folds, "%s/folds", out_dir);
     if (rc == 0 && rank == 0)
@@ -698,6 +711,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
                GI_SPLIT_NAMES[c->eval.split], e.F, e.M, ng, ng > 1 ? "s" : "", size / ng, (size + ng - 1) / ng);
         if (e.label)
             gi_match_summary_print(stdout, &e.match, "eval: anatomy: ");
+        gi_geometry_warn(stdout, &geo, c, "eval: ");
         fflush(stdout);
     }
     double t0 = MPI_Wtime();

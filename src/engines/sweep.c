@@ -54,8 +54,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "geneinr/dataset.h"
 #include "geneinr/dist.h"
 #include "geneinr/ensemble.h"
+#include "geneinr/geometry.h"
 #include "geneinr/prior.h" /* gi_train, gi_ensemble_train: training over data.prior */
 #include "geneinr/render.h"
 #include "geneinr/runlock.h"
@@ -748,6 +750,35 @@ static int dispatch(const sweep_run *r, MPI_Comm world, const int *pending, int 
     return bad ? -1 : failed;
 }
 
+/* Before any trial: the samples of the first trial's config checked against
+ * its render.mask and data.anatomy (geometry.h), so a wrong image fails the
+ * sweep once instead of every trial after it has started. Only that: a trial
+ * whose own config or data is wrong (a rule between keys, a donor that does
+ * not exist) fails as that trial, and a trial whose overrides change these
+ * inputs is checked again by its own training. Rank 0. */
+static int preflight(const sweep_run *r, gi_err *err)
+{
+    int n;
+    char **ov = gi_sweep_overrides(r->s, 0, &n);
+    gi_config c;
+    gi_err skip;
+    int rc = ov ? gi_config_load(&c, r->s->base, (const char *const *)ov, n, &skip) : -1;
+    gi_sweep_free_overrides(ov);
+    if (rc != 0 || !c.data.samples[0])
+        return 0;
+    gi_dataset d;
+    if (gi_dataset_build(&d, &c, &skip) != 0)
+        return 0;
+    gi_geometry g;
+    rc = gi_geometry_check(&c, &d.s, d.label ? &d.match : NULL, 1, &g, err);
+    if (rc == 0) {
+        gi_geometry_warn(stdout, &g, &c, "sweep: ");
+        fflush(stdout);
+    }
+    gi_dataset_free(&d);
+    return rc;
+}
+
 static int fail_out(int rank, const char *msg)
 {
     if (rank == 0)
@@ -817,6 +848,8 @@ static int sweep_command(const char *path, const gi_sweep_opts *o, MPI_Comm worl
         rc = gi_make_dirs(trials, &err);
         if (rc == 0)
             rc = check_unchanged(&r, &err);
+        if (rc == 0 && !o->collect && o->trial < 0 && s.n_trials > 0)
+            rc = preflight(&r, &err);
         char *text = rc == 0 ? slurp(path) : NULL;
         snprintf(copy, sizeof copy, "%s/sweep.yaml", r.out);
         if (text)

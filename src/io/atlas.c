@@ -26,6 +26,7 @@
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
 #include "geneinr/h5.h"
+#include "geneinr/h5_seal.h"
 #include "geneinr/version.h"
 
 #include <errno.h>
@@ -215,7 +216,9 @@ done:
 static int writer_open(gi_atlas_writer *w, gi_err *err)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0 || H5Pset_fapl_mpio(fapl, w->comm, MPI_INFO_NULL) < 0) {
+    /* The 1.8 format checksums the metadata, the content hashes among it. */
+    if (fapl < 0 || H5Pset_fapl_mpio(fapl, w->comm, MPI_INFO_NULL) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0) {
         if (fapl >= 0)
             H5Pclose(fapl);
         return gi_h5_fail(err, "%s: cannot set up parallel HDF5 access", w->tmp_path);
@@ -428,7 +431,12 @@ static int put_affine(hid_t file, const char *where, const double *affine, gi_er
 static int write_metadata(gi_atlas_writer *w, gi_err *err)
 {
     const char *where = w->tmp_path;
-    hid_t file = H5Fopen(where, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t file = fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0
+                     ? H5Fopen(where, H5F_ACC_RDWR, fapl)
+                     : -1;
+    if (fapl >= 0)
+        H5Pclose(fapl);
     if (file < 0)
         return gi_h5_fail(err, "%s: cannot reopen to add metadata", where);
     char created[32];
@@ -456,6 +464,10 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
         rc = -1;
     if (expr >= 0)
         H5Dclose(expr);
+    /* Content hashes of every dataset, /expression gene by gene as well, so
+     * that a reader checks each gene it reads (h5_seal.h). */
+    if (rc == 0)
+        rc = gi_h5_seal(file, where, "expression", err);
     if (rc == 0 && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
         rc = gi_h5_fail(err, "%s: cannot write the metadata to disk (disk full?)", where);
     /* A file we give up on: release its space so that closing (which writes
@@ -614,6 +626,13 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
         gi_h5_get_attr_str(file, path, "rendered_for", &a->rendered_for, err) != 0 ||
         gi_h5_get_attr_str(file, path, "config", &a->config_yaml, err) != 0)
         return -1;
+    /* Content hashes: everything but /expression now, each gene of it when
+     * it is read (gi_atlas_read_gene). Atlases written before them: sealed 0. */
+    gi_h5_seal_check chk;
+    if (gi_h5_verify(file, path, "expression", &chk, err) != 0 ||
+        gi_h5_rows_load(file, path, "expression", &a->rows, err) != 0)
+        return -1;
+    a->sealed = chk.sealed;
     return 0;
 }
 
@@ -662,6 +681,11 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
         H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, vol) < 0)
         rc = gi_h5_fail(err, "%s: cannot read gene %d (%s) from /expression", path, g, a->genes[g]);
+    if (rc == 0 && gi_h5_rows_check(&a->rows, path, "expression", g, H5T_NATIVE_FLOAT, 3, count + 1, vol,
+                                    sizeof(float) * (size_t)a->nz * (size_t)a->ny * (size_t)a->nx, err) != 0)
+        rc = gi_fail(err, "%s: gene %s (/expression[%d]) does not match its content hash (zeroed, replaced, or "
+                     "copied from another file): the atlas is damaged; use an intact copy or render it again",
+                     path, a->genes[g], g);
     if (mspace >= 0)
         H5Sclose(mspace);
     if (fspace >= 0)
@@ -669,6 +693,28 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
     if (d >= 0)
         H5Dclose(d);
     gi_h5_loud(printer);
+    return rc;
+}
+
+int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    *n_checked = 0;
+    if (!a || a->file_id <= 0)
+        return gi_fail(err, "atlas: verifying an atlas that is not open");
+    if (!a->sealed)
+        return 0;
+    size_t nvox = (size_t)a->nx * (size_t)a->ny * (size_t)a->nz;
+    float *vol = malloc(sizeof *vol * (nvox ? nvox : 1));
+    if (!vol)
+        return gi_fail(err, "atlas: out of memory to verify");
+    int rc = 0;
+    for (int g = 0; rc == 0 && g < a->n_genes; g++)
+        if ((rc = gi_atlas_read_gene(a, g, vol, err)) == 0)
+            (*n_checked)++;
+    free(vol);
     return rc;
 }
 
@@ -698,5 +744,6 @@ void gi_atlas_close(gi_atlas *a)
     free(a->rendered_for);
     free(a->config_yaml);
     free(a->version);
+    gi_h5_rows_free(&a->rows);
     memset(a, 0, sizeof *a);
 }

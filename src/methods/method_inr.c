@@ -240,6 +240,10 @@ static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
     snprintf(c.run.out, sizeof c.run.out, "%s", o->work_dir);
     if (c.train.val_mode == GI_VAL_DONOR)
         c.train.val_mode = GI_VAL_FRACTION;
+    /* eval checked the whole table against the mask and labels once
+     * (geometry.h); a fold's subset is not checked (nor warned about) again. */
+    c.render.mask[0] = '\0';
+    c.data.max_outside = 1;
     int rc = rank == 0 ? write_table(d, c.data.samples, err) : 0;
     if (gi_dist_agree(o->comm, rc, err) != 0)
         return NULL;

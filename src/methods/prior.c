@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "geneinr/progress.h"
 #include "geneinr/rng.h"
 
 #define STREAM_CROSSFIT (GI_STREAM_SPLIT + 30)
@@ -16,7 +17,7 @@
  * hyper_from: reuse that fit's kriging hyperparameters instead of fitting
  * them. */
 static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsigned char *use,
-                            const gi_method *hyper_from, gi_err *err)
+                            const gi_method *hyper_from, gi_progress *progress, gi_err *err)
 {
     const gi_samples *s = &d->s;
     size_t n = (size_t)s->n, G = (size_t)s->n_genes;
@@ -45,6 +46,7 @@ static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsig
     o.donor_effect = c->data.prior_donor_effect;
     o.label_similarity = c->data.prior_label_similarity;
     o.hyper_from = hyper_from;
+    o.progress = progress;
     m = gi_method_fit_impl(kind == GI_METHOD_RK ? &gi_rk_impl : &gi_kriging_impl, kind, &o, &fd, err);
     if (!m)
         gi_fail_prefix(err, "data.prior %s", GI_METHOD_NAMES[kind]);
@@ -92,7 +94,7 @@ static int crossfit_prior(gi_prior_fit *p, const gi_dataset *d, const gi_config 
         }
         if (nf == 0)
             continue;
-        gi_method *m = fit_prior(d, c, use, p->m, err);
+        gi_method *m = fit_prior(d, c, use, p->m, NULL, err);
         rc = m ? gi_method_predict(m, nf, mni, d->label ? lab : NULL, pred, err) : -1;
         gi_method_free(m);
         if (rc != 0)
@@ -128,10 +130,16 @@ int gi_prior_apply(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpo
     }
     for (size_t i = 0; i < n; i++)
         use[i] = refit || !d->is_val[i];
-    p->m = fit_prior(d, c, use, NULL, err);
+    /* ~20 s (fit) and ~40 s (refit on every sample) for the atlas config on
+     * 3,702 samples: progress lines (progress.h). */
+    gi_progress prog;
+    gi_progress_begin(&prog, refit ? "prior refit" : "prior fit", "likelihood evaluations", 0);
+    p->m = fit_prior(d, c, use, NULL, &prog, err);
     free(use);
-    if (!p->m || gi_method_predict(p->m, (int)n, s->mni, d->label, p->at, err) != 0 ||
-        (purpose == GI_PRIOR_FOR_TRAIN && c->data.prior_crossfit > 0 && crossfit_prior(p, d, c, err) != 0)) {
+    int rc = !p->m || gi_method_predict(p->m, (int)n, s->mni, d->label, p->at, err) != 0 ||
+             (purpose == GI_PRIOR_FOR_TRAIN && c->data.prior_crossfit > 0 && crossfit_prior(p, d, c, err) != 0);
+    gi_progress_end(&prog);
+    if (rc) {
         gi_prior_free(p);
         return -1;
     }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "geneinr/checkpoint.h"
+#include "geneinr/geometry.h"
+#include "geneinr/progress.h"
 #include "geneinr/dataset.h"
 #include "geneinr/dist.h"
 #include "geneinr/gene_order.h"
@@ -496,18 +498,6 @@ static int state_resume(trainer *t, const char *path, int force, gi_err *err)
     return t->st.config_yaml ? 0 : gi_fail(err, "out of memory");
 }
 
-static void fmt_duration(double s, char *buf, size_t n)
-{
-    if (!(s >= 0) || s > 1e8)
-        snprintf(buf, n, "?");
-    else if (s < 60)
-        snprintf(buf, n, "%.0fs", s);
-    else if (s < 3600)
-        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else
-        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
 static int save(trainer *t, const char *path, gi_err *err)
 {
     /* The log rows up to this step reach the disk before the checkpoint does,
@@ -690,7 +680,7 @@ static void progress(trainer *t, long step, double loss, double val, double gnor
         double per = elapsed / (double)(st->step - start_step);
         long B = t->c->train.batch_size, units = B > 0 && B < t->train.n ? B : t->train.n;
         char eta[32];
-        fmt_duration(per * (double)(steps - st->step), eta, sizeof eta);
+        gi_fmt_duration(per * (double)(steps - st->step), eta, sizeof eta);
         printf("step %6ld/%ld  loss %.5f  val %s  %.0f pts/s  ETA %s\n", st->step, steps, loss, vshow,
                (double)units / per, eta);
         fflush(stdout);
@@ -715,6 +705,11 @@ int gi_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const 
 
     /* Set-up: data, model (new or resumed), buffers, log. */
     int rc = setup(&t, resume, force, err);
+    /* Samples against the mask and the labels, before any training (geometry.h). */
+    gi_geometry geo;
+    memset(&geo, 0, sizeof geo);
+    if (rc == 0 && t.rank == 0)
+        rc = gi_geometry_check(c, &t.data.s, t.data.label ? &t.data.match : NULL, 1, &geo, err);
     if (rc == 0 && t.rank == 0)
         rc = open_log(&t, logpath, resume != NULL, err);
     /* Maps rendered from earlier weights would sit next to the new checkpoint
@@ -743,8 +738,10 @@ int gi_train_on(const gi_config *c, gi_targets_fn targets, MPI_Comm comm, const 
                t.train.measured + t.val.measured, st->model.n_params, t.size, t.size > 1 ? "s" : "");
         if (t.data.label)
             gi_match_summary_print(stdout, &t.data.match, "anatomy: ");
+        gi_geometry_warn(stdout, &geo, c, "train: ");
         if (resume)
-            printf("train: resuming %s at step %ld\n", resume, st->step);
+            printf("train: resuming %s at step %ld%s\n", resume, st->step,
+                   st->sealed ? "" : " (note: written before content hashes: loaded without checking them)");
         fflush(stdout);
     }
     if (t.rank == 0 && t.data.label) {

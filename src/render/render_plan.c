@@ -7,6 +7,7 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
+#include "geneinr/progress.h"
 
 int gi_render_in_mask(float v)
 {
@@ -131,6 +132,10 @@ int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *
 {
     int total_rounds = p->rounds * p->groups, rc = 0;
     *t_write = 0;
+    /* Rounds are collective, so rank 0's count is everyone's: progress and
+     * ETA every few seconds (progress.h), not a line per round. */
+    gi_progress prog;
+    gi_progress_begin(&prog, p->rank == 0 ? "render" : NULL, "rounds of slices", total_rounds);
     for (int grp = 0; rc == 0 && grp < p->groups; grp++) {
         int g0 = grp * p->ng, ng = n_genes - g0 < p->ng ? n_genes - g0 : p->ng;
         for (int round = 0; rc == 0 && round < p->rounds; round++) {
@@ -140,10 +145,7 @@ int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *
             double tw = MPI_Wtime();
             rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
             *t_write += MPI_Wtime() - tw;
-            if (p->rank == 0 && total_rounds > 1) {
-                printf("render: round %d/%d\n", grp * p->rounds + round + 1, total_rounds);
-                fflush(stdout);
-            }
+            gi_progress_step(&prog, grp * p->rounds + round + 1);
         }
     }
     return rc;

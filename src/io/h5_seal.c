@@ -1,0 +1,511 @@
+/* h5_seal.c - content hashes of HDF5 datasets (the scheme is in h5_seal.h).
+ *
+ * Datasets are read back in blocks of whole rows of their first dimension
+ * (at most ~16 MB at a time), so sealing or verifying a large atlas needs
+ * little memory. Callers bracket these functions with gi_h5_quiet/loud.
+ */
+#include "geneinr/h5_seal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "geneinr/h5.h"
+
+#define SEAL_MAGIC "geneinr-seal-1"
+#define BLOCK_BYTES ((size_t)16 << 20)
+
+typedef struct { unsigned char b[16]; } digest;
+
+static digest canon(XXH128_hash_t h)
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    digest d;
+    memcpy(d.b, c.digest, 16);
+    return d;
+}
+
+static void to_hex(const digest *d, char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", d->b[i]);
+}
+
+static int from_hex(const char *s, digest *d)
+{
+    if (!s || strlen(s) != 32)
+        return -1;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+            return -1;
+        d->b[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* The stored hash: content_id + d. */
+static digest keyed(const digest *id, const digest *d)
+{
+    unsigned char buf[32];
+    memcpy(buf, id->b, 16);
+    memcpy(buf + 16, d->b, 16);
+    return canon(XXH3_128bits(buf, sizeof buf));
+}
+
+/* What a reader's memory type is, in fixed-width fields. */
+static void hash_type(XXH3_state_t *s, hid_t mtype)
+{
+    uint32_t t[4] = { (uint32_t)H5Tget_class(mtype), (uint32_t)H5Tget_size(mtype), 0,
+                      (uint32_t)(H5Tis_variable_str(mtype) > 0) };
+    if (H5Tget_class(mtype) == H5T_INTEGER)
+        t[2] = (uint32_t)H5Tget_sign(mtype);
+    XXH3_128bits_update(s, t, sizeof t);
+}
+
+static void hash_shape(XXH3_state_t *s, int ndims, const hsize_t *dims)
+{
+    uint64_t n = (uint64_t)ndims;
+    XXH3_128bits_update(s, &n, sizeof n);
+    for (int i = 0; i < ndims; i++) {
+        uint64_t v = dims[i];
+        XXH3_128bits_update(s, &v, sizeof v);
+    }
+}
+
+static void hash_name(XXH3_state_t *s, const char *name)
+{
+    XXH3_128bits_update(s, name, strlen(name) + 1);
+}
+
+/* The memory type a dataset is hashed in (caller closes): the native
+ * equivalent of its file type; strings as they are. */
+static hid_t mem_type_of(hid_t ftype)
+{
+    if (H5Tget_class(ftype) == H5T_STRING)
+        return H5Tcopy(ftype);
+    return H5Tget_native_type(ftype, H5T_DIR_ASCEND);
+}
+
+/* d(name) of an open dataset; with rows (not NULL, [dims[0]]) the plain
+ * per-row digests too. 0 or -1 (message set). */
+static int digest_dataset(hid_t d, const char *where, const char *name, digest *out, digest **rows, long *n_rows,
+                          gi_err *err)
+{
+    hid_t ftype = H5Dget_type(d), space = H5Dget_space(d), mtype = -1;
+    XXH3_state_t *s = XXH3_createState(), *rs = rows ? XXH3_createState() : NULL;
+    hsize_t dims[H5S_MAX_RANK] = { 0 };
+    int nd = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    int rc = 0;
+    char *buf = NULL;
+    if (ftype < 0 || space < 0 || nd < 0 || !s || (rows && !rs) || (mtype = mem_type_of(ftype)) < 0) {
+        rc = gi_h5_fail(err, "%s: cannot read /%s to check its content hash", where, name);
+        goto done;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    XXH3_128bits_reset(s);
+    hash_name(s, name);
+    hash_type(s, mtype);
+    hash_shape(s, nd, dims);
+    if (H5Tis_variable_str(mtype) > 0) {
+        char **v = NULL;
+        int n = 0;
+        hid_t fid = H5Iget_file_id(d);
+        int got = fid >= 0 ? gi_h5_get_strings(fid, where, name, &v, &n, err) : -1;
+        if (fid >= 0)
+            H5Fclose(fid);
+        if (got != 0) {
+            rc = -1;
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t len = strlen(v[i]);
+            XXH3_128bits_update(s, &len, sizeof len);
+            XXH3_128bits_update(s, v[i], len);
+        }
+        gi_h5_free_strings(v, n);
+    } else if (H5Sget_simple_extent_npoints(space) > 0) {
+        size_t esize = H5Tget_size(mtype);
+        hsize_t n_rows_all = nd == 0 ? 1 : dims[0];
+        size_t row_elems = 1;
+        for (int i = 1; i < nd; i++)
+            row_elems *= dims[i];
+        size_t row_bytes = row_elems * esize;
+        hsize_t per_block = row_bytes >= BLOCK_BYTES ? 1 : BLOCK_BYTES / row_bytes;
+        if (per_block > n_rows_all)
+            per_block = n_rows_all;
+        if (!(buf = malloc(per_block * row_bytes))) {
+            rc = gi_fail(err, "%s: out of memory to check /%s", where, name);
+            goto done;
+        }
+        hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+        if (dxpl >= 0)
+            H5Pset_edc_check(dxpl, H5Z_ENABLE_EDC);
+        for (hsize_t r0 = 0; rc == 0 && r0 < n_rows_all; r0 += per_block) {
+            hsize_t nr = n_rows_all - r0 < per_block ? n_rows_all - r0 : per_block;
+            hsize_t start[H5S_MAX_RANK] = { 0 }, count[H5S_MAX_RANK];
+            for (int i = 0; i < nd; i++)
+                count[i] = dims[i];
+            if (nd > 0) {
+                start[0] = r0;
+                count[0] = nr;
+            }
+            hid_t fs = H5Dget_space(d), ms = nd > 0 ? H5Screate_simple(nd, count, NULL) : H5Screate(H5S_SCALAR);
+            if (fs < 0 || ms < 0 || (nd > 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) ||
+                H5Dread(d, mtype, ms, fs, dxpl, buf) < 0)
+                rc = gi_h5_fail(err, "%s: cannot read /%s (corrupted file?)", where, name);
+            if (fs >= 0)
+                H5Sclose(fs);
+            if (ms >= 0)
+                H5Sclose(ms);
+            if (rc != 0)
+                break;
+            XXH3_128bits_update(s, buf, nr * row_bytes);
+            for (hsize_t r = 0; rows && r < nr; r++) {
+                uint64_t idx = r0 + r;
+                XXH3_128bits_reset(rs);
+                hash_name(rs, name);
+                XXH3_128bits_update(rs, &idx, sizeof idx);
+                hash_type(rs, mtype);
+                hash_shape(rs, nd - 1, dims + 1);
+                XXH3_128bits_update(rs, buf + r * row_bytes, row_bytes);
+                (*rows)[idx] = canon(XXH3_128bits_digest(rs));
+            }
+        }
+        if (dxpl >= 0)
+            H5Pclose(dxpl);
+    }
+    if (rc == 0) {
+        *out = canon(XXH3_128bits_digest(s));
+        if (n_rows)
+            *n_rows = nd == 0 ? 1 : (long)dims[0];
+    }
+done:
+    free(buf);
+    if (s)
+        XXH3_freeState(s);
+    if (rs)
+        XXH3_freeState(rs);
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+/* ---- the datasets of the root group, in name order ------------------------ */
+
+typedef struct {
+    char **names;
+    int n, cap;
+} name_list;
+
+static herr_t collect(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    (void)info;
+    name_list *l = op;
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_DATASET)
+        return 0;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->names, sizeof *v * (size_t)cap);
+        if (!v)
+            return -1;
+        l->names = v;
+        l->cap = cap;
+    }
+    if (!(l->names[l->n] = strdup(name)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static int list_datasets(hid_t file, const char *where, name_list *l, gi_err *err)
+{
+    memset(l, 0, sizeof *l);
+    hsize_t idx = 0;
+    if (H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, l) < 0)
+        return gi_h5_fail(err, "%s: cannot list the datasets", where);
+    return 0;
+}
+
+static void free_list(name_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+}
+
+static int is_rows_table(const char *name)
+{
+    size_t n = strlen(name), k = strlen(GI_SEAL_ROWS_SUFFIX);
+    return n > k && strcmp(name + n - k, GI_SEAL_ROWS_SUFFIX) == 0;
+}
+
+/* Digest of a dataset by name. */
+static int digest_named(hid_t file, const char *where, const char *name, digest *out, digest **rows, long *n_rows,
+                        gi_err *err)
+{
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return gi_h5_fail(err, "%s: cannot open /%s", where, name);
+    int rc = digest_dataset(d, where, name, out, rows, n_rows, err);
+    H5Dclose(d);
+    return rc;
+}
+
+static int put_hash_attr(hid_t file, const char *where, const char *name, const digest *h, gi_err *err)
+{
+    char hex[33];
+    to_hex(h, hex);
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return gi_h5_fail(err, "%s: cannot open /%s", where, name);
+    if (H5Aexists(d, GI_SEAL_HASH_ATTR) > 0)
+        H5Adelete(d, GI_SEAL_HASH_ATTR);
+    int rc = gi_h5_put_attr_fixed_str(d, where, GI_SEAL_HASH_ATTR, hex, err);
+    H5Dclose(d);
+    return rc;
+}
+
+/* ---- sealing ---------------------------------------------------------------- */
+
+int gi_h5_seal(hid_t file, const char *where, const char *rows_of, gi_err *err)
+{
+    name_list l;
+    if (list_datasets(file, where, &l, err) != 0)
+        return -1;
+    digest *d = calloc((size_t)(l.n > 0 ? l.n : 1), sizeof *d), *rows = NULL;
+    long n_rows = 0;
+    int rc = d ? 0 : gi_fail(err, "%s: out of memory", where);
+    XXH3_state_t *s = XXH3_createState();
+    if (!s && rc == 0)
+        rc = gi_fail(err, "%s: out of memory", where);
+    if (rc == 0) {
+        XXH3_128bits_reset(s);
+        XXH3_128bits_update(s, SEAL_MAGIC, sizeof SEAL_MAGIC);
+    }
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        if (is_rows_table(l.names[i]))
+            continue;
+        int want_rows = rows_of && strcmp(l.names[i], rows_of) == 0;
+        if (want_rows) {
+            long len = gi_h5_dataset_len(file, l.names[i]);
+            if (!(rows = calloc((size_t)(len > 0 ? len : 1), sizeof *rows)))
+                rc = gi_fail(err, "%s: out of memory", where);
+        }
+        if (rc == 0)
+            rc = digest_named(file, where, l.names[i], &d[i], want_rows ? &rows : NULL, want_rows ? &n_rows : NULL,
+                              err);
+        if (rc == 0) {
+            hash_name(s, l.names[i]);
+            XXH3_128bits_update(s, d[i].b, 16);
+        }
+    }
+    digest id = { { 0 } };
+    if (rc == 0) {
+        char hex[33];
+        id = canon(XXH3_128bits_digest(s));
+        to_hex(&id, hex);
+        if (H5Aexists(file, GI_SEAL_ID_ATTR) > 0)
+            H5Adelete(file, GI_SEAL_ID_ATTR);
+        rc = gi_h5_put_attr_fixed_str(file, where, GI_SEAL_ID_ATTR, hex, err);
+    }
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        if (is_rows_table(l.names[i]))
+            continue;
+        digest h = keyed(&id, &d[i]);
+        rc = put_hash_attr(file, where, l.names[i], &h, err);
+    }
+    if (rc == 0 && rows_of) {
+        if (!rows)
+            rc = gi_fail(err, "%s: no /%s to hash by rows", where, rows_of);
+        char table[512];
+        snprintf(table, sizeof table, "%s%s", rows_of, GI_SEAL_ROWS_SUFFIX);
+        uint64_t *flat = rc == 0 ? malloc(sizeof *flat * 2 * (size_t)(n_rows > 0 ? n_rows : 1)) : NULL;
+        if (rc == 0 && !flat)
+            rc = gi_fail(err, "%s: out of memory", where);
+        for (long r = 0; rc == 0 && r < n_rows; r++) {
+            digest h = keyed(&id, &rows[r]);
+            memcpy(&flat[2 * r], h.b, 16);
+        }
+        if (rc == 0 && H5Lexists(file, table, H5P_DEFAULT) > 0 && H5Ldelete(file, table, H5P_DEFAULT) < 0)
+            rc = gi_h5_fail(err, "%s: cannot replace /%s", where, table);
+        if (rc == 0)
+            rc = gi_h5_put_array(file, where, table, H5T_NATIVE_UINT64, flat, 2 * (hsize_t)n_rows,
+                                 GI_H5_NO_TIMES | GI_H5_CHECKSUM, err);
+        free(flat);
+        digest td;
+        if (rc == 0)
+            rc = digest_named(file, where, table, &td, NULL, NULL, err);
+        if (rc == 0) {
+            digest h = keyed(&id, &td);
+            rc = put_hash_attr(file, where, table, &h, err);
+        }
+    }
+    if (s)
+        XXH3_freeState(s);
+    free(rows);
+    free(d);
+    free_list(&l);
+    return rc;
+}
+
+/* ---- verifying -------------------------------------------------------------- */
+
+static int read_id(hid_t file, const char *where, digest *id, int *sealed, gi_err *err)
+{
+    *sealed = 0;
+    char *hex = NULL;
+    if (gi_h5_get_attr_str(file, where, GI_SEAL_ID_ATTR, &hex, err) != 0)
+        return -1;
+    if (!hex)
+        return 0;
+    int bad = from_hex(hex, id);
+    free(hex);
+    if (bad)
+        return gi_fail(err, "%s: attribute %s is not 32 hex digits (damaged file?)", where, GI_SEAL_ID_ATTR);
+    *sealed = 1;
+    return 0;
+}
+
+static int mismatch(gi_err *err, const char *where, const char *name)
+{
+    return gi_fail(err, "%s: /%s does not match its content hash (zeroed, replaced, or copied from another file): "
+                   "the file is damaged; use an intact copy (or write it again)", where, name);
+}
+
+/* Is dataset name's stored hash content_id + d? */
+static int check_one(hid_t file, const char *where, const char *name, const digest *id, gi_err *err)
+{
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return gi_h5_fail(err, "%s: cannot open /%s", where, name);
+    char *hex = NULL;
+    digest want, got;
+    int rc = gi_h5_get_attr_str(d, where, GI_SEAL_HASH_ATTR, &hex, err);
+    if (rc == 0 && !hex)
+        rc = gi_fail(err, "%s: /%s has no content hash (added after the file was written?): the file is damaged",
+                     where, name);
+    else if (rc == 0 && from_hex(hex, &want) != 0)
+        rc = mismatch(err, where, name);
+    if (rc == 0)
+        rc = digest_dataset(d, where, name, &got, NULL, NULL, err);
+    if (rc == 0) {
+        digest h = keyed(id, &got);
+        if (memcmp(h.b, want.b, 16) != 0)
+            rc = mismatch(err, where, name);
+    }
+    free(hex);
+    H5Dclose(d);
+    return rc;
+}
+
+int gi_h5_verify(hid_t file, const char *where, const char *skip, gi_h5_seal_check *out, gi_err *err)
+{
+    gi_h5_seal_check local;
+    if (!out)
+        out = &local;
+    memset(out, 0, sizeof *out);
+    digest id;
+    if (read_id(file, where, &id, &out->sealed, err) != 0)
+        return -1;
+    if (!out->sealed)
+        return 0;
+    to_hex(&id, out->content_id);
+    name_list l;
+    if (list_datasets(file, where, &l, err) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        if (skip && strcmp(l.names[i], skip) == 0)
+            continue;
+        rc = check_one(file, where, l.names[i], &id, err);
+        if (rc == 0)
+            out->n_checked++;
+    }
+    free_list(&l);
+    return rc;
+}
+
+int gi_h5_rows_load(hid_t file, const char *where, const char *name, gi_h5_rows *r, gi_err *err)
+{
+    memset(r, 0, sizeof *r);
+    digest id;
+    int sealed;
+    if (read_id(file, where, &id, &sealed, err) != 0)
+        return -1;
+    if (!sealed)
+        return 0;
+    char table[512];
+    snprintf(table, sizeof table, "%s%s", name, GI_SEAL_ROWS_SUFFIX);
+    long long n2 = gi_h5_dataset_len(file, table);
+    long long rows = gi_h5_dataset_len(file, name) < 0 ? -1 : 0;
+    if (rows == 0) {
+        hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+        hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+        hsize_t dims[H5S_MAX_RANK] = { 0 };
+        if (sp >= 0 && H5Sget_simple_extent_ndims(sp) > 0)
+            H5Sget_simple_extent_dims(sp, dims, NULL);
+        rows = (long long)dims[0];
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    if (n2 < 0 || rows < 0 || n2 != 2 * rows)
+        return gi_fail(err, "%s: /%s has no table of row hashes (/%s) for its %lld rows: the file is damaged", where,
+                       name, table, rows);
+    if (check_one(file, where, table, &id, err) != 0)
+        return -1;
+    if (!(r->h = malloc(sizeof *r->h * (size_t)(n2 > 0 ? n2 : 1))))
+        return gi_fail(err, "%s: out of memory", where);
+    if (gi_h5_get_array(file, where, table, H5T_NATIVE_UINT64, r->h, (hsize_t)n2, err) != 0) {
+        gi_h5_rows_free(r);
+        return -1;
+    }
+    r->n = (long)rows;
+    memcpy(r->id, id.b, 16);
+    return 0;
+}
+
+int gi_h5_rows_check(const gi_h5_rows *r, const char *where, const char *name, long row, hid_t mtype, int ndims,
+                     const hsize_t *rdims, const void *buf, size_t nbytes, gi_err *err)
+{
+    if (!r || r->n == 0)
+        return 0;
+    if (row < 0 || row >= r->n)
+        return gi_fail(err, "%s: /%s has no row %ld", where, name, row);
+    XXH3_state_t *s = XXH3_createState();
+    if (!s)
+        return gi_fail(err, "%s: out of memory", where);
+    uint64_t idx = (uint64_t)row;
+    XXH3_128bits_reset(s);
+    hash_name(s, name);
+    XXH3_128bits_update(s, &idx, sizeof idx);
+    hash_type(s, mtype);
+    hash_shape(s, ndims, rdims);
+    XXH3_128bits_update(s, buf, nbytes);
+    digest plain = canon(XXH3_128bits_digest(s)), id;
+    XXH3_freeState(s);
+    memcpy(id.b, r->id, 16);
+    digest h = keyed(&id, &plain);
+    if (memcmp(h.b, &r->h[2 * row], 16) != 0)
+        return gi_fail(err, "%s: row %ld of /%s does not match its content hash (zeroed, replaced, or copied from "
+                       "another file): the file is damaged; use an intact copy (or write it again)", where, row, name);
+    return 0;
+}
+
+void gi_h5_rows_free(gi_h5_rows *r)
+{
+    if (!r)
+        return;
+    free(r->h);
+    memset(r, 0, sizeof *r);
+}
