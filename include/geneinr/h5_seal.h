@@ -22,10 +22,16 @@
  * with this algorithm can forge a file (no key is involved).
  *
  * A large dataset read piece by piece (the atlas's /expression, one gene at a
- * time) also gets a hash per row of its first dimension,
- *   row r = XXH3-128 of content_id + XXH3-128(name, r, type, row shape, bytes),
- * stored in the dataset NAME_xxh3_rows (uint64 [rows][2], itself sealed), so
- * a reader verifies exactly the rows it reads.
+ * time) is hashed by rows of its first dimension, and each row by slices of
+ * its second (the atlas: one z-slice of one gene), so that the ranks that
+ * write the slices hash them as they write and the seal never reads the
+ * dataset back:
+ *   slice(r, z) = XXH3-128(name, r, z, type, slice shape, bytes)
+ *   row(r)      = XXH3-128(name, r, type, row shape, slice(r, 0..) in order)
+ *   d(X)        = XXH3-128(name, type, shape, row(0..) in order)
+ * The stored hash of row r, content_id + row(r), is kept in the dataset
+ * NAME_xxh3_rows (uint64 [rows][2], itself sealed), so a reader verifies
+ * exactly the rows it reads.
  *
  * XXH3-128 (libxxhash, Debian's libxxhash-dev): fast (GB/s, so a seal costs a
  * fraction of the write) and with 128 bits no accidental collision; zlib's
@@ -44,9 +50,24 @@
 #define GI_SEAL_HASH_ATTR "xxh3_128"
 #define GI_SEAL_ROWS_SUFFIX "_xxh3_rows"
 
+/* Slice digests that the writers of a dataset hashed by rows already have:
+ * [n_rows][n_slices][2] (gi_h5_slice_digest); an all-zero entry is not known
+ * (a slice nobody wrote, holding the fill value) and is read from the file. */
+typedef struct gi_h5_slices {
+    long n_rows, n_slices;
+    const uint64_t *h;
+} gi_h5_slices;
+
+/* slice(row, slice) of dataset name (above): its memory type, shape sdims[ndims]
+ * and bytes. */
+void gi_h5_slice_digest(const char *name, long row, long slice, hid_t mtype, int ndims, const hsize_t *sdims,
+                        const void *buf, size_t nbytes, uint64_t out[2]);
+
 /* Seal every dataset in the root group of file (open read-write; the 1.8
- * format or later). rows_of: a dataset to hash row by row as well, or NULL. */
-int gi_h5_seal(hid_t file, const char *where, const char *rows_of, gi_err *err);
+ * format or later). rows_of: a dataset (at least 2-D) hashed by rows and
+ * slices, or NULL; known: its slices' digests where the caller has them (may
+ * be NULL: every slice is read). */
+int gi_h5_seal(hid_t file, const char *where, const char *rows_of, const gi_h5_slices *known, gi_err *err);
 
 /* The outcome of a verification. */
 typedef struct gi_h5_seal_check {

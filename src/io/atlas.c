@@ -59,6 +59,10 @@ struct gi_atlas_writer {
     int compress;
     int every_slice_written;
     int chunk_genes;              /* genes per chunk of /expression */
+    /* Content digests of the (gene, z-slice) pieces this rank wrote,
+     * [n_genes][nz][2], all-zero where it wrote none; summed over the ranks
+     * at the end (each piece has one writer), so the seal needs no read-back. */
+    uint64_t *slice_h;
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -100,6 +104,7 @@ static void writer_free(gi_atlas_writer *w)
     free(w->config_yaml);
     free(w->rendered_for);
     free(w->kind);
+    free(w->slice_h);
     free(w);
 }
 
@@ -159,7 +164,8 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     w->compress = info->compress;
     w->every_slice_written = info->every_slice_written;
     w->chunk_genes = gi_atlas_chunk_genes(info);
-    if (bad || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
+    w->slice_h = calloc((size_t)info->n_genes * (size_t)info->nz * 2, sizeof *w->slice_h);
+    if (bad || !w->slice_h || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
         (info->normalisation && !w->normalisation) || (info->config_yaml && !w->config_yaml) ||
         (info->rendered_for && !w->rendered_for))
         return gi_fail(err, "%s: out of memory", path);
@@ -387,6 +393,15 @@ int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, co
     hsize_t mstart[3] = { (hsize_t)z0, 0, 0 };
     hsize_t mcount[3] = { (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
     rc = write_block(w, w->expr, "expression", 4, estart, ecount, empty, H5T_NATIVE_FLOAT, expr, err);
+    if (rc == 0 && !empty) {
+        size_t slice = (size_t)w->ny * (size_t)w->nx;
+        hsize_t sdims[2] = { (hsize_t)w->ny, (hsize_t)w->nx };
+        for (int g = 0; g < ng; g++)
+            for (int k = 0; k < nzb; k++)
+                gi_h5_slice_digest("expression", g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
+                                   expr + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *expr,
+                                   w->slice_h + 2 * ((size_t)(g0 + g) * (size_t)w->nz + (size_t)(z0 + k)));
+    }
     if (rc == 0 && all_mask)
         rc = write_block(w, w->mask, "mask", 3, mstart, mcount, empty, H5T_NATIVE_UCHAR, mask, err);
     gi_h5_loud(printer);
@@ -467,7 +482,10 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
     /* Content hashes of every dataset, /expression gene by gene as well, so
      * that a reader checks each gene it reads (h5_seal.h). */
     if (rc == 0)
-        rc = gi_h5_seal(file, where, "expression", err);
+    {
+        gi_h5_slices known = { w->n_genes, w->nz, w->slice_h };
+        rc = gi_h5_seal(file, where, "expression", &known, err);
+    }
     if (rc == 0 && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
         rc = gi_h5_fail(err, "%s: cannot write the metadata to disk (disk full?)", where);
     /* A file we give up on: release its space so that closing (which writes
@@ -501,6 +519,14 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
     }
     rc = gi_dist_agree(w->comm, writer_close_parallel(w, err), err);
     if (rc == 0) {
+        /* Every piece's digest to rank 0 (one writer each: the others hold
+         * zeros, so the sum is that writer's digest). */
+        size_t n = (size_t)w->n_genes * (size_t)w->nz * 2;
+        for (size_t i = 0; i < n; i += (size_t)1 << 30) {
+            int c = (int)(n - i < ((size_t)1 << 30) ? n - i : ((size_t)1 << 30));
+            MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : (void *)(w->slice_h + i), w->slice_h + i, c, MPI_UINT64_T,
+                       MPI_BXOR, 0, w->comm);
+        }
         int rc0 = 0;
         if (w->rank == 0) {
             rc0 = write_metadata(w, err);

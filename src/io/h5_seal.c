@@ -90,18 +90,159 @@ static hid_t mem_type_of(hid_t ftype)
     return H5Tget_native_type(ftype, H5T_DIR_ASCEND);
 }
 
-/* d(name) of an open dataset; with rows (not NULL, [dims[0]]) the plain
- * per-row digests too. 0 or -1 (message set). */
-static int digest_dataset(hid_t d, const char *where, const char *name, digest *out, digest **rows, long *n_rows,
-                          gi_err *err)
+/* A slice's plain digest: row `row`, slice `slice` (along the row's first
+ * dimension) of dataset name, the slice's shape sdims[ndims] and bytes. */
+static digest slice_digest(const char *name, uint64_t row, uint64_t slice, hid_t mtype, int ndims,
+                           const hsize_t *sdims, const void *buf, size_t nbytes)
+{
+    XXH3_state_t *s = XXH3_createState();
+    digest d = { { 0 } };
+    if (!s)
+        return d;   /* all zero: matches nothing stored, so a check fails rather than passes */
+    XXH3_128bits_reset(s);
+    hash_name(s, name);
+    XXH3_128bits_update(s, &row, sizeof row);
+    XXH3_128bits_update(s, &slice, sizeof slice);
+    hash_type(s, mtype);
+    hash_shape(s, ndims, sdims);
+    XXH3_128bits_update(s, buf, nbytes);
+    d = canon(XXH3_128bits_digest(s));
+    XXH3_freeState(s);
+    return d;
+}
+
+void gi_h5_slice_digest(const char *name, long row, long slice, hid_t mtype, int ndims, const hsize_t *sdims,
+                        const void *buf, size_t nbytes, uint64_t out[2])
+{
+    digest d = slice_digest(name, (uint64_t)row, (uint64_t)slice, mtype, ndims, sdims, buf, nbytes);
+    memcpy(out, d.b, 16);
+}
+
+/* A row's plain digest from its slices' digests (n of them). */
+static digest row_digest(const char *name, uint64_t row, hid_t mtype, int ndims, const hsize_t *rdims,
+                         const digest *slices, long n)
+{
+    XXH3_state_t *s = XXH3_createState();
+    digest d = { { 0 } };
+    if (!s)
+        return d;
+    XXH3_128bits_reset(s);
+    hash_name(s, name);
+    XXH3_128bits_update(s, &row, sizeof row);
+    hash_type(s, mtype);
+    hash_shape(s, ndims, rdims);
+    for (long i = 0; i < n; i++)
+        XXH3_128bits_update(s, slices[i].b, 16);
+    d = canon(XXH3_128bits_digest(s));
+    XXH3_freeState(s);
+    return d;
+}
+
+static int is_zero(const uint64_t *h)
+{
+    return h[0] == 0 && h[1] == 0;
+}
+
+/* d(name) of a dataset hashed by rows ([rows][slices][...], at least 2-D):
+ * the hash of its name, type, shape and row digests, each row's from its
+ * slices' (h5_seal.h). Slice digests the writer already has (known, may be
+ * NULL; all-zero entries unknown) are taken as given; the others are read.
+ * rows (may be NULL): [dims[0]] plain row digests out. */
+static int digest_by_rows(hid_t d, const char *where, const char *name, const gi_h5_slices *known, digest *out,
+                          digest *rows, gi_err *err)
 {
     hid_t ftype = H5Dget_type(d), space = H5Dget_space(d), mtype = -1;
-    XXH3_state_t *s = XXH3_createState(), *rs = rows ? XXH3_createState() : NULL;
     hsize_t dims[H5S_MAX_RANK] = { 0 };
     int nd = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     int rc = 0;
     char *buf = NULL;
-    if (ftype < 0 || space < 0 || nd < 0 || !s || (rows && !rs) || (mtype = mem_type_of(ftype)) < 0) {
+    digest *sl = NULL;
+    XXH3_state_t *s = XXH3_createState();
+    if (ftype < 0 || space < 0 || nd < 2 || !s || (mtype = mem_type_of(ftype)) < 0) {
+        rc = gi_h5_fail(err, "%s: cannot read /%s to check its content hash", where, name);
+        goto done;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    long n_rows = (long)dims[0], n_sl = (long)dims[1];
+    if (known && known->h && (known->n_rows != n_rows || known->n_slices != n_sl)) {
+        rc = gi_fail(err, "%s: /%s is %ld x %ld, its slice hashes %ld x %ld", where, name, n_rows, n_sl,
+                     known->n_rows, known->n_slices);
+        goto done;
+    }
+    size_t esize = H5Tget_size(mtype), slice_elems = 1;
+    for (int i = 2; i < nd; i++)
+        slice_elems *= dims[i];
+    size_t slice_bytes = slice_elems * esize;
+    if (!(sl = malloc(sizeof *sl * (size_t)(n_sl > 0 ? n_sl : 1)))) {
+        rc = gi_fail(err, "%s: out of memory to check /%s", where, name);
+        goto done;
+    }
+    XXH3_128bits_reset(s);
+    hash_name(s, name);
+    hash_type(s, mtype);
+    hash_shape(s, nd, dims);
+    for (long r = 0; rc == 0 && r < n_rows; r++) {
+        for (long z = 0; rc == 0 && z < n_sl; z++) {
+            const uint64_t *k = known && known->h ? known->h + 2 * ((size_t)r * (size_t)n_sl + (size_t)z) : NULL;
+            if (k && !is_zero(k)) {
+                memcpy(sl[z].b, k, 16);
+                continue;
+            }
+            if (!buf && !(buf = malloc(slice_bytes ? slice_bytes : 1))) {
+                rc = gi_fail(err, "%s: out of memory to check /%s", where, name);
+                break;
+            }
+            hsize_t start[H5S_MAX_RANK] = { 0 }, count[H5S_MAX_RANK];
+            for (int i = 0; i < nd; i++)
+                count[i] = dims[i];
+            start[0] = (hsize_t)r;
+            start[1] = (hsize_t)z;
+            count[0] = count[1] = 1;
+            hid_t fs = H5Dget_space(d), ms = H5Screate_simple(nd - 2 > 0 ? nd - 2 : 1,
+                                                              nd - 2 > 0 ? dims + 2 : count, NULL);
+            if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0)
+                rc = gi_h5_fail(err, "%s: cannot read /%s (corrupted file?)", where, name);
+            if (fs >= 0)
+                H5Sclose(fs);
+            if (ms >= 0)
+                H5Sclose(ms);
+            if (rc == 0)
+                sl[z] = slice_digest(name, (uint64_t)r, (uint64_t)z, mtype, nd - 2, dims + 2, buf, slice_bytes);
+        }
+        if (rc != 0)
+            break;
+        digest rd = row_digest(name, (uint64_t)r, mtype, nd - 1, dims + 1, sl, n_sl);
+        if (rows)
+            rows[r] = rd;
+        XXH3_128bits_update(s, rd.b, 16);
+    }
+    if (rc == 0)
+        *out = canon(XXH3_128bits_digest(s));
+done:
+    free(buf);
+    free(sl);
+    if (s)
+        XXH3_freeState(s);
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+/* d(name) of an open dataset. 0 or -1 (message set). */
+static int digest_dataset(hid_t d, const char *where, const char *name, digest *out, gi_err *err)
+{
+    hid_t ftype = H5Dget_type(d), space = H5Dget_space(d), mtype = -1;
+    XXH3_state_t *s = XXH3_createState();
+    hsize_t dims[H5S_MAX_RANK] = { 0 };
+    int nd = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    int rc = 0;
+    char *buf = NULL;
+    if (ftype < 0 || space < 0 || nd < 0 || !s || (mtype = mem_type_of(ftype)) < 0) {
         rc = gi_h5_fail(err, "%s: cannot read /%s to check its content hash", where, name);
         goto done;
     }
@@ -164,31 +305,17 @@ static int digest_dataset(hid_t d, const char *where, const char *name, digest *
             if (rc != 0)
                 break;
             XXH3_128bits_update(s, buf, nr * row_bytes);
-            for (hsize_t r = 0; rows && r < nr; r++) {
-                uint64_t idx = r0 + r;
-                XXH3_128bits_reset(rs);
-                hash_name(rs, name);
-                XXH3_128bits_update(rs, &idx, sizeof idx);
-                hash_type(rs, mtype);
-                hash_shape(rs, nd - 1, dims + 1);
-                XXH3_128bits_update(rs, buf + r * row_bytes, row_bytes);
-                (*rows)[idx] = canon(XXH3_128bits_digest(rs));
-            }
         }
         if (dxpl >= 0)
             H5Pclose(dxpl);
     }
     if (rc == 0) {
         *out = canon(XXH3_128bits_digest(s));
-        if (n_rows)
-            *n_rows = nd == 0 ? 1 : (long)dims[0];
     }
 done:
     free(buf);
     if (s)
         XXH3_freeState(s);
-    if (rs)
-        XXH3_freeState(rs);
     if (mtype >= 0)
         H5Tclose(mtype);
     if (ftype >= 0)
@@ -249,13 +376,12 @@ static int is_rows_table(const char *name)
 }
 
 /* Digest of a dataset by name. */
-static int digest_named(hid_t file, const char *where, const char *name, digest *out, digest **rows, long *n_rows,
-                        gi_err *err)
+static int digest_named(hid_t file, const char *where, const char *name, digest *out, gi_err *err)
 {
     hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
     if (d < 0)
         return gi_h5_fail(err, "%s: cannot open /%s", where, name);
-    int rc = digest_dataset(d, where, name, out, rows, n_rows, err);
+    int rc = digest_dataset(d, where, name, out, err);
     H5Dclose(d);
     return rc;
 }
@@ -276,7 +402,7 @@ static int put_hash_attr(hid_t file, const char *where, const char *name, const 
 
 /* ---- sealing ---------------------------------------------------------------- */
 
-int gi_h5_seal(hid_t file, const char *where, const char *rows_of, gi_err *err)
+int gi_h5_seal(hid_t file, const char *where, const char *rows_of, const gi_h5_slices *known, gi_err *err)
 {
     name_list l;
     if (list_datasets(file, where, &l, err) != 0)
@@ -296,13 +422,25 @@ int gi_h5_seal(hid_t file, const char *where, const char *rows_of, gi_err *err)
             continue;
         int want_rows = rows_of && strcmp(l.names[i], rows_of) == 0;
         if (want_rows) {
-            long len = gi_h5_dataset_len(file, l.names[i]);
-            if (!(rows = calloc((size_t)(len > 0 ? len : 1), sizeof *rows)))
+            hid_t ds = H5Dopen2(file, l.names[i], H5P_DEFAULT);
+            hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+            hsize_t dims[H5S_MAX_RANK] = { 0 };
+            if (sp >= 0 && H5Sget_simple_extent_ndims(sp) > 0)
+                H5Sget_simple_extent_dims(sp, dims, NULL);
+            n_rows = (long)dims[0];
+            if (ds < 0 || sp < 0)
+                rc = gi_h5_fail(err, "%s: cannot open /%s", where, l.names[i]);
+            else if (!(rows = calloc((size_t)(n_rows > 0 ? n_rows : 1), sizeof *rows)))
                 rc = gi_fail(err, "%s: out of memory", where);
+            if (rc == 0)
+                rc = digest_by_rows(ds, where, l.names[i], known, &d[i], rows, err);
+            if (sp >= 0)
+                H5Sclose(sp);
+            if (ds >= 0)
+                H5Dclose(ds);
+        } else if (rc == 0) {
+            rc = digest_named(file, where, l.names[i], &d[i], err);
         }
-        if (rc == 0)
-            rc = digest_named(file, where, l.names[i], &d[i], want_rows ? &rows : NULL, want_rows ? &n_rows : NULL,
-                              err);
         if (rc == 0) {
             hash_name(s, l.names[i]);
             XXH3_128bits_update(s, d[i].b, 16);
@@ -343,7 +481,7 @@ int gi_h5_seal(hid_t file, const char *where, const char *rows_of, gi_err *err)
         free(flat);
         digest td;
         if (rc == 0)
-            rc = digest_named(file, where, table, &td, NULL, NULL, err);
+            rc = digest_named(file, where, table, &td, err);
         if (rc == 0) {
             digest h = keyed(&id, &td);
             rc = put_hash_attr(file, where, table, &h, err);
@@ -395,8 +533,11 @@ static int check_one(hid_t file, const char *where, const char *name, const dige
                      where, name);
     else if (rc == 0 && from_hex(hex, &want) != 0)
         rc = mismatch(err, where, name);
+    char table[512];
+    snprintf(table, sizeof table, "%s%s", name, GI_SEAL_ROWS_SUFFIX);
     if (rc == 0)
-        rc = digest_dataset(d, where, name, &got, NULL, NULL, err);
+        rc = H5Lexists(file, table, H5P_DEFAULT) > 0 ? digest_by_rows(d, where, name, NULL, &got, NULL, err)
+                                                     : digest_dataset(d, where, name, &got, err);
     if (rc == 0) {
         digest h = keyed(id, &got);
         if (memcmp(h.b, want.b, 16) != 0)
@@ -482,18 +623,19 @@ int gi_h5_rows_check(const gi_h5_rows *r, const char *where, const char *name, l
         return 0;
     if (row < 0 || row >= r->n)
         return gi_fail(err, "%s: /%s has no row %ld", where, name, row);
-    XXH3_state_t *s = XXH3_createState();
-    if (!s)
+    if (ndims < 1 || rdims[0] < 1 || nbytes % rdims[0] != 0)
+        return gi_fail(err, "%s: /%s: a row of %zu bytes cannot be cut into %llu slices", where, name, nbytes,
+                       ndims < 1 ? 0ULL : (unsigned long long)rdims[0]);
+    long n_sl = (long)rdims[0];
+    size_t slice_bytes = nbytes / (size_t)n_sl;
+    digest *sl = malloc(sizeof *sl * (size_t)n_sl);
+    if (!sl)
         return gi_fail(err, "%s: out of memory", where);
-    uint64_t idx = (uint64_t)row;
-    XXH3_128bits_reset(s);
-    hash_name(s, name);
-    XXH3_128bits_update(s, &idx, sizeof idx);
-    hash_type(s, mtype);
-    hash_shape(s, ndims, rdims);
-    XXH3_128bits_update(s, buf, nbytes);
-    digest plain = canon(XXH3_128bits_digest(s)), id;
-    XXH3_freeState(s);
+    for (long z = 0; z < n_sl; z++)
+        sl[z] = slice_digest(name, (uint64_t)row, (uint64_t)z, mtype, ndims - 1, rdims + 1,
+                             (const char *)buf + (size_t)z * slice_bytes, slice_bytes);
+    digest plain = row_digest(name, (uint64_t)row, mtype, ndims, rdims, sl, n_sl), id;
+    free(sl);
     memcpy(id.b, r->id, 16);
     digest h = keyed(&id, &plain);
     if (memcmp(h.b, &r->h[2 * row], 16) != 0)

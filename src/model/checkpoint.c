@@ -202,7 +202,7 @@ static int save(const gi_state *st, const char *path, const char *tmp, gi_err *e
         rc = write_contents(f, st, tmp, err);
     /* Content hashes of every dataset, read back from the file (h5_seal.h). */
     if (rc == 0)
-        rc = gi_h5_seal(f, tmp, NULL, err);
+        rc = gi_h5_seal(f, tmp, NULL, NULL, err);
     if (rc == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
         rc = gi_h5_fail(err, "%s: cannot write the checkpoint to disk (disk full?)", tmp);
     /* Giving up on the file: release its space first, so that the close
