@@ -96,6 +96,10 @@ int gi_h5_rows_load(hid_t file, const char *where, const char *name, gi_h5_rows 
  * dims rdims[ndims]), match its hash? 0, or -1 with a message. */
 int gi_h5_rows_check(const gi_h5_rows *r, const char *where, const char *name, long row, hid_t mtype,
                      int ndims, const hsize_t *rdims, const void *buf, size_t nbytes, gi_err *err);
+/* The same for a row whose slices' digests (gi_h5_slice_digest, [rdims[0]][2])
+ * the caller has computed, e.g. reading many rows a slab at a time. */
+int gi_h5_rows_check_slices(const gi_h5_rows *r, const char *where, const char *name, long row, hid_t mtype,
+                            int ndims, const hsize_t *rdims, const uint64_t *slices, gi_err *err);
 void gi_h5_rows_free(gi_h5_rows *r);
 
 #endif

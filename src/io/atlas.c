@@ -722,6 +722,10 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
     return rc;
 }
 
+/* Every gene, read a block of whole chunks at a time (the genes of one chunk
+ * x as many z-slices as fit in ~64 MB), so each chunk is decompressed once
+ * even when a chunk holds several genes (reading gene by gene would
+ * decompress each chunk once per gene in it). */
 int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
 {
     gi_err local;
@@ -732,15 +736,65 @@ int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
         return gi_fail(err, "atlas: verifying an atlas that is not open");
     if (!a->sealed)
         return 0;
-    size_t nvox = (size_t)a->nx * (size_t)a->ny * (size_t)a->nz;
-    float *vol = malloc(sizeof *vol * (nvox ? nvox : 1));
-    if (!vol)
-        return gi_fail(err, "atlas: out of memory to verify");
-    int rc = 0;
-    for (int g = 0; rc == 0 && g < a->n_genes; g++)
-        if ((rc = gi_atlas_read_gene(a, g, vol, err)) == 0)
-            (*n_checked)++;
-    free(vol);
+    gi_h5_printer printer = gi_h5_quiet();
+    char path[1024] = "atlas";
+    hid_t file = (hid_t)a->file_id;
+    H5Fget_name(file, path, sizeof path);
+    hid_t d = H5Dopen2(file, "expression", H5P_DEFAULT);
+    hid_t dcpl = d >= 0 ? H5Dget_create_plist(d) : -1;
+    hsize_t chunk[4] = { 1, 1, 1, 1 };
+    if (dcpl >= 0 && H5D_CHUNKED == H5Pget_layout(dcpl))
+        H5Pget_chunk(dcpl, 4, chunk);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    int cg = chunk[0] >= 1 && chunk[0] <= (hsize_t)a->n_genes ? (int)chunk[0] : 1;
+    size_t slice = (size_t)a->ny * (size_t)a->nx;
+    size_t zb = ((size_t)64 << 20) / (sizeof(float) * slice * (size_t)cg);
+    if (zb < 1)
+        zb = 1;
+    if (zb > (size_t)a->nz)
+        zb = (size_t)a->nz;
+    float *buf = malloc(sizeof *buf * (size_t)cg * zb * slice);
+    uint64_t *sl = malloc(sizeof *sl * 2 * (size_t)cg * (size_t)a->nz);
+    int rc = d < 0 ? gi_h5_fail(err, "%s: cannot open /expression", path)
+                   : !buf || !sl ? gi_fail(err, "%s: out of memory to verify", path) : 0;
+    hsize_t sdims[2] = { (hsize_t)a->ny, (hsize_t)a->nx };
+    hsize_t rdims[3] = { (hsize_t)a->nz, (hsize_t)a->ny, (hsize_t)a->nx };
+    for (int g0 = 0; rc == 0 && g0 < a->n_genes; g0 += cg) {
+        int ng = a->n_genes - g0 < cg ? a->n_genes - g0 : cg;
+        for (int z0 = 0; rc == 0 && z0 < a->nz; z0 += (int)zb) {
+            int nzb = a->nz - z0 < (int)zb ? a->nz - z0 : (int)zb;
+            hsize_t start[4] = { (hsize_t)g0, (hsize_t)z0, 0, 0 };
+            hsize_t count[4] = { (hsize_t)ng, (hsize_t)nzb, (hsize_t)a->ny, (hsize_t)a->nx };
+            hid_t fs = H5Dget_space(d), ms = H5Screate_simple(4, count, NULL);
+            if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) < 0)
+                rc = gi_h5_fail(err, "%s: cannot read genes %d..%d of /expression", path, g0, g0 + ng - 1);
+            if (fs >= 0)
+                H5Sclose(fs);
+            if (ms >= 0)
+                H5Sclose(ms);
+            for (int g = 0; rc == 0 && g < ng; g++)
+                for (int k = 0; k < nzb; k++)
+                    gi_h5_slice_digest("expression", g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
+                                       buf + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *buf,
+                                       sl + 2 * ((size_t)g * (size_t)a->nz + (size_t)(z0 + k)));
+        }
+        for (int g = 0; rc == 0 && g < ng; g++) {
+            if (gi_h5_rows_check_slices(&a->rows, path, "expression", g0 + g, H5T_NATIVE_FLOAT, 3, rdims,
+                                        sl + 2 * (size_t)g * (size_t)a->nz, err) != 0)
+                rc = gi_fail(err, "%s: gene %s (/expression[%d]) does not match its content hash (zeroed, replaced, "
+                             "or copied from another file): the atlas is damaged; use an intact copy or render it "
+                             "again", path, a->genes[g0 + g], g0 + g);
+            else
+                (*n_checked)++;
+        }
+    }
+    free(buf);
+    free(sl);
+    if (d >= 0)
+        H5Dclose(d);
+    gi_h5_loud(printer);
     return rc;
 }
 

@@ -616,24 +616,21 @@ int gi_h5_rows_load(hid_t file, const char *where, const char *name, gi_h5_rows 
     return 0;
 }
 
-int gi_h5_rows_check(const gi_h5_rows *r, const char *where, const char *name, long row, hid_t mtype, int ndims,
-                     const hsize_t *rdims, const void *buf, size_t nbytes, gi_err *err)
+int gi_h5_rows_check_slices(const gi_h5_rows *r, const char *where, const char *name, long row, hid_t mtype,
+                            int ndims, const hsize_t *rdims, const uint64_t *slices, gi_err *err)
 {
     if (!r || r->n == 0)
         return 0;
     if (row < 0 || row >= r->n)
         return gi_fail(err, "%s: /%s has no row %ld", where, name, row);
-    if (ndims < 1 || rdims[0] < 1 || nbytes % rdims[0] != 0)
-        return gi_fail(err, "%s: /%s: a row of %zu bytes cannot be cut into %llu slices", where, name, nbytes,
-                       ndims < 1 ? 0ULL : (unsigned long long)rdims[0]);
+    if (ndims < 1)
+        return gi_fail(err, "%s: /%s: a row needs at least one dimension", where, name);
     long n_sl = (long)rdims[0];
-    size_t slice_bytes = nbytes / (size_t)n_sl;
-    digest *sl = malloc(sizeof *sl * (size_t)n_sl);
+    digest *sl = malloc(sizeof *sl * (size_t)(n_sl > 0 ? n_sl : 1));
     if (!sl)
         return gi_fail(err, "%s: out of memory", where);
     for (long z = 0; z < n_sl; z++)
-        sl[z] = slice_digest(name, (uint64_t)row, (uint64_t)z, mtype, ndims - 1, rdims + 1,
-                             (const char *)buf + (size_t)z * slice_bytes, slice_bytes);
+        memcpy(sl[z].b, slices + 2 * z, 16);
     digest plain = row_digest(name, (uint64_t)row, mtype, ndims, rdims, sl, n_sl), id;
     free(sl);
     memcpy(id.b, r->id, 16);
@@ -642,6 +639,27 @@ int gi_h5_rows_check(const gi_h5_rows *r, const char *where, const char *name, l
         return gi_fail(err, "%s: row %ld of /%s does not match its content hash (zeroed, replaced, or copied from "
                        "another file): the file is damaged; use an intact copy (or write it again)", where, row, name);
     return 0;
+}
+
+int gi_h5_rows_check(const gi_h5_rows *r, const char *where, const char *name, long row, hid_t mtype, int ndims,
+                     const hsize_t *rdims, const void *buf, size_t nbytes, gi_err *err)
+{
+    if (!r || r->n == 0)
+        return 0;
+    if (ndims < 1 || rdims[0] < 1 || nbytes % rdims[0] != 0)
+        return gi_fail(err, "%s: /%s: a row of %zu bytes cannot be cut into %llu slices", where, name, nbytes,
+                       ndims < 1 ? 0ULL : (unsigned long long)rdims[0]);
+    long n_sl = (long)rdims[0];
+    size_t slice_bytes = nbytes / (size_t)n_sl;
+    uint64_t *sl = malloc(sizeof *sl * 2 * (size_t)n_sl);
+    if (!sl)
+        return gi_fail(err, "%s: out of memory", where);
+    for (long z = 0; z < n_sl; z++)
+        gi_h5_slice_digest(name, row, z, mtype, ndims - 1, rdims + 1, (const char *)buf + (size_t)z * slice_bytes,
+                           slice_bytes, sl + 2 * z);
+    int rc = gi_h5_rows_check_slices(r, where, name, row, mtype, ndims, rdims, sl, err);
+    free(sl);
+    return rc;
 }
 
 void gi_h5_rows_free(gi_h5_rows *r)
