@@ -90,8 +90,10 @@ check "a lock from another host not renewed for 20 min is taken over with a note
     bash -c "$G eval '$T/cfg.yaml' --out '$T/oh' --set eval.methods=nearest > '$T/oh.log' 2>&1 &&
              grep -q 'took over .*otherhost.example.*not renewed' '$T/oh.log'"
 lock_file "$T/rq" 4242 othernode 777
+fails "a fresh lock of another step of this SLURM job (same restart count) is refused" "SLURM job 777" \
+    env SLURM_JOB_ID=777 $G eval "$T/cfg.yaml" --out "$T/rq" --set eval.methods=nearest
 check "a lock of this SLURM job on another node (requeued) is taken over with a note" \
-    bash -c "SLURM_JOB_ID=777 $G eval '$T/cfg.yaml' --out '$T/rq' --set eval.methods=nearest > '$T/rq.log' 2>&1 &&
+    bash -c "SLURM_JOB_ID=777 SLURM_RESTART_COUNT=1 $G eval '$T/cfg.yaml' --out '$T/rq' --set eval.methods=nearest > '$T/rq.log' 2>&1 &&
              grep -q 'earlier run of this SLURM job 777' '$T/rq.log'"
 lock_file "$T/rq2" 4242 othernode 778
 fails "a lock of another SLURM job on another node is refused" "SLURM job 778" \

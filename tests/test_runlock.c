@@ -79,8 +79,12 @@ static void test_slurm(void)
            "rc %d: %s", rc, err.msg);
     setenv("SLURM_JOB_ID", "555", 1);
     rc = gi_rundir_lock_take(&lk, dir, note, sizeof note, &err);
+    CHECKF(rc == GI_RUNLOCK_BUSY, "a fresh lock of another step of our own job (same restart count) is busy",
+           "rc %d: %s", rc, note);
+    setenv("SLURM_RESTART_COUNT", "1", 1);
+    rc = gi_rundir_lock_take(&lk, dir, note, sizeof note, &err);
     CHECKF(rc == 0 && strstr(note, "earlier run of this SLURM job 555"), "our own job's lock from another node is "
-           "taken over (requeue)", "rc %d: %s %s", rc, note, err.msg);
+           "taken over (requeue: a higher SLURM_RESTART_COUNT)", "rc %d: %s %s", rc, note, err.msg);
     char text[600] = "";
     FILE *f = fopen(lockp, "r");
     if (f) {
@@ -88,13 +92,15 @@ static void test_slurm(void)
             text[0] = '\0';
         fclose(f);
     }
-    CHECKF(strstr(text, "job=555"), "the lock records SLURM_JOB_ID", "'%s'", text);
+    CHECKF(strstr(text, "job=555") && strstr(text, "restart=1"), "the lock records SLURM_JOB_ID and SLURM_RESTART_COUNT",
+           "'%s'", text);
     /* Someone else's lock now (we lost it): release must leave it. */
     write_lock("other.node", 9999, "777", 0);
     gi_rundir_lock_release(&lk);
     CHECK(access(lockp, F_OK) == 0, "release leaves a lock that is no longer ours");
     unlink(lockp);
     unsetenv("SLURM_JOB_ID");
+    unsetenv("SLURM_RESTART_COUNT");
 }
 
 static void test_busy_and_renewal(void)

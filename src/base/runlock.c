@@ -99,8 +99,9 @@ static void *renew_main(void *arg)
             break;
         /* mtime = now is the renewal; a lock that vanished is not recreated
          * (someone removed it by hand or took it over). */
-        if (utimensat(AT_FDCWD, lk->path, NULL, 0) != 0 && errno == ENOENT)
-            break;
+        /* A lock missing for a moment (a newcomer checking it renames it
+         * aside, then puts it back) must not end the renewals: keep trying. */
+        (void)utimensat(AT_FDCWD, lk->path, NULL, 0);
     }
     pthread_mutex_unlock(&lk->mu);
     return NULL;
@@ -152,9 +153,13 @@ int gi_rundir_lock_take(gi_rundir_lock *lk, const char *dir, char *note, size_t 
     const char *job = getenv("SLURM_JOB_ID"), *task = getenv("SLURM_ARRAY_TASK_ID");
     job = job && *job && !strchr(job, ' ') ? job : "-";
     task = task && *task && !strchr(task, ' ') ? task : "-";
+    /* SLURM_RESTART_COUNT tells a requeued run (higher count) from another
+     * step of the same allocation (same count), which shares the job id. */
+    const char *rs = getenv("SLURM_RESTART_COUNT");
+    long restart = rs && *rs ? strtol(rs, NULL, 10) : 0;
     char line[sizeof lk->line];
-    snprintf(line, sizeof line, "%s %ld %ld job=%.60s task=%.30s\n", host, (long)getpid(), (long)time(NULL), job,
-             task);
+    snprintf(line, sizeof line, "%s %ld %ld job=%.60s task=%.30s restart=%ld\n", host, (long)getpid(),
+             (long)time(NULL), job, task, restart);
     for (int attempt = 0; attempt < 4; attempt++) {
         int e = create_lock(path, line);
         if (e == 0) {
@@ -186,6 +191,9 @@ int gi_rundir_lock_take(gi_rundir_lock *lk, const char *dir, char *note, size_t 
         }
         field(text, "job=", ojob, sizeof ojob);
         field(text, "task=", otask, sizeof otask);
+        char orestart[32];
+        field(text, "restart=", orestart, sizeof orestart);
+        long olds = strcmp(orestart, "-") != 0 ? strtol(orestart, NULL, 10) : 0;
         char jobs[128] = "";
         if (strcmp(ojob, "-") != 0)
             snprintf(jobs, sizeof jobs, ", SLURM job %s%s%s", ojob, strcmp(otask, "-") ? " task " : "",
@@ -199,8 +207,9 @@ int gi_rundir_lock_take(gi_rundir_lock *lk, const char *dir, char *note, size_t 
                 return GI_RUNLOCK_BUSY;
             }
             snprintf(why, sizeof why, "which is no longer running");
-        } else if (strcmp(job, "-") != 0 && strcmp(ojob, job) == 0) {
-            snprintf(why, sizeof why, "on host %s: an earlier run of this SLURM job %s (requeued)", owner, job);
+        } else if (strcmp(job, "-") != 0 && strcmp(ojob, job) == 0 && olds < restart) {
+            snprintf(why, sizeof why, "on host %s: an earlier run of this SLURM job %s (requeued: restart %ld, now "
+                     "%ld)", owner, job, olds, restart);
         } else if (age > lease) {
             snprintf(why, sizeof why, "on host %s%s, whose lease was not renewed for %ld s (lease %d s, "
                      "GENEINR_LOCK_LEASE)", owner, jobs, age, lease);

@@ -63,6 +63,10 @@ struct gi_atlas_writer {
      * [n_genes][nz][2], all-zero where it wrote none; summed over the ranks
      * at the end (each piece has one writer), so the seal needs no read-back. */
     uint64_t *slice_h;
+    /* How often this rank wrote each piece, [n_genes][nz]: summed over the
+     * ranks, a piece written other than exactly once (twice, or by two
+     * ranks) has no trustworthy digest and is read back by the seal. */
+    uint32_t *slice_n;
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -105,6 +109,7 @@ static void writer_free(gi_atlas_writer *w)
     free(w->rendered_for);
     free(w->kind);
     free(w->slice_h);
+    free(w->slice_n);
     free(w);
 }
 
@@ -165,7 +170,8 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     w->every_slice_written = info->every_slice_written;
     w->chunk_genes = gi_atlas_chunk_genes(info);
     w->slice_h = calloc((size_t)info->n_genes * (size_t)info->nz * 2, sizeof *w->slice_h);
-    if (bad || !w->slice_h || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
+    w->slice_n = calloc((size_t)info->n_genes * (size_t)info->nz, sizeof *w->slice_n);
+    if (bad || !w->slice_h || !w->slice_n || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
         (info->normalisation && !w->normalisation) || (info->config_yaml && !w->config_yaml) ||
         (info->rendered_for && !w->rendered_for))
         return gi_fail(err, "%s: out of memory", path);
@@ -401,6 +407,9 @@ int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, co
                 gi_h5_slice_digest("expression", g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
                                    expr + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *expr,
                                    w->slice_h + 2 * ((size_t)(g0 + g) * (size_t)w->nz + (size_t)(z0 + k)));
+        for (int g = 0; g < ng; g++)
+            for (int k = 0; k < nzb; k++)
+                w->slice_n[(size_t)(g0 + g) * (size_t)w->nz + (size_t)(z0 + k)]++;
     }
     if (rc == 0 && all_mask)
         rc = write_block(w, w->mask, "mask", 3, mstart, mcount, empty, H5T_NATIVE_UCHAR, mask, err);
@@ -520,13 +529,23 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
     rc = gi_dist_agree(w->comm, writer_close_parallel(w, err), err);
     if (rc == 0) {
         /* Every piece's digest to rank 0 (one writer each: the others hold
-         * zeros, so the sum is that writer's digest). */
-        size_t n = (size_t)w->n_genes * (size_t)w->nz * 2;
-        for (size_t i = 0; i < n; i += (size_t)1 << 30) {
-            int c = (int)(n - i < ((size_t)1 << 30) ? n - i : ((size_t)1 << 30));
+         * zeros, so the XOR is that writer's digest; pieces written other
+         * than once are read back instead). */
+        size_t np = (size_t)w->n_genes * (size_t)w->nz, n = np * 2, step = (size_t)1 << 30;
+        for (size_t i = 0; i < n; i += step) {
+            int c = (int)(n - i < step ? n - i : step);
             MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : (void *)(w->slice_h + i), w->slice_h + i, c, MPI_UINT64_T,
                        MPI_BXOR, 0, w->comm);
         }
+        for (size_t i = 0; i < np; i += step) {
+            int c = (int)(np - i < step ? np - i : step);
+            MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : (void *)(w->slice_n + i), w->slice_n + i, c, MPI_UINT32_T,
+                       MPI_SUM, 0, w->comm);
+        }
+        if (w->rank == 0)
+            for (size_t i = 0; i < np; i++)
+                if (w->slice_n[i] != 1)
+                    w->slice_h[2 * i] = w->slice_h[2 * i + 1] = 0;   /* unknown: the seal reads it */
         int rc0 = 0;
         if (w->rank == 0) {
             rc0 = write_metadata(w, err);
