@@ -531,8 +531,50 @@ static void trainer_free(trainer *t)
     free(t->batch);
 }
 
+/* Before the targets are built (a prior's fit takes seconds to minutes):
+ * refuse a resume whose settings break bit-identical continuation, reading
+ * only the checkpoint, so the refusal costs no fit. Quiet: the full check
+ * after loading reports every change. Collective in effect: every rank reads
+ * the same file and comes to the same answer; agreed by the caller. */
+static int precheck_resume(trainer *t, const char *path, int force, gi_err *err)
+{
+    if (force)
+        return 0;
+    gi_state st;
+    memset(&st, 0, sizeof st);
+    gi_err why;
+    if (gi_checkpoint_load(&st, path, &why) != 0) {
+        gi_state_free(&st);
+        return 0;   /* the full load reports it */
+    }
+    gi_config old;
+    int rc = 0;
+    if (st.config_yaml && gi_config_load_text(&old, st.config_yaml, path, &why) == 0) {
+        resume_changes ch;
+        memset(&ch, 0, sizeof ch);
+        ch.old = &old;
+        ch.now = t->c;
+        ch.rank = -1;   /* quiet */
+        gi_config_diff(&old, t->c, "train.", on_change, &ch);
+        gi_config_diff(&old, t->c, "data.prior", on_change, &ch);
+        gi_config_diff(&old, t->c, "data.anatomy_", on_change, &ch);
+        if (old.data.prior != GI_PRIOR_NONE)
+            gi_config_diff(&old, t->c, "baseline.", on_change, &ch);
+        if (ch.n_break > 0)
+            rc = gi_fail(err, "%s: cannot resume bit-identically: %s changed since the checkpoint was written; "
+                         "resume with the checkpoint's settings, or pass --force to continue with the new ones (the "
+                         "change is recorded in the checkpoint's settings history)", path, ch.breaking);
+        for (int i = 0; i < ch.n_break && i < 64; i++)
+            free(ch.lines[i]);
+    }
+    gi_state_free(&st);
+    return rc;
+}
+
 static int setup(trainer *t, const char *resume, int force, gi_err *err)
 {
+    if (resume && t->targets && precheck_resume(t, resume, force, err) != 0)
+        return -1;
     if ((t->targets ? t->targets(&t->data, t->c, err) : gi_dataset_build(&t->data, t->c, err)) != 0)
         return -1;
     if ((resume ? state_resume(t, resume, force, err) : state_new(t, err)) != 0)
