@@ -699,6 +699,13 @@ int gi_atlas_open(gi_atlas *a, const char *path, gi_err *err)
     return rc;
 }
 
+static int gene_damaged(gi_err *err, const char *path, const gi_atlas *a, int g)
+{
+    return gi_fail(err, "%s: gene %s (/expression[%d]) does not match its content hash (zeroed, replaced, or copied "
+                   "from another file): the atlas is damaged; use an intact copy or render it again", path,
+                   a->genes[g], g);
+}
+
 int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
 {
     gi_err local;
@@ -728,9 +735,7 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
         rc = gi_h5_fail(err, "%s: cannot read gene %d (%s) from /expression", path, g, a->genes[g]);
     if (rc == 0 && gi_h5_rows_check(&a->rows, path, "expression", g, H5T_NATIVE_FLOAT, 3, count + 1, vol,
                                     sizeof(float) * (size_t)a->nz * (size_t)a->ny * (size_t)a->nx, err) != 0)
-        rc = gi_fail(err, "%s: gene %s (/expression[%d]) does not match its content hash (zeroed, replaced, or "
-                     "copied from another file): the atlas is damaged; use an intact copy or render it again",
-                     path, a->genes[g], g);
+        rc = gene_damaged(err, path, a, g);
     if (mspace >= 0)
         H5Sclose(mspace);
     if (fspace >= 0)
@@ -802,9 +807,7 @@ int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
         for (int g = 0; rc == 0 && g < ng; g++) {
             if (gi_h5_rows_check_slices(&a->rows, path, "expression", g0 + g, H5T_NATIVE_FLOAT, 3, rdims,
                                         sl + 2 * (size_t)g * (size_t)a->nz, err) != 0)
-                rc = gi_fail(err, "%s: gene %s (/expression[%d]) does not match its content hash (zeroed, replaced, "
-                             "or copied from another file): the atlas is damaged; use an intact copy or render it "
-                             "again", path, a->genes[g0 + g], g0 + g);
+                rc = gene_damaged(err, path, a, g0 + g);
             else
                 (*n_checked)++;
         }

@@ -405,24 +405,36 @@ int gi_samples_read_csv(gi_samples *s, const char *path, gi_err *err)
     return gi_samples_read_csv_genes(s, path, NULL, err);
 }
 
+/* Open the table and read its header (with data.genes' selection when
+ * genes_path is set); on success t is open, positioned at the first row. */
+static int open_with_header(gi_samples *s, column_map *m, gi_table *t, const char *path, const char *genes_path,
+                            gi_err *err)
+{
+    gi_genelist genes = {0};
+    if (genes_path && genes_path[0] && gi_genelist_read(&genes, genes_path, err) != 0)
+        return gi_fail_prefix(err, "data.genes: ");
+    if (gi_table_open(t, path, err) != 0) {
+        gi_genelist_free(&genes);
+        return -1;
+    }
+    int rc = read_header(s, m, t, path, genes.n ? &genes : NULL, err);
+    gi_genelist_free(&genes);
+    if (rc != 0)
+        gi_table_close(t);
+    return rc;
+}
+
 int gi_samples_read_csv_genes(gi_samples *s, const char *path, const char *genes_path,
                               gi_err *err)
 {
     memset(s, 0, sizeof *s);
     column_map m = {0};
-    gi_genelist genes = {0};
-    if (genes_path && genes_path[0] && gi_genelist_read(&genes, genes_path, err) != 0)
-        return gi_fail_prefix(err, "data.genes: ");
     gi_table t;
-    if (gi_table_open(&t, path, err) != 0) {
-        gi_genelist_free(&genes);
-        return -1;
-    }
-    int rc = read_header(s, &m, &t, path, genes.n ? &genes : NULL, err);
-    gi_genelist_free(&genes);
-    if (rc == 0)
+    int rc = open_with_header(s, &m, &t, path, genes_path, err);
+    if (rc == 0) {
         rc = read_rows(s, &m, &t, path, err);
-    gi_table_close(&t);
+        gi_table_close(&t);
+    }
     free(m.gene_col);
     free(m.annot_col);
     if (rc)
@@ -437,17 +449,10 @@ int gi_samples_read_gene_names(const char *path, const char *genes_path, char **
     gi_samples s;
     memset(&s, 0, sizeof s);
     column_map m = {0};
-    gi_genelist genes = {0};
-    if (genes_path && genes_path[0] && gi_genelist_read(&genes, genes_path, err) != 0)
-        return gi_fail_prefix(err, "data.genes: ");
     gi_table t;
-    if (gi_table_open(&t, path, err) != 0) {
-        gi_genelist_free(&genes);
-        return -1;
-    }
-    int rc = read_header(&s, &m, &t, path, genes.n ? &genes : NULL, err);
-    gi_genelist_free(&genes);
-    gi_table_close(&t);
+    int rc = open_with_header(&s, &m, &t, path, genes_path, err);
+    if (rc == 0)
+        gi_table_close(&t);
     free(m.gene_col);
     free(m.annot_col);
     if (rc == 0) {

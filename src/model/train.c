@@ -382,6 +382,30 @@ static void on_change(const char *key, const char *was, const char *is, void *ct
     rc->n_break++;
 }
 
+/* The settings that define a continuation, old against now, into ch (rank 0
+ * reports each change; rank -1: none does). */
+static void diff_settings(const gi_config *old, const gi_config *now, int rank, resume_changes *ch)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->old = old;
+    ch->now = now;
+    ch->rank = rank;
+    gi_config_diff(old, now, "train.", on_change, ch);
+    /* The prior defines the targets the network learns (their residuals). */
+    gi_config_diff(old, now, "data.prior", on_change, ch);
+    /* So does which label each sample was matched to (label_match.h). */
+    gi_config_diff(old, now, "data.anatomy_", on_change, ch);
+    if (old->data.prior != GI_PRIOR_NONE)
+        gi_config_diff(old, now, "baseline.", on_change, ch);
+}
+
+static int refuse_changes(const resume_changes *ch, const char *path, gi_err *err)
+{
+    return gi_fail(err, "%s: cannot resume bit-identically: %s changed since the checkpoint was written; resume "
+                   "with the checkpoint's settings, or pass --force to continue with the new ones (the change "
+                   "is recorded in the checkpoint's settings history)", path, ch->breaking);
+}
+
 /* Compare the training settings (train.*, data.prior*, data.anatomy_*) of the checkpoint with the config: report
  * every change; refuse those that break bit-identical continuation unless
  * force, and then record them in the checkpoint's settings history. */
@@ -397,24 +421,10 @@ static int check_settings(trainer *t, const char *path, int force, gi_err *err)
         return 0;
     }
     resume_changes ch;
-    memset(&ch, 0, sizeof ch);
-    ch.old = &old;
-    ch.now = t->c;
-    ch.rank = t->rank;
-    gi_config_diff(&old, t->c, "train.", on_change, &ch);
-    /* The prior defines the targets the network learns (their residuals). */
-    gi_config_diff(&old, t->c, "data.prior", on_change, &ch);
-    /* So does which label each sample was matched to (label_match.h). */
-    gi_config_diff(&old, t->c, "data.anatomy_", on_change, &ch);
-    if (old.data.prior != GI_PRIOR_NONE)
-        gi_config_diff(&old, t->c, "baseline.", on_change, &ch);
+    diff_settings(&old, t->c, t->rank, &ch);
     if (t->rank == 0)
         fflush(stdout);
-    int rc = 0;
-    if (ch.n_break > 0 && !force)
-        rc = gi_fail(err, "%s: cannot resume bit-identically: %s changed since the checkpoint was written; resume "
-                     "with the checkpoint's settings, or pass --force to continue with the new ones (the change "
-                     "is recorded in the checkpoint's settings history)", path, ch.breaking);
+    int rc = ch.n_break > 0 && !force ? refuse_changes(&ch, path, err) : 0;
     for (int i = 0; i < ch.n_break && i < 64; i++) {
         if (rc == 0 && gi_state_add_history(st, st->step, ch.lines[i] ? ch.lines[i] : "?", err) != 0)
             rc = -1;
@@ -540,34 +550,19 @@ static int precheck_resume(trainer *t, const char *path, int force, gi_err *err)
 {
     if (force)
         return 0;
-    gi_state st;
-    memset(&st, 0, sizeof st);
-    gi_err why;
-    if (gi_checkpoint_load(&st, path, &why) != 0) {
-        gi_state_free(&st);
-        return 0;   /* the full load reports it */
-    }
+    char *yaml = NULL;
     gi_config old;
+    gi_err why;
     int rc = 0;
-    if (st.config_yaml && gi_config_load_text(&old, st.config_yaml, path, &why) == 0) {
+    if (gi_checkpoint_read_config(path, &yaml, &why) == 0 && gi_config_load_text(&old, yaml, path, &why) == 0) {
         resume_changes ch;
-        memset(&ch, 0, sizeof ch);
-        ch.old = &old;
-        ch.now = t->c;
-        ch.rank = -1;   /* quiet */
-        gi_config_diff(&old, t->c, "train.", on_change, &ch);
-        gi_config_diff(&old, t->c, "data.prior", on_change, &ch);
-        gi_config_diff(&old, t->c, "data.anatomy_", on_change, &ch);
-        if (old.data.prior != GI_PRIOR_NONE)
-            gi_config_diff(&old, t->c, "baseline.", on_change, &ch);
+        diff_settings(&old, t->c, -1, &ch);
         if (ch.n_break > 0)
-            rc = gi_fail(err, "%s: cannot resume bit-identically: %s changed since the checkpoint was written; "
-                         "resume with the checkpoint's settings, or pass --force to continue with the new ones (the "
-                         "change is recorded in the checkpoint's settings history)", path, ch.breaking);
+            rc = refuse_changes(&ch, path, err);
         for (int i = 0; i < ch.n_break && i < 64; i++)
             free(ch.lines[i]);
     }
-    gi_state_free(&st);
+    free(yaml);   /* unreadable: the full load reports it */
     return rc;
 }
 
