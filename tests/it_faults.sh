@@ -9,18 +9,8 @@
 # no temporary files left.
 . "$(dirname "$0")/lib.sh" faults
 MPIRUN="mpirun --oversubscribe"
-# fails NAME PATTERN CMD...: CMD must exit 1 within 120 s (124 = hang, 139 =
-# crash), print PATTERN (extended regex) on stderr, and not crash.
-fails() {
-    local name=$1 pattern=$2; shift 2
-    timeout 120 "$@" >"$T/f.out" 2>"$T/f.err"
-    local rc=$?
-    if [ "$rc" = 1 ] && grep -Eq -- "$pattern" "$T/f.err" && ! grep -q "Segmentation\|signal 11" "$T/f.err" "$T/f.out"; then
-        ok "$name"
-    else
-        notok "$name" "exit $rc; $(grep -v '^\[vm\|^mca_fbtl\|^---\|^ *$' "$T/f.err" | head -n 3 | tr '\n' ' ')"
-    fi
-}
+# fails: lib.sh's fails_cleanly (exit 1, PATTERN on stderr, no crash or hang).
+fails() { fails_cleanly "$@"; }
 
 check "phantom (2 mm grid, 4 genes)" $G phantom --out "$T/ph" --grid 2 --genes 4 --seed 3
 cat > "$T/cfg.yaml" <<YAML

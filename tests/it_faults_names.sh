@@ -8,16 +8,7 @@
 # Failure rule as in it_faults.sh: exit 1 with one message naming the cause,
 # never a crash or a hang.
 . "$(dirname "$0")/lib.sh" faults_names
-fails() {
-    local name=$1 pattern=$2; shift 2
-    timeout 120 "$@" >"$T/f.out" 2>"$T/f.err"
-    local rc=$?
-    if [ "$rc" = 1 ] && grep -Eq -- "$pattern" "$T/f.err" && ! grep -q "Segmentation\|signal 11" "$T/f.err" "$T/f.out"; then
-        ok "$name"
-    else
-        notok "$name" "exit $rc; $(grep -v '^\[vm\|^mca_fbtl\|^---\|^ *$' "$T/f.err" | head -n 3 | tr '\n' ' ')"
-    fi
-}
+fails() { fails_cleanly "$@"; }
 same() { cmp -s "$1" "$2"; }
 
 check "phantom (2 mm grid, 4 genes)" $G phantom --out "$T/ph" --grid 2 --genes 4 --seed 3

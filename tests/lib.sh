@@ -34,5 +34,19 @@ fails() {
     else notok "$name" "$(tail -n 3 "$T/last.log" | tr '\n' ' ')"; fi
 }
 
+# fails_cleanly NAME PATTERN COMMAND...: the failure rule (docs/ROBUSTNESS.md):
+# COMMAND exits 1 within 120 s (124 = a hang, 139 = a crash), prints PATTERN
+# (extended regex) on stderr, and does not crash.
+fails_cleanly() {
+    local name=$1 pattern=$2; shift 2
+    timeout 120 "$@" >"$T/f.out" 2>"$T/f.err"
+    local rc=$?
+    if [ "$rc" = 1 ] && grep -Eq -- "$pattern" "$T/f.err" && ! grep -q "Segmentation\|signal 11" "$T/f.err" "$T/f.out"; then
+        ok "$name"
+    else
+        notok "$name" "exit $rc; $(grep -v '^\[vm\|^mca_fbtl\|^---\|^ *$' "$T/f.err" | head -n 3 | tr '\n' ' ')"
+    fi
+}
+
 # have_py MODULE: does /usr/bin/python3 have it?
 have_py() { $PY -c "import $1" >/dev/null 2>&1; }
