@@ -112,6 +112,45 @@ gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const 
  * config it was trained with. NULL for the other methods. (method_inr.c) */
 const struct gi_state *gi_method_inr_checkpoint(const gi_method *m);
 
+/* ---- uncertainty: how far the map may be from the truth (issue 28) ----
+ *
+ * A method "has an SD" when it can give, at any point, the predictive
+ * standard deviation of its donor-average map (the map predict returns, in
+ * the same units), calibrated: any scale the method chose on its own inner
+ * validation is already applied. Kriging and regression kriging take it from
+ * the kriging variance; the INR from the spread of its train.ensemble members
+ * and, with data.prior, the prior's kriging variance. IDW and the nearest
+ * sample have none.
+ *
+ * The SD is split in two so that a render of 1.5 M voxels can afford it:
+ *  - the smooth part q(x) (kriging: r(x)' A^-1 r(x), the spatial variance
+ *    the samples explain, in units of the sill; O(N^2) per point), which a
+ *    render may evaluate exactly on a coarse lattice and interpolate;
+ *  - the rest, cheap per point (label and mean terms, sill per gene,
+ *    ensemble spread, calibration), computed by gi_method_predict_sd from q.
+ * Exact SD = gi_method_predict_sd with q = NULL (or q from gi_method_sd_smooth
+ * at the same points). Methods without a smooth part ignore q. */
+
+/* 1 = the method gives an SD (the calls below succeed), 0 = it has none. */
+int gi_method_has_sd(const gi_method *m);
+
+/* The smooth part at n points: q [n]; zeros for a method without one. Local. */
+int gi_method_sd_smooth(const gi_method *m, int n, const float *mni, float *q, gi_err *err);
+
+/* The map's SD at n points for genes g0 .. g0+ng-1: sd [n][ng], predict's
+ * units. q: the smooth part at each point (exact or interpolated), NULL =
+ * computed here exactly. Fails (message) for a method without an SD. Local;
+ * bit-identical for a point whatever batch it comes in. */
+int gi_method_predict_sd(const gi_method *m, int n, const float *mni, const int *label, const float *q, int g0,
+                         int ng, float *sd, gi_err *err);
+
+/* The SD of one sample about the map, per gene (noise [n_genes], predict's
+ * units): what the method estimates from its training samples of measurement
+ * noise and of the donor effects the donor-average map leaves out, with the
+ * same calibration as gi_method_predict_sd. A held-out sample's central
+ * interval is map +- z sqrt(sd^2 + noise^2). Fails for a method without an SD. */
+int gi_method_noise_sd(const gi_method *m, float *noise, gi_err *err);
+
 int gi_method_n_genes(const gi_method *m);
 int gi_method_kind(const gi_method *m);
 void gi_method_free(gi_method *m);
@@ -125,6 +164,13 @@ typedef struct gi_method_impl {
     void (*free)(void *state);
     /* gi_method_predict_bytes; NULL = nothing beyond out */
     void (*predict_bytes)(const void *state, size_t *per_gene, size_t *fixed);
+    /* uncertainty (see gi_method_has_sd); has_sd NULL = none. sd_smooth NULL
+     * = no smooth part (q is zeros). */
+    int (*has_sd)(const void *state);
+    int (*sd_smooth)(const void *state, int n, const float *mni, float *q, gi_err *err);
+    int (*predict_sd)(const void *state, int n, const float *mni, const int *label, const float *q, int g0, int ng,
+                      float *sd, gi_err *err);
+    int (*noise_sd)(const void *state, float *noise, gi_err *err);
 } gi_method_impl;
 
 /* Fit with one implementation, named directly: for code that stands below

@@ -70,6 +70,38 @@ int gi_method_predict_genes(const gi_method *m, int n, const float *mni, const i
     return m->impl->predict(m->state, n, mni, label, g0, ng, out, err);
 }
 
+int gi_method_has_sd(const gi_method *m)
+{
+    return m->impl->has_sd && m->impl->has_sd(m->state);
+}
+
+int gi_method_sd_smooth(const gi_method *m, int n, const float *mni, float *q, gi_err *err)
+{
+    if (!gi_method_has_sd(m) || !m->impl->sd_smooth) {
+        memset(q, 0, sizeof(float) * (size_t)n);
+        return 0;
+    }
+    return m->impl->sd_smooth(m->state, n, mni, q, err);
+}
+
+int gi_method_predict_sd(const gi_method *m, int n, const float *mni, const int *label, const float *q, int g0,
+                         int ng, float *sd, gi_err *err)
+{
+    if (!gi_method_has_sd(m))
+        return gi_fail(err, "%s gives no uncertainty (an SD needs kriging, regression kriging, or an INR with "
+                       "data.prior or train.ensemble > 1)", GI_METHOD_NAMES[m->kind]);
+    if (g0 < 0 || ng < 1 || g0 + ng > m->n_genes)
+        return gi_fail(err, "genes %d..%d requested of a method fitted on %d", g0, g0 + ng - 1, m->n_genes);
+    return m->impl->predict_sd(m->state, n, mni, label, q, g0, ng, sd, err);
+}
+
+int gi_method_noise_sd(const gi_method *m, float *noise, gi_err *err)
+{
+    if (!gi_method_has_sd(m))
+        return gi_fail(err, "%s gives no uncertainty", GI_METHOD_NAMES[m->kind]);
+    return m->impl->noise_sd(m->state, noise, err);
+}
+
 int gi_method_n_genes(const gi_method *m) { return m->n_genes; }
 int gi_method_kind(const gi_method *m) { return m->kind; }
 const void *gi_method_state(const gi_method *m) { return m->state; }
