@@ -129,5 +129,5 @@ static int idw_predict(const void *p, int n, const float *mni, const int *label,
     return 0;
 }
 
-const gi_method_impl gi_nearest_impl = {nearest_fit, idw_predict, idw_free, NULL};
-const gi_method_impl gi_idw_impl = {idw_fit, idw_predict, idw_free, NULL};
+const gi_method_impl gi_nearest_impl = {.fit = nearest_fit, .predict = idw_predict, .free = idw_free, .predict_bytes = NULL};
+const gi_method_impl gi_idw_impl = {.fit = idw_fit, .predict = idw_predict, .free = idw_free, .predict_bytes = NULL};

@@ -888,8 +888,8 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
     return 0;
 }
 
-const gi_method_impl gi_kriging_impl = {krige_fit, krige_predict, krige_free, NULL};
-const gi_method_impl gi_rk_impl = {rk_fit, krige_predict, krige_free, NULL};
+const gi_method_impl gi_kriging_impl = {.fit = krige_fit, .predict = krige_predict, .free = krige_free, .predict_bytes = NULL};
+const gi_method_impl gi_rk_impl = {.fit = rk_fit, .predict = krige_predict, .free = krige_free, .predict_bytes = NULL};
 
 int gi_kriging_params(const gi_method *m, int gene, double *range, double *sill, double *nugget)
 {

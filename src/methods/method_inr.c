@@ -423,7 +423,7 @@ static void inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed
     *fixed = 0;
 }
 
-const gi_method_impl gi_inr_impl = {inr_fit, inr_predict, inr_free, inr_predict_bytes};
+const gi_method_impl gi_inr_impl = {.fit = inr_fit, .predict = inr_predict, .free = inr_free, .predict_bytes = inr_predict_bytes};
 
 gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
 {
