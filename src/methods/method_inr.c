@@ -655,7 +655,8 @@ static double choose_scale(const double *z, long n, double *c50, double *c90)
  * of an ensemble trained on part of member 0's validation samples: there the
  * ensemble's error, and so s, is slightly optimistic. Without data.prior the
  * noise is each gene's mean squared validation residual less the mean map
- * variance (floored at 0). Without validation samples s = 1. */
+ * variance (floored at 0); if the training table cannot be read then, the INR
+ * has no SD. Without validation samples s = 1. */
 static int calibrate(inr_state *s, const gi_config *c0, gi_err *err)
 {
     inr_member *m0 = s->mem[0];
@@ -679,8 +680,13 @@ static int calibrate(inr_state *s, const gi_config *c0, gi_err *err)
         goto done;
     }
     if (!m0->have_prior) {
-        if (gi_dataset_build(&own, c0, err) != 0)
+        /* The noise comes from the validation residuals: without the
+         * training table (e.g. a render elsewhere) there is no SD. */
+        if (gi_dataset_build(&own, c0, err) != 0) {
+            s->has_sd = 0;
+            rc = 0;
             goto done;
+        }
         d = &own;
         y = own.y;
         int same = own.s.n_genes == G;
