@@ -15,10 +15,15 @@
  *
  * Scores per method and gene: Pearson r and MSE (standardised units) per fold
  * and pooled over folds (every sample is predicted exactly once). Outputs:
- *   OUT/eval.csv     method,split,fold,gene,n_test,r,mse (fold "all" = pooled)
- *   OUT/summary.csv  method,split,folds,genes,median_r,mean_mse: the median
- *                    over genes of the pooled r, the mean over genes of the
- *                    pooled MSE
+ *   OUT/eval.csv     method,split,fold,gene,n_test,r,mse,coverage_50,coverage_90
+ *                    (fold "all" = pooled)
+ *   OUT/summary.csv  method,split,folds,genes,median_r,mean_mse,coverage_50,
+ *                    coverage_90: the median over genes of the pooled r, the
+ *                    mean over genes of the pooled MSE, and the share of all
+ *                    held-out values inside the central 50% / 90% interval
+ *                    prediction +- z sqrt(sd^2 + noise^2) (method.h's SD and
+ *                    noise, from the fold's training fit); coverage cells are
+ *                    empty for a method without an SD
  *   OUT/folds/F/inr  the INR's fold-F training table, checkpoint and log
  *   OUT/folds/F/result.bin  fold F's finished results (reused by a rerun)
  * and a table on stdout.

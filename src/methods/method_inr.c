@@ -16,6 +16,11 @@
  * mean of the members' maps (network + its prior). Under data.prior_refit
  * every member's prediction prior is the same fit on all samples, so it is
  * fitted and evaluated once.
+ *
+ * Uncertainty (method.h, issue 28): with data.prior or train.ensemble > 1 the
+ * INR has an SD, the prior's kriging variance plus the members' spread, with
+ * one calibration scale chosen at load on the training run's validation
+ * samples (calibrate).
  */
 #include <math.h>
 #include <stdio.h>
