@@ -376,6 +376,8 @@ static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, c
         rc = gi_make_dirs(dir, err);
         if (rc == 0)
             rc = preview_names(atlas_path, prefix, genes, n_genes, c->render.preview_genes, &names, &n_names, err);
+        if (rc == 0)   /* sd/<gene>.png, coverage/distance.png (preview.h) */
+            rc = gi_preview_add_names(atlas_path, prefix, genes, n_genes, c->render.preview_genes, &names, &n_names, err);
         if (rc == 0 && gi_manifest_remove_in(root, prefix, ".png", NULL, err) < 0)
             rc = -1;
         if (rc == 0)

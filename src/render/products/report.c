@@ -24,6 +24,8 @@
 #include "geneinr/config.h"
 #include "geneinr/files.h"
 #include "geneinr/manifest.h"
+#include "geneinr/nifti.h"
+#include "geneinr/preview.h"
 #include "geneinr/samples.h"
 #include "geneinr/version.h"
 
@@ -598,8 +600,10 @@ static void section_outputs(FILE *f, const char *dir)
         fputs("</td></tr>\n", f);
     }
     static const char *const DIRS[][3] = {{"nifti", ".nii.gz", "one 3-D NIfTI per gene"},
-                                          {"preview", ".png", "PNG previews (below)"}};
-    for (int d = 0; d < 2; d++) {
+                                          {"preview", ".png", "PNG previews (below)"},
+                                          {"preview/" GI_PREVIEW_SD_DIR, ".png", "the predictive SD of each previewed "
+                                           "gene (below)"}};
+    for (int d = 0; d < 3; d++) {
         snprintf(path, sizeof path, "%s/%s", dir, DIRS[d][0]);
         DIR *dh = opendir(path);
         if (!dh)
@@ -615,6 +619,151 @@ static void section_outputs(FILE *f, const char *dir)
           "<i>i</i> of genes.tsv; <code>fsleyes expression.nii.gz</code> shows one gene per volume (the volume "
           "slider); with <code>render.background: zero</code> the NIfTI files hold 0 instead of NaN outside the "
           "mask, which is what <code>np.mean</code> and resampling need.</p>\n", f);
+}
+
+/* ---- coverage (issue 28) -------------------------------------------------------- */
+
+/* A voxel this far (mm) from every sample is "far" in the coverage line: about
+ * twice the typical nearest-sample distance of the AHBA samples in the cortex
+ * (3,702 samples in ~1.5 litres of brain: one per ~7 mm cube), so the map there
+ * is drawn from samples a gyrus or more away. */
+#define COVERAGE_FAR_MM 10.0
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Per hemisphere (0 left: MNI x < 0, 1 right: x > 0; the midline plane in
+ * neither): in-mask voxels, those beyond COVERAGE_FAR_MM, samples, donors. */
+typedef struct hemi_cover {
+    long voxels, far;
+    int samples, donors;
+} hemi_cover;
+
+/* One factual line on where the samples leave the map on its own, from the
+ * atlas's /distance and samples: the share of in-mask voxels far from any
+ * sample, the distances, and the hemisphere where it is larger with its
+ * samples and donors. Nothing when the atlas has no /distance. */
+static void coverage_line(FILE *f, const gi_atlas *a)
+{
+    gi_err err;
+    size_t nv = (size_t)a->nx * a->ny * a->nz;
+    float *d = malloc(sizeof(float) * (nv ? nv : 1));
+    if (!d || gi_atlas_read_distance(a, d, &err) != 0) {
+        if (d)
+            fprintf(f, "<p class=\"missing\" id=\"coverage\">The distance map could not be read: %s</p>\n", err.msg);
+        free(d);
+        return;
+    }
+    hemi_cover h[2] = {{0}};
+    size_t m = 0;
+    long far = 0;
+    for (int k = 0; k < a->nz; k++)
+        for (int j = 0; j < a->ny; j++)
+            for (int i = 0; i < a->nx; i++) {
+                size_t q = ((size_t)k * a->ny + j) * a->nx + i;
+                if (!a->mask[q] || !isfinite(d[q]))
+                    continue;
+                double mm[3];
+                gi_affine_apply(a->affine, i, j, k, mm);
+                int is_far = d[q] > COVERAGE_FAR_MM;
+                far += is_far;
+                if (mm[0] != 0) {
+                    h[mm[0] > 0].voxels++;
+                    h[mm[0] > 0].far += is_far;
+                }
+                d[m++] = d[q]; /* compacted in place: m <= q */
+            }
+    if (m == 0) {
+        free(d);
+        return;
+    }
+    qsort(d, m, sizeof(float), cmp_float);
+    double median = m % 2 ? d[m / 2] : 0.5 * ((double)d[m / 2 - 1] + d[m / 2]), largest = d[m - 1];
+    free(d);
+    int ns = 0;
+    double *mni = NULL;
+    char **donor = NULL;
+    if (gi_atlas_read_samples(a, &ns, &mni, &donor, &err) != 0)
+        ns = 0;
+    for (int side = 0; side < 2; side++)
+        for (int i = 0; i < ns; i++) {
+            double x = mni[3 * i];
+            if (x == 0 || (x > 0) != side)
+                continue;
+            h[side].samples++;
+            int seen = 0; /* a donor counts once per side: earlier samples of that side */
+            for (int e = 0; e < i && !seen; e++)
+                seen = mni[3 * e] != 0 && (mni[3 * e] > 0) == side && strcmp(donor[e], donor[i]) == 0;
+            h[side].donors += !seen;
+        }
+    fprintf(f, "<p id=\"coverage\"><b>Coverage:</b> %.1f%% of the %zu in-mask voxels lie more than %.0f mm from any "
+               "sample (median distance %.1f mm, largest %.1f mm)", 100.0 * far / m, m, COVERAGE_FAR_MM, median, largest);
+    double share[2];
+    for (int side = 0; side < 2; side++)
+        share[side] = h[side].voxels ? (double)h[side].far / h[side].voxels : 0;
+    if (h[0].voxels && h[1].voxels) {
+        int thin = share[1] > share[0] || (share[1] == share[0] && h[1].donors < h[0].donors);
+        static const char *const SIDE[2] = {"left", "right"};
+        fprintf(f, "; thinnest in the %s hemisphere, %.1f%% of its voxels beyond %.0f mm", SIDE[thin], 100 * share[thin],
+                COVERAGE_FAR_MM);
+        if (ns > 0)
+            fprintf(f, ", %d samples from %d donor%s", h[thin].samples, h[thin].donors, h[thin].donors == 1 ? "" : "s");
+        fprintf(f, " (%s: %.1f%%", SIDE[!thin], 100 * share[!thin]);
+        if (ns > 0)
+            fprintf(f, ", %d samples from %d donor%s", h[!thin].samples, h[!thin].donors,
+                    h[!thin].donors == 1 ? "" : "s");
+        fputs(")", f);
+    }
+    fputs(".</p>\n", f);
+    free(mni);
+    if (donor)
+        gi_h5_free_strings(donor, ns);
+}
+
+/* An inline PNG (nothing when the file is missing). */
+static int inline_png(FILE *f, const char *path, const char *cls, const char *alt)
+{
+    size_t len = 0;
+    unsigned char *png = (unsigned char *)slurp(path, &len);
+    if (!png)
+        return 0;
+    fprintf(f, "<img class=\"%s\" alt=\"", cls);
+    html(f, alt);
+    fputs("\" src=\"data:image/png;base64,", f);
+    base64(f, png, len);
+    fputs("\">", f);
+    free(png);
+    return 1;
+}
+
+/* Where the map is guessing: the distance map and the coverage line. */
+static void section_coverage(FILE *f, const char *dir)
+{
+    char apath[GI_PATH_MAX + 16], p[GI_PATH_MAX + 64];
+    snprintf(apath, sizeof apath, "%s/atlas.h5", dir);
+    gi_atlas a;
+    gi_err err;
+    if (access(apath, R_OK) != 0 || gi_atlas_open(&a, apath, &err) != 0)
+        return;
+    if (a.has_distance || a.has_uncertainty) {
+        fputs("<h3 id=\"uncertainty\">Where the map is guessing</h3>\n", f);
+        if (a.has_distance)
+            coverage_line(f, &a);
+        if (a.has_uncertainty)
+            fputs("<p>Beside each map below, its predictive SD (atlas <code>/uncertainty</code>, in the expression's "
+                  "units; magma from 0 to its 99th percentile): low near samples, high where the map extrapolates."
+                  "</p>\n", f);
+        snprintf(p, sizeof p, "%s/preview/" GI_PREVIEW_DISTANCE, dir);
+        fputs("<figure class=\"pair\">", f);
+        if (inline_png(f, p, "preview distance", "distance to the nearest sample (mm)"))
+            fputs("<figcaption>Distance from each voxel to the nearest sample, mm (atlas <code>/distance</code>; the "
+                  "same for every gene).</figcaption>", f);
+        fputs("</figure>\n", f);
+    }
+    gi_atlas_close(&a);
 }
 
 static void section_previews(FILE *f, const char *dir)
@@ -660,6 +809,7 @@ static void section_previews(FILE *f, const char *dir)
                 qsort(names, n, sizeof *names, cmp_str);
         }
     }
+    section_coverage(f, dir);
     if (n == 0)
         fputs("<p class=\"missing\">No previews in preview/ (render writes them; <code>geneinr preview "
               "ATLAS</code> makes them for any atlas).</p>\n", f);
@@ -669,20 +819,23 @@ static void section_previews(FILE *f, const char *dir)
     for (int i = 0; i < n; i++) {
         if (!names[i])
             continue;
-        char p[GI_PATH_MAX + 300];
+        char p[GI_PATH_MAX + 300], alt[400];
+        /* With its SD map (preview.h) the gene takes a row: map | SD. */
+        snprintf(p, sizeof p, "%s/" GI_PREVIEW_SD_DIR "/%s.png", pdir, names[i]);
+        int pair = access(p, R_OK) == 0;
+        fputs(pair ? "<figure class=\"pair\">" : "<figure>", f);
         snprintf(p, sizeof p, "%s/%s.png", pdir, names[i]);
-        size_t len = 0;
-        unsigned char *png = (unsigned char *)slurp(p, &len);
-        if (png) {
-            fputs("<figure><img class=\"preview\" alt=\"", f);
-            html(f, names[i]);
-            fputs(" preview\" src=\"data:image/png;base64,", f);
-            base64(f, png, len);
-            fputs("\"><figcaption>", f);
-            html(f, names[i]);
-            fputs("</figcaption></figure>\n", f);
-            free(png);
+        snprintf(alt, sizeof alt, "%s preview", names[i]);
+        inline_png(f, p, "preview", alt);
+        if (pair) {
+            snprintf(p, sizeof p, "%s/" GI_PREVIEW_SD_DIR "/%s.png", pdir, names[i]);
+            snprintf(alt, sizeof alt, "%s SD", names[i]);
+            inline_png(f, p, "preview sd", alt);
         }
+        fputs("<figcaption>", f);
+        html(f, names[i]);
+        fputs(pair ? ": the map (viridis) and its predictive SD (magma)</figcaption></figure>\n"
+                   : "</figcaption></figure>\n", f);
         free(names[i]);
     }
     free(names);
@@ -695,7 +848,8 @@ static const char *const STYLE =
     "table.acc td{text-align:right}table.kv th{background:#f4f4f4;font-weight:normal}"
     "tr.mean th{background:#eef}pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"
     ".missing{color:#a33}figure{display:inline-block;vertical-align:top;width:49%;margin:0 0 12px 0}"
-    "img.preview{width:100%;height:auto;border:1px solid #ddd}figcaption{font-size:13px;color:#555}"
+    "img.preview{width:100%;height:auto;border:1px solid #ddd}figure.pair{display:block;width:100%}"
+    "figure.pair img.preview{width:49.5%;margin-right:0.5%;box-sizing:border-box}figcaption{font-size:13px;color:#555}"
     "nav a{margin-right:12px}code{background:#f3f3f3;padding:0 3px}";
 
 /* The folder whose report.html an eval in eval_dir rebuilds (see report.h). */
