@@ -22,7 +22,9 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/config.h"
+#include "geneinr/csv.h"
 #include "geneinr/files.h"
+#include "geneinr/label_match.h"
 #include "geneinr/manifest.h"
 #include "geneinr/nifti.h"
 #include "geneinr/preview.h"
@@ -642,19 +644,149 @@ typedef struct hemi_cover {
     int samples, donors;
 } hemi_cover;
 
+/* The regions of the run's anatomy image (data.anatomy) whose voxels lie
+ * farthest from the samples: per label, the share of its in-mask voxels
+ * beyond COVERAGE_FAR_MM (d: the atlas's /distance), the REGIONS_SHOWN largest
+ * among labels of at least REGION_MIN_VOXELS voxels, named from the label
+ * table (data.anatomy_labels) when there is one. Appended to the coverage
+ * line; nothing when the image cannot be read. */
+#define REGIONS_SHOWN 3
+#define REGION_MIN_VOXELS 20
+
+static int cmp_long_asc(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+static void thin_regions(FILE *f, const gi_atlas *a, const float *d, const gi_config *c)
+{
+    if (!c || !c->data.anatomy[0])
+        return;
+    gi_volume v;
+    int64_t *lab = NULL;
+    gi_err err;
+    double inv[16];
+    if (gi_volume_read_labels(&v, c->data.anatomy, &lab, &err) != 0)
+        return;
+    size_t nv = (size_t)v.nx * v.ny * v.nz, nl = 0;
+    long *ids = malloc(sizeof(long) * (nv ? nv : 1));
+    long *tot = NULL, *far = NULL;
+    if (!ids || gi_affine_invert(v.affine, inv) != 0)
+        goto done;
+    for (size_t q = 0; q < nv; q++)
+        if (lab[q] && (nl == 0 || ids[nl - 1] != (long)lab[q]))
+            ids[nl++] = (long)lab[q];
+    qsort(ids, nl, sizeof(long), cmp_long_asc);
+    size_t u = 0;
+    for (size_t k = 0; k < nl; k++)
+        if (u == 0 || ids[u - 1] != ids[k])
+            ids[u++] = ids[k];
+    nl = u;
+    tot = calloc(nl + 1, sizeof(long));
+    far = calloc(nl + 1, sizeof(long));
+    if (!tot || !far || nl == 0)
+        goto done;
+    for (int k = 0; k < a->nz; k++)
+        for (int j = 0; j < a->ny; j++)
+            for (int i = 0; i < a->nx; i++) {
+                size_t q = ((size_t)k * a->ny + j) * a->nx + i;
+                if (!a->mask[q] || !isfinite(d[q]))
+                    continue;
+                double mm[3], ijk[3];
+                gi_affine_apply(a->affine, i, j, k, mm);
+                gi_affine_apply(inv, mm[0], mm[1], mm[2], ijk);
+                long li = lround(ijk[0]), lj = lround(ijk[1]), lk = lround(ijk[2]);
+                if (li < 0 || lj < 0 || lk < 0 || li >= v.nx || lj >= v.ny || lk >= v.nz)
+                    continue;
+                long val = (long)lab[((size_t)lk * v.ny + lj) * v.nx + li];
+                long *hit = val ? bsearch(&val, ids, nl, sizeof(long), cmp_long_asc) : NULL;
+                if (!hit)
+                    continue;
+                tot[hit - ids]++;
+                far[hit - ids] += d[q] > COVERAGE_FAR_MM;
+            }
+    /* The largest shares, by selection (a few of up to thousands of labels). */
+    int pick[REGIONS_SHOWN], np = 0;
+    for (int r = 0; r < REGIONS_SHOWN; r++) {
+        long best = -1;
+        for (size_t l = 0; l < nl; l++) {
+            int taken = 0;
+            for (int t = 0; t < np; t++)
+                taken |= pick[t] == (int)l;
+            if (taken || tot[l] < REGION_MIN_VOXELS || far[l] == 0)
+                continue;
+            if (best < 0 || (double)far[l] / tot[l] > (double)far[best] / tot[best])
+                best = (long)l;
+        }
+        if (best < 0)
+            break;
+        pick[np++] = (int)best;
+    }
+    if (np == 0)
+        goto done;
+    /* Names from the label table (columns id and label), when there is one. */
+    char table[GI_PATH_MAX], *name[REGIONS_SHOWN] = {NULL};
+    /* data.anatomy_labels, else the table beside the image ("auto"): names only. */
+    gi_config *auto_labels = malloc(sizeof *auto_labels); /* GI_PATH_MAX strings: too large for the stack */
+    int have_table = 0;
+    if (auto_labels) {
+        *auto_labels = *c;
+        if (!auto_labels->data.anatomy_labels[0])
+            snprintf(auto_labels->data.anatomy_labels, sizeof auto_labels->data.anatomy_labels, "auto");
+        have_table = gi_label_table_path(auto_labels, table, sizeof table);
+        free(auto_labels);
+    }
+    if (have_table) {
+        gi_csv *r = gi_csv_open(table, &err);
+        char **fl;
+        int nf, ci = -1, cl = -1;
+        if (r && gi_csv_next(r, &fl, &nf, &err) == 1) {
+            for (int k = 0; k < nf; k++) {
+                if (!strcmp(fl[k], "id")) ci = k;
+                if (!strcmp(fl[k], "label")) cl = k;
+            }
+            while (ci >= 0 && cl >= 0 && gi_csv_next(r, &fl, &nf, &err) == 1)
+                for (int t = 0; t < np; t++)
+                    if (nf > ci && nf > cl && !name[t] && atol(fl[ci]) == ids[pick[t]])
+                        name[t] = strdup(fl[cl]);
+        }
+        if (r)
+            gi_csv_close(r);
+    }
+    fprintf(f, "; the regions of <code>data.anatomy</code> with the largest share beyond %.0f mm: ", COVERAGE_FAR_MM);
+    for (int t = 0; t < np; t++) {
+        if (t)
+            fputs(", ", f);
+        if (name[t])
+            html(f, name[t]);
+        else
+            fprintf(f, "label %ld", ids[pick[t]]);
+        fprintf(f, " (%.0f%% of %ld voxels)", 100.0 * far[pick[t]] / tot[pick[t]], tot[pick[t]]);
+        free(name[t]);
+    }
+done:
+    free(ids);
+    free(tot);
+    free(far);
+    free(lab);
+    gi_volume_free(&v);
+}
+
 /* One factual line on where the samples leave the map on its own, from the
  * atlas's /distance and samples: the share of in-mask voxels far from any
  * sample, the distances, and the hemisphere where it is larger with its
  * samples and donors. Nothing when the atlas has no /distance. */
-static void coverage_line(FILE *f, const gi_atlas *a)
+static void coverage_line(FILE *f, const gi_atlas *a, const gi_config *c)
 {
     gi_err err;
     size_t nv = (size_t)a->nx * a->ny * a->nz;
-    float *d = malloc(sizeof(float) * (nv ? nv : 1));
-    if (!d || gi_atlas_read_distance(a, d, &err) != 0) {
-        if (d)
+    float *d = malloc(sizeof(float) * (nv ? nv : 1)), *sorted = malloc(sizeof(float) * (nv ? nv : 1));
+    if (!d || !sorted || gi_atlas_read_distance(a, d, &err) != 0) {
+        if (d && sorted)
             fprintf(f, "<p class=\"missing\" id=\"coverage\">The distance map could not be read: %s</p>\n", err.msg);
         free(d);
+        free(sorted);
         return;
     }
     hemi_cover h[2] = {{0}};
@@ -674,15 +806,17 @@ static void coverage_line(FILE *f, const gi_atlas *a)
                     h[mm[0] > 0].voxels++;
                     h[mm[0] > 0].far += is_far;
                 }
-                d[m++] = d[q]; /* compacted in place: m <= q */
+                sorted[m++] = d[q];
             }
     if (m == 0) {
         free(d);
+        free(sorted);
         return;
     }
-    qsort(d, m, sizeof(float), cmp_float);
-    double median = m % 2 ? d[m / 2] : 0.5 * ((double)d[m / 2 - 1] + d[m / 2]), largest = d[m - 1];
-    free(d);
+    qsort(sorted, m, sizeof(float), cmp_float);
+    double median = m % 2 ? sorted[m / 2] : 0.5 * ((double)sorted[m / 2 - 1] + sorted[m / 2]),
+           largest = sorted[m - 1];
+    free(sorted);
     int ns = 0;
     double *mni = NULL;
     char **donor = NULL;
@@ -717,7 +851,9 @@ static void coverage_line(FILE *f, const gi_atlas *a)
                     h[!thin].donors == 1 ? "" : "s");
         fputs(")", f);
     }
+    thin_regions(f, a, d, c);
     fputs(".</p>\n", f);
+    free(d);
     free(mni);
     if (donor)
         gi_h5_free_strings(donor, ns);
@@ -740,7 +876,7 @@ static int inline_png(FILE *f, const char *path, const char *cls, const char *al
 }
 
 /* Where the map is guessing: the distance map and the coverage line. */
-static void section_coverage(FILE *f, const char *dir)
+static void section_coverage(FILE *f, const char *dir, const gi_config *c)
 {
     char apath[GI_PATH_MAX + 16], p[GI_PATH_MAX + 64];
     snprintf(apath, sizeof apath, "%s/atlas.h5", dir);
@@ -751,7 +887,7 @@ static void section_coverage(FILE *f, const char *dir)
     if (a.has_distance || a.has_uncertainty) {
         fputs("<h3 id=\"uncertainty\">Where the map is guessing</h3>\n", f);
         if (a.has_distance)
-            coverage_line(f, &a);
+            coverage_line(f, &a, c);
         if (a.has_uncertainty)
             fputs("<p>Beside each map below, its predictive SD (atlas <code>/uncertainty</code>, in the expression's "
                   "units; magma from 0 to its 99th percentile): low near samples, high where the map extrapolates."
@@ -766,7 +902,7 @@ static void section_coverage(FILE *f, const char *dir)
     gi_atlas_close(&a);
 }
 
-static void section_previews(FILE *f, const char *dir)
+static void section_previews(FILE *f, const char *dir, const gi_config *c)
 {
     fputs("<h2 id=\"previews\">Maps</h2>\n", f);
     char pdir[GI_PATH_MAX + 16], apath[GI_PATH_MAX + 16];
@@ -809,7 +945,7 @@ static void section_previews(FILE *f, const char *dir)
                 qsort(names, n, sizeof *names, cmp_str);
         }
     }
-    section_coverage(f, dir);
+    section_coverage(f, dir, c);
     if (n == 0)
         fputs("<p class=\"missing\">No previews in preview/ (render writes them; <code>geneinr preview "
               "ATLAS</code> makes them for any atlas).</p>\n", f);
@@ -952,7 +1088,7 @@ int gi_report_write(const char *run_dir, gi_err *err)
     section_training(f, run_dir, &cv, have_log);
     section_accuracy(f, run_dir, &cv, have_log);
     section_outputs(f, run_dir);
-    section_previews(f, run_dir);
+    section_previews(f, run_dir, have_config ? &c : NULL);
     fputs("</body></html>\n", f);
     free(config_text);
     curve_free(&cv);
