@@ -172,6 +172,16 @@ static const key_spec KEYS[] = {
 
     ENUM("render.method", render.method, "inr", GI_METHOD_NAMES,
          "what to render: the trained model (inr) or a baseline fitted on all samples (nearest, idw, kriging, regression_kriging)"),
+    BOOL("render.uncertainty", render.uncertainty, "false",
+         "also write the map's predictive SD per gene and voxel: atlas.h5 /uncertainty (and with render.nifti "
+         "OUT/uncertainty.nii.gz and/or OUT/nifti/GENE_sd.nii.gz); for a method with an SD only (kriging, "
+         "regression_kriging, inr with data.prior or train.ensemble > 1): refused for nearest, idw and a single "
+         "network without data.prior. /distance (mm to the nearest sample) and the samples are written in any case"),
+    INT("render.uncertainty_step", render.uncertainty_step, "3", 1, 64,
+        "render.uncertainty: the SD's costly smooth part (the kriging variance r'A^-1 r, O(samples^2) per point) is "
+        "computed exactly on a lattice of every Nth voxel of the mask's grid in x, y and z, and interpolated "
+        "trilinearly to the voxels between (1 = exact at every voxel; docs/BENCHMARKS.md \"Uncertainty render "
+        "cost\" has the error and cost per step)"),
 
     INT("baseline.idw_k", baseline.idw_k, "10", 1, 1000, "idw: nearest samples averaged with weights 1/d (abagen: 10)"),
     ENUM("baseline.covariance", baseline.covariance, "exponential", GI_COVARIANCE_NAMES,
