@@ -24,8 +24,8 @@
  * Uncertainty (issue 28): when the atlas has /uncertainty, each gene also
  * gets DIR/sd/<gene>.png, the map's predictive SD (expression units) in the
  * same layout with its own colour bar (magma, so it does not read as
- * expression, from 0 to the 99th percentile of the gene's in-mask SD); when
- * it has /distance, DIR/coverage/distance.png shows the millimetres from each
+ * expression, from 0 to the 99th percentile of the gene's in-mask SD), and
+ * DIR/coverage/distance.png (from /distance) shows the millimetres from each
  * voxel to the nearest sample (magma, 0 to the 99th percentile), with every
  * sample of the table as a dot. Subfolders, so no gene's file name can meet
  * them (sd/ holds gene names only; coverage/ one fixed name).
@@ -59,8 +59,8 @@ int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_o
 /* Append to (*names)[*n] (malloc'd; realloc'd here, *n grown) the files,
  * prefix + name relative to DIR, that gi_preview_atlas writes besides
  * <gene>.png for these genes (NULL: the first max of the atlas): sd/<gene>.png
- * and coverage/distance.png, as far as the atlas holds /uncertainty and
- * /distance. For the folder's manifest (manifest.h). */
+ * and coverage/distance.png, when the atlas holds /uncertainty (and
+ * /distance). For the folder's manifest (manifest.h). */
 int gi_preview_add_names(const char *atlas_path, const char *prefix, const char *const *genes, int n_genes, int max,
                          char ***names, int *n, gi_err *err);
 

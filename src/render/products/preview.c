@@ -138,6 +138,14 @@ typedef struct scene {
     const char *units;
 } scene;
 
+/* Is there a distance map to draw? With the SD only: every atlas of this
+ * geneinr has /distance, but an atlas rendered without render.uncertainty
+ * keeps the previews it always had (preview.h). */
+static int distance_map(const gi_atlas *a)
+{
+    return a->has_uncertainty && a->has_distance;
+}
+
 /* Nearest voxel of a world point, or -1 outside the grid. */
 static long voxel_at(const scene *sc, const double mm[3])
 {
@@ -225,7 +233,7 @@ static void layout(scene *sc)
     /* The captions under the bar start at bar_x - 8: wide enough for the
      * longest one this scene draws (the SD map's adds "SD, "). */
     int caption = (int)strlen(sc->units) + (sc->a->has_uncertainty ? 4 : 0);
-    if (sc->a->has_distance && caption < (int)strlen(DISTANCE_UNITS))
+    if (distance_map(sc->a) && caption < (int)strlen(DISTANCE_UNITS))
         caption = (int)strlen(DISTANCE_UNITS);
     if (sc->W < sc->bar_x - 8 + 6 * caption + MARGIN)
         sc->W = sc->bar_x - 8 + 6 * caption + MARGIN;
@@ -508,7 +516,7 @@ int gi_preview_add_names(const char *atlas_path, const char *prefix, const char 
     if (gi_atlas_open(&a, atlas_path, err) != 0)
         return -1;
     int count = genes ? n_genes : (a.n_genes < max ? a.n_genes : max);
-    int extra = (a.has_uncertainty ? count : 0) + (a.has_distance ? 1 : 0), rc = 0;
+    int extra = (a.has_uncertainty ? count : 0) + (distance_map(&a) ? 1 : 0), rc = 0;
     if (extra > 0) {
         char **v = realloc(*names, sizeof(char *) * ((size_t)*n + extra + 1));
         if (!v)
@@ -523,7 +531,7 @@ int gi_preview_add_names(const char *atlas_path, const char *prefix, const char 
         if (!((*names)[(*n)++] = strdup(name)))
             rc = gi_fail(err, "out of memory");
     }
-    if (rc == 0 && a.has_distance) {
+    if (rc == 0 && distance_map(&a)) {
         snprintf(name, sizeof name, "%s" GI_PREVIEW_DISTANCE, prefix);
         if (!((*names)[(*n)++] = strdup(name)))
             rc = gi_fail(err, "out of memory");
@@ -576,7 +584,7 @@ int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_o
                 rc = gi_fail(err, "preview point %c = %.1f mm is outside the grid of %s (%.1f .. %.1f mm)", "xyz"[d],
                              sc.at[d], atlas_path, sc.lo[d], sc.hi[d]);
     }
-    if (rc == 0 && o->samples && o->samples[0] && (n_chosen > rank || a.has_distance)) {
+    if (rc == 0 && o->samples && o->samples[0] && (n_chosen > rank || distance_map(&a))) {
         if (gi_samples_read_csv(&sc.s, o->samples, err) != 0)
             rc = gi_fail_prefix(err, "preview sample positions");
         else
@@ -589,7 +597,7 @@ int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_o
             rc = gi_make_dirs(sub, err);
         snprintf(sub, sizeof sub, "%s/" GI_PREVIEW_DISTANCE, dir);
         *strrchr(sub, '/') = '\0';
-        if (rc == 0 && a.has_distance && rank == 0)
+        if (rc == 0 && distance_map(&a) && rank == 0)
             rc = gi_make_dirs(sub, err);
     }
     if (rc == 0) {
@@ -601,7 +609,7 @@ int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_o
         }
         /* The one distance map: by a rank that drew the fewest genes (ranks below
          * n_chosen % size drew one more). */
-        if (rc == 0 && a.has_distance && rank == n_chosen % size)
+        if (rc == 0 && distance_map(&a) && rank == n_chosen % size)
             rc = write_distance(&sc, dir, vol, err);
     }
     if (sc.have_samples)

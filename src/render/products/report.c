@@ -884,7 +884,9 @@ static void section_coverage(FILE *f, const char *dir, const gi_config *c)
     gi_err err;
     if (access(apath, R_OK) != 0 || gi_atlas_open(&a, apath, &err) != 0)
         return;
-    if (a.has_distance || a.has_uncertainty) {
+    /* With the SD only: an atlas without it (most of them have /distance)
+     * keeps the report it always had. */
+    if (a.has_uncertainty) {
         fputs("<h3 id=\"uncertainty\">Where the map is guessing</h3>\n", f);
         if (a.has_distance)
             coverage_line(f, &a, c);
