@@ -178,6 +178,17 @@ check "  ... report.html shows each SD map beside its preview, the distance map 
              grep -q 'the regions of <code>data.anatomy</code> with the largest share' '$U/report.html'"
 check "  ... a report without /uncertainty is as before: no SD maps, no coverage section" \
     bash -c "[ ! -e '$R/preview/sd' ] && ! grep -q ' SD\" src=' '$R/report.html' && ! grep -q 'id=\"coverage\"' '$R/report.html'"
+if [ -n "$CHROME" ]; then
+    if timeout 120 $PY "$HERE/browser_check.py" "$CHROME" "$U/report.html" "$T/sd-shot.png" >"$T/sd-browser.json" \
+        2>"$T/sd-browser.err"; then
+        check "  ... in Chromium: 5 images loaded, each map beside its SD map (one row, side by side)" $PY -c "
+import json, sys
+d = json.load(open('$T/sd-browser.json'))
+sys.exit(0 if d['images'] == 5 and d['images_loaded'] == 5 and d['pairs_side_by_side'] == [True, True] else 1)"
+    else
+        notok "  ... Chromium loads the uncertainty report" "$(cat "$T/sd-browser.json" "$T/sd-browser.err" | head -c 300)"
+    fi
+fi
 if have_py h5py && have_py numpy; then
     $PY "$HERE/check_maps.py" uncertainty "$U"
 else
