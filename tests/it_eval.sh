@@ -31,13 +31,20 @@ render:
 YAML
 
 check "eval, kfold, all methods, 2 ranks" $MPIRUN -np 2 $G eval "$T/cfg.yaml" --out "$T/kf"
-check "summary.csv has exactly method,split,folds,genes,median_r,mean_mse" \
-    test "$(head -n 1 "$T/kf/summary.csv")" = "method,split,folds,genes,median_r,mean_mse"
+check "summary.csv has exactly method,split,folds,genes,median_r,mean_mse,coverage_50,coverage_90" \
+    test "$(head -n 1 "$T/kf/summary.csv")" = "method,split,folds,genes,median_r,mean_mse,coverage_50,coverage_90"
+# Coverage: kriging and regression kriging have an SD; nearest, idw and this INR (no prior, one member) none.
+check "coverage cells: empty for nearest, idw and an INR without prior or ensemble; kriging's 50%/90% near nominal" \
+    awk -F, 'NR > 1 { if ($1 ~ /kriging/) { if (!($7 > 0.35 && $7 < 0.65 && $8 > 0.8 && $8 < 0.97)) bad++ }
+                      else if ($7 != "" || $8 != "") bad++ } END { exit bad }' "$T/kf/summary.csv"
+check "eval.csv: coverage per fold and gene for kriging (fractions), empty cells for idw" \
+    awk -F, 'NR > 1 && $1 == "kriging" { if (!($8 >= 0 && $8 <= 1 && $9 >= $8)) bad++; k++ }
+             NR > 1 && $1 == "idw" { if ($8 != "" || $9 != "") bad++ } END { exit bad || k != 12 }' "$T/kf/eval.csv"
 check "summary.csv: one row per method (inr, nearest, idw, kriging, regression_kriging), 3 folds, 3 genes" \
     test "$(tail -n +2 "$T/kf/summary.csv" | cut -d, -f1-4 | tr '\n' ' ')" = \
     "inr,kfold,3,3 nearest,kfold,3,3 idw,kfold,3,3 kriging,kfold,3,3 regression_kriging,kfold,3,3 "
-check "eval.csv: method,split,fold,gene,n_test,r,mse with a row per method x gene x (3 folds + pooled)" \
-    bash -c "test \"\$(head -n 1 '$T/kf/eval.csv')\" = method,split,fold,gene,n_test,r,mse && test \$(tail -n +2 '$T/kf/eval.csv' | wc -l) = 60"
+check "eval.csv: method,split,fold,gene,n_test,r,mse,coverage_50,coverage_90 with a row per method x gene x (3 folds + pooled)" \
+    bash -c "test \"\$(head -n 1 '$T/kf/eval.csv')\" = method,split,fold,gene,n_test,r,mse,coverage_50,coverage_90 && test \$(tail -n +2 '$T/kf/eval.csv' | wc -l) = 60"
 # Every method is scored on the same test samples: per fold and gene, n_test agrees.
 check "every method scored on the same held-out samples (n_test per fold and gene identical)" \
     bash -c "test \$(tail -n +2 '$T/kf/eval.csv' | cut -d, -f3-5 | sort -u | wc -l) = 12"

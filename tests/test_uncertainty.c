@@ -6,7 +6,9 @@
  * nugget to its lower bound, no setter involved) and growing with distance;
  * the smooth part q from gi_method_sd_smooth giving the SD of q = NULL; the
  * bits of a point's SD independent of its batch and of the gene range; and
- * held-out coverage on simulated Gaussian fields near nominal.
+ * held-out coverage on simulated Gaussian fields near nominal. The INR: a
+ * train.ensemble of 2 has an SD (the members' spread), and 0 when the two
+ * members are the same network.
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,8 @@
 #include <string.h>
 
 #include "check.h"
+#include "geneinr/checkpoint.h"
+#include "geneinr/config.h"
 #include "geneinr/kriging.h"
 #include "geneinr/method.h"
 #include "geneinr/rng.h"
@@ -308,6 +312,81 @@ static void test_coverage(void)
     gi_method_free(m);
 }
 
+/* A tiny INR ensemble of 2 (no prior): its SD is the spread of the members'
+ * maps; with member 2 replaced by a copy of member 1 (seed relabelled so
+ * that the ensemble accepts it) the spread, hence the SD, is exactly 0. */
+static void test_inr_ensemble(void)
+{
+    enum { N = 240, G = 2, Q = 30 };
+    static float pts[N * 3], y[N * G], q[Q][3], sd[Q][G], noise[G];
+    static int donor[N];
+    simulate(GI_COV_EXPONENTIAL, N, G, 60, 15, 0.1, 41, pts, y);
+    for (int i = 0; i < N; i++) {
+        donor[i] = i % 2;
+        for (int a = 0; a < 3; a++)
+            pts[3 * i + a] -= 30; /* inside the MNI box */
+    }
+    for (int k = 0; k < Q; k++)
+        for (int a = 0; a < 3; a++)
+            q[k][a] = (float)(-40 + 80 * gi_rng_uniform(12, 1, (uint64_t)(3 * k + a)));
+    char work[] = "/tmp/geneinr-unc.XXXXXX";
+    if (!mkdtemp(work)) {
+        CHECK(0, "a scratch folder for the INR");
+        return;
+    }
+    const char *yaml = "model:\n  arch: fourier\n  fourier_features: 16\n  width: 16\n  hidden_layers: 1\n"
+                       "  donor_dim: 2\ntrain:\n  steps: 40\n  val_every: 10\n  log_every: 1000\n  ensemble: 2\n"
+                       "  seed: 7\n";
+    gi_config c;
+    gi_err err;
+    char *dn[2] = {"d1", "d2"}, *gn[2] = {"gA", "gB"};
+    int ok = gi_config_load_text(&c, yaml, "unc.yaml", &err) == 0;
+    gi_method_opts o;
+    memset(&o, 0, sizeof o);
+    o.config = &c;
+    o.comm = MPI_COMM_SELF;
+    o.work_dir = work;
+    gi_fit_data d = {.n = N, .n_genes = G, .mni = pts, .y = y, .donor = donor, .n_donors = 2, .donor_names = dn,
+                     .gene_names = gn};
+    gi_method *m = ok ? gi_method_fit(GI_METHOD_INR, &o, &d, &err) : NULL;
+    ok = m && gi_method_has_sd(m) && gi_method_predict_sd(m, Q, &q[0][0], NULL, NULL, 0, G, &sd[0][0], &err) == 0
+         && gi_method_noise_sd(m, noise, &err) == 0;
+    CHECKF(ok, "an INR ensemble of 2 (no prior) has an SD", "%s", err.msg);
+    double mx = 0;
+    for (int k = 0; k < Q && ok; k++)
+        mx = fmax(mx, sd[k][0]);
+    CHECKF(ok && mx > 0 && isfinite(mx) && noise[0] > 0, "two members trained with different seeds: SD > 0, noise > 0",
+           "largest SD %g, noise %g", mx, ok ? noise[0] : 0.0);
+    gi_method_free(m);
+    /* member 2 := member 1 */
+    char p0[600], p1[600];
+    snprintf(p0, sizeof p0, "%s/checkpoint.h5", work);
+    snprintf(p1, sizeof p1, "%s/ensemble/1/checkpoint.h5", work);
+    gi_state st;
+    ok = ok && gi_checkpoint_load(&st, p0, &err) == 0;
+    if (ok) {
+        st.seed = c.train.seed + 1;
+        ok = gi_checkpoint_save(&st, p1, &err) == 0;
+        gi_state_free(&st);
+    }
+    gi_config cl = c; /* as the fit ran it (method_inr.c's inr_fit) */
+    snprintf(cl.data.samples, sizeof cl.data.samples, "%s/train_samples.csv", work);
+    snprintf(cl.run.out, sizeof cl.run.out, "%s", work);
+    cl.data.max_outside = 1;
+    m = ok ? gi_method_inr_load(p0, &cl, NULL, 0, &err) : NULL;
+    ok = m && gi_method_predict_sd(m, Q, &q[0][0], NULL, NULL, 0, G, &sd[0][0], &err) == 0;
+    mx = 0;
+    for (int k = 0; k < Q && ok; k++)
+        for (int g = 0; g < G; g++)
+            mx = fmax(mx, fabs(sd[k][g]));
+    CHECKF(ok && mx == 0, "the ensemble SD of identical members is 0", "%s; largest SD %g", ok ? "" : err.msg, mx);
+    gi_method_free(m);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", work);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -315,6 +394,7 @@ int main(int argc, char **argv)
     test_zero_at_samples();
     test_batches();
     test_coverage();
+    test_inr_ensemble();
     MPI_Finalize();
     return check_summary();
 }

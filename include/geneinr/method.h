@@ -112,6 +112,12 @@ gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const 
  * config it was trained with. NULL for the other methods. (method_inr.c) */
 const struct gi_state *gi_method_inr_checkpoint(const gi_method *m);
 
+/* A loaded INR's uncertainty calibration (method_inr.c): the scale s applied
+ * to its SD and noise, the number of validation values it was chosen on (0:
+ * none, s = 1) and their 50% / 90% coverage at s. -1 for other methods or an
+ * INR without an SD. */
+int gi_method_inr_calibration(const gi_method *m, double *scale, int *n, double *c50, double *c90);
+
 /* ---- uncertainty: how far the map may be from the truth (issue 28) ----
  *
  * A method "has an SD" when it can give, at any point, the predictive

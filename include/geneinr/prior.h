@@ -52,6 +52,14 @@ int gi_prior_predict_genes(const gi_prior_fit *p, int n, const float *mni, const
                            gi_err *err);
 void gi_prior_free(gi_prior_fit *p);
 
+/* c's data.prior fitted on d's training samples (is_val 0) with targets y
+ * ([n][n_genes] standardised, d->y before the prior was subtracted), with
+ * the hyperparameters of hyper_from (NULL = fitted by ML): the INR's
+ * calibration scores validation samples against a prior that has not seen
+ * them (method_inr.c). */
+gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_config *c, const gi_method *hyper_from,
+                                 gi_err *err);
+
 /* The training targets of c (a gi_targets_fn): the dataset, over data.prior
  * its residual. */
 int gi_prior_targets(gi_dataset *d, const gi_config *c, gi_err *err);

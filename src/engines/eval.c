@@ -163,6 +163,38 @@ static void score(const double *pred, const double *truth, long n, long stride, 
     *r = m > 2 && vp > 0 && vt > 0 ? cov / sqrt(vp * vt) : NAN;
 }
 
+/* Central-interval coverage over the triples where all are finite: the share
+ * of truths within pred +- z tsd at the 50% and 90% levels. cnt 0: the method
+ * has no SD (empty cells). */
+#define Z50 0.6745
+#define Z90 1.6449
+typedef struct cover {
+    long in50, in90, cnt;
+} cover;
+
+static void coverage(const double *pred, const double *truth, const double *tsd, long n, long stride, cover *c)
+{
+    for (long i = 0; i < n; i++) {
+        double p = pred[i * stride], t = truth[i * stride], s = tsd[i * stride];
+        if (isnan(p) || isnan(t) || isnan(s))
+            continue;
+        double e = fabs(t - p);
+        c->in50 += e <= Z50 * s;
+        c->in90 += e <= Z90 * s;
+        c->cnt++;
+    }
+}
+
+/* ",c50,c90" or ",," into buf. */
+static const char *cover_cells(const cover *c, char *buf, size_t size)
+{
+    if (c->cnt)
+        snprintf(buf, size, ",%.6f,%.6f", (double)c->in50 / c->cnt, (double)c->in90 / c->cnt);
+    else
+        snprintf(buf, size, ",,");
+    return buf;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -180,6 +212,8 @@ typedef struct evaluation {
     int kinds[GI_METHOD_COUNT], M;
     double *truth;           /* [n][G] standardised in the sample's fold units */
     double *pred;            /* [M][n][G] */
+    double *tsd;             /* [M][n][G] predictive SD of a held-out sample, sqrt(sd^2 + noise^2) (method.h),
+                              * standardised units; NaN for a method without an SD */
     double *seconds;         /* [M][F] */
     uint64_t key;            /* what the results depend on (fold_key): a fold result of another key is not reused */
 } evaluation;
@@ -191,6 +225,7 @@ static void evaluation_free(evaluation *e)
     free(e->fold);
     free(e->truth);
     free(e->pred);
+    free(e->tsd);
     free(e->seconds);
 }
 
@@ -275,12 +310,12 @@ static int make_dir(const char *p, gi_err *err)
  *
  * OUT/folds/F/result.bin holds one finished fold: a header (magic, the
  * evaluation's key, fold, sizes), the fold's test-sample indices, its truth
- * [nt][G] and every method's predictions [M][nt][G] as doubles, and the
- * methods' seconds. Written to .tmp, fsync'd and renamed, so it is whole or
+ * [nt][G], every method's predictions [M][nt][G] and predictive SDs
+ * [M][nt][G] (NaN without one) as doubles, and the methods' seconds. Written to .tmp, fsync'd and renamed, so it is whole or
  * absent; reused only when its key (config, sample table, partition, methods)
  * and sizes match, so a rerun with the same config gives the same summary.csv
  * as an uninterrupted run. */
-#define FOLD_MAGIC "GIEVALF1"
+#define FOLD_MAGIC "GIEVALF2" /* F2: with the predictive SDs (issue 28) */
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -328,21 +363,23 @@ static int save_fold(evaluation *e, int f, MPI_Comm group, int nt, const int *ti
     int grank, G = e->s.n_genes, n = e->s.n, M = e->M;
     MPI_Comm_rank(group, &grank);
     size_t per = (size_t)nt * G;
-    double *buf = calloc((size_t)M * per + M, sizeof(double));
+    double *buf = calloc(2 * (size_t)M * per + M, sizeof(double));
     int rc = buf ? 0 : gi_fail(err, "out of memory");
     if (gi_dist_agree(group, rc, err) != 0) {
         free(buf);
         return -1;
     }
     for (int mi = 0; mi < M; mi++) {
-        const double *P = e->pred + (size_t)mi * n * G;
+        const double *P = e->pred + (size_t)mi * n * G, *T = e->tsd + (size_t)mi * n * G;
         for (int k = 0; k < nt; k++)
-            for (int g = 0; g < G; g++)
+            for (int g = 0; g < G; g++) {
                 buf[(size_t)mi * per + (size_t)k * G + g] = P[(size_t)tidx[k] * G + g];
-        buf[(size_t)M * per + mi] = e->seconds[(size_t)mi * e->F + f];
+                buf[(size_t)(M + mi) * per + (size_t)k * G + g] = T[(size_t)tidx[k] * G + g];
+            }
+        buf[2 * (size_t)M * per + mi] = e->seconds[(size_t)mi * e->F + f];
     }
     /* Zeros on the ranks that did not compute a method: a sum gathers them. */
-    MPI_Reduce(grank == 0 ? MPI_IN_PLACE : buf, buf, (int)((size_t)M * per + M), MPI_DOUBLE, MPI_SUM, 0, group);
+    MPI_Reduce(grank == 0 ? MPI_IN_PLACE : buf, buf, (int)(2 * (size_t)M * per + M), MPI_DOUBLE, MPI_SUM, 0, group);
     if (grank == 0) {
         char path[GI_PATH_MAX + 96], tmp[GI_PATH_MAX + 112];
         snprintf(path, sizeof path, "%s/result.bin", dir);
@@ -365,7 +402,7 @@ static int save_fold(evaluation *e, int f, MPI_Comm group, int nt, const int *ti
             bad |= fwrite(&h, sizeof h, 1, fp) != 1;
             bad |= fwrite(tidx, sizeof(int), (size_t)nt, fp) != (size_t)nt;
             bad |= fwrite(truth, sizeof(double), per, fp) != per;
-            bad |= fwrite(buf, sizeof(double), (size_t)M * per + M, fp) != (size_t)M * per + M;
+            bad |= fwrite(buf, sizeof(double), 2 * (size_t)M * per + M, fp) != 2 * (size_t)M * per + M;
             bad |= fflush(fp) != 0 || fsync(fileno(fp)) != 0;
             bad |= fclose(fp) != 0;
         }
@@ -391,7 +428,7 @@ static int load_fold(evaluation *e, int f, const char *out_dir)
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return 0;
-    size_t per = (size_t)nt * G, nb = (size_t)M * per + M;
+    size_t per = (size_t)nt * G, nb = 2 * (size_t)M * per + M;
     fold_head h;
     int *tidx = malloc(sizeof(int) * (size_t)(nt ? nt : 1));
     double *truth = malloc(sizeof(double) * (per ? per : 1)), *buf = malloc(sizeof(double) * nb);
@@ -406,11 +443,14 @@ static int load_fold(evaluation *e, int f, const char *out_dir)
         for (int k = 0; k < nt; k++)
             for (int g = 0; g < G; g++) {
                 e->truth[(size_t)tidx[k] * G + g] = truth[(size_t)k * G + g];
-                for (int mi = 0; mi < M; mi++)
+                for (int mi = 0; mi < M; mi++) {
                     e->pred[(size_t)mi * n * G + (size_t)tidx[k] * G + g] = buf[(size_t)mi * per + (size_t)k * G + g];
+                    e->tsd[(size_t)mi * n * G + (size_t)tidx[k] * G + g] =
+                        buf[(size_t)(M + mi) * per + (size_t)k * G + g];
+                }
             }
         for (int mi = 0; mi < M; mi++)
-            e->seconds[(size_t)mi * e->F + f] = buf[(size_t)M * per + mi];
+            e->seconds[(size_t)mi * e->F + f] = buf[2 * (size_t)M * per + mi];
     }
     free(tidx);
     free(truth);
@@ -428,7 +468,7 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
     const gi_samples *s = &e->s;
     int G = s->n_genes, n = s->n;
     gi_fit_data d;
-    float *mni = NULL, *y = NULL, *tmni = NULL, *tpred = NULL;
+    float *mni = NULL, *y = NULL, *tmni = NULL, *tpred = NULL, *tsd = NULL, *noise = NULL;
     int *donor = NULL, *label = NULL, *tlabel = NULL, *tidx = NULL;
     char **annot = NULL;
     double *mean = malloc(sizeof(double) * G), *sd = malloc(sizeof(double) * G);
@@ -442,7 +482,9 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         tlabel = malloc(sizeof(int) * (size_t)(nt ? nt : 1));
         tidx = malloc(sizeof(int) * (size_t)(nt ? nt : 1));
         tpred = malloc(sizeof(float) * (size_t)(nt ? nt : 1) * G);
-        if (!tmni || !tlabel || !tidx || !tpred)
+        tsd = malloc(sizeof(float) * (size_t)(nt ? nt : 1) * G);
+        noise = malloc(sizeof(float) * (size_t)G);
+        if (!tmni || !tlabel || !tidx || !tpred || !tsd || !noise)
             rc = gi_fail(err, "out of memory");
     }
     if (rc == 0) {
@@ -510,6 +552,19 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         o.progress = &prog;
         gi_method *m = gi_method_fit(kind, &o, &d, err);
         rc = m ? gi_method_predict(m, nt, tmni, e->label ? tlabel : NULL, tpred, err) : -1;
+        /* The held-out samples' predictive SD: the map's SD and the noise
+         * about it, from the method's own fit (never this fold's samples). */
+        int has_sd = rc == 0 && gi_method_has_sd(m);
+        if (has_sd)
+            rc = gi_method_predict_sd(m, nt, tmni, e->label ? tlabel : NULL, NULL, 0, G, tsd, err) != 0
+                 || gi_method_noise_sd(m, noise, err) != 0 ? -1 : 0;
+        double cs, c50, c90;
+        int cn;
+        if (rc == 0 && inr && grank == 0 && gi_method_inr_calibration(m, &cs, &cn, &c50, &c90) == 0) {
+            printf("eval: fold %d/%d inr: uncertainty scale %.4f chosen on %d validation values (coverage 50%% "
+                   "%.3f, 90%% %.3f)\n", f + 1, e->F, cs, cn, c50, c90);
+            fflush(stdout);
+        }
         gi_progress_end(&prog);
         gi_method_free(m);
         if (inr && gi_dist_agree(group, rc, err) != 0)
@@ -520,10 +575,14 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         }
         if (!inr || grank == 0) {
             e->seconds[(size_t)mi * e->F + f] = MPI_Wtime() - t0;
-            double *P = e->pred + (size_t)mi * n * G;
+            double *P = e->pred + (size_t)mi * n * G, *T = e->tsd + (size_t)mi * n * G;
             for (int k = 0; k < nt; k++)
-                for (int g = 0; g < G; g++)
-                    P[(size_t)tidx[k] * G + g] = tpred[(size_t)k * G + g];
+                for (int g = 0; g < G; g++) {
+                    size_t c = (size_t)k * G + g;
+                    P[(size_t)tidx[k] * G + g] = tpred[c];
+                    T[(size_t)tidx[k] * G + g] =
+                        has_sd ? sqrt((double)tsd[c] * tsd[c] + (double)noise[g] * noise[g]) : NAN;
+                }
         }
     }
     rc = gi_dist_agree(group, rc, err);
@@ -533,7 +592,7 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         rc = save_fold(e, f, group, nt, tidx, dir, err);
 done:
     free(mni); free(y); free(donor); free(label); free(annot);
-    free(tmni); free(tlabel); free(tidx); free(tpred);
+    free(tmni); free(tlabel); free(tidx); free(tpred); free(tsd); free(noise);
     free(mean); free(sd);
     return rc;
 }
@@ -551,20 +610,22 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
     snprintf(t2, sizeof t2, "%s.tmp", p2);
     FILE *fe = fopen(t1, "w"), *fs = fopen(t2, "w");
     double *pt = malloc(sizeof(double) * n), *tt = malloc(sizeof(double) * n), *rs = malloc(sizeof(double) * G);
-    double *med = malloc(sizeof(double) * M), *mm = malloc(sizeof(double) * M);
-    if (!fe || !fs || !pt || !tt || !rs || !med || !mm) {
+    double *med = malloc(sizeof(double) * M), *mm = malloc(sizeof(double) * M), *st = malloc(sizeof(double) * n);
+    cover *cov = calloc((size_t)M, sizeof(cover));
+    if (!fe || !fs || !pt || !tt || !rs || !med || !mm || !st || !cov) {
         if (fe) fclose(fe);
         if (fs) fclose(fs);
         remove(t1);
         remove(t2);
-        free(pt); free(tt); free(rs); free(med); free(mm);
+        free(pt); free(tt); free(rs); free(med); free(mm); free(st); free(cov);
         return gi_fail(err, "cannot write %s or %s: %s", p1, p2, strerror(errno));
     }
-    fprintf(fe, "method,split,fold,gene,n_test,r,mse\n");
-    fprintf(fs, "method,split,folds,genes,median_r,mean_mse\n");
+    fprintf(fe, "method,split,fold,gene,n_test,r,mse,coverage_50,coverage_90\n");
+    fprintf(fs, "method,split,folds,genes,median_r,mean_mse,coverage_50,coverage_90\n");
+    char cells[64];
     for (int mi = 0; mi < M; mi++) {
         const char *name = GI_METHOD_NAMES[e->kinds[mi]];
-        const double *P = e->pred + (size_t)mi * n * G;
+        const double *P = e->pred + (size_t)mi * n * G, *T = e->tsd + (size_t)mi * n * G;
         double msum = 0;
         int nr = 0, nm = 0;
         for (int g = 0; g < G; g++) {
@@ -574,17 +635,27 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
                     if (e->fold[i] == f) {
                         pt[m] = P[(size_t)i * G + g];
                         tt[m] = e->truth[(size_t)i * G + g];
+                        st[m] = T[(size_t)i * G + g];
                         m++;
                     }
                 double r, mse;
                 long cnt;
                 score(pt, tt, m, 1, &r, &mse, &cnt);
-                fprintf(fe, "%s,%s,%d,%s,%ld,%.6f,%.6f\n", name, split, f + 1, s->gene_names[g], cnt, r, mse);
+                cover c = {0, 0, 0};
+                coverage(pt, tt, st, m, 1, &c);
+                fprintf(fe, "%s,%s,%d,%s,%ld,%.6f,%.6f%s\n", name, split, f + 1, s->gene_names[g], cnt, r, mse,
+                        cover_cells(&c, cells, sizeof cells));
             }
             double r, mse;
             long cnt;
             score(P + g, e->truth + g, n, G, &r, &mse, &cnt);
-            fprintf(fe, "%s,%s,all,%s,%ld,%.6f,%.6f\n", name, split, s->gene_names[g], cnt, r, mse);
+            cover c = {0, 0, 0};
+            coverage(P + g, e->truth + g, T + g, n, G, &c);
+            cov[mi].in50 += c.in50;
+            cov[mi].in90 += c.in90;
+            cov[mi].cnt += c.cnt;
+            fprintf(fe, "%s,%s,all,%s,%ld,%.6f,%.6f%s\n", name, split, s->gene_names[g], cnt, r, mse,
+                    cover_cells(&c, cells, sizeof cells));
             if (!isnan(r))
                 rs[nr++] = r;
             if (!isnan(mse)) {
@@ -595,7 +666,8 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
         qsort(rs, (size_t)nr, sizeof(double), cmp_double);
         med[mi] = nr ? (nr % 2 ? rs[nr / 2] : 0.5 * (rs[nr / 2 - 1] + rs[nr / 2])) : NAN;
         mm[mi] = nm ? msum / nm : NAN;
-        fprintf(fs, "%s,%s,%d,%d,%.6f,%.6f\n", name, split, F, G, med[mi], mm[mi]);
+        fprintf(fs, "%s,%s,%d,%d,%.6f,%.6f%s\n", name, split, F, G, med[mi], mm[mi],
+                cover_cells(&cov[mi], cells, sizeof cells));
     }
     int bad = ferror(fe) || ferror(fs);
     bad |= fclose(fe) != 0;
@@ -608,7 +680,7 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
     /* The table. */
     printf("\neval: %s split, %d folds, %d samples, %d genes (held-out Pearson r pooled over folds; MSE in "
            "standardised units)\n", split, F, n, G);
-    printf("  %-20s %9s %10s %10s\n", "method", "median r", "mean MSE", "seconds");
+    printf("  %-20s %9s %10s %10s %7s %7s\n", "method", "median r", "mean MSE", "seconds", "cov50", "cov90");
     int best = 0;
     for (int mi = 0; mi < M; mi++)
         if (med[mi] > med[best])
@@ -617,11 +689,16 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
         double sec = 0;
         for (int f = 0; f < F; f++)
             sec += e->seconds[(size_t)mi * F + f];
-        printf("  %-20s %9.4f %10.4f %10.1f%s\n", GI_METHOD_NAMES[e->kinds[mi]], med[mi], mm[mi], sec,
+        char c50[16] = "-", c90[16] = "-";
+        if (cov[mi].cnt) {
+            snprintf(c50, sizeof c50, "%.3f", (double)cov[mi].in50 / cov[mi].cnt);
+            snprintf(c90, sizeof c90, "%.3f", (double)cov[mi].in90 / cov[mi].cnt);
+        }
+        printf("  %-20s %9.4f %10.4f %10.1f %7s %7s%s\n", GI_METHOD_NAMES[e->kinds[mi]], med[mi], mm[mi], sec, c50, c90,
                mi == best ? "   <- best median r" : "");
     }
     printf("eval: wrote %s and %s\n", p1, p2);
-    free(pt); free(tt); free(rs); free(med); free(mm);
+    free(pt); free(tt); free(rs); free(med); free(mm); free(st); free(cov);
     return bad ? gi_fail(err, "error writing %s or %s", p1, p2) : 0;
 }
 
@@ -668,8 +745,9 @@ static int setup(evaluation *e, const gi_config *c, gi_err *err)
         return e->fold ? -1 : gi_fail(err, "out of memory");
     e->truth = calloc((size_t)n * G, sizeof(double));
     e->pred = calloc((size_t)M * n * G, sizeof(double));
+    e->tsd = calloc((size_t)M * n * G, sizeof(double));
     e->seconds = calloc((size_t)M * e->F, sizeof(double));
-    if (!e->truth || !e->pred || !e->seconds)
+    if (!e->truth || !e->pred || !e->tsd || !e->seconds)
         return gi_fail(err, "out of memory for %d methods x %d samples x %d genes", M, n, G);
     for (int f = 0; f < e->F; f++) {
         int cnt = 0;
@@ -770,6 +848,7 @@ int gi_eval_run(const gi_config *c, MPI_Comm comm, const char *out_dir, gi_err *
     /* Each (fold, method) was filled by exactly one rank, zeros elsewhere. */
     size_t np = (size_t)e.M * e.s.n * e.s.n_genes, nt = (size_t)e.s.n * e.s.n_genes;
     MPI_Allreduce(MPI_IN_PLACE, e.pred, (int)np, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, e.tsd, (int)np, MPI_DOUBLE, MPI_SUM, comm);
     MPI_Allreduce(MPI_IN_PLACE, e.truth, (int)nt, MPI_DOUBLE, MPI_SUM, comm);
     MPI_Allreduce(MPI_IN_PLACE, e.seconds, e.M * e.F, MPI_DOUBLE, MPI_SUM, comm);
     rc = 0;

@@ -34,6 +34,8 @@
 
 #define INR_BATCH 1024
 
+const void *gi_method_state(const gi_method *m); /* method.c */
+
 /* One trained network and the prior it is added to. */
 typedef struct inr_member {
     gi_state st;
@@ -41,6 +43,7 @@ typedef struct inr_member {
     gi_dataset data;         /* with data.prior: the table and split the prior is fitted on ... */
     gi_prior_fit prior;          /* ... the same prior the training subtracted */
     int have_prior;          /* prior built here (0 also when borrowing member 0's refitted prior) */
+    float *y_std;            /* member 0 with data.prior: data.y before the prior was subtracted (calibration) */
 } inr_member;
 
 typedef struct inr_state {
@@ -49,6 +52,12 @@ typedef struct inr_state {
     int batch;               /* points per network pass */
     int donor;               /* donor index of every point, -1 = the donor average */
     inr_member **mem;
+    /* uncertainty (has_sd: data.prior or train.ensemble > 1; see calibrate) */
+    int has_sd;
+    double scale;            /* calibration s, applied to the map SD and the noise SD */
+    float *noise;            /* [n_genes] noise SD in table units, before s */
+    int cal_n;               /* validation values the scale was chosen on (0 = none: s = 1) */
+    double cal_c50, cal_c90; /* their coverage at s */
 } inr_state;
 
 static void member_free(inr_member *s)
@@ -57,6 +66,7 @@ static void member_free(inr_member *s)
         return;
     gi_state_free(&s->st);
     gi_workspace_free(s->ws);
+    free(s->y_std);
     if (s->have_prior) {
         gi_prior_free(&s->prior);
         gi_dataset_free(&s->data);
@@ -72,6 +82,7 @@ static void inr_free(void *p)
     for (int k = 0; k < s->k && s->mem; k++)
         member_free(s->mem[k]);
     free(s->mem);
+    free(s->noise);
     free(s);
 }
 
@@ -114,7 +125,8 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
  * normalisation is compared with the checkpoint's to make sure). With
  * data.prior_refit the prior is instead refitted on every sample of the
  * table (prior.h, GI_PRIOR_FOR_PREDICT). */
-static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, int batch, gi_err *err)
+static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, int keep_y, int batch,
+                               gi_err *err)
 {
     inr_member *s = calloc(1, sizeof *s);
     if (!s || gi_checkpoint_load(&s->st, ckpt, err) != 0) {
@@ -131,6 +143,14 @@ static inr_member *member_load(const char *ckpt, const gi_config *c, int build_p
             return NULL;
         }
         s->have_prior = 1;
+        size_t ny = (size_t)s->data.s.n * s->data.s.n_genes;
+        if (keep_y && (s->y_std = malloc(sizeof(float) * (ny ? ny : 1))) == NULL) {
+            member_free(s);
+            gi_fail(err, "out of memory");
+            return NULL;
+        }
+        if (keep_y)
+            memcpy(s->y_std, s->data.y, sizeof(float) * ny);
         if (gi_prior_apply(&s->prior, &s->data, c, GI_PRIOR_FOR_PREDICT, err) != 0) {
             member_free(s);
             return NULL;
@@ -172,6 +192,8 @@ static int find_donor(const gi_state *st, const char *ckpt, const char *name, in
     return 0;
 }
 
+static int calibrate(inr_state *s, const gi_config *c0, gi_err *err);
+
 /* The ensemble of c (train.ensemble members) whose first member's checkpoint is ckpt. */
 static inr_state *inr_load(const char *ckpt, const gi_config *c, const char *donor, int batch, gi_err *err)
 {
@@ -188,6 +210,12 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, const char *don
     s->shared_prior = c->data.prior != GI_PRIOR_NONE && c->data.prior_refit;
     s->batch = batch > 0 ? batch : INR_BATCH;
     char dir[GI_PATH_MAX], kdir[GI_PATH_MAX + 32], kckpt[GI_PATH_MAX + 64];
+    gi_config *c0 = malloc(sizeof *c0);   /* member 0's config, for the calibration */
+    if (!c0) {
+        inr_free(s);
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
     snprintf(dir, sizeof dir, "%s", ckpt);
     char *slash = strrchr(dir, '/');
     if (slash)
@@ -198,14 +226,17 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, const char *don
         gi_config ck;
         gi_ensemble_member(c, dir, k, &ck, kdir, sizeof kdir);
         if (k == 0)
+            *c0 = ck;
+        if (k == 0)
             snprintf(kckpt, sizeof kckpt, "%s", ckpt);
         else
             snprintf(kckpt, sizeof kckpt, "%s/checkpoint.h5", kdir);
-        s->mem[k] = member_load(kckpt, &ck, k == 0 || !s->shared_prior, s->batch, err);
+        s->mem[k] = member_load(kckpt, &ck, k == 0 || !s->shared_prior, k == 0, s->batch, err);
         if (!s->mem[k]) {
             if (k > 0)
                 gi_fail_prefix(err, "train.ensemble %d: member %d", K, k + 1);
             inr_free(s);
+            free(c0);
             return NULL;
         }
         const gi_state *a = &s->mem[0]->st, *b = &s->mem[k]->st;
@@ -217,8 +248,19 @@ static inr_state *inr_load(const char *ckpt, const gi_config *c, const char *don
             gi_fail(err, "%s: ensemble member %d does not belong with %s (other data, shape or seed); "
                     "train the ensemble again", kckpt, k + 1, ckpt);
             inr_free(s);
+            free(c0);
             return NULL;
         }
+    }
+    /* The SD is the donor-average map's: calibrated on it (also when rendering one donor's map). */
+    s->donor = -1;
+    s->has_sd = s->mem[0]->have_prior || K > 1;
+    int rc = s->has_sd ? calibrate(s, c0, err) : 0;
+    free(c0);
+    if (rc != 0) {
+        gi_fail_prefix(err, "%s: uncertainty calibration", ckpt);
+        inr_free(s);
+        return NULL;
     }
     if (find_donor(&s->mem[0]->st, ckpt, donor, &s->donor, err) != 0) {
         inr_free(s);
@@ -423,7 +465,341 @@ static void inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed
     *fixed = 0;
 }
 
-const gi_method_impl gi_inr_impl = {.fit = inr_fit, .predict = inr_predict, .free = inr_free, .predict_bytes = inr_predict_bytes};
+
+/* ------------------------------------------------------------ uncertainty
+ *
+ * The map's variance at a point, in table units:
+ *   prior kriging variance (member 0's prediction prior, method.h) x gene_std^2
+ *   + the population variance of the members' maps (train.ensemble > 1).
+ * The network's correction of the prior has no variance of its own here; the
+ * calibration scale s (calibrate) absorbs how far the prior's variance over- or
+ * under-states the error of prior + network. Noise: the prior's (nugget and
+ * donor effect) x gene_std, or without a prior the validation residuals' excess
+ * over the map variance. The SD and the noise are both multiplied by s. */
+
+/* Map variance before s for genes g0 .. g0+ng-1: var [n][ng]. prior: the
+ * kriging prior whose variance is used (member 0's, or the calibration's
+ * training-only fit); q as gi_method_predict_sd (NULL = exact). */
+static int map_variance(const inr_state *s, const gi_method *prior, int n, const float *mni, const int *label,
+                        const float *q, int g0, int ng, double *var, gi_err *err)
+{
+    const gi_state *st = &s->mem[0]->st;
+    int K = s->k, B = s->batch;
+    if (st->n_labels && !label)
+        return gi_fail(err, "the INR was trained with an anatomy: its SD needs a label per point");
+    size_t cells = (size_t)B * ng;
+    batch_io io = {.g0 = g0};
+    float *val = K > 1 ? malloc(sizeof(float) * cells) : NULL, *psd = prior ? malloc(sizeof(float) * cells) : NULL;
+    double *mean = K > 1 ? malloc(sizeof(double) * cells) : NULL;
+    int rc = K > 1 ? io_alloc(s, ng, &io, err) : 0;
+    if (rc == 0 && ((K > 1 && (!val || !mean)) || (prior && !psd)))
+        rc = gi_fail(err, "out of memory");
+    for (int q0 = 0; rc == 0 && q0 < n; q0 += B) {
+        int nb = n - q0 < B ? n - q0 : B;
+        size_t nc = (size_t)nb * ng;
+        double *v = var + (size_t)q0 * ng;
+        for (size_t c = 0; c < nc; c++)
+            v[c] = 0;
+        if (prior) {
+            rc = gi_method_predict_sd(prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, q ? q + q0 : NULL,
+                                      g0, ng, psd, err);
+            for (int k = 0; rc == 0 && k < nb; k++)
+                for (int j = 0; j < ng; j++) {
+                    double a = (double)psd[(size_t)k * ng + j] * st->gene_std[g0 + j];
+                    v[(size_t)k * ng + j] = a * a;
+                }
+        }
+        if (K == 1 || rc != 0)
+            continue;
+        io.nb = nb;
+        io.mni = mni + 3 * (size_t)q0;
+        io.label = label ? label + q0 : NULL;
+        for (int k = 0; k < nb; k++)
+            gi_mni_normalise(io.mni[3 * k], io.mni[3 * k + 1], io.mni[3 * k + 2], io.xyz + 3 * k);
+        /* Welford over the members in a fixed order, in double: the same
+         * spread on every rank and for every rank count; M2 / K is added
+         * onto the prior part term by term. */
+        for (int m = 0; rc == 0 && m < K; m++) {
+            rc = member_map(s->mem[m], &io, val, err);
+            for (size_t c = 0; rc == 0 && c < nc; c++) {
+                double x = val[c];
+                if (m == 0) {
+                    mean[c] = x;
+                    continue;
+                }
+                double d = x - mean[c];
+                mean[c] += d / (m + 1);
+                v[c] += d * (x - mean[c]) / K; /* population variance: M2 / K, summed term by term */
+            }
+        }
+    }
+    if (K > 1)
+        io_free(&io);
+    free(val);
+    free(psd);
+    free(mean);
+    return rc;
+}
+
+
+static int inr_has_sd(const void *p)
+{
+    return ((const inr_state *)p)->has_sd;
+}
+
+static int inr_sd_smooth(const void *p, int n, const float *mni, float *q, gi_err *err)
+{
+    const inr_state *s = p;
+    if (!s->mem[0]->have_prior) {
+        memset(q, 0, sizeof(float) * (size_t)n);
+        return 0;
+    }
+    return gi_method_sd_smooth(s->mem[0]->prior.m, n, mni, q, err);
+}
+
+/* In chunks of one network batch: memory bounded by the batch, and a point's
+ * bits are those of its own batch pass (as predict's). */
+static int inr_predict_sd(const void *p, int n, const float *mni, const int *label, const float *q, int g0, int ng,
+                          float *sd, gi_err *err)
+{
+    const inr_state *s = p;
+    int B = s->batch;
+    double *var = malloc(sizeof(double) * (size_t)B * ng);
+    if (!var)
+        return gi_fail(err, "out of memory");
+    const gi_method *prior = s->mem[0]->have_prior ? s->mem[0]->prior.m : NULL;
+    int rc = 0;
+    for (int q0 = 0; rc == 0 && q0 < n; q0 += B) {
+        int nb = n - q0 < B ? n - q0 : B;
+        rc = map_variance(s, prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, q ? q + q0 : NULL, g0, ng,
+                          var, err);
+        for (size_t c = 0; rc == 0 && c < (size_t)nb * ng; c++)
+            sd[(size_t)q0 * ng + c] = (float)(s->scale * sqrt(var[c]));
+    }
+    free(var);
+    return rc;
+}
+
+static int inr_noise_sd(const void *p, float *noise, gi_err *err)
+{
+    (void)err;
+    const inr_state *s = p;
+    for (int g = 0; g < s->mem[0]->st.n_genes; g++)
+        noise[g] = (float)(s->scale * s->noise[g]);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Share of the sorted z[0..n) at or below t. */
+static double share_below(const double *z, long n, double t)
+{
+    long lo = 0, hi = n;
+    while (lo < hi) {
+        long mid = lo + (hi - lo) / 2;
+        if (z[mid] <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return n ? (double)lo / n : 0;
+}
+
+#define Z50 0.6745
+#define Z90 1.6449
+#define CAL_GRID 64
+
+/* The scale s for standardised errors z = |e| / sqrt(sd^2 + noise^2)
+ * (sorted): the one of CAL_GRID + 1 log-spaced values between the scale that
+ * makes the 50% coverage nominal and the one that makes the 90% coverage
+ * nominal that minimises |c50 - 0.5| + |c90 - 0.9| (first on ties): one scale
+ * cannot fix the shape of the errors' distribution, so it balances the two
+ * levels instead of matching one exactly; outside that interval both
+ * errors grow. */
+static double choose_scale(const double *z, long n, double *c50, double *c90)
+{
+    double s50 = z[(long)floor(0.5 * (n - 1))] / Z50, s90 = z[(long)floor(0.9 * (n - 1))] / Z90;
+    double lo = fmin(s50, s90), hi = fmax(s50, s90), best = 1, loss = INFINITY;
+    if (!(lo > 0))
+        lo = hi;
+    if (!(hi > 0))
+        return 1;
+    for (int i = 0; i <= CAL_GRID; i++) {
+        double sc = lo * pow(hi / lo, (double)i / CAL_GRID);
+        double a = share_below(z, n, sc * Z50), b = share_below(z, n, sc * Z90);
+        double l = fabs(a - 0.5) + fabs(b - 0.9);
+        if (l < loss) {
+            loss = l;
+            best = sc;
+            *c50 = a;
+            *c90 = b;
+        }
+    }
+    return best;
+}
+
+/* The calibration scale s of a loaded INR, on the validation samples of its
+ * training run (member 0's split; never data the caller held out): the map
+ * there is network + a prior fitted without them (with data.prior_refit the
+ * prediction prior has seen them, so the training-only prior is refitted with
+ * the refit's hyperparameters: one factorisation, ~2 s at 3,300 samples), its
+ * SD the same variance as predict_sd's, the noise that prior's. Cost at load:
+ * that factorisation, the network and the exact kriging variance at the
+ * validation samples (~370 points x n^2: ~1 s), and a sort of their
+ * values. Every rank computes the same s (local, fixed order). Members k >= 1
+ * of an ensemble trained on part of member 0's validation samples: there the
+ * ensemble's error, and so s, is slightly optimistic. Without data.prior the
+ * noise is each gene's mean squared validation residual less the mean map
+ * variance (floored at 0). Without validation samples s = 1. */
+static int calibrate(inr_state *s, const gi_config *c0, gi_err *err)
+{
+    inr_member *m0 = s->mem[0];
+    const gi_state *st = &m0->st;
+    int G = st->n_genes, rc = -1;
+    s->scale = 1;
+    s->noise = calloc((size_t)G, sizeof(float));
+    if (!s->noise)
+        return gi_fail(err, "out of memory");
+    gi_dataset own;
+    memset(&own, 0, sizeof own);
+    const gi_dataset *d = &m0->data;
+    const float *y = m0->y_std;
+    gi_method *pc = NULL;
+    const gi_method *cal_prior = m0->have_prior ? m0->prior.m : NULL;
+    float *vm = NULL, *pred = NULL, *pa = NULL, *pb = NULL, *nz = malloc(sizeof(float) * (size_t)G);
+    int *vl = NULL, *vi = NULL;
+    double *var = NULL, *z = NULL;
+    if (!nz) {
+        gi_fail(err, "out of memory");
+        goto done;
+    }
+    if (!m0->have_prior) {
+        if (gi_dataset_build(&own, c0, err) != 0)
+            goto done;
+        d = &own;
+        y = own.y;
+        int same = own.s.n_genes == G;
+        for (int g = 0; same && g < G; g++)
+            same = own.gene_mean[g] == st->gene_mean[g] && own.gene_std[g] == st->gene_std[g];
+        if (!same) {
+            gi_fail(err, "data.samples or the validation split differ from the training's");
+            goto done;
+        }
+    } else {
+        if (gi_method_noise_sd(m0->prior.m, nz, err) != 0)
+            goto done;
+        for (int g = 0; g < G; g++)
+            s->noise[g] = nz[g] * st->gene_std[g];
+        if (s->shared_prior) {
+            if (!(pc = gi_prior_fit_training(d, y, c0, m0->prior.m, err)))
+                goto done;
+            cal_prior = pc;
+            if (gi_method_noise_sd(pc, nz, err) != 0)
+                goto done;
+        }
+    }
+    int n = d->s.n, nv = 0;
+    for (int i = 0; i < n; i++)
+        nv += d->is_val[i] != 0;
+    if (nv == 0) {
+        rc = 0;
+        goto done;
+    }
+    size_t cells = (size_t)nv * G;
+    vm = malloc(sizeof(float) * 3 * (size_t)nv);
+    vl = malloc(sizeof(int) * (size_t)nv);
+    vi = malloc(sizeof(int) * (size_t)nv);
+    pred = malloc(sizeof(float) * cells);
+    pa = malloc(sizeof(float) * cells);
+    pb = malloc(sizeof(float) * cells);
+    var = malloc(sizeof(double) * cells);
+    z = malloc(sizeof(double) * cells);
+    if (!vm || !vl || !vi || !pred || !pa || !pb || !var || !z) {
+        gi_fail(err, "out of memory");
+        goto done;
+    }
+    for (int i = 0, k = 0; i < n; i++)
+        if (d->is_val[i]) {
+            memcpy(vm + 3 * (size_t)k, d->s.mni + 3 * (size_t)i, sizeof(float) * 3);
+            vl[k] = d->label ? d->label[i] : 0;
+            vi[k++] = i;
+        }
+    const int *lab = d->label ? vl : NULL;
+    if (inr_predict(s, nv, vm, lab, 0, G, pred, err) != 0
+        || map_variance(s, cal_prior, nv, vm, lab, NULL, 0, G, var, err) != 0)
+        goto done;
+    if (pc) { /* the map over the training-only prior instead of the refit */
+        if (gi_method_predict(m0->prior.m, nv, vm, lab, pa, err) != 0 || gi_method_predict(pc, nv, vm, lab, pb, err) != 0)
+            goto done;
+        for (int k = 0; k < nv; k++)
+            for (int g = 0; g < G; g++) {
+                size_t c = (size_t)k * G + g;
+                pred[c] += (pb[c] - pa[c]) * st->gene_std[g];
+            }
+    }
+    /* residuals in table units, into pa */
+    for (int k = 0; k < nv; k++)
+        for (int g = 0; g < G; g++) {
+            size_t c = (size_t)k * G + g;
+            float t = y[(size_t)vi[k] * G + g];
+            pa[c] = isnan(t) ? NAN : (float)((double)t * st->gene_std[g] + st->gene_mean[g] - pred[c]);
+        }
+    if (!m0->have_prior)
+        for (int g = 0; g < G; g++) {
+            double se = 0, sv = 0;
+            long cnt = 0;
+            for (int k = 0; k < nv; k++) {
+                double e = pa[(size_t)k * G + g];
+                if (isnan(e))
+                    continue;
+                se += e * e;
+                sv += var[(size_t)k * G + g];
+                cnt++;
+            }
+            double v = cnt ? (se - sv) / cnt : 0;
+            s->noise[g] = (float)sqrt(v > 0 ? v : 0);
+            nz[g] = s->noise[g] / st->gene_std[g];
+        }
+    long m = 0;
+    for (int k = 0; k < nv; k++)
+        for (int g = 0; g < G; g++) {
+            size_t c = (size_t)k * G + g;
+            double nt = (double)nz[g] * st->gene_std[g], t = sqrt(var[c] + nt * nt);
+            if (!isnan(pa[c]) && t > 0)
+                z[m++] = fabs(pa[c]) / t;
+        }
+    if (m > 0) {
+        qsort(z, (size_t)m, sizeof(double), cmp_double);
+        s->scale = choose_scale(z, m, &s->cal_c50, &s->cal_c90);
+        s->cal_n = (int)m;
+    }
+    rc = 0;
+done:
+    gi_method_free(pc);
+    gi_dataset_free(&own);
+    free(vm); free(vl); free(vi); free(pred); free(pa); free(pb); free(var); free(z); free(nz);
+    return rc;
+}
+
+int gi_method_inr_calibration(const gi_method *m, double *scale, int *n, double *c50, double *c90)
+{
+    if (gi_method_kind(m) != GI_METHOD_INR || !gi_method_has_sd(m))
+        return -1;
+    const inr_state *s = gi_method_state(m);
+    *scale = s->scale;
+    *n = s->cal_n;
+    *c50 = s->cal_c50;
+    *c90 = s->cal_c90;
+    return 0;
+}
+
+const gi_method_impl gi_inr_impl = {.fit = inr_fit, .predict = inr_predict, .free = inr_free,
+                                    .predict_bytes = inr_predict_bytes, .has_sd = inr_has_sd,
+                                    .sd_smooth = inr_sd_smooth, .predict_sd = inr_predict_sd, .noise_sd = inr_noise_sd};
 
 gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
 {
@@ -431,7 +807,6 @@ gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const 
     return gi_method_of(&gi_inr_impl, GI_METHOD_INR, s ? s->mem[0]->st.n_genes : 0, s, err);
 }
 
-const void *gi_method_state(const gi_method *m); /* method.c */
 
 const gi_state *gi_method_inr_checkpoint(const gi_method *m)
 {

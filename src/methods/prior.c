@@ -16,8 +16,8 @@
  * standardised units (d->y must still hold the standardised values).
  * hyper_from: reuse that fit's kriging hyperparameters instead of fitting
  * them. */
-static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsigned char *use,
-                            const gi_method *hyper_from, gi_progress *progress, gi_err *err)
+static gi_method *fit_prior_y(const gi_dataset *d, const float *ys, const gi_config *c, const unsigned char *use,
+                              const gi_method *hyper_from, gi_progress *progress, gi_err *err)
 {
     const gi_samples *s = &d->s;
     size_t n = (size_t)s->n, G = (size_t)s->n_genes;
@@ -34,7 +34,7 @@ static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsig
         if (!use[i])
             continue;
         memcpy(mni + 3 * (size_t)k, s->mni + 3 * i, sizeof(float) * 3);
-        memcpy(y + (size_t)k * G, d->y + i * G, sizeof(float) * G);
+        memcpy(y + (size_t)k * G, ys + i * G, sizeof(float) * G);
         if (lab)
             lab[k] = d->label[i];
         don[k] = s->donor[i];
@@ -52,6 +52,27 @@ static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsig
         gi_fail_prefix(err, "data.prior %s", GI_METHOD_NAMES[kind]);
 done:
     free(mni); free(y); free(lab); free(don);
+    return m;
+}
+
+static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsigned char *use,
+                            const gi_method *hyper_from, gi_progress *progress, gi_err *err)
+{
+    return fit_prior_y(d, d->y, c, use, hyper_from, progress, err);
+}
+
+gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_config *c, const gi_method *hyper_from,
+                                 gi_err *err)
+{
+    unsigned char *use = malloc((size_t)d->s.n);
+    if (!use) {
+        gi_fail(err, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < d->s.n; i++)
+        use[i] = !d->is_val[i];
+    gi_method *m = fit_prior_y(d, y, c, use, hyper_from, NULL, err);
+    free(use);
     return m;
 }
 
