@@ -579,6 +579,8 @@ static void section_outputs(FILE *f, const char *dir)
         {"atlas.h5", "the atlas: /expression[gene][k][j][i], NaN outside the mask (h5py)"},
         {"expression.nii.gz", "4-D NIfTI, one volume per gene (order: genes.tsv)"},
         {"genes.tsv", "volume index and gene name of expression.nii.gz"},
+        {"uncertainty.nii.gz", "4-D NIfTI of each map's predictive SD, in the expression's units (order: genes.tsv)"},
+        {"distance.nii.gz", "mm from each voxel to the nearest sample"},
         {"dataset_description.json", "BIDS derivative description"},
         {"anatomy_match.json", "how the samples met the anatomy labels"},
         {"README.md", "what the folder holds and how nilearn, FSLeyes and h5py open it"},
@@ -601,7 +603,7 @@ static void section_outputs(FILE *f, const char *dir)
         html(f, FILES[i][1]);
         fputs("</td></tr>\n", f);
     }
-    static const char *const DIRS[][3] = {{"nifti", ".nii.gz", "one 3-D NIfTI per gene"},
+    static const char *const DIRS[][3] = {{"nifti", ".nii.gz", "one 3-D NIfTI per gene (with render.uncertainty also GENE_sd.nii.gz, its SD)"},
                                           {"preview", ".png", "PNG previews (below)"},
                                           {"preview/" GI_PREVIEW_SD_DIR, ".png", "the predictive SD of each previewed "
                                            "gene (below)"}};
