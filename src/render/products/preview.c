@@ -40,8 +40,8 @@
 #define BAR_W 18
 #define BAR_GAP 26
 #define LABELS_W 84
-#define SAMPLE_MM 2.0
-#define DISTANCE_UNITS "mm to the nearest sample"        /* samples within this distance of a slice are drawn */
+#define SAMPLE_MM 2.0        /* samples within this distance of a slice are drawn */
+#define DISTANCE_UNITS "mm to the nearest sample"
 
 static const gi_rgb WHITE = {255, 255, 255}, BLACK = {0, 0, 0}, OUTSIDE = {232, 232, 232},
                     INK = {30, 30, 30}, DOT = {230, 20, 20}, DOT_RIM = {255, 255, 255};
@@ -231,12 +231,14 @@ static void layout(scene *sc)
     sc->bar_h = tallest;
     sc->W = sc->bar_x + BAR_W + 8 + LABELS_W + MARGIN;
     /* The captions under the bar start at bar_x - 8: wide enough for the
-     * longest one this scene draws (the SD map's adds "SD, "). */
+     * longest one this scene draws (the SD map's adds "SD, "), 8 pixels to
+     * spare; the expression's alone fit as before. */
     int caption = (int)strlen(sc->units) + (sc->a->has_uncertainty ? 4 : 0);
     if (distance_map(sc->a) && caption < (int)strlen(DISTANCE_UNITS))
         caption = (int)strlen(DISTANCE_UNITS);
-    if (sc->W < sc->bar_x - 8 + 6 * caption + MARGIN)
-        sc->W = sc->bar_x - 8 + 6 * caption + MARGIN;
+    int need = sc->bar_x - 8 + (6 * caption - 1) + 8;
+    if (sc->W < need)
+        sc->W = need;
     int labels_bottom = y + tallest + 40;  /* two caption lines under the bar */
     int panels_bottom = y + tallest + STRIP + CAPTION_H;
     sc->H = (labels_bottom > panels_bottom ? labels_bottom : panels_bottom) + MARGIN;
@@ -597,7 +599,7 @@ int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_o
             rc = gi_make_dirs(sub, err);
         snprintf(sub, sizeof sub, "%s/" GI_PREVIEW_DISTANCE, dir);
         *strrchr(sub, '/') = '\0';
-        if (rc == 0 && distance_map(&a) && rank == 0)
+        if (rc == 0 && distance_map(&a) && rank == n_chosen % size)  /* the rank that draws it (below) */
             rc = gi_make_dirs(sub, err);
     }
     if (rc == 0) {
