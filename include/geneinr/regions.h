@@ -52,12 +52,17 @@ typedef struct gi_regions_args {
     double tolerance_mm;         /* sample matching; < 0 = the atlas's data.anatomy_tolerance */
 } gi_regions_args;
 
+/* Where the tolerance came from: --tolerance, the atlas's recorded
+ * data.anatomy_tolerance, or 0 for want of a config this geneinr reads. */
+enum { GI_TOLERANCE_GIVEN, GI_TOLERANCE_ATLAS, GI_TOLERANCE_NONE };
+
 /* What it did, for the command's summary. */
 typedef struct gi_regions_result {
     long n_regions;
     int have_sd;                 /* mean_uncertainty filled */
     int n_samples;               /* samples of the atlas (0: counts empty) */
     double tolerance_mm;         /* the tolerance used */
+    int tolerance_from;          /* GI_TOLERANCE_*: whose it is */
     gi_match_summary match;      /* how the samples met the labels (when n_samples > 0) */
     char warning[2400];          /* more than half of the labelled voxels outside the mask ("" otherwise) */
     char note[600];              /* why a column is empty ("" when all are filled) */

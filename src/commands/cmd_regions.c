@@ -34,7 +34,9 @@ static int run_regions(const gi_cmd_ctx *x, const gi_cmd_args *a)
             if (r.n_samples > 0)
                 printf("regions: %d samples matched at tolerance %g mm%s: %d by voxel, %d by distance (max %.1f mm), "
                        "%d in no region\n", r.n_samples, r.tolerance_mm,
-                       a->tolerance ? "" : " (the atlas's data.anatomy_tolerance; --tolerance to change)",
+                       r.tolerance_from == GI_TOLERANCE_ATLAS ? " (the atlas's data.anatomy_tolerance; --tolerance to change)"
+                       : r.tolerance_from == GI_TOLERANCE_NONE ? " (the atlas has no config to take data.anatomy_tolerance "
+                                                                 "from; --tolerance to change)" : "",
                        r.match.by_voxel, r.match.by_distance, r.match.max_mm, r.match.none);
             if (r.note[0])
                 printf("regions: %s\n", r.note);

@@ -335,14 +335,14 @@ done:
 }
 
 /* The tolerance the atlas's training matched its samples with (its recorded
- * config), 0 when it has none. */
+ * config), or -1 when it has no config this geneinr reads. */
 static double atlas_tolerance(const gi_atlas *a)
 {
     gi_config c;
     gi_err ignored;
     if (a->config_yaml && gi_config_load_text(&c, a->config_yaml, "the atlas's config", &ignored) == 0)
         return c.data.anatomy_tolerance;
-    return 0;
+    return -1;
 }
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -419,7 +419,12 @@ int gi_regions_table(const gi_regions_args *in, gi_regions_result *res, gi_err *
     don = calloc(nl1, sizeof(int));
     if (!vol || !sum || !sum2 || !cnt || !smp || !don) { gi_fail(err, "out of memory"); goto done; }
     /* Samples per region, on the parcellation's grid (regions.h). */
+    res->tolerance_from = in->tolerance_mm >= 0 ? GI_TOLERANCE_GIVEN : GI_TOLERANCE_ATLAS;
     res->tolerance_mm = in->tolerance_mm >= 0 ? in->tolerance_mm : atlas_tolerance(&a);
+    if (res->tolerance_mm < 0) {
+        res->tolerance_mm = 0;
+        res->tolerance_from = GI_TOLERANCE_NONE;
+    }
     if (gi_atlas_read_samples(&a, &ns, &smni, &sdonor, err) != 0)
         goto done;
     res->n_samples = ns;
