@@ -74,7 +74,7 @@ typedef struct source {
     int have_lat;
     float *q, *sdp, *dist;   /* [batch] q, [batch][group] SD, [batch] distance */
     int *vox;                /* [batch][3] voxel indices */
-    char sd_what[256];
+    char sd_what[448];
 } source;
 
 static void source_free(source *s)
@@ -291,13 +291,20 @@ static int setup_sd(source *s, gi_err *err)
             return -1;
         s->have_lat = 1;
     }
+    /* The INR's calibration (method.h), said where the SD is read. */
+    char cal[160] = "";
+    double scale, c50, c90;
+    int cal_n;
+    if (gi_method_inr_calibration(s->m, &scale, &cal_n, &c50, &c90) == 0)
+        snprintf(cal, sizeof cal, "; calibrated: scale %.4g chosen on %d validation values (coverage 50%% %.3f, "
+                 "90%% %.3f)", scale, cal_n, c50, c90);
     if (c->render.uncertainty_step >= 2)
         snprintf(s->sd_what, sizeof s->sd_what, "predictive SD of the map in /expression (%s), its smooth part "
-                 "computed on a lattice of every %d voxels and interpolated trilinearly (render.uncertainty_step)",
-                 s->what, c->render.uncertainty_step);
+                 "computed on a lattice of every %d voxels and interpolated trilinearly (render.uncertainty_step)%s",
+                 s->what, c->render.uncertainty_step, cal);
     else
         snprintf(s->sd_what, sizeof s->sd_what, "predictive SD of the map in /expression (%s), exact at every "
-                 "voxel (render.uncertainty_step 1)", s->what);
+                 "voxel (render.uncertainty_step 1)%s", s->what, cal);
     return 0;
 }
 
