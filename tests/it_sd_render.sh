@@ -145,7 +145,8 @@ with h5py.File(sys.argv[1], "r+") as f:
 PY
 fails_cleanly "info: a changed /uncertainty value fails its content hash" "uncertainty\[1\].*content hash" $G info "$T/bad.h5"
 
-# a method without an SD: refused before anything is rendered
+# a method without an SD: refused before anything is rendered (by the config's
+# validation, so `run` refuses before training too)
 fails_cleanly "render.uncertainty with idw is refused" "render.uncertainty: render.method idw.*has no predictive SD" \
     $G render "$T/cfg.yaml" --out "$T/ridw" --set render.method=idw
 if [ ! -e "$T/ridw/atlas.h5" ]; then ok "no atlas after the refusal"; else notok "no atlas after the refusal"; fi
@@ -193,7 +194,7 @@ PY
 then ok "INR: /expression, /uncertainty, /distance byte-identical at 1 and 2 ranks; SD > 0 inside, calibration recorded"
 else notok "INR: /expression, /uncertainty, /distance byte-identical at 1 and 2 ranks; SD > 0 inside, calibration recorded" "$(tail -n 2 "$T/inr.log" | tr '\n' ' ')"; fi
 check "train a single network without data.prior" $G train "$T/inr.yaml" --out "$T/one" --set train.ensemble=1 \
-    --set data.prior=none --set train.steps=5
+    --set data.prior=none --set train.steps=5 --set render.uncertainty=false
 fails_cleanly "render.uncertainty with a single network without data.prior is refused" \
-    "render.uncertainty: render.method inr \(a single network without data.prior\) has no predictive SD" \
+    "render.uncertainty: render.method inr has no predictive SD as a single network without data.prior" \
     $G render "$T/inr.yaml" --out "$T/one" --set train.ensemble=1 --set data.prior=none
