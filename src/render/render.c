@@ -294,11 +294,11 @@ static int setup_sd(source *s, gi_err *err)
     }
     /* The INR's calibration (method.h), said where the SD is read. */
     char cal[160] = "";
-    double scale, c50, c90;
+    double scale, raw, c50, c90;
     int cal_n;
-    if (gi_method_inr_calibration(s->m, &scale, &cal_n, &c50, &c90) == 0)
-        snprintf(cal, sizeof cal, "; calibrated: scale %.4g chosen on %d validation values (coverage 50%% %.3f, "
-                 "90%% %.3f)", scale, cal_n, c50, c90);
+    if (gi_method_inr_calibration(s->m, &scale, &raw, &cal_n, &c50, &c90) == 0)
+        snprintf(cal, sizeof cal, "; calibrated: scale %.4g (the validation's own %.4g) on %d validation values "
+                 "(coverage 50%% %.3f, 90%% %.3f)", scale, raw, cal_n, c50, c90);
     if (c->render.uncertainty_step >= 2)
         snprintf(s->sd_what, sizeof s->sd_what, "predictive SD of the map in /expression (%s), its smooth part "
                  "computed on a lattice of every %d voxels and interpolated trilinearly (render.uncertainty_step)%s",
