@@ -145,7 +145,56 @@ with h5py.File(sys.argv[1], "r+") as f:
 PY
 fails_cleanly "info: a changed /uncertainty value fails its content hash" "uncertainty\[1\].*content hash" $G info "$T/bad.h5"
 
-# a method without an SD: refused before anything is rendered
+# a method without an SD: refused before anything is rendered (by the config's
+# validation, so `run` refuses before training too)
 fails_cleanly "render.uncertainty with idw is refused" "render.uncertainty: render.method idw.*has no predictive SD" \
     $G render "$T/cfg.yaml" --out "$T/ridw" --set render.method=idw
 if [ ! -e "$T/ridw/atlas.h5" ]; then ok "no atlas after the refusal"; else notok "no atlas after the refusal"; fi
+
+# The INR: an ensemble of 2 over a kriging prior, a
+# few steps; its SD (prior variance + members' spread, calibrated) rendered
+# the same at 1 and 2 ranks; a single network without a prior is refused.
+cat > "$T/inr.yaml" <<YAML
+data:
+  samples: $T/small.csv
+  prior: kriging
+model:
+  arch: fourier
+  fourier_features: 16
+  fourier_scale: 0.5
+  width: 32
+  hidden_layers: 2
+  donor_dim: 2
+train:
+  steps: 20
+  schedule: constant
+  val_every: 10
+  ensemble: 2
+render:
+  mask: $T/mask.nii.gz
+  uncertainty: true
+  uncertainty_step: 3
+  nifti: none
+  preview_genes: 0
+  report: false
+YAML
+check "train an INR ensemble of 2 over a kriging prior" $MPIRUN -np 2 $G train "$T/inr.yaml" --out "$T/inr"
+check "render its SD, 1 rank" $MPIRUN -np 1 $G render "$T/inr.yaml" --out "$T/inr"
+cp "$T/inr/atlas.h5" "$T/inr1.h5"
+check "render its SD, 2 ranks" $MPIRUN -np 2 $G render "$T/inr.yaml" --out "$T/inr"
+if $PY - "$T/inr1.h5" "$T/inr/atlas.h5" >"$T/inr.log" 2>&1 <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+for k in ["expression", "uncertainty", "distance"]:
+    assert a[k][()].tobytes() == b[k][()].tobytes(), "%s differs" % k
+u, m = a["uncertainty"][()], a["mask"][()] > 0
+assert np.isfinite(u[:, m]).all() and (u[:, m] > 0).all() and np.isnan(u[:, ~m]).all()
+assert "calibrated" in a["uncertainty"].attrs["what"], a["uncertainty"].attrs["what"]
+PY
+then ok "INR: /expression, /uncertainty, /distance byte-identical at 1 and 2 ranks; SD > 0 inside, calibration recorded"
+else notok "INR: /expression, /uncertainty, /distance byte-identical at 1 and 2 ranks; SD > 0 inside, calibration recorded" "$(tail -n 2 "$T/inr.log" | tr '\n' ' ')"; fi
+check "train a single network without data.prior" $G train "$T/inr.yaml" --out "$T/one" --set train.ensemble=1 \
+    --set data.prior=none --set train.steps=5 --set render.uncertainty=false
+fails_cleanly "render.uncertainty with a single network without data.prior is refused" \
+    "render.uncertainty: render.method inr has no predictive SD as a single network without data.prior" \
+    $G render "$T/inr.yaml" --out "$T/one" --set train.ensemble=1 --set data.prior=none

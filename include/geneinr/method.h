@@ -113,10 +113,10 @@ gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const 
 const struct gi_state *gi_method_inr_checkpoint(const gi_method *m);
 
 /* A loaded INR's uncertainty calibration (method_inr.c): the scale s applied
- * to its SD and noise, the number of validation values it was chosen on (0:
- * none, s = 1) and their 50% / 90% coverage at s. -1 for other methods or an
- * INR without an SD. */
-int gi_method_inr_calibration(const gi_method *m, double *scale, int *n, double *c50, double *c90);
+ * to its SD and noise (s = max(1, raw)), the scale its validation samples
+ * alone asked for (raw), the number of validation values (0: none, s = 1) and
+ * their 50% / 90% coverage at s. -1 for other methods or an INR without an SD. */
+int gi_method_inr_calibration(const gi_method *m, double *scale, double *raw, int *n, double *c50, double *c90);
 
 /* ---- uncertainty: how far the map may be from the truth (issue 28) ----
  *

@@ -15,6 +15,14 @@
  * the points around it, and it covers the box plus one lattice cell. Only
  * points that are a corner of a cell holding an in-mask voxel are computed.
  *
+ * How close (bench/bench_sd_lattice.c, docs/BENCHMARKS.md "Uncertainty render
+ * cost"): q is not smooth everywhere - with the exponential covariance it has
+ * a cusp at every sample (a peak of the explained variance), which a lattice
+ * cuts, so the SD is overestimated within a few mm of samples (the error is
+ * one-sided there: conservative) and close elsewhere. The error depends on
+ * the lattice's spacing in mm (step x voxel size), hence the default step 3:
+ * 3 mm on a 1 mm grid, 6 mm on the 2 mm phantom.
+ *
  * What must stay true: a lattice point's q must not depend on the rank or the
  * block that computes it, so that atlases are byte-identical at any rank count
  * (sd_smooth may round a point by its place in a batch, as GEMM kernels do).

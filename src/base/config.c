@@ -708,6 +708,30 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
         p += len;
         if (*p == ',') p++;
     }
+    /* render.uncertainty with a method that has no SD (method.h): refused
+     * here, before a `run` trains for nothing; the render checks the fitted
+     * method itself too (gi_method_has_sd), which decides. */
+    int i_un = find_key("render.uncertainty");
+    if (c->render.uncertainty) {
+        int m = c->render.method, other = -1;
+        const char *why = NULL;
+        if (m == GI_METHOD_NEAREST || m == GI_METHOD_IDW) {
+            why = "has no predictive SD (methods with one: kriging, regression_kriging, and inr with data.prior or "
+                  "train.ensemble > 1)";
+            other = find_key("render.method");
+        } else if ((m == GI_METHOD_KRIGING || m == GI_METHOD_RK) && c->baseline.per_gene) {
+            why = "has no predictive SD with baseline.per_gene: true (one factor per gene would have to be kept)";
+            other = find_key("baseline.per_gene");
+        } else if (m == GI_METHOD_INR && c->data.prior == GI_PRIOR_NONE && c->train.ensemble == 1) {
+            why = "has no predictive SD as a single network without data.prior (set data.prior or train.ensemble > 1)";
+            other = find_key("data.prior");
+        }
+        if (why) {
+            where_pair(c, ctx, i_un, other, where, sizeof where);
+            return gi_fail(err, "%s: render.uncertainty: render.method %s %s; or set render.uncertainty: false", where,
+                           GI_METHOD_NAMES[m], why);
+        }
+    }
     if (c->render.preview_at[0] && gi_parse_mni_point(c->render.preview_at, NULL) != 0) {
         where_key(c, ctx, find_key("render.preview_at"), where, sizeof where);
         return gi_fail(err, "%s: render.preview_at: '%s' is not \"x,y,z\" (three finite numbers, MNI mm, "

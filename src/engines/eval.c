@@ -558,11 +558,11 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         if (has_sd)
             rc = gi_method_predict_sd(m, nt, tmni, e->label ? tlabel : NULL, NULL, 0, G, tsd, err) != 0
                  || gi_method_noise_sd(m, noise, err) != 0 ? -1 : 0;
-        double cs, c50, c90;
+        double cs, craw, c50, c90;
         int cn;
-        if (rc == 0 && inr && grank == 0 && gi_method_inr_calibration(m, &cs, &cn, &c50, &c90) == 0) {
-            printf("eval: fold %d/%d inr: uncertainty scale %.4f chosen on %d validation values (coverage 50%% "
-                   "%.3f, 90%% %.3f)\n", f + 1, e->F, cs, cn, c50, c90);
+        if (rc == 0 && inr && grank == 0 && gi_method_inr_calibration(m, &cs, &craw, &cn, &c50, &c90) == 0) {
+            printf("eval: fold %d/%d inr: uncertainty scale %.4f (validation asked %.4f; %d values, coverage there "
+                   "50%% %.3f, 90%% %.3f)\n", f + 1, e->F, cs, craw, cn, c50, c90);
             fflush(stdout);
         }
         gi_progress_end(&prog);

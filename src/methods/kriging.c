@@ -1083,19 +1083,22 @@ static int krige_sd_smooth(const void *p, int n, const float *mni, float *q, gi_
     return rc;
 }
 
-/* v(x) in sill units, given q and r at the point and its label l. */
-static double krige_variance(const krige_state *s, double q, const double *r, int l)
+/* v(x) in sill units, given q and r at the point and its label l. r in
+ * float (predict's vectorised correlations): the terms it enters are
+ * first-order in r, not the near-cancelling q, and products are summed in
+ * double in index order. */
+static double krige_variance(const krige_state *s, double q, const float *r, int l)
 {
     int N = s->n;
     double eta = s->lab ? s->eta[0] : 0, ru = 0;
     for (int i = 0; i < N; i++)
-        ru += r[i] * s->sd_u[i];
+        ru += (double)r[i] * s->sd_u[i];
     double cc = q, uc = ru;
     if (s->sd_L) {
         const double *w = s->sd_w + (size_t)l * N;
         double rw = 0;
         for (int i = 0; i < N; i++)
-            rw += r[i] * w[i];
+            rw += (double)r[i] * w[i];
         cc += 2 * eta * rw + eta * eta * s->sd_sw[l];
         uc += eta * s->sd_su[l];
     }
@@ -1112,28 +1115,37 @@ static int krige_predict_sd(const void *p, int n, const float *mni, const int *l
     int N = s->n;
     if (s->n_labels && !label)
         return gi_fail(err, "regression_kriging: its SD needs the anatomy label of every point");
-    double *r = malloc(sizeof(double) * (size_t)N), *qd = NULL;
-    if (!r || (!q && !(qd = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1))))) {
+    /* r: [N]; col: the samples' coordinates as columns + scratch (cov_row) */
+    float *r = malloc(sizeof(float) * (size_t)N), *col = malloc(sizeof(float) * 4 * (size_t)N);
+    double *qd = NULL;
+    if (!r || !col || (!q && !(qd = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1))))) {
         free(r);
+        free(col);
         return gi_fail(err, "out of memory");
     }
     if (!q && smooth_exact(s, n, mni, qd, err) != 0) {
         free(r);
+        free(col);
         free(qd);
         return -1;
     }
+    for (int i = 0; i < N; i++)
+        for (int a = 0; a < 3; a++)
+            col[(size_t)a * N + i] = s->mni[3 * (size_t)i + a];
     for (int k = 0; k < n; k++) {
         int l = 0;
         if (s->sd_L) {
             l = label[k];
             l = l >= 0 && l < s->n_labels ? l : 0;
         }
-        cov_row_double(s, mni + 3 * (size_t)k, r);
+        cov_row(s->cov, mni + 3 * (size_t)k, col, col + N, col + 2 * (size_t)N, N, s->range[0], r,
+                col + 3 * (size_t)N);
         double v = krige_variance(s, q ? (double)q[k] : qd[k], r, l);
         for (int g = g0; g < g0 + ng; g++)
             sd[(size_t)k * ng + (g - g0)] = (float)sqrt(s->sill[g] * v);
     }
     free(r);
+    free(col);
     free(qd);
     return 0;
 }

@@ -74,7 +74,8 @@ typedef struct source {
     int have_lat;
     float *q, *sdp, *dist;   /* [batch] q, [batch][group] SD, [batch] distance */
     int *vox;                /* [batch][3] voxel indices */
-    char sd_what[256];
+    double t_lattice, t_sd, t_dist;   /* this rank's seconds in the lattice, the SD per voxel, /distance */
+    char sd_what[448];
 } source;
 
 static void source_free(source *s)
@@ -291,13 +292,20 @@ static int setup_sd(source *s, gi_err *err)
             return -1;
         s->have_lat = 1;
     }
+    /* The INR's calibration (method.h), said where the SD is read. */
+    char cal[160] = "";
+    double scale, raw, c50, c90;
+    int cal_n;
+    if (gi_method_inr_calibration(s->m, &scale, &raw, &cal_n, &c50, &c90) == 0)
+        snprintf(cal, sizeof cal, "; calibrated: scale %.4g (the validation's own %.4g) on %d validation values "
+                 "(coverage 50%% %.3f, 90%% %.3f)", scale, raw, cal_n, c50, c90);
     if (c->render.uncertainty_step >= 2)
         snprintf(s->sd_what, sizeof s->sd_what, "predictive SD of the map in /expression (%s), its smooth part "
-                 "computed on a lattice of every %d voxels and interpolated trilinearly (render.uncertainty_step)",
-                 s->what, c->render.uncertainty_step);
+                 "computed on a lattice of every %d voxels and interpolated trilinearly (render.uncertainty_step)%s",
+                 s->what, c->render.uncertainty_step, cal);
     else
         snprintf(s->sd_what, sizeof s->sd_what, "predictive SD of the map in /expression (%s), exact at every "
-                 "voxel (render.uncertainty_step 1)", s->what);
+                 "voxel (render.uncertainty_step 1)%s", s->what, cal);
     return 0;
 }
 
@@ -359,6 +367,7 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
         /* The smooth part interpolated at the voxels (exact: q NULL), then
          * the rest of the SD exact per voxel; a baseline's SD is in
          * standardised units, like its prediction. */
+        double t0 = MPI_Wtime();
         const float *q = NULL;
         if (s->have_lat) {
             size_t nx = (size_t)s->mask.nx, plane = nx * (size_t)s->mask.ny;
@@ -377,11 +386,14 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
                 float v = s->sdp[(size_t)k * w->ng + j];
                 w->b->sd[j * w->gene_stride + where[k]] = s->std ? v * s->std[w->g0 + j] : v;
             }
+        s->t_sd += MPI_Wtime() - t0;
     }
     if (w->b->dist) {
+        double t0 = MPI_Wtime();
         gi_nearest_distance(&s->knn, nb, mm, s->dist);
         for (int k = 0; k < nb; k++)
             w->b->dist[where[k]] = s->dist[k];
+        s->t_dist += MPI_Wtime() - t0;
     }
     return 0;
 }
@@ -402,8 +414,10 @@ static int render_block(void *ctx, int z0, int nzb, int g0, int ng, const gi_ren
             b->dist[q] = NAN;
     /* The lattice planes these slices interpolate from, each computed once
      * per rank in its fixed order (uncertainty.h). */
+    double t0 = MPI_Wtime();
     if (b->sd && s->have_lat && gi_sd_lattice_planes(&s->lat, s->m, z0, nzb, err) != 0)
         return -1;
+    s->t_lattice += MPI_Wtime() - t0;
     walk w = {s, z0, g0, ng, b, gene_stride};
     return gi_render_walk_slices(v, s->have_anat ? &s->anat : NULL, z0, nzb, s->batch, s->mm, s->labels, s->where,
                                  b->mask, walk_batch, &w, err);
@@ -482,6 +496,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         source_free(&s);
         return -1;
     }
+    double t_setup = MPI_Wtime() - t0;   /* the method's fit or load: said beside the uncertainty's share */
     const gi_volume *v = &s.mask;
     int G = s.n_genes;
     size_t plane = (size_t)v->nx * v->ny;
@@ -544,6 +559,13 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     if (rc == 0 && rank == 0) {
         printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s; rank 0: collective writes %.1f s); atlas %s\n",
                plan.total, G, el, res->voxels_per_second, t_write, atlas_path);
+        printf("render: set-up (the method fitted or loaded, mask, plan) %.1f s of it\n", t_setup);
+        if (s.sd)
+            printf("render: uncertainty on rank 0: the SD's smooth part at %ld lattice points (every %d voxels) in "
+                   "%.1f s, the SD at its voxels in %.1f s; /distance in %.1f s\n", s.lat.computed,
+                   s.have_lat ? s.lat.step : 1, s.t_lattice, s.t_sd, s.t_dist);
+        else if (s.n_samples > 0)
+            printf("render: /distance on rank 0 in %.1f s\n", s.t_dist);
         if (c->render.nifti & GI_NIFTI_3D)
             printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, el_nifti);
         fflush(stdout);
