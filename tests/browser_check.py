@@ -36,6 +36,10 @@ CHECK = r"""
     height: document.documentElement.scrollHeight,
     title: document.title,
     headings: Array.from(document.querySelectorAll('h2')).map(h => h.textContent),
+    // a map beside its SD map (figure.pair): one row, the second to the right of the first
+    pairs_side_by_side: Array.from(document.querySelectorAll('figure.pair')).filter(f => f.querySelectorAll('img').length == 2)
+      .map(f => { const [a, b] = f.querySelectorAll('img'); const ra = a.getBoundingClientRect(), rb = b.getBoundingClientRect();
+                  return Math.abs(ra.top - rb.top) < 2 && rb.left >= ra.right - 1 && rb.width > 300; }),
   });
 })()
 """

@@ -117,7 +117,8 @@ PY
 }
 check "regions: truth atlas x phantom anatomy" $G regions "$T/ph/truth.h5" --parcellation "$T/ph/anatomy.nii.gz" \
     --out "$T/regions.csv"
-check "regions.csv header id,label,gene,n_voxels,mean,sd" test "$(head -n 1 "$T/regions.csv")" = "id,label,gene,n_voxels,mean,sd"
+check "regions.csv header id,label,gene,n_voxels,mean,sd,mean_uncertainty,n_samples,n_donors" \
+    test "$(head -n 1 "$T/regions.csv")" = "id,label,gene,n_voxels,mean,sd,mean_uncertainty,n_samples,n_donors"
 if have_py numpy && have_py h5py && have_py nibabel; then
     check "regions match numpy (same grid)" regions_ref "$T/ph/truth.h5" "$T/ph/anatomy.nii.gz" "$T/regions.csv"
     DK=${GENEINR_SHARED_DATA:-$PWD/../shared/data}

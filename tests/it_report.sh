@@ -159,3 +159,67 @@ check "  ... previews, dataset_description.json and README.md of the old atlas a
              grep -q 'No previews' '$R/report.html' && ! grep -q 'data:image/png' '$R/report.html'"
 check "render.report false removes an old report" bash -c "$MPIRUN -np 1 $G render '$T/cfg.yaml' --out '$R' \
     --set render.report=false --set render.preview_genes=0 --set render.nifti=none >/dev/null 2>&1 && [ ! -e '$R/report.html' ]"
+
+# Uncertainty (issue 28): a map rendered with render.uncertainty shows its SD beside every preview,
+# the distance map and a coverage line; `regions` counts the samples and donors of each region.
+U=$T/sd
+check "render.uncertainty: the kriging map with its SD (lattice step 8 to stay fast), 2 ranks, 2 previews" $MPIRUN -np 2 $G render "$T/cfg.yaml" \
+    --out "$U" --set render.method=kriging --set render.uncertainty=true --set render.uncertainty_step=8 \
+    --set render.preview_genes=2 --set render.nifti=none
+check "  ... preview/sd/G01.png, sd/G02.png and coverage/distance.png beside the previews" \
+    bash -c "cd '$U/preview' && ls G01.png G02.png sd/G01.png sd/G02.png coverage/distance.png"
+check "  ... report.html shows each SD map beside its preview, the distance map and the coverage line (5 images)" \
+    bash -c "grep -q 'alt=\"G01 SD\" src=\"data:image/png;base64,' '$U/report.html' &&
+             grep -q 'alt=\"G02 SD\" src=\"data:image/png;base64,' '$U/report.html' &&
+             grep -q 'alt=\"distance to the nearest sample (mm)\" src=\"data:image/png;base64,' '$U/report.html' &&
+             [ \$(grep -o 'src=\"data:image/png;base64,' '$U/report.html' | wc -l) = 5 ] &&
+             grep -q '<p id=\"coverage\"><b>Coverage:</b> [0-9.]*% of the [0-9]* in-mask voxels lie more than 10 mm' '$U/report.html' &&
+             grep -q 'thinnest in the \(left\|right\) hemisphere' '$U/report.html' &&
+             grep -q 'the regions of <code>data.anatomy</code> with the largest share' '$U/report.html'"
+check "  ... a report without /uncertainty is as before: no SD maps, no coverage section" \
+    bash -c "[ ! -e '$R/preview/sd' ] && ! grep -q ' SD\" src=' '$R/report.html' && ! grep -q 'id=\"coverage\"' '$R/report.html'"
+if [ -n "$CHROME" ]; then
+    if timeout 120 $PY "$HERE/browser_check.py" "$CHROME" "$U/report.html" "$T/sd-shot.png" >"$T/sd-browser.json" \
+        2>"$T/sd-browser.err"; then
+        check "  ... in Chromium: 5 images loaded, each map beside its SD map (one row, side by side)" $PY -c "
+import json, sys
+d = json.load(open('$T/sd-browser.json'))
+sys.exit(0 if d['images'] == 5 and d['images_loaded'] == 5 and d['pairs_side_by_side'] == [True, True] else 1)"
+    else
+        notok "  ... Chromium loads the uncertainty report" "$(cat "$T/sd-browser.json" "$T/sd-browser.err" | head -c 300)"
+    fi
+fi
+if have_py h5py && have_py numpy; then
+    $PY "$HERE/check_maps.py" uncertainty "$U"
+else
+    skip "SD and distance previews against the atlas (needs python3-h5py, python3-numpy)"
+fi
+check "regions of the uncertainty atlas (phantom anatomy, tolerance 3 mm)" $G regions "$U/atlas.h5" \
+    --parcellation "$T/ph/anatomy.nii.gz" --out "$U/regions3.csv" --tolerance 3
+cp "$T/last.log" "$T/regions3.log"
+check "  ... says how the samples matched" grep -q 'samples matched at tolerance 3 mm: [0-9]* by voxel, [0-9]* by distance' \
+    "$T/regions3.log"
+check "regions with the atlas's own tolerance (data.anatomy_tolerance, 0 here)" $G regions "$U/atlas.h5" \
+    --parcellation "$T/ph/anatomy.nii.gz" --out "$U/regions0.csv"
+cp "$T/last.log" "$T/regions0.log"
+check "  ... says whose tolerance it is" grep -q "tolerance 0 mm (the atlas's data.anatomy_tolerance" "$T/regions0.log"
+if have_py h5py && have_py numpy && have_py nibabel; then
+    $PY "$HERE/check_regions.py" "$U/atlas.h5" "$T/ph/anatomy.nii.gz" "$U/regions3.csv" 3
+    $PY "$HERE/check_regions.py" "$U/atlas.h5" "$T/ph/anatomy.nii.gz" "$U/regions0.csv" 0
+    DK=${GENEINR_SHARED_DATA:-$PWD/../shared/data}
+    if [ -f "$DK/atlas-desikankilliany.nii.gz" ]; then
+        check "regions: the real DK parcellation (1 mm grid) at tolerance 5 mm" $G regions "$U/atlas.h5" \
+            --parcellation "$DK/atlas-desikankilliany.nii.gz" --labels "$DK/atlas-desikankilliany.csv" \
+            --out "$U/dk.csv" --tolerance 5
+        $PY "$HERE/check_regions.py" "$U/atlas.h5" "$DK/atlas-desikankilliany.nii.gz" "$U/dk.csv" 5
+    else
+        skip "regions counts on the real DK atlas" "../shared/data not present"
+    fi
+else
+    skip "regions counts against numpy (needs python3-h5py, python3-numpy, python3-nibabel)"
+fi
+check "regions of an atlas without /uncertainty or samples (the truth): those columns empty, one note" \
+    bash -c "$G regions '$T/ph/truth.h5' --parcellation '$T/ph/anatomy.nii.gz' --out '$T/truth_regions.csv' >'$T/tr.log' &&
+             [ \$(grep -c 'note: .* mean_uncertainty, n_samples and n_donors are empty' '$T/tr.log') = 1 ] &&
+             [ \$(awk -F, 'NR > 1 && (\$7 != \"\" || \$8 != \"\" || \$9 != \"\")' '$T/truth_regions.csv' | wc -l) = 0 ] &&
+             [ \$(awk -F, 'NR > 1 && \$5 != \"\"' '$T/truth_regions.csv' | wc -l) -gt 0 ]"

@@ -24,7 +24,7 @@ static const char *const ALL_KEYS[] = {
     "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.ensemble", "train.val_average", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
     "render.chunk_genes",
-    "render.method",
+    "render.method", "render.uncertainty", "render.uncertainty_step",
     "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
     "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
     "render.background", "render.preview_genes", "render.preview_at", "render.preview_samples",
@@ -292,6 +292,15 @@ static void test_errors(void)
                  "render.preview_at: '1,2' is not \"x,y,z\"", NULL);
     expect_error("error: render.preview_at refuses non-finite", "render:\n  preview_at: 1,nan,3\n", 2,
                  "render.preview_at", "three finite numbers");
+    expect_error("error: render.uncertainty with idw", "render:\n  method: idw\n  uncertainty: true\n", 3,
+                 "render.uncertainty: render.method idw has no predictive SD", NULL);
+    expect_error("error: render.uncertainty with a single network without a prior", "render:\n  uncertainty: true\n",
+                 2, "render.method inr has no predictive SD as a single network without data.prior", NULL);
+    expect_error("error: render.uncertainty with per-gene kriging",
+                 "baseline:\n  per_gene: true\nrender:\n  method: kriging\n  uncertainty: true\n", 5,
+                 "render.uncertainty: render.method kriging has no predictive SD with baseline.per_gene", NULL);
+    expect_error("error: render.uncertainty_step 0", "render:\n  uncertainty_step: 0\n", 2,
+                 "render.uncertainty_step: 0 is out of range [1, 64]", NULL);
     expect_error("error: missing number", "train:\n  lr:\n", 2, "train.lr: expected a number", NULL);
     expect_error("error: duplicate key", "train:\n  lr: 0.1\n  steps: 3\n  lr: 0.2\n", 4, "duplicate key 'train.lr'",
                  "first set at line 2");
@@ -473,6 +482,7 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "norm_train_only") ? "true"
                             : strstr(ALL_KEYS[i], "resume") ? "auto"
                             : strstr(ALL_KEYS[i], "render.method") ? "kriging"
+                            : strcmp(ALL_KEYS[i], "render.uncertainty") == 0 ? "false"
                             : strstr(ALL_KEYS[i], "prior_donor_effect") ? "true"
                             : strstr(ALL_KEYS[i], "prior_crossfit") ? "0"
                             : strstr(ALL_KEYS[i], "anatomy_tolerance") ? "0"

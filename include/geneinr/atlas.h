@@ -19,6 +19,23 @@
  *   /expression_xxh3_rows  uint64 [2 n_genes]: a content hash per gene, and on
  *                every dataset an xxh3_128 attribute, root attribute content_id
  *                (h5_seal.h): verified by the readers. HDF5 1.8 file format.
+ * With render.uncertainty (issue 28) also:
+ *   /uncertainty float32 [n_genes][nz][ny][nx]: the predictive SD of the map in
+ *                /expression (its units, the same genes in the same order), NaN
+ *                outside the mask. Same shape, chunks, deflate and content hashes
+ *                (/uncertainty_xxh3_rows, one per gene) as /expression. Attributes:
+ *                units, what (how the SD was made: method, lattice step).
+ *   /distance    float32 [nz][ny][nx]: millimetres from each voxel centre (MNI)
+ *                to the nearest sample of /sample_mni; NaN outside the mask.
+ *                Chunks (1, ny, nx), the same deflate.
+ *   /sample_mni  float64 [n_samples][3]: MNI mm (x, y, z) of every sample of the
+ *                rendered method's data.samples table, in table order: the
+ *                samples /distance measures to.
+ *   /sample_donor  variable-length UTF-8 strings [n_samples]: each sample's donor
+ *                (the table's donor column), to count samples and donors per region.
+ *   root attribute sample_source: the table these came from (data.samples path).
+ * Readers treat every one of these as optional (older atlases lack them):
+ * gi_atlas.has_uncertainty, has_distance, n_samples say what is there.
  *   root attributes: geneinr_version, created (UTC ISO 8601), config (YAML of
  *                the run), rendered_for ("average" or donor), kind ("atlas" | "truth"),
  *                layout (a one-line description of the above).
@@ -50,6 +67,14 @@ typedef struct gi_atlas_info {
                                    * so the fill value is never written to disk first (the
                                    * unwritten-slices-read-as-fill promise is then void) */
     int chunk_genes;              /* genes per chunk of /expression; 0 = gi_atlas_chunk_genes */
+    /* Issue 28 (all optional, 0/NULL = not written): */
+    int uncertainty;              /* 1: create /uncertainty (written by gi_atlas_write_sd) */
+    const char *uncertainty_what; /* its "what" attribute; may be NULL */
+    int distance;                 /* 1: create /distance (written by gi_atlas_write_distance) */
+    int n_samples;                /* > 0: /sample_mni and /sample_donor are written */
+    const double *sample_mni;     /* [n_samples][3] MNI mm */
+    const char *const *sample_donor;  /* [n_samples] donor names */
+    const char *sample_source;    /* data.samples path; may be NULL */
 } gi_atlas_info;
 
 /* At most this many chunks in /expression when genes per chunk are chosen
@@ -87,6 +112,15 @@ int gi_atlas_write_slices(gi_atlas_writer *w, int z0, int nzb, const float *expr
 int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *expr,
                          const unsigned char *mask, gi_err *err);
 
+/* Collective, as gi_atlas_write_genes (same g0, ng, z0, nzb rules) into
+ * /uncertainty: sd is [ng][nzb][ny][nx]. The writer must have been created
+ * with info->uncertainty. */
+int gi_atlas_write_sd(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *sd, gi_err *err);
+
+/* Collective: slices z0 .. z0+nzb-1 of /distance from dist [nzb][ny][nx]
+ * (nzb may be 0). The writer must have been created with info->distance. */
+int gi_atlas_write_distance(gi_atlas_writer *w, int z0, int nzb, const float *dist, gi_err *err);
+
 /* Collective: close, write metadata, rename PATH.tmp -> PATH, free w. */
 int gi_atlas_finish(gi_atlas_writer *w, gi_err *err);
 
@@ -105,6 +139,10 @@ typedef struct gi_atlas {
     int sealed;                   /* 1: content hashes checked (the rest at open, each gene
                                    * of /expression as it is read); 0: written before them */
     gi_h5_rows rows;              /* the per-gene hashes of /expression */
+    int has_uncertainty;          /* 1: /uncertainty is there (gi_atlas_read_sd) */
+    int has_distance;             /* 1: /distance is there (gi_atlas_read_distance) */
+    int n_samples;                /* rows of /sample_mni (0: none; gi_atlas_read_samples) */
+    gi_h5_rows sd_rows;           /* the per-gene hashes of /uncertainty */
 } gi_atlas;
 
 int gi_atlas_open(gi_atlas *a, const char *path, gi_err *err);
@@ -113,6 +151,14 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err);
 /* Read and check every gene (`geneinr info`); *n_checked genes matched. A
  * file without content hashes is no error (a->sealed 0, nothing checked). */
 int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err);
+/* vol: [nz][ny][nx] floats, the SD of gene g (/uncertainty), checked
+ * against its content hash; an error naming the file when it has none. */
+int gi_atlas_read_sd(const gi_atlas *a, int g, float *vol, gi_err *err);
+/* vol: [nz][ny][nx] floats, /distance (checked at open); an error when absent. */
+int gi_atlas_read_distance(const gi_atlas *a, float *vol, gi_err *err);
+/* The samples: *mni [n][3] MNI mm and *donor [n] names (malloc'd: free mni,
+ * gi_h5_free_strings(donor, n)); *n = 0 and NULLs for an atlas without them. */
+int gi_atlas_read_samples(const gi_atlas *a, int *n, double **mni, char ***donor, gi_err *err);
 int gi_atlas_gene_index(const gi_atlas *a, const char *name);
 void gi_atlas_close(gi_atlas *a);
 

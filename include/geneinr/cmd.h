@@ -35,7 +35,7 @@ typedef struct gi_cmd_args {
     int resume, force, nifti, reference, ahba, dk, collect, retry_failed;
     const char *resume_from, *checkpoint;
     const char *truth, *samples, *json;
-    const char *parcellation, *labels;
+    const char *parcellation, *labels, *tolerance;  /* regions --tolerance MM (parsed by the command) */
     const char *gene_list, *at;         /* preview --genes a,b --at x,y,z */
     const char *reference_dir;          /* phantom --reference DIR */
     long stride, seed, genes, grid, trial, ahba_probes;

@@ -88,6 +88,8 @@ typedef struct gi_config {
         int preview_samples;           /* render.preview_samples: mark samples near each slice */
         int preview_orientation;       /* render.preview_orientation: enum gi_orientation */
         int report;                    /* render.report: write OUT/report.html */
+        int uncertainty;               /* render.uncertainty: write /uncertainty (the map's SD) */
+        int uncertainty_step;          /* render.uncertainty_step: voxels between lattice points of the SD's smooth part */
     } render;
 
     struct {

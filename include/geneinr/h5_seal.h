@@ -68,6 +68,10 @@ void gi_h5_slice_digest(const char *name, long row, long slice, hid_t mtype, int
  * slices, or NULL; known: its slices' digests where the caller has them (may
  * be NULL: every slice is read). */
 int gi_h5_seal(hid_t file, const char *where, const char *rows_of, const gi_h5_slices *known, gi_err *err);
+/* The same with n_by_rows datasets hashed by rows (the atlas's /expression
+ * and /uncertainty), each with its own table; known [n_by_rows] or NULL. */
+int gi_h5_seal_rows(hid_t file, const char *where, int n_by_rows, const char *const *rows_of,
+                    const gi_h5_slices *known, gi_err *err);
 
 /* The outcome of a verification. */
 typedef struct gi_h5_seal_check {
@@ -81,6 +85,9 @@ typedef struct gi_h5_seal_check {
  * a sealed file with a dataset whose hash is missing or differs is:
  * "WHERE: /NAME does not match its content hash ...". */
 int gi_h5_verify(hid_t file, const char *where, const char *skip, gi_h5_seal_check *out, gi_err *err);
+/* The same, leaving n_skip datasets (skip[], entries may be NULL) to row checks. */
+int gi_h5_verify_skip(hid_t file, const char *where, int n_skip, const char *const *skip, gi_h5_seal_check *out,
+                      gi_err *err);
 
 /* Row hashes of a sealed dataset, for gi_h5_rows_check. */
 typedef struct gi_h5_rows {

@@ -46,7 +46,8 @@ typedef struct gi_render_plan {
 int gi_render_in_mask(float v);
 
 /* The plan for n_genes genes on the mask's grid. The bound counts the slab
- * buffer ([ng][k][ny][nx] floats), its mask ([k][ny][nx] bytes) and the
+ * buffer ([ng][k][ny][nx] floats; twice that with render.uncertainty, for the
+ * SD, plus [k][ny][nx] floats of /distance), its mask ([k][ny][nx] bytes) and the
  * caller's scratch: scratch_per_gene bytes for each gene of a group (a
  * batch's predictions) plus scratch_fixed. As many slices of all genes as
  * fit; when not even one slice of all genes fits, one slice of as many genes
@@ -77,20 +78,31 @@ int gi_render_walk_slices(const gi_volume *mask, const gi_anatomy *anat, int z0,
                           int *label, long *where, unsigned char *mbuf, gi_render_batch_fn fn, void *ctx,
                           gi_err *err);
 
+/* What one block is rendered into: the expression ([ng][nzb][ny][nx]), the
+ * mask ([nzb][ny][nx]), and when not NULL the SD (as the expression) and the
+ * distance ([nzb][ny][nx], with the first gene group only). */
+typedef struct gi_render_bufs {
+    float *expr;
+    unsigned char *mask;
+    float *sd;
+    float *dist;
+} gi_render_bufs;
+
 /* Renders this rank's block (slices [z0, z0 + nzb) of genes [g0, g0 + ng))
- * into buf ([ng][nzb][ny][nx]) and mbuf ([nzb][ny][nx]). */
-typedef int (*gi_render_block_fn)(void *ctx, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf,
-                                  gi_err *err);
+ * into b (b->dist NULL after the first gene group). */
+typedef int (*gi_render_block_fn)(void *ctx, int z0, int nzb, int g0, int ng, const gi_render_bufs *b, gi_err *err);
 
 struct gi_atlas_writer;
 
 /* Every write of the plan into w: for each gene group and round, fn renders
  * this rank's block (not called when the rank has none), its errors are
- * agreed, then one collective write (the mask with the first group only).
+ * agreed, then one collective write (the mask with the first group only),
+ * and of /uncertainty when b->sd is set and /distance (first group) when
+ * b->dist is.
  * Prints the rounds on rank 0 when there is more than one; *t_write gets
  * this rank's time inside the writes. Collective; -1 on every rank on error. */
-int gi_render_plan_write(const gi_render_plan *p, int n_genes, struct gi_atlas_writer *w, MPI_Comm comm, float *buf,
-                         unsigned char *mbuf, gi_render_block_fn fn, void *ctx, double *t_write, gi_err *err);
+int gi_render_plan_write(const gi_render_plan *p, int n_genes, struct gi_atlas_writer *w, MPI_Comm comm,
+                         const gi_render_bufs *b, gi_render_block_fn fn, void *ctx, double *t_write, gi_err *err);
 
 /* This rank's block of write `round` (0 .. rounds-1): its first slice in
  * *z0 and its number of slices as the result (0, with *z0 = 0, when the

@@ -172,6 +172,16 @@ static const key_spec KEYS[] = {
 
     ENUM("render.method", render.method, "inr", GI_METHOD_NAMES,
          "what to render: the trained model (inr) or a baseline fitted on all samples (nearest, idw, kriging, regression_kriging)"),
+    BOOL("render.uncertainty", render.uncertainty, "false",
+         "also write the map's predictive SD per gene and voxel: atlas.h5 /uncertainty (and with render.nifti "
+         "OUT/uncertainty.nii.gz and/or OUT/nifti/GENE_sd.nii.gz); for a method with an SD only (kriging, "
+         "regression_kriging, inr with data.prior or train.ensemble > 1): refused for nearest, idw and a single "
+         "network without data.prior. /distance (mm to the nearest sample) and the samples are written in any case"),
+    INT("render.uncertainty_step", render.uncertainty_step, "3", 1, 64,
+        "render.uncertainty: the SD's costly smooth part (the kriging variance r'A^-1 r, O(samples^2) per point) is "
+        "computed exactly on a lattice of every Nth voxel of the mask's grid in x, y and z, and interpolated "
+        "trilinearly to the voxels between (1 = exact at every voxel; docs/BENCHMARKS.md \"Uncertainty render "
+        "cost\" has the error and cost per step)"),
 
     INT("baseline.idw_k", baseline.idw_k, "10", 1, 1000, "idw: nearest samples averaged with weights 1/d (abagen: 10)"),
     ENUM("baseline.covariance", baseline.covariance, "exponential", GI_COVARIANCE_NAMES,
@@ -697,6 +707,30 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
         }
         p += len;
         if (*p == ',') p++;
+    }
+    /* render.uncertainty with a method that has no SD (method.h): refused
+     * here, before a `run` trains for nothing; the render checks the fitted
+     * method itself too (gi_method_has_sd), which decides. */
+    int i_un = find_key("render.uncertainty");
+    if (c->render.uncertainty) {
+        int m = c->render.method, other = -1;
+        const char *why = NULL;
+        if (m == GI_METHOD_NEAREST || m == GI_METHOD_IDW) {
+            why = "has no predictive SD (methods with one: kriging, regression_kriging, and inr with data.prior or "
+                  "train.ensemble > 1)";
+            other = find_key("render.method");
+        } else if ((m == GI_METHOD_KRIGING || m == GI_METHOD_RK) && c->baseline.per_gene) {
+            why = "has no predictive SD with baseline.per_gene: true (one factor per gene would have to be kept)";
+            other = find_key("baseline.per_gene");
+        } else if (m == GI_METHOD_INR && c->data.prior == GI_PRIOR_NONE && c->train.ensemble == 1) {
+            why = "has no predictive SD as a single network without data.prior (set data.prior or train.ensemble > 1)";
+            other = find_key("data.prior");
+        }
+        if (why) {
+            where_pair(c, ctx, i_un, other, where, sizeof where);
+            return gi_fail(err, "%s: render.uncertainty: render.method %s %s; or set render.uncertainty: false", where,
+                           GI_METHOD_NAMES[m], why);
+        }
     }
     if (c->render.preview_at[0] && gi_parse_mni_point(c->render.preview_at, NULL) != 0) {
         where_key(c, ctx, find_key("render.preview_at"), where, sizeof where);

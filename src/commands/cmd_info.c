@@ -82,7 +82,12 @@ static int info_atlas(const char *path, gi_err *err)
         printf("  content hashes: %s", a.sealed ? "ok (every dataset and" : "none (written before content hashes; "
                                                                           "not checked)\n");
     if (rc == 0 && a.sealed)
-        printf(" all %d genes of /expression match their xxh3_128)\n", genes_ok);
+        printf(" all %d genes of /expression%s match their xxh3_128)\n", a.has_uncertainty ? genes_ok / 2 : genes_ok,
+               a.has_uncertainty ? " and of /uncertainty" : "");
+    if (rc == 0 && (a.has_uncertainty || a.has_distance || a.n_samples))
+        printf("  /uncertainty: %s; /distance: %s; samples: %d (/sample_mni, /sample_donor)\n",
+               a.has_uncertainty ? "predictive SD per gene and voxel" : "none", a.has_distance ? "mm to the nearest "
+               "sample" : "none", a.n_samples);
     gi_atlas_close(&a);
     return rc;
 }

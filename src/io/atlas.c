@@ -43,12 +43,19 @@
 #define ATLAS_LAYOUT                                                                          \
     "/expression[gene][k][j][i] float32, NaN outside mask; /mask[k][j][i] uint8, 1 inside; " \
     "/affine maps (i,j,k,1) to MNI mm; /genes and /donors are UTF-8 names"
+/* ... and what an atlas with the issue-28 datasets adds to it. */
+#define ATLAS_LAYOUT_SD                                                                          \
+    "; /uncertainty[gene][k][j][i] float32: predictive SD of /expression, same units, NaN outside mask"
+#define ATLAS_LAYOUT_SAMPLES                                                                        \
+    "; /distance[k][j][i] float32: mm to the nearest sample, NaN outside mask; /sample_mni[n][3] float64 " \
+    "MNI mm and /sample_donor[n] UTF-8 donor names of the samples"
 
 struct gi_atlas_writer {
     MPI_Comm comm;                /* our own duplicate of the caller's communicator */
     int rank, size;
     char *path, *tmp_path;
     hid_t file, expr, mask, dxpl; /* -1 when not open */
+    hid_t sd, dist;               /* /uncertainty, /distance: -1 when not made */
     /* Copies of gi_atlas_info for the serial metadata phase (the caller's
      * memory may be gone by then). */
     int n_genes, n_donors;
@@ -59,6 +66,11 @@ struct gi_atlas_writer {
     int compress;
     int every_slice_written;
     int chunk_genes;              /* genes per chunk of /expression */
+    int uncertainty, distance;    /* gi_atlas_info's */
+    char *uncertainty_what, *sample_source;
+    int n_samples;
+    double *sample_mni;           /* [n_samples][3] */
+    char **sample_donor;          /* [n_samples] */
     /* Content digests of the (gene, z-slice) pieces this rank wrote,
      * [n_genes][nz][2], all-zero where it wrote none; summed over the ranks
      * at the end (each piece has one writer), so the seal needs no read-back. */
@@ -67,6 +79,9 @@ struct gi_atlas_writer {
      * ranks, a piece written other than exactly once (twice, or by two
      * ranks) has no trustworthy digest and is read back by the seal. */
     uint32_t *slice_n;
+    /* The same for /uncertainty (NULL without it). */
+    uint64_t *sd_h;
+    uint32_t *sd_n;
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -110,6 +125,12 @@ static void writer_free(gi_atlas_writer *w)
     free(w->kind);
     free(w->slice_h);
     free(w->slice_n);
+    free(w->sd_h);
+    free(w->sd_n);
+    free(w->uncertainty_what);
+    free(w->sample_source);
+    free(w->sample_mni);
+    gi_h5_free_strings(w->sample_donor, w->n_samples);
     free(w);
 }
 
@@ -146,6 +167,11 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     for (int i = 0; i < info->n_donors; i++)
         if (!info->donors[i])
             return gi_fail(err, "%s: donor %d has no name", path, i);
+    if (info->n_samples < 0 || (info->n_samples > 0 && (!info->sample_mni || !info->sample_donor)))
+        return gi_fail(err, "%s: bad sample list (%d samples)", path, info->n_samples);
+    for (int i = 0; i < info->n_samples; i++)
+        if (!info->sample_donor[i])
+            return gi_fail(err, "%s: sample %d has no donor name", path, i);
 
     size_t len = strlen(path);
     int bad = 0;
@@ -171,6 +197,27 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     w->chunk_genes = gi_atlas_chunk_genes(info);
     w->slice_h = calloc((size_t)info->n_genes * (size_t)info->nz * 2, sizeof *w->slice_h);
     w->slice_n = calloc((size_t)info->n_genes * (size_t)info->nz, sizeof *w->slice_n);
+    w->uncertainty = info->uncertainty != 0;
+    w->distance = info->distance != 0;
+    if (w->uncertainty) {
+        w->sd_h = calloc((size_t)info->n_genes * (size_t)info->nz * 2, sizeof *w->sd_h);
+        w->sd_n = calloc((size_t)info->n_genes * (size_t)info->nz, sizeof *w->sd_n);
+        if (!w->sd_h || !w->sd_n)
+            bad = 1;
+    }
+    w->uncertainty_what = dup_or_null(info->uncertainty_what);
+    w->sample_source = dup_or_null(info->sample_source);
+    if ((info->uncertainty_what && !w->uncertainty_what) || (info->sample_source && !w->sample_source))
+        bad = 1;
+    if (info->n_samples > 0) {
+        w->sample_donor = copy_strings(info->sample_donor, info->n_samples, &bad);
+        if (w->sample_donor)
+            w->n_samples = info->n_samples;
+        if ((w->sample_mni = malloc(sizeof(double) * 3 * (size_t)info->n_samples)))
+            memcpy(w->sample_mni, info->sample_mni, sizeof(double) * 3 * (size_t)info->n_samples);
+        else
+            bad = 1;
+    }
     if (bad || !w->slice_h || !w->slice_n || !w->path || !w->tmp_path || !w->kind || (info->units && !w->units) ||
         (info->normalisation && !w->normalisation) || (info->config_yaml && !w->config_yaml) ||
         (info->rendered_for && !w->rendered_for))
@@ -255,6 +302,16 @@ static int writer_open(gi_atlas_writer *w, gi_err *err)
     w->mask = create_dataset(w, "mask", H5T_STD_U8LE, 3, mdims, mchunk, H5T_NATIVE_UCHAR, &zero_fill, err);
     if (w->mask < 0)
         return -1;
+    /* The SD beside the expression, chunked and filtered alike, so a reader
+     * of one gene's SD reads the same chunks as of its expression. */
+    if (w->uncertainty &&
+        (w->sd = create_dataset(w, "uncertainty", H5T_IEEE_F32LE, 4, edims, echunk, H5T_NATIVE_FLOAT, &nan_fill,
+                                err)) < 0)
+        return -1;
+    if (w->distance &&
+        (w->dist = create_dataset(w, "distance", H5T_IEEE_F32LE, 3, mdims, mchunk, H5T_NATIVE_FLOAT, &nan_fill,
+                                  err)) < 0)
+        return -1;
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (w->dxpl < 0 || H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE) < 0)
         return gi_h5_fail(err, "%s: cannot set up collective writes", w->tmp_path);
@@ -269,11 +326,15 @@ static int writer_close_parallel(gi_atlas_writer *w, gi_err *err)
         rc = gi_h5_fail(err, "%s: cannot close the transfer properties", w->tmp_path);
     if (w->mask >= 0 && H5Dclose(w->mask) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot close /mask", w->tmp_path);
+    if (w->sd >= 0 && H5Dclose(w->sd) < 0 && rc == 0)
+        rc = gi_h5_fail(err, "%s: cannot close /uncertainty", w->tmp_path);
+    if (w->dist >= 0 && H5Dclose(w->dist) < 0 && rc == 0)
+        rc = gi_h5_fail(err, "%s: cannot close /distance", w->tmp_path);
     if (w->expr >= 0 && H5Dclose(w->expr) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot close /expression", w->tmp_path);
     if (w->file >= 0 && H5Fclose(w->file) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot close the parallel file", w->tmp_path);
-    w->dxpl = w->mask = w->expr = w->file = -1;
+    w->dxpl = w->mask = w->expr = w->sd = w->dist = w->file = -1;
     return rc;
 }
 
@@ -314,7 +375,7 @@ gi_atlas_writer *gi_atlas_create(MPI_Comm comm, const char *path, const gi_atlas
     int rc;
     if (w) {
         w->comm = MPI_COMM_NULL;
-        w->file = w->expr = w->mask = w->dxpl = -1;
+        w->file = w->expr = w->mask = w->dxpl = w->sd = w->dist = -1;
         rc = writer_fill(w, path, info, err);
     } else {
         rc = gi_fail(err, "%s: out of memory", path ? path : "atlas");
@@ -369,6 +430,76 @@ static int write_block(gi_atlas_writer *w, hid_t dset, const char *name, int ndi
     return rc;
 }
 
+/* The (gene, z-slice) digests of a block this rank wrote into a dataset
+ * hashed by rows (h5_seal.h), and how often each piece was written. */
+static void digest_written(gi_atlas_writer *w, const char *name, int g0, int ng, int z0, int nzb, const float *data,
+                           uint64_t *h, uint32_t *n)
+{
+    size_t slice = (size_t)w->ny * (size_t)w->nx;
+    hsize_t sdims[2] = { (hsize_t)w->ny, (hsize_t)w->nx };
+    for (int g = 0; g < ng; g++)
+        for (int k = 0; k < nzb; k++) {
+            size_t piece = (size_t)(g0 + g) * (size_t)w->nz + (size_t)(z0 + k);
+            gi_h5_slice_digest(name, g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
+                               data + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *data,
+                               h + 2 * piece);
+            n[piece]++;
+        }
+}
+
+/* Local: is this block of genes and slices inside the grid, with data? */
+static int check_block(const gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const void *data, gi_err *err)
+{
+    if (nzb < 0 || z0 < 0 || z0 > w->nz - nzb)
+        return gi_fail(err, "%s: slices %d..%d are outside the grid's 0..%d", w->tmp_path, z0, z0 + nzb - 1,
+                       w->nz - 1);
+    if (ng < 1 || g0 < 0 || g0 > w->n_genes - ng)
+        return gi_fail(err, "%s: genes %d..%d are outside 0..%d", w->tmp_path, g0, g0 + ng - 1, w->n_genes - 1);
+    if (nzb > 0 && !data)
+        return gi_fail(err, "%s: no data given for slices %d..%d", w->tmp_path, z0, z0 + nzb - 1);
+    return 0;
+}
+
+int gi_atlas_write_sd(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *sd, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!w)
+        return gi_fail(err, "atlas: write without an open writer");
+    int rc = w->sd < 0 ? gi_fail(err, "%s: the atlas was created without /uncertainty", w->tmp_path)
+                       : check_block(w, g0, ng, z0, nzb, sd, err);
+    if (gi_dist_agree(w->comm, rc, err) != 0)
+        return -1;
+    gi_h5_printer printer = gi_h5_quiet();
+    hsize_t start[4] = { (hsize_t)g0, (hsize_t)z0, 0, 0 };
+    hsize_t count[4] = { (hsize_t)ng, (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
+    rc = write_block(w, w->sd, "uncertainty", 4, start, count, nzb == 0, H5T_NATIVE_FLOAT, sd, err);
+    if (rc == 0 && nzb > 0)
+        digest_written(w, "uncertainty", g0, ng, z0, nzb, sd, w->sd_h, w->sd_n);
+    gi_h5_loud(printer);
+    return rc;
+}
+
+int gi_atlas_write_distance(gi_atlas_writer *w, int z0, int nzb, const float *dist, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!w)
+        return gi_fail(err, "atlas: write without an open writer");
+    int rc = w->dist < 0 ? gi_fail(err, "%s: the atlas was created without /distance", w->tmp_path)
+                         : check_block(w, 0, 1, z0, nzb, dist, err);
+    if (gi_dist_agree(w->comm, rc, err) != 0)
+        return -1;
+    gi_h5_printer printer = gi_h5_quiet();
+    hsize_t start[3] = { (hsize_t)z0, 0, 0 };
+    hsize_t count[3] = { (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
+    rc = write_block(w, w->dist, "distance", 3, start, count, nzb == 0, H5T_NATIVE_FLOAT, dist, err);
+    gi_h5_loud(printer);
+    return rc;
+}
+
 int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *expr,
                          const unsigned char *mask, gi_err *err)
 {
@@ -377,14 +508,7 @@ int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, co
         err = &local;
     if (!w)
         return gi_fail(err, "atlas: write without an open writer");
-    int rc = 0;
-    if (nzb < 0 || z0 < 0 || z0 > w->nz - nzb)
-        rc = gi_fail(err, "%s: slices %d..%d are outside the grid's 0..%d", w->tmp_path, z0, z0 + nzb - 1,
-                     w->nz - 1);
-    else if (ng < 1 || g0 < 0 || g0 > w->n_genes - ng)
-        rc = gi_fail(err, "%s: genes %d..%d are outside 0..%d", w->tmp_path, g0, g0 + ng - 1, w->n_genes - 1);
-    else if (nzb > 0 && !expr)
-        rc = gi_fail(err, "%s: no data given for slices %d..%d", w->tmp_path, z0, z0 + nzb - 1);
+    int rc = check_block(w, g0, ng, z0, nzb, expr, err);
     /* Whether /mask is written must be the same on every rank (it is a
      * collective call): it is, when mask is given on all or none. */
     int with_mask = mask != NULL || nzb == 0, all_mask;
@@ -399,18 +523,8 @@ int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, co
     hsize_t mstart[3] = { (hsize_t)z0, 0, 0 };
     hsize_t mcount[3] = { (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
     rc = write_block(w, w->expr, "expression", 4, estart, ecount, empty, H5T_NATIVE_FLOAT, expr, err);
-    if (rc == 0 && !empty) {
-        size_t slice = (size_t)w->ny * (size_t)w->nx;
-        hsize_t sdims[2] = { (hsize_t)w->ny, (hsize_t)w->nx };
-        for (int g = 0; g < ng; g++)
-            for (int k = 0; k < nzb; k++)
-                gi_h5_slice_digest("expression", g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
-                                   expr + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *expr,
-                                   w->slice_h + 2 * ((size_t)(g0 + g) * (size_t)w->nz + (size_t)(z0 + k)));
-        for (int g = 0; g < ng; g++)
-            for (int k = 0; k < nzb; k++)
-                w->slice_n[(size_t)(g0 + g) * (size_t)w->nz + (size_t)(z0 + k)]++;
-    }
+    if (rc == 0 && !empty)
+        digest_written(w, "expression", g0, ng, z0, nzb, expr, w->slice_h, w->slice_n);
     if (rc == 0 && all_mask)
         rc = write_block(w, w->mask, "mask", 3, mstart, mcount, empty, H5T_NATIVE_UCHAR, mask, err);
     gi_h5_loud(printer);
@@ -435,19 +549,36 @@ int gi_atlas_write_slices(gi_atlas_writer *w, int z0, int nzb, const float *expr
 
 /* ---- writer: serial metadata phase (rank 0) ----------------------------- */
 
-static int put_affine(hid_t file, const char *where, const double *affine, gi_err *err)
+/* /name, float64 [rows][cols] (contiguous). */
+static int put_matrix(hid_t file, const char *where, const char *name, int rows, int cols, const double *v,
+                      gi_err *err)
 {
-    hsize_t dims[2] = { 4, 4 };
+    hsize_t dims[2] = { (hsize_t)rows, (hsize_t)cols };
     hid_t space = H5Screate_simple(2, dims, NULL), dset = -1;
     int rc = 0;
     if (space < 0 ||
-        (dset = H5Dcreate2(file, "affine", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, affine) < 0)
-        rc = gi_h5_fail(err, "%s: cannot write /affine", where);
+        (dset = H5Dcreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
+        rc = gi_h5_fail(err, "%s: cannot write /%s", where, name);
     if (dset >= 0 && H5Dclose(dset) < 0 && rc == 0)
-        rc = gi_h5_fail(err, "%s: cannot write /affine", where);
+        rc = gi_h5_fail(err, "%s: cannot write /%s", where, name);
     if (space >= 0)
         H5Sclose(space);
+    return rc;
+}
+
+/* Attributes of dataset name. */
+static int put_dataset_attrs(hid_t file, const char *where, const char *name, const char *units, const char *what,
+                             gi_err *err)
+{
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return gi_h5_fail(err, "%s: cannot reopen /%s", where, name);
+    int rc = (units && gi_h5_put_attr_str(d, where, "units", units, err) != 0) ||
+                     (what && gi_h5_put_attr_str(d, where, "what", what, err) != 0)
+                 ? -1
+                 : 0;
+    H5Dclose(d);
     return rc;
 }
 
@@ -469,9 +600,12 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
     gmtime_r(&now, &utc);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
 
+    char layout[sizeof ATLAS_LAYOUT + sizeof ATLAS_LAYOUT_SD + sizeof ATLAS_LAYOUT_SAMPLES];
+    snprintf(layout, sizeof layout, "%s%s%s", ATLAS_LAYOUT, w->uncertainty ? ATLAS_LAYOUT_SD : "",
+             w->distance || w->n_samples > 0 ? ATLAS_LAYOUT_SAMPLES : "");
     hid_t expr = -1;
     int rc = 0;
-    if (put_affine(file, where, w->affine, err) != 0 ||
+    if (put_matrix(file, where, "affine", 4, 4, w->affine, err) != 0 ||
         gi_h5_put_strings(file, where, "genes", w->genes, w->n_genes, 0, err) != 0 ||
         gi_h5_put_strings(file, where, "donors", w->donors, w->n_donors, 0, err) != 0 ||
         gi_h5_put_attr_str(file, where, "geneinr_version", GENEINR_VERSION, err) != 0 ||
@@ -479,7 +613,18 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
         (w->config_yaml && gi_h5_put_attr_str(file, where, "config", w->config_yaml, err) != 0) ||
         (w->rendered_for && gi_h5_put_attr_str(file, where, "rendered_for", w->rendered_for, err) != 0) ||
         gi_h5_put_attr_str(file, where, "kind", w->kind, err) != 0 ||
-        gi_h5_put_attr_str(file, where, "layout", ATLAS_LAYOUT, err) != 0)
+        gi_h5_put_attr_str(file, where, "layout", layout, err) != 0)
+        rc = -1;
+    else if (w->n_samples > 0 &&
+             (put_matrix(file, where, "sample_mni", w->n_samples, 3, w->sample_mni, err) != 0 ||
+              gi_h5_put_strings(file, where, "sample_donor", w->sample_donor, w->n_samples, 0, err) != 0 ||
+              (w->sample_source && gi_h5_put_attr_str(file, where, "sample_source", w->sample_source, err) != 0)))
+        rc = -1;
+    else if (w->uncertainty && put_dataset_attrs(file, where, "uncertainty", w->units, w->uncertainty_what, err) != 0)
+        rc = -1;
+    else if (w->distance &&
+             put_dataset_attrs(file, where, "distance", "mm", "distance from the voxel centre (MNI mm) to the nearest "
+                               "sample of /sample_mni", err) != 0)
         rc = -1;
     else if ((expr = H5Dopen2(file, "expression", H5P_DEFAULT)) < 0)
         rc = gi_h5_fail(err, "%s: cannot reopen /expression", where);
@@ -490,10 +635,10 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
         H5Dclose(expr);
     /* Content hashes of every dataset, /expression gene by gene as well, so
      * that a reader checks each gene it reads (h5_seal.h). */
-    if (rc == 0)
-    {
-        gi_h5_slices known = { w->n_genes, w->nz, w->slice_h };
-        rc = gi_h5_seal(file, where, "expression", &known, err);
+    if (rc == 0) {
+        static const char *const by_rows[] = { "expression", "uncertainty" };
+        gi_h5_slices known[2] = { { w->n_genes, w->nz, w->slice_h }, { w->n_genes, w->nz, w->sd_h } };
+        rc = gi_h5_seal_rows(file, where, w->uncertainty ? 2 : 1, by_rows, known, err);
     }
     if (rc == 0 && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
         rc = gi_h5_fail(err, "%s: cannot write the metadata to disk (disk full?)", where);
@@ -505,6 +650,26 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
     if (H5Fclose(file) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot close after adding metadata", where);
     return rc;
+}
+
+/* Collective: every piece's digest h to rank 0 (one writer each: the others
+ * hold zeros, so the XOR is that writer's digest; pieces written other than
+ * once, by the counts n, are read back by the seal instead). */
+static void gather_digests(gi_atlas_writer *w, uint64_t *h, uint32_t *cnt)
+{
+    size_t np = (size_t)w->n_genes * (size_t)w->nz, n = np * 2, step = (size_t)1 << 30;
+    for (size_t i = 0; i < n; i += step) {
+        int c = (int)(n - i < step ? n - i : step);
+        MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : (void *)(h + i), h + i, c, MPI_UINT64_T, MPI_BXOR, 0, w->comm);
+    }
+    for (size_t i = 0; i < np; i += step) {
+        int c = (int)(np - i < step ? np - i : step);
+        MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : (void *)(cnt + i), cnt + i, c, MPI_UINT32_T, MPI_SUM, 0, w->comm);
+    }
+    if (w->rank == 0)
+        for (size_t i = 0; i < np; i++)
+            if (cnt[i] != 1)
+                h[2 * i] = h[2 * i + 1] = 0;   /* unknown: the seal reads it */
 }
 
 int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
@@ -528,24 +693,9 @@ int gi_atlas_finish(gi_atlas_writer *w, gi_err *err)
     }
     rc = gi_dist_agree(w->comm, writer_close_parallel(w, err), err);
     if (rc == 0) {
-        /* Every piece's digest to rank 0 (one writer each: the others hold
-         * zeros, so the XOR is that writer's digest; pieces written other
-         * than once are read back instead). */
-        size_t np = (size_t)w->n_genes * (size_t)w->nz, n = np * 2, step = (size_t)1 << 30;
-        for (size_t i = 0; i < n; i += step) {
-            int c = (int)(n - i < step ? n - i : step);
-            MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : (void *)(w->slice_h + i), w->slice_h + i, c, MPI_UINT64_T,
-                       MPI_BXOR, 0, w->comm);
-        }
-        for (size_t i = 0; i < np; i += step) {
-            int c = (int)(np - i < step ? np - i : step);
-            MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : (void *)(w->slice_n + i), w->slice_n + i, c, MPI_UINT32_T,
-                       MPI_SUM, 0, w->comm);
-        }
-        if (w->rank == 0)
-            for (size_t i = 0; i < np; i++)
-                if (w->slice_n[i] != 1)
-                    w->slice_h[2 * i] = w->slice_h[2 * i + 1] = 0;   /* unknown: the seal reads it */
+        gather_digests(w, w->slice_h, w->slice_n);
+        if (w->uncertainty)
+            gather_digests(w, w->sd_h, w->sd_n);
         int rc0 = 0;
         if (w->rank == 0) {
             rc0 = write_metadata(w, err);
@@ -673,9 +823,34 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
         return -1;
     /* Content hashes: everything but /expression now, each gene of it when
      * it is read (gi_atlas_read_gene). Atlases written before them: sealed 0. */
+    a->has_uncertainty = H5Lexists(file, "uncertainty", H5P_DEFAULT) > 0;
+    a->has_distance = H5Lexists(file, "distance", H5P_DEFAULT) > 0;
+    if (a->has_uncertainty) {
+        hid_t u = H5Dopen2(file, "uncertainty", H5P_DEFAULT);
+        hid_t us = u >= 0 ? H5Dget_space(u) : -1;
+        hsize_t udims[4] = { 0, 0, 0, 0 };
+        int uok = us >= 0 && H5Sget_simple_extent_ndims(us) == 4 && H5Sget_simple_extent_dims(us, udims, NULL) == 4 &&
+                  memcmp(udims, dims, sizeof dims) == 0;
+        if (us >= 0)
+            H5Sclose(us);
+        if (u >= 0)
+            H5Dclose(u);
+        if (!uok)
+            return gi_fail(err, "%s: /uncertainty does not have the shape of /expression", path);
+    }
+    if (H5Lexists(file, "sample_mni", H5P_DEFAULT) > 0) {
+        long long n = gi_h5_dataset_len(file, "sample_mni");
+        if (n < 0 || n % 3 != 0 || n / 3 > INT32_MAX)
+            return gi_fail(err, "%s: /sample_mni is not [n][3]", path);
+        a->n_samples = (int)(n / 3);
+    }
+    /* The two per-gene datasets are checked a gene at a time as they are read
+     * (or all by gi_atlas_verify): reading them whole here would read the atlas. */
+    static const char *const by_rows[] = { "expression", "uncertainty" };
     gi_h5_seal_check chk;
-    if (gi_h5_verify(file, path, "expression", &chk, err) != 0 ||
-        gi_h5_rows_load(file, path, "expression", &a->rows, err) != 0)
+    if (gi_h5_verify_skip(file, path, 2, by_rows, &chk, err) != 0 ||
+        gi_h5_rows_load(file, path, "expression", &a->rows, err) != 0 ||
+        (a->has_uncertainty && gi_h5_rows_load(file, path, "uncertainty", &a->sd_rows, err) != 0))
         return -1;
     a->sealed = chk.sealed;
     return 0;
@@ -699,14 +874,16 @@ int gi_atlas_open(gi_atlas *a, const char *path, gi_err *err)
     return rc;
 }
 
-static int gene_damaged(gi_err *err, const char *path, const gi_atlas *a, int g)
+static int gene_damaged(gi_err *err, const char *path, const gi_atlas *a, const char *name, int g)
 {
-    return gi_fail(err, "%s: gene %s (/expression[%d]) does not match its content hash (zeroed, replaced, or copied "
+    return gi_fail(err, "%s: gene %s (/%s[%d]) does not match its content hash (zeroed, replaced, or copied "
                    "from another file): the atlas is damaged; use an intact copy or render it again", path,
-                   a->genes[g], g);
+                   a->genes[g], name, g);
 }
 
-int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
+/* Gene g of a per-gene dataset (/expression or /uncertainty), checked against
+ * its row hash. */
+static int read_row(const gi_atlas *a, const char *name, const gi_h5_rows *rows, int g, float *vol, gi_err *err)
 {
     gi_err local;
     if (!err)
@@ -725,17 +902,17 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
     }
     hsize_t start[4] = { (hsize_t)g, 0, 0, 0 };
     hsize_t count[4] = { 1, (hsize_t)a->nz, (hsize_t)a->ny, (hsize_t)a->nx };
-    hid_t d = H5Dopen2(file, "expression", H5P_DEFAULT);
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
     hid_t fspace = d >= 0 ? H5Dget_space(d) : -1;
     hid_t mspace = H5Screate_simple(3, count + 1, NULL);
     int rc = 0;
     if (d < 0 || fspace < 0 || mspace < 0 ||
         H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, vol) < 0)
-        rc = gi_h5_fail(err, "%s: cannot read gene %d (%s) from /expression", path, g, a->genes[g]);
-    if (rc == 0 && gi_h5_rows_check(&a->rows, path, "expression", g, H5T_NATIVE_FLOAT, 3, count + 1, vol,
+        rc = gi_h5_fail(err, "%s: cannot read gene %d (%s) from /%s", path, g, a->genes[g], name);
+    if (rc == 0 && gi_h5_rows_check(rows, path, name, g, H5T_NATIVE_FLOAT, 3, count + 1, vol,
                                     sizeof(float) * (size_t)a->nz * (size_t)a->ny * (size_t)a->nx, err) != 0)
-        rc = gene_damaged(err, path, a, g);
+        rc = gene_damaged(err, path, a, name, g);
     if (mspace >= 0)
         H5Sclose(mspace);
     if (fspace >= 0)
@@ -746,25 +923,94 @@ int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
     return rc;
 }
 
-/* Every gene, read a block of whole chunks at a time (the genes of one chunk
- * x as many z-slices as fit in ~64 MB), so each chunk is decompressed once
- * even when a chunk holds several genes (reading gene by gene would
- * decompress each chunk once per gene in it). */
-int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
+int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
+{
+    return read_row(a, "expression", a ? &a->rows : NULL, g, vol, err);
+}
+
+int gi_atlas_read_sd(const gi_atlas *a, int g, float *vol, gi_err *err)
 {
     gi_err local;
     if (!err)
         err = &local;
-    *n_checked = 0;
+    if (a && a->file_id > 0 && !a->has_uncertainty) {
+        char path[1024] = "atlas";
+        H5Fget_name((hid_t)a->file_id, path, sizeof path);
+        return gi_fail(err, "%s: the atlas has no /uncertainty (rendered without render.uncertainty)", path);
+    }
+    return read_row(a, "uncertainty", a ? &a->sd_rows : NULL, g, vol, err);
+}
+
+int gi_atlas_read_distance(const gi_atlas *a, float *vol, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!a || a->file_id <= 0 || !vol)
+        return gi_fail(err, "atlas: reading /distance from an atlas that is not open (or into no buffer)");
+    gi_h5_printer printer = gi_h5_quiet();
+    char path[1024] = "atlas";
+    H5Fget_name((hid_t)a->file_id, path, sizeof path);
+    int rc;
+    if (!a->has_distance) {
+        rc = gi_fail(err, "%s: the atlas has no /distance (rendered without render.uncertainty)", path);
+    } else {
+        hsize_t dims[3] = { (hsize_t)a->nz, (hsize_t)a->ny, (hsize_t)a->nx };
+        rc = read_exact((hid_t)a->file_id, path, "distance", 3, dims, H5T_NATIVE_FLOAT, vol, err);
+    }
+    gi_h5_loud(printer);
+    return rc;
+}
+
+int gi_atlas_read_samples(const gi_atlas *a, int *n, double **mni, char ***donor, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    *n = 0;
+    *mni = NULL;
+    *donor = NULL;
     if (!a || a->file_id <= 0)
-        return gi_fail(err, "atlas: verifying an atlas that is not open");
-    if (!a->sealed)
+        return gi_fail(err, "atlas: reading the samples of an atlas that is not open");
+    if (a->n_samples == 0)
         return 0;
     gi_h5_printer printer = gi_h5_quiet();
     char path[1024] = "atlas";
     hid_t file = (hid_t)a->file_id;
     H5Fget_name(file, path, sizeof path);
-    hid_t d = H5Dopen2(file, "expression", H5P_DEFAULT);
+    hsize_t dims[2] = { (hsize_t)a->n_samples, 3 };
+    double *m = malloc(sizeof *m * 3 * (size_t)a->n_samples);
+    char **d = NULL;
+    int nd = 0;
+    int rc = m ? read_exact(file, path, "sample_mni", 2, dims, H5T_NATIVE_DOUBLE, m, err)
+               : gi_fail(err, "%s: out of memory for %d samples", path, a->n_samples);
+    if (rc == 0)
+        rc = read_name_list(file, path, "sample_donor", &d, &nd, err);
+    if (rc == 0 && nd != a->n_samples)
+        rc = gi_fail(err, "%s: /sample_donor has %d names for %d samples in /sample_mni", path, nd, a->n_samples);
+    gi_h5_loud(printer);
+    if (rc != 0) {
+        free(m);
+        gi_h5_free_strings(d, nd);
+        return -1;
+    }
+    *n = a->n_samples;
+    *mni = m;
+    *donor = d;
+    return 0;
+}
+
+/* Every gene of a per-gene dataset, read a block of whole chunks at a time
+ * (the genes of one chunk x as many z-slices as fit in ~64 MB), so each chunk
+ * is decompressed once even when a chunk holds several genes (reading gene
+ * by gene would decompress each chunk once per gene in it). */
+static int verify_rows(const gi_atlas *a, const char *name, const gi_h5_rows *rows, int *n_checked, gi_err *err)
+{
+    gi_h5_printer printer = gi_h5_quiet();
+    char path[1024] = "atlas";
+    hid_t file = (hid_t)a->file_id;
+    H5Fget_name(file, path, sizeof path);
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
     hid_t dcpl = d >= 0 ? H5Dget_create_plist(d) : -1;
     hsize_t chunk[4] = { 1, 1, 1, 1 };
     if (dcpl >= 0 && H5D_CHUNKED == H5Pget_layout(dcpl))
@@ -780,7 +1026,7 @@ int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
         zb = (size_t)a->nz;
     float *buf = malloc(sizeof *buf * (size_t)cg * zb * slice);
     uint64_t *sl = malloc(sizeof *sl * 2 * (size_t)cg * (size_t)a->nz);
-    int rc = d < 0 ? gi_h5_fail(err, "%s: cannot open /expression", path)
+    int rc = d < 0 ? gi_h5_fail(err, "%s: cannot open /%s", path, name)
                    : !buf || !sl ? gi_fail(err, "%s: out of memory to verify", path) : 0;
     hsize_t sdims[2] = { (hsize_t)a->ny, (hsize_t)a->nx };
     hsize_t rdims[3] = { (hsize_t)a->nz, (hsize_t)a->ny, (hsize_t)a->nx };
@@ -793,21 +1039,21 @@ int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
             hid_t fs = H5Dget_space(d), ms = H5Screate_simple(4, count, NULL);
             if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
                 H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) < 0)
-                rc = gi_h5_fail(err, "%s: cannot read genes %d..%d of /expression", path, g0, g0 + ng - 1);
+                rc = gi_h5_fail(err, "%s: cannot read genes %d..%d of /%s", path, g0, g0 + ng - 1, name);
             if (fs >= 0)
                 H5Sclose(fs);
             if (ms >= 0)
                 H5Sclose(ms);
             for (int g = 0; rc == 0 && g < ng; g++)
                 for (int k = 0; k < nzb; k++)
-                    gi_h5_slice_digest("expression", g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
+                    gi_h5_slice_digest(name, g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
                                        buf + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *buf,
                                        sl + 2 * ((size_t)g * (size_t)a->nz + (size_t)(z0 + k)));
         }
         for (int g = 0; rc == 0 && g < ng; g++) {
-            if (gi_h5_rows_check_slices(&a->rows, path, "expression", g0 + g, H5T_NATIVE_FLOAT, 3, rdims,
+            if (gi_h5_rows_check_slices(rows, path, name, g0 + g, H5T_NATIVE_FLOAT, 3, rdims,
                                         sl + 2 * (size_t)g * (size_t)a->nz, err) != 0)
-                rc = gene_damaged(err, path, a, g0 + g);
+                rc = gene_damaged(err, path, a, name, g0 + g);
             else
                 (*n_checked)++;
         }
@@ -818,6 +1064,22 @@ int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
         H5Dclose(d);
     gi_h5_loud(printer);
     return rc;
+}
+
+int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    *n_checked = 0;
+    if (!a || a->file_id <= 0)
+        return gi_fail(err, "atlas: verifying an atlas that is not open");
+    if (!a->sealed)
+        return 0;
+    /* /expression, then /uncertainty: *n_checked counts the genes of both */
+    if (verify_rows(a, "expression", &a->rows, n_checked, err) != 0)
+        return -1;
+    return a->has_uncertainty ? verify_rows(a, "uncertainty", &a->sd_rows, n_checked, err) : 0;
 }
 
 int gi_atlas_gene_index(const gi_atlas *a, const char *name)
@@ -847,5 +1109,6 @@ void gi_atlas_close(gi_atlas *a)
     free(a->config_yaml);
     free(a->version);
     gi_h5_rows_free(&a->rows);
+    gi_h5_rows_free(&a->sd_rows);
     memset(a, 0, sizeof *a);
 }

@@ -402,14 +402,52 @@ static int put_hash_attr(hid_t file, const char *where, const char *name, const 
 
 /* ---- sealing ---------------------------------------------------------------- */
 
+/* The row-hash table NAME_xxh3_rows of a dataset sealed by rows: content_id
+ * + row(r) for each row, itself sealed. */
+static int put_rows_table(hid_t file, const char *where, const char *rows_of, const digest *id, const digest *rows,
+                          long n_rows, gi_err *err)
+{
+    int rc = 0;
+    char table[512];
+    snprintf(table, sizeof table, "%s%s", rows_of, GI_SEAL_ROWS_SUFFIX);
+    uint64_t *flat = malloc(sizeof *flat * 2 * (size_t)(n_rows > 0 ? n_rows : 1));
+    if (!flat)
+        rc = gi_fail(err, "%s: out of memory", where);
+    for (long r = 0; rc == 0 && r < n_rows; r++) {
+        digest h = keyed(id, &rows[r]);
+        memcpy(&flat[2 * r], h.b, 16);
+    }
+    if (rc == 0 && H5Lexists(file, table, H5P_DEFAULT) > 0 && H5Ldelete(file, table, H5P_DEFAULT) < 0)
+        rc = gi_h5_fail(err, "%s: cannot replace /%s", where, table);
+    if (rc == 0)
+        rc = gi_h5_put_array(file, where, table, H5T_NATIVE_UINT64, flat, 2 * (hsize_t)n_rows,
+                             GI_H5_NO_TIMES | GI_H5_CHECKSUM, err);
+    free(flat);
+    digest td;
+    if (rc == 0)
+        rc = digest_named(file, where, table, &td, err);
+    if (rc == 0) {
+        digest h = keyed(id, &td);
+        rc = put_hash_attr(file, where, table, &h, err);
+    }
+    return rc;
+}
+
 int gi_h5_seal(hid_t file, const char *where, const char *rows_of, const gi_h5_slices *known, gi_err *err)
+{
+    return gi_h5_seal_rows(file, where, rows_of ? 1 : 0, &rows_of, known, err);
+}
+
+int gi_h5_seal_rows(hid_t file, const char *where, int n_by_rows, const char *const *rows_of,
+                    const gi_h5_slices *known, gi_err *err)
 {
     name_list l;
     if (list_datasets(file, where, &l, err) != 0)
         return -1;
-    digest *d = calloc((size_t)(l.n > 0 ? l.n : 1), sizeof *d), *rows = NULL;
-    long n_rows = 0;
-    int rc = d ? 0 : gi_fail(err, "%s: out of memory", where);
+    digest *d = calloc((size_t)(l.n > 0 ? l.n : 1), sizeof *d);
+    digest **rows = calloc((size_t)(n_by_rows > 0 ? n_by_rows : 1), sizeof *rows);
+    long *n_rows = calloc((size_t)(n_by_rows > 0 ? n_by_rows : 1), sizeof *n_rows);
+    int rc = d && rows && n_rows ? 0 : gi_fail(err, "%s: out of memory", where);
     XXH3_state_t *s = XXH3_createState();
     if (!s && rc == 0)
         rc = gi_fail(err, "%s: out of memory", where);
@@ -420,20 +458,23 @@ int gi_h5_seal(hid_t file, const char *where, const char *rows_of, const gi_h5_s
     for (int i = 0; rc == 0 && i < l.n; i++) {
         if (is_rows_table(l.names[i]))
             continue;
-        int want_rows = rows_of && strcmp(l.names[i], rows_of) == 0;
-        if (want_rows) {
+        int want = -1;
+        for (int j = 0; j < n_by_rows; j++)
+            if (rows_of[j] && strcmp(l.names[i], rows_of[j]) == 0)
+                want = j;
+        if (want >= 0) {
             hid_t ds = H5Dopen2(file, l.names[i], H5P_DEFAULT);
             hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
             hsize_t dims[H5S_MAX_RANK] = { 0 };
             if (sp >= 0 && H5Sget_simple_extent_ndims(sp) > 0)
                 H5Sget_simple_extent_dims(sp, dims, NULL);
-            n_rows = (long)dims[0];
+            n_rows[want] = (long)dims[0];
             if (ds < 0 || sp < 0)
                 rc = gi_h5_fail(err, "%s: cannot open /%s", where, l.names[i]);
-            else if (!(rows = calloc((size_t)(n_rows > 0 ? n_rows : 1), sizeof *rows)))
+            else if (!(rows[want] = calloc((size_t)(n_rows[want] > 0 ? n_rows[want] : 1), sizeof **rows)))
                 rc = gi_fail(err, "%s: out of memory", where);
             if (rc == 0)
-                rc = digest_by_rows(ds, where, l.names[i], known, &d[i], rows, err);
+                rc = digest_by_rows(ds, where, l.names[i], known ? &known[want] : NULL, &d[i], rows[want], err);
             if (sp >= 0)
                 H5Sclose(sp);
             if (ds >= 0)
@@ -461,35 +502,18 @@ int gi_h5_seal(hid_t file, const char *where, const char *rows_of, const gi_h5_s
         digest h = keyed(&id, &d[i]);
         rc = put_hash_attr(file, where, l.names[i], &h, err);
     }
-    if (rc == 0 && rows_of) {
-        if (!rows)
-            rc = gi_fail(err, "%s: no /%s to hash by rows", where, rows_of);
-        char table[512];
-        snprintf(table, sizeof table, "%s%s", rows_of, GI_SEAL_ROWS_SUFFIX);
-        uint64_t *flat = rc == 0 ? malloc(sizeof *flat * 2 * (size_t)(n_rows > 0 ? n_rows : 1)) : NULL;
-        if (rc == 0 && !flat)
-            rc = gi_fail(err, "%s: out of memory", where);
-        for (long r = 0; rc == 0 && r < n_rows; r++) {
-            digest h = keyed(&id, &rows[r]);
-            memcpy(&flat[2 * r], h.b, 16);
-        }
-        if (rc == 0 && H5Lexists(file, table, H5P_DEFAULT) > 0 && H5Ldelete(file, table, H5P_DEFAULT) < 0)
-            rc = gi_h5_fail(err, "%s: cannot replace /%s", where, table);
-        if (rc == 0)
-            rc = gi_h5_put_array(file, where, table, H5T_NATIVE_UINT64, flat, 2 * (hsize_t)n_rows,
-                                 GI_H5_NO_TIMES | GI_H5_CHECKSUM, err);
-        free(flat);
-        digest td;
-        if (rc == 0)
-            rc = digest_named(file, where, table, &td, err);
-        if (rc == 0) {
-            digest h = keyed(&id, &td);
-            rc = put_hash_attr(file, where, table, &h, err);
-        }
+    for (int j = 0; rc == 0 && j < n_by_rows; j++) {
+        if (!rows[j])
+            rc = gi_fail(err, "%s: no /%s to hash by rows", where, rows_of[j] ? rows_of[j] : "(null)");
+        else
+            rc = put_rows_table(file, where, rows_of[j], &id, rows[j], n_rows[j], err);
     }
     if (s)
         XXH3_freeState(s);
+    for (int j = 0; rows && j < n_by_rows; j++)
+        free(rows[j]);
     free(rows);
+    free(n_rows);
     free(d);
     free_list(&l);
     return rc;
@@ -550,6 +574,12 @@ static int check_one(hid_t file, const char *where, const char *name, const dige
 
 int gi_h5_verify(hid_t file, const char *where, const char *skip, gi_h5_seal_check *out, gi_err *err)
 {
+    return gi_h5_verify_skip(file, where, skip ? 1 : 0, &skip, out, err);
+}
+
+int gi_h5_verify_skip(hid_t file, const char *where, int n_skip, const char *const *skip, gi_h5_seal_check *out,
+                      gi_err *err)
+{
     gi_h5_seal_check local;
     if (!out)
         out = &local;
@@ -565,7 +595,10 @@ int gi_h5_verify(hid_t file, const char *where, const char *skip, gi_h5_seal_che
         return -1;
     int rc = 0;
     for (int i = 0; rc == 0 && i < l.n; i++) {
-        if (skip && strcmp(l.names[i], skip) == 0)
+        int skipped = 0;
+        for (int j = 0; j < n_skip; j++)
+            skipped |= skip[j] && strcmp(l.names[i], skip[j]) == 0;
+        if (skipped)
             continue;
         rc = check_one(file, where, l.names[i], &id, err);
         if (rc == 0)

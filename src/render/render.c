@@ -28,7 +28,9 @@
 #include "geneinr/manifest.h"
 #include "geneinr/method.h"
 #include "geneinr/nifti.h"
+#include "geneinr/samples.h"
 #include "geneinr/stop.h"
+#include "geneinr/uncertainty.h"
 
 /* Voxels per predict call of a baseline, and of a model with a prior or an
  * ensemble (which predicts in passes of 1024 inside); a single network takes
@@ -56,6 +58,24 @@ typedef struct source {
     int *labels;
     long *where;
     double *mm;              /* [batch][3] the slice walk's scratch */
+    /* The samples /distance measures to and the atlas records (n_samples 0:
+     * data.samples not set): the baseline's dataset's, or read here (INR). */
+    gi_samples smp;
+    int have_smp;
+    int n_samples;
+    const float *sample_mni; /* [n][3] */
+    double *sample_mni64;    /* the same as written */
+    const char **sample_donor;
+    gi_knn knn;
+    int have_knn;
+    /* render.uncertainty: */
+    int sd;                  /* 1: the SD is rendered */
+    gi_sd_lattice lat;       /* the smooth part's lattice (step >= 2) */
+    int have_lat;
+    float *q, *sdp, *dist;   /* [batch] q, [batch][group] SD, [batch] distance */
+    int *vox;                /* [batch][3] voxel indices */
+    double t_lattice, t_sd, t_dist;   /* this rank's seconds in the lattice, the SD per voxel, /distance */
+    char sd_what[448];
 } source;
 
 static void source_free(source *s)
@@ -71,6 +91,18 @@ static void source_free(source *s)
     free(s->labels);
     free(s->where);
     free(s->mm);
+    if (s->have_smp)
+        gi_samples_free(&s->smp);
+    free(s->sample_mni64);
+    free(s->sample_donor);
+    if (s->have_knn)
+        gi_knn_free(&s->knn);
+    if (s->have_lat)
+        gi_sd_lattice_free(&s->lat);
+    free(s->q);
+    free(s->sdp);
+    free(s->dist);
+    free(s->vox);
 }
 
 /* The anatomy image must hold the label set the checkpoint was trained with,
@@ -202,6 +234,81 @@ static int setup_baseline(source *s, gi_err *err)
     return 0;
 }
 
+/* The samples of data.samples (every row: with train.ensemble each member
+ * holds out other validation samples, so together they see them all), for
+ * /distance and for the counts per region that readers make from
+ * /sample_mni and /sample_donor. A baseline has them in its dataset; the INR
+ * reads the table (the genes of data.genes only, to keep it small). */
+static int setup_samples(source *s, gi_err *err)
+{
+    const gi_config *c = s->c;
+    const gi_samples *sm = NULL;
+    if (s->have_d) {
+        sm = &s->d.s;
+    } else if (c->data.samples[0]) {
+        if (gi_samples_read_csv_genes(&s->smp, c->data.samples, c->data.genes, err) != 0)
+            return gi_fail_prefix(err, "data.samples (the samples /distance measures to)");
+        s->have_smp = 1;
+        sm = &s->smp;
+    } else if (c->render.uncertainty) {
+        return gi_fail(err, "render.uncertainty: data.samples is not set (the samples /distance measures to)");
+    } else {
+        return 0;
+    }
+    if (sm->n < 1)
+        return 0;
+    s->n_samples = sm->n;
+    s->sample_mni = sm->mni;
+    s->sample_mni64 = malloc(sizeof(double) * 3 * (size_t)sm->n);
+    s->sample_donor = malloc(sizeof(char *) * (size_t)sm->n);
+    if (!s->sample_mni64 || !s->sample_donor)
+        return gi_fail(err, "out of memory for %d samples", sm->n);
+    for (int i = 0; i < sm->n; i++) {
+        for (int d = 0; d < 3; d++)
+            s->sample_mni64[3 * i + d] = sm->mni[3 * i + d];
+        s->sample_donor[i] = sm->donor_names[sm->donor[i]];
+    }
+    if (gi_knn_build(&s->knn, s->sample_mni, s->n_samples) != 0)
+        return gi_fail(err, "out of memory for the nearest-sample index of %d samples", s->n_samples);
+    s->have_knn = 1;
+    return 0;
+}
+
+/* render.uncertainty: the method must have an SD (refused before anything is
+ * rendered), and the lattice of its smooth part. */
+static int setup_sd(source *s, gi_err *err)
+{
+    const gi_config *c = s->c;
+    if (!c->render.uncertainty)
+        return 0;
+    if (!gi_method_has_sd(s->m))
+        return gi_fail(err, "render.uncertainty: render.method %s%s has no predictive SD (methods with one: kriging, "
+                       "regression_kriging, and inr trained with data.prior or train.ensemble > 1); set "
+                       "render.uncertainty: false", GI_METHOD_NAMES[c->render.method],
+                       c->render.method == GI_METHOD_INR ? " (a single network without data.prior)" : "");
+    s->sd = 1;
+    if (c->render.uncertainty_step >= 2) {
+        if (gi_sd_lattice_init(&s->lat, &s->mask, c->render.uncertainty_step, err) != 0)
+            return -1;
+        s->have_lat = 1;
+    }
+    /* The INR's calibration (method.h), said where the SD is read. */
+    char cal[160] = "";
+    double scale, raw, c50, c90;
+    int cal_n;
+    if (gi_method_inr_calibration(s->m, &scale, &raw, &cal_n, &c50, &c90) == 0)
+        snprintf(cal, sizeof cal, "; calibrated: scale %.4g (the validation's own %.4g) on %d validation values "
+                 "(coverage 50%% %.3f, 90%% %.3f)", scale, raw, cal_n, c50, c90);
+    if (c->render.uncertainty_step >= 2)
+        snprintf(s->sd_what, sizeof s->sd_what, "predictive SD of the map in /expression (%s), its smooth part "
+                 "computed on a lattice of every %d voxels and interpolated trilinearly (render.uncertainty_step)%s",
+                 s->what, c->render.uncertainty_step, cal);
+    else
+        snprintf(s->sd_what, sizeof s->sd_what, "predictive SD of the map in /expression (%s), exact at every "
+                 "voxel (render.uncertainty_step 1)%s", s->what, cal);
+    return 0;
+}
+
 static int setup(source *s, const char *checkpoint, gi_err *err)
 {
     const gi_config *c = s->c;
@@ -210,7 +317,8 @@ static int setup(source *s, const char *checkpoint, gi_err *err)
                        c->source[0] ? c->source : "config");
     if (gi_volume_read(&s->mask, c->render.mask, 1, err) != 0)
         return gi_fail_prefix(err, "render.mask");
-    if ((c->render.method == GI_METHOD_INR ? setup_inr(s, checkpoint, err) : setup_baseline(s, err)) != 0)
+    if ((c->render.method == GI_METHOD_INR ? setup_inr(s, checkpoint, err) : setup_baseline(s, err)) != 0 ||
+        setup_samples(s, err) != 0 || setup_sd(s, err) != 0)
         return -1;
     memset(s->prov.run.out, 0, sizeof s->prov.run.out);
     size_t B = (size_t)s->batch;
@@ -218,7 +326,12 @@ static int setup(source *s, const char *checkpoint, gi_err *err)
     s->labels = malloc(sizeof(int) * B);
     s->where = malloc(sizeof(long) * B);
     s->mm = malloc(sizeof(double) * 3 * B);
-    if (!s->pts || !s->labels || !s->where || !s->mm)
+    s->dist = malloc(sizeof(float) * B);
+    if (s->sd) {
+        s->q = malloc(sizeof(float) * B);
+        s->vox = malloc(sizeof(int) * 3 * B);
+    }
+    if (!s->pts || !s->labels || !s->where || !s->mm || !s->dist || (s->sd && (!s->q || !s->vox)))
         return gi_fail(err, "out of memory for render.batch_voxels = %d", s->batch);
     return 0;
 }
@@ -227,8 +340,8 @@ static int setup(source *s, const char *checkpoint, gi_err *err)
  * g0 .. g0+ng-1 and scatter them into buf ([ng][slices][ny][nx]). */
 typedef struct walk {
     source *s;
-    int g0, ng;
-    float *buf;
+    int z0, g0, ng;
+    const gi_render_bufs *b;
     size_t gene_stride;
 } walk;
 
@@ -248,22 +361,66 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
         for (int q = 0; q < w->ng; q++) {
             int g = w->g0 + q;
             float p = s->pred[(size_t)k * w->ng + q];
-            w->buf[q * w->gene_stride + where[k]] = s->mean ? p * s->std[g] + s->mean[g] : p;
+            w->b->expr[q * w->gene_stride + where[k]] = s->mean ? p * s->std[g] + s->mean[g] : p;
         }
+    if (w->b->sd) {
+        /* The smooth part interpolated at the voxels (exact: q NULL), then
+         * the rest of the SD exact per voxel; a baseline's SD is in
+         * standardised units, like its prediction. */
+        double t0 = MPI_Wtime();
+        const float *q = NULL;
+        if (s->have_lat) {
+            size_t nx = (size_t)s->mask.nx, plane = nx * (size_t)s->mask.ny;
+            for (int k = 0; k < nb; k++) {
+                s->vox[3 * k] = (int)(where[k] % nx);
+                s->vox[3 * k + 1] = (int)(where[k] % plane / nx);
+                s->vox[3 * k + 2] = w->z0 + (int)(where[k] / plane);
+            }
+            gi_sd_lattice_at(&s->lat, nb, s->vox, s->q);
+            q = s->q;
+        }
+        if (gi_method_predict_sd(s->m, nb, s->pts, s->have_anat ? label : NULL, q, w->g0, w->ng, s->sdp, err) != 0)
+            return -1;
+        for (int k = 0; k < nb; k++)
+            for (int j = 0; j < w->ng; j++) {
+                float v = s->sdp[(size_t)k * w->ng + j];
+                w->b->sd[j * w->gene_stride + where[k]] = s->std ? v * s->std[w->g0 + j] : v;
+            }
+        s->t_sd += MPI_Wtime() - t0;
+    }
+    if (w->b->dist) {
+        double t0 = MPI_Wtime();
+        gi_nearest_distance(&s->knn, nb, mm, s->dist);
+        for (int k = 0; k < nb; k++)
+            w->b->dist[where[k]] = s->dist[k];
+        s->t_dist += MPI_Wtime() - t0;
+    }
     return 0;
 }
 
 /* Slices [z0, z0 + nzb) of genes [g0, g0 + ng) into buf and mbuf (gi_render_block_fn). */
-static int render_block(void *ctx, int z0, int nzb, int g0, int ng, float *buf, unsigned char *mbuf, gi_err *err)
+static int render_block(void *ctx, int z0, int nzb, int g0, int ng, const gi_render_bufs *b, gi_err *err)
 {
     source *s = ctx;
     const gi_volume *v = &s->mask;
     size_t gene_stride = (size_t)v->nx * v->ny * nzb;
     for (size_t q = 0; q < gene_stride * ng; q++)
-        buf[q] = NAN;
-    walk w = {s, g0, ng, buf, gene_stride};
+        b->expr[q] = NAN;
+    if (b->sd)
+        for (size_t q = 0; q < gene_stride * ng; q++)
+            b->sd[q] = NAN;
+    if (b->dist)
+        for (size_t q = 0; q < gene_stride; q++)
+            b->dist[q] = NAN;
+    /* The lattice planes these slices interpolate from, each computed once
+     * per rank in its fixed order (uncertainty.h). */
+    double t0 = MPI_Wtime();
+    if (b->sd && s->have_lat && gi_sd_lattice_planes(&s->lat, s->m, z0, nzb, err) != 0)
+        return -1;
+    s->t_lattice += MPI_Wtime() - t0;
+    walk w = {s, z0, g0, ng, b, gene_stride};
     return gi_render_walk_slices(v, s->have_anat ? &s->anat : NULL, z0, nzb, s->batch, s->mm, s->labels, s->where,
-                                 mbuf, walk_batch, &w, err);
+                                 b->mask, walk_batch, &w, err);
 }
 
 /* Set-up agreed across ranks, map names checked before anything is rendered
@@ -281,8 +438,11 @@ static int prepare(source *s, MPI_Comm comm, const char *out_dir, const char *ch
         return -1;
     size_t per_gene, fixed;
     gi_method_predict_bytes(s->m, &per_gene, &fixed);
-    return gi_render_plan_make(&s->mask, comm, s->n_genes, c, sizeof(float) * (size_t)s->batch + per_gene, fixed,
-                               plan, err);
+    /* with the SD, a batch of SDs per gene too (predict_sd's own scratch is the method's) and the lattice */
+    size_t batch_bytes = sizeof(float) * (size_t)s->batch * (s->sd ? 2 : 1);
+    if (s->have_lat)
+        fixed += gi_sd_lattice_bytes(&s->mask, s->lat.step);
+    return gi_render_plan_make(&s->mask, comm, s->n_genes, c, batch_bytes + per_gene, fixed, plan, err);
 }
 
 /* The atlas's description of what it holds. */
@@ -299,11 +459,23 @@ static gi_atlas_writer *create_atlas(const source *s, MPI_Comm comm, const char 
         .config_yaml = yaml, .rendered_for = s->rendered_for, .kind = "atlas", .compress = s->c->render.compress,
         /* the slabs cover every slice, and every gene group is written for each */
         .every_slice_written = 1, .chunk_genes = s->c->render.chunk_genes,
+        .uncertainty = s->sd, .uncertainty_what = s->sd_what, .distance = s->n_samples > 0,
+        .n_samples = s->n_samples, .sample_mni = s->sample_mni64, .sample_donor = s->sample_donor,
+        .sample_source = s->n_samples > 0 ? s->c->data.samples : NULL,
     };
     memcpy(info.affine, v->affine, sizeof info.affine);
     gi_atlas_writer *w = gi_atlas_create(comm, path, &info, err);
     free(yaml);
     return w;
+}
+
+static void free_bufs(gi_render_bufs *b)
+{
+    free(b->expr);
+    free(b->mask);
+    free(b->sd);
+    free(b->dist);
+    memset(b, 0, sizeof *b);
 }
 
 int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *checkpoint,
@@ -324,14 +496,20 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         source_free(&s);
         return -1;
     }
+    double t_setup = MPI_Wtime() - t0;   /* the method's fit or load: said beside the uncertainty's share */
     const gi_volume *v = &s.mask;
     int G = s.n_genes;
     size_t plane = (size_t)v->nx * v->ny;
-    float *buf = malloc(plane * (size_t)plan.ng * sizeof(float) * (size_t)plan.k);
-    unsigned char *mbuf = malloc(plane * (size_t)plan.k);
+    size_t cells = plane * (size_t)plan.ng * (size_t)plan.k;
+    gi_render_bufs bufs = {malloc(cells * sizeof(float)), malloc(plane * (size_t)plan.k),
+                           s.sd ? malloc(cells * sizeof(float)) : NULL,
+                           s.n_samples > 0 ? malloc(plane * (size_t)plan.k * sizeof(float)) : NULL};
     s.pred = malloc(sizeof(float) * (size_t)s.batch * (size_t)plan.ng);
-    int rc = buf && mbuf && s.pred ? 0 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)",
-                                                 plan.k, plan.ng);
+    if (s.sd)
+        s.sdp = malloc(sizeof(float) * (size_t)s.batch * (size_t)plan.ng);
+    int rc = bufs.expr && bufs.mask && s.pred && (!s.sd || (bufs.sd && s.sdp)) && (s.n_samples == 0 || bufs.dist)
+                 ? 0
+                 : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", plan.k, plan.ng);
     /* Set-up has passed: this render replaces the folder's maps, so the
      * earlier render's files go now (rundir.h), not only those it rewrites.
      * A render that fails its set-up leaves the folder as it was. */
@@ -340,8 +518,7 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
                                  gi_manifest_claim_in(out_dir, ATLAS, 1, "render", err) != 0))
         rc = -1;
     if (gi_dist_agree(comm, rc, err) != 0) {
-        free(buf);
-        free(mbuf);
+        free_bufs(&bufs);
         source_free(&s);
         return -1;
     }
@@ -360,9 +537,8 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     rc = w ? 0 : -1;
     double t_write = 0; /* rank 0's time in the collective writes (docs/SCALING.md) */
     if (rc == 0)
-        rc = gi_render_plan_write(&plan, G, w, comm, buf, mbuf, render_block, &s, &t_write, err);
-    free(buf);
-    free(mbuf);
+        rc = gi_render_plan_write(&plan, G, w, comm, &bufs, render_block, &s, &t_write, err);
+    free_bufs(&bufs);
     double tw = MPI_Wtime();
     if (w)
         rc = rc == 0 ? gi_atlas_finish(w, err) : (gi_atlas_abort(w), -1);
@@ -383,6 +559,13 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     if (rc == 0 && rank == 0) {
         printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s; rank 0: collective writes %.1f s); atlas %s\n",
                plan.total, G, el, res->voxels_per_second, t_write, atlas_path);
+        printf("render: set-up (the method fitted or loaded, mask, plan) %.1f s of it\n", t_setup);
+        if (s.sd)
+            printf("render: uncertainty on rank 0: the SD's smooth part at %ld lattice points (every %d voxels) in "
+                   "%.1f s, the SD at its voxels in %.1f s; /distance in %.1f s\n", s.lat.computed,
+                   s.have_lat ? s.lat.step : 1, s.t_lattice, s.t_sd, s.t_dist);
+        else if (s.n_samples > 0)
+            printf("render: /distance on rank 0 in %.1f s\n", s.t_dist);
         if (c->render.nifti & GI_NIFTI_3D)
             printf("render: NIfTI maps in %s/nifti/ (%.1f s more)\n", out_dir, el_nifti);
         fflush(stdout);

@@ -16,11 +16,13 @@ int gi_render_in_mask(float v)
 
 typedef struct cost {
     size_t plane, per_gene, fixed;
+    size_t maps;             /* per-gene maps per slice: 1, or 2 with the SD */
+    size_t per_slice;        /* bytes per voxel of a slice beyond them: the mask, the distance */
 } cost;
 
 static size_t plan_bytes(const cost *c, size_t k, size_t ng)
 {
-    return k * c->plane * ng * sizeof(float) + k * c->plane + ng * c->per_gene + c->fixed;
+    return k * c->plane * ng * sizeof(float) * c->maps + k * c->plane * c->per_slice + ng * c->per_gene + c->fixed;
 }
 
 int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi_config *c,
@@ -39,7 +41,8 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
     int rc = p->total == 0 ? gi_fail(err, "render.mask %s has no voxel inside (all zero or NaN)", c->render.mask) : 0;
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
-    cost cs = {plane, scratch_per_gene, scratch_fixed};
+    int sd = c->render.uncertainty != 0;
+    cost cs = {plane, scratch_per_gene, scratch_fixed, sd ? 2 : 1, 1 + sizeof(float)};
     size_t budget = (size_t)c->render.buffer_mb * 1048576, G = (size_t)n_genes;
     gi_atlas_info layout = {.n_genes = n_genes, .nx = v->nx, .ny = v->ny, .nz = v->nz,
                             .chunk_genes = c->render.chunk_genes};
@@ -127,8 +130,8 @@ int gi_render_walk_slices(const gi_volume *v, const gi_anatomy *anat, int z0, in
     return 0;
 }
 
-int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *w, MPI_Comm comm, float *buf,
-                         unsigned char *mbuf, gi_render_block_fn fn, void *ctx, double *t_write, gi_err *err)
+int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *w, MPI_Comm comm,
+                         const gi_render_bufs *b, gi_render_block_fn fn, void *ctx, double *t_write, gi_err *err)
 {
     int total_rounds = p->rounds * p->groups, rc = 0;
     *t_write = 0;
@@ -140,10 +143,17 @@ int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *
         int g0 = grp * p->ng, ng = n_genes - g0 < p->ng ? n_genes - g0 : p->ng;
         for (int round = 0; rc == 0 && round < p->rounds; round++) {
             int z0, nzb = gi_render_plan_block(p, round, &z0);
-            if (gi_dist_agree(comm, nzb > 0 ? fn(ctx, z0, nzb, g0, ng, buf, mbuf, err) : 0, err) != 0)
+            gi_render_bufs bb = *b;
+            if (grp > 0)
+                bb.dist = NULL;   /* one volume, made with the first group */
+            if (gi_dist_agree(comm, nzb > 0 ? fn(ctx, z0, nzb, g0, ng, &bb, err) : 0, err) != 0)
                 return -1;
             double tw = MPI_Wtime();
-            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, buf, grp == 0 ? mbuf : NULL, err);
+            rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, bb.expr, grp == 0 ? bb.mask : NULL, err);
+            if (rc == 0 && bb.sd)
+                rc = gi_atlas_write_sd(w, g0, ng, z0, nzb, bb.sd, err);
+            if (rc == 0 && bb.dist)
+                rc = gi_atlas_write_distance(w, z0, nzb, bb.dist, err);
             *t_write += MPI_Wtime() - tw;
             gi_progress_step(&prog, grp * p->rounds + round + 1);
         }

@@ -116,6 +116,15 @@ static int write_description(const gi_config *c, const char *out_dir, const gi_a
               "    \"genes.tsv\": \"index (0-based volume) and gene name\"", f);
     if (c->render.nifti & GI_NIFTI_3D)
         fputs(",\n    \"nifti/<gene>.nii.gz\": \"one 3-D NIfTI per gene\"", f);
+    if (a->has_uncertainty) {
+        fputs(",\n    \"atlas.h5:/uncertainty\": \"predictive SD per gene and voxel, as /expression\"", f);
+        if (c->render.nifti & GI_NIFTI_4D)
+            fputs(",\n    \"uncertainty.nii.gz\": \"4-D NIfTI, the SD of each gene in the order of genes.tsv\"", f);
+        if (c->render.nifti & GI_NIFTI_3D)
+            fputs(",\n    \"nifti/<gene>_sd.nii.gz\": \"the SD of each gene, 3-D\"", f);
+    }
+    if (a->has_distance && c->render.nifti != GI_NIFTI_NONE)
+        fputs(",\n    \"distance.nii.gz\": \"mm from each voxel to the nearest sample\"", f);
     if (c->render.preview_genes > 0)
         fputs(",\n    \"preview/<gene>.png\": \"orthogonal-slice previews\"", f);
     if (c->render.report)
@@ -136,13 +145,14 @@ static int write_genes_tsv(const char *out_dir, const gi_atlas *a, gi_err *err)
     return text_close(&o, err);
 }
 
-/* OUT/.expression.partNNNNNN.gz: gene g's gzip member (g = -1: the header). */
-static void part_path(char *buf, size_t n, const char *out_dir, int g)
+/* OUT/.STEM.partNNNNNN.gz: gene g's gzip member (g = -1: the header) of
+ * OUT/STEM.nii.gz. */
+static void part_path(char *buf, size_t n, const char *out_dir, const char *stem, int g)
 {
     if (g < 0)
-        snprintf(buf, n, "%s/.expression.header.gz", out_dir);
+        snprintf(buf, n, "%s/.%s.header.gz", out_dir, stem);
     else
-        snprintf(buf, n, "%s/.expression.part%06d.gz", out_dir, g);
+        snprintf(buf, n, "%s/.%s.part%06d.gz", out_dir, stem, g);
 }
 
 /* len bytes as one complete gzip member in path. Deflate level 1: on a 1 mm
@@ -190,20 +200,23 @@ static int append_file(FILE *out, const char *path, gi_err *err)
     return rc;
 }
 
-/* OUT/expression.nii.gz: the header and each gene compressed as separate
- * gzip members - gene g by rank g mod size, in parallel - then joined by
- * rank 0 in gene order. Concatenated gzip members are one valid gzip stream
- * (RFC 1952; zlib's gzread, Python's gzip, nibabel and FSL read it whole),
- * so the compression, the slow part, scales with the ranks. Collective. */
+/* OUT/expression.nii.gz (sd 0, with genes.tsv) or OUT/uncertainty.nii.gz
+ * (sd 1: /uncertainty, the same gene order): the header and each gene
+ * compressed as separate gzip members - gene g by rank g mod size, in
+ * parallel - then joined by rank 0 in gene order. Concatenated gzip members
+ * are one valid gzip stream (RFC 1952; zlib's gzread, Python's gzip, nibabel
+ * and FSL read it whole), so the compression, the slow part, scales with the
+ * ranks. Collective. */
 static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
-                    const gi_volume *mask, gi_err *err)
+                    const gi_volume *mask, int sd, gi_err *err)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
+    const char *stem = sd ? "uncertainty" : "expression";
     char path[GI_PATH_MAX + 32], tmp[GI_PATH_MAX + 48], part[GI_PATH_MAX + 48];
-    snprintf(path, sizeof path, "%s/expression.nii.gz", out_dir);
-    snprintf(tmp, sizeof tmp, "%s/.expression.tmp.nii.gz", out_dir);
+    snprintf(path, sizeof path, "%s/%s.nii.gz", out_dir, stem);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", out_dir, stem);
     gi_atlas a;
     int rc = gi_atlas_open(&a, atlas_path, err), opened = rc == 0;
     int G = opened ? a.n_genes : 0;
@@ -211,24 +224,27 @@ static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, cons
     float *vol = rc == 0 ? malloc(sizeof(float) * n) : NULL;
     if (rc == 0 && !vol)
         rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
-    static const char *const FOUR_D[] = {"expression.nii.gz", "genes.tsv"};
+    static const char *const FOUR_D[] = {"expression.nii.gz", "genes.tsv"}, *const SD_4D[] = {"uncertainty.nii.gz"};
+    const char *const *files = sd ? SD_4D : FOUR_D;
+    int n_files = sd ? 1 : 2;
     if (rc == 0 && rank == 0)
-        rc = gi_manifest_claim_in(out_dir, FOUR_D, 2, "render", err);
+        rc = gi_manifest_claim_in(out_dir, files, n_files, "render", err);
     if (rc == 0 && rank == 0) {
         unsigned char head[GI_NIFTI_HEADER_MAX];
         size_t hlen;
         char desc[80];
-        snprintf(desc, sizeof desc, "geneinr %d genes (%s), genes.tsv", G, a.rendered_for ? a.rendered_for : "average");
-        part_path(part, sizeof part, out_dir, -1);
+        snprintf(desc, sizeof desc, "geneinr %d genes%s (%s), genes.tsv", G, sd ? " SD" : "",
+                 a.rendered_for ? a.rendered_for : "average");
+        part_path(part, sizeof part, out_dir, stem, -1);
         rc = gi_volume_4d_header(mask, G, path, desc, head, &hlen, err);
         if (rc == 0)
             rc = gzip_member(part, head, hlen, err);
     }
     for (int g = rank; rc == 0 && g < G; g += size) {
-        rc = gi_atlas_read_gene(&a, g, vol, err);
+        rc = sd ? gi_atlas_read_sd(&a, g, vol, err) : gi_atlas_read_gene(&a, g, vol, err);
         if (rc == 0) {
             gi_export_background(c, vol, n);
-            part_path(part, sizeof part, out_dir, g);
+            part_path(part, sizeof part, out_dir, stem, g);
             rc = gzip_member(part, vol, sizeof(float) * n, err);
         }
     }
@@ -243,7 +259,7 @@ static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, cons
             if (!out)
                 rc = gi_fail(err, "cannot create %s: %s", tmp, strerror(errno));
             for (int g = -1; rc == 0 && g < G; g++) {
-                part_path(part, sizeof part, out_dir, g);
+                part_path(part, sizeof part, out_dir, stem, g);
                 rc = append_file(out, part, err);
             }
             if (out && (fclose(out) != 0) && rc == 0)
@@ -252,17 +268,17 @@ static int write_4d(const gi_config *c, MPI_Comm comm, const char *out_dir, cons
                 rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
             if (rc != 0)
                 gi_remove_partial(tmp);
-            if (rc == 0 && gi_atlas_open(&a, atlas_path, err) == 0) {
+            if (rc == 0 && !sd && gi_atlas_open(&a, atlas_path, err) == 0) {
                 rc = write_genes_tsv(out_dir, &a, err);
                 gi_atlas_close(&a);
-            } else if (rc == 0) {
+            } else if (rc == 0 && !sd) {
                 rc = -1;
             }
             if (rc == 0)
-                rc = gi_manifest_commit_in(out_dir, FOUR_D, 2, err);
+                rc = gi_manifest_commit_in(out_dir, files, n_files, err);
         }
         for (int g = -1; g < G; g++) {
-            part_path(part, sizeof part, out_dir, g);
+            part_path(part, sizeof part, out_dir, stem, g);
             gi_remove_partial(part);
         }
     }
@@ -290,6 +306,16 @@ static int write_readme(const gi_config *c, const char *out_dir, const gi_atlas 
               "  FSLeyes: `fsleyes expression.nii.gz`, the volume slider steps through the genes.\n", f);
     if (c->render.nifti & GI_NIFTI_3D)
         fputs("- `nifti/GENE.nii.gz`: one 3-D map per gene (`nilearn.image.load_img`, `fsleyes nifti/GENE.nii.gz`).\n", f);
+    if (a->has_uncertainty) {
+        fputs("- `atlas.h5` `/uncertainty[gene][k][j][i]`: the predictive SD of each map, in its units "
+              "(h5py: `h5py.File(\"atlas.h5\")[\"uncertainty\"][i]`).\n", f);
+        if (c->render.nifti & GI_NIFTI_4D)
+            fputs("- `uncertainty.nii.gz`: 4-D, the SD of gene i as volume i (genes.tsv).\n", f);
+        if (c->render.nifti & GI_NIFTI_3D)
+            fputs("- `nifti/GENE_sd.nii.gz`: the SD of each gene, 3-D.\n", f);
+    }
+    if (a->has_distance && c->render.nifti != GI_NIFTI_NONE)
+        fputs("- `distance.nii.gz`: millimetres from each voxel to the nearest sample (atlas.h5 `/distance`).\n", f);
     if (c->render.preview_genes > 0)
         fputs("- `preview/GENE.png`: axial, coronal and sagittal slices of each gene.\n", f);
     if (c->render.report)
@@ -319,6 +345,13 @@ static int write_files(const gi_config *c, const char *out_dir, const char *atla
         rc = -1;
     if (rc == 0 && !(c->render.nifti & GI_NIFTI_4D) &&
         gi_manifest_remove_in(out_dir, "expression.nii.gz", NULL, NULL, err) < 0)
+        rc = -1;
+    /* likewise the SD and distance files this render does not make */
+    if (rc == 0 && !((c->render.nifti & GI_NIFTI_4D) && a.has_uncertainty) &&
+        gi_manifest_remove_in(out_dir, "uncertainty.nii.gz", NULL, NULL, err) < 0)
+        rc = -1;
+    if (rc == 0 && !(c->render.nifti != GI_NIFTI_NONE && a.has_distance) &&
+        gi_manifest_remove_in(out_dir, "distance.nii.gz", NULL, NULL, err) < 0)
         rc = -1;
     gi_atlas_close(&a);
     return rc;
@@ -376,6 +409,8 @@ static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, c
         rc = gi_make_dirs(dir, err);
         if (rc == 0)
             rc = preview_names(atlas_path, prefix, genes, n_genes, c->render.preview_genes, &names, &n_names, err);
+        if (rc == 0)   /* sd/<gene>.png, coverage/distance.png (preview.h) */
+            rc = gi_preview_add_names(atlas_path, prefix, genes, n_genes, c->render.preview_genes, &names, &n_names, err);
         if (rc == 0 && gi_manifest_remove_in(root, prefix, ".png", NULL, err) < 0)
             rc = -1;
         if (rc == 0)
@@ -410,6 +445,44 @@ static int previews(const gi_config *c, MPI_Comm comm, const char *atlas_path, c
     return 0;
 }
 
+/* Rank 0: OUT/distance.nii.gz from the atlas's /distance (*written 1), or
+ * nothing for an atlas without one. */
+static int write_distance(const gi_config *c, const char *out_dir, const char *atlas_path, const gi_volume *mask,
+                          int *written, gi_err *err)
+{
+    *written = 0;
+    gi_atlas a;
+    if (gi_atlas_open(&a, atlas_path, err) != 0)
+        return -1;
+    if (!a.has_distance) {
+        gi_atlas_close(&a);
+        return 0;
+    }
+    static const char *const FILE_[] = {"distance.nii.gz"};
+    size_t n = (size_t)a.nx * a.ny * a.nz;
+    float *vol = malloc(sizeof(float) * n);
+    char path[GI_PATH_MAX + 32], tmp[GI_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/distance.nii.gz", out_dir);
+    snprintf(tmp, sizeof tmp, "%s/.distance.tmp.nii.gz", out_dir);
+    int rc = vol ? gi_manifest_claim_in(out_dir, FILE_, 1, "render", err) : gi_fail(err, "out of memory");
+    if (rc == 0)
+        rc = gi_atlas_read_distance(&a, vol, err);
+    if (rc == 0) {
+        gi_export_background(c, vol, n);
+        rc = gi_volume_write_like(mask, vol, tmp, "geneinr mm to the nearest sample", err);
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        gi_remove_partial(tmp);
+    }
+    if (rc == 0)
+        rc = gi_manifest_commit_in(out_dir, FILE_, 1, err);
+    *written = rc == 0;
+    free(vol);
+    gi_atlas_close(&a);
+    return rc;
+}
+
 int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char *atlas_path,
                            const gi_volume *mask, gi_err *err)
 {
@@ -418,11 +491,24 @@ int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_di
     double t0 = MPI_Wtime();
     if (gi_dist_agree(comm, rank == 0 ? write_files(c, out_dir, atlas_path, err) : 0, err) != 0)
         return -1;
-    if ((c->render.nifti & GI_NIFTI_4D) && write_4d(c, comm, out_dir, atlas_path, mask, err) != 0)
+    if ((c->render.nifti & GI_NIFTI_4D) && write_4d(c, comm, out_dir, atlas_path, mask, 0, err) != 0)
+        return -1;
+    if ((c->render.nifti & GI_NIFTI_4D) && c->render.uncertainty &&
+        write_4d(c, comm, out_dir, atlas_path, mask, 1, err) != 0)
+        return -1;
+    int with_distance = 0;
+    if (c->render.nifti != GI_NIFTI_NONE &&
+        gi_dist_agree(comm, rank == 0 ? write_distance(c, out_dir, atlas_path, mask, &with_distance, err) : 0,
+                      err) != 0)
         return -1;
     double t1 = MPI_Wtime();
     if (rank == 0 && (c->render.nifti & GI_NIFTI_4D)) {
-        printf("render: 4-D NIfTI %s/expression.nii.gz (genes in %s/genes.tsv), %.1f s\n", out_dir, out_dir, t1 - t0);
+        printf("render: 4-D NIfTI %s/expression.nii.gz%s (genes in %s/genes.tsv), %.1f s\n", out_dir,
+               c->render.uncertainty ? " and uncertainty.nii.gz" : "", out_dir, t1 - t0);
+        fflush(stdout);
+    }
+    if (rank == 0 && with_distance) {
+        printf("render: distance to the nearest sample in %s/distance.nii.gz\n", out_dir);
         fflush(stdout);
     }
     char dir[GI_PATH_MAX + 16];
@@ -444,7 +530,8 @@ int gi_export_after_render(const gi_config *c, MPI_Comm comm, const char *out_di
 
 void gi_export_remove_derived(const char *out_dir)
 {
-    static const char *const FILES[] = {"expression.nii.gz", "genes.tsv", "dataset_description.json", "README.md"};
+    static const char *const FILES[] = {"expression.nii.gz", "genes.tsv", "uncertainty.nii.gz", "distance.nii.gz",
+                                        "dataset_description.json", "README.md"};
     gi_err ignored;
     for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++)
         gi_manifest_remove_in(out_dir, FILES[i], NULL, NULL, &ignored);   /* only what geneinr wrote (manifest.h) */
@@ -519,36 +606,74 @@ int gi_export_check_gene_names(const char *const *genes, int n_genes, const char
     return gi_names_check_files(genes, n_genes, where, NULL, err);
 }
 
-/* out_dir's output names of a render of c (manifest.h) into *names[*n]
- * (malloc'd): atlas.h5, nifti/<gene>.nii.gz, expression.nii.gz + genes.tsv,
- * dataset_description.json, README.md, preview/<gene>.png (the first
- * render.preview_genes genes, or every gene when all_previews: before
- * training the checkpoint's gene order is not known yet), report.html. */
-static int output_names(const gi_config *c, const char *const *genes, int n_genes, int all_previews, char ***names,
-                        int *n, gi_err *err)
+/* The SD maps' names (nifti/<gene>_sd.nii.gz) must not be a gene's map
+ * name either (a gene called X_sd beside a gene X): checked with the genes'
+ * own rules (names.h), ignoring case. Local. */
+static int check_sd_names(const char *const *genes, int n_genes, const char *out_dir, gi_err *err)
 {
-    int np = c->render.preview_genes > 0 ? (all_previews || c->render.preview_genes > n_genes ? n_genes
-                                                                                           : c->render.preview_genes)
-                                         : 0;
-    int cap = 8 + n_genes + np;
+    char **all = calloc(2 * (size_t)n_genes + 1, sizeof *all);
+    int rc = all ? 0 : gi_fail(err, "out of memory");
+    for (int g = 0; rc == 0 && g < n_genes; g++) {
+        size_t len = strlen(genes[g]) + 4;
+        all[g] = strdup(genes[g]);
+        all[n_genes + g] = malloc(len);
+        if (!all[g] || !all[n_genes + g])
+            rc = gi_fail(err, "out of memory");
+        else
+            snprintf(all[n_genes + g], len, "%s_sd", genes[g]);
+    }
+    char where[GI_PATH_MAX + 96];
+    snprintf(where, sizeof where, "the maps and SD maps (GENE_sd) of %s", out_dir);
+    if (rc == 0)
+        rc = gi_names_check_files((const char *const *)all, 2 * n_genes, where, NULL, err);
+    for (int i = 0; all && i < 2 * n_genes; i++)
+        free(all[i]);
+    free(all);
+    return rc;
+}
+
+/* out_dir's output names of a render of c (manifest.h) into *names[*n]
+ * (malloc'd): atlas.h5, nifti/<gene>.nii.gz (+ nifti/<gene>_sd.nii.gz with
+ * render.uncertainty), expression.nii.gz + genes.tsv (+ uncertainty.nii.gz),
+ * distance.nii.gz (with any NIfTI), dataset_description.json, README.md,
+ * preview/<gene>.png (the first render.preview_genes genes, or every gene
+ * when all_previews: before training the checkpoint's gene order is not
+ * known yet), report.html. maps_only: the nifti/ names alone. */
+static int output_names(const gi_config *c, const char *const *genes, int n_genes, int all_previews, int maps_only,
+                        char ***names, int *n, gi_err *err)
+{
+    int np = c->render.preview_genes > 0 && !maps_only
+                 ? (all_previews || c->render.preview_genes > n_genes ? n_genes : c->render.preview_genes)
+                 : 0;
+    int cap = 12 + 2 * n_genes + np;
     char **v = calloc((size_t)cap, sizeof *v);
     if (!v)
         return gi_fail(err, "out of memory");
     int k = 0;
-    v[k++] = strdup("atlas.h5");
-    v[k++] = strdup("dataset_description.json");
-    v[k++] = strdup("README.md");
-    if (c->render.nifti & GI_NIFTI_4D) {
-        v[k++] = strdup("expression.nii.gz");
-        v[k++] = strdup("genes.tsv");
+    if (!maps_only) {
+        v[k++] = strdup("atlas.h5");
+        v[k++] = strdup("dataset_description.json");
+        v[k++] = strdup("README.md");
+        if (c->render.nifti & GI_NIFTI_4D) {
+            v[k++] = strdup("expression.nii.gz");
+            v[k++] = strdup("genes.tsv");
+            if (c->render.uncertainty)
+                v[k++] = strdup("uncertainty.nii.gz");
+        }
+        if (c->render.nifti != GI_NIFTI_NONE)
+            v[k++] = strdup("distance.nii.gz");
+        if (c->render.report)
+            v[k++] = strdup("report.html");
     }
-    if (c->render.report)
-        v[k++] = strdup("report.html");
     char file[256], name[300];
     for (int g = 0; (c->render.nifti & GI_NIFTI_3D) && g < n_genes; g++) {
         gi_gene_file_name(genes[g], file, sizeof file);
         snprintf(name, sizeof name, "nifti/%s.nii.gz", file);
         v[k++] = strdup(name);
+        if (c->render.uncertainty) {
+            snprintf(name, sizeof name, "nifti/%s_sd.nii.gz", file);
+            v[k++] = strdup(name);
+        }
     }
     for (int g = 0; g < np; g++) {
         gi_gene_file_name(genes[g], file, sizeof file);
@@ -566,11 +691,12 @@ static int output_names(const gi_config *c, const char *const *genes, int n_gene
 int gi_export_check_outputs(const gi_config *c, const char *out_dir, const char *const *genes, int n_genes,
                             int all_previews, const char *checkpoint, gi_err *err)
 {
-    if (gi_export_check_gene_names(genes, n_genes, out_dir, err) != 0)
+    if (gi_export_check_gene_names(genes, n_genes, out_dir, err) != 0 ||
+        (c->render.uncertainty && (c->render.nifti & GI_NIFTI_3D) && check_sd_names(genes, n_genes, out_dir, err) != 0))
         return -1;
     char **names = NULL;
     int n = 0;
-    int rc = output_names(c, genes, n_genes, all_previews, &names, &n, err);
+    int rc = output_names(c, genes, n_genes, all_previews, 0, &names, &n, err);
     if (rc == 0)
         rc = gi_manifest_check_free_in(out_dir, (const char *const *)names, n, "render", err);
     /* No input may be an output: a render would replace or remove it (a
@@ -603,7 +729,8 @@ int gi_export_check_outputs(const gi_config *c, const char *out_dir, const char 
  * genes whose file names collide. */
 static int prepare_gene_dir(const char *out_dir, const char *dir, const gi_atlas *a, gi_err *err)
 {
-    if (gi_export_check_gene_names((const char *const *)a->genes, a->n_genes, out_dir, err) != 0)
+    if (gi_export_check_gene_names((const char *const *)a->genes, a->n_genes, out_dir, err) != 0 ||
+        (a->has_uncertainty && check_sd_names((const char *const *)a->genes, a->n_genes, out_dir, err) != 0))
         return -1;
     if (gi_make_dirs(dir, err) != 0 || gi_manifest_remove_in(out_dir, "nifti/", ".nii.gz", NULL, err) < 0)
         return -1;
@@ -612,10 +739,10 @@ static int prepare_gene_dir(const char *out_dir, const char *dir, const gi_atlas
     gi_config maps;   /* the nifti/ names alone */
     memset(&maps, 0, sizeof maps);
     maps.render.nifti = GI_NIFTI_3D;
-    int rc = output_names(&maps, (const char *const *)a->genes, a->n_genes, 0, &names, &n, err);
-    /* names[0..2] are atlas.h5 and the BIDS files, claimed by their writers */
+    maps.render.uncertainty = a->has_uncertainty;
+    int rc = output_names(&maps, (const char *const *)a->genes, a->n_genes, 0, 1, &names, &n, err);
     if (rc == 0)
-        rc = gi_manifest_claim_in(out_dir, (const char *const *)names + 3, n - 3, "render", err);
+        rc = gi_manifest_claim_in(out_dir, (const char *const *)names, n, "render", err);
     free_names(names, n);
     return rc;
 }
@@ -628,9 +755,10 @@ static int commit_gene_maps(const char *out_dir, const gi_atlas *a, gi_err *err)
     gi_config maps;
     memset(&maps, 0, sizeof maps);
     maps.render.nifti = GI_NIFTI_3D;
-    int rc = output_names(&maps, (const char *const *)a->genes, a->n_genes, 0, &names, &n, err);
+    maps.render.uncertainty = a->has_uncertainty;
+    int rc = output_names(&maps, (const char *const *)a->genes, a->n_genes, 0, 1, &names, &n, err);
     if (rc == 0)
-        rc = gi_manifest_commit_in(out_dir, (const char *const *)names + 3, n - 3, err);
+        rc = gi_manifest_commit_in(out_dir, (const char *const *)names, n, err);
     free_names(names, n);
     return rc;
 }
@@ -656,13 +784,15 @@ int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, 
     float *vol = malloc(sizeof(float) * nvox);
     if (!vol)
         rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
-    for (int g = rank; rc == 0 && g < a.n_genes; g += size) {
+    /* Gene g's map, then (with /uncertainty) its SD as <gene>_sd. */
+    for (int job = rank; rc == 0 && job < a.n_genes * (a.has_uncertainty ? 2 : 1); job += size) {
+        int g = job % a.n_genes, sd = job >= a.n_genes;
         char name[256], path[GI_PATH_MAX + 300], tmp[GI_PATH_MAX + 320], desc[80];
         gi_gene_file_name(a.genes[g], name, sizeof name);
-        snprintf(path, sizeof path, "%s/%s.nii.gz", dir, name);
-        snprintf(tmp, sizeof tmp, "%s/.%s.tmp.nii.gz", dir, name);
-        snprintf(desc, sizeof desc, "geneinr %s (%s)", a.genes[g], what);
-        rc = gi_atlas_read_gene(&a, g, vol, err);
+        snprintf(path, sizeof path, "%s/%s%s.nii.gz", dir, name, sd ? "_sd" : "");
+        snprintf(tmp, sizeof tmp, "%s/.%s%s.tmp.nii.gz", dir, name, sd ? "_sd" : "");
+        snprintf(desc, sizeof desc, "geneinr %s%s (%s)", a.genes[g], sd ? " SD" : "", what);
+        rc = sd ? gi_atlas_read_sd(&a, g, vol, err) : gi_atlas_read_gene(&a, g, vol, err);
         if (rc == 0)
             gi_export_background(c, vol, nvox);   /* render.background */
         if (rc != 0 || gi_volume_write_like(mask, vol, tmp, desc, err) != 0)

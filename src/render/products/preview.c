@@ -41,6 +41,7 @@
 #define BAR_GAP 26
 #define LABELS_W 84
 #define SAMPLE_MM 2.0        /* samples within this distance of a slice are drawn */
+#define DISTANCE_UNITS "mm to the nearest sample"
 
 static const gi_rgb WHITE = {255, 255, 255}, BLACK = {0, 0, 0}, OUTSIDE = {232, 232, 232},
                     INK = {30, 30, 30}, DOT = {230, 20, 20}, DOT_RIM = {255, 255, 255};
@@ -68,6 +69,39 @@ void gi_viridis(double t, unsigned char rgb[3])
         rgb[ch] = (unsigned char)lrint(v * 255);
     }
 }
+
+/* magma (the same kind of fit, to matplotlib's magma; lightness monotonic,
+ * checked at 256 levels): the uncertainty and distance maps, so that they do
+ * not read as expression beside it. */
+void gi_magma(double t, unsigned char rgb[3])
+{
+    static const double C[7][3] = {
+        {-0.002136485053939582, -0.000749655052795221, -0.005386127855323933},
+        {0.2516605407371642, 0.6775232436837668, 2.494026599312351},
+        {8.353717279216625, -3.577719514958484, 0.3144679030132573},
+        {-27.66873308576866, 14.26473078096533, -13.64921318813922},
+        {52.17613981234068, -27.94360607168351, 12.94416944238394},
+        {-50.76852536473588, 29.04658282127291, 4.23415299384598},
+        {18.65570506591883, -11.48977351997711, -5.601961508734096},
+    };
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    for (int ch = 0; ch < 3; ch++) {
+        double v = C[6][ch];
+        for (int k = 5; k >= 0; k--)
+            v = v * t + C[k][ch];
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        rgb[ch] = (unsigned char)lrint(v * 255);
+    }
+}
+
+/* How one picture shows its values: the ramp, its range and the bar's captions. */
+typedef struct style {
+    void (*ramp)(double t, unsigned char rgb[3]);
+    double lo, hi;
+    const char *units;       /* first caption line under the bar */
+    const char *range;       /* second: how lo and hi were chosen */
+    const char *map;         /* "expression", "sd" or "distance" (the PNG's JSON) */
+} style;
 
 /* One view: which MNI axes run along the panel and which is the plane normal. */
 typedef struct view {
@@ -103,6 +137,14 @@ typedef struct scene {
     int have_samples;
     const char *units;
 } scene;
+
+/* Is there a distance map to draw? With the SD only: every atlas of this
+ * geneinr has /distance, but an atlas rendered without render.uncertainty
+ * keeps the previews it always had (preview.h). */
+static int distance_map(const gi_atlas *a)
+{
+    return a->has_uncertainty && a->has_distance;
+}
 
 /* Nearest voxel of a world point, or -1 outside the grid. */
 static long voxel_at(const scene *sc, const double mm[3])
@@ -188,6 +230,15 @@ static void layout(scene *sc)
     sc->bar_y = y;
     sc->bar_h = tallest;
     sc->W = sc->bar_x + BAR_W + 8 + LABELS_W + MARGIN;
+    /* The captions under the bar start at bar_x - 8: wide enough for the
+     * longest one this scene draws (the SD map's adds "SD, "), 8 pixels to
+     * spare; the expression's alone fit as before. */
+    int caption = (int)strlen(sc->units) + (sc->a->has_uncertainty ? 4 : 0);
+    if (distance_map(sc->a) && caption < (int)strlen(DISTANCE_UNITS))
+        caption = (int)strlen(DISTANCE_UNITS);
+    int need = sc->bar_x - 8 + (6 * caption - 1) + 8;
+    if (sc->W < need)
+        sc->W = need;
     int labels_bottom = y + tallest + 40;  /* two caption lines under the bar */
     int panels_bottom = y + tallest + STRIP + CAPTION_H;
     sc->H = (labels_bottom > panels_bottom ? labels_bottom : panels_bottom) + MARGIN;
@@ -199,8 +250,9 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* 1st and 99th percentile of the in-mask values (from at most ~250k of them). */
-static int value_range(const gi_atlas *a, const float *vol, double *lo, double *hi)
+/* 1st and 99th percentile of the in-mask values (from at most ~250k of them);
+ * from_zero: lo = 0 instead (an SD or a distance is read as a magnitude). */
+static int value_range(const gi_atlas *a, const float *vol, int from_zero, double *lo, double *hi)
 {
     size_t n = (size_t)a->nx * a->ny * a->nz, inside = 0;
     for (size_t q = 0; q < n; q++)
@@ -218,6 +270,8 @@ static int value_range(const gi_atlas *a, const float *vol, double *lo, double *
     qsort(v, m, sizeof(float), cmp_float);
     *lo = v[(size_t)(0.01 * (m - 1))];
     *hi = v[(size_t)ceil(0.99 * (m - 1))];
+    if (from_zero)
+        *lo = 0;
     free(v);
     if (!(*hi > *lo)) {
         /* A constant map: centre it in a range that shows it mid-bar. */
@@ -228,13 +282,13 @@ static int value_range(const gi_atlas *a, const float *vol, double *lo, double *
     return 0;
 }
 
-static gi_rgb colour_of(double value, double lo, double hi)
+static gi_rgb colour_of(const style *st, double value)
 {
     unsigned char c[3];
     /* Quantised to 256 levels, exactly as the bar's rows. */
-    double t = (value - lo) / (hi - lo);
+    double t = (value - st->lo) / (st->hi - st->lo);
     t = t < 0 ? 0 : t > 1 ? 1 : t;
-    gi_viridis(floor(t * 255 + 0.5) / 255, c);
+    st->ramp(floor(t * 255 + 0.5) / 255, c);
     return (gi_rgb){c[0], c[1], c[2]};
 }
 
@@ -243,7 +297,9 @@ static void text_centred(gi_image *im, int cx, int y, int scale, gi_rgb c, const
     gi_image_text(im, cx - gi_text_width(scale, t) / 2, y, scale, c, t);
 }
 
-static int draw_panel(const scene *sc, gi_image *im, int p, const float *vol, double lo, double hi, int gene_col)
+/* gene_col: the sample table's column of the gene (its samples are drawn),
+ * -1 every sample. */
+static int draw_panel(const scene *sc, gi_image *im, int p, const float *vol, const style *st, int gene_col)
 {
     const view *vw = &VIEWS[p];
     const panel *pn = &sc->pan[p];
@@ -260,7 +316,7 @@ static int draw_panel(const scene *sc, gi_image *im, int p, const float *vol, do
             long vox = voxel_at(sc, mm);
             gi_rgb c = OUTSIDE;
             if (vox >= 0 && a->mask[vox] && isfinite(vol[vox])) {
-                c = colour_of(vol[vox], lo, hi);
+                c = colour_of(st, vol[vox]);
                 in[(size_t)q * pn->w + pp] = 1;
             }
             gi_image_set(im, pn->x + pp, pn->y + q, c);
@@ -304,13 +360,14 @@ static int draw_panel(const scene *sc, gi_image *im, int p, const float *vol, do
     return 0;
 }
 
-static void draw_bar(const scene *sc, gi_image *im, double lo, double hi)
+static void draw_bar(const scene *sc, gi_image *im, const style *st)
 {
+    double lo = st->lo, hi = st->hi;
     for (int r = 0; r < sc->bar_h; r++) {
         /* Row r shows level round(255 * (1 - r / (h - 1))): top = hi, bottom = lo. */
         double t = sc->bar_h > 1 ? 1.0 - (double)r / (sc->bar_h - 1) : 1;
         unsigned char c[3];
-        gi_viridis(floor(t * 255 + 0.5) / 255, c);
+        st->ramp(floor(t * 255 + 0.5) / 255, c);
         gi_image_fill(im, sc->bar_x, sc->bar_y + r, BAR_W, 1, (gi_rgb){c[0], c[1], c[2]});
     }
     gi_image_fill(im, sc->bar_x - 1, sc->bar_y - 1, BAR_W + 2, 1, BLACK);
@@ -325,12 +382,12 @@ static void draw_bar(const scene *sc, gi_image *im, double lo, double hi)
         snprintf(lab, sizeof lab, "%.3g", lo + t * (hi - lo));
         gi_image_text(im, sc->bar_x + BAR_W + 8, y - 7, 2, INK, lab);
     }
-    gi_image_text(im, sc->bar_x - 8, sc->bar_y + sc->bar_h + 8, 1, INK, sc->units);
-    gi_image_text(im, sc->bar_x - 8, sc->bar_y + sc->bar_h + 20, 1, INK, "1st-99th percentile");
+    gi_image_text(im, sc->bar_x - 8, sc->bar_y + sc->bar_h + 8, 1, INK, st->units);
+    gi_image_text(im, sc->bar_x - 8, sc->bar_y + sc->bar_h + 20, 1, INK, st->range);
 }
 
 /* The geometry chunk (see preview.h). */
-static void geometry_json(const scene *sc, const char *gene, double lo, double hi, char *buf, size_t n)
+static void geometry_json(const scene *sc, const char *gene, const style *st, char *buf, size_t n)
 {
     size_t used = 0;
 #define PUT(...) used += (size_t)snprintf(buf + used, used < n ? n - used : 0, __VA_ARGS__)
@@ -340,7 +397,8 @@ static void geometry_json(const scene *sc, const char *gene, double lo, double h
             PUT("\\%c", *p);
         else if ((unsigned char)*p >= 32)
             PUT("%c", *p);
-    PUT("\", \"lo\": %.9g, \"hi\": %.9g, \"at_mm\": [%.6g, %.6g, %.6g], \"orientation\": \"%s\", ", lo, hi, sc->at[0],
+    PUT("\", \"map\": \"%s\", \"lo\": %.9g, \"hi\": %.9g, \"at_mm\": [%.6g, %.6g, %.6g], \"orientation\": \"%s\", ",
+        st->map, st->lo, st->hi, sc->at[0],
         sc->at[1], sc->at[2], GI_ORIENTATION_NAMES[sc->radiological ? GI_RADIOLOGICAL : GI_NEUROLOGICAL]);
     PUT("\"colorbar\": {\"x\": %d, \"y\": %d, \"w\": %d, \"h\": %d}, \"panels\": [", sc->bar_x, sc->bar_y, BAR_W,
         sc->bar_h);
@@ -356,51 +414,131 @@ static void geometry_json(const scene *sc, const char *gene, double lo, double h
 #undef PUT
 }
 
+/* One picture of vol: three panels, the bar, the title; written to path. */
+static int write_map(scene *sc, const float *vol, const style *st, const char *title_text, const char *subtitle,
+                     const char *gene, int gene_col, const char *path, gi_err *err)
+{
+    gi_image im;
+    if (gi_image_new(&im, sc->W, sc->H, WHITE, err) != 0)
+        return -1;
+    for (int p = 0; p < 3; p++)
+        if (draw_panel(sc, &im, p, vol, st, gene_col) != 0) {
+            gi_image_free(&im);
+            return gi_fail(err, "out of memory drawing %s", path);
+        }
+    draw_bar(sc, &im, st);
+    char title[400];
+    gi_image_text(&im, MARGIN, MARGIN, 3, INK, title_text);
+    int tx = MARGIN + gi_text_width(3, title_text) + 24;
+    snprintf(title, sizeof title, "%sslices through MNI (%.1f, %.1f, %.1f) mm", subtitle, sc->at[0], sc->at[1],
+             sc->at[2]);
+    gi_image_text(&im, tx, MARGIN + 7, 2, INK, title);
+    snprintf(title, sizeof title, "%s: subject's left on the image %s.%s",
+             GI_ORIENTATION_NAMES[sc->radiological ? GI_RADIOLOGICAL : GI_NEUROLOGICAL],
+             sc->radiological ? "right" : "left",
+             !sc->have_samples ? "" : gene_col >= 0 ? "  Red dots: samples within 2 mm of the slice."
+                                                    : "  Red dots: all samples within 2 mm of the slice.");
+    gi_image_text(&im, MARGIN, MARGIN + 32, 2, INK, title);
+    char json[4096], soft[64];
+    geometry_json(sc, gene, st, json, sizeof json);
+    snprintf(soft, sizeof soft, "geneinr %s", GENEINR_VERSION);
+    const char *keys[] = {"Title", "Software", "geneinr:preview"};
+    const char *vals[] = {title_text, soft, json};
+    int rc = gi_image_write_png(&im, path, keys, vals, 3, err);
+    gi_image_free(&im);
+    return rc;
+}
+
+static int gene_column(const scene *sc, const char *gene)
+{
+    if (sc->have_samples)
+        for (int k = 0; k < sc->s.n_genes; k++)
+            if (strcmp(sc->s.gene_names[k], gene) == 0)
+                return k;
+    return -1;
+}
+
+/* DIR/<gene>.png, and DIR/sd/<gene>.png when the atlas has /uncertainty. */
 static int write_gene(scene *sc, int g, const char *dir, float *vol, gi_err *err)
 {
     const gi_atlas *a = sc->a;
     if (gi_atlas_read_gene(a, g, vol, err) != 0)
         return -1;
-    double lo, hi;
-    int r = value_range(a, vol, &lo, &hi);
+    style st = {.ramp = gi_viridis, .units = sc->units, .range = "1st-99th percentile", .map = "expression"};
+    int r = value_range(a, vol, 0, &st.lo, &st.hi);
     if (r == -2)
         return gi_fail(err, "out of memory for the value range of gene %s", a->genes[g]);
     if (r == -1)
-        lo = 0, hi = 1; /* nothing inside: an all-grey preview still says so */
-    gi_image im;
-    if (gi_image_new(&im, sc->W, sc->H, WHITE, err) != 0)
-        return -1;
-    int gene_col = -1;
-    if (sc->have_samples)
-        for (int k = 0; k < sc->s.n_genes; k++)
-            if (strcmp(sc->s.gene_names[k], a->genes[g]) == 0)
-                gene_col = k;
-    for (int p = 0; p < 3; p++)
-        if (draw_panel(sc, &im, p, vol, lo, hi, gene_col) != 0) {
-            gi_image_free(&im);
-            return gi_fail(err, "out of memory drawing the preview of %s", a->genes[g]);
-        }
-    draw_bar(sc, &im, lo, hi);
-    char title[400];
-    gi_image_text(&im, MARGIN, MARGIN, 3, INK, a->genes[g]);
-    int tx = MARGIN + gi_text_width(3, a->genes[g]) + 24;
-    snprintf(title, sizeof title, "slices through MNI (%.1f, %.1f, %.1f) mm", sc->at[0], sc->at[1], sc->at[2]);
-    gi_image_text(&im, tx, MARGIN + 7, 2, INK, title);
-    snprintf(title, sizeof title, "%s: subject's left on the image %s.%s",
-             GI_ORIENTATION_NAMES[sc->radiological ? GI_RADIOLOGICAL : GI_NEUROLOGICAL],
-             sc->radiological ? "right" : "left",
-             sc->have_samples ? "  Red dots: samples within 2 mm of the slice." : "");
-    gi_image_text(&im, MARGIN, MARGIN + 32, 2, INK, title);
-
-    char name[256], path[4200], json[4096], soft[64];
+        st.lo = 0, st.hi = 1; /* nothing inside: an all-grey preview still says so */
+    char name[256], path[4200];
     gi_gene_file_name(a->genes[g], name, sizeof name);
     snprintf(path, sizeof path, "%s/%s.png", dir, name);
-    geometry_json(sc, a->genes[g], lo, hi, json, sizeof json);
-    snprintf(soft, sizeof soft, "geneinr %s", GENEINR_VERSION);
-    const char *keys[] = {"Title", "Software", "geneinr:preview"};
-    const char *vals[] = {a->genes[g], soft, json};
-    int rc = gi_image_write_png(&im, path, keys, vals, 3, err);
-    gi_image_free(&im);
+    int gene_col = gene_column(sc, a->genes[g]);
+    if (write_map(sc, vol, &st, a->genes[g], "", a->genes[g], gene_col, path, err) != 0)
+        return -1;
+    if (!a->has_uncertainty)
+        return 0;
+    /* The map's predictive SD: its own ramp and range, from 0 (a magnitude). */
+    if (gi_atlas_read_sd(a, g, vol, err) != 0)
+        return -1;
+    char units[300], title[300];
+    snprintf(units, sizeof units, "SD, %s", sc->units);
+    style sd = {.ramp = gi_magma, .units = units, .range = "0 to 99th percentile", .map = "sd"};
+    r = value_range(a, vol, 1, &sd.lo, &sd.hi);
+    if (r == -2)
+        return gi_fail(err, "out of memory for the value range of the SD of gene %s", a->genes[g]);
+    if (r == -1)
+        sd.lo = 0, sd.hi = 1;
+    snprintf(title, sizeof title, "%s SD", a->genes[g]);
+    snprintf(path, sizeof path, "%s/" GI_PREVIEW_SD_DIR "/%s.png", dir, name);
+    return write_map(sc, vol, &sd, title, "predictive SD of the map, ", a->genes[g], gene_col, path, err);
+}
+
+/* DIR/coverage/distance.png: mm from each voxel to the nearest sample. */
+static int write_distance(scene *sc, const char *dir, float *vol, gi_err *err)
+{
+    if (gi_atlas_read_distance(sc->a, vol, err) != 0)
+        return -1;
+    style st = {.ramp = gi_magma, .units = DISTANCE_UNITS, .range = "0 to 99th percentile",
+                .map = "distance"};
+    int r = value_range(sc->a, vol, 1, &st.lo, &st.hi);
+    if (r == -2)
+        return gi_fail(err, "out of memory for the range of the distance map");
+    if (r == -1)
+        st.lo = 0, st.hi = 1;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" GI_PREVIEW_DISTANCE, dir);
+    return write_map(sc, vol, &st, "distance to the nearest sample", "", "", -1, path, err);
+}
+
+int gi_preview_add_names(const char *atlas_path, const char *prefix, const char *const *genes, int n_genes, int max,
+                         char ***names, int *n, gi_err *err)
+{
+    gi_atlas a;
+    if (gi_atlas_open(&a, atlas_path, err) != 0)
+        return -1;
+    int count = genes ? n_genes : (a.n_genes < max ? a.n_genes : max);
+    int extra = (a.has_uncertainty ? count : 0) + (distance_map(&a) ? 1 : 0), rc = 0;
+    if (extra > 0) {
+        char **v = realloc(*names, sizeof(char *) * ((size_t)*n + extra + 1));
+        if (!v)
+            rc = gi_fail(err, "out of memory");
+        else
+            *names = v;
+    }
+    char file[256], name[700];
+    for (int i = 0; rc == 0 && a.has_uncertainty && i < count; i++) {
+        gi_gene_file_name(genes ? genes[i] : a.genes[i], file, sizeof file);
+        snprintf(name, sizeof name, "%s" GI_PREVIEW_SD_DIR "/%s.png", prefix, file);
+        if (!((*names)[(*n)++] = strdup(name)))
+            rc = gi_fail(err, "out of memory");
+    }
+    if (rc == 0 && distance_map(&a)) {
+        snprintf(name, sizeof name, "%s" GI_PREVIEW_DISTANCE, prefix);
+        if (!((*names)[(*n)++] = strdup(name)))
+            rc = gi_fail(err, "out of memory");
+    }
+    gi_atlas_close(&a);
     return rc;
 }
 
@@ -448,11 +586,21 @@ int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_o
                 rc = gi_fail(err, "preview point %c = %.1f mm is outside the grid of %s (%.1f .. %.1f mm)", "xyz"[d],
                              sc.at[d], atlas_path, sc.lo[d], sc.hi[d]);
     }
-    if (rc == 0 && o->samples && o->samples[0] && n_chosen > rank) {
+    if (rc == 0 && o->samples && o->samples[0] && (n_chosen > rank || distance_map(&a))) {
         if (gi_samples_read_csv(&sc.s, o->samples, err) != 0)
             rc = gi_fail_prefix(err, "preview sample positions");
         else
             sc.have_samples = 1;
+    }
+    if (rc == 0) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/" GI_PREVIEW_SD_DIR, dir);
+        if (a.has_uncertainty && n_chosen > rank)
+            rc = gi_make_dirs(sub, err);
+        snprintf(sub, sizeof sub, "%s/" GI_PREVIEW_DISTANCE, dir);
+        *strrchr(sub, '/') = '\0';
+        if (rc == 0 && distance_map(&a) && rank == n_chosen % size)  /* the rank that draws it (below) */
+            rc = gi_make_dirs(sub, err);
     }
     if (rc == 0) {
         layout(&sc);
@@ -461,6 +609,10 @@ int gi_preview_atlas(const char *atlas_path, const char *dir, const gi_preview_o
             if (rc == 0 && n_written)
                 (*n_written)++;
         }
+        /* The one distance map: by a rank that drew the fewest genes (ranks below
+         * n_chosen % size drew one more). */
+        if (rc == 0 && distance_map(&a) && rank == n_chosen % size)
+            rc = write_distance(&sc, dir, vol, err);
     }
     if (sc.have_samples)
         gi_samples_free(&sc.s);

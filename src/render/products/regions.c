@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "geneinr/anatomy.h"
 #include "geneinr/atlas.h"
+#include "geneinr/config.h"
 #include "geneinr/csv.h"
 #include "geneinr/files.h"
 #include "geneinr/grow.h"
@@ -221,51 +223,175 @@ static int check_out_not_input(const char *out_csv, const char *const inputs[3],
     return 0;
 }
 
-int gi_regions_table(const char *atlas_path, const char *parcellation_path, const char *labels_csv,
-                     const char *out_csv, long *n_regions, char *warning, size_t warning_size, gi_err *err)
+/* ---- samples per region ---------------------------------------------------------- */
+
+typedef struct region_donor {
+    int region, donor;
+} region_donor;
+
+static int cmp_region_donor(const void *a, const void *b)
+{
+    const region_donor *x = a, *y = b;
+    if (x->region != y->region)
+        return (x->region > y->region) - (x->region < y->region);
+    return (x->donor > y->donor) - (x->donor < y->donor);
+}
+
+/* The label image as an anatomy (anatomy.h) whose values are the region
+ * indices 1..nl (index = position in ids + 1), so label_match.c's rule runs
+ * unchanged on labels of any integer width and number (the indices are exact
+ * in float up to 2^24; nl is at most 100,000). */
+static int anatomy_of_regions(gi_anatomy *an, const gi_volume *p, const int64_t *lab, const long *ids, int nl,
+                              gi_err *err)
+{
+    memset(an, 0, sizeof *an);
+    size_t np = (size_t)p->nx * p->ny * p->nz;
+    an->vol.nx = p->nx;
+    an->vol.ny = p->ny;
+    an->vol.nz = p->nz;
+    memcpy(an->vol.affine, p->affine, sizeof an->vol.affine);
+    an->vol.data = malloc(sizeof(float) * (np ? np : 1));
+    an->values = malloc(sizeof(int) * ((size_t)nl + 1));
+    if (!an->vol.data || !an->values) {
+        gi_anatomy_free(an);
+        return gi_fail(err, "out of memory for the sample matching");
+    }
+    if (gi_affine_invert(p->affine, an->inv) != 0) {
+        gi_anatomy_free(an);
+        return gi_fail(err, "the parcellation's affine is singular");
+    }
+    long last = 0;
+    int last_idx = 0;
+    for (size_t q = 0; q < np; q++) {
+        long v = (long)lab[q];
+        if (v != last) { /* labels come in runs */
+            last = v;
+            last_idx = v ? find_long(ids, nl, v) + 1 : 0;
+        }
+        an->vol.data[q] = (float)last_idx;
+    }
+    for (int l = 0; l <= nl; l++)
+        an->values[l] = l;
+    an->n_labels = nl + 1;
+    return 0;
+}
+
+int gi_regions_count_samples(const gi_volume *p, const int64_t *lab, const long *ids, int nl, int n,
+                             const double *mni, const char *const *donor, double tolerance_mm, long *n_samples,
+                             int *n_donors, gi_match_summary *sum, gi_err *err)
+{
+    for (int l = 0; l < nl; l++) {
+        n_samples[l] = 0;
+        n_donors[l] = 0;
+    }
+    gi_anatomy an;
+    if (anatomy_of_regions(&an, p, lab, ids, nl, err) != 0)
+        return -1;
+    int rc = -1;
+    float *pts = malloc(sizeof(float) * 3 * (size_t)(n ? n : 1));
+    int *did = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    region_donor *rd = malloc(sizeof(region_donor) * (size_t)(n ? n : 1));
+    const char **names = malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    gi_label_match m = {0};
+    if (!pts || !did || !rd || !names) {
+        gi_fail(err, "out of memory for %d samples", n);
+        goto done;
+    }
+    for (size_t q = 0; q < 3 * (size_t)n; q++)
+        pts[q] = (float)mni[q]; /* label_match's points are float, as the sample table's */
+    /* Donor names to small integers, in order of first appearance. */
+    int nd = 0;
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < nd && strcmp(names[k], donor[i]) != 0)
+            k++;
+        if (k == nd)
+            names[nd++] = donor[i];
+        did[i] = k;
+    }
+    if (gi_label_match_points(&m, &an, n, pts, NULL, NULL, NULL, tolerance_mm, err) != 0)
+        goto done;
+    int nm = 0;
+    for (int i = 0; i < n; i++)
+        if (m.label[i] > 0) {
+            n_samples[m.label[i] - 1]++;
+            rd[nm++] = (region_donor){m.label[i] - 1, did[i]};
+        }
+    qsort(rd, (size_t)nm, sizeof *rd, cmp_region_donor);
+    for (int k = 0; k < nm; k++)
+        if (k == 0 || rd[k].region != rd[k - 1].region || rd[k].donor != rd[k - 1].donor)
+            n_donors[rd[k].region]++;
+    if (sum)
+        *sum = m.sum;
+    rc = 0;
+done:
+    gi_label_match_free(&m);
+    gi_anatomy_free(&an);
+    free(pts);
+    free(did);
+    free(rd);
+    free(names);
+    return rc;
+}
+
+/* The tolerance the atlas's training matched its samples with (its recorded
+ * config), or -1 when it has no config this geneinr reads. */
+static double atlas_tolerance(const gi_atlas *a)
+{
+    gi_config c;
+    gi_err ignored;
+    if (a->config_yaml && gi_config_load_text(&c, a->config_yaml, "the atlas's config", &ignored) == 0)
+        return c.data.anatomy_tolerance;
+    return -1;
+}
+
+/* ---- the table ------------------------------------------------------------------ */
+
+int gi_regions_table(const gi_regions_args *in, gi_regions_result *res, gi_err *err)
 {
     gi_atlas a;
     gi_volume p;
     label_names names = {0};
     memset(&p, 0, sizeof p);
-    if (warning && warning_size)
-        warning[0] = '\0';
-    const char *const inputs[3] = {atlas_path, parcellation_path, labels_csv};
-    if (check_out_not_input(out_csv, inputs, err) != 0)
+    memset(res, 0, sizeof *res);
+    const char *const inputs[3] = {in->atlas, in->parcellation, in->labels_csv};
+    if (check_out_not_input(in->out_csv, inputs, err) != 0)
         return -1;
-    if (gi_atlas_open(&a, atlas_path, err) != 0)
+    if (gi_atlas_open(&a, in->atlas, err) != 0)
         return -1;
     int64_t *lab = NULL;
     int rc = -1;
-    long *ids = NULL, *voxoff = NULL;
-    int *vlab = NULL;
-    float *vol = NULL;
-    double *sum = NULL, *sum2 = NULL;
-    long *cnt = NULL;
+    long *ids = NULL, *voxoff = NULL, *cnt = NULL, *smp = NULL;
+    int *vlab = NULL, *don = NULL;
+    float *vol = NULL, *sdv = NULL;
+    double *sum = NULL, *sum2 = NULL, *sdsum = NULL, *smni = NULL;
+    long *sdcnt = NULL;
+    char **sdonor = NULL;
+    int ns = 0;
     FILE *f = NULL;
     char tmp[4096] = "";
-    if (gi_volume_read_labels(&p, parcellation_path, &lab, err) != 0) {
+    if (gi_volume_read_labels(&p, in->parcellation, &lab, err) != 0) {
         gi_fail_prefix(err, "--parcellation");
         goto done;
     }
-    if (labels_csv && read_names(&names, labels_csv, err) != 0)
+    if (in->labels_csv && read_names(&names, in->labels_csv, err) != 0)
         goto done;
     double inv[16];
     if (gi_affine_invert(a.affine, inv) != 0) {
-        gi_fail(err, "%s: the atlas affine is singular", atlas_path);
+        gi_fail(err, "%s: the atlas affine is singular", in->atlas);
         goto done;
     }
     /* The label set: the image's non-zero integer values plus the CSV's ids. */
     size_t np = (size_t)p.nx * p.ny * p.nz;
     int nl = 0;
-    if (label_set(lab, np, &names, parcellation_path, &ids, &nl, err) != 0)
+    if (label_set(lab, np, &names, in->parcellation, &ids, &nl, err) != 0)
         goto done;
     /* Each labelled voxel's atlas voxel (nearest) and label index. */
     long nv = 0;
     for (size_t q = 0; q < np; q++)
         nv += lab[q] != 0;
     if (nv == 0) {
-        gi_fail(err, "--parcellation %s has no labelled (non-zero) voxel", parcellation_path);
+        gi_fail(err, "--parcellation %s has no labelled (non-zero) voxel", in->parcellation);
         goto done;
     }
     voxoff = malloc(sizeof(long) * (size_t)nv);
@@ -277,34 +403,79 @@ int gi_regions_table(const char *atlas_path, const char *parcellation_path, cons
     if (m == 0) {
         gi_fail(err, "none of the %ld labelled voxels of --parcellation %s falls inside the atlas mask of %s: the "
                 "two do not overlap in millimetres (are both in MNI space, with correct affines?)", nv,
-                parcellation_path, atlas_path);
+                in->parcellation, in->atlas);
         goto done;
     }
-    if (warning && 2 * m < nv)
-        snprintf(warning, warning_size, "warning: %ld of the %ld labelled voxels (%.0f%%) of %s fall outside the atlas "
-                 "mask of %s; their regions are summarised from the rest (check that both are in the same space)",
-                 nv - m, nv, 100.0 * (double)(nv - m) / (double)nv, parcellation_path, atlas_path);
+    if (2 * m < nv)
+        snprintf(res->warning, sizeof res->warning, "warning: %ld of the %ld labelled voxels (%.0f%%) of %s fall "
+                 "outside the atlas mask of %s; their regions are summarised from the rest (check that both are in "
+                 "the same space)", nv - m, nv, 100.0 * (double)(nv - m) / (double)nv, in->parcellation, in->atlas);
+    size_t nl1 = (size_t)(nl ? nl : 1);
     vol = malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz);
-    sum = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
-    sum2 = malloc(sizeof(double) * (size_t)(nl ? nl : 1));
-    cnt = malloc(sizeof(long) * (size_t)(nl ? nl : 1));
-    if (!vol || !sum || !sum2 || !cnt) { gi_fail(err, "out of memory"); goto done; }
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", out_csv) >= (int)sizeof tmp) { gi_fail(err, "path too long"); goto done; }
+    sum = malloc(sizeof(double) * nl1);
+    sum2 = malloc(sizeof(double) * nl1);
+    cnt = malloc(sizeof(long) * nl1);
+    smp = calloc(nl1, sizeof(long));
+    don = calloc(nl1, sizeof(int));
+    if (!vol || !sum || !sum2 || !cnt || !smp || !don) { gi_fail(err, "out of memory"); goto done; }
+    /* Samples per region, on the parcellation's grid (regions.h). */
+    res->tolerance_from = in->tolerance_mm >= 0 ? GI_TOLERANCE_GIVEN : GI_TOLERANCE_ATLAS;
+    res->tolerance_mm = in->tolerance_mm >= 0 ? in->tolerance_mm : atlas_tolerance(&a);
+    if (res->tolerance_mm < 0) {
+        res->tolerance_mm = 0;
+        res->tolerance_from = GI_TOLERANCE_NONE;
+    }
+    if (gi_atlas_read_samples(&a, &ns, &smni, &sdonor, err) != 0)
+        goto done;
+    res->n_samples = ns;
+    if (ns > 0 && gi_regions_count_samples(&p, lab, ids, nl, ns, smni, (const char *const *)sdonor,
+                                           res->tolerance_mm, smp, don, &res->match, err) != 0)
+        goto done;
+    /* The map's predictive SD, when the atlas has it. */
+    res->have_sd = a.has_uncertainty;
+    if (res->have_sd) {
+        sdv = malloc(sizeof(float) * (size_t)a.nx * a.ny * a.nz);
+        sdsum = malloc(sizeof(double) * nl1);
+        sdcnt = malloc(sizeof(long) * nl1);
+        if (!sdv || !sdsum || !sdcnt) { gi_fail(err, "out of memory"); goto done; }
+    }
+    static const char NO_SD[] = "no /uncertainty (rendered without render.uncertainty)",
+                      NO_SAMPLES[] = "no sample positions (/sample_mni: a truth file, or rendered before atlases kept them)";
+    if (!res->have_sd && ns == 0)
+        snprintf(res->note, sizeof res->note, "note: %s has %s and %s: mean_uncertainty, n_samples and n_donors are "
+                 "empty", in->atlas, NO_SD, NO_SAMPLES);
+    else if (!res->have_sd)
+        snprintf(res->note, sizeof res->note, "note: %s has %s: mean_uncertainty is empty", in->atlas, NO_SD);
+    else if (ns == 0)
+        snprintf(res->note, sizeof res->note, "note: %s has %s: n_samples and n_donors are empty", in->atlas,
+                 NO_SAMPLES);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", in->out_csv) >= (int)sizeof tmp) { gi_fail(err, "path too long"); goto done; }
     f = fopen(tmp, "w");
-    if (!f) { gi_fail(err, "cannot write %s: %s", out_csv, strerror(errno)); goto done; }
-    fprintf(f, "id,label,gene,n_voxels,mean,sd\n");
+    if (!f) { gi_fail(err, "cannot write %s: %s", in->out_csv, strerror(errno)); goto done; }
+    fprintf(f, "id,label,gene,n_voxels,mean,sd,mean_uncertainty,n_samples,n_donors\n");
     for (int g = 0; g < a.n_genes; g++) {
         if (gi_atlas_read_gene(&a, g, vol, err) != 0)
+            goto done;
+        if (res->have_sd && gi_atlas_read_sd(&a, g, sdv, err) != 0)
             goto done;
         memset(sum, 0, sizeof(double) * nl);
         memset(sum2, 0, sizeof(double) * nl);
         memset(cnt, 0, sizeof(long) * nl);
+        if (res->have_sd) {
+            memset(sdsum, 0, sizeof(double) * nl);
+            memset(sdcnt, 0, sizeof(long) * nl);
+        }
         for (long q = 0; q < m; q++) {
             float v = vol[voxoff[q]];
             if (!isfinite(v))
                 continue;
             sum[vlab[q]] += v;
             cnt[vlab[q]]++;
+            /* The SD over the region's voxels: those its mean counts. */
+            if (res->have_sd && isfinite(sdv[voxoff[q]])) {
+                sdsum[vlab[q]] += sdv[voxoff[q]];
+                sdcnt[vlab[q]]++;
+            }
         }
         for (int l = 0; l < nl; l++)
             sum[l] = cnt[l] ? sum[l] / cnt[l] : NAN; /* now the mean */
@@ -323,22 +494,28 @@ int gi_regions_table(const char *atlas_path, const char *parcellation_path, cons
             fputc(',', f);
             put_field(f, a.genes[g]);
             if (cnt[l])
-                fprintf(f, ",%ld,%.9g,%.9g\n", cnt[l], sum[l], sqrt(sum2[l] / cnt[l]));
+                fprintf(f, ",%ld,%.9g,%.9g,", cnt[l], sum[l], sqrt(sum2[l] / cnt[l]));
             else
-                fprintf(f, ",0,,\n");
+                fprintf(f, ",0,,,");
+            if (res->have_sd && sdcnt[l])
+                fprintf(f, "%.9g", sdsum[l] / sdcnt[l]);
+            if (ns > 0)
+                fprintf(f, ",%ld,%d\n", smp[l], don[l]);
+            else
+                fputs(",,\n", f);
         }
     }
     if (ferror(f) | (fclose(f) != 0)) {
         f = NULL;
-        gi_fail(err, "error writing %s", out_csv);
+        gi_fail(err, "error writing %s", in->out_csv);
         goto done;
     }
     f = NULL;
-    if (rename(tmp, out_csv) != 0) {
-        gi_fail(err, "cannot rename %s to %s: %s", tmp, out_csv, strerror(errno));
+    if (rename(tmp, in->out_csv) != 0) {
+        gi_fail(err, "cannot rename %s to %s: %s", tmp, in->out_csv, strerror(errno));
         goto done;
     }
-    *n_regions = nl;
+    res->n_regions = nl;
     rc = 0;
 done:
     if (f) {
@@ -347,10 +524,13 @@ done:
     } else if (rc != 0 && tmp[0]) {
         gi_remove_partial(tmp);
     }
+    if (sdonor)
+        gi_h5_free_strings(sdonor, ns);
     gi_atlas_close(&a);
     gi_volume_free(&p);
     free(lab);
     names_free(&names);
     free(ids); free(voxoff); free(vlab); free(vol); free(sum); free(sum2); free(cnt);
+    free(smp); free(don); free(sdv); free(sdsum); free(sdcnt); free(smni);
     return rc;
 }

