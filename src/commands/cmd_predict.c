@@ -172,8 +172,10 @@ static cuts make_cuts(const gi_map_source *s, const gi_config *c)
     k.round = per_round < k.chunk ? k.chunk : per_round - per_round % k.chunk;
     size_t per_gene, fixed;
     gi_map_source_predict_bytes(s, &per_gene, &fixed);
-    /* The method's scratch for a call of all genes, else groups of genes. */
-    per_gene = per_gene * (size_t)k.chunk / (size_t)s->batch + sizeof(float) * (size_t)k.chunk;
+    /* The method's scratch for a call of all genes (it allocates for its own
+     * batch, whatever the call's size), else groups of genes, each with its
+     * copy buffer. */
+    per_gene += sizeof(float) * (size_t)k.chunk;
     k.ng = s->n_genes;
     if (per_gene * (size_t)k.ng + fixed > budget) {
         size_t ng = budget > fixed ? (budget - fixed) / per_gene : 1;
@@ -325,9 +327,10 @@ static int predict(const gi_cmd_ctx *x, const gi_cmd_args *a, double t0, gi_err 
         k = make_cuts(&s, &c);
     if (rc == 0 && x->rank == 0) {
         long rounds = (n + k.round - 1) / k.round;
-        printf("predict: %ld points x %d genes, %s for %s, %d rank%s, %ld round%s of up to %ld points in calls of "
-               "%d\n", n, s.n_genes, GI_METHOD_NAMES[c.render.method], s.donor, x->size, x->size > 1 ? "s" : "",
-               rounds, rounds > 1 ? "s" : "", k.round, k.chunk);
+        printf("predict: %ld points x %d genes, %s for %s, %d rank%s, %ld round%s of %ld points, %d points per "
+               "call%s\n", n, s.n_genes, GI_METHOD_NAMES[c.render.method], s.donor, x->size, x->size > 1 ? "s" : "",
+               rounds, rounds > 1 ? "s" : "", k.round < n ? k.round : n, k.chunk,
+               k.ng < s.n_genes ? ", genes in groups (render.buffer_mb)" : "");
         fflush(stdout);
     }
     long inside = 0;
@@ -381,8 +384,8 @@ const gi_cmd gi_cmd_predict = {
             "MNI millimetres, or mni_x,mni_y,mni_z; every other column is carried through unchanged, in order),\n"
             "with the same method: the checkpoint's INR (with its data.prior and train.ensemble members) for\n"
             "render.donor, or a baseline render.method fitted on data.samples. V.csv has the points' columns,\n"
-            "then in_mask (1 when the point's nearest voxel of render.mask is inside it; 0 inside or off the\n"
-            "grid), then one column per gene in the checkpoint's order, in the sample table's units (%.9g).\n"
+            "then in_mask (1 when the point's nearest voxel of render.mask is inside it; 0 outside it or off\n"
+            "the grid), then one column per gene in the checkpoint's order, in the sample table's units (%.9g).\n"
             "A point's anatomy label (data.anatomy) is that of its nearest voxel, as the render takes it at\n"
             "a voxel centre; at voxel centres the values equal the atlas's up to float rounding. Points are\n"
             "dealt to the ranks in fixed chunks, so any rank count writes the same file. V.csv is written as\n"
