@@ -6,7 +6,8 @@
 #     by its place in the batch, render_plan.h: measured 0 or 1 ulp here, up to 16 on the demo's
 #     width-256 model in calls of 100 points), for the donor average,
 #     one donor (render.donor) and a baseline (render.method idw, bit for bit: no GEMM);
-#   - 1, 2 and 3 ranks, in one round or several (render.buffer_mb), write the same file (cmp);
+#   - 1, 2 and 3 ranks, in one round or several, all genes per call or groups of them
+#     (render.buffer_mb), write the same file (cmp); an ensemble equals its atlas too;
 #   - V.csv = P's columns unchanged and in order (quoted, empty, UTF-8 fields too), in_mask,
 #     the genes in the atlas's order; points outside the mask or off the grid are predicted
 #     (finite values) and flagged in_mask = 0;
@@ -99,21 +100,36 @@ check "calls of 7 points, 2 and 3 ranks" bash -c "$MPIRUN -np 2 $G predict '$T/c
 check "... 1, 2 and 3 ranks byte for byte" bash -c "cmp '$T/b1.csv' '$T/b2.csv' && cmp '$T/b1.csv' '$T/b3.csv'"
 check "... and the atlas within 16 ulp" equal "$T/b1.csv" "$T/p.csv" "$T/p.npy" 16 "$T/run/atlas.h5"
 
-# Several rounds: 90,000 points and render.buffer_mb = 1 (87,381 points of 3 genes a round).
-$PY - "$T/p.csv" "$T/many.csv" <<'PY'
+# An ensemble of 2 over 48 genes (the phantom's 3, 16 times), and with render.buffer_mb = 1 a
+# table of 6,000 points in 2 rounds of 5,456, each call's genes in groups (the members' scratch
+# of 48 genes passes 1 MB): the same bits at 1 and 2 ranks, the atlas's values at voxel centres.
+$PY - "$T/ph/samples.csv" "$T/wide.csv" <<'PY'
 import sys, csv
-rows = list(csv.reader(open(sys.argv[1], encoding="utf-8", newline="")))
-with open(sys.argv[2], "w", encoding="utf-8", newline="") as o:
+r = list(csv.reader(open(sys.argv[1], newline="")))
+g = [i for i, n in enumerate(r[0]) if n.startswith("G")]
+keep = [i for i in range(len(r[0])) if i not in g]
+with open(sys.argv[2], "w", newline="") as o:
     w = csv.writer(o, lineterminator="\n")
-    w.writerow(rows[0])
-    for n in range(90000):
-        w.writerow(rows[1 + n % (len(rows) - 1)])
+    w.writerow([r[0][i] for i in keep] + ["%s_%d" % (r[0][i], c) for c in range(16) for i in g])
+    for row in r[1:]:
+        w.writerow([row[i] for i in keep] + [row[i] for c in range(16) for i in g])
 PY
-check "90,000 points in 2 rounds of 1 MB at 2 ranks" bash -c "$MPIRUN -np 2 $G predict '$T/cfg.yaml' \
-    --points '$T/many.csv' --out '$T/m2.csv' --set render.buffer_mb=1 --set render.batch_voxels=7 >'$T/m2.log' \
-    && grep -q '2 rounds of 87381 points' '$T/m2.log'"
-check "... equal one round at 1 rank byte for byte" bash -c "$G predict '$T/cfg.yaml' --points '$T/many.csv' \
-    --out '$T/m1.csv' --set render.batch_voxels=7 >/dev/null && cmp '$T/m1.csv' '$T/m2.csv'"
+W=(--set data.samples="$T/wide.csv" --set train.ensemble=2 --set train.steps=20)
+check "train and render an ensemble of 2 over 48 genes" $G run "$T/cfg.yaml" --out "$T/wide" "${W[@]}"
+W+=(--checkpoint "$T/wide/checkpoint.h5")
+check "points of the ensemble's atlas" points "$T/wide/atlas.h5" "$T/pw.csv" "$T/pw.npy"
+check "predict the ensemble, genes in groups" bash -c "$G predict '$T/cfg.yaml' ${W[*]} --points '$T/pw.csv' \
+    --out '$T/vw.csv' --set render.buffer_mb=1 | grep -q 'genes in groups'"
+check "... equals the ensemble's atlas (16 ulp)" equal "$T/vw.csv" "$T/pw.csv" "$T/pw.npy" 16 "$T/wide/atlas.h5"
+$PY - "$T/pw.csv" "$T/many.csv" <<'PY'
+import sys
+rows = open(sys.argv[1], encoding="utf-8").read().splitlines()
+open(sys.argv[2], "w", encoding="utf-8").write("\n".join([rows[0]] + [rows[1 + n % (len(rows) - 1)] for n in range(6000)]) + "\n")
+PY
+check "6,000 points in 2 rounds at 2 ranks" bash -c "$MPIRUN -np 2 $G predict '$T/cfg.yaml' ${W[*]} \
+    --points '$T/many.csv' --out '$T/m2.csv' --set render.buffer_mb=1 >'$T/m2.log' && grep -q '2 rounds' '$T/m2.log'"
+check "... equal 1 rank byte for byte" bash -c "$G predict '$T/cfg.yaml' ${W[*]} --points '$T/many.csv' \
+    --out '$T/m1.csv' --set render.buffer_mb=1 >/dev/null && cmp '$T/m1.csv' '$T/m2.csv'"
 
 check "points of the donor's atlas" points "$T/donor/atlas.h5" "$T/pd.csv" "$T/pd.npy"
 check "predict render.donor=$DONOR" $G predict "$T/cfg.yaml" --points "$T/pd.csv" --out "$T/vd.csv" \

@@ -338,6 +338,11 @@ static int predict(const gi_cmd_ctx *x, const gi_cmd_args *a, double t0, gi_err 
     rc = gi_dist_agree(x->comm, rc, err);
     if (rc == 0)
         rc = predict_rounds(x, &s, &k, n, mm, &p, &o, &inside, &stopped, err);
+    /* A signal while rank 0 wrote the last rows: no table either (agreed, so collective). */
+    if (rc == 0 && gi_cmd_stop_agreed(x)) {
+        stopped = 1;
+        rc = -1;
+    }
     if (rc == 0 && x->rank == 0)
         rc = gi_points_out_commit(&o, err);
     if (rc != 0)
