@@ -181,11 +181,15 @@ check "--force replaces it" $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "
 check "... with the new table" bash -c "! cmp -s '$T/v1.csv' '$T/v2.csv'"
 fails_cleanly "--out naming --points, even with --force" "is --points.*overwrite its own input" \
     $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "$T/p.csv" --force
-fails_cleanly "--out naming the mask" "is render.mask" \
-    $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "$T/slab.nii.gz" --force
+fails_cleanly "--out naming the config" "is the config" \
+    $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "$T/cfg.yaml" --force
+fails_cleanly "--out naming the sample table" "is data.samples" \
+    $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "$T/ph/samples.csv" --force
 mkdir -p "$T/folder.csv"
 fails_cleanly "--out naming a folder" "not a regular file" \
     $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "$T/folder.csv" --force
+fails_cleanly "--out naming a .gz file (the table is plain CSV)" "predict writes a plain CSV" \
+    $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "$T/v.csv.gz"
 echo stale > "$T/v3.csv.tmp"
 fails_cleanly "a V.csv.tmp left behind, without --force" "v3.csv.tmp exists" \
     $G predict "$T/cfg.yaml" --points "$T/p.csv" --out "$T/v3.csv"

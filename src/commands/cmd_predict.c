@@ -32,6 +32,7 @@
 
 #include "geneinr/config.h"
 #include "geneinr/dist.h"
+#include "geneinr/files.h"
 #include "geneinr/map_source.h"
 #include "geneinr/method_kind.h"
 #include "geneinr/points.h"
@@ -94,6 +95,9 @@ static int check_out(const gi_cmd_args *a, const gi_config *c, const char *ckpt,
     char tmp[4200];
     if (!out[0])
         return gi_fail(err, "--out is empty");
+    /* The table is plain text: a .gz name would hold no gzip. */
+    if (gi_ends_with(out, ".gz"))
+        return gi_fail(err, "--out %s: predict writes a plain CSV; name it without .gz (and compress it after)", out);
     if (snprintf(tmp, sizeof tmp, "%s.tmp", out) >= (int)sizeof tmp)
         return gi_fail(err, "--out path too long");
     const char *inputs[] = {a->points, a->operand, ckpt, c->data.samples, c->render.mask, c->data.anatomy,
