@@ -1,10 +1,12 @@
-/* test_csv.c - the CSV reader (csv.c) and the sample table (samples.c).
+/* test_csv.c - the CSV reader and writer (csv.c), the sample table (samples.c)
+ * and the point tables of `geneinr predict` (points.c).
  *
  * Every input is written to a private temporary folder ($TESTTMP if set,
  * else /tmp) so the test needs no files of its own.
  */
 #include "check.h"
 #include "geneinr/csv.h"
+#include "geneinr/points.h"
 #include "geneinr/samples.h"
 
 #include <math.h>
@@ -456,6 +458,98 @@ static void test_samples_round_trip(void)
     gi_samples_free(&s);
 }
 
+/* gi_csv_put_field: what the reader gives back is exactly what was written. */
+static void test_csv_put_field(void)
+{
+    static const char *const F[] = {"plain", "a,b", "say \"hi\"", "two\nlines", "cr\r", "", " spaced ",
+                                    "\xEF\xBB\xBF" "bom", "\"", "é,ü"};
+    int n = (int)(sizeof F / sizeof F[0]);
+    const char *path = tmp_path("put.csv");
+    FILE *f = fopen(path, "w");
+    for (int r = 0; r < 2; r++) {
+        for (int i = 0; i < n; i++) {
+            if (i)
+                fputc(',', f);
+            gi_csv_put_field(f, F[(i + r) % n]);
+        }
+        fputc('\n', f);
+    }
+    fclose(f);
+    gi_err err = {{0}};
+    gi_csv *c = gi_csv_open(path, &err);
+    char **fields;
+    int nf, same = c != NULL;
+    for (int r = 0; same && r < 2; r++) {
+        same = gi_csv_next(c, &fields, &nf, &err) == 1 && nf == n;
+        for (int i = 0; same && i < n; i++)
+            same = strcmp(fields[i], F[(i + r) % n]) == 0;
+    }
+    CHECK(same && gi_csv_next(c, &fields, &nf, &err) == 0, "csv: put_field round-trips commas, quotes, line ends, a "
+          "leading BOM, empty and UTF-8 fields");
+    gi_csv_close(c);
+}
+
+/* Point tables: columns kept, coordinates parsed, the output written through .tmp. */
+static void test_points(void)
+{
+    gi_err err = {{0}};
+    gi_points p;
+    const char *in = tmp_path("points.csv");
+    const char *text = "id,\"note, here\",z,x,y\nA,\"a \"\"q\"\"\",-10.5,20,3e1\nB,,0,-90,+1\n";
+    write_file(in, text, strlen(text));
+    int rc = gi_points_read(&p, in, &err);
+    CHECKF(rc == 0 && p.n == 2 && p.n_cols == 5 && p.xyz[0] == 3 && p.xyz[1] == 4 && p.xyz[2] == 2,
+           "points: two rows of five columns, x y z found by name", "%s", err.msg);
+    if (rc != 0)
+        return;
+    CHECK(p.mm[0] == 20 && p.mm[1] == 30 && p.mm[2] == -10.5 && p.mm[3] == -90 && p.mm[4] == 1 && p.mm[5] == 0,
+          "points: MNI mm as doubles, in x y z order");
+    CHECK(strcmp(p.cols[1], "note, here") == 0 && strcmp(p.cells[1], "a \"q\"") == 0 &&
+          strcmp(p.cells[5 + 1], "") == 0 && strcmp(p.cells[5 + 4], "+1") == 0,
+          "points: header and fields kept as text");
+    static const char *const CLASH[] = {"in_mask", "x"};
+    CHECK(gi_points_check_free(&p, CLASH, 1, "the in_mask column", &err) == 0 &&
+          gi_points_check_free(&p, CLASH, 2, "a gene", &err) == -1 && strstr(err.msg, "points.csv:1: column 'x'"),
+          "points: a column with an added column's name is refused");
+    const char *out = tmp_path("values.csv");
+    gi_points_out o;
+    static const char *const EXTRA[] = {"in_mask", "G,1", "G2"};
+    rc = gi_points_out_open(&o, out, &p, EXTRA, 3, &err);
+    float v0[2] = {0.1f, NAN}, v1[2] = {-3.0f, 1e-20f};
+    if (rc == 0) {
+        gi_points_out_row(&o, &p, 0, 1, v0, 2);
+        gi_points_out_row(&o, &p, 1, 0, v1, 2);
+        CHECK(access(out, F_OK) != 0, "points: nothing at the output's name before the commit");
+        rc = gi_points_out_commit(&o, &err);
+    }
+    char buf[512] = "";
+    FILE *f = fopen(out, "r");
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[len] = 0;
+    CHECKF(rc == 0 && strcmp(buf, "id,\"note, here\",z,x,y,in_mask,\"G,1\",G2\n"
+                                  "A,\"a \"\"q\"\"\",-10.5,20,3e1,1,0.100000001,\n"
+                                  "B,,0,-90,+1,0,-3,9.99999968e-21\n") == 0,
+           "points: the output holds the fields, in_mask and the values (%.9g, NaN empty)", "got:\n%s", buf);
+    CHECK(access(tmp_path("values.csv.tmp"), F_OK) != 0, "points: the .tmp is gone after the commit");
+    const char *out2 = tmp_path("aborted.csv");
+    if (gi_points_out_open(&o, out2, &p, EXTRA, 1, &err) == 0)
+        gi_points_out_abort(&o);
+    CHECK(access(out2, F_OK) != 0 && access(tmp_path("aborted.csv.tmp"), F_OK) != 0,
+          "points: an aborted table leaves no file");
+    gi_points_free(&p);
+
+    const char *mni = tmp_path("mni.csv");
+    const char *mtext = "well_id,mni_x,mni_y,mni_z,x\nw,1,2,3,4\n";
+    write_file(mni, mtext, strlen(mtext));
+    rc = gi_points_read(&p, mni, &err);
+    CHECKF(rc == 0 && p.mm[0] == 1 && p.mm[1] == 2 && p.mm[2] == 3 && p.n_cols == 5,
+           "points: mni_x, mni_y, mni_z when x, y, z are not all there", "%s", err.msg);
+    if (rc == 0)
+        gi_points_free(&p);
+}
+
 int main(void)
 {
     const char *base = getenv("TESTTMP");
@@ -468,6 +562,8 @@ int main(void)
     test_samples_read();
     test_samples_errors();
     test_samples_round_trip();
+    test_csv_put_field();
+    test_points();
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

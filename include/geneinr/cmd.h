@@ -38,6 +38,7 @@ typedef struct gi_cmd_args {
     const char *parcellation, *labels, *tolerance;  /* regions --tolerance MM (parsed by the command) */
     const char *gene_list, *at;         /* preview --genes a,b --at x,y,z */
     const char *reference_dir;          /* phantom --reference DIR */
+    const char *points;                 /* predict --points P.csv */
     long stride, seed, genes, grid, trial, ahba_probes;
     long sample_truth;                  /* phantom --sample-truth: GI_PHANTOM_TRUTH_* */
 } gi_cmd_args;
@@ -99,7 +100,8 @@ typedef struct gi_cmd {
 
 /* The rows, one per command file. */
 extern const gi_cmd gi_cmd_phantom, gi_cmd_prepare, gi_cmd_train, gi_cmd_render, gi_cmd_run, gi_cmd_info,
-    gi_cmd_score, gi_cmd_eval, gi_cmd_regions, gi_cmd_config, gi_cmd_preview, gi_cmd_report, gi_cmd_sweep;
+    gi_cmd_score, gi_cmd_eval, gi_cmd_regions, gi_cmd_config, gi_cmd_preview, gi_cmd_report, gi_cmd_sweep,
+    gi_cmd_predict;
 
 /* The table (cli.c), in the order of the help; NULL-terminated. */
 extern const gi_cmd *const gi_cmd_table[];
@@ -125,6 +127,16 @@ int gi_cmd_stop_agreed(const gi_cmd_ctx *x);
 /* Collective: rank 0 prints "geneinr: WHAT stopped by SIGTERM; RESUME (exit 75)"
  * naming the signal any rank got; returns GI_EXIT_REQUEUE (stop.h). */
 int gi_cmd_stopped(const gi_cmd_ctx *x, const char *what, const char *resume);
+
+/* OpenBLAS threads per rank: run.threads, or the node's cores shared by the
+ * ranks on that node (cmd_run.c; render and predict alike). Collective. */
+struct gi_config;
+void gi_cmd_set_threads(const gi_cmd_ctx *x, const struct gi_config *c);
+
+/* A checkpoint is used with the prior it was trained over (data.prior and
+ * its settings in ckpt's config equal c's), else -1 saying which differs.
+ * Rank 0 reads; agreed across the ranks. (cmd_run.c; render and predict) */
+int gi_cmd_check_prior_matches(const gi_cmd_ctx *x, const struct gi_config *c, const char *ckpt, gi_err *err);
 
 /* train, render and run (cmd_run.c): the stages of one run folder. */
 int gi_cmd_train_render(const gi_cmd_ctx *x, const gi_cmd_args *a, int do_train, int do_render);

@@ -9,6 +9,8 @@
 #ifndef GENEINR_CSV_H
 #define GENEINR_CSV_H
 
+#include <stdio.h>
+
 #include "geneinr/error.h"
 
 typedef struct gi_csv gi_csv;
@@ -55,5 +57,11 @@ int gi_table_columns(gi_table *t, const char *const *names, int n, int *idx, gi_
 int gi_table_next(gi_table *t, gi_err *err);
 
 void gi_table_close(gi_table *t);
+
+/* ---- writing: one field of a CSV row, quoted (RFC 4180, "" for a quote)
+ * when it holds a comma, quote or line end, or starts like a UTF-8
+ * byte-order mark (which the reader would skip), so the reader above gives
+ * back exactly s. */
+void gi_csv_put_field(FILE *f, const char *s);
 
 #endif

@@ -35,7 +35,7 @@
 
 /* OpenBLAS threads per rank: run.threads, or the node's cores shared by the
  * ranks on that node. */
-static void set_threads(const gi_cmd_ctx *x, const gi_config *c)
+void gi_cmd_set_threads(const gi_cmd_ctx *x, const gi_config *c)
 {
     int threads = c->run.threads;
     if (threads <= 0) {
@@ -78,7 +78,7 @@ static int setup_run(const gi_cmd_ctx *x, const gi_cmd_args *a, gi_config *c, ch
     rc = x->rank == 0 ? gi_make_dirs(out, err) : 0;
     if (gi_dist_agree(x->comm, rc, err) != 0)
         return -1;
-    set_threads(x, c);
+    gi_cmd_set_threads(x, c);
     return 0;
 }
 
@@ -151,7 +151,7 @@ static int record_and_report(const gi_cmd_ctx *x, const gi_config *c, const char
  * agreed across ranks. data.prior_refit and data.prior_crossfit are not
  * compared: the first is a choice made at prediction time, the second only
  * shaped the training targets (a prediction never cross-fits). */
-static int check_prior_matches(const gi_cmd_ctx *x, const gi_config *c, const char *ckpt, gi_err *err)
+int gi_cmd_check_prior_matches(const gi_cmd_ctx *x, const gi_config *c, const char *ckpt, gi_err *err)
 {
     int rc = 0;
     if (x->rank == 0) {
@@ -273,7 +273,7 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
     if (do_render) {
         gi_render_result rr;
         const char *from = a->checkpoint ? a->checkpoint : ckpt;
-        if (check_prior_matches(x, &c, from, &err) != 0)
+        if (gi_cmd_check_prior_matches(x, &c, from, &err) != 0)
             return gi_cmd_status(x, -1, &err);
         if (gi_render(&c, x->comm, out, from, &rr, &err) != 0)
             return render_failed(x, &err);

@@ -361,3 +361,18 @@ void gi_table_close(gi_table *t)
     gi_csv_close(t->csv);
     t->csv = NULL;
 }
+
+void gi_csv_put_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n") && strncmp(s, "\xEF\xBB\xBF", 3) != 0) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
