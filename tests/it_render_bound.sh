@@ -80,8 +80,8 @@ for mode in factorized concat; do
 done
 
 # Atlas chunks of several genes (render.chunk_genes; automatic past 20,000 chunks, atlas.h):
-# gene groups cut on chunk boundaries (8-gene chunks: groups of 16, not the 18 that fit), and
-# groups narrower than a chunk (40-gene chunks over groups of 18: every write rewrites a
+# gene groups cut on chunk boundaries (8-gene chunks: groups of 16, not the 17 that fit), and
+# groups narrower than a chunk (40-gene chunks over groups of 17: every write rewrites a
 # chunk it shares with the next group). Both read back (h5py, the NIfTI export through
 # gi_atlas_read_gene, geneinr info, preview and regions) as the one-gene-per-chunk atlas.
 R="$T/factorized"
@@ -92,7 +92,7 @@ for cg in 8 40; do
     else
         notok "chunks of $cg genes: render (2 ranks, buffer_mb=1)" "$(tail -n 3 "$T/cg$cg.log" | tr '\n' ' ')"
     fi
-    want="rendering in groups of 16 genes$" && [ $cg = 40 ] && want="rendering in groups of 18 genes (fewer than"
+    want="rendering in groups of 16 genes$" && [ $cg = 40 ] && want="rendering in groups of 17 genes (fewer than"
     grep -q "$want" "$T/cg$cg.log" && grep -q "atlas chunks: 1 slice x $cg genes" "$T/cg$cg.log" \
         && ok "chunks of $cg genes: gene groups as planned ($want)" \
         || notok "chunks of $cg genes: gene groups as planned ($want)" "$(grep -m2 "render:" "$T/cg$cg.log" | tr '\n' ' ')"

@@ -175,8 +175,9 @@ static const key_spec KEYS[] = {
     BOOL("render.uncertainty", render.uncertainty, "false",
          "also write the map's predictive SD per gene and voxel: atlas.h5 /uncertainty (and with render.nifti "
          "OUT/uncertainty.nii.gz and/or OUT/nifti/GENE_sd.nii.gz); for a method with an SD only (kriging, "
-         "regression_kriging, inr with data.prior or train.ensemble > 1): refused for nearest, idw and a single "
-         "network without data.prior. /distance (mm to the nearest sample) and the samples are written in any case"),
+         "regression_kriging, inr with data.prior or train.ensemble > 1): refused for nearest, idw, kriging with "
+         "baseline.per_gene and a single network without data.prior. /distance (mm to the nearest sample) and the "
+         "samples are written in any case"),
     INT("render.uncertainty_step", render.uncertainty_step, "3", 1, 64,
         "render.uncertainty: the SD's costly smooth part (the kriging variance r'A^-1 r, O(samples^2) per point) is "
         "computed exactly on a lattice of every Nth voxel of the mask's grid in x, y and z, and interpolated "
