@@ -386,7 +386,10 @@ static int units_regions(cstate *s, const char *parc_path, gi_err *err)
     memcpy(s->labels, sorted, sizeof(long long) * (size_t)n);
     free(sorted);
     /* unit of a voxel by binary search over the sorted labels */
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)   /* counts -> starts */
+            for (long u = 0; u < n; u++)
+                s->ustart[u + 1] += s->ustart[u];
         for (long k = 0, v = 0; k < a->nz; k++)
             for (long j = 0; j < a->ny; j++)
                 for (long i = 0; i < a->nx; i++, v++) {
@@ -410,10 +413,9 @@ static int units_regions(cstate *s, const char *parc_path, gi_err *err)
                             s->xyz[3 * lo + c] += p[c];
                     }
                 }
+    }
     free(vl);
     free(fill);
-    for (long u = 0; u < n; u++)
-        s->ustart[u + 1] += s->ustart[u];
     for (long u = 0; u < n; u++)
         for (int c = 0; c < 3; c++)
             s->xyz[3 * u + c] /= (double)(s->ustart[u + 1] - s->ustart[u]);
