@@ -69,6 +69,10 @@ i = nib.load('$T/m_G03.nii.gz'); A = i.affine.copy(); A[0, 3] += 400
 nib.save(nib.Nifti1Image(np.asarray(i.dataobj), A), '$T/far.nii.gz')"
 fails_cleanly "a map outside the atlas: its share is named" "covers 0.0% of the atlas mask" \
     $G correlate "$A" --map "$T/far.nii.gz" --out "$T/bad2"
+$PY -c "
+import nibabel as nib, numpy as np
+i = nib.load('$T/m_G03.nii.gz'); nib.save(nib.Nifti1Image(np.ones(i.shape, np.float32), i.affine), '$T/const.nii.gz')"
+fails_cleanly "a constant map" "is constant" $G correlate "$A" --map "$T/const.nii.gz" --out "$T/bad6"
 fails_cleanly "not an atlas" "samples.csv" $G correlate "$T/p/samples.csv" --map "$T/m_G03.nii.gz" --out "$T/bad3"
 fails_cleanly "2 ranks: a bad map fails on both, no hang" "covers 0.0%" \
     $MPIRUN -np 2 $G correlate "$A" --map "$T/far.nii.gz" --out "$T/bad4"

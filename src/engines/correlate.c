@@ -1003,7 +1003,9 @@ static int write_outputs(const cstate *s, const gi_correlate_opts *o, const gi_s
 
 /* ------------------------------------------------------------ the run */
 
-static const char *FIXED_OUTPUTS[] = {"correlations.csv", "nulls.h5", "gene_sets.csv"};
+static const char *FIXED_OUTPUTS[] = {"correlations.csv", "nulls.h5", "gene_sets.csv",
+                                      /* written by the report; checked here, before the work */
+                                      "report.html", "figures/map.png", "figures/variogram.png"};
 
 int gi_correlate_run(MPI_Comm comm, const gi_correlate_opts *o, gi_correlate_summary *sum, gi_err *err)
 {
@@ -1024,7 +1026,7 @@ int gi_correlate_run(MPI_Comm comm, const gi_correlate_opts *o, gi_correlate_sum
 
     /* 1. set-up: the folder is free for our outputs, the atlas, the map */
     if (rank == 0)
-        rc = gi_manifest_check_free_in(o->out, FIXED_OUTPUTS, 3, "correlate", err);
+        rc = gi_manifest_check_free_in(o->out, FIXED_OUTPUTS, 6, "correlate", err);
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
     rc = gi_atlas_open(&s.atlas, o->atlas, err);
@@ -1040,8 +1042,14 @@ int gi_correlate_run(MPI_Comm comm, const gi_correlate_opts *o, gi_correlate_sum
         s.x = malloc(sizeof(double) * (size_t)s.n);
         if (!s.x)
             rc = gi_fail(err, "out of memory");
-        for (int u = 0; rc == 0 && u < s.n; u++)
+        double lo = INFINITY, hi = -INFINITY;
+        for (int u = 0; rc == 0 && u < s.n; u++) {
             s.x[u] = unit_mean(&s, s.mapv, u);
+            lo = fmin(lo, s.x[u]);
+            hi = fmax(hi, s.x[u]);
+        }
+        if (rc == 0 && !(hi > lo))
+            rc = gi_fail(err, "%s is constant (%g) over the atlas mask: nothing to correlate", o->map, lo);
     }
     if (gi_dist_agree(comm, rc, err) != 0)
         goto done;
