@@ -16,3 +16,15 @@ for i in $(seq 1 "$M"); do
 done
 cat "$W"/c*/correlations.csv | awk -F, '$1 != "gene" { n++; if ($3 < 0.05) a++; if ($4 < 0.05) b++ }
     END { printf "tests %d: p_naive < 0.05 in %d (%.1f%%), p_spatial < 0.05 in %d (%.1f%%)\n", n, a, 100*a/n, b, 100*b/n }'
+# How closely the surrogates match each map's variogram: mean |median surrogate - map| / mean map.
+/usr/bin/python3 - "$W" "$M" <<'P'
+import sys, h5py, numpy as np
+w, m = sys.argv[1], int(sys.argv[2])
+d = []
+for i in range(1, m + 1):
+    f = h5py.File(f'{w}/c{i}/nulls.h5', 'r')
+    vm, vn = f['variogram_map'][()], f['variogram_nulls'][()]
+    d.append(np.mean(np.abs(np.median(vn, axis=0) - vm)) / np.mean(vm))
+d = np.array(d)
+print(f'variogram deviation over {m} maps: median {np.median(d):.3f}, max {d.max():.3f}')
+P

@@ -10,8 +10,12 @@
  *   2. smooth the permuted map with a distance kernel over the k nearest
  *      neighbours of each unit, for each k of a fixed set;
  *   3. regress the map's smoothed variogram onto each smoothed map's
- *      (target = a + b * smoothed) and keep the k with the least squared error;
- *   4. surrogate = sqrt|b| * smoothed + sqrt|a| * N(0, 1) noise, demeaned.
+ *      (target = a + b * smoothed, least squares with a, b >= 0) and keep the k
+ *      with the least squared error;
+ *   4. surrogate = sqrt(b) * smoothed + sqrt(a) * N(0, 1) noise, demeaned.
+ * (BrainSMASH fits a and b freely and uses |a| and |b|: a negative intercept
+ * then becomes added noise, surrogates rougher than the map, and too many
+ * false positives; the bounds avoid it.)
  *
  * Variograms (step 3) follow BrainSMASH: pairs of units at most dmax apart
  * (the 25th percentile of all pairwise distances), their 0.5 (x_i - x_j)^2
@@ -19,7 +23,8 @@
  * at nh = 25 distances h from the smallest pair distance to dmax, bw = 3 (h1 - h0).
  *  - points: every pair within dmax; kernel exp(-d / d_k) over the k nearest
  *    (the unit itself included) for k = 0.1 n, 0.2 n, ..., 0.9 n (BrainSMASH's
- *    dense defaults).
+ *    dense defaults) and k = 1 (the permuted map itself: a map rougher than the
+ *    smallest kernel otherwise gets a poor fit).
  *  - grid (for the tens of thousands of voxels of a brain): a fixed sample of
  *    pairs, GI_NULLS_PAIRS in all, the same number in each distance bin; the
  *    neighbourhood of a voxel is the cube of (2r + 1)^3 grid voxels around it
@@ -30,7 +35,7 @@
  *    what makes 1,000 surrogates of a brain take seconds. Voxels outside the
  *    map (not units) have no weight: the smoothing is normalised by the
  *    kernel's sum over the units it covers. r runs over up to 8 values from 1
- *    to the radius of 40 mm.
+ *    to the radius of 40 mm, and r = 0 (the permuted map itself).
  *
  * Every random draw is gi_rng_*(seed, stream, counter) with the counter keyed
  * on the surrogate's index k, so surrogate k is the same whatever computes it,
@@ -45,7 +50,7 @@
 
 #define GI_NULLS_NH 25          /* variogram distances */
 #define GI_NULLS_PAIRS 60000    /* grid mode: sampled pairs */
-#define GI_NULLS_MAX_SCALES 9
+#define GI_NULLS_MAX_SCALES 12
 
 /* Stream offsets of the nulls, added to GI_STREAM_CORRELATE (rng.h). */
 enum { GI_NULLS_STREAM_PERM = 0, GI_NULLS_STREAM_NOISE = 1, GI_NULLS_STREAM_PAIRS = 2, GI_NULLS_STREAM_MORAN = 3 };

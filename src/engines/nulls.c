@@ -93,7 +93,10 @@ static void grid_scales(gi_smash *s, double step_mm)
         rmax = 1;
     if (rmax > 64)   /* the tap table of grid_smooth_box */
         rmax = 64;
-    s->n_scales = 0;
+    /* r = 0, the permuted map itself, for maps rougher than the smallest kernel (BrainSMASH's
+     * smallest k still smooths, and a nearly white map then gets a poor fit) */
+    s->scale[0] = 0;
+    s->n_scales = 1;
     int last = 0;
     for (int j = 0; j < 8; j++) {
         int r = rmax <= 8 ? j + 1 : (int)lround(pow((double)rmax, j / 7.0));
@@ -155,6 +158,10 @@ static void grid_smooth_box(const gi_smash *s, int r, double *a, double *b)
 static void grid_smooth(const gi_smash *s, int si, const double *in, double *out, double *a, double *b)
 {
     long box = (long)s->bx * s->by * s->bz;
+    if (s->scale[si] == 0) {
+        memcpy(out, in, sizeof(double) * (size_t)s->n);
+        return;
+    }
     memset(a, 0, sizeof(double) * (size_t)box);
     for (int u = 0; u < s->n; u++)
         a[s->cell[u]] = in[u];
@@ -345,7 +352,10 @@ int gi_smash_init_grid(gi_smash *s, int n, const int *ijk, const double lin[9], 
         memset(a, 0, sizeof(double) * (size_t)box);
         for (int u = 0; u < n; u++)
             a[s->cell[u]] = 1;
-        grid_smooth_box(s, s->scale[si], a, b);
+        if (s->scale[si] > 0)
+            grid_smooth_box(s, s->scale[si], a, b);
+        else
+            memcpy(b, a, sizeof(double) * (size_t)box);
         for (int u = 0; u < n; u++)
             s->norm[(long)si * n + u] = b[s->cell[u]];
     }
@@ -447,7 +457,9 @@ int gi_smash_init_points(gi_smash *s, int n, const double *xyz, const double *x,
     free(cd);
     if (rc != 0)
         return -1;
-    int last = 0;
+    s->scale[0] = 1;   /* the permuted map itself (see grid_scales) */
+    s->n_scales = 1;
+    int last = 1;
     for (int j = 1; j <= 9; j++) {
         int k = (int)lround(0.1 * j * n);
         if (k < 2)
@@ -498,6 +510,23 @@ static void fit(const double *t, const double *v, double *a, double *b, double *
     }
     *b = sxx > 0 ? sxy / sxx : 0;
     *a = mt - *b * mv;
+    /* Least squares with a >= 0 and b >= 0: the surrogate is sqrt(b) smoothed + sqrt(a) noise,
+     * and noise cannot lower a variogram. (BrainSMASH takes |a| and |b| of the unconstrained
+     * fit instead, which adds noise where the fit asked for less: surrogates rougher than
+     * the map and too liberal a test.) The optimum with a bound active lies on it. */
+    if (*b < 0) {
+        *b = 0;
+        *a = mt;
+    }
+    if (*a < 0) {
+        double tv = 0, vv = 0;
+        for (int h = 0; h < GI_NULLS_NH; h++) {
+            tv += t[h] * v[h];
+            vv += v[h] * v[h];
+        }
+        *a = 0;
+        *b = vv > 0 && tv > 0 ? tv / vv : 0;
+    }
     double e = 0;
     for (int h = 0; h < GI_NULLS_NH; h++) {
         double r = t[h] - *a - *b * v[h];
