@@ -791,9 +791,14 @@ static int read_sets(const cstate *s, const gi_correlate_opts *o, gset *sets, ch
 static void test_sets(const cstate *s, const null_results *nr, uint64_t seed, gset *sets, int n_sets)
 {
     int G = s->G;
-    int *avail = malloc(sizeof(int) * (size_t)G);
-    if (!avail)
+    int *avail = malloc(sizeof(int) * (size_t)G), *swaps = malloc(sizeof(int) * (size_t)G);
+    if (!avail || !swaps) {   /* cannot happen at these sizes; NaN says it did */
+        for (int i = 0; i < n_sets; i++)
+            sets[i].p_res = sets[i].p_sp = sets[i].mean_r = NAN;
+        free(avail);
+        free(swaps);
         return;
+    }
     int na = 0;
     for (int g = 0; g < G; g++)
         if (isfinite(s->r[g]))
@@ -819,10 +824,9 @@ static void test_sets(const cstate *s, const null_results *nr, uint64_t seed, gs
         for (long d = 0; d < GI_CORRELATE_RESAMPLES; d++) {
             /* partial Fisher-Yates over a copy's first m places, undone after */
             double rs = 0;
-            int swaps[4096];
-            int ms = m < 4096 ? m : 4096;
+            int ms = m;
             for (int j = 0; j < ms; j++) {
-                uint64_t c = ((uint64_t)i << 48) | ((uint64_t)d << 16) | (uint64_t)j;
+                uint64_t c = ((uint64_t)i << 56) | ((uint64_t)d << 24) | (uint64_t)j;   /* j < 2^24 genes */
                 int pick = j + (int)gi_rng_below(seed, STREAM_RESAMPLE, c, (uint64_t)(na - j));
                 swaps[j] = pick;
                 int tmp = avail[j];
@@ -850,6 +854,7 @@ static void test_sets(const cstate *s, const null_results *nr, uint64_t seed, gs
         t->p_sp = (1.0 + hits) / (1.0 + nr->N);
     }
     free(avail);
+    free(swaps);
 }
 
 static double pval(const double *rn, long N, double r)
