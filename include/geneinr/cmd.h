@@ -20,6 +20,13 @@
 typedef struct gi_err gi_err;
 
 #define GI_CMD_MAX_SETS 256
+#define GI_CMD_MAX_LIST 64
+
+/* The values of a repeatable option (GI_OPT_LIST), in order. */
+typedef struct gi_cmd_list {
+    const char *v[GI_CMD_MAX_LIST];
+    int n;
+} gi_cmd_list;
 
 /* Exit status of a usage error (a wrong command line), as opposed to 1, a
  * command that failed on its input. */
@@ -41,6 +48,9 @@ typedef struct gi_cmd_args {
     const char *points;                 /* predict --points P.csv */
     long stride, seed, genes, grid, trial, ahba_probes;
     long sample_truth;                  /* phantom --sample-truth: GI_PHANTOM_TRUTH_* */
+    const char *map;                    /* correlate --map */
+    gi_cmd_list gene_sets;              /* correlate --gene-set (repeatable) */
+    long nulls, resolution, top;        /* correlate */
 } gi_cmd_args;
 
 /* The process a command runs in: every command runs under MPI (a plain
@@ -58,6 +68,7 @@ typedef enum gi_opt_kind {
     GI_OPT_LONG,     /* --seed N: long field, checked against [min, max] */
     GI_OPT_SET,      /* --set K=V: appended to sets[] (repeatable) */
     GI_OPT_CHOICE,   /* --sample-truth voxel: long field set to the name's index in names[] */
+    GI_OPT_LIST,     /* --gene-set FILE: appended to a gi_cmd_list field (repeatable) */
 } gi_opt_kind;
 
 typedef struct gi_cmd_opt {
@@ -94,6 +105,8 @@ typedef struct gi_cmd {
 /* value: how the help spells the choices, e.g. "tissue|voxel" */
 #define GI_OPT_C(flag, field, value, names, help) \
     {flag, GI_OPT_CHOICE, offsetof(gi_cmd_args, field), value, 0, 0, names, 0, help}
+#define GI_OPT_LIST_S(flag, field, value, help) \
+    {flag, GI_OPT_LIST, offsetof(gi_cmd_args, field), value, 0, 0, NULL, 0, help}
 #define GI_OPT_SETS {"--set", GI_OPT_SET, offsetof(gi_cmd_args, sets), "KEY=VALUE", 0, 0, NULL, 0, \
                      "override a config key, e.g. --set train.steps=500 (repeatable)"}
 #define GI_OPT_END {NULL, GI_OPT_FLAG, 0, NULL, 0, 0, NULL, 0, NULL}
@@ -101,7 +114,7 @@ typedef struct gi_cmd {
 /* The rows, one per command file. */
 extern const gi_cmd gi_cmd_phantom, gi_cmd_prepare, gi_cmd_train, gi_cmd_render, gi_cmd_run, gi_cmd_info,
     gi_cmd_score, gi_cmd_eval, gi_cmd_regions, gi_cmd_config, gi_cmd_preview, gi_cmd_report, gi_cmd_sweep,
-    gi_cmd_predict;
+    gi_cmd_predict, gi_cmd_correlate;
 
 /* The table (cli.c), in the order of the help; NULL-terminated. */
 extern const gi_cmd *const gi_cmd_table[];

@@ -31,7 +31,8 @@ enum {
     GI_STREAM_BATCH = 3000,     /* mini-batch selection: counter = step * batch_size + j */
     GI_STREAM_SPLIT = 4000,     /* validation split */
     GI_STREAM_PHANTOM = 5000,   /* phantom generator: + purpose */
-    GI_STREAM_SWEEP = 6000      /* sweep random search: + key position, counter = draw */
+    GI_STREAM_SWEEP = 6000,     /* sweep random search: + key position, counter = draw */
+    GI_STREAM_CORRELATE = 7000  /* correlate's nulls and resampling: + purpose (nulls.h, correlate.h) */
 };
 
 #endif

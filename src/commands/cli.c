@@ -20,7 +20,7 @@
 const gi_cmd *const gi_cmd_table[] = {
     &gi_cmd_phantom, &gi_cmd_prepare, &gi_cmd_train, &gi_cmd_render, &gi_cmd_run, &gi_cmd_info,
     &gi_cmd_predict, &gi_cmd_score, &gi_cmd_eval, &gi_cmd_regions, &gi_cmd_config, &gi_cmd_preview,
-    &gi_cmd_report, &gi_cmd_sweep, NULL,
+    &gi_cmd_report, &gi_cmd_sweep, &gi_cmd_correlate, NULL,
 };
 
 static const char *HEADER =
@@ -48,7 +48,7 @@ static void usage_line(const gi_cmd *c, char *buf, size_t size)
         const char *l = o->required ? "" : "[", *r = o->required ? "" : "]";
         if (o->value)
             n += (size_t)snprintf(buf + n, size - n, " %s%s %s%s%s", l, o->flag, o->value, r,
-                                  o->kind == GI_OPT_SET ? "..." : "");
+                                  o->kind == GI_OPT_SET || o->kind == GI_OPT_LIST ? "..." : "");
         else
             n += (size_t)snprintf(buf + n, size - n, " %s%s%s", l, o->flag, r);
     }
@@ -140,6 +140,11 @@ static int store_value(const gi_cmd_ctx *x, const gi_cmd *c, const gi_cmd_opt *o
         if (a->n_sets == GI_CMD_MAX_SETS)
             return gi_cmd_usage_error(x, c->name, "too many --set options (at most %d)", GI_CMD_MAX_SETS);
         a->sets[a->n_sets++] = v;
+    } else if (o->kind == GI_OPT_LIST) {
+        gi_cmd_list *l = (gi_cmd_list *)field;
+        if (l->n == GI_CMD_MAX_LIST)
+            return gi_cmd_usage_error(x, c->name, "too many %s options (at most %d)", o->flag, GI_CMD_MAX_LIST);
+        l->v[l->n++] = v;
     } else if (o->kind == GI_OPT_CHOICE) {
         long k = 0;
         while (o->names[k] && strcmp(o->names[k], v) != 0)
