@@ -1,8 +1,8 @@
 /* map_source.h - the map a config renders, evaluated at any MNI points
  * (`geneinr predict`).
  *
- * The same method the render makes from the same config (render.c), and
- * with the same rules:
+ * The same method the render makes from the same config: render.c takes its
+ * method from gi_map_source_method, so the two cannot drift. The rules:
  *  - render.method inr: the checkpoint's network with gi_method_inr_load
  *    (best-validation weights; with data.prior the prior rebuilt from the
  *    config; with train.ensemble the mean of the members beside it), for
@@ -51,6 +51,8 @@ typedef struct gi_map_source {
     int batch;               /* points per predict call in the render of this method */
     int n_genes;
     char *const *genes;      /* [n_genes] in the atlas's order (the checkpoint's, genes.tsv) */
+    int n_donors;            /* the checkpoint's or the samples' donors */
+    char *const *donors;
     const float *mean, *std; /* baselines predict standardised values: de-standardised with these; NULL = not */
     const char *donor;       /* whose map: render.donor ("average" for the baselines) */
 } gi_map_source;
@@ -59,6 +61,14 @@ typedef struct gi_map_source {
  * unused by a baseline), render.mask and data.anatomy. 0 or -1; on failure s
  * holds nothing (no free needed). */
 int gi_map_source_open(gi_map_source *s, const gi_config *c, const char *checkpoint, gi_err *err);
+
+/* The method alone (render.method with its anatomy and, for a baseline, its
+ * samples; not render.mask): the one set-up the render (render.c) and
+ * predict share, so that they cannot drift. for_render: the render's wording
+ * of the refusals, and a baseline with another render.donor renders the
+ * donor average (the atlas says rendered_for "average") where predict
+ * refuses it. s is zeroed first; on failure gi_map_source_free(s). */
+int gi_map_source_method(gi_map_source *s, const gi_config *c, const char *checkpoint, int for_render, gi_err *err);
 
 /* Is the mask voxel nearest mm (MNI) inside the mask? 0 off the grid. */
 int gi_map_source_in_mask(const gi_map_source *s, const double mm[3]);

@@ -1,9 +1,9 @@
 /* map_source.c - the rendered map at any MNI points (see map_source.h).
  *
- * The set-up follows render.c's setup_inr and setup_baseline rule for rule
- * (they are render.c's own, static; both must stay in step until the render
- * takes its method from here), so that a value at a voxel centre is the
- * atlas's value there up to the rounding of the batch the point shares.
+ * The method's set-up (open_inr, open_baseline) is the render's own: render.c
+ * takes its method from gi_map_source_method, so that a value at a voxel
+ * centre is the atlas's value there up to the rounding of the batch the
+ * point shares.
  */
 #include "geneinr/map_source.h"
 
@@ -15,15 +15,18 @@
 #include "geneinr/ensemble.h"
 #include "geneinr/render_plan.h" /* gi_render_in_mask */
 
-/* Points per predict call of a baseline and of a model with a prior or an
- * ensemble: render.c's METHOD_BATCH. */
+/* Points per predict call of a baseline, and of a model with a prior or an
+ * ensemble (which predicts in passes of 1024 inside); a single network takes
+ * render.batch_voxels at a time. These are the sizes each kind has always
+ * rendered with: a GEMM kernel may round a row differently by its place in
+ * the batch, so they are kept for atlases that stay byte-identical. */
 #define MAP_METHOD_BATCH 4096
 
-/* The anatomy image must hold the label set the checkpoint was trained with
- * (render.c's check_labels): with another image, unknown labels would
- * silently become 0. */
+/* The anatomy image must hold the label set the checkpoint was trained with,
+ * as on resume: with another image, unknown labels would silently become 0
+ * and the maps would differ without a word. */
 static int check_labels(const gi_map_source *s, const gi_config *c, const gi_state *st, const char *checkpoint,
-                        gi_err *err)
+                        int for_render, gi_err *err)
 {
     const gi_anatomy *a = &s->anat;
     if (a->n_labels == st->n_labels && memcmp(a->values, st->label_values, sizeof(int) * (size_t)st->n_labels) == 0)
@@ -44,17 +47,20 @@ static int check_labels(const gi_map_source *s, const gi_config *c, const gi_sta
             first_missing = st->label_values[j];
     }
     return gi_fail(err, "data.anatomy %s is not the image %s was trained with: it has %d labels, the checkpoint %d (%d "
-                   "not in the checkpoint, e.g. %d; %d missing, e.g. %d); use the training's anatomy image",
+                   "not in the checkpoint, e.g. %d; %d missing, e.g. %d); %s the training's anatomy image",
                    c->data.anatomy, checkpoint, a->n_labels - 1, st->n_labels - 1, extra, first_extra, missing,
-                   first_missing);
+                   first_missing, for_render ? "render with" : "use");
 }
 
-static int open_inr(gi_map_source *s, const gi_config *c, const char *checkpoint, gi_err *err)
+/* The INR of a checkpoint: a single network for any donor, in batches of
+ * render.batch_voxels; a model over data.prior or an ensemble for the donor
+ * average. */
+static int open_inr(gi_map_source *s, const gi_config *c, const char *checkpoint, int for_render, gi_err *err)
 {
     int K = gi_ensemble_size(c), single = c->data.prior == GI_PRIOR_NONE && K == 1;
     if (!single && strcmp(c->render.donor, "average") != 0)
-        return gi_fail(err, "render.donor: a model trained over data.prior or as a train.ensemble has the donor "
-                       "average only");
+        return gi_fail(err, "render.donor: a model trained over data.prior or as a train.ensemble %s the donor "
+                       "average only", for_render ? "renders" : "has");
     s->batch = single ? c->render.batch_voxels : MAP_METHOD_BATCH;
     s->m = gi_method_inr_load(checkpoint, c, c->render.donor, single ? s->batch : 0, err);
     if (!s->m)
@@ -63,22 +69,27 @@ static int open_inr(gi_map_source *s, const gi_config *c, const char *checkpoint
     if (st->n_labels > 0 && !c->data.anatomy[0])
         return gi_fail(err, "%s was trained with an anatomical input; set data.anatomy to the label image", checkpoint);
     if (c->data.anatomy[0]) {
+        /* Without a list the labels are derived from the image (non-integer labels are refused). */
         if (gi_anatomy_load(&s->anat, c->data.anatomy, NULL, 0, err) != 0)
             return -1;
         s->have_anat = 1;
-        if (st->n_labels > 0 && check_labels(s, c, st, checkpoint, err) != 0)
+        if (st->n_labels > 0 && check_labels(s, c, st, checkpoint, for_render, err) != 0)
             return -1;
     }
     s->n_genes = st->n_genes;
     s->genes = st->genes;
+    s->n_donors = st->n_donors;
+    s->donors = st->donors;
     s->donor = c->render.donor;
     return 0;
 }
 
-static int open_baseline(gi_map_source *s, const gi_config *c, gi_err *err)
+/* A baseline fitted on every sample of data.samples (per-gene standardised,
+ * no validation split, no prior). */
+static int open_baseline(gi_map_source *s, const gi_config *c, int for_render, gi_err *err)
 {
     int kind = c->render.method;
-    if (strcmp(c->render.donor, "average") != 0)
+    if (!for_render && strcmp(c->render.donor, "average") != 0)
         return gi_fail(err, "render.donor: render.method %s has no donor term (it pools every donor's samples), so "
                        "it gives the donor average only; set render.donor to average", GI_METHOD_NAMES[kind]);
     if (gi_method_needs_anatomy(kind) && !c->data.anatomy[0])
@@ -90,6 +101,7 @@ static int open_baseline(gi_map_source *s, const gi_config *c, gi_err *err)
         return -1;
     s->have_d = 1;
     if (c->data.anatomy[0]) {
+        /* Same label list as the dataset's (both derived from the image). */
         if (gi_anatomy_load(&s->anat, c->data.anatomy, s->d.label_values, s->d.n_labels, err) != 0)
             return -1;
         s->have_anat = 1;
@@ -106,10 +118,25 @@ static int open_baseline(gi_map_source *s, const gi_config *c, gi_err *err)
     s->batch = MAP_METHOD_BATCH;
     s->n_genes = sm->n_genes;
     s->genes = sm->gene_names;
+    s->n_donors = sm->n_donors;
+    s->donors = sm->donor_names;
     s->mean = s->d.gene_mean;
     s->std = s->d.gene_std;
     s->donor = "average";
     return 0;
+}
+
+static int open_method(gi_map_source *s, const gi_config *c, const char *checkpoint, int for_render, gi_err *err)
+{
+    s->kind = c->render.method;
+    return c->render.method == GI_METHOD_INR ? open_inr(s, c, checkpoint, for_render, err)
+                                             : open_baseline(s, c, for_render, err);
+}
+
+int gi_map_source_method(gi_map_source *s, const gi_config *c, const char *checkpoint, int for_render, gi_err *err)
+{
+    memset(s, 0, sizeof *s);
+    return open_method(s, c, checkpoint, for_render, err);
 }
 
 int gi_map_source_open(gi_map_source *s, const gi_config *c, const char *checkpoint, gi_err *err)
@@ -125,7 +152,7 @@ int gi_map_source_open(gi_map_source *s, const gi_config *c, const char *checkpo
     else if (gi_affine_invert(s->mask.affine, s->mask_inv) != 0)
         rc = gi_fail(err, "render.mask %s: its affine is singular", c->render.mask);
     else
-        rc = c->render.method == GI_METHOD_INR ? open_inr(s, c, checkpoint, err) : open_baseline(s, c, err);
+        rc = open_method(s, c, checkpoint, 0, err);
     if (rc != 0)
         gi_map_source_free(s);
     return rc;

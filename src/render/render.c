@@ -2,9 +2,10 @@
  * plan / predict / write loop (see render.h).
  *
  * What differs between methods is only where the fitted method comes from
- * and how the atlas describes it (a `source`): the INR is loaded from its
- * checkpoint (with its prior and ensemble members, method_inr.c), a baseline
- * is fitted on every sample. The loop is the same for all: the slab plan
+ * and how the atlas describes it (a `source`): the method is set up by
+ * map_source.c, the one set-up `geneinr predict` shares (the INR loaded from
+ * its checkpoint with its prior and ensemble members, a baseline fitted on
+ * every sample); the description is this file's. The loop is the same for all: the slab plan
  * (render_plan.h), a walk over this rank's slices in batches of in-mask
  * voxels, gi_method_predict_genes for the write's gene group, one collective
  * write per round, then the NIfTI maps and the other exports.
@@ -26,31 +27,20 @@
 #include "geneinr/ensemble.h"
 #include "geneinr/export.h"
 #include "geneinr/manifest.h"
+#include "geneinr/map_source.h"
 #include "geneinr/method.h"
 #include "geneinr/nifti.h"
 #include "geneinr/samples.h"
 #include "geneinr/stop.h"
 #include "geneinr/uncertainty.h"
 
-/* Voxels per predict call of a baseline, and of a model with a prior or an
- * ensemble (which predicts in passes of 1024 inside); a single network takes
- * render.batch_voxels at a time. These are the sizes each kind has always
- * rendered with: a GEMM kernel may round a row differently by its place in
- * the batch, so they are kept for atlases that stay byte-identical. */
-#define METHOD_BATCH 4096
-
 typedef struct source {
     const gi_config *c;
-    gi_method *m;
-    gi_dataset d;            /* baselines: the samples they are fitted on */
-    int have_d;
+    /* The method, its anatomy, batch, genes, donors and de-standardisation:
+     * the one set-up `geneinr predict` shares (map_source.h); its mask is
+     * unused here (the render's is the grid below). */
+    gi_map_source src;
     gi_volume mask;
-    gi_anatomy anat;
-    int have_anat;
-    int batch;               /* voxels per predict call */
-    int n_genes, n_donors;
-    char *const *genes, *const *donors;
-    const float *mean, *std; /* baselines predict standardised values: de-standardised with these; NULL = not */
     gi_config prov;          /* the config recorded in the atlas */
     char normalisation[320];
     const char *rendered_for, *what;   /* the atlas's rendered_for; the NIfTI maps' description */
@@ -80,12 +70,8 @@ typedef struct source {
 
 static void source_free(source *s)
 {
-    gi_method_free(s->m);
-    if (s->have_d)
-        gi_dataset_free(&s->d);
+    gi_map_source_free(&s->src);
     gi_volume_free(&s->mask);
-    if (s->have_anat)
-        gi_anatomy_free(&s->anat);
     free(s->pts);
     free(s->pred);
     free(s->labels);
@@ -105,66 +91,16 @@ static void source_free(source *s)
     free(s->vox);
 }
 
-/* The anatomy image must hold the label set the checkpoint was trained with,
- * as on resume: with another image, unknown labels would silently become 0
- * and the maps would differ without a word. */
-static int check_labels(const source *s, const gi_state *st, const char *checkpoint, gi_err *err)
-{
-    const gi_anatomy *a = &s->anat;
-    if (a->n_labels == st->n_labels && memcmp(a->values, st->label_values, sizeof(int) * (size_t)st->n_labels) == 0)
-        return 0;
-    int extra = 0, missing = 0, first_extra = 0, first_missing = 0;
-    for (int i = 1; i < a->n_labels; i++) {
-        int found = 0;
-        for (int j = 1; j < st->n_labels && !found; j++)
-            found = st->label_values[j] == a->values[i];
-        if (!found && !extra++)
-            first_extra = a->values[i];
-    }
-    for (int j = 1; j < st->n_labels; j++) {
-        int found = 0;
-        for (int i = 1; i < a->n_labels && !found; i++)
-            found = st->label_values[j] == a->values[i];
-        if (!found && !missing++)
-            first_missing = st->label_values[j];
-    }
-    return gi_fail(err, "data.anatomy %s is not the image %s was trained with: it has %d labels, the checkpoint %d (%d "
-                   "not in the checkpoint, e.g. %d; %d missing, e.g. %d); render with the training's anatomy image",
-                   s->c->data.anatomy, checkpoint, a->n_labels - 1, st->n_labels - 1, extra, first_extra, missing,
-                   first_missing);
-}
-
-/* The INR of a checkpoint. A single network renders any donor, in batches of
- * render.batch_voxels, and records the checkpoint's config (what the model is
- * and was trained on) with this render's section; a model over data.prior or
- * an ensemble renders the donor average and records the render's config,
- * from which its prior and members are rebuilt. */
-static int setup_inr(source *s, const char *checkpoint, gi_err *err)
+/* How the atlas describes the INR of a checkpoint (set up by map_source.c).
+ * A single network records the checkpoint's config (what the model is and
+ * was trained on) with this render's section; a model over data.prior or an
+ * ensemble renders the donor average and records the render's config, from
+ * which its prior and members are rebuilt. */
+static void describe_inr(source *s, const char *checkpoint)
 {
     const gi_config *c = s->c;
     int K = gi_ensemble_size(c), single = c->data.prior == GI_PRIOR_NONE && K == 1;
-    if (!single && strcmp(c->render.donor, "average") != 0)
-        return gi_fail(err, "render.donor: a model trained over data.prior or as a train.ensemble renders the donor "
-                       "average only");
-    s->batch = single ? c->render.batch_voxels : METHOD_BATCH;
-    s->m = gi_method_inr_load(checkpoint, c, c->render.donor, single ? s->batch : 0, err);
-    if (!s->m)
-        return -1;
-    const gi_state *st = gi_method_inr_checkpoint(s->m);
-    if (st->n_labels > 0 && !c->data.anatomy[0])
-        return gi_fail(err, "%s was trained with an anatomical input; set data.anatomy to the label image", checkpoint);
-    if (c->data.anatomy[0]) {
-        /* Without a list the labels are derived from the image (non-integer labels are refused). */
-        if (gi_anatomy_load(&s->anat, c->data.anatomy, NULL, 0, err) != 0)
-            return -1;
-        s->have_anat = 1;
-        if (st->n_labels > 0 && check_labels(s, st, checkpoint, err) != 0)
-            return -1;
-    }
-    s->n_genes = st->n_genes;
-    s->genes = st->genes;
-    s->n_donors = st->n_donors;
-    s->donors = st->donors;
+    const gi_state *st = gi_method_inr_checkpoint(s->src.m);
     s->rendered_for = c->render.donor;
     if (single) {
         if (gi_config_load_text(&s->prov, st->config_yaml, checkpoint, NULL) != 0)
@@ -173,7 +109,7 @@ static int setup_inr(source *s, const char *checkpoint, gi_err *err)
         s->what = c->render.donor;
         snprintf(s->normalisation, sizeof s->normalisation, "model output de-standardised per gene: value = output * "
                  "gene_std + gene_mean, with the mean and std of the training samples");
-        return 0;
+        return;
     }
     s->prov = *c;
     s->what = GI_METHOD_NAMES[GI_METHOD_INR];
@@ -186,52 +122,20 @@ static int setup_inr(source *s, const char *checkpoint, gi_err *err)
     else
         snprintf(s->normalisation, sizeof s->normalisation, "%snetwork output * gene_std + gene_mean, with the mean "
                  "and std of the training samples", members);
-    return 0;
 }
 
-/* A baseline fitted on every sample of data.samples (per-gene standardised,
- * no validation split, no prior). */
-static int setup_baseline(source *s, gi_err *err)
+/* How the atlas describes a baseline fitted on every sample of data.samples
+ * (per-gene standardised, no validation split, no prior; map_source.c). */
+static void describe_baseline(source *s)
 {
     const gi_config *c = s->c;
     int kind = c->render.method;
-    if (gi_method_needs_anatomy(kind) && !c->data.anatomy[0])
-        return gi_fail(err, "render.method: %s needs data.anatomy (a label image)", GI_METHOD_NAMES[kind]);
-    gi_config all = *c;
-    all.train.val_mode = GI_VAL_NONE; /* a baseline map uses every sample */
-    all.data.prior = GI_PRIOR_NONE;   /* ... and the plain standardised values, not a model's residuals */
-    if (gi_dataset_build(&s->d, &all, err) != 0)
-        return -1;
-    s->have_d = 1;
-    if (c->data.anatomy[0]) {
-        /* Same label list as the dataset's (both derived from the image). */
-        if (gi_anatomy_load(&s->anat, c->data.anatomy, s->d.label_values, s->d.n_labels, err) != 0)
-            return -1;
-        s->have_anat = 1;
-    }
-    const gi_samples *sm = &s->d.s;
-    gi_fit_data fd = {.n = sm->n, .n_genes = sm->n_genes, .mni = sm->mni, .y = s->d.y, .donor = sm->donor,
-                      .n_donors = sm->n_donors, .donor_names = sm->donor_names, .gene_names = sm->gene_names,
-                      .label = s->d.label, .n_labels = s->d.n_labels};
-    gi_method_opts o;
-    gi_method_opts_from_config(&o, c);
-    s->m = gi_method_fit(kind, &o, &fd, err);
-    if (!s->m)
-        return gi_fail_prefix(err, "render.method %s", GI_METHOD_NAMES[kind]);
-    s->batch = METHOD_BATCH;
-    s->n_genes = sm->n_genes;
-    s->genes = sm->gene_names;
-    s->n_donors = sm->n_donors;
-    s->donors = sm->donor_names;
-    s->mean = s->d.gene_mean;
-    s->std = s->d.gene_std;
     s->prov = *c;
     s->rendered_for = "average";
     s->what = GI_METHOD_NAMES[kind];
     snprintf(s->normalisation, sizeof s->normalisation, "%s fitted on per-gene standardised samples, "
              "de-standardised: value = prediction * gene_std + gene_mean (mean and std of all samples)",
              GI_METHOD_NAMES[kind]);
-    return 0;
 }
 
 /* The samples of data.samples (every row: with train.ensemble each member
@@ -243,8 +147,8 @@ static int setup_samples(source *s, gi_err *err)
 {
     const gi_config *c = s->c;
     const gi_samples *sm = NULL;
-    if (s->have_d) {
-        sm = &s->d.s;
+    if (s->src.have_d) {
+        sm = &s->src.d.s;
     } else if (c->data.samples[0]) {
         if (gi_samples_read_csv_genes(&s->smp, c->data.samples, c->data.genes, err) != 0)
             return gi_fail_prefix(err, "data.samples (the samples /distance measures to)");
@@ -281,7 +185,7 @@ static int setup_sd(source *s, gi_err *err)
     const gi_config *c = s->c;
     if (!c->render.uncertainty)
         return 0;
-    if (!gi_method_has_sd(s->m))
+    if (!gi_method_has_sd(s->src.m))
         return gi_fail(err, "render.uncertainty: render.method %s%s has no predictive SD (methods with one: kriging, "
                        "regression_kriging, and inr trained with data.prior or train.ensemble > 1); set "
                        "render.uncertainty: false", GI_METHOD_NAMES[c->render.method],
@@ -296,7 +200,7 @@ static int setup_sd(source *s, gi_err *err)
     char cal[160] = "";
     double scale, raw, c50, c90;
     int cal_n;
-    if (gi_method_inr_calibration(s->m, &scale, &raw, &cal_n, &c50, &c90) == 0)
+    if (gi_method_inr_calibration(s->src.m, &scale, &raw, &cal_n, &c50, &c90) == 0)
         snprintf(cal, sizeof cal, "; calibrated: scale %.4g (the validation's own %.4g) on %d validation values "
                  "(coverage 50%% %.3f, 90%% %.3f)", scale, raw, cal_n, c50, c90);
     if (c->render.uncertainty_step >= 2)
@@ -317,11 +221,16 @@ static int setup(source *s, const char *checkpoint, gi_err *err)
                        c->source[0] ? c->source : "config");
     if (gi_volume_read(&s->mask, c->render.mask, 1, err) != 0)
         return gi_fail_prefix(err, "render.mask");
-    if ((c->render.method == GI_METHOD_INR ? setup_inr(s, checkpoint, err) : setup_baseline(s, err)) != 0 ||
-        setup_samples(s, err) != 0 || setup_sd(s, err) != 0)
+    if (gi_map_source_method(&s->src, c, checkpoint, 1, err) != 0)
+        return -1;
+    if (c->render.method == GI_METHOD_INR)
+        describe_inr(s, checkpoint);
+    else
+        describe_baseline(s);
+    if (setup_samples(s, err) != 0 || setup_sd(s, err) != 0)
         return -1;
     memset(s->prov.run.out, 0, sizeof s->prov.run.out);
-    size_t B = (size_t)s->batch;
+    size_t B = (size_t)s->src.batch;
     s->pts = malloc(sizeof(float) * 3 * B);
     s->labels = malloc(sizeof(int) * B);
     s->where = malloc(sizeof(long) * B);
@@ -332,7 +241,7 @@ static int setup(source *s, const char *checkpoint, gi_err *err)
         s->vox = malloc(sizeof(int) * 3 * B);
     }
     if (!s->pts || !s->labels || !s->where || !s->mm || !s->dist || (s->sd && (!s->q || !s->vox)))
-        return gi_fail(err, "out of memory for render.batch_voxels = %d", s->batch);
+        return gi_fail(err, "out of memory for render.batch_voxels = %d", s->src.batch);
     return 0;
 }
 
@@ -355,13 +264,13 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
         return gi_fail(err, "render stopped by a signal");
     for (int q = 0; q < 3 * nb; q++)
         s->pts[q] = (float)mm[q];
-    if (gi_method_predict_genes(s->m, nb, s->pts, s->have_anat ? label : NULL, w->g0, w->ng, s->pred, err) != 0)
+    if (gi_method_predict_genes(s->src.m, nb, s->pts, s->src.have_anat ? label : NULL, w->g0, w->ng, s->pred, err) != 0)
         return -1;
     for (int k = 0; k < nb; k++)
         for (int q = 0; q < w->ng; q++) {
             int g = w->g0 + q;
             float p = s->pred[(size_t)k * w->ng + q];
-            w->b->expr[q * w->gene_stride + where[k]] = s->mean ? p * s->std[g] + s->mean[g] : p;
+            w->b->expr[q * w->gene_stride + where[k]] = s->src.mean ? p * s->src.std[g] + s->src.mean[g] : p;
         }
     if (w->b->sd) {
         /* The smooth part interpolated at the voxels (exact: q NULL), then
@@ -379,12 +288,13 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
             gi_sd_lattice_at(&s->lat, nb, s->vox, s->q);
             q = s->q;
         }
-        if (gi_method_predict_sd(s->m, nb, s->pts, s->have_anat ? label : NULL, q, w->g0, w->ng, s->sdp, err) != 0)
+        if (gi_method_predict_sd(s->src.m, nb, s->pts, s->src.have_anat ? label : NULL, q, w->g0, w->ng, s->sdp,
+                                 err) != 0)
             return -1;
         for (int k = 0; k < nb; k++)
             for (int j = 0; j < w->ng; j++) {
                 float v = s->sdp[(size_t)k * w->ng + j];
-                w->b->sd[j * w->gene_stride + where[k]] = s->std ? v * s->std[w->g0 + j] : v;
+                w->b->sd[j * w->gene_stride + where[k]] = s->src.std ? v * s->src.std[w->g0 + j] : v;
             }
         s->t_sd += MPI_Wtime() - t0;
     }
@@ -415,12 +325,12 @@ static int render_block(void *ctx, int z0, int nzb, int g0, int ng, const gi_ren
     /* The lattice planes these slices interpolate from, each computed once
      * per rank in its fixed order (uncertainty.h). */
     double t0 = MPI_Wtime();
-    if (b->sd && s->have_lat && gi_sd_lattice_planes(&s->lat, s->m, z0, nzb, err) != 0)
+    if (b->sd && s->have_lat && gi_sd_lattice_planes(&s->lat, s->src.m, z0, nzb, err) != 0)
         return -1;
     s->t_lattice += MPI_Wtime() - t0;
     walk w = {s, z0, g0, ng, b, gene_stride};
-    return gi_render_walk_slices(v, s->have_anat ? &s->anat : NULL, z0, nzb, s->batch, s->mm, s->labels, s->where,
-                                 b->mask, walk_batch, &w, err);
+    return gi_render_walk_slices(v, s->src.have_anat ? &s->src.anat : NULL, z0, nzb, s->src.batch, s->mm, s->labels,
+                                 s->where, b->mask, walk_batch, &w, err);
 }
 
 /* Set-up agreed across ranks, map names checked before anything is rendered
@@ -433,16 +343,16 @@ static int prepare(source *s, MPI_Comm comm, const char *out_dir, const char *ch
     int rank;
     MPI_Comm_rank(comm, &rank);
     if (gi_dist_agree(comm, setup(s, checkpoint, err), err) != 0 ||
-        gi_dist_agree(comm, rank == 0 ? gi_export_check_outputs(c, out_dir, (const char *const *)s->genes,
-                                                                s->n_genes, 0, checkpoint, err) : 0, err) != 0)
+        gi_dist_agree(comm, rank == 0 ? gi_export_check_outputs(c, out_dir, (const char *const *)s->src.genes,
+                                                                s->src.n_genes, 0, checkpoint, err) : 0, err) != 0)
         return -1;
     size_t per_gene, fixed;
-    gi_method_predict_bytes(s->m, &per_gene, &fixed);
+    gi_method_predict_bytes(s->src.m, &per_gene, &fixed);
     /* with the SD, a batch of SDs per gene too (predict_sd's own scratch is the method's) and the lattice */
-    size_t batch_bytes = sizeof(float) * (size_t)s->batch * (s->sd ? 2 : 1);
+    size_t batch_bytes = sizeof(float) * (size_t)s->src.batch * (s->sd ? 2 : 1);
     if (s->have_lat)
         fixed += gi_sd_lattice_bytes(&s->mask, s->lat.step);
-    return gi_render_plan_make(&s->mask, comm, s->n_genes, c, batch_bytes + per_gene, fixed, plan, err);
+    return gi_render_plan_make(&s->mask, comm, s->src.n_genes, c, batch_bytes + per_gene, fixed, plan, err);
 }
 
 /* The atlas's description of what it holds. */
@@ -453,8 +363,8 @@ static gi_atlas_writer *create_atlas(const source *s, MPI_Comm comm, const char 
     snprintf(units, sizeof units, "the units of the sample table (%s)", s->prov.data.samples);
     char *yaml = gi_config_to_yaml(&s->prov);
     gi_atlas_info info = {
-        .n_genes = s->n_genes, .genes = (const char *const *)s->genes,
-        .n_donors = s->n_donors, .donors = (const char *const *)s->donors,
+        .n_genes = s->src.n_genes, .genes = (const char *const *)s->src.genes,
+        .n_donors = s->src.n_donors, .donors = (const char *const *)s->src.donors,
         .nx = v->nx, .ny = v->ny, .nz = v->nz, .units = units, .normalisation = s->normalisation,
         .config_yaml = yaml, .rendered_for = s->rendered_for, .kind = "atlas", .compress = s->c->render.compress,
         /* the slabs cover every slice, and every gene group is written for each */
@@ -498,15 +408,15 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
     }
     double t_setup = MPI_Wtime() - t0;   /* the method's fit or load: said beside the uncertainty's share */
     const gi_volume *v = &s.mask;
-    int G = s.n_genes;
+    int G = s.src.n_genes;
     size_t plane = (size_t)v->nx * v->ny;
     size_t cells = plane * (size_t)plan.ng * (size_t)plan.k;
     gi_render_bufs bufs = {malloc(cells * sizeof(float)), malloc(plane * (size_t)plan.k),
                            s.sd ? malloc(cells * sizeof(float)) : NULL,
                            s.n_samples > 0 ? malloc(plane * (size_t)plan.k * sizeof(float)) : NULL};
-    s.pred = malloc(sizeof(float) * (size_t)s.batch * (size_t)plan.ng);
+    s.pred = malloc(sizeof(float) * (size_t)s.src.batch * (size_t)plan.ng);
     if (s.sd)
-        s.sdp = malloc(sizeof(float) * (size_t)s.batch * (size_t)plan.ng);
+        s.sdp = malloc(sizeof(float) * (size_t)s.src.batch * (size_t)plan.ng);
     int rc = bufs.expr && bufs.mask && s.pred && (!s.sd || (bufs.sd && s.sdp)) && (s.n_samples == 0 || bufs.dist)
                  ? 0
                  : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", plan.k, plan.ng);
