@@ -2,7 +2,6 @@
 #include "geneinr/correlate.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "geneinr/nifti.h"
 #include "geneinr/nulls.h"
 #include "geneinr/rng.h"
+#include "geneinr/strbuf.h"
 #include "geneinr/version.h"
 
 #define STREAM_RESAMPLE ((uint64_t)GI_STREAM_CORRELATE + 4)
@@ -692,53 +692,6 @@ static int write_text_atomic(const char *dir, const char *name, const char *text
     return 0;
 }
 
-/* A growing string. */
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *fmtstr, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sbuf *b, const char *fmtstr, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmtstr);
-        size_t room = b->cap - b->n;
-        int w = b->s ? vsnprintf(b->s + b->n, room, fmtstr, ap) : -1;
-        va_end(ap);
-        if (w >= 0 && (size_t)w < room) {
-            b->n += (size_t)w;
-            return;
-        }
-        size_t cap = b->cap ? 2 * b->cap + (size_t)(w > 0 ? w : 0) : 65536;
-        char *t = realloc(b->s, cap);
-        if (!t) {
-            b->oom = 1;
-            return;
-        }
-        b->s = t;
-        b->cap = cap;
-    }
-}
-
-static void html_escape(sbuf *b, const char *t)
-{
-    for (; *t; t++) {
-        if (*t == '<')
-            sb_add(b, "&lt;");
-        else if (*t == '>')
-            sb_add(b, "&gt;");
-        else if (*t == '&')
-            sb_add(b, "&amp;");
-        else if (*t == '"')
-            sb_add(b, "&quot;");
-        else
-            sb_add(b, "%c", *t);
-    }
-}
-
 /* A gene set as read and matched to the atlas. */
 typedef struct gset {
     char name[256];
@@ -894,8 +847,8 @@ static int write_outputs(const cstate *s, const gi_correlate_opts *o, const gi_s
     for (int g = 0; g < G; g++)
         rows[g] = (row){g, s->r[g], gi_corr_p_naive(s->r[g], s->ng[g]), ps[g], q[g], pm[g], qm[g], s->atlas.genes[g]};
     qsort(rows, (size_t)G, sizeof(row), cmp_row);
-    sbuf b = {0};
-    sb_add(&b, "gene,r,p_naive,p_spatial,q_spatial%s\n", nr->rm ? ",p_moran,q_moran" : "");
+    gi_strbuf b = {0};
+    gi_strbuf_add(&b, "gene,r,p_naive,p_spatial,q_spatial%s\n", nr->rm ? ",p_moran,q_moran" : "");
     for (int i = 0; i < G; i++) {
         char f1[32], f2[32], f3[32], f4[32], f5[32], f6[32];
         fmt(f1, sizeof f1, rows[i].r);
@@ -906,37 +859,37 @@ static int write_outputs(const cstate *s, const gi_correlate_opts *o, const gi_s
         fmt(f6, sizeof f6, rows[i].qm);
         /* a symbol with a comma or quote is quoted (RFC 4180) */
         if (strpbrk(rows[i].name, ",\"")) {
-            sb_add(&b, "\"");
+            gi_strbuf_add(&b, "\"");
             for (const char *c = rows[i].name; *c; c++)
-                sb_add(&b, *c == '"' ? "\"\"" : "%c", *c);
-            sb_add(&b, "\"");
+                gi_strbuf_add(&b, *c == '"' ? "\"\"" : "%c", *c);
+            gi_strbuf_add(&b, "\"");
         } else {
-            sb_add(&b, "%s", rows[i].name);
+            gi_strbuf_add(&b, "%s", rows[i].name);
         }
-        sb_add(&b, ",%s,%s,%s,%s", f1, f2, f3, f4);
+        gi_strbuf_add(&b, ",%s,%s,%s,%s", f1, f2, f3, f4);
         if (nr->rm)
-            sb_add(&b, ",%s,%s", f5, f6);
-        sb_add(&b, "\n");
+            gi_strbuf_add(&b, ",%s,%s", f5, f6);
+        gi_strbuf_add(&b, "\n");
     }
     int rc = b.oom ? gi_fail(err, "out of memory") : write_text_atomic(o->out, "correlations.csv", b.s, err);
-    sbuf sets_html = {0};
+    gi_strbuf sets_html = {0};
     if (rc == 0 && o->n_gene_sets > 0) {
         test_sets(s, nr, o->seed, sets, o->n_gene_sets);
-        sbuf c = {0};
-        sb_add(&c, "set,n_genes,mean_r,p_gene_resampling,p_spatial\n");
-        sb_add(&sets_html, "<table><tr><th>set</th><th>genes</th><th>mean r</th><th>p (gene resampling)</th>"
+        gi_strbuf c = {0};
+        gi_strbuf_add(&c, "set,n_genes,mean_r,p_gene_resampling,p_spatial\n");
+        gi_strbuf_add(&sets_html, "<table><tr><th>set</th><th>genes</th><th>mean r</th><th>p (gene resampling)</th>"
                            "<th>p (spatial nulls)</th></tr>\n");
         for (int i = 0; i < o->n_gene_sets; i++) {
             char f1[32], f2[32], f3[32];
             fmt(f1, sizeof f1, sets[i].mean_r);
             fmt(f2, sizeof f2, sets[i].p_res);
             fmt(f3, sizeof f3, sets[i].p_sp);
-            sb_add(&c, "%s,%d,%s,%s,%s\n", sets[i].name, sets[i].n, f1, f2, f3);
-            sb_add(&sets_html, "<tr><td>");
-            html_escape(&sets_html, sets[i].name);
-            sb_add(&sets_html, "</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", sets[i].n, f1, f2, f3);
+            gi_strbuf_add(&c, "%s,%d,%s,%s,%s\n", sets[i].name, sets[i].n, f1, f2, f3);
+            gi_strbuf_add(&sets_html, "<tr><td>");
+            gi_strbuf_html(&sets_html, sets[i].name);
+            gi_strbuf_add(&sets_html, "</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", sets[i].n, f1, f2, f3);
         }
-        sb_add(&sets_html, "</table>\n");
+        gi_strbuf_add(&sets_html, "</table>\n");
         rc = c.oom ? gi_fail(err, "out of memory") : write_text_atomic(o->out, "gene_sets.csv", c.s, err);
         free(c.s);
     }
@@ -961,21 +914,21 @@ static int write_outputs(const cstate *s, const gi_correlate_opts *o, const gi_s
         }
         for (int t = 0; t < n_top; t++)
             memcpy(top_null + (long)t * N, nr->rn + (long)rows[t].g * N, sizeof(double) * (size_t)N);
-        sbuf st = {0};
-        sb_add(&st, "<ul><li>atlas: <code>");
-        html_escape(&st, o->atlas);
-        sb_add(&st, "</code> (%d genes)</li><li>map: <code>", G);
-        html_escape(&st, o->map);
-        sb_add(&st, "</code>, %.1f%% of the atlas mask</li>", 100 * s->share);
+        gi_strbuf st = {0};
+        gi_strbuf_add(&st, "<ul><li>atlas: <code>");
+        gi_strbuf_html(&st, o->atlas);
+        gi_strbuf_add(&st, "</code> (%d genes)</li><li>map: <code>", G);
+        gi_strbuf_html(&st, o->map);
+        gi_strbuf_add(&st, "</code>, %.1f%% of the atlas mask</li>", 100 * s->share);
         if (s->regions) {
-            sb_add(&st, "<li>units: %d regions of <code>", s->n);
-            html_escape(&st, o->parcellation);
-            sb_add(&st, "</code> (region means)</li>");
+            gi_strbuf_add(&st, "<li>units: %d regions of <code>", s->n);
+            gi_strbuf_html(&st, o->parcellation);
+            gi_strbuf_add(&st, "</code> (region means)</li>");
         } else {
-            sb_add(&st, "<li>units: %d blocks of %dx%dx%d atlas voxels (resolution %g mm; 0 = the atlas's voxels)</li>",
+            gi_strbuf_add(&st, "<li>units: %d blocks of %dx%dx%d atlas voxels (resolution %g mm; 0 = the atlas's voxels)</li>",
                    s->n, s->f[0], s->f[1], s->f[2], o->resolution_mm);
         }
-        sb_add(&st, "<li>nulls: %ld variogram-matched surrogates (Burt 2020)%s, seed %llu</li></ul>", N,
+        gi_strbuf_add(&st, "<li>nulls: %ld variogram-matched surrogates (Burt 2020)%s, seed %llu</li></ul>", N,
                nr->rm ? " and as many Moran spectral randomisations" : "", (unsigned long long)o->seed);
         gi_corr_report rep = {
             .dir = o->out, .atlas_path = o->atlas, .map_path = o->map, .settings_html = st.s,

@@ -2,7 +2,6 @@
 #include "geneinr/correlate_report.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "geneinr/manifest.h"
 #include "geneinr/preview.h"
 #include "geneinr/raster.h"
+#include "geneinr/strbuf.h"
 
 static const gi_rgb WHITE = {255, 255, 255}, BLACK = {0, 0, 0}, GREY = {150, 150, 150}, RED = {210, 30, 30},
                     BLUE = {40, 90, 200}, LIGHT = {190, 210, 240};
@@ -189,43 +189,6 @@ static int draw_map(const gi_corr_report *r, const char *fig_dir, gi_err *err)
     return rc;
 }
 
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb(sbuf *b, const char *f, ...) __attribute__((format(printf, 2, 3)));
-static void sb(sbuf *b, const char *f, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, f);
-        size_t room = b->cap - b->n;
-        int w = b->s ? vsnprintf(b->s + b->n, room, f, ap) : -1;
-        va_end(ap);
-        if (w >= 0 && (size_t)w < room) {
-            b->n += (size_t)w;
-            return;
-        }
-        size_t cap = b->cap ? 2 * b->cap + (size_t)(w > 0 ? w : 0) : 65536;
-        char *t = realloc(b->s, cap);
-        if (!t) {
-            b->oom = 1;
-            return;
-        }
-        b->s = t;
-        b->cap = cap;
-    }
-}
-
-static void esc(sbuf *b, const char *t)
-{
-    for (; *t; t++)
-        sb(b, "%s", *t == '<' ? "&lt;" : *t == '>' ? "&gt;" : *t == '&' ? "&amp;" : *t == '"' ? "&quot;"
-                                                                                     : (char[]){*t, 0});
-}
-
 static int select_figures(const char *name, void *ctx)
 {
     (void)ctx;
@@ -288,44 +251,44 @@ int gi_corr_report_write(const gi_corr_report *r, gi_err *err)
         gi_preview_opts po = {.genes = r->genes, .n_genes = r->n_top, .max_genes = r->n_top};
         rc = gi_preview_atlas(r->atlas_path, gdir, &po, 0, 1, NULL, err);
     }
-    sbuf b = {0};
+    gi_strbuf b = {0};
     if (rc == 0) {
-        sb(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>geneinr correlate</title>\n<style>"
+        gi_strbuf_add(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>geneinr correlate</title>\n<style>"
                "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
                "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
                "td:first-child{text-align:left}img{max-width:100%%}.gene{margin:1.5em 0}</style></head><body>\n"
                "<h1>Which genes follow the map</h1>\n%s\n", r->settings_html);
-        sb(&b, "<h2>The map</h2>\n<p>On the atlas grid (three slices; no value = grey).</p>"
+        gi_strbuf_add(&b, "<h2>The map</h2>\n<p>On the atlas grid (three slices; no value = grey).</p>"
                "<img src=\"figures/map.png\" alt=\"the map\">\n");
-        sb(&b, "<h2>Top genes</h2>\n<p>Sorted by p_spatial (two-sided, against the spatial nulls); q_spatial is "
+        gi_strbuf_add(&b, "<h2>Top genes</h2>\n<p>Sorted by p_spatial (two-sided, against the spatial nulls); q_spatial is "
                "Benjamini-Hochberg over all %d genes. p_naive ignores spatial autocorrelation and is shown to be "
                "distrusted. The whole table: <code>correlations.csv</code>.</p>\n<table><tr><th>gene</th><th>r</th>"
                "<th>p_naive</th><th>p_spatial</th><th>q_spatial</th></tr>\n", r->n_genes);
         int rows = r->n_genes < 25 ? r->n_genes : 25;
         for (int i = 0; i < rows; i++) {
-            sb(&b, "<tr><td>");
-            esc(&b, r->genes[i]);
-            sb(&b, "</td><td>%.3f</td><td>%.3g</td><td>%.3g</td><td>%.3g</td></tr>\n", r->r[i], r->p_naive[i],
+            gi_strbuf_add(&b, "<tr><td>");
+            gi_strbuf_html(&b, r->genes[i]);
+            gi_strbuf_add(&b, "</td><td>%.3f</td><td>%.3g</td><td>%.3g</td><td>%.3g</td></tr>\n", r->r[i], r->p_naive[i],
                r->p_spatial[i], r->q[i]);
         }
-        sb(&b, "</table>\n");
+        gi_strbuf_add(&b, "</table>\n");
         for (int t = 0; t < r->n_top; t++) {
-            sb(&b, "<div class=\"gene\"><h3>");
-            esc(&b, r->genes[t]);
-            sb(&b, " (r = %.3f, p_spatial = %.3g)</h3>\n<img src=\"figures/genes/", r->r[t], r->p_spatial[t]);
-            esc(&b, file[t]);
-            sb(&b, ".png\" alt=\"map\"><br><img src=\"figures/null_");
-            esc(&b, file[t]);
-            sb(&b, ".png\" alt=\"null distribution\"></div>\n");
+            gi_strbuf_add(&b, "<div class=\"gene\"><h3>");
+            gi_strbuf_html(&b, r->genes[t]);
+            gi_strbuf_add(&b, " (r = %.3f, p_spatial = %.3g)</h3>\n<img src=\"figures/genes/", r->r[t], r->p_spatial[t]);
+            gi_strbuf_html(&b, file[t]);
+            gi_strbuf_add(&b, ".png\" alt=\"map\"><br><img src=\"figures/null_");
+            gi_strbuf_html(&b, file[t]);
+            gi_strbuf_add(&b, ".png\" alt=\"null distribution\"></div>\n");
         }
-        sb(&b, "<h2>Do the surrogates keep the map's spatial autocorrelation?</h2>\n<p>The map's smoothed "
+        gi_strbuf_add(&b, "<h2>Do the surrogates keep the map's spatial autocorrelation?</h2>\n<p>The map's smoothed "
                "variogram against the %ld surrogates' (Burt et al. 2020): the black curve should run inside the "
                "band.</p><img src=\"figures/variogram.png\" alt=\"variogram fit\">\n", r->n_nulls);
         if (r->sets_html)
-            sb(&b, "<h2>Gene sets</h2>\n<p>Mean r of each set against random sets of the same size (gene "
+            gi_strbuf_add(&b, "<h2>Gene sets</h2>\n<p>Mean r of each set against random sets of the same size (gene "
                    "resampling) and against the spatial nulls (the ensemble null of Fulcher et al. 2021).</p>\n%s",
                r->sets_html);
-        sb(&b, "<p>Files: <code>correlations.csv</code>, <code>nulls.h5</code> (the null r of every gene, the "
+        gi_strbuf_add(&b, "<p>Files: <code>correlations.csv</code>, <code>nulls.h5</code> (the null r of every gene, the "
                "variograms, the seed and settings)%s.</p>\n</body></html>\n",
            r->sets_html ? ", <code>gene_sets.csv</code>" : "");
         if (b.oom)
