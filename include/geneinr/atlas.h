@@ -19,6 +19,18 @@
  *   /expression_xxh3_rows  uint64 [2 n_genes]: a content hash per gene, and on
  *                every dataset an xxh3_128 attribute, root attribute content_id
  *                (h5_seal.h): verified by the readers. HDF5 1.8 file format.
+ * With render.dtype uint16 (issue 29) /expression is uint16 instead, each gene
+ *                with its own scale and offset: value = offset[g] + scale[g] * code
+ *                for code 1..65535; code 0 = NaN (outside the mask, or a value
+ *                that was not finite). The gene's in-mask range [lo, hi] maps to
+ *                codes 1..65535: scale = (hi - lo) / 65534 rounded up to a float32,
+ *                offset = lo - scale rounded to a float32 (float32 values, so the
+ *                NIfTI maps' scl_slope/scl_inter hold them exactly); a constant
+ *                gene gets scale 1. Attributes of /expression: scale, offset
+ *                (float64 [n_genes]), encoding (a one-line description). Every
+ *                decoded value is within scale / 2 of the float32 render, plus
+ *                float rounding (2^-22 x max(|lo|, |hi|)). The fill value and the
+ *                content hashes are of the codes (uint16).
  * With render.uncertainty (issue 28) also:
  *   /uncertainty float32 [n_genes][nz][ny][nx]: the predictive SD of the map in
  *                /expression (its units, the same genes in the same order), NaN
@@ -45,6 +57,9 @@
 #ifndef GENEINR_ATLAS_H
 #define GENEINR_ATLAS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <mpi.h>
 
 #include "geneinr/error.h"
@@ -67,6 +82,8 @@ typedef struct gi_atlas_info {
                                    * so the fill value is never written to disk first (the
                                    * unwritten-slices-read-as-fill promise is then void) */
     int chunk_genes;              /* genes per chunk of /expression; 0 = gi_atlas_chunk_genes */
+    int dtype;                    /* GI_DTYPE_FLOAT32 (0) or GI_DTYPE_UINT16 (enum_names.h): /expression's
+                                   * storage; uint16 needs gi_atlas_set_range before each gene's writes */
     /* Issue 28 (all optional, 0/NULL = not written): */
     int uncertainty;              /* 1: create /uncertainty (written by gi_atlas_write_sd) */
     const char *uncertainty_what; /* its "what" attribute; may be NULL */
@@ -112,6 +129,29 @@ int gi_atlas_write_slices(gi_atlas_writer *w, int z0, int nzb, const float *expr
 int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *expr,
                          const unsigned char *mask, gi_err *err);
 
+/* The writer's /expression storage: GI_DTYPE_FLOAT32 or GI_DTYPE_UINT16. */
+int gi_atlas_writer_dtype(const gi_atlas_writer *w);
+
+/* uint16 coding (layout above). The scale and offset for in-mask values in
+ * [lo, hi] (lo > hi, or either not finite: no values; scale 1, offset 0). */
+void gi_atlas_u16_coding(double lo, double hi, double *scale, double *offset);
+/* A value's code (0 for NaN and +-inf) and a code's value (NaN for 0). */
+uint16_t gi_atlas_u16_encode(float v, double scale, double offset);
+float gi_atlas_u16_decode(uint16_t code, double scale, double offset);
+
+/* Local: widen lo[ng] / hi[ng] by the finite values of the in-mask voxels
+ * (mask[v] != 0) of expr [ng][nvox] (one block's genes; mask [nvox]). Start
+ * from lo = +inf, hi = -inf. Min and max are exact, so the reduced range is
+ * the same whatever the ranks and blocks. */
+void gi_atlas_range_add(int ng, size_t nvox, const float *expr, const unsigned char *mask, float *lo, float *hi);
+
+/* Collective (same g0, ng on every rank): lo/hi [ng] this rank's range of
+ * genes g0 .. g0+ng-1 (gi_atlas_range_add), reduced over the ranks, fixes
+ * their scale and offset. A uint16 atlas needs it before any write of these
+ * genes, since a collective write of slabs cannot wait for the last slab to
+ * know the range; a float32 atlas ignores it. */
+int gi_atlas_set_range(gi_atlas_writer *w, int g0, int ng, const float *lo, const float *hi, gi_err *err);
+
 /* Collective, as gi_atlas_write_genes (same g0, ng, z0, nzb rules) into
  * /uncertainty: sd is [ng][nzb][ny][nx]. The writer must have been created
  * with info->uncertainty. */
@@ -143,11 +183,17 @@ typedef struct gi_atlas {
     int has_distance;             /* 1: /distance is there (gi_atlas_read_distance) */
     int n_samples;                /* rows of /sample_mni (0: none; gi_atlas_read_samples) */
     gi_h5_rows sd_rows;           /* the per-gene hashes of /uncertainty */
+    int dtype;                    /* /expression: GI_DTYPE_FLOAT32 or GI_DTYPE_UINT16 */
+    double *scale, *offset;       /* uint16: [n_genes] (layout above); NULL for float32 */
 } gi_atlas;
 
 int gi_atlas_open(gi_atlas *a, const char *path, gi_err *err);
-/* vol: [nz][ny][nx] floats of gene g, checked against its content hash. */
+/* vol: [nz][ny][nx] floats of gene g, checked against its content hash
+ * (uint16 atlases: decoded, NaN for code 0). */
 int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err);
+/* A uint16 atlas's codes of gene g ([nz][ny][nx]), checked against its
+ * content hash, and its *scale, *offset; an error for a float32 atlas. */
+int gi_atlas_read_codes(const gi_atlas *a, int g, uint16_t *codes, double *scale, double *offset, gi_err *err);
 /* Read and check every gene (`geneinr info`); *n_checked genes matched. A
  * file without content hashes is no error (a->sealed 0, nothing checked). */
 int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err);

@@ -83,6 +83,7 @@ typedef struct gi_config {
         int chunk_genes;               /* render.chunk_genes: genes per HDF5 chunk of /expression, 0 = automatic */
         int method;                    /* render.method: GI_METHOD_* (method_kind.h): inr | nearest | idw | kriging | regression_kriging */
         int background;                /* render.background: nan | zero, NIfTI value outside the mask */
+        int dtype;                     /* render.dtype: enum gi_dtype (float32 | uint16), /expression's storage */
         int preview_genes;             /* render.preview_genes: previews of the first N genes (0 = none) */
         char preview_at[GI_NAME_MAX];  /* render.preview_at: "x,y,z" MNI mm, "" = mask centre */
         int preview_samples;           /* render.preview_samples: mark samples near each slice */

@@ -24,6 +24,8 @@
 /* render.nifti: bit flags, "both" = 3d | 4d (the values are the flags) */
 #define GI_NIFTI_LIST(X) X(GI_NIFTI_NONE, "none") X(GI_NIFTI_3D, "3d") X(GI_NIFTI_4D, "4d") X(GI_NIFTI_BOTH, "both")
 #define GI_BACKGROUND_LIST(X) X(GI_BACKGROUND_NAN, "nan") X(GI_BACKGROUND_ZERO, "zero")
+/* render.dtype: how /expression (and the 3-D NIfTI maps) store values (atlas.h) */
+#define GI_DTYPE_LIST(X) X(GI_DTYPE_FLOAT32, "float32") X(GI_DTYPE_UINT16, "uint16")
 #define GI_ORIENTATION_LIST(X) X(GI_NEUROLOGICAL, "neurological") X(GI_RADIOLOGICAL, "radiological")
 #define GI_RESUME_LIST(X) X(GI_RESUME_OFF, "off") X(GI_RESUME_AUTO, "auto")
 #define GI_PROBE_SEL_LIST(X)                                                                          \
@@ -48,6 +50,7 @@
     X(GI_COVARIANCE_LIST, gi_covariance, GI_COVARIANCE_NAMES)   \
     X(GI_NIFTI_LIST, gi_nifti_mode, GI_NIFTI_NAMES)             \
     X(GI_BACKGROUND_LIST, gi_background, GI_BACKGROUND_NAMES)   \
+    X(GI_DTYPE_LIST, gi_dtype, GI_DTYPE_NAMES)                  \
     X(GI_ORIENTATION_LIST, gi_orientation, GI_ORIENTATION_NAMES) \
     X(GI_RESUME_LIST, gi_resume, GI_RESUME_NAMES)               \
     X(GI_PROBE_SEL_LIST, gi_probe_sel, GI_PROBE_SEL_NAMES)      \

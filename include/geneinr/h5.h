@@ -61,6 +61,12 @@ int gi_h5_put_attr_i64(hid_t obj, const char *where, const char *name, long long
 int gi_h5_put_attr_u64(hid_t obj, const char *where, const char *name, uint64_t v, gi_err *err);
 int gi_h5_put_attr_f64(hid_t obj, const char *where, const char *name, double v, gi_err *err);
 
+/* A 1-D float64 attribute of n values (the atlas's per-gene scale and
+ * offset); reading checks the count. */
+int gi_h5_put_attr_f64_array(hid_t obj, const char *where, const char *name, const double *v, hsize_t n,
+                             gi_err *err);
+int gi_h5_get_attr_f64_array(hid_t obj, const char *where, const char *name, double *v, hsize_t n, gi_err *err);
+
 /* Read a scalar attribute. A missing attribute is an error for the numeric
  * readers ("... has no attribute NAME"); gi_h5_get_attr_str leaves *out NULL
  * and returns 0 when it is absent (caller frees *out). */

@@ -41,6 +41,12 @@ int gi_volume_read_labels(gi_volume *v, const char *path, int64_t **labels, gi_e
 int gi_volume_write_like(const gi_volume *geom, const float *data, const char *path,
                          const char *description, gi_err *err);
 
+/* The same with uint16 codes ([nz][ny][nx]) and value = slope * code + inter
+ * (scl_slope, scl_inter: float32 in the header, so both must be float32
+ * values, slope > 0): render.dtype uint16's per-gene maps (atlas.h). */
+int gi_volume_write_like_u16(const gi_volume *geom, const uint16_t *codes, double slope, double inter,
+                             const char *path, const char *description, gi_err *err);
+
 /* Write a new volume on a given affine (sform and qform both set from it, codes
  * = code, e.g. 4 = MNI152), datatype float32 (is_label = 0) or uint8/int16
  * labels (is_label = 1: values must be integers; uint8 if all in 0..255, else int16). */

@@ -34,6 +34,7 @@
 typedef struct gi_render_plan {
     long total;              /* in-mask voxels of the whole grid */
     int rank, size, nz;      /* this rank of size; slices of the grid */
+    long plane;              /* voxels of a slice (nx ny) */
     int k;                   /* slices per write (a block) */
     int ng;                  /* genes per write (a group); n_genes when a slice of all fits */
     int groups;              /* gene groups = ceil(n_genes / ng) */
@@ -99,6 +100,10 @@ struct gi_atlas_writer;
  * agreed, then one collective write (the mask with the first group only),
  * and of /uncertainty when b->sd is set and /distance (first group) when
  * b->dist is.
+ * With a uint16 atlas (render.dtype) each group's range is reduced and set
+ * (gi_atlas_set_range) before its first write: after its one round when the
+ * slabs fit one write, else from a first pass over its rounds that renders
+ * the values only (no SD, no distance), so such a render predicts twice.
  * Prints the rounds on rank 0 when there is more than one; *t_write gets
  * this rank's time inside the writes. Collective; -1 on every rank on error. */
 int gi_render_plan_write(const gi_render_plan *p, int n_genes, struct gi_atlas_writer *w, MPI_Comm comm,

@@ -159,6 +159,14 @@ static const key_spec KEYS[] = {
     ENUM("render.background", render.background, "nan", GI_BACKGROUND_NAMES,
          "NIfTI value outside the mask: nan, or zero for tools whose means and resampling choke on NaN "
          "(the atlas always keeps NaN)"),
+    ENUM("render.dtype", render.dtype, "float32", GI_DTYPE_NAMES,
+         "how atlas.h5 /expression and the 3-D NIfTI maps store values: float32, or uint16 (half the bytes) with "
+         "each gene's own scale and offset: value = offset + scale * code, code 1..65535 inside the mask, code 0 = "
+         "NaN (outside the mask); scale = (max - min) / 65534 over the gene's in-mask voxels, so a value is within "
+         "scale / 2 (+ float rounding) of its float32 render. HDF5: /expression attributes scale and offset "
+         "(per gene); NIfTI: scl_slope/scl_inter per file. A render whose slab does not fit render.buffer_mb "
+         "predicts twice (the range first). Not with render.nifti 4d/both (one slope cannot serve all genes); "
+         "/uncertainty stays float32"),
     INT("render.preview_genes", render.preview_genes, "24", 0, 1000000,
         "PNG previews OUT/preview/GENE.png for the first N genes of the atlas; 0 = none"),
     STR("render.preview_at", render.preview_at, "",
@@ -732,6 +740,16 @@ static int validate_with(const gi_config *c, const load_ctx *ctx, gi_err *err)
             return gi_fail(err, "%s: render.uncertainty: render.method %s %s; or set render.uncertainty: false", where,
                            GI_METHOD_NAMES[m], why);
         }
+    }
+    /* uint16 scales each gene by its own range; a 4-D NIfTI has one
+     * scl_slope/scl_inter for all its volumes, which would widen every gene's
+     * error to the widest gene's range: refused rather than written loosely. */
+    if (c->render.dtype == GI_DTYPE_UINT16 && (c->render.nifti & GI_NIFTI_4D)) {
+        where_pair(c, ctx, find_key("render.dtype"), find_key("render.nifti"), where, sizeof where);
+        return gi_fail(err, "%s: render.dtype uint16 with render.nifti %s: a 4-D NIfTI has one scl_slope for all "
+                       "genes, but uint16 scales each gene by its own range; use render.nifti 3d (one file per "
+                       "gene, each with its own slope) or none, or render.dtype float32", where,
+                       GI_NIFTI_NAMES[c->render.nifti]);
     }
     if (c->render.preview_at[0] && gi_parse_mni_point(c->render.preview_at, NULL) != 0) {
         where_key(c, ctx, find_key("render.preview_at"), where, sizeof where);

@@ -14,6 +14,7 @@
 #include "geneinr/checkpoint.h"
 #include "geneinr/config.h"
 #include "geneinr/dist.h"
+#include "geneinr/enum_names.h"
 #include "geneinr/files.h"
 #include "geneinr/h5.h"
 #include "geneinr/nifti.h"
@@ -69,8 +70,17 @@ static int info_atlas(const char *path, gi_err *err)
     for (size_t q = 0; q < (size_t)a.nx * a.ny * a.nz; q++)
         inside += a.mask[q] != 0;
     printf("%s: geneinr %s (geneinr %s)\n", path, a.kind ? a.kind : "atlas", a.version ? a.version : "?");
-    printf("  /expression: %d genes x %d x %d x %d (gene, k, j, i), float32; %ld in-mask voxels\n", a.n_genes,
-           a.nz, a.ny, a.nx, inside);
+    printf("  /expression: %d genes x %d x %d x %d (gene, k, j, i), %s; %ld in-mask voxels\n", a.n_genes,
+           a.nz, a.ny, a.nx, a.dtype == GI_DTYPE_UINT16 ? "uint16 codes" : "float32", inside);
+    if (a.dtype == GI_DTYPE_UINT16) {
+        double lo = a.scale[0], hi = a.scale[0];
+        for (int g = 1; g < a.n_genes; g++) {
+            lo = a.scale[g] < lo ? a.scale[g] : lo;
+            hi = a.scale[g] > hi ? a.scale[g] : hi;
+        }
+        printf("  uint16: value = offset + scale * code (per gene, attributes of /expression), code 0 = NaN; "
+               "scale %.4g .. %.4g: each value within scale / 2 of the float32 render\n", lo, hi);
+    }
     if (a.rendered_for)
         printf("  rendered for: %s\n", a.rendered_for);
     printf("  affine (voxel i,j,k -> MNI mm):\n");

@@ -25,11 +25,13 @@
  */
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
+#include "geneinr/enum_names.h"
 #include "geneinr/h5.h"
 #include "geneinr/h5_seal.h"
 #include "geneinr/version.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +46,15 @@
     "/expression[gene][k][j][i] float32, NaN outside mask; /mask[k][j][i] uint8, 1 inside; " \
     "/affine maps (i,j,k,1) to MNI mm; /genes and /donors are UTF-8 names"
 /* ... and what an atlas with the issue-28 datasets adds to it. */
+/* ... what a uint16 atlas says instead of "float32, NaN outside mask". */
+#define ATLAS_LAYOUT_U16                                                                                  \
+    "/expression[gene][k][j][i] uint16 codes: value = offset[gene] + scale[gene] * code (attributes scale, " \
+    "offset), code 0 = NaN (outside mask); /mask[k][j][i] uint8, 1 inside; /affine maps (i,j,k,1) to MNI mm; " \
+    "/genes and /donors are UTF-8 names"
+#define ATLAS_ENCODING                                                                                         \
+    "uint16 codes, each gene its own scale and offset: value = offset[g] + scale[g] * code for code 1..65535, " \
+    "code 0 = NaN (outside the mask); scale = (max - min) / 65534 of the gene's in-mask values (float32, "     \
+    "rounded up), offset = min - scale: |value - float32 render| <= scale / 2 + float rounding"
 #define ATLAS_LAYOUT_SD                                                                          \
     "; /uncertainty[gene][k][j][i] float32: predictive SD of /expression, same units, NaN outside mask"
 #define ATLAS_LAYOUT_SAMPLES                                                                        \
@@ -66,6 +77,11 @@ struct gi_atlas_writer {
     int compress;
     int every_slice_written;
     int chunk_genes;              /* genes per chunk of /expression */
+    int dtype;                    /* GI_DTYPE_FLOAT32 or GI_DTYPE_UINT16 */
+    double *scale, *offset;       /* uint16: [n_genes], set by gi_atlas_set_range */
+    unsigned char *range_set;     /* uint16: [n_genes] 1 once set */
+    uint16_t *codes;              /* uint16: the codes of the block being written */
+    size_t codes_cap;             /* elements of codes */
     int uncertainty, distance;    /* gi_atlas_info's */
     char *uncertainty_what, *sample_source;
     int n_samples;
@@ -127,6 +143,10 @@ static void writer_free(gi_atlas_writer *w)
     free(w->slice_n);
     free(w->sd_h);
     free(w->sd_n);
+    free(w->scale);
+    free(w->offset);
+    free(w->range_set);
+    free(w->codes);
     free(w->uncertainty_what);
     free(w->sample_source);
     free(w->sample_mni);
@@ -156,6 +176,9 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
                        gi_atlas_chunk_genes(info), info->nx, info->ny);
     if (!info->kind || !info->kind[0])
         return gi_fail(err, "%s: the atlas kind (\"atlas\" or \"truth\") is not set", path);
+    if (info->dtype != GI_DTYPE_FLOAT32 && info->dtype != GI_DTYPE_UINT16)
+        return gi_fail(err, "%s: /expression data type %d is neither float32 (%d) nor uint16 (%d)", path, info->dtype,
+                       GI_DTYPE_FLOAT32, GI_DTYPE_UINT16);
     if (info->compress < 0 || info->compress > 9)
         return gi_fail(err, "%s: deflate level %d is not in 0-9", path, info->compress);
     if (info->compress > 0 && (H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0 || H5Zfilter_avail(H5Z_FILTER_SHUFFLE) <= 0))
@@ -197,6 +220,14 @@ static int writer_fill(gi_atlas_writer *w, const char *path, const gi_atlas_info
     w->chunk_genes = gi_atlas_chunk_genes(info);
     w->slice_h = calloc((size_t)info->n_genes * (size_t)info->nz * 2, sizeof *w->slice_h);
     w->slice_n = calloc((size_t)info->n_genes * (size_t)info->nz, sizeof *w->slice_n);
+    w->dtype = info->dtype;
+    if (w->dtype == GI_DTYPE_UINT16) {
+        w->scale = calloc((size_t)info->n_genes, sizeof *w->scale);
+        w->offset = calloc((size_t)info->n_genes, sizeof *w->offset);
+        w->range_set = calloc((size_t)info->n_genes, 1);
+        if (!w->scale || !w->offset || !w->range_set)
+            bad = 1;
+    }
     w->uncertainty = info->uncertainty != 0;
     w->distance = info->distance != 0;
     if (w->uncertainty) {
@@ -290,13 +321,16 @@ static int writer_open(gi_atlas_writer *w, gi_err *err)
 
     const float nan_fill = NAN;
     const unsigned char zero_fill = 0;
+    const uint16_t code_fill = 0;   /* uint16: code 0 = NaN */
     hsize_t edims[4] = { (hsize_t)w->n_genes, (hsize_t)w->nz, (hsize_t)w->ny, (hsize_t)w->nx };
     hsize_t mdims[3] = { (hsize_t)w->nz, (hsize_t)w->ny, (hsize_t)w->nx };
     /* One z-slice per chunk (ranks own z-slabs, so no chunk is shared); the
      * expression's of chunk_genes genes (atlas.h). */
     hsize_t echunk[4] = { (hsize_t)w->chunk_genes, 1, (hsize_t)w->ny, (hsize_t)w->nx };
     hsize_t mchunk[3] = { 1, (hsize_t)w->ny, (hsize_t)w->nx };
-    w->expr = create_dataset(w, "expression", H5T_IEEE_F32LE, 4, edims, echunk, H5T_NATIVE_FLOAT, &nan_fill, err);
+    w->expr = w->dtype == GI_DTYPE_UINT16
+                  ? create_dataset(w, "expression", H5T_STD_U16LE, 4, edims, echunk, H5T_NATIVE_USHORT, &code_fill, err)
+                  : create_dataset(w, "expression", H5T_IEEE_F32LE, 4, edims, echunk, H5T_NATIVE_FLOAT, &nan_fill, err);
     if (w->expr < 0)
         return -1;
     w->mask = create_dataset(w, "mask", H5T_STD_U8LE, 3, mdims, mchunk, H5T_NATIVE_UCHAR, &zero_fill, err);
@@ -432,16 +466,17 @@ static int write_block(gi_atlas_writer *w, hid_t dset, const char *name, int ndi
 
 /* The (gene, z-slice) digests of a block this rank wrote into a dataset
  * hashed by rows (h5_seal.h), and how often each piece was written. */
-static void digest_written(gi_atlas_writer *w, const char *name, int g0, int ng, int z0, int nzb, const float *data,
-                           uint64_t *h, uint32_t *n)
+static void digest_written(gi_atlas_writer *w, const char *name, int g0, int ng, int z0, int nzb, hid_t mtype,
+                           const void *block, uint64_t *h, uint32_t *n)
 {
-    size_t slice = (size_t)w->ny * (size_t)w->nx;
+    size_t slice = (size_t)w->ny * (size_t)w->nx, esize = H5Tget_size(mtype);
+    const unsigned char *data = block;
     hsize_t sdims[2] = { (hsize_t)w->ny, (hsize_t)w->nx };
     for (int g = 0; g < ng; g++)
         for (int k = 0; k < nzb; k++) {
             size_t piece = (size_t)(g0 + g) * (size_t)w->nz + (size_t)(z0 + k);
-            gi_h5_slice_digest(name, g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
-                               data + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *data,
+            gi_h5_slice_digest(name, g0 + g, z0 + k, mtype, 2, sdims,
+                               data + ((size_t)g * (size_t)nzb + (size_t)k) * slice * esize, slice * esize,
                                h + 2 * piece);
             n[piece]++;
         }
@@ -476,7 +511,7 @@ int gi_atlas_write_sd(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const
     hsize_t count[4] = { (hsize_t)ng, (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
     rc = write_block(w, w->sd, "uncertainty", 4, start, count, nzb == 0, H5T_NATIVE_FLOAT, sd, err);
     if (rc == 0 && nzb > 0)
-        digest_written(w, "uncertainty", g0, ng, z0, nzb, sd, w->sd_h, w->sd_n);
+        digest_written(w, "uncertainty", g0, ng, z0, nzb, H5T_NATIVE_FLOAT, sd, w->sd_h, w->sd_n);
     gi_h5_loud(printer);
     return rc;
 }
@@ -500,6 +535,124 @@ int gi_atlas_write_distance(gi_atlas_writer *w, int z0, int nzb, const float *di
     return rc;
 }
 
+/* ---- writer: uint16 coding ---------------------------------------------- */
+
+int gi_atlas_writer_dtype(const gi_atlas_writer *w)
+{
+    return w ? w->dtype : GI_DTYPE_FLOAT32;
+}
+
+/* 65,535 codes for values, 0 for NaN: the range spans codes 1 .. 65535, 65534 steps. */
+#define U16_STEPS 65534.0
+
+void gi_atlas_u16_coding(double lo, double hi, double *scale, double *offset)
+{
+    if (!isfinite(lo) || !isfinite(hi) || lo > hi) {   /* no value: every code is 0 */
+        *scale = 1;
+        *offset = 0;
+        return;
+    }
+    double s = (hi - lo) / U16_STEPS;
+    /* float32 (the NIfTI header's scl_slope), rounded up so that the 65534
+     * steps still span the range; 1 for a constant gene (a NIfTI slope of 0
+     * would mean "unscaled"), or one too small to be a normal float. */
+    float sf = (float)s;
+    if ((double)sf < s)
+        sf = nextafterf(sf, INFINITY);
+    if (!(sf >= FLT_MIN) || !isfinite(sf))
+        sf = 1;
+    *scale = sf;
+    *offset = (float)(lo - (double)sf);
+}
+
+uint16_t gi_atlas_u16_encode(float v, double scale, double offset)
+{
+    if (!isfinite(v))
+        return 0;
+    double c = floor(((double)v - offset) / scale + 0.5);
+    /* Clamped: float rounding of scale and offset can put the range's ends
+     * a hair outside 1 .. 65535. */
+    return (uint16_t)(c < 1 ? 1 : c > 65535 ? 65535 : c);
+}
+
+float gi_atlas_u16_decode(uint16_t code, double scale, double offset)
+{
+    return code == 0 ? NAN : (float)(offset + scale * (double)code);
+}
+
+void gi_atlas_range_add(int ng, size_t nvox, const float *expr, const unsigned char *mask, float *lo, float *hi)
+{
+    for (int g = 0; g < ng; g++) {
+        const float *e = expr + (size_t)g * nvox;
+        float l = lo[g], h = hi[g];
+        for (size_t v = 0; v < nvox; v++)
+            if (mask[v] && isfinite(e[v])) {
+                l = e[v] < l ? e[v] : l;
+                h = e[v] > h ? e[v] : h;
+            }
+        lo[g] = l;
+        hi[g] = h;
+    }
+}
+
+int gi_atlas_set_range(gi_atlas_writer *w, int g0, int ng, const float *lo, const float *hi, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (!w)
+        return gi_fail(err, "atlas: set_range without an open writer");
+    int rc = ng < 1 || g0 < 0 || g0 > w->n_genes - ng || !lo || !hi
+                 ? gi_fail(err, "%s: genes %d..%d are outside 0..%d", w->tmp_path, g0, g0 + ng - 1, w->n_genes - 1)
+                 : 0;
+    if (gi_dist_agree(w->comm, rc, err) != 0)
+        return -1;
+    if (w->dtype != GI_DTYPE_UINT16)
+        return 0;
+    float *r = malloc(sizeof *r * 2 * (size_t)ng);
+    if (gi_dist_agree(w->comm, r ? 0 : gi_fail(err, "%s: out of memory", w->tmp_path), err) != 0) {
+        free(r);
+        return -1;
+    }
+    /* min as max of the negated, so one reduction does both; exact, so every
+     * rank count gives the same range */
+    for (int g = 0; g < ng; g++) {
+        r[g] = -lo[g];
+        r[ng + g] = hi[g];
+    }
+    MPI_Allreduce(MPI_IN_PLACE, r, 2 * ng, MPI_FLOAT, MPI_MAX, w->comm);
+    for (int g = 0; g < ng; g++) {
+        gi_atlas_u16_coding(-(double)r[g], (double)r[ng + g], &w->scale[g0 + g], &w->offset[g0 + g]);
+        w->range_set[g0 + g] = 1;
+    }
+    free(r);
+    return 0;
+}
+
+/* Local: the block's codes into w->codes (the range of its genes set). */
+static int encode_block(gi_atlas_writer *w, int g0, int ng, int nzb, const float *expr, gi_err *err)
+{
+    for (int g = 0; g < ng; g++)
+        if (!w->range_set[g0 + g])
+            return gi_fail(err, "%s: gene %d is written before its range (gi_atlas_set_range)", w->tmp_path, g0 + g);
+    size_t per_gene = (size_t)nzb * (size_t)w->ny * (size_t)w->nx, n = per_gene * (size_t)ng;
+    if (n > w->codes_cap) {
+        uint16_t *c = realloc(w->codes, (n ? n : 1) * sizeof *c);
+        if (!c)
+            return gi_fail(err, "%s: out of memory for the uint16 codes of %d genes x %d slices", w->tmp_path, ng, nzb);
+        w->codes = c;
+        w->codes_cap = n;
+    }
+    for (int g = 0; g < ng; g++) {
+        double sc = w->scale[g0 + g], off = w->offset[g0 + g];
+        const float *e = expr + (size_t)g * per_gene;
+        uint16_t *c = w->codes + (size_t)g * per_gene;
+        for (size_t v = 0; v < per_gene; v++)
+            c[v] = gi_atlas_u16_encode(e[v], sc, off);
+    }
+    return 0;
+}
+
 int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, const float *expr,
                          const unsigned char *mask, gi_err *err)
 {
@@ -509,6 +662,8 @@ int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, co
     if (!w)
         return gi_fail(err, "atlas: write without an open writer");
     int rc = check_block(w, g0, ng, z0, nzb, expr, err);
+    if (rc == 0 && w->dtype == GI_DTYPE_UINT16)
+        rc = encode_block(w, g0, ng, nzb, expr, err);
     /* Whether /mask is written must be the same on every rank (it is a
      * collective call): it is, when mask is given on all or none. */
     int with_mask = mask != NULL || nzb == 0, all_mask;
@@ -522,9 +677,12 @@ int gi_atlas_write_genes(gi_atlas_writer *w, int g0, int ng, int z0, int nzb, co
     hsize_t ecount[4] = { (hsize_t)ng, (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
     hsize_t mstart[3] = { (hsize_t)z0, 0, 0 };
     hsize_t mcount[3] = { (hsize_t)nzb, (hsize_t)w->ny, (hsize_t)w->nx };
-    rc = write_block(w, w->expr, "expression", 4, estart, ecount, empty, H5T_NATIVE_FLOAT, expr, err);
+    int u16 = w->dtype == GI_DTYPE_UINT16;
+    hid_t mtype = u16 ? H5T_NATIVE_USHORT : H5T_NATIVE_FLOAT;
+    const void *data = u16 ? (const void *)w->codes : (const void *)expr;
+    rc = write_block(w, w->expr, "expression", 4, estart, ecount, empty, mtype, data, err);
     if (rc == 0 && !empty)
-        digest_written(w, "expression", g0, ng, z0, nzb, expr, w->slice_h, w->slice_n);
+        digest_written(w, "expression", g0, ng, z0, nzb, mtype, data, w->slice_h, w->slice_n);
     if (rc == 0 && all_mask)
         rc = write_block(w, w->mask, "mask", 3, mstart, mcount, empty, H5T_NATIVE_UCHAR, mask, err);
     gi_h5_loud(printer);
@@ -600,8 +758,8 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
     gmtime_r(&now, &utc);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
 
-    char layout[sizeof ATLAS_LAYOUT + sizeof ATLAS_LAYOUT_SD + sizeof ATLAS_LAYOUT_SAMPLES];
-    snprintf(layout, sizeof layout, "%s%s%s", ATLAS_LAYOUT, w->uncertainty ? ATLAS_LAYOUT_SD : "",
+    char layout[sizeof ATLAS_LAYOUT_U16 + sizeof ATLAS_LAYOUT + sizeof ATLAS_LAYOUT_SD + sizeof ATLAS_LAYOUT_SAMPLES];
+    snprintf(layout, sizeof layout, "%s%s%s", w->dtype == GI_DTYPE_UINT16 ? ATLAS_LAYOUT_U16 : ATLAS_LAYOUT, w->uncertainty ? ATLAS_LAYOUT_SD : "",
              w->distance || w->n_samples > 0 ? ATLAS_LAYOUT_SAMPLES : "");
     hid_t expr = -1;
     int rc = 0;
@@ -630,6 +788,11 @@ static int write_metadata(gi_atlas_writer *w, gi_err *err)
         rc = gi_h5_fail(err, "%s: cannot reopen /expression", where);
     else if ((w->units && gi_h5_put_attr_str(expr, where, "units", w->units, err) != 0) ||
              (w->normalisation && gi_h5_put_attr_str(expr, where, "normalisation", w->normalisation, err) != 0))
+        rc = -1;
+    else if (w->dtype == GI_DTYPE_UINT16 &&
+             (gi_h5_put_attr_f64_array(expr, where, "scale", w->scale, (hsize_t)w->n_genes, err) != 0 ||
+              gi_h5_put_attr_f64_array(expr, where, "offset", w->offset, (hsize_t)w->n_genes, err) != 0 ||
+              gi_h5_put_attr_str(expr, where, "encoding", ATLAS_ENCODING, err) != 0))
         rc = -1;
     if (expr >= 0)
         H5Dclose(expr);
@@ -760,6 +923,29 @@ static int read_exact(hid_t file, const char *path, const char *name, int ndim, 
     return rc;
 }
 
+/* A uint16 atlas's per-gene scale and offset (attributes of /expression). */
+static int read_coding(hid_t file, const char *path, gi_atlas *a, gi_err *err)
+{
+    size_t n = (size_t)(a->n_genes > 0 ? a->n_genes : 1);
+    if (!(a->scale = malloc(sizeof *a->scale * n)) || !(a->offset = malloc(sizeof *a->offset * n)))
+        return gi_fail(err, "%s: out of memory", path);
+    hid_t d = H5Dopen2(file, "expression", H5P_DEFAULT);
+    if (d < 0)
+        return gi_h5_fail(err, "%s: cannot open /expression", path);
+    char where[1100];
+    snprintf(where, sizeof where, "%s: /expression (uint16)", path);
+    int rc = gi_h5_get_attr_f64_array(d, where, "scale", a->scale, (hsize_t)a->n_genes, err) != 0 ||
+                     gi_h5_get_attr_f64_array(d, where, "offset", a->offset, (hsize_t)a->n_genes, err) != 0
+                 ? -1
+                 : 0;
+    H5Dclose(d);
+    for (int g = 0; rc == 0 && g < a->n_genes; g++)
+        if (!(a->scale[g] > 0) || !isfinite(a->scale[g]) || !isfinite(a->offset[g]))
+            rc = gi_fail(err, "%s: gene %d (%s) has scale %g, offset %g (a scale must be finite and > 0)", where, g,
+                         a->genes[g], a->scale[g], a->offset[g]);
+    return rc;
+}
+
 static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
 {
     if (access(path, R_OK) != 0)
@@ -779,7 +965,9 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
         return gi_h5_fail(err, "%s: cannot open /expression", path);
     hid_t space = H5Dget_space(d), type = H5Dget_type(d);
     hsize_t dims[4] = { 0, 0, 0, 0 };
-    int ok = space >= 0 && type >= 0 && H5Tget_class(type) == H5T_FLOAT &&
+    int is_u16 = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 2 &&
+                 H5Tget_sign(type) == H5T_SGN_NONE;
+    int ok = space >= 0 && type >= 0 && (H5Tget_class(type) == H5T_FLOAT || is_u16) &&
              H5Sget_simple_extent_ndims(space) == 4 && H5Sget_simple_extent_dims(space, dims, NULL) == 4;
     if (space >= 0)
         H5Sclose(space);
@@ -787,7 +975,7 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
         H5Tclose(type);
     H5Dclose(d);
     if (!ok)
-        return gi_fail(err, "%s: /expression is not a 4-D floating-point dataset", path);
+        return gi_fail(err, "%s: /expression is not a 4-D floating-point or uint16 dataset", path);
     for (int i = 0; i < 4; i++)
         if (dims[i] > INT32_MAX)
             return gi_fail(err, "%s: /expression is too large", path);
@@ -800,6 +988,9 @@ static int atlas_load(gi_atlas *a, const char *path, gi_err *err)
         return -1;
     if (a->n_genes != n_genes)
         return gi_fail(err, "%s: /genes has %d names but /expression has %d genes", path, a->n_genes, n_genes);
+    a->dtype = is_u16 ? GI_DTYPE_UINT16 : GI_DTYPE_FLOAT32;
+    if (is_u16 && read_coding(file, path, a, err) != 0)
+        return -1;
     if (H5Lexists(file, "donors", H5P_DEFAULT) > 0) {
         if (read_name_list(file, path, "donors", &a->donors, &a->n_donors, err) != 0)
             return -1;
@@ -882,8 +1073,10 @@ static int gene_damaged(gi_err *err, const char *path, const gi_atlas *a, const 
 }
 
 /* Gene g of a per-gene dataset (/expression or /uncertainty), checked against
- * its row hash. */
-static int read_row(const gi_atlas *a, const char *name, const gi_h5_rows *rows, int g, float *vol, gi_err *err)
+ * its row hash, as stored: mtype H5T_NATIVE_FLOAT into a float buffer, or
+ * H5T_NATIVE_USHORT (uint16 /expression) into a uint16_t one. */
+static int read_row(const gi_atlas *a, const char *name, const gi_h5_rows *rows, int g, hid_t mtype, void *vol,
+                    gi_err *err)
 {
     gi_err local;
     if (!err)
@@ -908,10 +1101,10 @@ static int read_row(const gi_atlas *a, const char *name, const gi_h5_rows *rows,
     int rc = 0;
     if (d < 0 || fspace < 0 || mspace < 0 ||
         H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, vol) < 0)
+        H5Dread(d, mtype, mspace, fspace, H5P_DEFAULT, vol) < 0)
         rc = gi_h5_fail(err, "%s: cannot read gene %d (%s) from /%s", path, g, a->genes[g], name);
-    if (rc == 0 && gi_h5_rows_check(rows, path, name, g, H5T_NATIVE_FLOAT, 3, count + 1, vol,
-                                    sizeof(float) * (size_t)a->nz * (size_t)a->ny * (size_t)a->nx, err) != 0)
+    if (rc == 0 && gi_h5_rows_check(rows, path, name, g, mtype, 3, count + 1, vol,
+                                    H5Tget_size(mtype) * (size_t)a->nz * (size_t)a->ny * (size_t)a->nx, err) != 0)
         rc = gene_damaged(err, path, a, name, g);
     if (mspace >= 0)
         H5Sclose(mspace);
@@ -925,7 +1118,41 @@ static int read_row(const gi_atlas *a, const char *name, const gi_h5_rows *rows,
 
 int gi_atlas_read_gene(const gi_atlas *a, int g, float *vol, gi_err *err)
 {
-    return read_row(a, "expression", a ? &a->rows : NULL, g, vol, err);
+    if (!a || a->dtype != GI_DTYPE_UINT16)
+        return read_row(a, "expression", a ? &a->rows : NULL, g, H5T_NATIVE_FLOAT, vol, err);
+    /* uint16: the codes (hash-checked as stored), decoded into vol */
+    gi_err local;
+    if (!err)
+        err = &local;
+    size_t n = (size_t)a->nz * (size_t)a->ny * (size_t)a->nx;
+    uint16_t *codes = malloc(sizeof *codes * (n ? n : 1));
+    double sc, off;
+    if (!codes)
+        return gi_fail(err, "atlas: out of memory to read gene %d", g);
+    int rc = gi_atlas_read_codes(a, g, codes, &sc, &off, err);
+    if (rc == 0 && vol)
+        for (size_t v = 0; v < n; v++)
+            vol[v] = gi_atlas_u16_decode(codes[v], sc, off);
+    free(codes);
+    return rc;
+}
+
+int gi_atlas_read_codes(const gi_atlas *a, int g, uint16_t *codes, double *scale, double *offset, gi_err *err)
+{
+    gi_err local;
+    if (!err)
+        err = &local;
+    if (a && a->file_id > 0 && a->dtype != GI_DTYPE_UINT16) {
+        char path[1024] = "atlas";
+        H5Fget_name((hid_t)a->file_id, path, sizeof path);
+        return gi_fail(err, "%s: /expression is float32, not uint16 codes", path);
+    }
+    int rc = read_row(a, "expression", a ? &a->rows : NULL, g, H5T_NATIVE_USHORT, codes, err);
+    if (rc == 0) {
+        *scale = a->scale[g];
+        *offset = a->offset[g];
+    }
+    return rc;
 }
 
 int gi_atlas_read_sd(const gi_atlas *a, int g, float *vol, gi_err *err)
@@ -938,7 +1165,7 @@ int gi_atlas_read_sd(const gi_atlas *a, int g, float *vol, gi_err *err)
         H5Fget_name((hid_t)a->file_id, path, sizeof path);
         return gi_fail(err, "%s: the atlas has no /uncertainty (rendered without render.uncertainty)", path);
     }
-    return read_row(a, "uncertainty", a ? &a->sd_rows : NULL, g, vol, err);
+    return read_row(a, "uncertainty", a ? &a->sd_rows : NULL, g, H5T_NATIVE_FLOAT, vol, err);
 }
 
 int gi_atlas_read_distance(const gi_atlas *a, float *vol, gi_err *err)
@@ -1004,8 +1231,10 @@ int gi_atlas_read_samples(const gi_atlas *a, int *n, double **mni, char ***donor
  * (the genes of one chunk x as many z-slices as fit in ~64 MB), so each chunk
  * is decompressed once even when a chunk holds several genes (reading gene
  * by gene would decompress each chunk once per gene in it). */
-static int verify_rows(const gi_atlas *a, const char *name, const gi_h5_rows *rows, int *n_checked, gi_err *err)
+static int verify_rows(const gi_atlas *a, const char *name, const gi_h5_rows *rows, hid_t mtype, int *n_checked,
+                       gi_err *err)
 {
+    size_t esize = H5Tget_size(mtype);
     gi_h5_printer printer = gi_h5_quiet();
     char path[1024] = "atlas";
     hid_t file = (hid_t)a->file_id;
@@ -1019,12 +1248,12 @@ static int verify_rows(const gi_atlas *a, const char *name, const gi_h5_rows *ro
         H5Pclose(dcpl);
     int cg = chunk[0] >= 1 && chunk[0] <= (hsize_t)a->n_genes ? (int)chunk[0] : 1;
     size_t slice = (size_t)a->ny * (size_t)a->nx;
-    size_t zb = ((size_t)64 << 20) / (sizeof(float) * slice * (size_t)cg);
+    size_t zb = ((size_t)64 << 20) / (esize * slice * (size_t)cg);
     if (zb < 1)
         zb = 1;
     if (zb > (size_t)a->nz)
         zb = (size_t)a->nz;
-    float *buf = malloc(sizeof *buf * (size_t)cg * zb * slice);
+    unsigned char *buf = malloc(esize * (size_t)cg * zb * slice);
     uint64_t *sl = malloc(sizeof *sl * 2 * (size_t)cg * (size_t)a->nz);
     int rc = d < 0 ? gi_h5_fail(err, "%s: cannot open /%s", path, name)
                    : !buf || !sl ? gi_fail(err, "%s: out of memory to verify", path) : 0;
@@ -1038,7 +1267,7 @@ static int verify_rows(const gi_atlas *a, const char *name, const gi_h5_rows *ro
             hsize_t count[4] = { (hsize_t)ng, (hsize_t)nzb, (hsize_t)a->ny, (hsize_t)a->nx };
             hid_t fs = H5Dget_space(d), ms = H5Screate_simple(4, count, NULL);
             if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-                H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) < 0)
+                H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0)
                 rc = gi_h5_fail(err, "%s: cannot read genes %d..%d of /%s", path, g0, g0 + ng - 1, name);
             if (fs >= 0)
                 H5Sclose(fs);
@@ -1046,12 +1275,12 @@ static int verify_rows(const gi_atlas *a, const char *name, const gi_h5_rows *ro
                 H5Sclose(ms);
             for (int g = 0; rc == 0 && g < ng; g++)
                 for (int k = 0; k < nzb; k++)
-                    gi_h5_slice_digest(name, g0 + g, z0 + k, H5T_NATIVE_FLOAT, 2, sdims,
-                                       buf + ((size_t)g * (size_t)nzb + (size_t)k) * slice, slice * sizeof *buf,
+                    gi_h5_slice_digest(name, g0 + g, z0 + k, mtype, 2, sdims,
+                                       buf + ((size_t)g * (size_t)nzb + (size_t)k) * slice * esize, slice * esize,
                                        sl + 2 * ((size_t)g * (size_t)a->nz + (size_t)(z0 + k)));
         }
         for (int g = 0; rc == 0 && g < ng; g++) {
-            if (gi_h5_rows_check_slices(rows, path, name, g0 + g, H5T_NATIVE_FLOAT, 3, rdims,
+            if (gi_h5_rows_check_slices(rows, path, name, g0 + g, mtype, 3, rdims,
                                         sl + 2 * (size_t)g * (size_t)a->nz, err) != 0)
                 rc = gene_damaged(err, path, a, name, g0 + g);
             else
@@ -1077,9 +1306,10 @@ int gi_atlas_verify(const gi_atlas *a, int *n_checked, gi_err *err)
     if (!a->sealed)
         return 0;
     /* /expression, then /uncertainty: *n_checked counts the genes of both */
-    if (verify_rows(a, "expression", &a->rows, n_checked, err) != 0)
+    if (verify_rows(a, "expression", &a->rows, a->dtype == GI_DTYPE_UINT16 ? H5T_NATIVE_USHORT : H5T_NATIVE_FLOAT,
+                    n_checked, err) != 0)
         return -1;
-    return a->has_uncertainty ? verify_rows(a, "uncertainty", &a->sd_rows, n_checked, err) : 0;
+    return a->has_uncertainty ? verify_rows(a, "uncertainty", &a->sd_rows, H5T_NATIVE_FLOAT, n_checked, err) : 0;
 }
 
 int gi_atlas_gene_index(const gi_atlas *a, const char *name)
@@ -1110,5 +1340,7 @@ void gi_atlas_close(gi_atlas *a)
     free(a->version);
     gi_h5_rows_free(&a->rows);
     gi_h5_rows_free(&a->sd_rows);
+    free(a->scale);
+    free(a->offset);
     memset(a, 0, sizeof *a);
 }

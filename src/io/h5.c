@@ -132,6 +132,44 @@ int gi_h5_put_attr_f64(hid_t obj, const char *where, const char *name, double v,
     return put_attr(obj, where, name, H5T_NATIVE_DOUBLE, &v, err);
 }
 
+int gi_h5_put_attr_f64_array(hid_t obj, const char *where, const char *name, const double *v, hsize_t n,
+                             gi_err *err)
+{
+    hid_t space = H5Screate_simple(1, &n, NULL), attr = -1;
+    int rc = 0;
+    if (space < 0 || (attr = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(attr, H5T_NATIVE_DOUBLE, v) < 0)
+        rc = gi_h5_fail(err, "%s: cannot write attribute %s", where, name);
+    if (attr >= 0 && H5Aclose(attr) < 0 && rc == 0)
+        rc = gi_h5_fail(err, "%s: cannot write attribute %s", where, name);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+int gi_h5_get_attr_f64_array(hid_t obj, const char *where, const char *name, double *v, hsize_t n, gi_err *err)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return gi_fail(err, "%s: has no attribute %s", where, name);
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t space = a >= 0 ? H5Aget_space(a) : -1;
+    hid_t ftype = a >= 0 ? H5Aget_type(a) : -1;
+    int rc = 0;
+    if (a < 0 || space < 0 || ftype < 0)
+        rc = gi_h5_fail(err, "%s: cannot open attribute %s", where, name);
+    else if (H5Sget_simple_extent_npoints(space) != (hssize_t)n || H5Tget_class(ftype) != H5T_FLOAT)
+        rc = gi_fail(err, "%s: attribute %s is not %llu floating-point numbers", where, name, (unsigned long long)n);
+    else if (H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0)
+        rc = gi_h5_fail(err, "%s: cannot read attribute %s", where, name);
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    if (space >= 0)
+        H5Sclose(space);
+    if (a >= 0)
+        H5Aclose(a);
+    return rc;
+}
+
 /* A scalar numeric attribute read as type (HDF5 converts between sizes). */
 static int get_attr_num(hid_t obj, const char *where, const char *name, hid_t type, void *v, gi_err *err)
 {

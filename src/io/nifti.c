@@ -558,8 +558,9 @@ static void set_datatype(nifti_image *nim, int datatype)
     nifti_datatype_sizes(datatype, &nim->nbyper, &nim->swapsize);
 }
 
-int gi_volume_write_like(const gi_volume *geom, const float *data, const char *path,
-                         const char *description, gi_err *err)
+/* geom's geometry, data of the given datatype, value = slope * stored + inter. */
+static int write_like(const gi_volume *geom, int datatype, const void *data, double slope, double inter,
+                      const char *path, const char *description, gi_err *err)
 {
     quiet_niftilib();
     const nifti_image *src = geom->hdr;
@@ -574,11 +575,12 @@ int gi_volume_write_like(const gi_volume *geom, const float *data, const char *p
     if (!nim)
         return gi_fail(err, "writing %s: out of memory", path);
     set_3d(nim, src->nx, src->ny, src->nz);
-    set_datatype(nim, DT_FLOAT32);
-    /* Values are written as they are: no scaling, no display range, no
-     * statistical or label intent inherited from the source. */
-    nim->scl_slope = 1;
-    nim->scl_inter = 0;
+    set_datatype(nim, datatype);
+    /* Values are written as they are (float32: slope 1, inter 0) or with the
+     * caller's scaling (uint16): no display range, no statistical or label
+     * intent inherited from the source. */
+    nim->scl_slope = (float)slope;
+    nim->scl_inter = (float)inter;
     nim->cal_min = nim->cal_max = 0;
     nim->intent_code = NIFTI_INTENT_NONE;
     nim->intent_p1 = nim->intent_p2 = nim->intent_p3 = 0;
@@ -591,6 +593,23 @@ int gi_volume_write_like(const gi_volume *geom, const float *data, const char *p
     int rc = write_image(nim, nver, data, path, err);
     nifti_image_free(nim);
     return rc;
+}
+
+int gi_volume_write_like(const gi_volume *geom, const float *data, const char *path,
+                         const char *description, gi_err *err)
+{
+    return write_like(geom, DT_FLOAT32, data, 1, 0, path, description, err);
+}
+
+int gi_volume_write_like_u16(const gi_volume *geom, const uint16_t *codes, double slope, double inter,
+                             const char *path, const char *description, gi_err *err)
+{
+    /* slope 0 means "no scaling" to NIfTI readers: the codes would read as values */
+    if (!(slope > 0) || !isfinite(slope) || !isfinite(inter) || (double)(float)slope != slope ||
+        (double)(float)inter != inter)
+        return gi_fail(err, "writing %s: scl_slope %g / scl_inter %g must be finite float32 values, slope > 0",
+                       path, slope, inter);
+    return write_like(geom, DT_UINT16, codes, slope, inter, path, description, err);
 }
 
 int gi_volume_4d_header(const gi_volume *geom, int nt, const char *path, const char *description,

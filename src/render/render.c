@@ -368,7 +368,7 @@ static gi_atlas_writer *create_atlas(const source *s, MPI_Comm comm, const char 
         .nx = v->nx, .ny = v->ny, .nz = v->nz, .units = units, .normalisation = s->normalisation,
         .config_yaml = yaml, .rendered_for = s->rendered_for, .kind = "atlas", .compress = s->c->render.compress,
         /* the slabs cover every slice, and every gene group is written for each */
-        .every_slice_written = 1, .chunk_genes = s->c->render.chunk_genes,
+        .every_slice_written = 1, .chunk_genes = s->c->render.chunk_genes, .dtype = s->c->render.dtype,
         .uncertainty = s->sd, .uncertainty_what = s->sd_what, .distance = s->n_samples > 0,
         .n_samples = s->n_samples, .sample_mni = s->sample_mni64, .sample_donor = s->sample_donor,
         .sample_source = s->n_samples > 0 ? s->c->data.samples : NULL,

@@ -7,6 +7,7 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
+#include "geneinr/enum_names.h"
 #include "geneinr/progress.h"
 
 int gi_render_in_mask(float v)
@@ -17,12 +18,14 @@ int gi_render_in_mask(float v)
 typedef struct cost {
     size_t plane, per_gene, fixed;
     size_t maps;             /* per-gene maps per slice: 1, or 2 with the SD */
+    size_t code_bytes;       /* render.dtype uint16: the atlas writer's codes, 2 bytes per value of the slab */
     size_t per_slice;        /* bytes per voxel of a slice beyond them: the mask, the distance */
 } cost;
 
 static size_t plan_bytes(const cost *c, size_t k, size_t ng)
 {
-    return k * c->plane * ng * sizeof(float) * c->maps + k * c->plane * c->per_slice + ng * c->per_gene + c->fixed;
+    return k * c->plane * ng * (sizeof(float) * c->maps + c->code_bytes) + k * c->plane * c->per_slice +
+           ng * c->per_gene + c->fixed;
 }
 
 int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi_config *c,
@@ -33,6 +36,7 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
     MPI_Comm_size(comm, &size);
     size_t plane = (size_t)v->nx * v->ny;
     p->rank = rank;
+    p->plane = (long)plane;
     p->size = size;
     p->nz = v->nz;
     p->total = 0;
@@ -42,7 +46,8 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
     if (gi_dist_agree(comm, rc, err) != 0)
         return -1;
     int sd = c->render.uncertainty != 0;
-    cost cs = {plane, scratch_per_gene, scratch_fixed, sd ? 2 : 1, 1 + sizeof(float)};
+    cost cs = {plane, scratch_per_gene, scratch_fixed, sd ? 2 : 1, c->render.dtype == GI_DTYPE_UINT16 ? 2 : 0,
+               1 + sizeof(float)};
     size_t budget = (size_t)c->render.buffer_mb * 1048576, G = (size_t)n_genes;
     gi_atlas_info layout = {.n_genes = n_genes, .nx = v->nx, .ny = v->ny, .nz = v->nz,
                             .chunk_genes = c->render.chunk_genes};
@@ -130,24 +135,67 @@ int gi_render_walk_slices(const gi_volume *v, const gi_anatomy *anat, int z0, in
     return 0;
 }
 
+/* render.dtype uint16: this rank's range of the group's genes over its block
+ * (the in-mask voxels of b->mask), into lo/hi. */
+static void block_range(const gi_render_plan *p, int nzb, int ng, const gi_render_bufs *b, float *lo, float *hi)
+{
+    gi_atlas_range_add(ng, (size_t)nzb * (size_t)p->plane, b->expr, b->mask, lo, hi);
+}
+
 int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *w, MPI_Comm comm,
                          const gi_render_bufs *b, gi_render_block_fn fn, void *ctx, double *t_write, gi_err *err)
 {
-    int total_rounds = p->rounds * p->groups, rc = 0;
+    /* uint16 needs each gene's range before its first write (atlas.h): when a
+     * rank's slab is one block (one round) it is rendered, its range reduced
+     * and written; otherwise the group is rendered twice, the range first
+     * (the values are the same bits both times: a voxel's value depends on
+     * its slice alone). */
+    int u16 = gi_atlas_writer_dtype(w) == GI_DTYPE_UINT16, twice = u16 && p->rounds > 1;
+    int total_rounds = p->rounds * p->groups * (twice ? 2 : 1), rc = 0, done = 0;
     *t_write = 0;
+    float *lo = u16 ? malloc(sizeof *lo * (size_t)p->ng) : NULL, *hi = u16 ? malloc(sizeof *hi * (size_t)p->ng) : NULL;
+    if (gi_dist_agree(comm, u16 && (!lo || !hi) ? gi_fail(err, "out of memory for %d gene ranges", p->ng) : 0,
+                      err) != 0) {
+        free(lo);
+        free(hi);
+        return -1;
+    }
     /* Rounds are collective, so rank 0's count is everyone's: progress and
      * ETA every few seconds (progress.h), not a line per round. */
     gi_progress prog;
-    gi_progress_begin(&prog, p->rank == 0 ? "render" : NULL, "rounds of slices", total_rounds);
+    gi_progress_begin(&prog, p->rank == 0 ? "render" : NULL, twice ? "rounds of slices (uint16: the range, then "
+                      "the values)" : "rounds of slices", total_rounds);
     for (int grp = 0; rc == 0 && grp < p->groups; grp++) {
         int g0 = grp * p->ng, ng = n_genes - g0 < p->ng ? n_genes - g0 : p->ng;
+        for (int g = 0; u16 && g < ng; g++) {
+            lo[g] = INFINITY;
+            hi[g] = -INFINITY;
+        }
+        for (int round = 0; rc == 0 && twice && round < p->rounds; round++) {
+            int z0, nzb = gi_render_plan_block(p, round, &z0);
+            gi_render_bufs bb = {b->expr, b->mask, NULL, NULL};   /* the values only */
+            if (gi_dist_agree(comm, nzb > 0 ? fn(ctx, z0, nzb, g0, ng, &bb, err) : 0, err) != 0)
+                rc = -1;
+            else
+                block_range(p, nzb, ng, &bb, lo, hi);
+            gi_progress_step(&prog, ++done);
+        }
+        if (rc == 0 && twice)
+            rc = gi_atlas_set_range(w, g0, ng, lo, hi, err);
         for (int round = 0; rc == 0 && round < p->rounds; round++) {
             int z0, nzb = gi_render_plan_block(p, round, &z0);
             gi_render_bufs bb = *b;
             if (grp > 0)
                 bb.dist = NULL;   /* one volume, made with the first group */
-            if (gi_dist_agree(comm, nzb > 0 ? fn(ctx, z0, nzb, g0, ng, &bb, err) : 0, err) != 0)
-                return -1;
+            if (gi_dist_agree(comm, nzb > 0 ? fn(ctx, z0, nzb, g0, ng, &bb, err) : 0, err) != 0) {
+                rc = -1;
+                break;
+            }
+            if (u16 && !twice) {
+                block_range(p, nzb, ng, &bb, lo, hi);
+                if ((rc = gi_atlas_set_range(w, g0, ng, lo, hi, err)) != 0)
+                    break;
+            }
             double tw = MPI_Wtime();
             rc = gi_atlas_write_genes(w, g0, ng, z0, nzb, bb.expr, grp == 0 ? bb.mask : NULL, err);
             if (rc == 0 && bb.sd)
@@ -155,8 +203,10 @@ int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *
             if (rc == 0 && bb.dist)
                 rc = gi_atlas_write_distance(w, z0, nzb, bb.dist, err);
             *t_write += MPI_Wtime() - tw;
-            gi_progress_step(&prog, grp * p->rounds + round + 1);
+            gi_progress_step(&prog, ++done);
         }
     }
+    free(lo);
+    free(hi);
     return rc;
 }

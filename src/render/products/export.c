@@ -20,6 +20,7 @@
 
 #include "geneinr/atlas.h"
 #include "geneinr/dist.h"
+#include "geneinr/enum_names.h"
 #include "geneinr/files.h"
 #include "geneinr/manifest.h"
 #include "geneinr/names.h"
@@ -110,12 +111,18 @@ static int write_description(const gi_config *c, const char *out_dir, const gi_a
     snprintf(url, sizeof url, "file:%s", c->data.samples);
     json_string(f, url);
     fputs(",\n      \"Description\": \"the sample table (tissue samples x genes, MNI mm)\"\n    }\n  ],\n", f);
-    fputs("  \"GeneinrFiles\": {\n    \"atlas.h5\": \"HDF5 atlas, /expression[gene][k][j][i], NaN outside the mask\"", f);
+    fputs(a->dtype == GI_DTYPE_UINT16
+              ? "  \"GeneinrFiles\": {\n    \"atlas.h5\": \"HDF5 atlas, /expression[gene][k][j][i] uint16 codes: value = "
+                "offset[gene] + scale[gene] * code (attributes of /expression), code 0 = NaN outside the mask\""
+              : "  \"GeneinrFiles\": {\n    \"atlas.h5\": \"HDF5 atlas, /expression[gene][k][j][i], NaN outside the mask\"",
+          f);
     if (c->render.nifti & GI_NIFTI_4D)
         fputs(",\n    \"expression.nii.gz\": \"4-D NIfTI, one volume per gene in the order of genes.tsv\",\n"
               "    \"genes.tsv\": \"index (0-based volume) and gene name\"", f);
     if (c->render.nifti & GI_NIFTI_3D)
-        fputs(",\n    \"nifti/<gene>.nii.gz\": \"one 3-D NIfTI per gene\"", f);
+        fputs(a->dtype == GI_DTYPE_UINT16 ? ",\n    \"nifti/<gene>.nii.gz\": \"one 3-D NIfTI per gene, uint16 with its own "
+                                            "scl_slope/scl_inter (outside the mask: code 0 = scl_inter)\""
+                                          : ",\n    \"nifti/<gene>.nii.gz\": \"one 3-D NIfTI per gene\"", f);
     if (a->has_uncertainty) {
         fputs(",\n    \"atlas.h5:/uncertainty\": \"predictive SD per gene and voxel, as /expression\"", f);
         if (c->render.nifti & GI_NIFTI_4D)
@@ -298,8 +305,15 @@ static int write_readme(const gi_config *c, const char *out_dir, const gi_atlas 
                "atlas.h5.\n\n", a->n_genes, a->rendered_for && strcmp(a->rendered_for, "average") ? a->rendered_for
                : "donor average", c->render.mask, GENEINR_VERSION, c->data.samples,
             c->render.background == GI_BACKGROUND_ZERO ? "0" : "NaN");
-    fputs("- `atlas.h5`: all genes, `/expression[gene][k][j][i]`; h5py: "
-          "`h5py.File(\"atlas.h5\")[\"expression\"][i]`\n", f);
+    if (a->dtype == GI_DTYPE_UINT16)
+        fputs("- `atlas.h5`: all genes, `/expression[gene][k][j][i]` as uint16 codes (render.dtype uint16); gene i in "
+              "h5py: `e = h5py.File(\"atlas.h5\")[\"expression\"]; q = e[i]; "
+              "v = np.where(q == 0, np.nan, e.attrs[\"offset\"][i] + e.attrs[\"scale\"][i] * q)`, within "
+              "`e.attrs[\"scale\"][i] / 2` of the float32 render. In `nifti/GENE.nii.gz` the same codes with "
+              "scl_slope/scl_inter (nibabel applies them; outside the mask code 0 reads as scl_inter).\n", f);
+    else
+        fputs("- `atlas.h5`: all genes, `/expression[gene][k][j][i]`; h5py: "
+              "`h5py.File(\"atlas.h5\")[\"expression\"][i]`\n", f);
     if (c->render.nifti & GI_NIFTI_4D)
         fputs("- `expression.nii.gz`: 4-D, one volume per gene in the order of `genes.tsv`.\n"
               "  nilearn: `nilearn.image.index_img(\"expression.nii.gz\", i)` is gene i (0-based, genes.tsv);\n"
@@ -782,7 +796,8 @@ int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, 
     }
     size_t nvox = (size_t)a.nx * a.ny * a.nz;
     float *vol = malloc(sizeof(float) * nvox);
-    if (!vol)
+    uint16_t *codes = a.dtype == GI_DTYPE_UINT16 ? malloc(sizeof *codes * nvox) : NULL;
+    if (!vol || (a.dtype == GI_DTYPE_UINT16 && !codes))
         rc = gi_fail(err, "out of memory for one %dx%dx%d map", a.nx, a.ny, a.nz);
     /* Gene g's map, then (with /uncertainty) its SD as <gene>_sd. */
     for (int job = rank; rc == 0 && job < a.n_genes * (a.has_uncertainty ? 2 : 1); job += size) {
@@ -792,15 +807,27 @@ int gi_export_gene_maps(const gi_config *c, MPI_Comm comm, const char *out_dir, 
         snprintf(path, sizeof path, "%s/%s%s.nii.gz", dir, name, sd ? "_sd" : "");
         snprintf(tmp, sizeof tmp, "%s/.%s%s.tmp.nii.gz", dir, name, sd ? "_sd" : "");
         snprintf(desc, sizeof desc, "geneinr %s%s (%s)", a.genes[g], sd ? " SD" : "", what);
-        rc = sd ? gi_atlas_read_sd(&a, g, vol, err) : gi_atlas_read_gene(&a, g, vol, err);
-        if (rc == 0)
-            gi_export_background(c, vol, nvox);   /* render.background */
-        if (rc != 0 || gi_volume_write_like(mask, vol, tmp, desc, err) != 0)
-            rc = -1;
-        else if (rename(tmp, path) != 0)
+        if (!sd && a.dtype == GI_DTYPE_UINT16) {
+            /* The atlas's codes as they are, its scale and offset as
+             * scl_slope/scl_inter (nibabel applies them): code 0, outside
+             * the mask, reads as scl_inter, whatever render.background (an
+             * integer image holds no NaN; docs/CONFIG.md render.dtype). */
+            double sc, off;
+            rc = gi_atlas_read_codes(&a, g, codes, &sc, &off, err);
+            if (rc != 0 || gi_volume_write_like_u16(mask, codes, sc, off, tmp, desc, err) != 0)
+                rc = -1;
+        } else {
+            rc = sd ? gi_atlas_read_sd(&a, g, vol, err) : gi_atlas_read_gene(&a, g, vol, err);
+            if (rc == 0)
+                gi_export_background(c, vol, nvox);   /* render.background */
+            if (rc != 0 || gi_volume_write_like(mask, vol, tmp, desc, err) != 0)
+                rc = -1;
+        }
+        if (rc == 0 && rename(tmp, path) != 0)
             rc = gi_fail(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     }
     free(vol);
+    free(codes);
     rc = gi_dist_agree(comm, rc, err);
     if (rc == 0 && rank == 0)
         rc = commit_gene_maps(out_dir, &a, err);
