@@ -160,11 +160,15 @@ int gi_render_plan_write(const gi_render_plan *p, int n_genes, gi_atlas_writer *
         free(hi);
         return -1;
     }
+    if (twice && p->rank == 0) {
+        printf("render: uint16: each gene group is rendered twice, the range first (%d writes per group; a "
+               "render.buffer_mb that holds a rank's whole slab makes it one pass)\n", p->rounds);
+        fflush(stdout);
+    }
     /* Rounds are collective, so rank 0's count is everyone's: progress and
      * ETA every few seconds (progress.h), not a line per round. */
     gi_progress prog;
-    gi_progress_begin(&prog, p->rank == 0 ? "render" : NULL, twice ? "rounds of slices (uint16: the range, then "
-                      "the values)" : "rounds of slices", total_rounds);
+    gi_progress_begin(&prog, p->rank == 0 ? "render" : NULL, "rounds of slices", total_rounds);
     for (int grp = 0; rc == 0 && grp < p->groups; grp++) {
         int g0 = grp * p->ng, ng = n_genes - g0 < p->ng ? n_genes - g0 : p->ng;
         for (int g = 0; u16 && g < ng; g++) {
