@@ -11,6 +11,7 @@
  * the rank count ("np3 ...") so the 1- and 3-rank runs have distinct names.
  */
 #include "geneinr/atlas.h"
+#include "geneinr/enum_names.h"
 #include "geneinr/version.h"
 
 #include <math.h>
@@ -647,6 +648,145 @@ static void test_rewritten_piece(void)
     free(mask);
 }
 
+/* render.dtype uint16 (issue 29): the coding's bound on its own, then an
+ * atlas written as uint16 by every rank and read back decoded. */
+static void test_u16_coding(void)
+{
+    /* ranges: ordinary, far from 0 (the offset's rounding matters), negative,
+     * tiny, constant */
+    static const double R[][2] = { { -1.5, 3.25 }, { 1000.0, 1001.0 }, { -7e5, -6.9e5 }, { 0.1, 0.1 + 1e-6 },
+                                   { 2.5, 2.5 } };
+    int ok = 1, exact = 1;
+    double worst = 0;
+    uint64_t st = 12345;
+    for (size_t r = 0; r < sizeof R / sizeof R[0]; r++) {
+        double lo = (float)R[r][0], hi = (float)R[r][1], sc, off;
+        gi_atlas_u16_coding(lo, hi, &sc, &off);
+        exact &= (double)(float)sc == sc && (double)(float)off == off && sc > 0 &&
+                 (hi > lo ? sc * 65534 >= hi - lo : sc == 1);
+        double tol_abs = ldexp(fmax(fabs(lo), fabs(hi)), -22);
+        for (int i = 0; i <= 20000; i++) {
+            st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+            double u = i == 0 ? 0 : i == 1 ? 1 : (double)(st >> 11) / 9007199254740992.0;
+            float v = (float)(lo + u * (hi - lo));
+            if (v < lo || v > hi)
+                continue;
+            uint16_t c = gi_atlas_u16_encode(v, sc, off);
+            float d = gi_atlas_u16_decode(c, sc, off);
+            double e = fabs((double)d - v);
+            if (c == 0 || e > sc / 2 + tol_abs)
+                ok = 0;
+            if (hi > lo && e / sc > worst)
+                worst = e / sc;
+        }
+    }
+    if (rank_ != 0)
+        return;
+    char why[64];
+    snprintf(why, sizeof why, "worst error %.4f x scale", worst);
+    check0(exact, "uint16 coding: scale and offset are float32 values, 65534 steps of scale span the range, a "
+           "constant gene gets scale 1", NULL);
+    check0(ok, "uint16 coding: every value within scale/2 (+ 2^-22 max|v|) of its decoded code, codes 1..65535", why);
+    double sc, off;
+    gi_atlas_u16_coding(0, 1, &sc, &off);
+    check0(gi_atlas_u16_encode(NAN, sc, off) == 0 && gi_atlas_u16_encode(INFINITY, sc, off) == 0 &&
+               isnan(gi_atlas_u16_decode(0, sc, off)) && gi_atlas_u16_encode(0, sc, off) == 1 &&
+               gi_atlas_u16_encode(1, sc, off) == 65535,
+           "uint16 coding: NaN and inf are code 0 (decoded NaN); the range's ends are codes 1 and 65535", NULL);
+    float lo[2] = { INFINITY, INFINITY }, hi[2] = { -INFINITY, -INFINITY };
+    const float ex[6] = { 5, NAN, -2, 7, 100, 1 };
+    const unsigned char m[3] = { 1, 1, 0 };
+    gi_atlas_range_add(2, 3, ex, m, lo, hi);
+    check0(lo[0] == 5 && hi[0] == 5 && lo[1] == 7 && hi[1] == 100,
+           "uint16 range: min and max of the finite in-mask values only", NULL);
+}
+
+static void test_u16_atlas(void)
+{
+    char path[600], name[160];
+    snprintf(path, sizeof path, "%s/u16.h5", dir_);
+    gi_err err = { "" };
+    gi_atlas_info info = make_info(1, 0);
+    info.dtype = GI_DTYPE_UINT16;
+    gi_atlas_writer *w = gi_atlas_create(MPI_COMM_WORLD, path, &info, &err);
+    if (!check_all(w != NULL, "uint16 atlas: create", err.msg))
+        return;
+    int z0 = 0, n = 0;
+    my_slab(NZ, &z0, &n);
+    float *expr = malloc(sizeof(float) * NG * (n > 0 ? n : 1) * NY * NX);
+    unsigned char *mask = malloc((size_t)(n > 0 ? n : 1) * NY * NX);
+    fill_block(z0, n, expr, mask);
+    /* a write before the range is refused on every rank */
+    int rc = gi_atlas_write_slices(w, z0, n, n ? expr : NULL, n ? mask : NULL, &err);
+    check_all(rc == -1 && strstr(err.msg, "before its range") != NULL && same_on_all_ranks(err.msg),
+              "uint16 atlas: a write before gi_atlas_set_range fails on every rank", err.msg);
+    float lo[NG], hi[NG];
+    for (int g = 0; g < NG; g++) {
+        lo[g] = INFINITY;
+        hi[g] = -INFINITY;
+    }
+    gi_atlas_range_add(NG, (size_t)n * NY * NX, expr, mask, lo, hi);
+    rc = gi_atlas_set_range(w, 0, NG, lo, hi, &err);
+    if (rc == 0)
+        rc = gi_atlas_write_slices(w, z0, n, n ? expr : NULL, n ? mask : NULL, &err);
+    rc = rc == 0 ? gi_atlas_finish(w, &err) : (gi_atlas_abort(w), -1);
+    free(expr);
+    free(mask);
+    if (!check_all(rc == 0, "uint16 atlas: range, write and finish", err.msg) || rank_ != 0)
+        return;
+    gi_atlas a;
+    if (!check0(gi_atlas_open(&a, path, &err) == 0, "uint16 atlas: open", err.msg))
+        return;
+    float *vol = malloc(sizeof(float) * NZ * NY * NX);
+    uint16_t *codes = malloc(sizeof(uint16_t) * NZ * NY * NX);
+    int ok = a.dtype == GI_DTYPE_UINT16 && a.scale && a.offset, n_checked = 0;
+    double worst = 0;
+    for (int g = 0; ok && g < NG; g++) {
+        double sc, off;
+        ok = gi_atlas_read_gene(&a, g, vol, &err) == 0 && gi_atlas_read_codes(&a, g, codes, &sc, &off, &err) == 0 &&
+             sc == a.scale[g] && off == a.offset[g];
+        /* the range of gene g: value() over the mask's voxels */
+        double glo = INFINITY, ghi = -INFINITY;
+        for (int z = 0; z < NZ; z++)
+            for (int y = 0; y < NY; y++)
+                for (int x = 0; x < NX; x++)
+                    if (inside(z, y, x)) {
+                        glo = fmin(glo, value(g, z, y, x));
+                        ghi = fmax(ghi, value(g, z, y, x));
+                    }
+        ok = ok && fabs(sc - (ghi - glo) / 65534) <= 1e-6 * sc;
+        for (int z = 0; ok && z < NZ; z++)
+            for (int y = 0; y < NY; y++)
+                for (int x = 0; x < NX; x++) {
+                    size_t q = ((size_t)z * NY + y) * NX + x;
+                    if (!inside(z, y, x)) {
+                        ok &= isnan(vol[q]) && codes[q] == 0;
+                        continue;
+                    }
+                    double e = fabs((double)vol[q] - value(g, z, y, x));
+                    ok &= codes[q] >= 1 && e <= sc / 2 + ldexp(ghi, -22);
+                    worst = fmax(worst, e / sc);
+                }
+    }
+    snprintf(name, sizeof name, "uint16 atlas: every rank's slab decoded within scale/2 of its value, NaN and code 0 "
+             "outside the mask");
+    check0(ok, name, err.msg[0] ? err.msg : "a value off");
+    check0(gi_atlas_verify(&a, &n_checked, &err) == 0 && n_checked == NG,
+           "uint16 atlas: every gene's codes verify against their content hash", err.msg);
+    free(vol);
+    free(codes);
+    gi_atlas_close(&a);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "expression", H5P_DEFAULT), t = H5Dget_type(d);
+    check0(H5Tequal(t, H5T_STD_U16LE) > 0 && H5Aexists(d, "scale") > 0 && H5Aexists(d, "offset") > 0 &&
+               H5Aexists(d, "encoding") > 0,
+           "uint16 atlas: /expression is uint16 LE with attributes scale, offset, encoding", NULL);
+    H5Tclose(t);
+    H5Dclose(d);
+    H5Fclose(f);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -679,6 +819,8 @@ int main(int argc, char **argv)
     test_rewritten_piece();
     test_bad_slices();
     test_create_errors();
+    test_u16_coding();
+    test_u16_atlas();
     if (rank_ == 0) {
         test_open_errors();
         test_fast_deflate(1);

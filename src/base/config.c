@@ -164,7 +164,7 @@ static const key_spec KEYS[] = {
          "each gene's own scale and offset: value = offset + scale * code, code 1..65535 inside the mask, code 0 = "
          "NaN (outside the mask); scale = (max - min) / 65534 over the gene's in-mask voxels, so a value is within "
          "scale / 2 (+ float rounding) of its float32 render. HDF5: /expression attributes scale and offset "
-         "(per gene); NIfTI: scl_slope/scl_inter per file. A render whose slab does not fit render.buffer_mb "
+         "(per gene); NIfTI: scl_slope/scl_inter per file, where code 0 (outside the mask) reads as scl_inter whatever render.background (an integer image holds no NaN). A render whose slab does not fit render.buffer_mb "
          "predicts twice (the range first). Not with render.nifti 4d/both (one slope cannot serve all genes); "
          "/uncertainty stays float32"),
     INT("render.preview_genes", render.preview_genes, "24", 0, 1000000,
