@@ -146,6 +146,81 @@ PY
 then ok "regions: uint16 region means within scale/2 of float32's"
 else notok "regions: uint16 region means within scale/2 of float32's" "$(tail -n 2 "$T/reg.log" | tr '\n' ' ')"; fi
 
+# the other readers: score against the truth (r and RMSE as float32's), correlate (the same r), preview
+if $G score "$T/f32/atlas.h5" --truth "$T/ph/truth.h5" --samples "$T/ph/samples.csv" --json "$T/s32.json" >/dev/null 2>&1 &&
+    $G score "$T/u1/atlas.h5" --truth "$T/ph/truth.h5" --samples "$T/ph/samples.csv" --json "$T/s16.json" >"$T/s.log" 2>&1 &&
+    $PY - "$T/s32.json" "$T/s16.json" >>"$T/s.log" 2>&1 <<'PY'
+import sys, json
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+def nums(x, path=""):
+    if isinstance(x, dict):
+        for k, v in x.items(): yield from nums(v, path + "/" + k)
+    elif isinstance(x, list):
+        for i, v in enumerate(x): yield from nums(v, path + "/" + str(i))
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        yield path, x
+A, B = dict(nums(a)), dict(nums(b))
+assert A.keys() == B.keys() and len(A) > 0
+for k in A:
+    if "seconds" not in k:
+        assert abs(A[k] - B[k]) <= 1e-4 * max(1, abs(A[k])), (k, A[k], B[k])
+PY
+then ok "score: the uint16 atlas scores as the float32 one (r and RMSE within 1e-4)"
+else notok "score: the uint16 atlas scores as the float32 one (r and RMSE within 1e-4)" "$(tail -n 2 "$T/s.log" | tr '\n' ' ')"; fi
+$PY - "$T/ph/mask.nii.gz" "$T/map.nii.gz" <<'PY'
+import sys, nibabel as nib, numpy as np
+m = nib.load(sys.argv[1]); i, j, k = np.indices(m.shape)
+nib.save(nib.Nifti1Image((np.sin(i / 9.0) + np.cos(k / 7.0) + j / 50.0).astype(np.float32), m.affine), sys.argv[2])
+PY
+check "correlate on the float32 atlas" $G correlate "$T/f32/atlas.h5" --map "$T/map.nii.gz" --out "$T/c32" --nulls 20
+check "correlate on the uint16 atlas" $G correlate "$T/u1/atlas.h5" --map "$T/map.nii.gz" --out "$T/c16" --nulls 20
+if $PY - "$T/c32/correlations.csv" "$T/c16/correlations.csv" >"$T/c.log" 2>&1 <<'PY'
+import sys, csv
+a = {r["gene"]: float(r["r"]) for r in csv.DictReader(open(sys.argv[1]))}
+b = {r["gene"]: float(r["r"]) for r in csv.DictReader(open(sys.argv[2]))}
+assert a.keys() == b.keys() and len(a) == 6
+assert all(abs(a[g] - b[g]) < 1e-4 for g in a), [(g, a[g], b[g]) for g in a]
+PY
+then ok "correlate: the uint16 atlas's r within 1e-4 of float32's"
+else notok "correlate: the uint16 atlas's r within 1e-4 of float32's" "$(tail -n 2 "$T/c.log" | tr '\n' ' ')"; fi
+check "preview of the uint16 atlas" $G preview "$T/u1/atlas.h5" --genes G01,G02 --out "$T/pv"
+
+# kriging with its SD on a block of the mask: /uncertainty stays float32, /expression uint16,
+# byte-identical at 1 and 2 ranks with several writes per slab (the first pass skips the SD)
+$PY - "$T" <<'PY'
+import sys, nibabel as nib, numpy as np
+t = sys.argv[1]
+lines = open(t + "/ph/samples.csv").read().splitlines()
+open(t + "/small.csv", "w").write("\n".join([lines[0]] + lines[1::6]) + "\n")
+m = nib.load(t + "/ph/mask.nii.gz")
+d = np.asarray(m.dataobj).astype(np.float32)
+keep = np.zeros_like(d); keep[30:54, 40:68, 38:50] = 1
+nib.save(nib.Nifti1Image(d * keep, m.affine, m.header), t + "/block.nii.gz")
+PY
+kset="--set data.samples=$T/small.csv --set render.mask=$T/block.nii.gz --set render.method=kriging --set render.uncertainty=true --set render.dtype=uint16"
+check "kriging + uncertainty, uint16, 1 rank" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$T/k1" $kset
+check "kriging + uncertainty, uint16, 2 ranks, one slice per write" \
+    $MPIRUN -np 2 $G render "$T/cfg.yaml" --out "$T/k2" $kset --set render.buffer_mb=1
+check "kriging + uncertainty, float32, 1 rank" $MPIRUN -np 1 $G render "$T/cfg.yaml" --out "$T/kf" $kset --set render.dtype=float32
+if $PY - "$T" >"$T/k.log" 2>&1 <<'PY'
+import sys, h5py, numpy as np
+t = sys.argv[1]
+a, b, f = (h5py.File(t + "/" + r + "/atlas.h5", "r") for r in ["k1", "k2", "kf"])
+assert a["expression"].dtype == np.uint16 and a["uncertainty"].dtype == np.float32
+for k in ["expression", "uncertainty", "distance", "mask"]:
+    assert np.array_equal(a[k][()], b[k][()], equal_nan=k != "expression"), k
+assert np.array_equal(a["uncertainty"][()], f["uncertainty"][()], equal_nan=True)
+q, ref = a["expression"][()], f["expression"][()]
+sc, off = a["expression"].attrs["scale"], a["expression"].attrs["offset"]
+v = np.where(q == 0, np.nan, off[:, None, None, None] + sc[:, None, None, None] * q)
+assert np.array_equal(np.isnan(v), np.isnan(ref))
+err = np.nanmax(np.abs(v - ref).reshape(len(sc), -1), axis=1)
+assert np.all(err <= sc / 2 + 2.0**-22 * np.nanmax(np.abs(ref))), (err, sc)
+PY
+then ok "kriging + uncertainty: uint16 /expression within scale/2 of float32, /uncertainty float32 and unchanged, 1 = 2 ranks"
+else notok "kriging + uncertainty: uint16 /expression within scale/2 of float32, /uncertainty float32 and unchanged, 1 = 2 ranks" \
+    "$(tail -n 2 "$T/k.log" | tr '\n' ' ')"; fi
+
 # uint16 with a 4-D NIfTI: refused before anything is rendered
 fails_cleanly "render.dtype uint16 with render.nifti 4d is refused" "one scl_slope for all genes" \
     $G render "$T/cfg.yaml" --out "$T/u4" --set render.dtype=uint16 --set render.nifti=4d
