@@ -27,7 +27,7 @@ static const char *const ALL_KEYS[] = {
     "render.method", "render.uncertainty", "render.uncertainty_step",
     "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
     "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
-    "render.background", "render.preview_genes", "render.preview_at", "render.preview_samples",
+    "render.background", "render.dtype", "render.preview_genes", "render.preview_at", "render.preview_samples",
     "render.preview_orientation", "render.report",
     "run.out", "run.threads",
     "prepare.data_dir", "prepare.coordinates", "prepare.reannotation", "prepare.genes",
@@ -473,6 +473,7 @@ static void test_overrides(void)
                             : strstr(ALL_KEYS[i], "validation") ? "none"
                             : strstr(ALL_KEYS[i], "nifti") ? "true"
                             : strstr(ALL_KEYS[i], "background") ? "zero"
+                            : strstr(ALL_KEYS[i], "dtype") ? "uint16"
                             : strstr(ALL_KEYS[i], "preview_at") ? "0,0,0"
                             : strstr(ALL_KEYS[i], "orientation") ? "radiological"
                             : strstr(ALL_KEYS[i], "beta") || strstr(ALL_KEYS[i], "fraction") ? "0.5"
