@@ -8,7 +8,12 @@
  * render.nifti 4d or both, OUT/expression.nii.gz holds one volume per gene
  * along the 4th axis in atlas order, and OUT/genes.tsv ("index<TAB>gene",
  * 0-based, as nilearn's index_img counts) names them. Outside the mask the
- * NIfTI files hold NaN or 0 (render.background); the atlas always keeps NaN.
+ * NIfTI files hold NaN or 0 (render.background); the atlas always keeps NaN
+ * (a uint16 atlas: code 0). With render.dtype uint16 the per-gene maps are
+ * uint16 too, the atlas's codes with its scale and offset as scl_slope and
+ * scl_inter; outside the mask they hold code 0, read as scl_inter (an integer
+ * image has no NaN), and the 4-D file is refused by the config (one slope
+ * cannot serve every gene).
  * Outputs of an earlier render that this one does not make (a 4-D file, old
  * previews) are removed, so a folder never mixes weights. Every file written
  * here is claimed in and recorded by OUT/.geneinr-manifest (manifest.h), and
