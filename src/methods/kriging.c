@@ -910,13 +910,35 @@ GI_VECTORISED static void cov_row(int cov, const float *q, const float *px, cons
     }
 }
 
-static int krige_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
-                         gi_err *err)
+/* The map is a smooth Gaussian-process part, sum_i rho(|x - x_i|) alpha_gi
+ * (the O(samples) covariance row per point), plus the rest: the mean and the
+ * label effect, cheap per point (method.h, "the smooth part of the map").
+ * krige_parts computes either or both: with both, the bits of the whole
+ * prediction as it has always been computed (the GP part, then the rest
+ * added); the rest alone is 0 + rest, so rest + smooth added later in the
+ * same order gives the same bits when the smooth part is exact. */
+enum { PART_SMOOTH = 1, PART_REST = 2, PART_ALL = 3 };
+
+static int krige_parts(const krige_state *s, int n, const float *mni, const int *label, int g0, int ng, int parts,
+                       float *out, gi_err *err)
 {
-    const krige_state *s = p;
     int N = s->n, G = s->G;
-    if (s->n_labels && !label)
+    if ((parts & PART_REST) && s->n_labels && !label)
         return gi_fail(err, "regression_kriging: predicting needs the anatomy label of every point");
+    if (!(parts & PART_SMOOTH)) {
+        memset(out, 0, sizeof(float) * (size_t)n * (size_t)ng);
+        for (int k = 0; k < n; k++)
+            for (int g = g0; g < g0 + ng; g++) {
+                float base = (float)s->mu[g];
+                if (s->n_labels) {
+                    int l = label[k];
+                    l = l >= 0 && l < s->n_labels ? l : 0;
+                    base += s->label_mean[(size_t)l * G + g] + (float)s->eta[g] * s->label_alpha[(size_t)l * G + g];
+                }
+                out[(size_t)k * ng + (g - g0)] += base;
+            }
+        return 0;
+    }
     float *R = malloc(sizeof(float) * (size_t)PRED_BLOCK * N);
     float *tmp = s->per_gene ? malloc(sizeof(float) * PRED_BLOCK) : NULL;
     float *win = s->per_gene ? NULL : malloc(sizeof(float) * PRED_BLOCK * GENE_WINDOW);
@@ -962,7 +984,7 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
                     out[(size_t)(q0 + k) * ng + (g - g0)] = tmp[k];
             }
         }
-        for (int k = 0; k < nb; k++)
+        for (int k = 0; k < nb && (parts & PART_REST); k++)
             for (int g = g0; g < g0 + ng; g++) {
                 float base = (float)s->mu[g];
                 if (s->n_labels) {
@@ -978,6 +1000,29 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
     free(win);
     free(col);
     return 0;
+}
+
+static int krige_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                         gi_err *err)
+{
+    return krige_parts(p, n, mni, label, g0, ng, PART_ALL, out, err);
+}
+
+static int krige_has_smooth(const void *p)
+{
+    (void)p;
+    return 1;
+}
+
+static int krige_smooth(const void *p, int n, const float *mni, int g0, int ng, float *out, gi_err *err)
+{
+    return krige_parts(p, n, mni, NULL, g0, ng, PART_SMOOTH, out, err);
+}
+
+static int krige_rest(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                      gi_err *err)
+{
+    return krige_parts(p, n, mni, label, g0, ng, PART_REST, out, err);
 }
 
 /* ------------------------------------------------------ uncertainty */
@@ -1162,10 +1207,12 @@ static int krige_noise_sd(const void *p, float *noise, gi_err *err)
 
 const gi_method_impl gi_kriging_impl = {.fit = krige_fit, .predict = krige_predict, .free = krige_free,
                                         .predict_bytes = NULL, .has_sd = krige_has_sd, .sd_smooth = krige_sd_smooth,
-                                        .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd};
+                                        .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd,
+                                        .has_smooth = krige_has_smooth, .smooth = krige_smooth, .rest = krige_rest};
 const gi_method_impl gi_rk_impl = {.fit = rk_fit, .predict = krige_predict, .free = krige_free, .predict_bytes = NULL,
                                    .has_sd = krige_has_sd, .sd_smooth = krige_sd_smooth,
-                                   .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd};
+                                   .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd,
+                                   .has_smooth = krige_has_smooth, .smooth = krige_smooth, .rest = krige_rest};
 
 int gi_kriging_params(const gi_method *m, int gene, double *range, double *sill, double *nugget)
 {
