@@ -85,7 +85,7 @@ static void test_lattice(int step)
     gi_err err;
     gi_method *m = gi_method_of(&fake_impl, 0, 1, &f, &err);
     gi_sd_lattice L;
-    int rc = gi_sd_lattice_init(&L, &v, step, &err);
+    int rc = gi_sd_lattice_init(&L, &v, step, 1, &err);
     snprintf(name, sizeof name, "step %d: lattice made", step);
     CHECKF(rc == 0, name, "%s", err.msg);
     if (rc != 0)
@@ -132,7 +132,7 @@ static void test_lattice(int step)
 
     /* Planes asked for in other blocks (another rank count): the same bits. */
     gi_sd_lattice L2;
-    gi_sd_lattice_init(&L2, &v, step, &err);
+    gi_sd_lattice_init(&L2, &v, step, 1, &err);
     for (int z0 = v.nz - 1; z0 >= 0; z0 -= 2)
         gi_sd_lattice_planes(&L2, m, z0, 1, &err);
     snprintf(name, sizeof name, "step %d: the same lattice whichever blocks ask for its planes", step);
@@ -152,11 +152,11 @@ static void test_refusals(void)
     make_mask(&v);
     gi_sd_lattice L;
     gi_err err;
-    CHECK(gi_sd_lattice_init(&L, &v, 1, &err) == -1 && strstr(err.msg, "render.uncertainty_step"),
+    CHECK(gi_sd_lattice_init(&L, &v, 1, 1, &err) == -1 && strstr(err.msg, "render.uncertainty_step"),
           "step 1 is no lattice (the render computes the exact SD instead)");
     memset(v.data, 0, sizeof(float) * (size_t)v.nx * v.ny * v.nz);
-    CHECK(gi_sd_lattice_init(&L, &v, 3, &err) == -1, "an empty mask has no lattice");
-    CHECK(gi_sd_lattice_bytes(&v, 3) == 0, "an empty mask needs no lattice memory");
+    CHECK(gi_sd_lattice_init(&L, &v, 3, 1, &err) == -1, "an empty mask has no lattice");
+    CHECK(gi_sd_lattice_bytes(&v, 3, 1) == 0, "an empty mask needs no lattice memory");
     free(v.data);
 }
 

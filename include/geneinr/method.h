@@ -140,7 +140,14 @@ int gi_method_inr_calibration(const gi_method *m, double *scale, double *raw, in
 /* 1 = the method gives an SD (the calls below succeed), 0 = it has none. */
 int gi_method_has_sd(const gi_method *m);
 
-/* The smooth part at n points: q [n]; zeros for a method without one. Local. */
+/* Values per point of the smooth part (1 for a method without one; kriging:
+ * 2 + its labels, q = r'A^-1 r, r'A^-1 1 and r'A^-1 s_l per label, so that
+ * with them interpolated the SD costs O(1) per voxel, issue 31). */
+int gi_method_sd_width(const gi_method *m);
+
+/* The smooth part at n points: q [n][gi_method_sd_width]; zeros for a method
+ * without one. Local. A point's bits may depend on its place in the batch
+ * (BLAS-3 kernels): the lattice calls it in fixed batches (uncertainty.h). */
 int gi_method_sd_smooth(const gi_method *m, int n, const float *mni, float *q, gi_err *err);
 
 /* The map's SD at n points for genes g0 .. g0+ng-1: sd [n][ng], predict's
@@ -209,6 +216,8 @@ typedef struct gi_method_impl {
     int (*predict_sd)(const void *state, int n, const float *mni, const int *label, const float *q, int g0, int ng,
                       float *sd, gi_err *err);
     int (*noise_sd)(const void *state, float *noise, gi_err *err);
+    /* gi_method_sd_width; NULL = 1 */
+    int (*sd_width)(const void *state);
     /* the smooth part of the map (see gi_method_has_smooth); has_smooth NULL
      * = none. rest: the map without it, out [n][ng]. */
     int (*has_smooth)(const void *state);

@@ -75,10 +75,15 @@ int gi_method_has_sd(const gi_method *m)
     return m->impl->has_sd && m->impl->has_sd(m->state);
 }
 
+int gi_method_sd_width(const gi_method *m)
+{
+    return gi_method_has_sd(m) && m->impl->sd_smooth && m->impl->sd_width ? m->impl->sd_width(m->state) : 1;
+}
+
 int gi_method_sd_smooth(const gi_method *m, int n, const float *mni, float *q, gi_err *err)
 {
     if (!gi_method_has_sd(m) || !m->impl->sd_smooth) {
-        memset(q, 0, sizeof(float) * (size_t)n);
+        memset(q, 0, sizeof(float) * (size_t)n * (size_t)gi_method_sd_width(m));
         return 0;
     }
     return m->impl->sd_smooth(m->state, n, mni, q, err);

@@ -549,7 +549,12 @@ static int map_variance(const inr_state *s, const gi_method *prior, int n, const
     if (st->n_labels && !label)
         return gi_fail(err, "the INR was trained with an anatomy: its SD needs a label per point");
     size_t cells = (size_t)B * ng;
-    batch_io io = {.g0 = g0};
+    /* With one prior for every member its share of each member's map is the
+     * same, so the members' spread needs the networks only: with q given (the
+     * render's fast path) the members' maps leave its smooth part out, and
+     * the spread no longer costs a covariance row per voxel. */
+    batch_io io = {.g0 = g0, .rest = q && s->shared_prior && inr_has_smooth(s)};
+    int W = prior ? gi_method_sd_width(prior) : 1;
     float *val = K > 1 ? malloc(sizeof(float) * cells) : NULL, *psd = prior ? malloc(sizeof(float) * cells) : NULL;
     double *mean = K > 1 ? malloc(sizeof(double) * cells) : NULL;
     int rc = K > 1 ? io_alloc(s, ng, &io, err) : 0;
@@ -562,8 +567,8 @@ static int map_variance(const inr_state *s, const gi_method *prior, int n, const
         for (size_t c = 0; c < nc; c++)
             v[c] = 0;
         if (prior) {
-            rc = gi_method_predict_sd(prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, q ? q + q0 : NULL,
-                                      g0, ng, psd, err);
+            rc = gi_method_predict_sd(prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL,
+                                      q ? q + (size_t)q0 * W : NULL, g0, ng, psd, err);
             for (int k = 0; rc == 0 && k < nb; k++)
                 for (int j = 0; j < ng; j++) {
                     double a = (double)psd[(size_t)k * ng + j] * st->gene_std[g0 + j];
@@ -608,6 +613,12 @@ static int inr_has_sd(const void *p)
     return ((const inr_state *)p)->has_sd;
 }
 
+static int inr_sd_width(const void *p)
+{
+    const inr_state *s = p;
+    return s->mem[0]->have_prior ? gi_method_sd_width(s->mem[0]->prior.m) : 1;
+}
+
 static int inr_sd_smooth(const void *p, int n, const float *mni, float *q, gi_err *err)
 {
     const inr_state *s = p;
@@ -629,10 +640,11 @@ static int inr_predict_sd(const void *p, int n, const float *mni, const int *lab
     if (!var)
         return gi_fail(err, "out of memory");
     const gi_method *prior = s->mem[0]->have_prior ? s->mem[0]->prior.m : NULL;
-    int rc = 0;
+    int rc = 0, W = prior ? gi_method_sd_width(prior) : 1;
     for (int q0 = 0; rc == 0 && q0 < n; q0 += B) {
         int nb = n - q0 < B ? n - q0 : B;
-        rc = map_variance(s, prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, q ? q + q0 : NULL, g0, ng,
+        rc = map_variance(s, prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL,
+                          q ? q + (size_t)q0 * W : NULL, g0, ng,
                           var, err);
         for (size_t c = 0; rc == 0 && c < (size_t)nb * ng; c++)
             sd[(size_t)q0 * ng + c] = (float)(s->scale * sqrt(var[c]));
@@ -878,7 +890,7 @@ int gi_method_inr_calibration(const gi_method *m, double *scale, double *raw, in
 const gi_method_impl gi_inr_impl = {.fit = inr_fit, .predict = inr_predict, .free = inr_free,
                                     .predict_bytes = inr_predict_bytes, .has_sd = inr_has_sd,
                                     .sd_smooth = inr_sd_smooth, .predict_sd = inr_predict_sd, .noise_sd = inr_noise_sd,
-                                    .has_smooth = inr_has_smooth, .smooth = inr_smooth, .rest = inr_rest};
+                                    .sd_width = inr_sd_width, .has_smooth = inr_has_smooth, .smooth = inr_smooth, .rest = inr_rest};
 
 gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
 {

@@ -213,7 +213,7 @@ static int setup_sd(source *s, gi_err *err)
                        c->render.method == GI_METHOD_INR ? " (a single network without data.prior)" : "");
     s->sd = 1;
     if (c->render.uncertainty_step >= 2) {
-        if (gi_sd_lattice_init(&s->lat, &s->mask, c->render.uncertainty_step, err) != 0)
+        if (gi_sd_lattice_init(&s->lat, &s->mask, c->render.uncertainty_step, gi_method_sd_width(s->src.m), err) != 0)
             return -1;
         s->have_lat = 1;
     }
@@ -258,7 +258,7 @@ static int setup(source *s, const char *checkpoint, gi_err *err)
     s->mm = malloc(sizeof(double) * 3 * B);
     s->dist = malloc(sizeof(float) * B);
     if (s->sd)
-        s->q = malloc(sizeof(float) * B);
+        s->q = malloc(sizeof(float) * B * (size_t)gi_method_sd_width(s->src.m));
     if (s->sd || s->c->render.prior_step >= 2)
         s->vox = malloc(sizeof(int) * 3 * B);
     if (!s->pts || !s->labels || !s->where || !s->mm || !s->dist || (s->sd && !s->q) ||
@@ -399,7 +399,7 @@ static int prepare(source *s, MPI_Comm comm, const char *out_dir, const char *ch
     /* with the SD, a batch of SDs per gene too (predict_sd's own scratch is the method's) and the lattice */
     size_t batch_bytes = sizeof(float) * (size_t)s->src.batch * (s->sd ? 2 : 1);
     if (s->have_lat)
-        fixed += gi_sd_lattice_bytes(&s->mask, s->lat.step);
+        fixed += gi_sd_lattice_bytes(&s->mask, s->lat.step, s->lat.width);
     if (c->render.prior_step >= 2 && gi_method_has_smooth(s->src.m)) {
         /* the prior's lattice: its point flags and scratch, and per gene the
          * smooth part of a batch and the planes a block holds (a block of k

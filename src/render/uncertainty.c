@@ -71,17 +71,17 @@ static void lattice_dims(const int lo[3], const int hi[3], int step, int n[3])
         n[d] = (hi[d] - lo[d]) / step + 2;
 }
 
-size_t gi_sd_lattice_bytes(const gi_volume *mask, int step)
+size_t gi_sd_lattice_bytes(const gi_volume *mask, int step, int width)
 {
     int lo[3], hi[3], n[3];
     if (step < 2 || !bounding_box(mask, lo, hi))
         return 0;
     lattice_dims(lo, hi, step, n);
     size_t pts = (size_t)n[0] * n[1] * n[2];
-    return pts * (sizeof(float) + 1) + (size_t)n[2] + GI_LATTICE_BATCH * 4 * sizeof(float);
+    return pts * (sizeof(float) * (size_t)width + 1) + (size_t)n[2] + GI_LATTICE_BATCH * (3 + (size_t)width) * sizeof(float);
 }
 
-int gi_sd_lattice_init(gi_sd_lattice *L, const gi_volume *mask, int step, gi_err *err)
+int gi_sd_lattice_init(gi_sd_lattice *L, const gi_volume *mask, int step, int width, gi_err *err)
 {
     memset(L, 0, sizeof *L);
     if (step < 2)
@@ -90,20 +90,21 @@ int gi_sd_lattice_init(gi_sd_lattice *L, const gi_volume *mask, int step, gi_err
     if (!bounding_box(mask, lo, hi))
         return gi_fail(err, "render.mask has no voxel inside");
     L->step = step;
+    L->width = width;
     memcpy(L->o, lo, sizeof L->o);
     lattice_dims(lo, hi, step, L->n);
     memcpy(L->affine, mask->affine, sizeof L->affine);
-    size_t n0 = (size_t)L->n[0], n1 = (size_t)L->n[1], pts = n0 * n1 * (size_t)L->n[2];
-    L->q = malloc(sizeof *L->q * pts);
+    size_t pts = (size_t)L->n[0] * L->n[1] * (size_t)L->n[2];
+    L->q = malloc(sizeof *L->q * pts * (size_t)width);
     L->need = calloc(pts, 1);
     L->done = calloc((size_t)L->n[2], 1);
     L->pts = malloc(sizeof *L->pts * 3 * GI_LATTICE_BATCH);
-    L->qb = malloc(sizeof *L->qb * GI_LATTICE_BATCH);
+    L->qb = malloc(sizeof *L->qb * GI_LATTICE_BATCH * (size_t)width);
     if (!L->q || !L->need || !L->done || !L->pts || !L->qb) {
         gi_sd_lattice_free(L);
         return gi_fail(err, "out of memory for the SD lattice (%zu points)", pts);
     }
-    for (size_t i = 0; i < pts; i++)
+    for (size_t i = 0; i < pts * (size_t)width; i++)
         L->q[i] = NAN;
     mark_needed(mask, lo, step, L->n, L->need);
     return 0;
@@ -130,7 +131,7 @@ static int compute_plane(gi_sd_lattice *L, const gi_method *m, int c, gi_err *er
             if (gi_method_sd_smooth(m, nb, L->pts, L->qb, err) != 0)
                 return -1;
             for (int i = 0; i < nb; i++)
-                L->q[idx[i]] = L->qb[i];
+                memcpy(L->q + idx[i] * (size_t)L->width, L->qb + (size_t)i * L->width, sizeof(float) * (size_t)L->width);
             L->computed += nb;
             nb = 0;
         }
@@ -159,6 +160,27 @@ void gi_sd_lattice_at(const gi_sd_lattice *L, int nb, const int *vox, float *q)
 {
     size_t n0 = (size_t)L->n[0], n1 = (size_t)L->n[1];
     double k = L->step;
+    if (L->width > 1) {   /* several values per point: the general interpolation */
+        size_t plane = n0 * n1;
+        for (int i = 0; i < nb; i++) {
+            int a[3];
+            double w[8];
+            cell_weights(L->o, L->step, vox + 3 * i, a, w);
+            float *o = q + (size_t)i * L->width;
+            for (int j = 0; j < L->width; j++) {
+                double sum = 0;
+                for (int c = 0; c < 8; c++) {
+                    if (w[c] == 0)
+                        continue;
+                    int dc = c >> 2, db = (c >> 1) & 1, da = c & 1;
+                    sum += w[c] * L->q[((size_t)(a[2] + dc) * plane + (size_t)(a[1] + db) * n0 + (size_t)(a[0] + da)) *
+                                       (size_t)L->width + (size_t)j];
+                }
+                o[j] = (float)sum;
+            }
+        }
+        return;
+    }
     for (int i = 0; i < nb; i++) {
         int a[3];
         double t[3];
