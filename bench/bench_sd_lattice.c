@@ -118,7 +118,8 @@ int main(int argc, char **argv)
     }
     int G = sm->n_genes;
     float *exact = malloc(sizeof(float) * (size_t)nv * G), *approx = malloc(sizeof(float) * (size_t)nv * G);
-    float *q = malloc(sizeof(float) * (size_t)nv);
+    int W = gi_method_sd_width(m);   /* values per point of the smooth part */
+    float *q = malloc(sizeof(float) * (size_t)nv * (size_t)W);
     t0 = MPI_Wtime();
     if (gi_method_predict_sd(m, nv, pts, have_anat ? lab : NULL, NULL, 0, G, exact, &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
     printf("| step (voxels) | lattice points for the whole mask | max rel. error | RMS rel. error | q of the sampled corners, s |\n");
     for (int si = 0; si < n_steps; si++) {
         gi_sd_lattice L;
-        if (gi_sd_lattice_init(&L, &mask, steps[si], &err) != 0) {
+        if (gi_sd_lattice_init(&L, &mask, steps[si], gi_method_sd_width(m), &err) != 0) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
@@ -150,7 +151,7 @@ int main(int argc, char **argv)
         long nw = 0;
         for (long p = 0; p < total; p++)
             nw += want[p];
-        float *cp = malloc(sizeof(float) * 3 * (size_t)nw), *cq = malloc(sizeof(float) * (size_t)nw);
+        float *cp = malloc(sizeof(float) * 3 * (size_t)nw), *cq = malloc(sizeof(float) * (size_t)nw * (size_t)W);
         long *ci = malloc(sizeof(long) * (size_t)nw);
         long k = 0;
         for (long p = 0; p < total; p++) {
@@ -171,7 +172,7 @@ int main(int argc, char **argv)
         }
         double t_q = MPI_Wtime() - t0;
         for (long i = 0; i < nw; i++)
-            L.q[ci[i]] = cq[i];
+            memcpy(L.q + (size_t)ci[i] * W, cq + (size_t)i * W, sizeof(float) * (size_t)W);
         gi_sd_lattice_at(&L, nv, vox, q);
         if (gi_method_predict_sd(m, nv, pts, have_anat ? lab : NULL, q, 0, G, approx, &err) != 0) {
             fprintf(stderr, "%s\n", err.msg);

@@ -24,7 +24,7 @@ static const char *const ALL_KEYS[] = {
     "train.val_every", "train.patience", "train.checkpoint_every", "train.log_every", "train.seed", "train.ensemble", "train.val_average", "train.resume",
     "render.mask", "render.batch_voxels", "render.donor", "render.nifti", "render.buffer_mb", "render.compress",
     "render.chunk_genes",
-    "render.method", "render.uncertainty", "render.uncertainty_step",
+    "render.method", "render.uncertainty", "render.uncertainty_step", "render.prior_step",
     "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
     "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
     "render.background", "render.dtype", "render.preview_genes", "render.preview_at", "render.preview_samples",

@@ -85,7 +85,7 @@ static void test_lattice(int step)
     gi_err err;
     gi_method *m = gi_method_of(&fake_impl, 0, 1, &f, &err);
     gi_sd_lattice L;
-    int rc = gi_sd_lattice_init(&L, &v, step, &err);
+    int rc = gi_sd_lattice_init(&L, &v, step, 1, &err);
     snprintf(name, sizeof name, "step %d: lattice made", step);
     CHECKF(rc == 0, name, "%s", err.msg);
     if (rc != 0)
@@ -132,7 +132,7 @@ static void test_lattice(int step)
 
     /* Planes asked for in other blocks (another rank count): the same bits. */
     gi_sd_lattice L2;
-    gi_sd_lattice_init(&L2, &v, step, &err);
+    gi_sd_lattice_init(&L2, &v, step, 1, &err);
     for (int z0 = v.nz - 1; z0 >= 0; z0 -= 2)
         gi_sd_lattice_planes(&L2, m, z0, 1, &err);
     snprintf(name, sizeof name, "step %d: the same lattice whichever blocks ask for its planes", step);
@@ -146,17 +146,92 @@ static void test_lattice(int step)
     free(v.data);
 }
 
+/* The general lattice (issue 31: the prior's smooth part of a gene group):
+ * W values per point, linear functions reproduced; only the current block's
+ * planes held; the same values whichever blocks ask (1 vs 2 ranks); a reset
+ * for another group's width. */
+enum { GW = 3 };
+static int gen_fn(void *ctx, int n, const float *mni, float *out, gi_err *err)
+{
+    (void)err;
+    long *points = ctx;
+    *points += n;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < GW; j++)
+            out[i * GW + j] = (float)((j + 1) * linear(mni[3 * i], mni[3 * i + 1], mni[3 * i + 2]) - j);
+    return 0;
+}
+
+static void test_general(int step)
+{
+    char name[160];
+    gi_volume v;
+    make_mask(&v);
+    gi_err err;
+    gi_lattice L, L2;
+    long pts = 0, pts2 = 0;
+    int rc = gi_lattice_init(&L, &v, step, GW, &err) | gi_lattice_init(&L2, &v, step, GW, &err);
+    snprintf(name, sizeof name, "general lattice, step %d: made", step);
+    CHECKF(rc == 0, name, "%s", err.msg);
+    if (rc != 0)
+        return;
+    /* blocks of 4 slices upwards (one rank) and of 2 (another split); at each block only its planes are held */
+    double worst = 0;
+    int same = 1, held_ok = 1;
+    for (int z0 = 0; z0 < v.nz; z0 += 4) {
+        int nzb = v.nz - z0 < 4 ? v.nz - z0 : 4;
+        rc |= gi_lattice_planes(&L, z0, nzb, gen_fn, &pts, &err);
+        int held = 0;
+        for (int c = 0; c < L.n[2]; c++)
+            held += L.plane[c] != NULL;
+        held_ok &= held <= nzb / step + 2;
+        for (int z = z0; z < z0 + nzb; z++) {
+            int z1 = z - z % 2;
+            rc |= gi_lattice_planes(&L2, z1, v.nz - z1 < 2 ? 1 : 2, gen_fn, &pts2, &err);
+            for (int y = 0; y < v.ny; y++)
+                for (int x = 0; x < v.nx; x++) {
+                    if (!inside(&v, x, y, z))
+                        continue;
+                    int vox[3] = {x, y, z};
+                    float a[GW], b[GW];
+                    gi_lattice_at(&L, 1, vox, a);
+                    gi_lattice_at(&L2, 1, vox, b);
+                    same &= memcmp(a, b, sizeof a) == 0;
+                    double mm[3];
+                    gi_affine_apply(v.affine, x, y, z, mm);
+                    for (int j = 0; j < GW; j++)
+                        worst = fmax(worst, fabs(a[j] - ((j + 1) * linear(mm[0], mm[1], mm[2]) - j)));
+                }
+        }
+    }
+    snprintf(name, sizeof name, "general lattice, step %d: %d values per point reproduce linear functions", step, GW);
+    CHECKF(rc == 0 && worst < 4e-6, name, "rc %d, max error %g", rc, worst);
+    snprintf(name, sizeof name, "general lattice, step %d: the same bits from blocks of 4 and of 2 slices", step);
+    CHECK(same, name);
+    snprintf(name, sizeof name, "general lattice, step %d: only the current block's planes are held", step);
+    CHECK(held_ok, name);
+    gi_lattice_reset(&L, 2);
+    int none = 1;
+    for (int c = 0; c < L.n[2]; c++)
+        none &= L.plane[c] == NULL;
+    snprintf(name, sizeof name, "general lattice, step %d: reset drops every plane, the next width is 2", step);
+    CHECK(none && L.width == 2, name);
+    gi_lattice_free(&L);
+    gi_lattice_free(&L2);
+    free(v.data);
+}
+
 static void test_refusals(void)
 {
     gi_volume v;
     make_mask(&v);
     gi_sd_lattice L;
     gi_err err;
-    CHECK(gi_sd_lattice_init(&L, &v, 1, &err) == -1 && strstr(err.msg, "render.uncertainty_step"),
+    CHECK(gi_sd_lattice_init(&L, &v, 1, 1, &err) == -1 && strstr(err.msg, "render.uncertainty_step"),
           "step 1 is no lattice (the render computes the exact SD instead)");
     memset(v.data, 0, sizeof(float) * (size_t)v.nx * v.ny * v.nz);
-    CHECK(gi_sd_lattice_init(&L, &v, 3, &err) == -1, "an empty mask has no lattice");
-    CHECK(gi_sd_lattice_bytes(&v, 3) == 0, "an empty mask needs no lattice memory");
+    CHECK(gi_sd_lattice_init(&L, &v, 3, 1, &err) == -1, "an empty mask has no lattice");
+    CHECK(gi_sd_lattice_bytes(&v, 3, 1) == 0, "an empty mask needs no lattice memory");
     free(v.data);
 }
 
@@ -202,6 +277,8 @@ int main(void)
 {
     for (int step = 2; step <= 4; step++)
         test_lattice(step);
+    for (int step = 2; step <= 3; step++)
+        test_general(step);
     test_refusals();
     test_distance();
     return check_summary();

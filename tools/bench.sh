@@ -42,6 +42,8 @@ echo "== render: full 1 mm MNI grid x 100 genes into one HDF5 atlas (mpirun -np 
 mpirun -np $NP $G render $cfg --out $B/train100 | grep -E "^(render|resources)"
 ls -l $B/train100/atlas.h5 | awk '{printf "atlas size: %.0f MB\n", $5 / 1048576}'
 echo
+tools/bench_prior.sh $BUILD
+echo
 echo "== correlate: 1,000 spatial nulls of a 1 mm map against the 100 genes (mpirun -np $NP geneinr correlate ...)"
 [ -f $B/map1mm.nii.gz ] || /usr/bin/python3 tests/correlate_maps.py $B/train100/atlas.h5 $B/map1mm.nii.gz --seed 3 --fwhm 20
 /usr/bin/time -f "correlate: %e s wall, %U s user, %M KB peak RSS (mpirun)" \

@@ -91,6 +91,7 @@ typedef struct gi_config {
         int report;                    /* render.report: write OUT/report.html */
         int uncertainty;               /* render.uncertainty: write /uncertainty (the map's SD) */
         int uncertainty_step;          /* render.uncertainty_step: voxels between lattice points of the SD's smooth part */
+        int prior_step;                /* render.prior_step: voxels between lattice points of the prior's smooth part (1 = exact) */
     } render;
 
     struct {

@@ -140,7 +140,14 @@ int gi_method_inr_calibration(const gi_method *m, double *scale, double *raw, in
 /* 1 = the method gives an SD (the calls below succeed), 0 = it has none. */
 int gi_method_has_sd(const gi_method *m);
 
-/* The smooth part at n points: q [n]; zeros for a method without one. Local. */
+/* Values per point of the smooth part (1 for a method without one; kriging:
+ * 2 + its labels, q = r'A^-1 r, r'A^-1 1 and r'A^-1 s_l per label, so that
+ * with them interpolated the SD costs O(1) per voxel, issue 31). */
+int gi_method_sd_width(const gi_method *m);
+
+/* The smooth part at n points: q [n][gi_method_sd_width]; zeros for a method
+ * without one. Local. A point's bits may depend on its place in the batch
+ * (BLAS-3 kernels): the lattice calls it in fixed batches (uncertainty.h). */
 int gi_method_sd_smooth(const gi_method *m, int n, const float *mni, float *q, gi_err *err);
 
 /* The map's SD at n points for genes g0 .. g0+ng-1: sd [n][ng], predict's
@@ -156,6 +163,38 @@ int gi_method_predict_sd(const gi_method *m, int n, const float *mni, const int 
  * same calibration as gi_method_predict_sd. A held-out sample's central
  * interval is map +- z sqrt(sd^2 + noise^2). Fails for a method without an SD. */
 int gi_method_noise_sd(const gi_method *m, float *noise, gi_err *err);
+
+/* ---- the smooth part of the map: the prior's cost in a render (issue 31) ----
+ *
+ * Kriging's map is a Gaussian-process part sum_i rho(|x - x_i|) alpha_gi,
+ * O(samples) per point and gene window (a covariance row against every
+ * sample, then a GEMM), plus the rest (mean and label effect), cheap per
+ * point. The GP part varies on the covariance range (centimetres), so a
+ * render may compute it on a coarse lattice and interpolate it, as it does
+ * the SD's q (uncertainty.h); the label effect, discontinuous at label
+ * borders, stays exact per voxel. The INR's smooth part is its prior's, in
+ * table units (x gene_std, averaged over members that fit their own prior).
+ * map = rest + smooth; with the exact smooth part, the same bits as predict
+ * for kriging and within float rounding for the INR. */
+
+/* 1 = the map splits as above (the calls below succeed), 0 = no smooth part. */
+int gi_method_has_smooth(const gi_method *m);
+
+/* The smooth part for genes g0 .. g0+ng-1 at n points: out [n][ng],
+ * predict's units. Local. A point's bits may depend on its place in the
+ * batch (GEMM kernels): callers that need rank-independent bits use fixed
+ * batches (the lattice's planes). Fails for a method without one. */
+int gi_method_predict_smooth(const gi_method *m, int n, const float *mni, int g0, int ng, float *out, gi_err *err);
+
+/* The map for genes g0 .. g0+ng-1 given its smooth part at the points
+ * (smooth [n][ng], e.g. interpolated from a lattice): out = rest + smooth.
+ * smooth NULL, or a method without a smooth part: gi_method_predict_genes. */
+int gi_method_predict_with_smooth(const gi_method *m, int n, const float *mni, const int *label, const float *smooth,
+                                  int g0, int ng, float *out, gi_err *err);
+
+/* The map without its smooth part (out [n][ng]): what gi_method_predict_with_smooth adds the smooth part to. */
+int gi_method_predict_rest(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                           gi_err *err);
 
 int gi_method_n_genes(const gi_method *m);
 int gi_method_kind(const gi_method *m);
@@ -177,6 +216,14 @@ typedef struct gi_method_impl {
     int (*predict_sd)(const void *state, int n, const float *mni, const int *label, const float *q, int g0, int ng,
                       float *sd, gi_err *err);
     int (*noise_sd)(const void *state, float *noise, gi_err *err);
+    /* gi_method_sd_width; NULL = 1 */
+    int (*sd_width)(const void *state);
+    /* the smooth part of the map (see gi_method_has_smooth); has_smooth NULL
+     * = none. rest: the map without it, out [n][ng]. */
+    int (*has_smooth)(const void *state);
+    int (*smooth)(const void *state, int n, const float *mni, int g0, int ng, float *out, gi_err *err);
+    int (*rest)(const void *state, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                gi_err *err);
 } gi_method_impl;
 
 /* Fit with one implementation, named directly: for code that stands below

@@ -191,6 +191,12 @@ static const key_spec KEYS[] = {
         "computed exactly on a lattice of every Nth voxel of the mask's grid in x, y and z, and interpolated "
         "trilinearly to the voxels between (1 = exact at every voxel; docs/BENCHMARKS.md \"Uncertainty render "
         "cost\" has the error and cost per step)"),
+    INT("render.prior_step", render.prior_step, "2", 1, 64,
+        "data.prior's Gaussian-process part (sum over samples of covariance x weight, O(samples) per voxel and gene) "
+        "is computed on a lattice of every Nth voxel of the mask's grid in x, y and z and interpolated trilinearly "
+        "to the voxels between; the prior's mean and label effects stay exact per voxel. 1 = exact at every voxel "
+        "(the atlases before issue 31). Renders only: eval, training and geneinr predict use the exact prior. "
+        "docs/ACCURACY.md \"The prior on a lattice\" has the difference from the exact prior"),
 
     INT("baseline.idw_k", baseline.idw_k, "10", 1, 1000, "idw: nearest samples averaged with weights 1/d (abagen: 10)"),
     ENUM("baseline.covariance", baseline.covariance, "exponential", GI_COVARIANCE_NAMES,

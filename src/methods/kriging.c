@@ -910,13 +910,35 @@ GI_VECTORISED static void cov_row(int cov, const float *q, const float *px, cons
     }
 }
 
-static int krige_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
-                         gi_err *err)
+/* The map is a smooth Gaussian-process part, sum_i rho(|x - x_i|) alpha_gi
+ * (the O(samples) covariance row per point), plus the rest: the mean and the
+ * label effect, cheap per point (method.h, "the smooth part of the map").
+ * krige_parts computes either or both: with both, the bits of the whole
+ * prediction as it has always been computed (the GP part, then the rest
+ * added); the rest alone is 0 + rest, so rest + smooth added later in the
+ * same order gives the same bits when the smooth part is exact. */
+enum { PART_SMOOTH = 1, PART_REST = 2, PART_ALL = 3 };
+
+static int krige_parts(const krige_state *s, int n, const float *mni, const int *label, int g0, int ng, int parts,
+                       float *out, gi_err *err)
 {
-    const krige_state *s = p;
     int N = s->n, G = s->G;
-    if (s->n_labels && !label)
+    if ((parts & PART_REST) && s->n_labels && !label)
         return gi_fail(err, "regression_kriging: predicting needs the anatomy label of every point");
+    if (!(parts & PART_SMOOTH)) {
+        memset(out, 0, sizeof(float) * (size_t)n * (size_t)ng);
+        for (int k = 0; k < n; k++)
+            for (int g = g0; g < g0 + ng; g++) {
+                float base = (float)s->mu[g];
+                if (s->n_labels) {
+                    int l = label[k];
+                    l = l >= 0 && l < s->n_labels ? l : 0;
+                    base += s->label_mean[(size_t)l * G + g] + (float)s->eta[g] * s->label_alpha[(size_t)l * G + g];
+                }
+                out[(size_t)k * ng + (g - g0)] += base;
+            }
+        return 0;
+    }
     float *R = malloc(sizeof(float) * (size_t)PRED_BLOCK * N);
     float *tmp = s->per_gene ? malloc(sizeof(float) * PRED_BLOCK) : NULL;
     float *win = s->per_gene ? NULL : malloc(sizeof(float) * PRED_BLOCK * GENE_WINDOW);
@@ -962,7 +984,7 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
                     out[(size_t)(q0 + k) * ng + (g - g0)] = tmp[k];
             }
         }
-        for (int k = 0; k < nb; k++)
+        for (int k = 0; k < nb && (parts & PART_REST); k++)
             for (int g = g0; g < g0 + ng; g++) {
                 float base = (float)s->mu[g];
                 if (s->n_labels) {
@@ -978,6 +1000,29 @@ static int krige_predict(const void *p, int n, const float *mni, const int *labe
     free(win);
     free(col);
     return 0;
+}
+
+static int krige_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                         gi_err *err)
+{
+    return krige_parts(p, n, mni, label, g0, ng, PART_ALL, out, err);
+}
+
+static int krige_has_smooth(const void *p)
+{
+    (void)p;
+    return 1;
+}
+
+static int krige_smooth(const void *p, int n, const float *mni, int g0, int ng, float *out, gi_err *err)
+{
+    return krige_parts(p, n, mni, NULL, g0, ng, PART_SMOOTH, out, err);
+}
+
+static int krige_rest(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                      gi_err *err)
+{
+    return krige_parts(p, n, mni, label, g0, ng, PART_REST, out, err);
 }
 
 /* ------------------------------------------------------ uncertainty */
@@ -1070,35 +1115,73 @@ static int smooth_exact(const krige_state *s, int n, const float *mni, double *q
     return 0;
 }
 
+/* The smooth part a render interpolates (method.h): per point, q = r'A^-1 r,
+ * ru = r'A^-1 1 and rw_l = r'A^-1 s_l for every label l: everything of the
+ * variance that needs the covariance row r, so that with them interpolated
+ * the SD at a voxel is O(1) (krige_predict_sd). */
+static int krige_sd_width(const void *p)
+{
+    const krige_state *s = p;
+    return 2 + s->sd_L;
+}
+
+/* Points per BLAS-3 block of krige_sd_smooth: its scratch is n x this doubles. */
+#define SD_BLAS_BLOCK 256
+
+/* The lattice's entry point, for blocks of points: Z = L^-1 R by one dtrsm
+ * per SD_BLAS_BLOCK points (BLAS-3: the factor is read once per block,
+ * ~4x the throughput of smooth_block's column sweep), ru and rw by GEMM on
+ * R. A point's bits depend on its place in the block (the kernels), which the
+ * lattice fixes (uncertainty.h); the exact path (predict_sd with q NULL)
+ * keeps smooth_exact's batch-independent sweep. */
 static int krige_sd_smooth(const void *p, int n, const float *mni, float *q, gi_err *err)
 {
     const krige_state *s = p;
-    double *qd = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-    if (!qd)
-        return gi_fail(err, "out of memory");
-    int rc = smooth_exact(s, n, mni, qd, err);
-    for (int i = 0; i < n && rc == 0; i++)
-        q[i] = (float)qd[i];
-    free(qd);
-    return rc;
+    int N = s->n, L = s->sd_L, W = 2 + L;
+    double *Z = malloc(sizeof(double) * (size_t)N * SD_BLAS_BLOCK);
+    double *ru = malloc(sizeof(double) * SD_BLAS_BLOCK);
+    double *rw = L ? malloc(sizeof(double) * (size_t)L * SD_BLAS_BLOCK) : NULL;
+    if (!Z || !ru || (L && !rw)) {
+        free(Z);
+        free(ru);
+        free(rw);
+        return gi_fail(err, "out of memory for the kriging variance (%d samples)", N);
+    }
+    for (int q0 = 0; q0 < n; q0 += SD_BLAS_BLOCK) {
+        int nb = n - q0 < SD_BLAS_BLOCK ? n - q0 : SD_BLAS_BLOCK;
+        for (int k = 0; k < nb; k++)
+            cov_row_double(s, mni + 3 * (size_t)(q0 + k), Z + (size_t)k * N);
+        cblas_dgemv(CblasColMajor, CblasTrans, N, nb, 1.0, Z, N, s->sd_u, 1, 0.0, ru, 1);
+        if (L)
+            cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nb, L, N, 1.0, Z, N, s->sd_w, N, 0.0, rw, nb);
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, N, nb, 1.0, s->fac, N, Z, N);
+        for (int k = 0; k < nb; k++) {
+            const double *z = Z + (size_t)k * N;
+            double qq = 0;
+            for (int i = 0; i < N; i++)
+                qq += z[i] * z[i];
+            float *o = q + (size_t)(q0 + k) * W;
+            o[0] = (float)qq;
+            o[1] = (float)ru[k];
+            for (int l = 0; l < L; l++)
+                o[2 + l] = (float)rw[(size_t)l * nb + k];
+        }
+    }
+    free(Z);
+    free(ru);
+    free(rw);
+    return 0;
 }
 
 /* v(x) in sill units, given q and r at the point and its label l. r in
  * float (predict's vectorised correlations): the terms it enters are
  * first-order in r, not the near-cancelling q, and products are summed in
  * double in index order. */
-static double krige_variance(const krige_state *s, double q, const float *r, int l)
+static double variance_of(const krige_state *s, double q, double ru, double rw, int l)
 {
-    int N = s->n;
-    double eta = s->lab ? s->eta[0] : 0, ru = 0;
-    for (int i = 0; i < N; i++)
-        ru += (double)r[i] * s->sd_u[i];
+    double eta = s->lab ? s->eta[0] : 0;
     double cc = q, uc = ru;
     if (s->sd_L) {
-        const double *w = s->sd_w + (size_t)l * N;
-        double rw = 0;
-        for (int i = 0; i < N; i++)
-            rw += (double)r[i] * w[i];
         cc += 2 * eta * rw + eta * eta * s->sd_sw[l];
         uc += eta * s->sd_su[l];
     }
@@ -1106,6 +1189,20 @@ static double krige_variance(const krige_state *s, double q, const float *r, int
     if (s->sd_fixvar)
         v += s->sd_fixvar[l];
     return v > 0 ? v : 0;
+}
+
+static double krige_variance(const krige_state *s, double q, const float *r, int l)
+{
+    int N = s->n;
+    double ru = 0, rw = 0;
+    for (int i = 0; i < N; i++)
+        ru += (double)r[i] * s->sd_u[i];
+    if (s->sd_L) {
+        const double *w = s->sd_w + (size_t)l * N;
+        for (int i = 0; i < N; i++)
+            rw += (double)r[i] * w[i];
+    }
+    return variance_of(s, q, ru, rw, l);
 }
 
 static int krige_predict_sd(const void *p, int n, const float *mni, const int *label, const float *q, int g0, int ng,
@@ -1132,15 +1229,22 @@ static int krige_predict_sd(const void *p, int n, const float *mni, const int *l
     for (int i = 0; i < N; i++)
         for (int a = 0; a < 3; a++)
             col[(size_t)a * N + i] = s->mni[3 * (size_t)i + a];
+    int W = 2 + s->sd_L;
     for (int k = 0; k < n; k++) {
         int l = 0;
         if (s->sd_L) {
             l = label[k];
             l = l >= 0 && l < s->n_labels ? l : 0;
         }
-        cov_row(s->cov, mni + 3 * (size_t)k, col, col + N, col + 2 * (size_t)N, N, s->range[0], r,
-                col + 3 * (size_t)N);
-        double v = krige_variance(s, q ? (double)q[k] : qd[k], r, l);
+        double v;
+        if (q) {   /* every term that needs r given (interpolated): O(1) per point */
+            const float *qk = q + (size_t)k * W;
+            v = variance_of(s, qk[0], qk[1], s->sd_L ? qk[2 + l] : 0, l);
+        } else {
+            cov_row(s->cov, mni + 3 * (size_t)k, col, col + N, col + 2 * (size_t)N, N, s->range[0], r,
+                    col + 3 * (size_t)N);
+            v = krige_variance(s, qd[k], r, l);
+        }
         for (int g = g0; g < g0 + ng; g++)
             sd[(size_t)k * ng + (g - g0)] = (float)sqrt(s->sill[g] * v);
     }
@@ -1162,10 +1266,12 @@ static int krige_noise_sd(const void *p, float *noise, gi_err *err)
 
 const gi_method_impl gi_kriging_impl = {.fit = krige_fit, .predict = krige_predict, .free = krige_free,
                                         .predict_bytes = NULL, .has_sd = krige_has_sd, .sd_smooth = krige_sd_smooth,
-                                        .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd};
+                                        .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd,
+                                        .sd_width = krige_sd_width, .has_smooth = krige_has_smooth, .smooth = krige_smooth, .rest = krige_rest};
 const gi_method_impl gi_rk_impl = {.fit = rk_fit, .predict = krige_predict, .free = krige_free, .predict_bytes = NULL,
                                    .has_sd = krige_has_sd, .sd_smooth = krige_sd_smooth,
-                                   .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd};
+                                   .predict_sd = krige_predict_sd, .noise_sd = krige_noise_sd,
+                                   .sd_width = krige_sd_width, .has_smooth = krige_has_smooth, .smooth = krige_smooth, .rest = krige_rest};
 
 int gi_kriging_params(const gi_method *m, int gene, double *range, double *sill, double *nugget)
 {

@@ -75,10 +75,15 @@ int gi_method_has_sd(const gi_method *m)
     return m->impl->has_sd && m->impl->has_sd(m->state);
 }
 
+int gi_method_sd_width(const gi_method *m)
+{
+    return gi_method_has_sd(m) && m->impl->sd_smooth && m->impl->sd_width ? m->impl->sd_width(m->state) : 1;
+}
+
 int gi_method_sd_smooth(const gi_method *m, int n, const float *mni, float *q, gi_err *err)
 {
     if (!gi_method_has_sd(m) || !m->impl->sd_smooth) {
-        memset(q, 0, sizeof(float) * (size_t)n);
+        memset(q, 0, sizeof(float) * (size_t)n * (size_t)gi_method_sd_width(m));
         return 0;
     }
     return m->impl->sd_smooth(m->state, n, mni, q, err);
@@ -100,6 +105,44 @@ int gi_method_noise_sd(const gi_method *m, float *noise, gi_err *err)
     if (!gi_method_has_sd(m))
         return gi_fail(err, "%s gives no uncertainty", GI_METHOD_NAMES[m->kind]);
     return m->impl->noise_sd(m->state, noise, err);
+}
+
+int gi_method_has_smooth(const gi_method *m)
+{
+    return m->impl->has_smooth && m->impl->has_smooth(m->state);
+}
+
+int gi_method_predict_smooth(const gi_method *m, int n, const float *mni, int g0, int ng, float *out, gi_err *err)
+{
+    if (!gi_method_has_smooth(m))
+        return gi_fail(err, "%s has no smooth part to compute apart", GI_METHOD_NAMES[m->kind]);
+    if (g0 < 0 || ng < 1 || g0 + ng > m->n_genes)
+        return gi_fail(err, "genes %d..%d requested of a method fitted on %d", g0, g0 + ng - 1, m->n_genes);
+    return m->impl->smooth(m->state, n, mni, g0, ng, out, err);
+}
+
+int gi_method_predict_rest(const gi_method *m, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                           gi_err *err)
+{
+    if (!gi_method_has_smooth(m))
+        return gi_fail(err, "%s has no smooth part to leave out", GI_METHOD_NAMES[m->kind]);
+    if (g0 < 0 || ng < 1 || g0 + ng > m->n_genes)
+        return gi_fail(err, "genes %d..%d requested of a method fitted on %d", g0, g0 + ng - 1, m->n_genes);
+    return m->impl->rest(m->state, n, mni, label, g0, ng, out, err);
+}
+
+int gi_method_predict_with_smooth(const gi_method *m, int n, const float *mni, const int *label, const float *smooth,
+                                  int g0, int ng, float *out, gi_err *err)
+{
+    if (!smooth || !gi_method_has_smooth(m))
+        return gi_method_predict_genes(m, n, mni, label, g0, ng, out, err);
+    if (g0 < 0 || ng < 1 || g0 + ng > m->n_genes)
+        return gi_fail(err, "genes %d..%d requested of a method fitted on %d", g0, g0 + ng - 1, m->n_genes);
+    if (gi_method_predict_rest(m, n, mni, label, g0, ng, out, err) != 0)
+        return -1;
+    for (size_t q = 0; q < (size_t)n * (size_t)ng; q++)
+        out[q] += smooth[q];
+    return 0;
 }
 
 int gi_method_n_genes(const gi_method *m) { return m->n_genes; }

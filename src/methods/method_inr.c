@@ -320,6 +320,7 @@ typedef struct batch_io {
     float *shared;           /* [nb][ng] the shared prior in table units, or NULL */
     float *coords;           /* concat: the batch's coordinate columns, shared by every gene's pass */
     int *rows;               /* concat: 0, 1, 2, ...: row k of coords is point k */
+    int rest;                /* 1: the prior without its smooth part (gi_method_predict_rest) */
 } batch_io;
 
 static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err)
@@ -329,7 +330,8 @@ static int member_map(const inr_member *m, batch_io *io, float *val, gi_err *err
     int borrowed = io->shared && !m->have_prior;
     int plain = !m->have_prior && !borrowed;   /* the network alone */
     float *pr = io->pr, *o = io->o;
-    if (m->have_prior && gi_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err) != 0)
+    if (m->have_prior && (io->rest ? gi_method_predict_rest(m->prior.m, nb, io->mni, io->label, g0, ng, pr, err)
+                                   : gi_prior_predict_genes(&m->prior, nb, io->mni, io->label, g0, ng, pr, err)) != 0)
         return -1;
     gi_batch b = {nb, io->xyz, md->spec.donor_dim ? io->donor : NULL, m->st.n_labels ? io->label : NULL, NULL};
     /* The workspace is scratch: predict stays logically const. */
@@ -414,16 +416,16 @@ static void io_free(batch_io *io)
     free(io->rows);
 }
 
-static int inr_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
-                       gi_err *err)
+/* The map, or with rest = 1 the map without its prior's smooth part (inr_rest). */
+static int predict_part(const inr_state *s, int n, const float *mni, const int *label, int g0, int ng, int rest,
+                        float *out, gi_err *err)
 {
-    const inr_state *s = p;
     const gi_state *st = &s->mem[0]->st;
     int K = s->k, B = s->batch;
     if (st->n_labels && !label)
         return gi_fail(err, "the INR was trained with an anatomy: predicting needs a label per point");
     size_t cells = (size_t)B * ng;
-    batch_io io = {.g0 = g0};
+    batch_io io = {.g0 = g0, .rest = rest};
     float *val = K > 1 ? malloc(sizeof(float) * cells) : NULL;
     double *acc = K > 1 ? malloc(sizeof(double) * cells) : NULL;
     int rc = io_alloc(s, ng, &io, err);
@@ -454,6 +456,59 @@ static int inr_predict(const void *p, int n, const float *mni, const int *label,
     free(val);
     free(acc);
     return rc;
+}
+
+static int inr_predict(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out,
+                       gi_err *err)
+{
+    return predict_part(p, n, mni, label, g0, ng, 0, out, err);
+}
+
+/* The smooth part (method.h) is the prior's: member 0's with one prior for
+ * every member (data.prior_refit) or a single network, else the mean over
+ * the members of each one's own; in table units (x the member's gene_std:
+ * the gene_mean is the rest's). */
+static int inr_has_smooth(const void *p)
+{
+    const inr_state *s = p;
+    return s->mem[0]->have_prior && s->mem[0]->prior.m && gi_method_has_smooth(s->mem[0]->prior.m);
+}
+
+static int inr_smooth(const void *p, int n, const float *mni, int g0, int ng, float *out, gi_err *err)
+{
+    const inr_state *s = p;
+    int B = s->batch, K = s->k, own = !s->shared_prior && K > 1;
+    float *tmp = malloc(sizeof(float) * (size_t)B * ng);
+    double *acc = own ? malloc(sizeof(double) * (size_t)B * ng) : NULL;
+    int rc = tmp && (acc || !own) ? 0 : gi_fail(err, "out of memory");
+    for (int q0 = 0; rc == 0 && q0 < n; q0 += B) {
+        int nb = n - q0 < B ? n - q0 : B;
+        float *dst = out + (size_t)q0 * ng;
+        /* Members in a fixed order, summed in double (as predict's mean). */
+        for (int k = 0; rc == 0 && k < (own ? K : 1); k++) {
+            const inr_member *m = s->mem[k];
+            rc = gi_method_predict_smooth(m->prior.m, nb, mni + 3 * (size_t)q0, g0, ng, tmp, err);
+            for (int i = 0; rc == 0 && i < nb; i++)
+                for (int j = 0; j < ng; j++) {
+                    size_t q = (size_t)i * ng + j;
+                    float v = tmp[q] * m->st.gene_std[g0 + j];
+                    if (own)
+                        acc[q] = (k ? acc[q] : 0) + v;
+                    else
+                        dst[q] = v;
+                }
+        }
+        for (size_t q = 0; rc == 0 && own && q < (size_t)nb * ng; q++)
+            dst[q] = (float)(acc[q] / K);
+    }
+    free(tmp);
+    free(acc);
+    return rc;
+}
+
+static int inr_rest(const void *p, int n, const float *mni, const int *label, int g0, int ng, float *out, gi_err *err)
+{
+    return predict_part(p, n, mni, label, g0, ng, 1, out, err);
 }
 
 static void inr_predict_bytes(const void *state, size_t *per_gene, size_t *fixed)
@@ -494,7 +549,12 @@ static int map_variance(const inr_state *s, const gi_method *prior, int n, const
     if (st->n_labels && !label)
         return gi_fail(err, "the INR was trained with an anatomy: its SD needs a label per point");
     size_t cells = (size_t)B * ng;
-    batch_io io = {.g0 = g0};
+    /* With one prior for every member its share of each member's map is the
+     * same, so the members' spread needs the networks only: with q given (the
+     * render's fast path) the members' maps leave its smooth part out, and
+     * the spread no longer costs a covariance row per voxel. */
+    batch_io io = {.g0 = g0, .rest = q && s->shared_prior && inr_has_smooth(s)};
+    int W = prior ? gi_method_sd_width(prior) : 1;
     float *val = K > 1 ? malloc(sizeof(float) * cells) : NULL, *psd = prior ? malloc(sizeof(float) * cells) : NULL;
     double *mean = K > 1 ? malloc(sizeof(double) * cells) : NULL;
     int rc = K > 1 ? io_alloc(s, ng, &io, err) : 0;
@@ -507,8 +567,8 @@ static int map_variance(const inr_state *s, const gi_method *prior, int n, const
         for (size_t c = 0; c < nc; c++)
             v[c] = 0;
         if (prior) {
-            rc = gi_method_predict_sd(prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, q ? q + q0 : NULL,
-                                      g0, ng, psd, err);
+            rc = gi_method_predict_sd(prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL,
+                                      q ? q + (size_t)q0 * W : NULL, g0, ng, psd, err);
             for (int k = 0; rc == 0 && k < nb; k++)
                 for (int j = 0; j < ng; j++) {
                     double a = (double)psd[(size_t)k * ng + j] * st->gene_std[g0 + j];
@@ -553,6 +613,12 @@ static int inr_has_sd(const void *p)
     return ((const inr_state *)p)->has_sd;
 }
 
+static int inr_sd_width(const void *p)
+{
+    const inr_state *s = p;
+    return s->mem[0]->have_prior ? gi_method_sd_width(s->mem[0]->prior.m) : 1;
+}
+
 static int inr_sd_smooth(const void *p, int n, const float *mni, float *q, gi_err *err)
 {
     const inr_state *s = p;
@@ -574,10 +640,11 @@ static int inr_predict_sd(const void *p, int n, const float *mni, const int *lab
     if (!var)
         return gi_fail(err, "out of memory");
     const gi_method *prior = s->mem[0]->have_prior ? s->mem[0]->prior.m : NULL;
-    int rc = 0;
+    int rc = 0, W = prior ? gi_method_sd_width(prior) : 1;
     for (int q0 = 0; rc == 0 && q0 < n; q0 += B) {
         int nb = n - q0 < B ? n - q0 : B;
-        rc = map_variance(s, prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL, q ? q + q0 : NULL, g0, ng,
+        rc = map_variance(s, prior, nb, mni + 3 * (size_t)q0, label ? label + q0 : NULL,
+                          q ? q + (size_t)q0 * W : NULL, g0, ng,
                           var, err);
         for (size_t c = 0; rc == 0 && c < (size_t)nb * ng; c++)
             sd[(size_t)q0 * ng + c] = (float)(s->scale * sqrt(var[c]));
@@ -822,7 +889,8 @@ int gi_method_inr_calibration(const gi_method *m, double *scale, double *raw, in
 
 const gi_method_impl gi_inr_impl = {.fit = inr_fit, .predict = inr_predict, .free = inr_free,
                                     .predict_bytes = inr_predict_bytes, .has_sd = inr_has_sd,
-                                    .sd_smooth = inr_sd_smooth, .predict_sd = inr_predict_sd, .noise_sd = inr_noise_sd};
+                                    .sd_smooth = inr_sd_smooth, .predict_sd = inr_predict_sd, .noise_sd = inr_noise_sd,
+                                    .sd_width = inr_sd_width, .has_smooth = inr_has_smooth, .smooth = inr_smooth, .rest = inr_rest};
 
 gi_method *gi_method_inr_load(const char *checkpoint, const gi_config *c, const char *donor, int batch, gi_err *err)
 {

@@ -66,7 +66,25 @@ typedef struct source {
     int *vox;                /* [batch][3] voxel indices */
     double t_lattice, t_sd, t_dist;   /* this rank's seconds in the lattice, the SD per voxel, /distance */
     char sd_what[448];
+    /* render.prior_step >= 2: the prior's smooth part on a lattice (issue 31) */
+    gi_lattice plat;
+    int have_plat;
+    int plat_g0, plat_ng;    /* the gene group its held planes are of */
+    float *smooth;           /* [batch][group] the smooth part interpolated at a batch's voxels */
+    double t_plat, t_pred;   /* this rank's seconds in the lattice's planes, in the map's prediction per voxel */
 } source;
+
+/* The prior's smooth part of one gene group at lattice points (gi_lattice_fn). */
+typedef struct prior_group {
+    const gi_method *m;
+    int g0, ng;
+} prior_group;
+
+static int prior_smooth_fn(void *ctx, int n, const float *mni, float *out, gi_err *err)
+{
+    const prior_group *pg = ctx;
+    return gi_method_predict_smooth(pg->m, n, mni, pg->g0, pg->ng, out, err);
+}
 
 static void source_free(source *s)
 {
@@ -85,6 +103,9 @@ static void source_free(source *s)
         gi_knn_free(&s->knn);
     if (s->have_lat)
         gi_sd_lattice_free(&s->lat);
+    if (s->have_plat)
+        gi_lattice_free(&s->plat);
+    free(s->smooth);
     free(s->q);
     free(s->sdp);
     free(s->dist);
@@ -192,7 +213,7 @@ static int setup_sd(source *s, gi_err *err)
                        c->render.method == GI_METHOD_INR ? " (a single network without data.prior)" : "");
     s->sd = 1;
     if (c->render.uncertainty_step >= 2) {
-        if (gi_sd_lattice_init(&s->lat, &s->mask, c->render.uncertainty_step, err) != 0)
+        if (gi_sd_lattice_init(&s->lat, &s->mask, c->render.uncertainty_step, gi_method_sd_width(s->src.m), err) != 0)
             return -1;
         s->have_lat = 1;
     }
@@ -236,11 +257,12 @@ static int setup(source *s, const char *checkpoint, gi_err *err)
     s->where = malloc(sizeof(long) * B);
     s->mm = malloc(sizeof(double) * 3 * B);
     s->dist = malloc(sizeof(float) * B);
-    if (s->sd) {
-        s->q = malloc(sizeof(float) * B);
+    if (s->sd)
+        s->q = malloc(sizeof(float) * B * (size_t)gi_method_sd_width(s->src.m));
+    if (s->sd || s->c->render.prior_step >= 2)
         s->vox = malloc(sizeof(int) * 3 * B);
-    }
-    if (!s->pts || !s->labels || !s->where || !s->mm || !s->dist || (s->sd && (!s->q || !s->vox)))
+    if (!s->pts || !s->labels || !s->where || !s->mm || !s->dist || (s->sd && !s->q) ||
+        ((s->sd || s->c->render.prior_step >= 2) && !s->vox))
         return gi_fail(err, "out of memory for render.batch_voxels = %d", s->src.batch);
     return 0;
 }
@@ -264,8 +286,26 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
         return gi_fail(err, "render stopped by a signal");
     for (int q = 0; q < 3 * nb; q++)
         s->pts[q] = (float)mm[q];
-    if (gi_method_predict_genes(s->src.m, nb, s->pts, s->src.have_anat ? label : NULL, w->g0, w->ng, s->pred, err) != 0)
+    if (s->vox) {
+        size_t nx = (size_t)s->mask.nx, plane = nx * (size_t)s->mask.ny;
+        for (int k = 0; k < nb; k++) {
+            s->vox[3 * k] = (int)(where[k] % nx);
+            s->vox[3 * k + 1] = (int)(where[k] % plane / nx);
+            s->vox[3 * k + 2] = w->z0 + (int)(where[k] / plane);
+        }
+    }
+    /* With the prior's lattice: its smooth part interpolated at the voxels,
+     * the rest (network, prior mean and label effects) exact per voxel. */
+    double tp = MPI_Wtime();
+    const float *smooth = NULL;
+    if (s->have_plat) {
+        gi_lattice_at(&s->plat, nb, s->vox, s->smooth);
+        smooth = s->smooth;
+    }
+    if (gi_method_predict_with_smooth(s->src.m, nb, s->pts, s->src.have_anat ? label : NULL, smooth, w->g0, w->ng,
+                                      s->pred, err) != 0)
         return -1;
+    s->t_pred += MPI_Wtime() - tp;
     for (int k = 0; k < nb; k++)
         for (int q = 0; q < w->ng; q++) {
             int g = w->g0 + q;
@@ -279,12 +319,6 @@ static int walk_batch(void *ctx, int nb, const double *mm, const int *label, con
         double t0 = MPI_Wtime();
         const float *q = NULL;
         if (s->have_lat) {
-            size_t nx = (size_t)s->mask.nx, plane = nx * (size_t)s->mask.ny;
-            for (int k = 0; k < nb; k++) {
-                s->vox[3 * k] = (int)(where[k] % nx);
-                s->vox[3 * k + 1] = (int)(where[k] % plane / nx);
-                s->vox[3 * k + 2] = w->z0 + (int)(where[k] / plane);
-            }
             gi_sd_lattice_at(&s->lat, nb, s->vox, s->q);
             q = s->q;
         }
@@ -328,6 +362,20 @@ static int render_block(void *ctx, int z0, int nzb, int g0, int ng, const gi_ren
     if (b->sd && s->have_lat && gi_sd_lattice_planes(&s->lat, s->src.m, z0, nzb, err) != 0)
         return -1;
     s->t_lattice += MPI_Wtime() - t0;
+    /* The prior's lattice planes of this gene group (uncertainty.h: a fixed
+     * batching per plane, so a voxel's value does not depend on the rank). */
+    t0 = MPI_Wtime();
+    if (s->have_plat) {
+        if (g0 != s->plat_g0 || ng != s->plat_ng) {
+            gi_lattice_reset(&s->plat, ng);
+            s->plat_g0 = g0;
+            s->plat_ng = ng;
+        }
+        prior_group pg = {s->src.m, g0, ng};
+        if (gi_lattice_planes(&s->plat, z0, nzb, prior_smooth_fn, &pg, err) != 0)
+            return -1;
+    }
+    s->t_plat += MPI_Wtime() - t0;
     walk w = {s, z0, g0, ng, b, gene_stride};
     return gi_render_walk_slices(v, s->src.have_anat ? &s->src.anat : NULL, z0, nzb, s->src.batch, s->mm, s->labels,
                                  s->where, b->mask, walk_batch, &w, err);
@@ -351,7 +399,16 @@ static int prepare(source *s, MPI_Comm comm, const char *out_dir, const char *ch
     /* with the SD, a batch of SDs per gene too (predict_sd's own scratch is the method's) and the lattice */
     size_t batch_bytes = sizeof(float) * (size_t)s->src.batch * (s->sd ? 2 : 1);
     if (s->have_lat)
-        fixed += gi_sd_lattice_bytes(&s->mask, s->lat.step);
+        fixed += gi_sd_lattice_bytes(&s->mask, s->lat.step, s->lat.width);
+    if (c->render.prior_step >= 2 && gi_method_has_smooth(s->src.m)) {
+        /* the prior's lattice: its point flags and scratch, and per gene the
+         * smooth part of a batch and the planes a block holds (a block of k
+         * slices holds k / step + 2: budgeted for 16 slices) */
+        int st = c->render.prior_step, planes = 16 / st + 2;
+        size_t base = gi_lattice_bytes(&s->mask, st, 0, 0);
+        fixed += base;
+        per_gene += sizeof(float) * (size_t)s->src.batch + gi_lattice_bytes(&s->mask, st, 1, planes) - base;
+    }
     return gi_render_plan_make(&s->mask, comm, s->src.n_genes, c, batch_bytes + per_gene, fixed, plan, err);
 }
 
@@ -415,9 +472,18 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
                            s.sd ? malloc(cells * sizeof(float)) : NULL,
                            s.n_samples > 0 ? malloc(plane * (size_t)plan.k * sizeof(float)) : NULL};
     s.pred = malloc(sizeof(float) * (size_t)s.src.batch * (size_t)plan.ng);
+    if (c->render.prior_step >= 2 && gi_method_has_smooth(s.src.m)) {
+        /* The prior's lattice, of the plan's gene groups (a function of the mask: the same on every rank). */
+        if (gi_lattice_init(&s.plat, &s.mask, c->render.prior_step, plan.ng, err) == 0) {
+            s.have_plat = 1;
+            s.plat_g0 = -1;
+            s.smooth = malloc(sizeof(float) * (size_t)s.src.batch * (size_t)plan.ng);
+        }
+    }
     if (s.sd)
         s.sdp = malloc(sizeof(float) * (size_t)s.src.batch * (size_t)plan.ng);
-    int rc = bufs.expr && bufs.mask && s.pred && (!s.sd || (bufs.sd && s.sdp)) && (s.n_samples == 0 || bufs.dist)
+    int rc = bufs.expr && bufs.mask && s.pred && (!s.sd || (bufs.sd && s.sdp)) && (s.n_samples == 0 || bufs.dist) &&
+                     (s.have_plat ? s.smooth != NULL : !(c->render.prior_step >= 2 && gi_method_has_smooth(s.src.m)))
                  ? 0
                  : gi_fail(err, "out of memory for %d slices of %d genes (render.buffer_mb)", plan.k, plan.ng);
     /* Set-up has passed: this render replaces the folder's maps, so the
@@ -470,6 +536,12 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         printf("render: %ld voxels x %d genes in %.1f s (%.0f voxels/s; rank 0: collective writes %.1f s); atlas %s\n",
                plan.total, G, el, res->voxels_per_second, t_write, atlas_path);
         printf("render: set-up (the method fitted or loaded, mask, plan) %.1f s of it\n", t_setup);
+        if (s.have_plat)
+            printf("render: on rank 0: the prior's smooth part at %ld lattice points (every %d voxels, "
+                   "render.prior_step) in %.1f s, the map at its voxels in %.1f s\n", s.plat.computed, s.plat.step,
+                   s.t_plat, s.t_pred);
+        else
+            printf("render: on rank 0: the map at its voxels in %.1f s\n", s.t_pred);
         if (s.sd)
             printf("render: uncertainty on rank 0: the SD's smooth part at %ld lattice points (every %d voxels) in "
                    "%.1f s, the SD at its voxels in %.1f s; /distance in %.1f s\n", s.lat.computed,
