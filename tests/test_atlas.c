@@ -602,6 +602,15 @@ static void test_chunk_rule(void)
     check_all(a == 1 && b == 1 && c > 1 && chunks_c <= GI_ATLAS_MAX_CHUNKS && chunks_fewer > GI_ATLAS_MAX_CHUNKS &&
                   d > c && chunks_d <= GI_ATLAS_MAX_CHUNKS && e == 1 && f == 7 && g == 100,
               "chunk layout: genes per chunk as designed (1, then the fewest within the chunk bound)", why);
+    /* With /uncertainty the file holds two datasets of those chunks: the 1 mm atlas of 100 genes with its
+     * SD (2 x 18,200 chunks of one gene) failed its collective writes. */
+    i.chunk_genes = 0;
+    i.uncertainty = 1;
+    int h = gi_atlas_chunk_genes(&i);
+    long long chunks_h = 2LL * ((100 + h - 1) / h) * 182;
+    snprintf(why, sizeof why, "got %d genes per chunk, %lld chunks in the file", h, chunks_h);
+    check_all(h == 2 && chunks_h <= GI_ATLAS_MAX_CHUNKS, "chunk layout: /uncertainty's chunks count against the bound",
+              why);
 }
 
 /* A piece written more than once (here: slice 0 by every rank, then again

@@ -103,9 +103,10 @@ typedef struct gi_atlas_info {
  * 100 genes (18,200 chunks) one gene per chunk. */
 #define GI_ATLAS_MAX_CHUNKS 20000
 
-/* Genes per chunk of /expression: info->chunk_genes when set (clamped to
- * n_genes), else 1 while n_genes x nz <= GI_ATLAS_MAX_CHUNKS, else the fewest
- * that keep ceil(n_genes / cg) x nz within it. Writes whose gene range starts
+/* Genes per chunk of /expression (and /uncertainty, chunked alike): info->chunk_genes
+ * when set (clamped to n_genes), else 1 while the file's chunks, n_genes x nz (x 2
+ * with info->uncertainty), stay <= GI_ATLAS_MAX_CHUNKS, else the fewest that keep
+ * ceil(n_genes / cg) x nz (x 2) within it. Writes whose gene range starts
  * and ends on multiples of it (or at n_genes) replace whole chunks; others
  * are correct but read, decompress and rewrite the chunks they share. */
 int gi_atlas_chunk_genes(const gi_atlas_info *info);

@@ -262,7 +262,10 @@ int gi_atlas_chunk_genes(const gi_atlas_info *info)
         return 1;
     if (info->chunk_genes > 0)
         return info->chunk_genes < info->n_genes ? info->chunk_genes : info->n_genes;
-    long long nz = info->nz > 0 ? info->nz : 1, groups_max = GI_ATLAS_MAX_CHUNKS / nz;
+    /* /uncertainty has /expression's chunks: the bound is on the file's chunks (the 1 mm atlas of 100
+     * genes with its SD, 2 x 18,200 chunks of one gene, failed its writes). */
+    long long nz = info->nz > 0 ? info->nz : 1, per_group = nz * (info->uncertainty ? 2 : 1);
+    long long groups_max = GI_ATLAS_MAX_CHUNKS / per_group;
     if (groups_max < 1) /* more slices than the bound: one chunk of all genes per slice */
         return info->n_genes;
     long long cg = (info->n_genes + groups_max - 1) / groups_max;

@@ -50,7 +50,7 @@ int gi_render_plan_make(const gi_volume *v, MPI_Comm comm, int n_genes, const gi
                1 + sizeof(float)};
     size_t budget = (size_t)c->render.buffer_mb * 1048576, G = (size_t)n_genes;
     gi_atlas_info layout = {.n_genes = n_genes, .nx = v->nx, .ny = v->ny, .nz = v->nz,
-                            .chunk_genes = c->render.chunk_genes};
+                            .chunk_genes = c->render.chunk_genes, .uncertainty = sd};
     p->chunk_genes = gi_atlas_chunk_genes(&layout);
     int tallest = (v->nz + size - 1) / size; /* no block beyond a rank's share */
     size_t k = 1, ng = G;
