@@ -40,6 +40,12 @@ enum { GI_PRIOR_FOR_TRAIN = 0, GI_PRIOR_FOR_PREDICT = 1 };
  * prediction from d->y, which then holds the residual the network learns.
  * Without data.prior p is empty and d is unchanged. */
 int gi_prior_apply(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, gi_err *err);
+/* The same with given shared kriging hyperparameters (GI_PRIOR_HYPER_N,
+ * config.h; a checkpoint's prior_hyper): the fit is then one factorisation,
+ * no maximum likelihood. hyper NULL = gi_prior_apply. For GI_PRIOR_FOR_TRAIN
+ * the fitted (or given) shared hyperparameters are left in d->prior_hyper. */
+int gi_prior_apply_with(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, const double *hyper,
+                        gi_err *err);
 
 /* The cross-fitting fold (0 .. data.prior_crossfit-1) of training sample i:
  * a pure function of train.seed and i, so every rank and rank count agree. */
