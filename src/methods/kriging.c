@@ -16,6 +16,7 @@ void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *inf
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda, double *b,
              const int *ldb, int *info);
 void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+void dtrtri_(const char *uplo, const char *diag, const int *n, double *a, const int *lda, int *info);
 
 #define PRED_BLOCK 256
 #define GENE_WINDOW 128   /* genes per prediction GEMM (krige_predict) */
@@ -242,35 +243,42 @@ done:
  * the full A (same mathematics as gene_nll, cheaper order of work):
  *   u = A^-1 1 once; v_g = A^-1 y_g (y_g zero at the gene's unmeasured set M)
  *   for a block of genes in one dpotrs (BLAS 3); and, when some gene has an
- *   unmeasured sample, A^-1 itself once (dpotri, 2/3 n^3) so that each gene's
- *   (A^-1)_MM and the columns (A^-1)_{:,M} are lookups, not an n x m solve.
+ *   unmeasured sample, L^-1 once (dtrtri, n^3/3) so that each gene's (A^-1)_MM
+ *   is m^2 dot products of L^-1's columns (A^-1 = L^-T L^-1), not an n x m
+ *   solve; for the weights, which need the columns (A^-1)_{:,M}, A^-1 itself
+ *   (dpotri, 2/3 n^3), once per fit.
  * Restricting to the measured set S (Woodbury, as restricted_build):
  *   a'A_SS^-1 b = a'A^-1 b - c_a' P^-1 c_b for a, b zero on M, with
  *   P = (A^-1)_MM and c_a = (A^-1 a)_M; c_1 = u_M - P 1, c_y = v_M.
  *   1_S'A^-1 1_S = sum_S u - sum c_1, 1_S'A^-1 y = sum_S v, y'A^-1 y = sum_S y v.
  * The weights: alpha = A_SS^-1 (y - mu 1) on S, 0 on M
  *   = v - mu u - (A^-1)_{:,M} (P^-1 c_y - mu (1 + P^-1 c_1)).
- * Cost per evaluation: n^3/3 (dpotrf) + 2/3 n^3 (dpotri, only with missing
- * values) + 2 n^2 G (the genes' solves), against n^3/3 + 2 n^2 sum_g m_g
- * one gene at a time (~7 GFLOP at 1,200 samples x 100 genes, 2% missing). */
+ * Cost per evaluation: n^3/3 (dpotrf) + n^3/3 (dtrtri, only with missing
+ * values) + 2 n^2 G (the genes' solves) + n sum_g m_g^2, against n^3/3 +
+ * 2 n^2 sum_g m_g one gene at a time (~7 GFLOP at 1,200 samples x 100 genes,
+ * 2% missing; now ~1.4). Genes go through the solves in fixed blocks of
+ * GENE_BLOCK aligned to gene 0, so a gene's value comes from the same
+ * BLAS call whichever genes a rank is given (objective_at). */
 typedef struct gene_batch {
     int n, G;
     const float *y;          /* [n][G] (NaN = unmeasured) */
     const double *L;         /* [n][n] Cholesky factor of A (factor()) */
     double logdet;
-    double *ainv;            /* [n][n] A^-1 (symmetric, full), NULL when no gene misses a sample */
+    double *ainv;            /* [n][n] A^-1 (symmetric, full; weights), NULL when no gene misses a sample */
+    double *linv;            /* [n][n] L^-1 (Fortran's lower triangle; likelihood only), NULL likewise */
     double *u;               /* [n] A^-1 1 */
-    double *V;               /* [n][WEIGHT_BLOCK] scratch, gene j of the block at V + j n */
+    double *V;               /* [n][GENE_BLOCK] scratch, gene j of the block at V + j n */
     int *miss;               /* [n] scratch */
     double *P;               /* [n][n] scratch for one gene's P (m^2 used) */
     double *cw;              /* [4 n] scratch */
 } gene_batch;
 
-#define BATCH_BLOCK 256
+#define GENE_BLOCK 16
 
 static void gene_batch_free(gene_batch *b)
 {
     free(b->ainv);
+    free(b->linv);
     free(b->u);
     free(b->V);
     free(b->miss);
@@ -279,9 +287,11 @@ static void gene_batch_free(gene_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-/* The shared pieces for genes g0 .. g1-1 (u, and A^-1 when one of them
- * misses a sample). -1: out of memory or A^-1 failed. */
-static int gene_batch_init(gene_batch *b, const double *L, double logdet, int n, const float *y, int G, int g0, int g1)
+/* The shared pieces for genes g0 .. g1-1 (u, and A^-1 (weights) or L^-1
+ * (likelihood only) when one of them misses a sample). -1: out of memory or
+ * the inverse failed. */
+static int gene_batch_init(gene_batch *b, const double *L, double logdet, int n, const float *y, int G, int g0, int g1,
+                           int weights)
 {
     memset(b, 0, sizeof *b);
     b->n = n;
@@ -297,17 +307,24 @@ static int gene_batch_init(gene_batch *b, const double *L, double logdet, int n,
         mmax = m > mmax ? m : mmax;
     }
     b->u = malloc(sizeof(double) * (size_t)n);
-    b->V = malloc(sizeof(double) * (size_t)n * BATCH_BLOCK);
+    b->V = malloc(sizeof(double) * (size_t)n * GENE_BLOCK);
     b->miss = malloc(sizeof(int) * (size_t)n);
     b->cw = malloc(sizeof(double) * 4 * (size_t)(mmax + 1));
     b->P = malloc(sizeof(double) * (size_t)(mmax ? mmax : 1) * (mmax ? mmax : 1));
+    double **inv = weights ? &b->ainv : &b->linv;
     if (mmax)
-        b->ainv = malloc(sizeof(double) * (size_t)n * n);
-    if (!b->u || !b->V || !b->miss || !b->cw || !b->P || (mmax && !b->ainv))
+        *inv = malloc(sizeof(double) * (size_t)n * n);
+    if (!b->u || !b->V || !b->miss || !b->cw || !b->P || (mmax && !*inv))
         return -1;
     for (int i = 0; i < n; i++)
         b->u[i] = 1;
     solve(L, n, b->u, 1);
+    if (mmax && !weights) {
+        int info;
+        memcpy(b->linv, L, sizeof(double) * (size_t)n * n);
+        dtrtri_("L", "N", &n, b->linv, &n, &info);
+        return info != 0 ? -1 : 0;
+    }
     if (mmax) {
         int info;
         memcpy(b->ainv, L, sizeof(double) * (size_t)n * n);
@@ -349,13 +366,21 @@ static int gene_batch_one(gene_batch *b, int g, const double *v, double *nll, do
     double *cu = b->cw, *cv = cu + m, *t = cv + m; /* t: [2][m] P^-1 c_1, P^-1 c_y */
     if (m) {
         double *P = b->P;
+        if (b->ainv)
+            for (int a = 0; a < m; a++)
+                for (int c = 0; c < m; c++)
+                    P[(size_t)a * m + c] = b->ainv[(size_t)b->miss[a] * n + b->miss[c]];
+        else /* (A^-1)_jk = sum_{i >= max(j, k)} L^-1_ij L^-1_ik: column j of L^-1 is row j here */
+            for (int a = 0; a < m; a++)
+                for (int c = 0; c <= a; c++) {
+                    int j = b->miss[a], k = b->miss[c], lo = j > k ? j : k;
+                    P[(size_t)a * m + c] = P[(size_t)c * m + a] =
+                        cblas_ddot(n - lo, b->linv + (size_t)j * n + lo, 1, b->linv + (size_t)k * n + lo, 1);
+                }
         for (int a = 0; a < m; a++) {
-            const double *row = b->ainv + (size_t)b->miss[a] * n;
             double rs = 0;
-            for (int c = 0; c < m; c++) {
-                P[(size_t)a * m + c] = row[b->miss[c]];
-                rs += row[b->miss[c]];
-            }
+            for (int c = 0; c < m; c++)
+                rs += P[(size_t)a * m + c];
             cu[a] = u[b->miss[a]] - rs;
             cv[a] = v[b->miss[a]];
             su -= cu[a];
@@ -381,7 +406,7 @@ static int gene_batch_one(gene_batch *b, int g, const double *v, double *nll, do
     if (!(sill > 0))
         sill = 1e-300;
     *nll = 0.5 * cnt * log(sill) + 0.5 * (b->logdet + ld_extra);
-    if (alpha) {
+    if (alpha && b->ainv) {
         for (int i = 0; i < n; i++)
             alpha[i] = v[i] - mu * u[i];
         for (int a = 0; a < m; a++) /* alpha -= (A^-1)_{:,M} (P^-1 c_y - mu (1 + P^-1 c_1)) */
@@ -397,14 +422,15 @@ static int gene_batch_one(gene_batch *b, int g, const double *v, double *nll, do
 }
 
 /* The NLL of every gene g0 .. g1-1 into nll[g - g0] (the caller sums them in
- * gene order). -1: out of memory, -2: a gene has no likelihood (fewer than 2
- * measured samples or a singular restriction). */
+ * gene order); g0 a multiple of GENE_BLOCK, g1 too or G. -1: out of memory,
+ * -2: a gene has no likelihood (fewer than 2 measured samples or a singular
+ * restriction). */
 static int genes_nll(const double *L, double logdet, int n, const float *y, int G, int g0, int g1, double *nll)
 {
     gene_batch b;
-    int rc = gene_batch_init(&b, L, logdet, n, y, G, g0, g1) != 0 ? -1 : 0;
-    for (int k0 = g0; rc == 0 && k0 < g1; k0 += BATCH_BLOCK) {
-        int k = g1 - k0 < BATCH_BLOCK ? g1 - k0 : BATCH_BLOCK;
+    int rc = gene_batch_init(&b, L, logdet, n, y, G, g0, g1, 0) != 0 ? -1 : 0;
+    for (int k0 = g0; rc == 0 && k0 < g1; k0 += GENE_BLOCK) {
+        int k = g1 - k0 < GENE_BLOCK ? g1 - k0 : GENE_BLOCK;
         for (int j = 0; j < k; j++)
             for (int i = 0; i < n; i++) {
                 float yi = y[(size_t)i * G + k0 + j];
@@ -434,6 +460,8 @@ typedef struct objective {
     gi_progress *progress;   /* counts evaluations (NULL = silent) */
     long *counted;           /* evaluations so far, over every pass */
     double *nll;             /* [G] scratch: each gene's term */
+    MPI_Comm comm;           /* ranks that share the genes' terms (every one fits the same), or MPI_COMM_SELF */
+    int *cnt, *off;          /* [ranks] genes of each rank and where they start (whole GENE_BLOCKs) */
 } objective;
 
 static double objective_at(objective *o, const double *th)
@@ -457,12 +485,22 @@ static double objective_at(objective *o, const double *th)
             return INFINITY;
         return nll;
     }
-    /* Every gene at once (genes_nll), summed in gene order. */
-    if (genes_nll(o->A, logdet, o->n, o->y, o->G, 0, o->G, o->nll) != 0)
-        return INFINITY;
+    /* Every gene at once (genes_nll): each rank its fixed range of genes, the
+     * values gathered and summed in gene order, so the sum has the same bits
+     * at any rank count (a gene's value does not depend on the rank that
+     * computes it). A rank that fails gives +inf, which every rank then sees. */
+    int rank = 0, size = 1;
+    MPI_Comm_rank(o->comm, &rank);
+    MPI_Comm_size(o->comm, &size);
+    int g0 = o->off[rank], g1 = g0 + o->cnt[rank];
+    if (g1 > g0 && genes_nll(o->A, logdet, o->n, o->y, o->G, g0, g1, o->nll + g0) != 0)
+        for (int g = g0; g < g1; g++)
+            o->nll[g] = INFINITY;
+    if (size > 1)
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DOUBLE, o->nll, o->cnt, o->off, MPI_DOUBLE, o->comm);
     for (int g = 0; g < o->G; g++)
         tot += o->nll[g];
-    return tot;
+    return isfinite(tot) ? tot : INFINITY;
 }
 
 /* Nelder-Mead over (log range, log lambda[, log eta][, logit beta][, log
@@ -665,8 +703,8 @@ static int weights_of_missing(krige_state *s, const double *L, const float *y, u
         return 0;
     gene_batch b;
     double *alpha = malloc(sizeof(double) * (size_t)n);
-    int *genes = malloc(sizeof(int) * BATCH_BLOCK);
-    if (!alpha || !genes || gene_batch_init(&b, L, 0, n, y, G, first, G) != 0) {
+    int *genes = malloc(sizeof(int) * GENE_BLOCK);
+    if (!alpha || !genes || gene_batch_init(&b, L, 0, n, y, G, first, G, 1) != 0) {
         free(alpha);
         free(genes);
         gene_batch_free(&b);
@@ -675,7 +713,7 @@ static int weights_of_missing(krige_state *s, const double *L, const float *y, u
     int rc = 0;
     for (int g0 = first; rc == 0 && g0 < G;) {
         int k = 0;
-        for (; g0 < G && k < BATCH_BLOCK; g0++) {
+        for (; g0 < G && k < GENE_BLOCK; g0++) {
             if (done[g0])
                 continue;
             genes[k] = g0;
@@ -809,21 +847,38 @@ static int sd_prepare(krige_state *s, double *fac)
 static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const float *y, gi_err *err)
 {
     int n = s->n, G = s->G;
+    /* The genes' likelihood terms are shared by the ranks of o->comm (the
+     * training's: they all fit the same prior, objective_at), in whole
+     * GENE_BLOCKs; the set-up's success is agreed so that no rank waits. */
+    MPI_Comm comm = o->comm != MPI_COMM_NULL && o->comm != (MPI_Comm)0 ? o->comm : MPI_COMM_SELF;
+    int ranks = 1;
+    MPI_Comm_size(comm, &ranks);
     int *sub = NULL;
     int ns = subsample(n, o->fit_samples, o->seed, &sub);
-    if (ns < 1)
-        return gi_fail(err, "out of memory");
-    float *ps = malloc(sizeof(float) * 3 * (size_t)ns), *ys = malloc(sizeof(float) * (size_t)ns * G);
-    int *ls = s->lab ? malloc(sizeof(int) * (size_t)ns) : NULL;
-    int *dsub = s->don ? malloc(sizeof(int) * (size_t)ns) : NULL;
-    double *A = malloc(sizeof(double) * (size_t)(n > ns ? n : ns) * (n > ns ? n : ns));
+    size_t na = (size_t)(n > ns ? n : ns);
+    float *ps = ns > 0 ? malloc(sizeof(float) * 3 * (size_t)ns) : NULL;
+    float *ys = ns > 0 ? malloc(sizeof(float) * (size_t)ns * G) : NULL;
+    int *ls = s->lab && ns > 0 ? malloc(sizeof(int) * (size_t)ns) : NULL;
+    int *dsub = s->don && ns > 0 ? malloc(sizeof(int) * (size_t)ns) : NULL;
+    double *A = malloc(sizeof(double) * na * na);
     double *alpha = malloc(sizeof(double) * (size_t)n);
     unsigned char *measured = NULL;
-    double *gnll = NULL;
+    double *gnll = malloc(sizeof(double) * (size_t)G);
+    int *gcnt = malloc(sizeof(int) * (size_t)ranks), *goff = malloc(sizeof(int) * (size_t)ranks);
     int rc = -1;
-    if (!ps || !ys || !A || !alpha) {
+    int bad = ns < 1 || !ps || !ys || !A || !alpha || (s->lab && !ls) || (s->don && !dsub) || !gnll || !gcnt || !goff;
+    if (ranks > 1)
+        MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm);
+    if (bad) {
         gi_fail(err, "out of memory for kriging %d samples (%.0f MB)", n, 8e-6 * n * (double)n);
         goto done;
+    }
+    int blocks = (G + GENE_BLOCK - 1) / GENE_BLOCK;
+    for (int r = 0; r < ranks; r++) {
+        long b0 = (long)blocks * r / ranks, b1 = (long)blocks * (r + 1) / ranks;
+        int g0 = (int)(b0 * GENE_BLOCK), g1 = (int)(b1 * GENE_BLOCK < G ? b1 * GENE_BLOCK : G);
+        goff[r] = g0 < G ? g0 : G;
+        gcnt[r] = g1 > goff[r] ? g1 - goff[r] : 0;
     }
     for (int k = 0; k < ns; k++) {
         memcpy(ps + 3 * (size_t)k, s->mni + 3 * (size_t)sub[k], sizeof(float) * 3);
@@ -842,12 +897,8 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
         }
     double extent = fmax(fmax(hi[0] - lo[0], hi[1] - lo[1]), fmax(hi[2] - lo[2], 1.0));
     long counted = 0;
-    gnll = malloc(sizeof(double) * (size_t)G);
-    if (!gnll) {
-        gi_fail(err, "out of memory");
-        goto done;
-    }
-    objective ob = {s->cov, ns, G, -1, ps, ys, ls, dsub, A, 0, s->lsim, s->n_labels, o->progress, &counted, gnll};
+    objective ob = {s->cov, ns, G, -1, ps, ys, ls, dsub, A, 0, s->lsim, s->n_labels, o->progress, &counted, gnll,
+                    comm, gcnt, goff};
     int passes = s->per_gene ? G : 1, D = 2 + (ls != NULL) + (s->lsim != NULL) + (dsub != NULL);
     if (o->hyper_from) {
         /* Hyperparameters taken from another fit of the same model (cross-
@@ -966,6 +1017,8 @@ static int krige_fit_targets(krige_state *s, const gi_method_opts *o, const floa
     rc = 0;
 done:
     free(gnll);
+    free(gcnt);
+    free(goff);
     free(measured);
     free(sub);
     free(ps);

@@ -167,7 +167,7 @@ static inr_member *member_load(const char *ckpt, const gi_config *c, int build_p
         if (!hyper && !c->baseline.per_gene && wr == 0)
             printf("note: %s keeps no prior hyperparameters (written before they were kept): the data.prior's are "
                    "fitted again by maximum likelihood\n", ckpt);
-        if (gi_prior_apply_with(&s->prior, &s->data, c, GI_PRIOR_FOR_PREDICT, hyper, err) != 0) {
+        if (gi_prior_apply_with(&s->prior, &s->data, c, GI_PRIOR_FOR_PREDICT, hyper, MPI_COMM_SELF, err) != 0) {
             member_free(s);
             return NULL;
         }

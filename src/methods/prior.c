@@ -18,7 +18,8 @@
  * hyper_from: reuse that fit's kriging hyperparameters instead of fitting
  * them. */
 static gi_method *fit_prior_y(const gi_dataset *d, const float *ys, const gi_config *c, const unsigned char *use,
-                              const gi_method *hyper_from, const double *hyper, gi_progress *progress, gi_err *err)
+                              const gi_method *hyper_from, const double *hyper, MPI_Comm comm, gi_progress *progress,
+                              gi_err *err)
 {
     const gi_samples *s = &d->s;
     size_t n = (size_t)s->n, G = (size_t)s->n_genes;
@@ -48,6 +49,7 @@ static gi_method *fit_prior_y(const gi_dataset *d, const float *ys, const gi_con
     o.label_similarity = c->data.prior_label_similarity;
     o.hyper_from = hyper_from;
     o.hyper = hyper_from ? NULL : hyper;
+    o.comm = comm;
     o.progress = progress;
     m = gi_method_fit_impl(kind == GI_METHOD_RK ? &gi_rk_impl : &gi_kriging_impl, kind, &o, &fd, err);
     if (!m)
@@ -58,9 +60,10 @@ done:
 }
 
 static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsigned char *use,
-                            const gi_method *hyper_from, const double *hyper, gi_progress *progress, gi_err *err)
+                            const gi_method *hyper_from, const double *hyper, MPI_Comm comm, gi_progress *progress,
+                            gi_err *err)
 {
-    return fit_prior_y(d, d->y, c, use, hyper_from, hyper, progress, err);
+    return fit_prior_y(d, d->y, c, use, hyper_from, hyper, comm, progress, err);
 }
 
 gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_config *c, const gi_method *hyper_from,
@@ -73,7 +76,7 @@ gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_c
     }
     for (int i = 0; i < d->s.n; i++)
         use[i] = !d->is_val[i];
-    gi_method *m = fit_prior_y(d, y, c, use, hyper_from, NULL, NULL, err);
+    gi_method *m = fit_prior_y(d, y, c, use, hyper_from, NULL, MPI_COMM_SELF, NULL, err);
     free(use);
     return m;
 }
@@ -117,7 +120,7 @@ static int crossfit_prior(gi_prior_fit *p, const gi_dataset *d, const gi_config 
         }
         if (nf == 0)
             continue;
-        gi_method *m = fit_prior(d, c, use, p->m, NULL, NULL, err);
+        gi_method *m = fit_prior(d, c, use, p->m, NULL, MPI_COMM_SELF, NULL, err);
         rc = m ? gi_method_predict(m, nf, mni, d->label ? lab : NULL, pred, err) : -1;
         gi_method_free(m);
         if (rc != 0)
@@ -138,11 +141,11 @@ done:
  * fit, the map it adds to is the one that has seen all the data. */
 int gi_prior_apply(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, gi_err *err)
 {
-    return gi_prior_apply_with(p, d, c, purpose, NULL, err);
+    return gi_prior_apply_with(p, d, c, purpose, NULL, MPI_COMM_SELF, err);
 }
 
 int gi_prior_apply_with(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, const double *hyper,
-                        gi_err *err)
+                        MPI_Comm comm, gi_err *err)
 {
     memset(p, 0, sizeof *p);
     if (c->data.prior == GI_PRIOR_NONE)
@@ -164,7 +167,7 @@ int gi_prior_apply_with(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int 
     gi_progress prog;
     gi_progress_begin(&prog, refit ? "prior refit" : "prior fit", hyper ? "factorisations" : "likelihood evaluations",
                       0);
-    p->m = fit_prior(d, c, use, NULL, hyper, &prog, err);
+    p->m = fit_prior(d, c, use, NULL, hyper, comm, &prog, err);
     free(use);
     /* Training keeps the fitted hyperparameters (checkpoint.h: prior_hyper). */
     d->has_prior_hyper = p->m && purpose == GI_PRIOR_FOR_TRAIN && gi_kriging_hyper(p->m, d->prior_hyper) == 0;
@@ -200,12 +203,12 @@ void gi_prior_free(gi_prior_fit *p)
 
 /* Training needs the residual targets only: the prior is dropped once they
  * are made (prediction rebuilds it from the same config, method_inr.c). */
-int gi_prior_targets(gi_dataset *d, const gi_config *c, gi_err *err)
+int gi_prior_targets(gi_dataset *d, const gi_config *c, MPI_Comm comm, gi_err *err)
 {
     if (gi_dataset_build(d, c, err) != 0)
         return -1;
     gi_prior_fit p;
-    if (gi_prior_apply(&p, d, c, GI_PRIOR_FOR_TRAIN, err) != 0) {
+    if (gi_prior_apply_with(&p, d, c, GI_PRIOR_FOR_TRAIN, NULL, comm, err) != 0) {
         gi_dataset_free(d);
         return -1;
     }

@@ -585,7 +585,7 @@ static int setup(trainer *t, const char *resume, int force, gi_err *err)
 {
     if (resume && t->targets && precheck_resume(t, resume, force, err) != 0)
         return -1;
-    if ((t->targets ? t->targets(&t->data, t->c, err) : gi_dataset_build(&t->data, t->c, err)) != 0)
+    if ((t->targets ? t->targets(&t->data, t->c, t->comm, err) : gi_dataset_build(&t->data, t->c, err)) != 0)
         return -1;
     if ((resume ? state_resume(t, resume, force, err) : state_new(t, err)) != 0)
         return -1;
