@@ -120,9 +120,9 @@ static double reference_nll(int cov, const float *p, const int *lab, const int *
     return tot;
 }
 
-/* A small problem: smooth genes plus noise, label and donor offsets; ~15%
- * of the values unmeasured, gene 0 measured everywhere. */
-static void make_problem(float *p, int *lab, int *don, double *R, float *y)
+/* A small problem: smooth genes plus noise, label and donor offsets; a
+ * fraction miss of the values unmeasured, gene 0 measured everywhere. */
+static void make_problem(float *p, int *lab, int *don, double *R, float *y, double miss)
 {
     unsigned s = 12345;
 #define RND() ((s = s * 1103515245u + 12345u), (double)((s >> 8) & 0xffff) / 65536.0)
@@ -139,17 +139,19 @@ static void make_problem(float *p, int *lab, int *don, double *R, float *y)
         for (int g = 0; g < G; g++) {
             double v = sin(0.1 * (g + 1) * p[3 * i]) + cos(0.07 * p[3 * i + 1] - g) + 0.3 * lab[i] - 0.2 * don[i]
                        + 0.3 * (RND() - 0.5);
-            y[i * G + g] = g > 0 && RND() < 0.15 ? NAN : (float)v;
+            y[i * G + g] = g > 0 && RND() < miss ? NAN : (float)v;
         }
 #undef RND
 }
 
-static void test_likelihood(void)
+/* miss 0.15: each gene's (A^-1)_MM from L^-1; 0.45: from A^-1 (kriging.c
+ * switches when the genes' sum of n m^2 passes n^3/3). */
+static void test_likelihood(double miss)
 {
     static float p[3 * N], y[N * G];
     static int lab[N], don[N];
     static double R[NL * NL];
-    make_problem(p, lab, don, R, y);
+    make_problem(p, lab, don, R, y, miss);
     struct {
         const char *name;
         int cov, use_lab, use_don, use_R;
@@ -167,7 +169,8 @@ static void test_likelihood(void)
         int rc = gi_kriging_nll(cases[c].cov, N, p, L, D, Rp, NL, G, y, cases[c].h, &fast);
         double ref = reference_nll(cases[c].cov, p, L, D, Rp, y, cases[c].h, -1, NULL, NULL);
         char name[160];
-        snprintf(name, sizeof name, "prior fit: batched likelihood = direct solve (%s)", cases[c].name);
+        snprintf(name, sizeof name, "prior fit: batched likelihood = direct solve (%s, %.0f%% unmeasured)",
+                 cases[c].name, 100 * miss);
         CHECKF(rc == 0 && fabs(fast - ref) <= 1e-9 * fabs(ref), name, "rc %d, batched %.15g, direct %.15g", rc, fast,
                ref);
     }
@@ -180,7 +183,7 @@ static void test_given_hyper_weights(void)
     static float p[3 * N], y[N * G];
     static int lab[N], don[N];
     static double R[NL * NL], alpha[N];
-    make_problem(p, lab, don, R, y);
+    make_problem(p, lab, don, R, y, 0.15);
     double h[5] = {14, 0.25, 0, 0, 0};
     gi_fit_data fd = {.n = N, .n_genes = G, .mni = p, .y = y, .donor = don};
     gi_method_opts o;
@@ -288,7 +291,8 @@ static void test_checkpoint_round_trip(void)
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
-    test_likelihood();
+    test_likelihood(0.15);
+    test_likelihood(0.45);
     test_given_hyper_weights();
     test_checkpoint_round_trip();
     MPI_Finalize();

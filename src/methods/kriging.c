@@ -300,12 +300,19 @@ static int gene_batch_init(gene_batch *b, const double *L, double logdet, int n,
     b->L = L;
     b->logdet = logdet;
     int mmax = 0;
-    for (int g = g0; g < g1; g++) {
+    double mm = 0; /* sum over all genes of m^2 (all, not g0 .. g1: the choice below is the same on every rank) */
+    for (int g = 0; g < G; g++) {
         int m = 0;
         for (int i = 0; i < n; i++)
             m += isnan(y[(size_t)i * G + g]);
-        mmax = m > mmax ? m : mmax;
+        if (g >= g0 && g < g1)
+            mmax = m > mmax ? m : mmax;
+        mm += (double)m * m;
     }
+    /* The likelihood's P_g from L^-1 costs n m^2 per gene (dot products)
+     * after n^3/3; from A^-1, m^2 lookups after 2/3 n^3: A^-1 once the genes'
+     * sum of n m^2 passes n^3/3 (many genes, or many missing values). */
+    weights = weights || mm * n > (double)n * n * n / 3;
     b->u = malloc(sizeof(double) * (size_t)n);
     b->V = malloc(sizeof(double) * (size_t)n * GENE_BLOCK);
     b->miss = malloc(sizeof(int) * (size_t)n);
