@@ -162,8 +162,9 @@ int gi_prior_apply_with(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int 
     }
     for (size_t i = 0; i < n; i++)
         use[i] = refit || !d->is_val[i];
-    /* ~20 s (fit) and ~40 s (refit on every sample) for the atlas config on
-     * 3,702 samples: progress lines (progress.h). */
+    /* The ML fit takes ~10-40 s for the atlas config (3,702 samples, 100
+     * genes, 2 ranks; issue 31): progress lines (progress.h). With given
+     * hyperparameters (a checkpoint's) it is one factorisation, a few s. */
     gi_progress prog;
     gi_progress_begin(&prog, refit ? "prior refit" : "prior fit", hyper ? "factorisations" : "likelihood evaluations",
                       0);
