@@ -264,13 +264,14 @@ typedef struct gene_batch {
     const float *y;          /* [n][G] (NaN = unmeasured) */
     const double *L;         /* [n][n] Cholesky factor of A (factor()) */
     double logdet;
-    double *ainv;            /* [n][n] A^-1 (symmetric, full; weights), NULL when no gene misses a sample */
+    double *ainv;            /* [n][n] A^-1 (symmetric, full; weights, or the likelihood of many missing
+                              * values), NULL when no gene misses a sample */
     double *linv;            /* [n][n] L^-1 (Fortran's lower triangle; likelihood only), NULL likewise */
     double *u;               /* [n] A^-1 1 */
     double *V;               /* [n][GENE_BLOCK] scratch, gene j of the block at V + j n */
     int *miss;               /* [n] scratch */
-    double *P;               /* [n][n] scratch for one gene's P (m^2 used) */
-    double *cw;              /* [4 n] scratch */
+    double *P;               /* [mmax][mmax] scratch for one gene's P (m^2 used) */
+    double *cw;              /* [4 (mmax + 1)] scratch */
 } gene_batch;
 
 #define GENE_BLOCK 16
@@ -413,7 +414,7 @@ static int gene_batch_one(gene_batch *b, int g, const double *v, double *nll, do
     if (!(sill > 0))
         sill = 1e-300;
     *nll = 0.5 * cnt * log(sill) + 0.5 * (b->logdet + ld_extra);
-    if (alpha && b->ainv) {
+    if (alpha) { /* weights mode: ainv is there whenever m > 0 */
         for (int i = 0; i < n; i++)
             alpha[i] = v[i] - mu * u[i];
         for (int a = 0; a < m; a++) /* alpha -= (A^-1)_{:,M} (P^-1 c_y - mu (1 + P^-1 c_1)) */
