@@ -12,6 +12,9 @@
  *   /genes /donors                         UTF-8 strings (fixed length)
  *   /label_values                          int32 [n_labels] (anatomy index -> label value)
  *   /donor_in_average                      uint8 [n_donors] (donors that enter the donor average)
+ *   /prior_hyper                           float64 [5] (optional: the data.prior's shared kriging
+ *                                          hyperparameters fitted in training, config.h's
+ *                                          GI_PRIOR_HYPER_N order; absent in older checkpoints)
  *   /settings_history                      strings: every change of a training
  *                                          setting accepted on resume (--force),
  *                                          "train.lr: 0.001 -> 0.0005", oldest first
@@ -43,6 +46,7 @@
 
 #include <stdint.h>
 
+#include "geneinr/config.h"
 #include "geneinr/error.h"
 #include "geneinr/model.h"
 #include "geneinr/optim.h"
@@ -68,6 +72,10 @@ typedef struct gi_state {
     int n_history;               /* settings changes accepted on resume */
     char **history;              /* [n_history] "key: old -> new", oldest first */
     long *history_step;          /* [n_history] step from which each applied */
+    int n_prior_hyper;           /* GI_PRIOR_HYPER_N, or 0: none (no data.prior, per-gene hyperparameters,
+                                  * or a checkpoint from before they were kept) */
+    double prior_hyper[GI_PRIOR_HYPER_N]; /* the training prior's shared kriging hyperparameters
+                                  * (config.h's order): every prediction prior reuses them */
     int sealed;                  /* load: 1 = every dataset matched its content hash,
                                   * 0 = written before content hashes (unchecked) */
 } gi_state;

@@ -24,6 +24,12 @@
 
 /* The enumerated settings (GI_ARCH_*, GI_PRIOR_*, ...) and their names: enum_names.h. */
 
+/* The shared kriging hyperparameters of a data.prior fit, in this order:
+ * range (mm), nugget/sill, label effect/sill, donor effect/sill, label
+ * similarity weight (0 for a term the model does not have). Kept in the
+ * checkpoint (checkpoint.h) so that prediction reuses training's. */
+#define GI_PRIOR_HYPER_N 5
+
 typedef struct gi_config {
     char source[GI_PATH_MAX];          /* the YAML file this came from */
 

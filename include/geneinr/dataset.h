@@ -30,6 +30,11 @@ typedef struct gi_dataset {
     unsigned char *is_val;   /* [n] 1 = validation sample */
     int val_donor;           /* held-out donor index (validation: donor), else -1 */
     int n_train, n_val;
+    /* set by a data.prior fitted over the dataset (prior.c, for training):
+     * its shared kriging hyperparameters (GI_PRIOR_HYPER_N, config.h), which
+     * training keeps in the checkpoint; 0 = none */
+    int has_prior_hyper;
+    double prior_hyper[GI_PRIOR_HYPER_N];
 } gi_dataset;
 
 int gi_dataset_build(gi_dataset *d, const gi_config *c, gi_err *err);

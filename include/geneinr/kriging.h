@@ -55,4 +55,16 @@ double gi_cov_rho(int covariance, double h, double range);
  * method (range in mm; sill and nugget in the targets' units squared). */
 int gi_kriging_params(const gi_method *m, int gene, double *range, double *sill, double *nugget);
 
+/* The shared hyperparameters of a fitted kriging or regression-kriging
+ * method (GI_PRIOR_HYPER_N values in config.h's order, 0 for a term the model
+ * does not have); -1 when it has per-gene hyperparameters or is not kriging. */
+int gi_kriging_hyper(const gi_method *m, double *hyper);
+
+/* The profile negative log-likelihood that the ML fit minimises, summed over
+ * the G genes of y ([n][G], NaN = unmeasured) at the hyperparameters hyper
+ * (GI_PRIOR_HYPER_N; lab, don, R NULL = no label, donor or label-similarity
+ * term): for tests. -1: not positive definite or out of memory. */
+int gi_kriging_nll(int covariance, int n, const float *mni, const int *lab, const int *don, const double *R, int L,
+                   int G, const float *y, const double *hyper, double *nll);
+
 #endif

@@ -65,6 +65,8 @@ typedef struct gi_method_opts {
                                   * profiles are correlated (data.prior_label_similarity) */
     const struct gi_method *hyper_from; /* kriging: a fitted kriging model of the same kind whose
                                   * hyperparameters are reused (no ML fit), NULL = fit them */
+    const double *hyper;         /* kriging, shared hyperparameters: these (GI_PRIOR_HYPER_N, config.h's
+                                  * order) instead of an ML fit; NULL = fit them (or hyper_from's) */
     uint64_t seed;               /* subsample draws */
     int verbose;                 /* print the fitted hyperparameters */
     struct gi_progress *progress; /* kriging: counts likelihood evaluations and genes into it (progress.h); NULL = none */

@@ -40,6 +40,15 @@ enum { GI_PRIOR_FOR_TRAIN = 0, GI_PRIOR_FOR_PREDICT = 1 };
  * prediction from d->y, which then holds the residual the network learns.
  * Without data.prior p is empty and d is unchanged. */
 int gi_prior_apply(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, gi_err *err);
+/* The same with given shared kriging hyperparameters (GI_PRIOR_HYPER_N,
+ * config.h; a checkpoint's prior_hyper): the fit is then one factorisation,
+ * no maximum likelihood. hyper NULL = an ML fit whose genes' likelihood
+ * terms the ranks of comm share (collective over comm: every rank passes the
+ * same data; MPI_COMM_SELF = alone, as gi_prior_apply). For
+ * GI_PRIOR_FOR_TRAIN the fitted (or given) shared hyperparameters are left in
+ * d->prior_hyper. */
+int gi_prior_apply_with(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, const double *hyper,
+                        MPI_Comm comm, gi_err *err);
 
 /* The cross-fitting fold (0 .. data.prior_crossfit-1) of training sample i:
  * a pure function of train.seed and i, so every rank and rank count agree. */
@@ -62,7 +71,7 @@ gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_c
 
 /* The training targets of c (a gi_targets_fn): the dataset, over data.prior
  * its residual. */
-int gi_prior_targets(gi_dataset *d, const gi_config *c, gi_err *err);
+int gi_prior_targets(gi_dataset *d, const gi_config *c, MPI_Comm comm, gi_err *err);
 
 /* Training composed over the prior: train.h's gi_train_on and ensemble.h's
  * gi_ensemble_train_on with gi_prior_targets (arguments as there). */

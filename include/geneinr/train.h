@@ -45,11 +45,12 @@ typedef struct gi_train_result {
  * 1 and N ranks compute the same chunks). */
 int gi_train_chunk(const gi_model_spec *s);
 
-/* The targets the network learns: fills d from c (inputs, targets, split).
+/* The targets the network learns: fills d from c (inputs, targets, split);
+ * collective over comm, the training's ranks (which may share the work).
  * NULL = gi_dataset_build. A data.prior is composed above training by a
  * caller that hands in its residual targets (prior.h: gi_prior_targets, and
  * gi_train / gi_train_ex there, which call gi_train_on with it). */
-typedef int (*gi_targets_fn)(gi_dataset *d, const gi_config *c, gi_err *err);
+typedef int (*gi_targets_fn)(gi_dataset *d, const gi_config *c, MPI_Comm comm, gi_err *err);
 
 /* Trains c's model on targets(c), into out_dir. resume: checkpoint to continue
  * from, or NULL. Collective over comm. force: on resume, accept changed

@@ -111,7 +111,7 @@ static const key_spec KEYS[] = {
     INT("data.prior_crossfit", data.prior_crossfit, "0", 0, 100,
         "cross-fitting of the prior: K >= 2 splits the training samples into K folds and the network learns the residual over each sample's out-of-fold prior prediction (fits on the other K-1 folds, the full fit's hyperparameters), i.e. the prior's held-out error; 0 = in-sample residuals; needs data.prior"),
     BOOL("data.prior_refit", data.prior_refit, "false",
-         "for prediction (render, eval) the prior is refitted on every sample of data.samples, validation samples included; training and its validation keep the fit on the training samples; needs data.prior"),
+         "for prediction (render, eval) the prior is refitted on every sample of data.samples, validation samples included, with the hyperparameters training fitted (kept in the checkpoint: one factorisation; checkpoints from before they were kept are refitted by ML); training and its validation keep the fit on the training samples; needs data.prior"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
 
     GI_MODEL_SETTINGS(MODEL_ROW)

@@ -130,7 +130,8 @@ static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
  * table and the split, so the same config reproduces it exactly; the
  * normalisation is compared with the checkpoint's to make sure). With
  * data.prior_refit the prior is instead refitted on every sample of the
- * table (prior.h, GI_PRIOR_FOR_PREDICT). */
+ * table (prior.h, GI_PRIOR_FOR_PREDICT). Either way with the hyperparameters
+ * the training fitted (checkpoint.h: prior_hyper) when the checkpoint has them. */
 static inr_member *member_load(const char *ckpt, const gi_config *c, int build_prior, int keep_y, int batch,
                                gi_err *err)
 {
@@ -157,7 +158,16 @@ static inr_member *member_load(const char *ckpt, const gi_config *c, int build_p
         }
         if (keep_y)
             memcpy(s->y_std, s->data.y, sizeof(float) * ny);
-        if (gi_prior_apply(&s->prior, &s->data, c, GI_PRIOR_FOR_PREDICT, err) != 0) {
+        /* The training prior's hyperparameters, kept in the checkpoint: the
+         * prediction prior (and the calibration's, which takes them from it)
+         * is then one factorisation. Older checkpoints: fitted again by ML. */
+        const double *hyper = s->st.n_prior_hyper == GI_PRIOR_HYPER_N ? s->st.prior_hyper : NULL;
+        int wr = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &wr);
+        if (!hyper && !c->baseline.per_gene && wr == 0)
+            printf("note: %s keeps no prior hyperparameters (written before they were kept): the data.prior's are "
+                   "fitted again by maximum likelihood\n", ckpt);
+        if (gi_prior_apply_with(&s->prior, &s->data, c, GI_PRIOR_FOR_PREDICT, hyper, MPI_COMM_SELF, err) != 0) {
             member_free(s);
             return NULL;
         }

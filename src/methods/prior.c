@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "geneinr/kriging.h"
 #include "geneinr/progress.h"
 #include "geneinr/rng.h"
 
@@ -17,7 +18,8 @@
  * hyper_from: reuse that fit's kriging hyperparameters instead of fitting
  * them. */
 static gi_method *fit_prior_y(const gi_dataset *d, const float *ys, const gi_config *c, const unsigned char *use,
-                              const gi_method *hyper_from, gi_progress *progress, gi_err *err)
+                              const gi_method *hyper_from, const double *hyper, MPI_Comm comm, gi_progress *progress,
+                              gi_err *err)
 {
     const gi_samples *s = &d->s;
     size_t n = (size_t)s->n, G = (size_t)s->n_genes;
@@ -46,6 +48,8 @@ static gi_method *fit_prior_y(const gi_dataset *d, const float *ys, const gi_con
     o.donor_effect = c->data.prior_donor_effect;
     o.label_similarity = c->data.prior_label_similarity;
     o.hyper_from = hyper_from;
+    o.hyper = hyper_from ? NULL : hyper;
+    o.comm = comm;
     o.progress = progress;
     m = gi_method_fit_impl(kind == GI_METHOD_RK ? &gi_rk_impl : &gi_kriging_impl, kind, &o, &fd, err);
     if (!m)
@@ -56,9 +60,10 @@ done:
 }
 
 static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsigned char *use,
-                            const gi_method *hyper_from, gi_progress *progress, gi_err *err)
+                            const gi_method *hyper_from, const double *hyper, MPI_Comm comm, gi_progress *progress,
+                            gi_err *err)
 {
-    return fit_prior_y(d, d->y, c, use, hyper_from, progress, err);
+    return fit_prior_y(d, d->y, c, use, hyper_from, hyper, comm, progress, err);
 }
 
 gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_config *c, const gi_method *hyper_from,
@@ -71,7 +76,7 @@ gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_c
     }
     for (int i = 0; i < d->s.n; i++)
         use[i] = !d->is_val[i];
-    gi_method *m = fit_prior_y(d, y, c, use, hyper_from, NULL, err);
+    gi_method *m = fit_prior_y(d, y, c, use, hyper_from, NULL, MPI_COMM_SELF, NULL, err);
     free(use);
     return m;
 }
@@ -115,7 +120,7 @@ static int crossfit_prior(gi_prior_fit *p, const gi_dataset *d, const gi_config 
         }
         if (nf == 0)
             continue;
-        gi_method *m = fit_prior(d, c, use, p->m, NULL, err);
+        gi_method *m = fit_prior(d, c, use, p->m, NULL, MPI_COMM_SELF, NULL, err);
         rc = m ? gi_method_predict(m, nf, mni, d->label ? lab : NULL, pred, err) : -1;
         gi_method_free(m);
         if (rc != 0)
@@ -136,6 +141,12 @@ done:
  * fit, the map it adds to is the one that has seen all the data. */
 int gi_prior_apply(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, gi_err *err)
 {
+    return gi_prior_apply_with(p, d, c, purpose, NULL, MPI_COMM_SELF, err);
+}
+
+int gi_prior_apply_with(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpose, const double *hyper,
+                        MPI_Comm comm, gi_err *err)
+{
     memset(p, 0, sizeof *p);
     if (c->data.prior == GI_PRIOR_NONE)
         return 0;
@@ -151,12 +162,16 @@ int gi_prior_apply(gi_prior_fit *p, gi_dataset *d, const gi_config *c, int purpo
     }
     for (size_t i = 0; i < n; i++)
         use[i] = refit || !d->is_val[i];
-    /* ~20 s (fit) and ~40 s (refit on every sample) for the atlas config on
-     * 3,702 samples: progress lines (progress.h). */
+    /* The ML fit takes ~10-40 s for the atlas config (3,702 samples, 100
+     * genes, 2 ranks; issue 31): progress lines (progress.h). With given
+     * hyperparameters (a checkpoint's) it is one factorisation, a few s. */
     gi_progress prog;
-    gi_progress_begin(&prog, refit ? "prior refit" : "prior fit", "likelihood evaluations", 0);
-    p->m = fit_prior(d, c, use, NULL, &prog, err);
+    gi_progress_begin(&prog, refit ? "prior refit" : "prior fit", hyper ? "factorisations" : "likelihood evaluations",
+                      0);
+    p->m = fit_prior(d, c, use, NULL, hyper, comm, &prog, err);
     free(use);
+    /* Training keeps the fitted hyperparameters (checkpoint.h: prior_hyper). */
+    d->has_prior_hyper = p->m && purpose == GI_PRIOR_FOR_TRAIN && gi_kriging_hyper(p->m, d->prior_hyper) == 0;
     int rc = !p->m || gi_method_predict(p->m, (int)n, s->mni, d->label, p->at, err) != 0 ||
              (purpose == GI_PRIOR_FOR_TRAIN && c->data.prior_crossfit > 0 && crossfit_prior(p, d, c, err) != 0);
     gi_progress_end(&prog);
@@ -189,12 +204,12 @@ void gi_prior_free(gi_prior_fit *p)
 
 /* Training needs the residual targets only: the prior is dropped once they
  * are made (prediction rebuilds it from the same config, method_inr.c). */
-int gi_prior_targets(gi_dataset *d, const gi_config *c, gi_err *err)
+int gi_prior_targets(gi_dataset *d, const gi_config *c, MPI_Comm comm, gi_err *err)
 {
     if (gi_dataset_build(d, c, err) != 0)
         return -1;
     gi_prior_fit p;
-    if (gi_prior_apply(&p, d, c, GI_PRIOR_FOR_TRAIN, err) != 0) {
+    if (gi_prior_apply_with(&p, d, c, GI_PRIOR_FOR_TRAIN, NULL, comm, err) != 0) {
         gi_dataset_free(d);
         return -1;
     }

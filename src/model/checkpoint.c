@@ -94,6 +94,9 @@ static int write_contents(hid_t f, const gi_state *st, const char *where, gi_err
         gi_h5_put_array(f, where, "donor_in_average", H5T_NATIVE_UCHAR, m->donor_in_average,
                         (hsize_t)st->n_donors, DSET_FLAGS, err))
         return -1;
+    if (st->n_prior_hyper == GI_PRIOR_HYPER_N &&
+        gi_h5_put_array(f, where, "prior_hyper", H5T_NATIVE_DOUBLE, st->prior_hyper, GI_PRIOR_HYPER_N, DSET_FLAGS, err))
+        return -1;
 
     long long *steps = malloc(sizeof *steps * (size_t)(st->n_history > 0 ? st->n_history : 1));
     if (!steps)
@@ -277,6 +280,27 @@ static int read_spec(hid_t f, const char *path, gi_model_spec *s, gi_err *err)
     return 0;
 }
 
+/* The training prior's hyperparameters (optional: none without data.prior,
+ * with per-gene hyperparameters, or before they were kept). */
+static int read_prior_hyper(hid_t f, const char *path, gi_state *st, gi_err *err)
+{
+    st->n_prior_hyper = 0;
+    if (H5Lexists(f, "prior_hyper", H5P_DEFAULT) <= 0)
+        return 0;
+    if (gi_h5_get_array(f, path, "prior_hyper", H5T_NATIVE_DOUBLE, st->prior_hyper, GI_PRIOR_HYPER_N, err) != 0)
+        return -1;
+    /* range > 0, nugget > 0, the variance ratios >= 0, the weight in [0, 1] */
+    const double *h = st->prior_hyper;
+    int ok = h[0] > 0 && h[1] > 0 && h[2] >= 0 && h[3] >= 0 && h[4] >= 0 && h[4] <= 1;
+    for (int i = 0; i < GI_PRIOR_HYPER_N; i++)
+        ok = ok && isfinite(h[i]);
+    if (!ok)
+        return gi_fail(err, "%s: invalid prior_hyper (range %g, nugget/sill %g, label %g, donor %g, similarity %g)",
+                       path, h[0], h[1], h[2], h[3], h[4]);
+    st->n_prior_hyper = GI_PRIOR_HYPER_N;
+    return 0;
+}
+
 /* The settings history (checkpoints before it existed have none). */
 static int read_history(hid_t f, const char *path, gi_state *st, gi_err *err)
 {
@@ -419,6 +443,8 @@ static int load(gi_state *st, const char *path, gi_err *err)
     } else {
         rc = read_history(f, path, st, err);
     }
+    if (rc == 0)
+        rc = read_prior_hyper(f, path, st, err);
     /* fletcher32 passes a zeroed chunk and a replaced dataset: the content
      * hashes do not. Checkpoints written before them load unchecked
      * (st->sealed = 0; the callers say so). */

@@ -289,6 +289,16 @@ static char **copy_names(char *const *src, int n)
     return r;
 }
 
+/* The prior's shared hyperparameters, as the targets function found them
+ * (prior.c): kept in the checkpoint so that prediction refits the prior with
+ * one factorisation instead of a maximum-likelihood fit. */
+static void keep_prior_hyper(gi_state *st, const gi_dataset *d)
+{
+    st->n_prior_hyper = d->has_prior_hyper ? GI_PRIOR_HYPER_N : 0;
+    if (d->has_prior_hyper)
+        memcpy(st->prior_hyper, d->prior_hyper, sizeof st->prior_hyper);
+}
+
 /* A fresh state: initialised model, zero moments, names and normalisation. */
 static int state_new(trainer *t, gi_err *err)
 {
@@ -332,6 +342,7 @@ static int state_new(trainer *t, gi_err *err)
     if (d->n_labels)
         memcpy(st->label_values, d->label_values, sizeof(int) * d->n_labels);
     memcpy(st->best_params, st->model.params, sizeof(float) * st->model.n_params);
+    keep_prior_hyper(st, d);
     /* A donor without training samples (held out) keeps its random embedding
      * row: it must not enter the donor average. */
     for (int dn = 0; dn < d->s.n_donors; dn++)
@@ -503,6 +514,10 @@ static int state_resume(trainer *t, const char *path, int force, gi_err *err)
     for (int g = 0; g < st->n_genes; g++)
         if (st->gene_mean[g] != t->data.gene_mean[g] || st->gene_std[g] != t->data.gene_std[g])
             return gi_fail(err, "%s: the sample table or validation split differs from the one it was trained on", path);
+    /* A checkpoint from before the prior's hyperparameters were kept gets
+     * them now (the prior was fitted again, deterministically, for the targets). */
+    if (!t->st.n_prior_hyper)
+        keep_prior_hyper(&t->st, &t->data);
     free(t->st.config_yaml);
     t->st.config_yaml = checkpoint_yaml(t->c);
     return t->st.config_yaml ? 0 : gi_fail(err, "out of memory");
@@ -570,7 +585,7 @@ static int setup(trainer *t, const char *resume, int force, gi_err *err)
 {
     if (resume && t->targets && precheck_resume(t, resume, force, err) != 0)
         return -1;
-    if ((t->targets ? t->targets(&t->data, t->c, err) : gi_dataset_build(&t->data, t->c, err)) != 0)
+    if ((t->targets ? t->targets(&t->data, t->c, t->comm, err) : gi_dataset_build(&t->data, t->c, err)) != 0)
         return -1;
     if ((resume ? state_resume(t, resume, force, err) : state_new(t, err)) != 0)
         return -1;
