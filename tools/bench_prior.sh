@@ -7,9 +7,6 @@
 #      (geneinr run: prior fit, training, render) ...
 #   3. ... and its render alone (the prior's refit, the lattices, network + prior at every voxel);
 #   4. with EXACT=1 also the exact prior (render.prior_step 1) and the atlas's difference from it.
-# Every render sets render.chunk_genes 2: at 1 mm x 100 genes the automatic layout (1 gene per
-# chunk) gives /expression and /uncertainty 18,200 chunks each, past the ~26,500 chunks a file
-# takes on this MPI-IO stack (docs/BENCHMARKS.md "Atlas chunk layout"), and the write fails.
 #   tools/bench_prior.sh [BUILD]      env: NP (2), EXACT (0)
 set -e
 BUILD=${1:-build}
@@ -22,7 +19,7 @@ mkdir -p $B
 [ -f $B/ph100/samples.csv ] || $G phantom --out $B/ph100 --genes 100 >/dev/null
 S=(--set data.samples=$B/ph100/samples.csv --set data.anatomy=$B/ph100/anatomy.nii.gz
    --set render.mask=$B/ph100/mask.nii.gz --set render.nifti=false --set render.preview_genes=0
-   --set render.report=false --set render.chunk_genes=2)
+   --set render.report=false)
 NONE=(--set data.prior=none --set data.prior_refit=false --set data.prior_donor_effect=false
       --set render.uncertainty=false)
 T="/usr/bin/time -f %e"
