@@ -126,8 +126,8 @@ const gi_cmd gi_cmd_extend = {
     .name = "extend",
     .run = run_extend,
     .operand = "CONFIG",
-    .synopsis = "adds the genes of `data.samples` that a trained factorized model lacks, as ridge readout rows of "
-                "its frozen trunk: `OUT/checkpoint.h5` with every gene",
+    .synopsis = "adds the genes of `data.samples` that a trained model lacks (ridge readout rows on its frozen trunk): "
+                "`OUT/checkpoint.h5` with every gene",
     .help = "CONFIG is the config the checkpoint was trained with; its data.samples may be another table of the same\n"
             "samples holding new genes (and any of the trained ones, which are kept bit for bit). Each new gene's\n"
             "readout row is a ridge regression on the trunk's last hidden layer at its measured training samples\n"
