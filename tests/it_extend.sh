@@ -164,3 +164,22 @@ $G extend "$T/cfg.yaml" >"$T/u.log" 2>&1
 rc=$?
 if [ $rc = 2 ] && grep -q -- "--checkpoint" "$T/u.log"; then ok "no --checkpoint: usage error (exit 2)"
 else notok "no --checkpoint: usage error (exit 2)" "exit $rc"; fi
+
+# eval's new-gene mode (item 2): 2 of the 6 genes held out of inr_extended's trunk.
+sed '/genes: .*old.txt/d' "$T/cfg.yaml" > "$T/ecfg.yaml"
+check "eval --set eval.new_genes=2 (2 folds, inr and idw)" $G eval "$T/ecfg.yaml" --out "$T/ev" \
+    --set eval.new_genes=2 --set eval.folds=2 --set eval.methods=inr,idw
+check "summary.csv: inr, idw and inr_extended on the 2 held-out genes" $PY - "$T/ev" <<'PY'
+import sys, csv
+s = list(csv.DictReader(open(sys.argv[1] + "/summary.csv")))
+assert [r["method"] for r in s] == ["inr", "idw", "inr_extended"], s
+assert all(r["genes"] == "2" for r in s) and all(float(r["median_r"]) > 0.3 for r in s), s
+e = list(csv.DictReader(open(sys.argv[1] + "/eval.csv")))
+ext = {r["gene"] for r in e if r["method"] == "inr_extended"}
+assert len(ext) == 2 and len({r["gene"] for r in e if r["method"] == "inr"}) == 6, ext
+assert all(r["r"] not in ("", "nan") for r in e if r["method"] == "inr_extended")
+PY
+fails_cleanly "eval.new_genes without the inr method" "add inr to eval.methods" \
+    $G eval "$T/ecfg.yaml" --out "$T/ev2" --set eval.new_genes=2 --set eval.methods=idw
+fails_cleanly "eval.new_genes: every gene held out" "leaves none to train the trunk on" \
+    $G eval "$T/ecfg.yaml" --out "$T/ev3" --set eval.new_genes=6 --set eval.methods=inr
