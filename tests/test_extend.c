@@ -267,6 +267,17 @@ static void test_ridge(void)
            info[1].alpha, info[1].val_mse, info[1].val_mse_zero);
     CHECK(info[2].n_train == ntr - (ntr + 4) / 5 && info[2].n_val < nv && info[0].n_val == nv,
           "ridge: counts of measured samples");
+    /* A gene's row depends on its own column only (not on the genes fitted
+     * with it, nor on the factorisations kept from them): what makes the
+     * rows the same whatever rank fits which gene. */
+    float *t1 = malloc(sizeof(float) * n), w1[16], b1[1];
+    gi_extend_gene i1[1];
+    for (int i = 0; i < n; i++)
+        t1[i] = t[i * k + 2];
+    ok = gi_extend_ridge(&m, h, ntr, ftr, nv, fv, t1, 1, w1, b1, i1, MPI_COMM_SELF, &err) == 0;
+    CHECK(ok && memcmp(w1, w + 2 * W, sizeof w1) == 0 && b1[0] == b[2] && i1[0].alpha == info[2].alpha,
+          "ridge: a gene fitted alone gets the same bits as among others");
+    free(t1);
     /* Without validation samples: generalised cross-validation chooses. */
     gi_extend_gene i2[3];
     float w2[3 * 16], b2[3];

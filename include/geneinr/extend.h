@@ -26,7 +26,7 @@
  *
  * Solved in double through the eigendecomposition of the centred Gram matrix
  * (LAPACK dsyev), shared by genes measured at the same training samples
- * (consecutive genes of one pattern reuse it), so the whole grid costs two
+ * (the last few patterns are kept), so the whole grid costs a few
  * matrix-vector products per gene.
  *
  * The same bits at every rank count: features are computed in blocks of

@@ -31,6 +31,10 @@ const double GI_EXTEND_ALPHAS[GI_EXTEND_N_ALPHAS] = {10, 3, 1, 0.3, 0.1, 0.03, 0
 /* Doubles per gene in the gathered results beyond the row: the bias, then the six figures of gi_extend_gene. */
 #define REC_EXTRA 7
 
+/* Sample patterns whose factorisations are kept at once (each n x W + nv x W
+ * doubles: 8 MB at 3,700 samples and width 256). */
+#define PATTERN_CACHE 8
+
 /* ---------------------------------------------------------------- ridge */
 
 /* The factorisation of one training pattern (the samples a gene is measured
@@ -246,8 +250,9 @@ int gi_extend_ridge(const gi_model *m, const float *h, int ntr, const int *ftr, 
     double *rec = malloc(sizeof(double) * (size_t)(k ? k : 1) * R);
     unsigned char *mask = malloc((size_t)(ntr ? ntr : 1));
     int *counts = malloc(sizeof(int) * (size_t)size), *displs = malloc(sizeof(int) * (size_t)size);
-    pattern p;
-    memset(&p, 0, sizeof p);
+    pattern cache[PATTERN_CACHE];
+    memset(cache, 0, sizeof cache);
+    int next = 0;
     int rc = rec && mask && counts && displs ? 0 : gi_fail(err, "out of memory for %d readout rows", k);
     for (long g = lo; rc == 0 && g < hi; g++) {
         const float *tg = t + g;
@@ -261,13 +266,23 @@ int gi_extend_ridge(const gi_model *m, const float *h, int ntr, const int *ftr, 
                          n == 1 ? "" : "s");
             break;
         }
-        /* Consecutive genes measured at the same samples share the factorisation. */
-        if (!p.mask || memcmp(p.mask, mask, (size_t)ntr) != 0)
-            rc = pattern_build(&p, h, W, ntr, ftr, nv, fv, mask, err);
-        if (rc == 0 && ridge_gene(&p, ntr, ftr, nv, fv, tg, k, rec + (size_t)g * R) != 0)
+        /* Genes measured at the same samples share the factorisation (a
+         * few kept, replaced in turn): a gene's row depends only on its own
+         * pattern, never on which genes came before it. */
+        pattern *p = NULL;
+        for (int q = 0; q < PATTERN_CACHE && !p; q++)
+            if (cache[q].mask && memcmp(cache[q].mask, mask, (size_t)ntr) == 0)
+                p = &cache[q];
+        if (!p) {
+            p = &cache[next];
+            next = (next + 1) % PATTERN_CACHE;
+            rc = pattern_build(p, h, W, ntr, ftr, nv, fv, mask, err);
+        }
+        if (rc == 0 && ridge_gene(p, ntr, ftr, nv, fv, tg, k, rec + (size_t)g * R) != 0)
             rc = gi_fail(err, "out of memory for the ridge");
     }
-    pattern_free(&p);
+    for (int q = 0; q < PATTERN_CACHE; q++)
+        pattern_free(&cache[q]);
     free(mask);
     if (gi_dist_agree(comm, rc, err) != 0) {
         free(rec); free(counts); free(displs);
