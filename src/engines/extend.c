@@ -414,8 +414,11 @@ static int check_config(const gi_config *c, const gi_state *st, const char *ckpt
 
 /* The training prior's hyperparameters for the new genes' prior: NULL = fitted
  * by maximum likelihood on the new genes. Once the checkpoint keeps the
- * training prior's fitted hyperparameters (shared by all genes), this returns
- * a fit carrying them and the new genes' prior is the training's own model. */
+ * training prior's fitted hyperparameters (shared by all genes: the state's
+ * prior_hyper of issue 31), subtract_prior becomes one call that applies the
+ * prior with them (prior.h's gi_prior_apply_with on the new genes' view, the
+ * training purpose, crossfit included), and the new genes' prior is the
+ * training's own model. gi_state_add_genes leaves that field as it is. */
 static const gi_method *prior_hyperparameters(const gi_state *st)
 {
     (void)st;
