@@ -4,7 +4,7 @@
 # (exit 2). Fast: no command does any work here.
 . "$(dirname "$0")/lib.sh" cli
 
-COMMANDS="phantom prepare train render run info score eval regions config preview report sweep"
+COMMANDS="phantom prepare train render run info score eval regions config preview report sweep predict correlate extend"
 
 readme_matches() {
     local table
@@ -41,6 +41,7 @@ check "unknown command: exit 2" exits_2 "unknown command" frobnicate
 check "help for an unknown command: exit 2" exits_2 "unknown command" help frobnicate
 check "run without a config: exit 2" exits_2 "run needs CONFIG" run
 check "eval without a config: exit 2" exits_2 "eval needs CONFIG" eval
+check "extend without --checkpoint: exit 2" exits_2 "extend needs --checkpoint" extend c.yaml
 check "regions without --out: exit 2" exits_2 "regions needs --out" regions a.h5 --parcellation p.nii.gz
 check "score without --truth: exit 2" exits_2 "score needs --truth" score a.h5 --samples s.csv
 check "phantom without --out: exit 2" exits_2 "phantom needs --out" phantom

@@ -26,7 +26,7 @@ static const char *const ALL_KEYS[] = {
     "render.chunk_genes",
     "render.method", "render.uncertainty", "render.uncertainty_step", "render.prior_step",
     "baseline.idw_k", "baseline.covariance", "baseline.per_gene", "baseline.fit_samples", "baseline.label_shrink",
-    "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups",
+    "eval.split", "eval.folds", "eval.block_mm", "eval.methods", "eval.seed", "eval.groups", "eval.new_genes",
     "render.background", "render.dtype", "render.preview_genes", "render.preview_at", "render.preview_samples",
     "render.preview_orientation", "render.report",
     "run.out", "run.threads",

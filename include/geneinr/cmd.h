@@ -114,7 +114,7 @@ typedef struct gi_cmd {
 /* The rows, one per command file. */
 extern const gi_cmd gi_cmd_phantom, gi_cmd_prepare, gi_cmd_train, gi_cmd_render, gi_cmd_run, gi_cmd_info,
     gi_cmd_score, gi_cmd_eval, gi_cmd_regions, gi_cmd_config, gi_cmd_preview, gi_cmd_report, gi_cmd_sweep,
-    gi_cmd_predict, gi_cmd_correlate;
+    gi_cmd_predict, gi_cmd_correlate, gi_cmd_extend;
 
 /* The table (cli.c), in the order of the help; NULL-terminated. */
 extern const gi_cmd *const gi_cmd_table[];

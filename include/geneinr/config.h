@@ -115,6 +115,7 @@ typedef struct gi_config {
         char methods[256];             /* eval.methods: comma-separated method names, "" = all that apply */
         uint64_t seed;                 /* eval.seed: fold assignment */
         int groups;                    /* eval.groups: rank groups working on folds side by side, 0 = auto */
+        int new_genes;                 /* eval.new_genes: genes held out of the trunk and extended (inr_extended), 0 = off */
     } eval;
 
     struct {

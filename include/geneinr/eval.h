@@ -28,6 +28,15 @@
  *   OUT/folds/F/result.bin  fold F's finished results (reused by a rerun)
  * and a table on stdout.
  *
+ * New-gene mode (eval.new_genes = K > 0): K genes drawn with eval.seed are
+ * held out of a second INR in every fold: it is trained on the fold's
+ * training samples without them (OUT/folds/F/inr_trunk), then extended to
+ * them from the same samples (extend.h; OUT/folds/F/inr_extended) and scored
+ * as method inr_extended on the fold's held-out samples. summary.csv then
+ * scores every method (inr trained with every gene, the baselines,
+ * inr_extended) on those K genes only (its genes column says K); eval.csv
+ * keeps every gene's rows of the other methods.
+ *
  * MPI: ranks form eval.groups groups (0 = one group per fold, at most one
  * per rank); group p takes folds p, p + groups, ...; inside a group the INR
  * trains data-parallel (train.h) and the baselines are dealt to its ranks.

@@ -214,6 +214,8 @@ static const key_spec KEYS[] = {
     FLOAT("eval.block_mm", eval.block_mm, "20", 0, OPEN, 1000, CLOSED, "edge of the spatial blocks, mm (block)"),
     STR("eval.methods", eval.methods, "", "comma-separated methods to compare; \"\" = all that apply (regression_kriging needs data.anatomy)"),
     U64("eval.seed", eval.seed, "1", "seed of the fold assignment"),
+    INT("eval.new_genes", eval.new_genes, "0", 0, 1e7,
+        "new-gene mode: K > 0 genes (drawn with eval.seed) are held out of a second INR's training in every fold and extended onto its trunk (geneinr extend) from the fold's training samples: method inr_extended, and summary.csv scores every method on those K genes only; needs inr and model.gene_mode factorized; 0 = off"),
     INT("eval.groups", eval.groups, "0", 0, 1e6,
         "MPI: rank groups evaluating folds side by side (the INR trains data-parallel within a group); 0 = one per fold, at most one per rank"),
 

@@ -19,7 +19,7 @@
 
 const gi_cmd *const gi_cmd_table[] = {
     &gi_cmd_phantom, &gi_cmd_prepare, &gi_cmd_train, &gi_cmd_render, &gi_cmd_run, &gi_cmd_info,
-    &gi_cmd_predict, &gi_cmd_score, &gi_cmd_eval, &gi_cmd_regions, &gi_cmd_config, &gi_cmd_preview,
+    &gi_cmd_predict, &gi_cmd_extend, &gi_cmd_score, &gi_cmd_eval, &gi_cmd_regions, &gi_cmd_config, &gi_cmd_preview,
     &gi_cmd_report, &gi_cmd_sweep, &gi_cmd_correlate, NULL,
 };
 

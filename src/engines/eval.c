@@ -10,15 +10,22 @@
 #include <unistd.h>
 
 #include "geneinr/anatomy.h"
+#include "geneinr/extend.h"
 #include "geneinr/geometry.h"
 #include "geneinr/progress.h"
 #include "geneinr/label_match.h"
 #include "geneinr/dist.h"
 #include "geneinr/method.h"
 #include "geneinr/rng.h"
+#include "geneinr/samples.h"
 #include "geneinr/stop.h"
 
 #define STREAM_FOLDS (GI_STREAM_SPLIT + 20)
+#define STREAM_NEW_GENES (GI_STREAM_SPLIT + 21)
+
+/* The slot of inr_extended among the methods (eval.new_genes): not a method
+ * kind of the table, it is the INR trained on fewer genes and extended. */
+#define KIND_EXTENDED (-1)
 
 typedef struct block_key {
     long key;
@@ -209,7 +216,9 @@ typedef struct evaluation {
     gi_match_summary match;  /* how they were matched (with data.anatomy) */
     int *fold;
     int F;
-    int kinds[GI_METHOD_COUNT], M;
+    int kinds[GI_METHOD_COUNT + 1], M;   /* + inr_extended (KIND_EXTENDED) with eval.new_genes */
+    int K;                   /* eval.new_genes: genes held out of the extended INR's trunk */
+    unsigned char *held;     /* [G] 1 = held out (K > 0), else NULL */
     double *truth;           /* [n][G] standardised in the sample's fold units */
     double *pred;            /* [M][n][G] */
     double *tsd;             /* [M][n][G] predictive SD of a held-out sample, sqrt(sd^2 + noise^2) (method.h),
@@ -218,8 +227,14 @@ typedef struct evaluation {
     uint64_t key;            /* what the results depend on (fold_key): a fold result of another key is not reused */
 } evaluation;
 
+static const char *slot_name(const evaluation *e, int mi)
+{
+    return e->kinds[mi] == KIND_EXTENDED ? "inr_extended" : GI_METHOD_NAMES[e->kinds[mi]];
+}
+
 static void evaluation_free(evaluation *e)
 {
+    free(e->held);
     gi_samples_free(&e->s);
     free(e->label);
     free(e->fold);
@@ -458,6 +473,195 @@ static int load_fold(evaluation *e, int f, const char *out_dir)
     return ok;
 }
 
+/* ---- eval.new_genes: inr_extended ---- */
+
+/* K genes drawn with eval.seed (the first K in the order of a random key per
+ * gene), the same for every fold, and the inr_extended slot after the methods. */
+static int choose_new_genes(evaluation *e, const gi_config *c, gi_err *err)
+{
+    int G = e->s.n_genes, K = c->eval.new_genes, have_inr = 0;
+    for (int mi = 0; mi < e->M; mi++)
+        have_inr |= e->kinds[mi] == GI_METHOD_INR;
+    if (!have_inr)
+        return gi_fail(err, "eval.new_genes: inr_extended is compared with the INR trained on every gene; add inr to "
+                       "eval.methods");
+    if (c->model.gene_mode != GI_GENE_FACTORIZED)
+        return gi_fail(err, "eval.new_genes: extension needs model.gene_mode: factorized (one readout row per gene)");
+    if (c->train.ensemble > 1)
+        return gi_fail(err, "eval.new_genes: extension grows one network; set train.ensemble: 1");
+    if (K >= G)
+        return gi_fail(err, "eval.new_genes: %d of the %d genes held out leaves none to train the trunk on", K, G);
+    uint64_t *k = malloc(sizeof(uint64_t) * 2 * (size_t)G);
+    e->held = calloc((size_t)G, 1);
+    if (!k || !e->held) {
+        free(k);
+        return gi_fail(err, "out of memory");
+    }
+    for (int g = 0; g < G; g++) {
+        k[2 * g] = gi_rng_u64(c->eval.seed, STREAM_NEW_GENES, (uint64_t)g);
+        k[2 * g + 1] = (uint64_t)g;
+    }
+    qsort(k, (size_t)G, 2 * sizeof(uint64_t), cmp_u64_idx);
+    for (int q = 0; q < K; q++)
+        e->held[k[2 * q + 1]] = 1;
+    free(k);
+    e->K = K;
+    e->kinds[e->M++] = KIND_EXTENDED;
+    return 0;
+}
+
+/* The fit's samples as a table (borrowed names and annotations), as the INR's fit writes them. */
+static int write_fit_table(const gi_fit_data *d, const char *path, gi_err *err)
+{
+    gi_samples s;
+    memset(&s, 0, sizeof s);
+    s.n = d->n;
+    s.n_genes = d->n_genes;
+    s.n_donors = d->n_donors;
+    s.donor = (int *)d->donor;
+    s.donor_names = (char **)d->donor_names;
+    s.mni = (float *)d->mni;
+    s.gene_names = (char **)d->gene_names;
+    s.values = (float *)d->y;
+    s.n_annot = d->n_annot;
+    s.annot_names = (char **)d->annot_names;
+    s.annot = (char **)d->annot;
+    s.well_ids = malloc(sizeof(char *) * (size_t)(d->n ? d->n : 1));
+    char *ids = malloc(16 * (size_t)(d->n ? d->n : 1));
+    int rc = s.well_ids && ids ? 0 : gi_fail(err, "out of memory");
+    for (int i = 0; rc == 0 && i < d->n; i++) {
+        s.well_ids[i] = ids + 16 * (size_t)i;
+        snprintf(s.well_ids[i], 16, "s%d", i);
+    }
+    if (rc == 0)
+        rc = gi_samples_write_csv(&s, path, err);
+    free(s.well_ids);
+    free(ids);
+    return rc;
+}
+
+/* Position of original gene g in the extended model: the kept genes in
+ * order, then the held-out ones in order (extend appends the new genes). */
+static void extended_positions(const evaluation *e, int *pos)
+{
+    int G = e->s.n_genes, p = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int g = 0; g < G; g++)
+            if (e->held[g] == pass)
+                pos[g] = p++;
+}
+
+/* inr_extended for one fold: the INR trained on the fold's training samples
+ * without the held-out genes (folds/F/inr_trunk), then extended with them from
+ * the same samples (folds/F/inr_extended: geneinr extend's engine, on the
+ * config the trunk's fit ran with), loaded as any INR. Collective over
+ * o->comm. Predicts every gene in the extended order (extended_order). */
+static gi_method *fit_extended(const evaluation *e, const gi_method_opts *o, const gi_fit_data *d, const char *dir,
+                               gi_err *err)
+{
+    int rank, G = d->n_genes, K = e->K, GK = G - K, n = d->n;
+    MPI_Comm_rank(o->comm, &rank);
+    char trunk[GI_PATH_MAX + 128], ext[GI_PATH_MAX + 128], ckpt[GI_PATH_MAX + 160];
+    snprintf(trunk, sizeof trunk, "%s/inr_trunk", dir);
+    snprintf(ext, sizeof ext, "%s/inr_extended", dir);
+    int *pos = malloc(sizeof(int) * (size_t)G);
+    float *yk = malloc(sizeof(float) * (size_t)(n ? n : 1) * GK), *ye = malloc(sizeof(float) * (size_t)(n ? n : 1) * G);
+    char **names = malloc(sizeof(char *) * (size_t)G);
+    gi_config *ct = malloc(sizeof *ct), *ce = malloc(sizeof *ce);
+    gi_method *m = NULL;
+    int rc = pos && yk && ye && names && ct && ce ? 0 : gi_fail(err, "out of memory");
+    if (rc == 0) {
+        extended_positions(e, pos);
+        for (int g = 0; g < G; g++) {
+            names[pos[g]] = d->gene_names[g];
+            for (int i = 0; i < n; i++) {
+                float v = d->y[(size_t)i * G + g];
+                ye[(size_t)i * G + pos[g]] = v;
+                if (pos[g] < GK)
+                    yk[(size_t)i * GK + pos[g]] = v;
+            }
+        }
+        if (rank == 0)
+            rc = make_dir(trunk, err) != 0 || make_dir(ext, err) != 0 ? -1 : 0;
+    }
+    if (gi_dist_agree(o->comm, rc, err) != 0)
+        goto done;
+    /* The trunk: the INR's own fit on the kept genes. */
+    *ct = *o->config;
+    ct->data.genes[0] = '\0';
+    gi_method_opts ot = *o;
+    ot.config = ct;
+    ot.work_dir = trunk;
+    gi_fit_data dk = *d;
+    dk.n_genes = GK;
+    dk.y = yk;
+    dk.gene_names = names;
+    gi_method *mt = gi_method_fit(GI_METHOD_INR, &ot, &dk, err);
+    if (!mt)
+        goto done;
+    gi_method_free(mt);
+    /* Extended with every gene of the same samples, on the config that fit
+     * trained with (method_inr.c: its own table, validation carved by fraction,
+     * the mask checked once by eval). */
+    *ce = *ct;
+    if (snprintf(ce->data.samples, sizeof ce->data.samples, "%s/train_samples.csv", ext) >= (int)sizeof ce->data.samples
+        || snprintf(ce->run.out, sizeof ce->run.out, "%s", ext) >= (int)sizeof ce->run.out) {
+        gi_fail(err, "eval folder path too long");
+        goto done;
+    }
+    if (ce->train.val_mode == GI_VAL_DONOR)
+        ce->train.val_mode = GI_VAL_FRACTION;
+    ce->render.mask[0] = '\0';
+    ce->data.max_outside = 1;
+    gi_fit_data de = *d;
+    de.y = ye;
+    de.gene_names = names;
+    rc = rank == 0 ? write_fit_table(&de, ce->data.samples, err) : 0;
+    if (gi_dist_agree(o->comm, rc, err) != 0)
+        goto done;
+    gi_extend_result res;
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", trunk);
+    if (gi_extend(ce, ckpt, ext, o->comm, &res, err) != 0)
+        goto done;
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", ext);
+    m = gi_method_inr_load(ckpt, ce, NULL, 0, err);
+done:
+    free(pos); free(yk); free(ye); free(names); free(ct); free(ce);
+    return m;
+}
+
+/* inr_extended's predictions [nt][G] (and SDs, noise [G]) from the extended
+ * order into the table's, NaN for the genes it was trained on (scored for
+ * the held-out genes only). */
+static int extended_order(const evaluation *e, int nt, float *pred, float *sd, float *noise, gi_err *err)
+{
+    int G = e->s.n_genes;
+    int *pos = malloc(sizeof(int) * (size_t)G);
+    float *row = malloc(sizeof(float) * (size_t)G);
+    if (!pos || !row) {
+        free(pos);
+        free(row);
+        return gi_fail(err, "out of memory");
+    }
+    extended_positions(e, pos);
+    float *arrs[2] = {pred, sd};
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; arrs[a] && k < nt; k++) {
+            float *r = arrs[a] + (size_t)k * G;
+            memcpy(row, r, sizeof(float) * (size_t)G);
+            for (int g = 0; g < G; g++)
+                r[g] = e->held[g] ? row[pos[g]] : NAN;
+        }
+    if (noise) {
+        memcpy(row, noise, sizeof(float) * (size_t)G);
+        for (int g = 0; g < G; g++)
+            noise[g] = e->held[g] ? row[pos[g]] : NAN;
+    }
+    free(pos);
+    free(row);
+    return 0;
+}
+
 /* One fold, all methods, on one rank group: 0 done (and kept in
  * folds/F/result.bin), 2 stopped by a signal, -1 failed; agreed in the group. */
 static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, gi_err *err)
@@ -523,7 +727,7 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         if (mi == e->M)
             break;
         int kind = e->kinds[mi];
-        int inr = kind == GI_METHOD_INR;
+        int inr = kind == GI_METHOD_INR || kind == KIND_EXTENDED;
         int mine = inr || slot++ % gsize == grank;
         if (!mine)
             continue;
@@ -541,16 +745,16 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         if (inr && gi_dist_agree(group, rc, err) != 0)
             goto done;
         if (!inr || grank == 0) {
-            printf("eval: fold %d/%d (%d test samples): %s\n", f + 1, e->F, nt, GI_METHOD_NAMES[kind]);
+            printf("eval: fold %d/%d (%d test samples): %s\n", f + 1, e->F, nt, slot_name(e, mi));
             fflush(stdout);
         }
         /* A kriging fit takes tens of seconds: progress lines (progress.h). */
         char what[96];
-        snprintf(what, sizeof what, "eval: fold %d/%d %s", f + 1, e->F, GI_METHOD_NAMES[kind]);
+        snprintf(what, sizeof what, "eval: fold %d/%d %s", f + 1, e->F, slot_name(e, mi));
         gi_progress prog;
         gi_progress_begin_here(&prog, inr ? NULL : what, "likelihood evaluations", 0);
         o.progress = &prog;
-        gi_method *m = gi_method_fit(kind, &o, &d, err);
+        gi_method *m = kind == KIND_EXTENDED ? fit_extended(e, &o, &d, dir, err) : gi_method_fit(kind, &o, &d, err);
         rc = m ? gi_method_predict(m, nt, tmni, e->label ? tlabel : NULL, tpred, err) : -1;
         /* The held-out samples' predictive SD: the map's SD and the noise
          * about it, from the method's own fit (never this fold's samples). */
@@ -567,10 +771,12 @@ static int run_fold(evaluation *e, int f, MPI_Comm group, const char *out_dir, g
         }
         gi_progress_end(&prog);
         gi_method_free(m);
+        if (rc == 0 && kind == KIND_EXTENDED)
+            rc = extended_order(e, nt, tpred, has_sd ? tsd : NULL, has_sd ? noise : NULL, err);
         if (inr && gi_dist_agree(group, rc, err) != 0)
             goto done;
         if (rc != 0) {
-            gi_fail_prefix(err, "fold %d, %s", f + 1, GI_METHOD_NAMES[kind]);
+            gi_fail_prefix(err, "fold %d, %s", f + 1, slot_name(e, mi));
             continue; /* the next boundary agrees it */
         }
         if (!inr || grank == 0) {
@@ -624,11 +830,17 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
     fprintf(fs, "method,split,folds,genes,median_r,mean_mse,coverage_50,coverage_90\n");
     char cells[64];
     for (int mi = 0; mi < M; mi++) {
-        const char *name = GI_METHOD_NAMES[e->kinds[mi]];
+        const char *name = slot_name(e, mi);
         const double *P = e->pred + (size_t)mi * n * G, *T = e->tsd + (size_t)mi * n * G;
         double msum = 0;
         int nr = 0, nm = 0;
         for (int g = 0; g < G; g++) {
+            /* eval.new_genes: every method is scored on the held-out genes,
+             * the only ones inr_extended maps (eval.csv keeps the others'
+             * rows of the other methods). */
+            int scored = !e->held || e->held[g];
+            if (!scored && e->kinds[mi] == KIND_EXTENDED)
+                continue;
             for (int f = 0; f < F; f++) {
                 long m = 0;
                 for (int i = 0; i < n; i++)
@@ -651,11 +863,13 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
             score(P + g, e->truth + g, n, G, &r, &mse, &cnt);
             cover c = {0, 0, 0};
             coverage(P + g, e->truth + g, T + g, n, G, &c);
+            fprintf(fe, "%s,%s,all,%s,%ld,%.6f,%.6f%s\n", name, split, s->gene_names[g], cnt, r, mse,
+                    cover_cells(&c, cells, sizeof cells));
+            if (!scored)
+                continue;
             cov[mi].in50 += c.in50;
             cov[mi].in90 += c.in90;
             cov[mi].cnt += c.cnt;
-            fprintf(fe, "%s,%s,all,%s,%ld,%.6f,%.6f%s\n", name, split, s->gene_names[g], cnt, r, mse,
-                    cover_cells(&c, cells, sizeof cells));
             if (!isnan(r))
                 rs[nr++] = r;
             if (!isnan(mse)) {
@@ -666,7 +880,7 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
         qsort(rs, (size_t)nr, sizeof(double), cmp_double);
         med[mi] = nr ? (nr % 2 ? rs[nr / 2] : 0.5 * (rs[nr / 2 - 1] + rs[nr / 2])) : NAN;
         mm[mi] = nm ? msum / nm : NAN;
-        fprintf(fs, "%s,%s,%d,%d,%.6f,%.6f%s\n", name, split, F, G, med[mi], mm[mi],
+        fprintf(fs, "%s,%s,%d,%d,%.6f,%.6f%s\n", name, split, F, e->held ? e->K : G, med[mi], mm[mi],
                 cover_cells(&cov[mi], cells, sizeof cells));
     }
     int bad = ferror(fe) || ferror(fs);
@@ -680,6 +894,9 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
     /* The table. */
     printf("\neval: %s split, %d folds, %d samples, %d genes (held-out Pearson r pooled over folds; MSE in "
            "standardised units)\n", split, F, n, G);
+    if (e->held)
+        printf("eval: new-gene mode: every method scored on the %d genes held out of inr_extended's trunk (trained "
+               "on the other %d, then extended)\n", e->K, G - e->K);
     printf("  %-20s %9s %10s %10s %7s %7s\n", "method", "median r", "mean MSE", "seconds", "cov50", "cov90");
     int best = 0;
     for (int mi = 0; mi < M; mi++)
@@ -694,7 +911,7 @@ static int write_outputs(const evaluation *e, const char *out_dir, gi_err *err)
             snprintf(c50, sizeof c50, "%.3f", (double)cov[mi].in50 / cov[mi].cnt);
             snprintf(c90, sizeof c90, "%.3f", (double)cov[mi].in90 / cov[mi].cnt);
         }
-        printf("  %-20s %9.4f %10.4f %10.1f %7s %7s%s\n", GI_METHOD_NAMES[e->kinds[mi]], med[mi], mm[mi], sec, c50, c90,
+        printf("  %-20s %9.4f %10.4f %10.1f %7s %7s%s\n", slot_name(e, mi), med[mi], mm[mi], sec, c50, c90,
                mi == best ? "   <- best median r" : "");
     }
     printf("eval: wrote %s and %s\n", p1, p2);
@@ -716,6 +933,9 @@ static int setup(evaluation *e, const gi_config *c, gi_err *err)
     if (M < 0)
         return -1;
     e->M = M;
+    if (c->eval.new_genes > 0 && choose_new_genes(e, c, err) != 0)
+        return -1;
+    M = e->M;
     if (c->data.anatomy[0]) {
         /* Training and test samples alike: a sample's label is a property of
          * the sample (its point, class and hemisphere; never its values), the
