@@ -68,6 +68,11 @@ void gi_prior_free(gi_prior_fit *p);
  * them (method_inr.c). */
 gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_config *c, const gi_method *hyper_from,
                                  gi_err *err);
+/* The same with given shared hyperparameters (GI_PRIOR_HYPER_N, a
+ * checkpoint's prior_hyper; NULL = hyper_from or ML): `geneinr extend` fits a
+ * new gene's prior with the training prior's own. */
+gi_method *gi_prior_fit_training_with(const gi_dataset *d, const float *y, const gi_config *c,
+                                      const gi_method *hyper_from, const double *hyper, gi_err *err);
 
 /* The training targets of c (a gi_targets_fn): the dataset, over data.prior
  * its residual. */

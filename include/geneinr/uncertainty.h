@@ -35,6 +35,8 @@
 #ifndef GENEINR_UNCERTAINTY_H
 #define GENEINR_UNCERTAINTY_H
 
+#include <mpi.h>
+
 #include "geneinr/error.h"
 #include "geneinr/knn.h"
 #include "geneinr/method.h"
@@ -65,6 +67,14 @@ size_t gi_sd_lattice_bytes(const gi_volume *mask, int step, int width);
 
 /* Compute (once) every plane that slices [z0, z0 + nzb) interpolate from. Local. */
 int gi_sd_lattice_planes(gi_sd_lattice *L, const gi_method *m, int z0, int nzb, gi_err *err);
+
+/* Every plane of the lattice, each computed by one rank (contiguous plane
+ * ranges balanced by needed points) and shared with the others: collective
+ * over comm. A render's blocks of slices are dealt to the ranks across the
+ * whole volume, so alone each rank would compute nearly every plane (at 1 mm,
+ * step 4, 29,978 of the ~30,000 points on rank 0 of 2); shared, the lattice
+ * costs 1/size of it per rank. Same bits at any rank count (fixed batches). */
+int gi_sd_lattice_share(gi_sd_lattice *L, const gi_method *m, MPI_Comm comm, gi_err *err);
 
 /* The smooth part at nb in-mask voxels vox [nb][3] (i, j, k): q [nb][width],
  * trilinear from the lattice (whose planes for them are computed). */

@@ -412,17 +412,15 @@ static int check_config(const gi_config *c, const gi_state *st, const char *ckpt
 
 /* ---------------------------------------------------------------- prior */
 
-/* The training prior's hyperparameters for the new genes' prior: NULL = fitted
- * by maximum likelihood on the new genes. Once the checkpoint keeps the
- * training prior's fitted hyperparameters (shared by all genes: the state's
- * prior_hyper of issue 31), subtract_prior becomes one call that applies the
- * prior with them (prior.h's gi_prior_apply_with on the new genes' view, the
- * training purpose, crossfit included), and the new genes' prior is the
- * training's own model. gi_state_add_genes leaves that field as it is. */
-static const gi_method *prior_hyperparameters(const gi_state *st)
+/* The training prior's hyperparameters for the new genes' prior: the
+ * checkpoint's (shared by all genes, issue 31), so a new gene's prior is the
+ * training's own model and one factorisation; NULL for checkpoints written
+ * before they were kept: then fitted by maximum likelihood on the new genes
+ * (and the render's refit over every gene moves the old genes' maps slightly).
+ * gi_state_add_genes leaves the field as it is. */
+static const double *prior_hyperparameters(const gi_state *st)
 {
-    (void)st;
-    return NULL;
+    return st->n_prior_hyper == GI_PRIOR_HYPER_N ? st->prior_hyper : NULL;
 }
 
 /* The new genes' targets minus the training-time prior (prior.h's
@@ -439,7 +437,7 @@ static int subtract_prior(const gi_dataset *view, float *y, const gi_config *c, 
     int *lab = malloc(sizeof(int) * n), *idx = malloc(sizeof(int) * n);
     gi_method *fit = NULL;
     int rc = at && held && mni && pred && lab && idx ? 0 : gi_fail(err, "out of memory for data.prior");
-    if (rc == 0 && !(fit = gi_prior_fit_training(view, y, c, prior_hyperparameters(st), err)))
+    if (rc == 0 && !(fit = gi_prior_fit_training_with(view, y, c, NULL, prior_hyperparameters(st), err)))
         rc = -1;
     if (rc == 0)
         rc = gi_method_predict(fit, (int)n, view->s.mni, view->label, at, err);

@@ -69,6 +69,12 @@ static gi_method *fit_prior(const gi_dataset *d, const gi_config *c, const unsig
 gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_config *c, const gi_method *hyper_from,
                                  gi_err *err)
 {
+    return gi_prior_fit_training_with(d, y, c, hyper_from, NULL, err);
+}
+
+gi_method *gi_prior_fit_training_with(const gi_dataset *d, const float *y, const gi_config *c,
+                                      const gi_method *hyper_from, const double *hyper, gi_err *err)
+{
     unsigned char *use = malloc((size_t)d->s.n);
     if (!use) {
         gi_fail(err, "out of memory");
@@ -76,7 +82,7 @@ gi_method *gi_prior_fit_training(const gi_dataset *d, const float *y, const gi_c
     }
     for (int i = 0; i < d->s.n; i++)
         use[i] = !d->is_val[i];
-    gi_method *m = fit_prior_y(d, y, c, use, hyper_from, NULL, MPI_COMM_SELF, NULL, err);
+    gi_method *m = fit_prior_y(d, y, c, use, hyper_from, hyper, MPI_COMM_SELF, NULL, err);
     free(use);
     return m;
 }

@@ -498,6 +498,16 @@ int gi_render(const gi_config *c, MPI_Comm comm, const char *out_dir, const char
         source_free(&s);
         return -1;
     }
+    if (s.have_lat) {
+        /* The SD lattice once, shared by the ranks (uncertainty.h); its planes are then all done. */
+        double tl = MPI_Wtime();
+        if (gi_sd_lattice_share(&s.lat, s.src.m, comm, err) != 0) {
+            free_bufs(&bufs);
+            source_free(&s);
+            return -1;
+        }
+        s.t_lattice += MPI_Wtime() - tl;
+    }
     if (rank == 0) {
         printf("render: %s; %ld in-mask voxels of %dx%dx%d, %d genes, %d rank%s, %d slices x %d genes per write "
                "(atlas chunks: 1 slice x %d genes); per rank %.1f MB output buffers\n",

@@ -2,6 +2,9 @@
  * nearest sample (see uncertainty.h). */
 #include "geneinr/uncertainty.h"
 
+#include "geneinr/dist.h"
+
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +157,55 @@ int gi_sd_lattice_planes(gi_sd_lattice *L, const gi_method *m, int z0, int nzb, 
         if (!L->done[c] && compute_plane(L, m, c, err) != 0)
             return -1;
     return 0;
+}
+
+int gi_sd_lattice_share(gi_sd_lattice *L, const gi_method *m, MPI_Comm comm, gi_err *err)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    size_t plane = (size_t)L->n[0] * L->n[1], nz = (size_t)L->n[2], width = (size_t)L->width;
+    long total = 0;
+    for (size_t p = 0; p < plane * nz; p++)
+        total += L->need[p];
+    int *first = malloc(sizeof(int) * ((size_t)size + 1)), *counts = malloc(sizeof(int) * (size_t)size);
+    int *displs = malloc(sizeof(int) * (size_t)size);
+    int rc = first && counts && displs ? 0 : gi_fail(err, "out of memory for the SD lattice's plane split");
+    if (rc == 0 && plane * nz * width > (size_t)INT_MAX)
+        rc = gi_fail(err, "render.uncertainty_step %d: the SD lattice (%zu values) is too large to share; use a larger "
+                     "step", L->step, plane * nz * width);
+    if (rc == 0) {
+        /* Rank r takes the planes from first[r] up to first[r+1]: the first plane at which the needed
+         * points so far reach r/size of the total. A function of the mask and the rank count only. */
+        first[0] = 0;
+        long acc = 0;
+        int r = 1;
+        for (size_t c = 0; c < nz; c++) {
+            while (r < size && acc * size >= total * r)
+                first[r++] = (int)c;
+            for (size_t p = 0; p < plane; p++)
+                acc += L->need[c * plane + p];
+        }
+        while (r <= size)
+            first[r++] = (int)nz;
+        for (int c = first[rank]; c < first[rank + 1] && rc == 0; c++)
+            rc = compute_plane(L, m, c, err);
+    }
+    /* The planes are computed in their fixed batches (uncertainty.h): the same bits whichever rank does it. */
+    if (gi_dist_agree(comm, rc, err) == 0) {
+        for (int r = 0; r < size; r++) {
+            counts[r] = (int)((size_t)(first[r + 1] - first[r]) * plane * width);
+            displs[r] = (int)((size_t)first[r] * plane * width);
+        }
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, L->q, counts, displs, MPI_FLOAT, comm);
+        memset(L->done, 1, nz);
+    } else {
+        rc = -1;
+    }
+    free(first);
+    free(counts);
+    free(displs);
+    return rc;
 }
 
 void gi_sd_lattice_at(const gi_sd_lattice *L, int nb, const int *vox, float *q)
