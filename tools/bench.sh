@@ -2,7 +2,7 @@
 # make bench: speed and memory figures of this machine. Record the output, with
 # this command, in docs/BENCHMARKS.md. Uses runs/bench/ for its data.
 #   tools/bench.sh [BUILD]     env: NP (2); SKIP_LONG=1 leaves out the prepare and
-#                              whole-transcriptome benchmarks (tens of minutes)
+#                              whole-transcriptome benchmarks (tens of minutes; bench_trunk.sh ~7 min)
 set -e
 BUILD=${1:-build}
 G=$BUILD/geneinr
@@ -53,5 +53,6 @@ echo
 if [ "${SKIP_LONG:-0}" != 1 ]; then
     tools/bench_prepare.sh $BUILD
     tools/bench_transcriptome.sh $BUILD
+    tools/bench_trunk.sh $BUILD
 fi
 echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
