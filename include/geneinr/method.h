@@ -51,6 +51,10 @@ typedef struct gi_fit_data {
     char *const *annot;          /* [n][n_annot] */
 } gi_fit_data;
 
+/* d's samples as a sample table at path (CSV, samples.h; well ids s0, s1, ...):
+ * what an INR fitted inside eval trains on, written as its config's data.samples. */
+int gi_fit_data_write_csv(const gi_fit_data *d, const char *path, gi_err *err);
+
 /* Settings of the baselines (from the config's baseline.* keys) and, for the
  * INR, the run config plus where it may write its training files. */
 typedef struct gi_method_opts {

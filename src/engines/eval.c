@@ -510,36 +510,6 @@ static int choose_new_genes(evaluation *e, const gi_config *c, gi_err *err)
     return 0;
 }
 
-/* The fit's samples as a table (borrowed names and annotations), as the INR's fit writes them. */
-static int write_fit_table(const gi_fit_data *d, const char *path, gi_err *err)
-{
-    gi_samples s;
-    memset(&s, 0, sizeof s);
-    s.n = d->n;
-    s.n_genes = d->n_genes;
-    s.n_donors = d->n_donors;
-    s.donor = (int *)d->donor;
-    s.donor_names = (char **)d->donor_names;
-    s.mni = (float *)d->mni;
-    s.gene_names = (char **)d->gene_names;
-    s.values = (float *)d->y;
-    s.n_annot = d->n_annot;
-    s.annot_names = (char **)d->annot_names;
-    s.annot = (char **)d->annot;
-    s.well_ids = malloc(sizeof(char *) * (size_t)(d->n ? d->n : 1));
-    char *ids = malloc(16 * (size_t)(d->n ? d->n : 1));
-    int rc = s.well_ids && ids ? 0 : gi_fail(err, "out of memory");
-    for (int i = 0; rc == 0 && i < d->n; i++) {
-        s.well_ids[i] = ids + 16 * (size_t)i;
-        snprintf(s.well_ids[i], 16, "s%d", i);
-    }
-    if (rc == 0)
-        rc = gi_samples_write_csv(&s, path, err);
-    free(s.well_ids);
-    free(ids);
-    return rc;
-}
-
 /* Position of original gene g in the extended model: the kept genes in
  * order, then the held-out ones in order (extend appends the new genes). */
 static void extended_positions(const evaluation *e, int *pos)
@@ -616,7 +586,7 @@ static gi_method *fit_extended(const evaluation *e, const gi_method_opts *o, con
     gi_fit_data de = *d;
     de.y = ye;
     de.gene_names = names;
-    rc = rank == 0 ? write_fit_table(&de, ce->data.samples, err) : 0;
+    rc = rank == 0 ? gi_fit_data_write_csv(&de, ce->data.samples, err) : 0;
     if (gi_dist_agree(o->comm, rc, err) != 0)
         goto done;
     gi_extend_result res;

@@ -4,8 +4,11 @@
  * composed over them, can stand on it. */
 #include "geneinr/method.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "geneinr/samples.h"
 
 struct gi_method {
     int kind;
@@ -155,4 +158,33 @@ void gi_method_free(gi_method *m)
         return;
     m->impl->free(m->state);
     free(m);
+}
+
+int gi_fit_data_write_csv(const gi_fit_data *d, const char *path, gi_err *err)
+{
+    gi_samples s;   /* borrows d's arrays and names */
+    memset(&s, 0, sizeof s);
+    s.n = d->n;
+    s.n_genes = d->n_genes;
+    s.n_donors = d->n_donors;
+    s.donor = (int *)d->donor;
+    s.donor_names = (char **)d->donor_names;
+    s.mni = (float *)d->mni;
+    s.gene_names = (char **)d->gene_names;
+    s.values = (float *)d->y;
+    s.n_annot = d->n_annot;
+    s.annot_names = (char **)d->annot_names;
+    s.annot = (char **)d->annot;
+    s.well_ids = malloc(sizeof(char *) * (size_t)(d->n ? d->n : 1));
+    char *ids = malloc(16 * (size_t)(d->n ? d->n : 1));
+    int rc = s.well_ids && ids ? 0 : gi_fail(err, "out of memory");
+    for (int i = 0; rc == 0 && i < d->n; i++) {
+        s.well_ids[i] = ids + 16 * (size_t)i;
+        snprintf(s.well_ids[i], 16, "s%d", i);
+    }
+    if (rc == 0)
+        rc = gi_samples_write_csv(&s, path, err);
+    free(s.well_ids);
+    free(ids);
+    return rc;
 }

@@ -92,39 +92,6 @@ static void inr_free(void *p)
     free(s);
 }
 
-/* The given samples as a table (borrowed names and annotations; values copied). */
-static int write_table(const gi_fit_data *d, const char *path, gi_err *err)
-{
-    gi_samples s;
-    memset(&s, 0, sizeof s);
-    s.n = d->n;
-    s.n_genes = d->n_genes;
-    s.n_donors = d->n_donors;
-    s.donor = (int *)d->donor;
-    s.donor_names = (char **)d->donor_names;
-    s.mni = (float *)d->mni;
-    s.gene_names = (char **)d->gene_names;
-    s.values = (float *)d->y;
-    s.n_annot = d->n_annot;
-    s.annot_names = (char **)d->annot_names;
-    s.annot = (char **)d->annot;
-    s.well_ids = malloc(sizeof(char *) * (size_t)d->n);
-    char *ids = malloc(16 * (size_t)d->n);
-    if (!s.well_ids || !ids) {
-        free(s.well_ids);
-        free(ids);
-        return gi_fail(err, "out of memory");
-    }
-    for (int i = 0; i < d->n; i++) {
-        s.well_ids[i] = ids + 16 * (size_t)i;
-        snprintf(s.well_ids[i], 16, "s%d", i);
-    }
-    int rc = gi_samples_write_csv(&s, path, err);
-    free(s.well_ids);
-    free(ids);
-    return rc;
-}
-
 /* The best-validation weights of a checkpoint, plus the prior its training
  * subtracted (rebuilt from c: the prior is a deterministic function of the
  * table and the split, so the same config reproduces it exactly; the
@@ -302,7 +269,7 @@ static void *inr_fit(const gi_method_opts *o, const gi_fit_data *d, gi_err *err)
      * (geometry.h); a fold's subset is not checked (nor warned about) again. */
     c.render.mask[0] = '\0';
     c.data.max_outside = 1;
-    int rc = rank == 0 ? write_table(d, c.data.samples, err) : 0;
+    int rc = rank == 0 ? gi_fit_data_write_csv(d, c.data.samples, err) : 0;
     if (gi_dist_agree(o->comm, rc, err) != 0)
         return NULL;
     gi_train_result res;
