@@ -13,7 +13,7 @@
 
 /* Every key, as the documentation promises them. */
 static const char *const ALL_KEYS[] = {
-    "data.samples", "data.anatomy", "data.anatomy_tolerance", "data.anatomy_labels", "data.max_outside", "data.genes", "data.prior", "data.prior_donor_effect",
+    "data.samples", "data.anatomy", "data.anatomy_tolerance", "data.anatomy_labels", "data.max_outside", "data.genes", "data.trunk_genes", "data.prior", "data.prior_donor_effect",
     "data.prior_crossfit", "data.prior_refit", "data.prior_label_similarity",
     "model.arch", "model.hidden_layers", "model.width", "model.omega0", "model.omega_hidden",
     "model.fourier_features", "model.fourier_scale", "model.gene_mode", "model.gene_code", "model.gene_dim",
