@@ -67,18 +67,26 @@ void gi_h5_free_strings(char **v, int n)
 
 /* ---- attributes ----------------------------------------------------------- */
 
-static int put_attr(hid_t obj, const char *where, const char *name, hid_t type, const void *value, gi_err *err)
+/* An attribute of the given dataspace (closed here), stored as file_type from
+ * value in mem_type. */
+static int put_attr_in(hid_t obj, const char *where, const char *name, hid_t file_type, hid_t mem_type, hid_t space,
+                       const void *value, gi_err *err)
 {
-    hid_t space = H5Screate(H5S_SCALAR), attr = -1;
+    hid_t attr = -1;
     int rc = 0;
-    if (space < 0 || (attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(attr, type, value) < 0)
+    if (space < 0 || (attr = H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(attr, mem_type, value) < 0)
         rc = gi_h5_fail(err, "%s: cannot write attribute %s", where, name);
     if (attr >= 0 && H5Aclose(attr) < 0 && rc == 0)
         rc = gi_h5_fail(err, "%s: cannot write attribute %s", where, name);
     if (space >= 0)
         H5Sclose(space);
     return rc;
+}
+
+static int put_attr(hid_t obj, const char *where, const char *name, hid_t type, const void *value, gi_err *err)
+{
+    return put_attr_in(obj, where, name, type, type, H5Screate(H5S_SCALAR), value, err);
 }
 
 int gi_h5_put_attr_str(hid_t obj, const char *where, const char *name, const char *value, gi_err *err)
@@ -135,16 +143,7 @@ int gi_h5_put_attr_f64(hid_t obj, const char *where, const char *name, double v,
 int gi_h5_put_attr_f64_array(hid_t obj, const char *where, const char *name, const double *v, hsize_t n,
                              gi_err *err)
 {
-    hid_t space = H5Screate_simple(1, &n, NULL), attr = -1;
-    int rc = 0;
-    if (space < 0 || (attr = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(attr, H5T_NATIVE_DOUBLE, v) < 0)
-        rc = gi_h5_fail(err, "%s: cannot write attribute %s", where, name);
-    if (attr >= 0 && H5Aclose(attr) < 0 && rc == 0)
-        rc = gi_h5_fail(err, "%s: cannot write attribute %s", where, name);
-    if (space >= 0)
-        H5Sclose(space);
-    return rc;
+    return put_attr_in(obj, where, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, H5Screate_simple(1, &n, NULL), v, err);
 }
 
 int gi_h5_get_attr_f64_array(hid_t obj, const char *where, const char *name, double *v, hsize_t n, gi_err *err)

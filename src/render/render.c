@@ -356,15 +356,10 @@ static int render_block(void *ctx, int z0, int nzb, int g0, int ng, const gi_ren
     if (b->dist)
         for (size_t q = 0; q < gene_stride; q++)
             b->dist[q] = NAN;
-    /* The lattice planes these slices interpolate from, each computed once
-     * per rank in its fixed order (uncertainty.h). */
-    double t0 = MPI_Wtime();
-    if (b->sd && s->have_lat && gi_sd_lattice_planes(&s->lat, s->src.m, z0, nzb, err) != 0)
-        return -1;
-    s->t_lattice += MPI_Wtime() - t0;
-    /* The prior's lattice planes of this gene group (uncertainty.h: a fixed
+    /* (The SD lattice's planes were all computed at set-up, shared by the ranks: gi_sd_lattice_share.)
+     * The prior's lattice planes of this gene group (uncertainty.h: a fixed
      * batching per plane, so a voxel's value does not depend on the rank). */
-    t0 = MPI_Wtime();
+    double t0 = MPI_Wtime();
     if (s->have_plat) {
         if (g0 != s->plat_g0 || ng != s->plat_ng) {
             gi_lattice_reset(&s->plat, ng);

@@ -74,6 +74,19 @@ static void lattice_dims(const int lo[3], const int hi[3], int step, int n[3])
         n[d] = (hi[d] - lo[d]) / step + 2;
 }
 
+/* Where a lattice of the mask's grid lies (uncertainty.h): point (0, 0, 0) at
+ * voxel o, the low corner of the mask's bounding box, n points per axis, the
+ * mask's affine. -1 when the mask has no voxel inside. Both lattices use it. */
+static int lattice_frame(const gi_volume *mask, int step, int o[3], int n[3], double affine[16])
+{
+    int hi[3];
+    if (!bounding_box(mask, o, hi))
+        return -1;
+    lattice_dims(o, hi, step, n);
+    memcpy(affine, mask->affine, sizeof(double) * 16);
+    return 0;
+}
+
 size_t gi_sd_lattice_bytes(const gi_volume *mask, int step, int width)
 {
     int lo[3], hi[3], n[3];
@@ -89,14 +102,10 @@ int gi_sd_lattice_init(gi_sd_lattice *L, const gi_volume *mask, int step, int wi
     memset(L, 0, sizeof *L);
     if (step < 2)
         return gi_fail(err, "render.uncertainty_step %d: a lattice needs a step of 2 or more (1 = exact)", step);
-    int lo[3], hi[3];
-    if (!bounding_box(mask, lo, hi))
+    if (lattice_frame(mask, step, L->o, L->n, L->affine) != 0)
         return gi_fail(err, "render.mask has no voxel inside");
     L->step = step;
     L->width = width;
-    memcpy(L->o, lo, sizeof L->o);
-    lattice_dims(lo, hi, step, L->n);
-    memcpy(L->affine, mask->affine, sizeof L->affine);
     size_t pts = (size_t)L->n[0] * L->n[1] * (size_t)L->n[2];
     L->q = malloc(sizeof *L->q * pts * (size_t)width);
     L->need = calloc(pts, 1);
@@ -109,7 +118,7 @@ int gi_sd_lattice_init(gi_sd_lattice *L, const gi_volume *mask, int step, int wi
     }
     for (size_t i = 0; i < pts * (size_t)width; i++)
         L->q[i] = NAN;
-    mark_needed(mask, lo, step, L->n, L->need);
+    mark_needed(mask, L->o, step, L->n, L->need);
     return 0;
 }
 
@@ -293,14 +302,10 @@ int gi_lattice_init(gi_lattice *L, const gi_volume *mask, int step, int width, g
     memset(L, 0, sizeof *L);
     if (step < 2)
         return gi_fail(err, "a lattice needs a step of 2 or more (1 = exact), not %d", step);
-    int lo[3], hi[3];
-    if (!bounding_box(mask, lo, hi))
+    if (lattice_frame(mask, step, L->o, L->n, L->affine) != 0)
         return gi_fail(err, "render.mask has no voxel inside");
     L->step = step;
     L->width = L->max_width = width;
-    memcpy(L->o, lo, sizeof L->o);
-    lattice_dims(lo, hi, step, L->n);
-    memcpy(L->affine, mask->affine, sizeof L->affine);
     size_t pts = (size_t)L->n[0] * L->n[1] * (size_t)L->n[2];
     L->need = calloc(pts, 1);
     L->plane = calloc((size_t)L->n[2], sizeof *L->plane);
@@ -310,7 +315,7 @@ int gi_lattice_init(gi_lattice *L, const gi_volume *mask, int step, int width, g
         gi_lattice_free(L);
         return gi_fail(err, "out of memory for a lattice of %zu points", pts);
     }
-    mark_needed(mask, lo, step, L->n, L->need);
+    mark_needed(mask, L->o, step, L->n, L->need);
     return 0;
 }
 
