@@ -7,6 +7,7 @@
 #   - OUT/checkpoint.h5 and the atlas hold all 8 genes, trunk genes first (OUT/genes.txt), and
 #     OUT/config.yaml renders the same atlas again (data.genes: OUT/genes.txt);
 #   - the same bits at 1 and 2 ranks (the extended checkpoint's weights and the atlas's /expression);
+#   - --resume of a job stopped while training the trunk (no OUT/checkpoint.h5 yet) continues it;
 #   - a trunk of every gene, a concat model and an ensemble are refused before any training.
 . "$(dirname "$0")/lib.sh" trunk
 MPIRUN="timeout 300 mpirun --oversubscribe"
@@ -63,6 +64,12 @@ import h5py, numpy as np, sys
 a = h5py.File('$T/r1/atlas.h5')['expression'][:]; b = h5py.File('$T/r2/atlas.h5')['expression'][:]
 sys.exit(0 if np.array_equal(a, b, equal_nan=True) else 1)"
 check "OUT/config.yaml renders the extended model again" $G render "$T/r1/config.yaml" --out "$T/r1"
+# A job stopped while training the trunk has OUT/trunk/checkpoint.h5 and no OUT/checkpoint.h5 yet:
+# --resume continues the trunk's training, then extends and renders.
+mkdir -p "$T/r3/trunk" && cp "$T/r1/trunk/checkpoint.h5" "$T/r3/trunk/"
+check "run --resume with only the trunk's checkpoint: the trunk resumes, all 8 genes are rendered" bash -c \
+    "$G run '$T/cfg.yaml' --out '$T/r3' --resume > '$T/r3.log' 2>&1 && grep -q 'resuming $T/r3/trunk/checkpoint.h5' '$T/r3.log' &&
+     [ \$(wc -l < '$T/r3/genes.txt') = 8 ] && [ -f '$T/r3/atlas.h5' ]"
 fails_cleanly "a trunk of every gene is refused" "none would be extended" \
     $G run "$T/cfg.yaml" --out "$T/bad1" --set data.trunk_genes=8
 fails_cleanly "a concat model is refused" "model.gene_mode: factorized" \

@@ -216,9 +216,12 @@ static int render_failed(const gi_cmd_ctx *x, const gi_err *err)
 /* data.trunk_genes: the trunk trained on the table's most variable genes in
  * OUT/trunk, then every gene extended onto it into OUT/checkpoint.h5 (extend.h).
  * On success c reads the table in the extended model's gene order (data.genes:
- * OUT/genes.txt), as render and OUT/config.yaml need. Returns 0, -1 (err) or
- * GI_EXIT_REQUEUE (training stopped by a signal; run again with --resume). */
-static int train_trunk_extend(const gi_cmd_ctx *x, const gi_cmd_args *a, gi_config *c, const char *out, gi_err *err)
+ * OUT/genes.txt), as render and OUT/config.yaml need. resume: the checkpoint
+ * the trunk's training continues (OUT/trunk/checkpoint.h5, resolved by the
+ * caller as any training's), or NULL. Returns 0, -1 (err) or GI_EXIT_REQUEUE
+ * (training stopped by a signal; run again with --resume). */
+static int train_trunk_extend(const gi_cmd_ctx *x, const gi_cmd_args *a, gi_config *c, const char *out,
+                              const char *resume, gi_err *err)
 {
     if (c->model.gene_mode != GI_GENE_FACTORIZED)
         return gi_fail(err, "data.trunk_genes: new genes are readout rows of a factorized model; set "
@@ -245,12 +248,6 @@ static int train_trunk_extend(const gi_cmd_ctx *x, const gi_cmd_args *a, gi_conf
     snprintf(t.data.genes, sizeof t.data.genes, "%.*s", (int)sizeof t.data.genes - 1, list);
     t.data.trunk_genes = 0;
     snprintf(t.run.out, sizeof t.run.out, "%s", dir);
-    /* --resume, --resume-from or train.resume: auto continue the trunk's own checkpoint. */
-    const char *resume = a->resume_from ? a->resume_from : NULL;
-    int found = !resume && (a->resume || c->train.resume == GI_RESUME_AUTO) && x->rank == 0 && access(ckpt, R_OK) == 0;
-    MPI_Bcast(&found, 1, MPI_INT, 0, x->comm);
-    if (found)
-        resume = ckpt;
     if (x->rank == 0) {
         printf("train: the trunk on %d of the table's %d genes (data.trunk_genes, the most variable: %s), then "
                "every other gene extended onto it\n", c->data.trunk_genes, total, list);
@@ -299,12 +296,16 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
         return gi_cmd_status(x, record_and_report(x, &c, out, t0, 1, &err), &err);
     }
     if (do_train) {
-        const char *resume = a->resume_from ? a->resume_from : (a->resume ? ckpt : NULL);
+        /* What a training continues: OUT/checkpoint.h5, or with data.trunk_genes the trunk's own
+         * OUT/trunk/checkpoint.h5 (a job stopped while training the trunk has no OUT/checkpoint.h5). */
+        char tckpt[GI_PATH_MAX + 32];
+        snprintf(tckpt, sizeof tckpt, "%s%s/checkpoint.h5", out, c.data.trunk_genes > 0 ? "/trunk" : "");
+        const char *resume = a->resume_from ? a->resume_from : (a->resume ? tckpt : NULL);
         /* train.resume: auto continues a checkpoint if there is one; rank 0 looks, so all agree. */
-        int found = !resume && c.train.resume == GI_RESUME_AUTO && x->rank == 0 && access(ckpt, R_OK) == 0;
+        int found = !resume && c.train.resume == GI_RESUME_AUTO && x->rank == 0 && access(tckpt, R_OK) == 0;
         MPI_Bcast(&found, 1, MPI_INT, 0, x->comm);
         if (found)
-            resume = ckpt;
+            resume = tckpt;
         /* Agreed: a path visible on some nodes only must fail everywhere,
          * not leave the others waiting in the first collective. */
         rc = 0;
@@ -325,7 +326,7 @@ static int train_render_locked(const gi_cmd_ctx *x, const gi_cmd_args *a, int do
         if (x->rank == 0 && !resume)
             gi_ensemble_clear(out);          /* members of earlier weights */
         if (c.data.trunk_genes > 0) {
-            rc = train_trunk_extend(x, a, &c, out, &err);
+            rc = train_trunk_extend(x, a, &c, out, resume, &err);
             if (rc == GI_EXIT_REQUEUE)
                 return rc;
             if (rc != 0)
